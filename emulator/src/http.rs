@@ -1,0 +1,1133 @@
+//! Maps HTTP requests onto the emulated services: ARM (Data Factory), Entra
+//! token endpoints, the App Service managed identity endpoint, Key Vault keys and
+//! the emulator's own admin API under `/_emulator/`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::auth::{self, ARM_AUDIENCES, Access, Caller, VAULT_AUDIENCES};
+use crate::control::{Mutation, Op, ScriptedFault, SettingsPatch};
+use crate::error::{ApiError, ApiResult};
+use crate::kinds::Kind;
+use crate::state::factory_key;
+
+pub const API_VERSION: &str = "2018-06-01";
+/// Bigger bodies are refused before parsing (ADF's own per-object limits are far lower).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Returned instead of a response to make hyper close the connection unanswered.
+#[derive(Debug)]
+pub struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// One parsed request.
+struct Call {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Call {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> ApiResult<Value> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::new(
+                400,
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            )
+        })
+    }
+}
+
+enum Reply {
+    Json(u16, Value),
+    Empty(u16),
+    Headers(u16, Value, Vec<(String, String)>),
+}
+
+fn respond(reply: Result<Reply, ApiError>, extra: &[(String, String)]) -> HttpResponse {
+    let (status, body, mut headers) = match reply {
+        Ok(Reply::Json(s, v)) => (s, Some(v), Vec::new()),
+        Ok(Reply::Empty(s)) => (s, None, Vec::new()),
+        Ok(Reply::Headers(s, v, h)) => (s, (!v.is_null()).then_some(v), h),
+        Err(e) => (e.status, Some(e.body()), e.headers.clone()),
+    };
+    headers.extend_from_slice(extra);
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let request_id = uuid::Uuid::new_v4().to_string();
+    builder = builder
+        .header("x-ms-request-id", &request_id)
+        .header("x-ms-correlation-request-id", &request_id)
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Cache-Control", "no-cache");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let body = match body {
+        Some(v) => {
+            builder = builder.header("Content-Type", "application/json; charset=utf-8");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
+    builder
+        .body(Full::new(body))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// Entry point for every connection's requests.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(respond(
+                Err(ApiError::new(
+                    413,
+                    "RequestEntityTooLarge",
+                    format!("The request body is larger than {MAX_BODY} bytes."),
+                )),
+                &[],
+            ));
+        }
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let call = Call {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query,
+        headers: parts.headers,
+        body,
+    };
+    let response = route(&shared, &call).await;
+    if let Ok(resp) = &response {
+        let mut control = shared.control.lock().unwrap_or_else(|e| e.into_inner());
+        control.counters.requests += 1;
+        *control
+            .counters
+            .by_status
+            .entry(resp.status().as_u16())
+            .or_default() += 1;
+    }
+    if call.method != "GET" && response.as_ref().is_ok_and(|r| r.status().is_success()) {
+        shared.mark_dirty();
+    }
+    response
+}
+
+async fn route(shared: &Arc<Shared>, call: &Call) -> Result<HttpResponse, DropConnection> {
+    let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.first() == Some(&"_emulator") {
+        return Ok(respond(admin(shared, call, &segments[1..]), &[]));
+    }
+    if segments.len() == 2 && segments[0] == "msi" && segments[1] == "token" {
+        return Ok(respond(managed_identity_token(shared, call), &[]));
+    }
+    if let Some(reply) = entra(shared, call, &segments) {
+        return Ok(respond(reply, &[]));
+    }
+    let latency = shared.settings().latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some(resp) = random_fault(shared) {
+        return resp;
+    }
+    let is_vault = segments
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case("keys"));
+    let audiences: &[&str] = if is_vault {
+        &VAULT_AUDIENCES
+    } else {
+        &ARM_AUDIENCES
+    };
+    let caller = match shared
+        .signer
+        .verify(call.header("authorization"), audiences)
+    {
+        Ok(c) => c,
+        Err(e) if is_vault => {
+            // Key Vault's challenge: the client learns the scope from it and retries with a token.
+            let challenge = format!(
+                "Bearer authorization=\"{}/{}\", resource=\"https://vault.azure.net\"",
+                shared.urls.authority, shared.signer.tenant_id
+            );
+            let e = ApiError::new(401, "Unauthorized", format!("AKV10000: Request is missing a Bearer or PoP token. ({})", e.message))
+                .with_body(json!({"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}}));
+            return Ok(respond(Err(e), &[("WWW-Authenticate".into(), challenge)]));
+        }
+        Err(e) => return Ok(respond(Err(e), &[])),
+    };
+    let op = Op::of_method(&call.method);
+    let mut extra = Vec::new();
+    if !is_vault {
+        match throttle(shared, &caller, op) {
+            Ok(Some(remaining)) => extra.push((
+                format!("x-ms-ratelimit-remaining-subscription-{}", op.as_str()),
+                remaining.to_string(),
+            )),
+            Ok(None) => {}
+            Err(e) => return Ok(respond(Err(e), &[])),
+        }
+    }
+    if let Some(fault) = shared.control().take_fault(&call.method, &call.path) {
+        return scripted_fault(fault);
+    }
+    let reply = if is_vault {
+        vault(shared, call, &caller, &segments[1..])
+    } else {
+        arm(shared, call, &caller, &segments)
+    };
+    Ok(respond(reply, &extra))
+}
+
+fn random_fault(shared: &Shared) -> Option<Result<HttpResponse, DropConnection>> {
+    let rate = shared.settings().fault_rate;
+    if rate <= 0.0 || rand::random::<f64>() >= rate {
+        return None;
+    }
+    shared.control().counters.injected_faults += 1;
+    Some(match rand::random_range(0..3u8) {
+        0 => Ok(respond(
+            Err(ApiError::new(
+                500,
+                "InternalServerError",
+                "An internal server error occurred (adf-emulator fault injection).",
+            )),
+            &[],
+        )),
+        1 => Ok(respond(
+            Err(ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable (adf-emulator fault injection).",
+            )
+            .with_header("Retry-After", "1")),
+            &[],
+        )),
+        _ => Err(DropConnection),
+    })
+}
+
+fn scripted_fault(fault: ScriptedFault) -> Result<HttpResponse, DropConnection> {
+    if fault.drop {
+        return Err(DropConnection);
+    }
+    let status = fault.status.unwrap_or(500);
+    let code = fault.code.unwrap_or_else(|| match status {
+        429 => "TooManyRequests".into(),
+        503 => "ServiceUnavailable".into(),
+        400 => "BadRequest".into(),
+        _ => "InternalServerError".into(),
+    });
+    let message = fault
+        .message
+        .unwrap_or_else(|| format!("Injected failure {status} (adf-emulator fault script)."));
+    let mut e = ApiError::new(status, &code, message);
+    if let Some(secs) = fault.retry_after {
+        e = e.with_header("Retry-After", secs.to_string());
+    }
+    Ok(respond(Err(e), &[]))
+}
+
+fn throttle(shared: &Shared, caller: &Caller, op: Op) -> ApiResult<Option<u64>> {
+    let mut control = shared.control();
+    *control
+        .counters
+        .by_op
+        .entry(op.as_str().into())
+        .or_default() += 1;
+    let Some(rates) = control.settings.throttle else {
+        return Ok(None);
+    };
+    match control
+        .buckets
+        .take(&caller.object_id, op, &rates, Instant::now())
+    {
+        Ok(remaining) => Ok(Some(remaining)),
+        Err(wait) => {
+            control.counters.throttled += 1;
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            Err(ApiError::new(429, "SubscriptionRequestsThrottled", format!(
+                "Number of '{}' requests for subscription actor '{}' exceeded. Please try again after '{secs}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+                op.as_str().trim_end_matches('s'), caller.object_id
+            ))
+            .with_header("Retry-After", secs.to_string())
+            .with_header(&format!("x-ms-ratelimit-remaining-subscription-{}", op.as_str()), "0"))
+        }
+    }
+}
+
+// ----- Entra ------------------------------------------------------------------------------
+
+fn entra(shared: &Shared, call: &Call, segments: &[&str]) -> Option<Result<Reply, ApiError>> {
+    match segments {
+        [tenant, "oauth2", "v2.0", "token"] if call.method == "POST" => {
+            Some(client_token(shared, call, tenant))
+        }
+        [tenant, "v2.0", ".well-known", "openid-configuration"] => {
+            let base = format!("{}/{tenant}", shared.urls.authority);
+            Some(Ok(Reply::Json(
+                200,
+                json!({
+                    "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+                    "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+                    "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+                    "issuer": format!("{base}/v2.0"),
+                    "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                    "tenant_region_scope": null,
+                    "cloud_instance_name": "microsoftonline.com",
+                }),
+            )))
+        }
+        ["common", "discovery", "instance"] => Some(Ok(Reply::Json(
+            200,
+            json!({
+                "tenant_discovery_endpoint": format!("{}/{}/v2.0/.well-known/openid-configuration", shared.urls.authority, shared.signer.tenant_id),
+                "api-version": "1.1",
+                "metadata": [],
+            }),
+        ))),
+        _ => None,
+    }
+}
+
+fn client_token(shared: &Shared, call: &Call, tenant: &str) -> Result<Reply, ApiError> {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&call.body)
+        .into_owned()
+        .collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials" {
+        return Err(auth::oauth_error(
+            400,
+            "unsupported_grant_type",
+            format!(
+                "AADSTS70003: The app requested an unsupported grant type '{}'.",
+                field("grant_type")
+            ),
+        ));
+    }
+    let client_id = field("client_id");
+    let scope = field("scope")
+        .split_whitespace()
+        .find(|s| s.ends_with("/.default"))
+        .unwrap_or_default();
+    if scope.is_empty() {
+        return Err(auth::oauth_error(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).".into()));
+    }
+    let world = shared.world();
+    let object_id = if world.apps.is_empty() {
+        auth::derived_guid(client_id)
+    } else {
+        let app = world.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id)).ok_or_else(|| {
+            auth::oauth_error(400, "unauthorized_client", format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant."))
+        })?;
+        match (form.get("client_secret"), form.get("client_assertion")) {
+            (Some(secret), _) if app.secret.as_deref() == Some(secret.as_str()) => {}
+            (Some(_), _) => return Err(auth::oauth_error(401, "invalid_client", format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."))),
+            (None, Some(assertion)) if assertion.split('.').count() == 3 => {}
+            _ => return Err(auth::oauth_error(401, "invalid_client", "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.".into())),
+        }
+        app.object_id.clone()
+    };
+    drop(world);
+    let lifetime = shared.settings().token_lifetime_secs;
+    let audience = scope.trim_end_matches(".default");
+    let (token, _) = shared
+        .signer
+        .mint(audience, &object_id, client_id, lifetime);
+    shared.control().counters.tokens_issued += 1;
+    Ok(Reply::Json(
+        200,
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}),
+    ))
+}
+
+fn managed_identity_token(shared: &Shared, call: &Call) -> Result<Reply, ApiError> {
+    if call.header("x-identity-header") != Some(shared.identity_header.as_str()) {
+        return Err(ApiError::new(
+            401,
+            "Unauthorized",
+            "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.",
+        ));
+    }
+    let resource = call.query.get("resource").cloned().unwrap_or_default();
+    if resource.is_empty() {
+        return Err(ApiError::bad_request(
+            "The 'resource' query parameter is required.",
+        ));
+    }
+    let client_id = call
+        .query
+        .get("client_id")
+        .cloned()
+        .unwrap_or_else(|| "system-assigned".into());
+    let object_id = auth::derived_guid(&format!("mi:{client_id}"));
+    let lifetime = shared.settings().token_lifetime_secs;
+    let (token, exp) = shared
+        .signer
+        .mint(&resource, &object_id, &client_id, lifetime);
+    shared.control().counters.tokens_issued += 1;
+    Ok(Reply::Json(
+        200,
+        json!({
+            "access_token": token, "expires_on": exp.to_string(), "resource": resource,
+            "token_type": "Bearer", "client_id": client_id,
+        }),
+    ))
+}
+
+// ----- Key Vault ----------------------------------------------------------------------------
+
+fn vault(shared: &Shared, call: &Call, caller: &Caller, rest: &[&str]) -> Result<Reply, ApiError> {
+    let assignments = shared.world().role_assignments.clone();
+    let (name, version, op) = match rest {
+        [name, "create"] if call.method == "POST" => (*name, None, "create"),
+        [name] if call.method == "GET" => (*name, None, "get"),
+        [name, op @ ("wrapkey" | "unwrapkey")] if call.method == "POST" => (*name, None, *op),
+        [name, version] if call.method == "GET" => (*name, Some(*version), "get"),
+        [name, version, op @ ("wrapkey" | "unwrapkey")] if call.method == "POST" => {
+            (*name, Some(*version), *op)
+        }
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "BadParameter",
+                format!(
+                    "{} {} is not a Key Vault key operation this emulator serves.",
+                    call.method, call.path
+                ),
+            ));
+        }
+    };
+    let (access, action) = match op {
+        "create" => (
+            Access::KeyManage,
+            "Microsoft.KeyVault/vaults/keys/create/action",
+        ),
+        "get" => (Access::Read, "Microsoft.KeyVault/vaults/keys/read"),
+        "wrapkey" => (Access::KeyUse, "Microsoft.KeyVault/vaults/keys/wrap/action"),
+        _ => (
+            Access::KeyUse,
+            "Microsoft.KeyVault/vaults/keys/unwrap/action",
+        ),
+    };
+    let resource = format!("/keyvault/keys/{name}");
+    if !auth::authorize(&assignments, caller, access, &resource) {
+        return Err(auth::vault_forbidden(
+            caller,
+            action,
+            &format!("{}/keys/{name}", shared.urls.vault),
+        ));
+    }
+    let body = call.json()?;
+    let mut world = shared.world();
+    let url = shared.urls.vault.clone();
+    let out = match op {
+        "create" => world.vault.create(&url, name, &body)?,
+        "get" => world.vault.get(&url, name, version)?,
+        op => world
+            .vault
+            .wrap(&url, name, version, &body, op == "wrapkey")?,
+    };
+    Ok(Reply::Json(200, out))
+}
+
+// ----- ARM --------------------------------------------------------------------------------
+
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    match call.query.get("api-version").map(String::as_str) {
+        None => {
+            return Err(ApiError::new(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            ));
+        }
+        Some(API_VERSION) => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "InvalidResourceType",
+                format!(
+                    "The resource type could not be found in the namespace 'Microsoft.DataFactory' for api version '{other}'. The supported api-versions are '{API_VERSION}'."
+                ),
+            ));
+        }
+    }
+    if s.len() < 2 || !eq(s[0], "subscriptions") {
+        return Err(ApiError::not_found(
+            "InvalidResourceType",
+            format!("No ARM route matches '{}'.", call.path),
+        ));
+    }
+    let sub = s[1];
+    let provider_at = |i: usize| {
+        s.len() > i + 2
+            && eq(s[i], "providers")
+            && eq(s[i + 1], "Microsoft.DataFactory")
+            && eq(s[i + 2], "factories")
+    };
+    // List by subscription.
+    if s.len() == 5 && provider_at(2) {
+        authorize(
+            shared,
+            caller,
+            call,
+            &format!("/subscriptions/{sub}"),
+            "factories",
+        )?;
+        let items = shared
+            .world()
+            .list_factories(sub, None, &shared.signer.tenant_id);
+        return Ok(page(shared, call, items));
+    }
+    if s.len() < 7 || !eq(s[2], "resourceGroups") || !provider_at(4) {
+        return Err(ApiError::not_found(
+            "InvalidResourceType",
+            format!("No ARM route matches '{}'.", call.path),
+        ));
+    }
+    let rg = s[3];
+    let scope = call.path.clone();
+    if s.len() == 7 {
+        authorize(shared, caller, call, &scope, "factories")?;
+        let items = shared
+            .world()
+            .list_factories(sub, Some(rg), &shared.signer.tenant_id);
+        return Ok(page(shared, call, items));
+    }
+    let f = s[7];
+    let rest = &s[8..];
+    let what = rest
+        .first()
+        .and_then(|k| Kind::from_segment(k))
+        .map_or("factories".to_string(), |k| {
+            format!("factories/{}", k.segment())
+        });
+    authorize(shared, caller, call, &scope, &what)?;
+    let ctx = FactoryCtx {
+        shared,
+        call,
+        sub,
+        rg,
+        f,
+    };
+    match rest {
+        [] => ctx.factory(),
+        [segment] => ctx.collection(segment),
+        [vnet_seg, vnet, mpe_seg]
+            if eq(vnet_seg, "managedVirtualNetworks") && eq(mpe_seg, "managedPrivateEndpoints") =>
+        {
+            ctx.list(Kind::ManagedPrivateEndpoint, Some(vnet))
+        }
+        [vnet_seg, vnet, mpe_seg, name]
+            if eq(vnet_seg, "managedVirtualNetworks") && eq(mpe_seg, "managedPrivateEndpoints") =>
+        {
+            ctx.child(Kind::ManagedPrivateEndpoint, Some(vnet), name)
+        }
+        [segment, name] if eq(segment, "pipelineruns") && call.method == "GET" => {
+            Ok(Reply::Json(200, shared.world().get_run(sub, rg, f, name)?))
+        }
+        [segment, name] => match Kind::from_segment(segment) {
+            Some(kind) => ctx.child(kind, None, name),
+            None => Err(unknown_type(segment)),
+        },
+        [segment, name, action @ ..] => ctx.action(segment, name, action),
+    }
+}
+
+fn unknown_type(segment: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "InvalidResourceType",
+        format!(
+            "The resource type 'factories/{segment}' could not be found in the namespace 'Microsoft.DataFactory' for api version '{API_VERSION}'."
+        ),
+    )
+}
+
+fn authorize(
+    shared: &Shared,
+    caller: &Caller,
+    call: &Call,
+    scope: &str,
+    what: &str,
+) -> ApiResult<()> {
+    let assignments = shared.world().role_assignments.clone();
+    let (access, verb) = match call.method.as_str() {
+        "GET" => (Access::Read, "read"),
+        "PUT" | "PATCH" => (Access::Write, "write"),
+        "DELETE" => (Access::Delete, "delete"),
+        _ => (Access::Action, "action"),
+    };
+    if auth::authorize(&assignments, caller, access, scope) {
+        Ok(())
+    } else {
+        Err(auth::arm_forbidden(
+            caller,
+            &format!("Microsoft.DataFactory/{what}/{verb}"),
+            scope,
+        ))
+    }
+}
+
+/// One page of a list, keyset-paginated on the sort key so inserts and deletes
+/// between pages neither skip nor repeat surviving items.
+fn page(shared: &Shared, call: &Call, mut items: Vec<(String, Value)>) -> Reply {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let after = call.query.get("$skipToken").and_then(|t| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    });
+    let size = shared.settings().page_size.max(1);
+    let remaining: Vec<(String, Value)> = items
+        .into_iter()
+        .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+        .collect();
+    let more = remaining.len() > size;
+    let page: Vec<(String, Value)> = remaining.into_iter().take(size).collect();
+    let next = if more {
+        page.last().map(|(k, _)| {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k);
+            format!(
+                "{}{}?api-version={API_VERSION}&$skipToken={token}",
+                shared.urls.arm, call.path
+            )
+        })
+    } else {
+        None
+    };
+    let mut body = json!({"value": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>()});
+    if let Some(n) = next {
+        body["nextLink"] = n.into();
+    }
+    Reply::Json(200, body)
+}
+
+struct FactoryCtx<'a> {
+    shared: &'a Shared,
+    call: &'a Call,
+    sub: &'a str,
+    rg: &'a str,
+    f: &'a str,
+}
+
+impl FactoryCtx<'_> {
+    fn tenant(&self) -> &str {
+        &self.shared.signer.tenant_id
+    }
+
+    fn factory(&self) -> Result<Reply, ApiError> {
+        let (sub, rg, f) = (self.sub, self.rg, self.f);
+        match self.call.method.as_str() {
+            "GET" => {
+                let world = self.shared.world();
+                let factory = world.factory(sub, rg, f)?;
+                if not_modified(self.call, &factory.etag) {
+                    return Ok(Reply::Empty(304));
+                }
+                Ok(Reply::Json(
+                    200,
+                    crate::state::factory_view(factory, self.tenant()),
+                ))
+            }
+            "PUT" => {
+                let body = self.call.json()?;
+                let view = self.shared.world().put_factory(
+                    sub,
+                    rg,
+                    f,
+                    body,
+                    self.call.header("if-match"),
+                    self.tenant(),
+                )?;
+                Ok(Reply::Json(200, view))
+            }
+            "PATCH" => Ok(Reply::Json(
+                200,
+                self.shared
+                    .world()
+                    .patch_factory(sub, rg, f, self.call.json()?, self.tenant())?,
+            )),
+            "DELETE" => Ok(Reply::Empty(
+                if self.shared.world().delete_factory(sub, rg, f) {
+                    200
+                } else {
+                    204
+                },
+            )),
+            _ => Err(method_not_allowed(self.call)),
+        }
+    }
+
+    fn collection(&self, segment: &str) -> Result<Reply, ApiError> {
+        let (sub, rg, f) = (self.sub, self.rg, self.f);
+        let post = self.call.method == "POST";
+        match segment.to_ascii_lowercase().as_str() {
+            "querypipelineruns" if post => Ok(Reply::Json(
+                200,
+                self.shared
+                    .world()
+                    .query_runs(sub, rg, f, &self.call.json()?)?,
+            )),
+            "querytriggerruns" if post => {
+                self.shared.world().factory(sub, rg, f)?;
+                Ok(Reply::Json(
+                    200,
+                    json!({"value": [], "continuationToken": null}),
+                ))
+            }
+            "querytriggers" if post => Ok(Reply::Json(
+                200,
+                self.shared
+                    .world()
+                    .query_triggers(sub, rg, f, &self.call.json()?)?,
+            )),
+            "getgithubaccesstoken"
+            | "getdataplaneaccess"
+            | "getfeaturevalue"
+            | "queryfeaturesvalue"
+            | "createdataflowdebugsession"
+            | "querydataflowdebugsessions"
+            | "adddataflowtodebugsession"
+            | "deletedataflowdebugsession"
+            | "executedataflowdebugcommand" => Err(ApiError::new(
+                501,
+                "NotImplemented",
+                format!("adf-emulator does not implement '{segment}'; it serves what adfdr uses."),
+            )),
+            _ => match Kind::from_segment(segment) {
+                Some(kind) if kind != Kind::ManagedPrivateEndpoint => self.list(kind, None),
+                _ => Err(unknown_type(segment)),
+            },
+        }
+    }
+
+    fn list(&self, kind: Kind, parent: Option<&str>) -> Result<Reply, ApiError> {
+        if self.call.method != "GET" {
+            return Err(method_not_allowed(self.call));
+        }
+        let mut items = self
+            .shared
+            .world()
+            .list_children(self.sub, self.rg, self.f, kind, parent)?;
+        let mut control = self.shared.control();
+        if !control.mutations.is_empty() {
+            for (_, v) in items.iter_mut() {
+                let name = v["name"].as_str().unwrap_or_default().to_string();
+                control.mutate("get", kind.segment(), &name, v);
+            }
+        }
+        *control
+            .counters
+            .by_route
+            .entry(format!("LIST {}", kind.segment()))
+            .or_default() += 1;
+        drop(control);
+        Ok(page(self.shared, self.call, items))
+    }
+
+    fn child(&self, kind: Kind, parent: Option<&str>, name: &str) -> Result<Reply, ApiError> {
+        let (sub, rg, f) = (self.sub, self.rg, self.f);
+        *self
+            .shared
+            .control()
+            .counters
+            .by_route
+            .entry(format!("{} {}", self.call.method, kind.segment()))
+            .or_default() += 1;
+        match self.call.method.as_str() {
+            "GET" => {
+                let (mut view, etag) = self
+                    .shared
+                    .world()
+                    .get_child(sub, rg, f, kind, parent, name)?;
+                if kind.supports_not_modified() && not_modified(self.call, &etag) {
+                    return Ok(Reply::Empty(304));
+                }
+                self.shared
+                    .control()
+                    .mutate("get", kind.segment(), name, &mut view);
+                Ok(Reply::Json(200, view))
+            }
+            "PUT" => {
+                let mut body = self.call.json()?;
+                if !body.is_object() {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidRequestContent",
+                        "The request content was invalid and could not be deserialized: the body must be a JSON object.",
+                    ));
+                }
+                self.shared
+                    .control()
+                    .mutate("put", kind.segment(), name, &mut body);
+                let if_match = if kind == Kind::GlobalParameters {
+                    None
+                } else {
+                    self.call.header("if-match")
+                };
+                let view = self
+                    .shared
+                    .world()
+                    .put_child(sub, rg, f, kind, parent, name, body, if_match)?;
+                Ok(Reply::Json(200, view))
+            }
+            "DELETE" => {
+                let existed = self
+                    .shared
+                    .world()
+                    .delete_child(sub, rg, f, kind, parent, name)?;
+                Ok(Reply::Empty(if existed { 200 } else { 204 }))
+            }
+            _ => Err(method_not_allowed(self.call)),
+        }
+    }
+
+    fn action(&self, segment: &str, name: &str, action: &[&str]) -> Result<Reply, ApiError> {
+        let (sub, rg, f) = (self.sub, self.rg, self.f);
+        let kind = Kind::from_segment(segment);
+        let verb = action
+            .first()
+            .map(|a| a.to_ascii_lowercase())
+            .unwrap_or_default();
+        let method = self.call.method.as_str();
+        let shared = self.shared;
+        match (kind, verb.as_str(), action.len(), method) {
+            (Some(Kind::Trigger), v @ ("start" | "stop"), 1, "POST") => {
+                shared
+                    .world()
+                    .set_trigger_state(sub, rg, f, name, v == "start")?;
+                Ok(Reply::Empty(200))
+            }
+            (
+                Some(Kind::Trigger),
+                v @ ("subscribetoevents" | "unsubscribefromevents"),
+                1,
+                "POST",
+            ) => {
+                shared.world().set_trigger_subscription(
+                    sub,
+                    rg,
+                    f,
+                    name,
+                    v == "subscribetoevents",
+                )?;
+                let location = format!(
+                    "{}{}/triggers/{name}/getEventSubscriptionStatus?api-version={API_VERSION}",
+                    shared.urls.arm,
+                    self.factory_path()
+                );
+                Ok(Reply::Headers(
+                    202,
+                    Value::Null,
+                    vec![
+                        ("Location".into(), location),
+                        ("Retry-After".into(), "0".into()),
+                    ],
+                ))
+            }
+            (Some(Kind::Trigger), "geteventsubscriptionstatus", 1, "POST" | "GET") => {
+                Ok(Reply::Json(
+                    200,
+                    shared
+                        .world()
+                        .trigger_subscription_status(sub, rg, f, name)?,
+                ))
+            }
+            (Some(Kind::IntegrationRuntime), v @ ("start" | "stop"), 1, "POST") => {
+                shared
+                    .world()
+                    .set_ir_state(sub, rg, f, name, v == "start")?;
+                let location = format!(
+                    "{}{}/integrationRuntimes/{name}/{v}/operationresults/{}?api-version={API_VERSION}",
+                    shared.urls.arm,
+                    self.factory_path(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                Ok(Reply::Headers(
+                    202,
+                    Value::Null,
+                    vec![
+                        ("Location".into(), location),
+                        ("Retry-After".into(), "0".into()),
+                    ],
+                ))
+            }
+            (Some(Kind::IntegrationRuntime), "start" | "stop", 3, "GET")
+                if eq(action[1], "operationresults") =>
+            {
+                Ok(Reply::Json(
+                    200,
+                    shared.world().ir_status(sub, rg, f, name)?,
+                ))
+            }
+            (Some(Kind::IntegrationRuntime), "getstatus", 1, "POST") => Ok(Reply::Json(
+                200,
+                shared.world().ir_status(sub, rg, f, name)?,
+            )),
+            (Some(Kind::IntegrationRuntime), "listauthkeys" | "regenerateauthkey", 1, "POST") => {
+                shared.world().ir_status(sub, rg, f, name)?;
+                let key = |n: u8| {
+                    format!(
+                        "IR@{}@{f}@ServiceEndpoint=emulator@key{n}={}",
+                        uuid::Uuid::new_v4(),
+                        uuid::Uuid::new_v4().simple()
+                    )
+                };
+                Ok(Reply::Json(
+                    200,
+                    json!({"authKey1": key(1), "authKey2": key(2)}),
+                ))
+            }
+            (Some(Kind::Pipeline), "createrun", 1, "POST") => {
+                let params = self.call.json()?;
+                let duration = shared.settings().run_duration_ms;
+                Ok(Reply::Json(
+                    200,
+                    shared
+                        .world()
+                        .create_run(sub, rg, f, name, params, duration)?,
+                ))
+            }
+            (None, "cancel", 1, "POST") if eq(segment, "pipelineruns") => {
+                shared.world().cancel_run(sub, rg, f, name)?;
+                Ok(Reply::Empty(200))
+            }
+            (None, "queryactivityruns", 1, "POST") if eq(segment, "pipelineruns") => {
+                shared.world().get_run(sub, rg, f, name)?;
+                Ok(Reply::Json(
+                    200,
+                    json!({"value": [], "continuationToken": null}),
+                ))
+            }
+            (Some(Kind::ChangeDataCapture), v @ ("start" | "stop"), 1, "POST") => {
+                shared
+                    .world()
+                    .set_cdc_state(sub, rg, f, name, v == "start")?;
+                Ok(Reply::Empty(200))
+            }
+            (Some(Kind::ChangeDataCapture), "status", 1, "GET" | "POST") => Ok(Reply::Json(
+                200,
+                shared.world().cdc_status(sub, rg, f, name)?,
+            )),
+            (Some(_), _, _, _) | (None, _, _, _)
+                if kind.is_some() || eq(segment, "pipelineruns") =>
+            {
+                Err(ApiError::new(
+                    400,
+                    "InvalidResourceType",
+                    format!(
+                        "'{method} {}' is not an operation of {segment} in Microsoft.DataFactory api version {API_VERSION}.",
+                        action.join("/")
+                    ),
+                ))
+            }
+            _ => Err(unknown_type(segment)),
+        }
+    }
+
+    fn factory_path(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
+            self.sub, self.rg, self.f
+        )
+    }
+}
+
+fn not_modified(call: &Call, etag: &str) -> bool {
+    call.header("if-none-match").is_some_and(|v| {
+        let v = v.trim();
+        v == "*" || v.trim_matches('"') == etag.trim_matches('"')
+    })
+}
+
+fn method_not_allowed(call: &Call) -> ApiError {
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        format!(
+            "The requested method '{}' is not allowed on '{}'.",
+            call.method, call.path
+        ),
+    )
+}
+
+// ----- admin API ----------------------------------------------------------------------------
+
+fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
+    let body = call.json()?;
+    let parse = |v: Value| -> ApiResult<Value> { Ok(v) };
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("admin request body: {e}"));
+    match (call.method.as_str(), s) {
+        ("GET", ["health"]) => Ok(Reply::Json(200, json!({"status": "ok"}))),
+        ("GET", ["counters"]) => Ok(Reply::Json(
+            200,
+            serde_json::to_value(&shared.control().counters).unwrap_or_default(),
+        )),
+        ("POST", ["reset"]) => {
+            shared.control().reset();
+            let mut world = shared.world();
+            world.factories.clear();
+            world.runs.clear();
+            world.failing_pipelines.clear();
+            Ok(Reply::Json(200, json!({"reset": true})))
+        }
+        ("GET", ["settings"]) => Ok(Reply::Json(
+            200,
+            serde_json::to_value(&shared.control().settings).unwrap_or_default(),
+        )),
+        ("POST", ["settings"]) => {
+            let patch: SettingsPatch = serde_json::from_value(body).map_err(bad)?;
+            let mut control = shared.control();
+            control
+                .settings
+                .apply(patch)
+                .map_err(ApiError::bad_request)?;
+            Ok(Reply::Json(
+                200,
+                serde_json::to_value(&control.settings).unwrap_or_default(),
+            ))
+        }
+        ("POST", ["faults"]) => {
+            let fault: ScriptedFault = serde_json::from_value(body).map_err(bad)?;
+            shared.control().faults.push(fault);
+            Ok(Reply::Empty(204))
+        }
+        ("DELETE", ["faults"]) => {
+            let mut control = shared.control();
+            control.faults.clear();
+            control.mutations.clear();
+            Ok(Reply::Empty(204))
+        }
+        ("POST", ["mutations"]) => {
+            let m: Mutation = serde_json::from_value(body).map_err(bad)?;
+            if !m.pointer.starts_with('/') {
+                return Err(ApiError::bad_request(
+                    "mutation pointer must be a JSON Pointer starting with '/'",
+                ));
+            }
+            shared.control().mutations.push(m);
+            Ok(Reply::Empty(204))
+        }
+        ("POST", ["pipeline-failures"]) => {
+            let target = body["factory"].as_str().unwrap_or_default();
+            let pipeline = body["pipeline"].as_str().unwrap_or_default();
+            let parts: Vec<&str> = target.split('/').collect();
+            let [sub, rg, f] = parts.as_slice() else {
+                return Err(ApiError::bad_request(
+                    "pipeline-failures needs {\"factory\": \"SUB/RG/FACTORY\", \"pipeline\": NAME}",
+                ));
+            };
+            let key = format!(
+                "{}/{}",
+                factory_key(sub, rg, f),
+                pipeline.to_ascii_lowercase()
+            );
+            shared.world().failing_pipelines.insert(key);
+            Ok(Reply::Empty(204))
+        }
+        ("POST", ["apps"]) => {
+            let client_id = body["client_id"]
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request("apps needs client_id"))?
+                .to_string();
+            let app = auth::App {
+                object_id: body["object_id"]
+                    .as_str()
+                    .map_or_else(|| auth::derived_guid(&client_id), str::to_string),
+                secret: body["secret"].as_str().map(str::to_string),
+                client_id,
+            };
+            let out = json!({"client_id": app.client_id, "object_id": app.object_id});
+            shared.world().apps.push(app);
+            Ok(Reply::Json(200, out))
+        }
+        ("POST", ["role-assignments"]) => {
+            let a: auth::RoleAssignment = serde_json::from_value(body).map_err(bad)?;
+            shared.world().role_assignments.push(a);
+            Ok(Reply::Empty(204))
+        }
+        ("DELETE", ["role-assignments"]) => {
+            shared.world().role_assignments.clear();
+            Ok(Reply::Empty(204))
+        }
+        ("POST", ["seed"]) => {
+            let target = body["target"].as_str().unwrap_or_default();
+            let dir = body["dir"].as_str().unwrap_or_default();
+            let warnings = shared
+                .seed(target, std::path::Path::new(dir))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Ok(Reply::Json(200, json!({"warnings": warnings})))
+        }
+        ("POST", ["token"]) => {
+            let audience = body["audience"].as_str().unwrap_or(ARM_AUDIENCES[0]);
+            let object_id = body["object_id"]
+                .as_str()
+                .map_or_else(|| auth::derived_guid("admin"), str::to_string);
+            let lifetime = body["lifetime_secs"]
+                .as_i64()
+                .unwrap_or_else(|| shared.settings().token_lifetime_secs);
+            let (token, exp) = shared.signer.mint(
+                audience,
+                &object_id,
+                body["client_id"].as_str().unwrap_or("adf-emulator-admin"),
+                lifetime,
+            );
+            parse(json!({"access_token": token, "expires_on": exp})).map(|v| Reply::Json(200, v))
+        }
+        _ => Err(ApiError::not_found(
+            "NotFound",
+            format!("No admin route {} /_emulator/{}", call.method, s.join("/")),
+        )),
+    }
+}

@@ -1,0 +1,134 @@
+//! `adf-emulator`: run the Azure control-plane stand-in as a process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use adf_emulator::{Config, Emulator, Rates, SeedSpec};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Offline stand-in for the Azure Data Factory ARM API, Entra ID, managed identity and Key Vault"
+)]
+struct Args {
+    /// HTTPS address for ARM, Entra and Key Vault (port 0: pick a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Plain-HTTP address of the managed identity endpoint (as App Service serves it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    mi_listen: SocketAddr,
+    #[arg(long)]
+    tls_cert: PathBuf,
+    #[arg(long)]
+    tls_key: PathBuf,
+    /// Seed a factory from an ADF git-layout folder: SUB/RG/FACTORY=DIR (repeatable).
+    #[arg(long, value_parser = SeedSpec::parse)]
+    seed: Vec<SeedSpec>,
+    /// Items per list page before a nextLink.
+    #[arg(long, default_value_t = 50)]
+    page_size: usize,
+    /// Latency added to every ARM and Key Vault request.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// off, arm (ARM's per-principal buckets), or READS,WRITES,DELETES as BURST/PER_SECOND each.
+    #[arg(long, default_value = "off")]
+    throttle: String,
+    /// Probability (0..1) of a random 500, 503 or dropped connection per request.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Keep factories across restarts in this file.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    #[arg(long, default_value = adf_emulator::DEFAULT_TENANT)]
+    tenant: String,
+    /// The secret the managed identity endpoint expects in X-IDENTITY-HEADER (default: random).
+    #[arg(long)]
+    identity_header: Option<String>,
+    /// Lifetime of issued tokens in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: i64,
+    /// How long a pipeline run takes before it succeeds or fails.
+    #[arg(long, default_value_t = 1500)]
+    run_duration_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("adf-emulator: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let throttle = Rates::parse(&args.throttle).map_err(anyhow::Error::msg)?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        anyhow::bail!(
+            "--fault-rate must be between 0 and 1, got {}",
+            args.fault_rate
+        );
+    }
+    if args.page_size == 0 {
+        anyhow::bail!("--page-size must be at least 1");
+    }
+    let mut config = Config::loopback(args.tls_cert, args.tls_key);
+    config.listen = args.listen;
+    config.mi_listen = args.mi_listen;
+    config.seeds = args.seed;
+    config.state_file = args.state;
+    config.tenant_id = args.tenant;
+    if let Some(h) = args.identity_header {
+        config.identity_header = h;
+    }
+    config.settings.page_size = args.page_size;
+    config.settings.latency_ms = args.latency_ms;
+    config.settings.throttle = throttle;
+    config.settings.fault_rate = args.fault_rate;
+    config.settings.token_lifetime_secs = args.token_lifetime;
+    config.settings.run_duration_ms = args.run_duration_ms;
+    let emulator = Emulator::start(config).await?;
+    for w in emulator.seed_warnings() {
+        eprintln!("adf-emulator: seed: dangling reference: {w}");
+    }
+    let u = emulator.urls();
+    println!(
+        "adf-emulator ready arm={} authority={} vault={} identity_endpoint={} identity_header={} tenant={}",
+        u.arm,
+        u.authority,
+        u.vault,
+        u.managed_identity,
+        emulator.identity_header(),
+        emulator.tenant_id()
+    );
+    shutdown_signal().await;
+    emulator.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
