@@ -1,1 +1,9 @@
-//! placeholder
+//! adfdr-core: the engine every adfdr binary shares.
+//!
+//! Layout (docs/ARCHITECTURE.md): pure decisions (model, snapshot, plan) apart
+//! from adapters behind traits (factory, store, catalog); use cases in ops.
+//! This crate grows issue by issue; today it holds the HTTP transport and the
+//! ARM client for Data Factory.
+
+pub mod factory;
+pub mod transport;

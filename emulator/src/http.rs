@@ -154,7 +154,18 @@ pub async fn handle(
 }
 
 async fn route(shared: &Arc<Shared>, call: &Call) -> Result<HttpResponse, DropConnection> {
-    let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();
+    // Names travel percent-encoded (`Currency%20Converter`); rules apply to the decoded name.
+    let decoded: Vec<String> = call
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if segments.first() == Some(&"_emulator") {
         return Ok(respond(admin(shared, call, &segments[1..]), &[]));
     }

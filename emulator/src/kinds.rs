@@ -100,6 +100,32 @@ impl Kind {
         }
     }
 
+    /// Whether definitions of this kind are polymorphic on `properties.type`.
+    pub fn requires_type(self) -> bool {
+        matches!(
+            self,
+            Kind::IntegrationRuntime
+                | Kind::LinkedService
+                | Kind::Dataset
+                | Kind::Trigger
+                | Kind::DataFlow
+                | Kind::Credential
+        )
+    }
+
+    /// A valid `properties.type`, for messages.
+    pub fn type_example(self) -> &'static str {
+        match self {
+            Kind::IntegrationRuntime => "SelfHosted or Managed",
+            Kind::LinkedService => "AzureBlobStorage",
+            Kind::Dataset => "DelimitedText",
+            Kind::Trigger => "ScheduleTrigger",
+            Kind::DataFlow => "MappingDataFlow",
+            Kind::Credential => "ManagedIdentity",
+            _ => "-",
+        }
+    }
+
     /// The name used in messages ("pipeline", "linked service", ...).
     pub fn label(self) -> &'static str {
         match self {

@@ -19,6 +19,7 @@ pub mod error;
 mod http;
 pub mod keyvault;
 pub mod kinds;
+pub mod sample;
 pub mod seed;
 pub mod state;
 

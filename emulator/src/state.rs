@@ -449,6 +449,18 @@ impl World {
             ));
         }
         strip_child_read_only(kind, &mut body);
+        if kind.requires_type()
+            && !body
+                .pointer("/properties/type")
+                .is_some_and(Value::is_string)
+        {
+            return Err(ApiError::bad_request(format!(
+                "The {} '{name}' has no 'properties.type': every {} definition names its type (for example {}).",
+                kind.label(),
+                kind.label(),
+                kind.type_example()
+            )));
+        }
         let etag = self.next_etag();
         let factory = self.factory_mut(sub, rg, factory_name)?;
         if kind == Kind::GlobalParameters {
@@ -1173,7 +1185,7 @@ fn run_view(r: &PipelineRun) -> Value {
         "message": message,
         "lastUpdated": to_time(run_end.unwrap_or(r.start_unix_ms)),
         "annotations": [],
-        "runDimension": {},
+        "runDimension": {"JobId": r.run_id},
     })
 }
 

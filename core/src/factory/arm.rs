@@ -1,0 +1,200 @@
+//! A thin, lossless client for the Data Factory ARM API on azure_core's
+//! pipeline: bearer tokens from any `TokenCredential`, azure_core's retry policy
+//! (which honours `Retry-After` on 429 and 503), nextLink paging followed to the
+//! end. Bodies stay `serde_json::Value`: real definitions carry properties no
+//! typed model knows.
+
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::{
+    ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, Url,
+};
+use serde_json::Value;
+
+pub const API_VERSION: &str = "2018-06-01";
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+/// An ARM call that did not succeed, with what an operator needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ArmError {
+    #[error("{method} {url} failed with HTTP {status} {code}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{method} {url} could not be sent: {source}")]
+    Transport {
+        method: String,
+        url: String,
+        source: Box<azure_core::Error>,
+    },
+    #[error("{method} {url} answered with a body that is not JSON: {detail}")]
+    Body {
+        method: String,
+        url: String,
+        detail: String,
+    },
+}
+
+impl ArmError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ArmError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ArmError::Status { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub struct ArmClient {
+    pipeline: Pipeline,
+    endpoint: Url,
+}
+
+impl ArmClient {
+    /// `endpoint` is the ARM root (`https://management.azure.com`); bearer auth needs https.
+    pub fn new(
+        endpoint: Url,
+        credential: Arc<dyn TokenCredential>,
+        options: ClientOptions,
+    ) -> Self {
+        let auth = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [ARM_SCOPE]));
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            options,
+            Vec::new(),
+            vec![auth],
+            None,
+        );
+        ArmClient { pipeline, endpoint }
+    }
+
+    /// Resolves a path (`/subscriptions/...`) or an absolute URL (a nextLink).
+    fn url(&self, path_or_url: &str) -> Result<Url, ArmError> {
+        let mut url =
+            if path_or_url.starts_with("https://") || path_or_url.starts_with("http://") {
+                Url::parse(path_or_url)
+            } else {
+                self.endpoint.join(path_or_url)
+            }
+            .map_err(|e| ArmError::Body {
+                method: "-".into(),
+                url: path_or_url.into(),
+                detail: e.to_string(),
+            })?;
+        if !url.query_pairs().any(|(k, _)| k == "api-version") {
+            url.query_pairs_mut()
+                .append_pair("api-version", API_VERSION);
+        }
+        Ok(url)
+    }
+
+    /// Sends one request; returns the status and the JSON body (Null when empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ArmError> {
+        let url = self.url(path_or_url)?;
+        let shown = url.to_string();
+        let mut request = Request::new(url, method);
+        request.insert_header("accept", "application/json");
+        if let Some(body) = body {
+            request.insert_header("content-type", "application/json");
+            request.set_body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let options = PipelineSendOptions {
+            skip_checks: true,
+            ..Default::default()
+        };
+        let response = self
+            .pipeline
+            .send(&Context::new(), &mut request, Some(options))
+            .await
+            .map_err(|source| ArmError::Transport {
+                method: method.to_string(),
+                url: shown.clone(),
+                source: Box::new(source),
+            })?;
+        let status = u16::from(response.status());
+        let bytes = response.into_body();
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ArmError::Body {
+                method: method.to_string(),
+                url: shown.clone(),
+                detail: e.to_string(),
+            })?
+        };
+        if (200..300).contains(&status) || status == 304 {
+            Ok((status, value))
+        } else {
+            let code = value
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .unwrap_or("Unknown")
+                .to_string();
+            let message = value
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+                .to_string();
+            Err(ArmError::Status {
+                method: method.to_string(),
+                url: shown,
+                status,
+                code,
+                message,
+            })
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Get, path, None).await?.1)
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Put, path, Some(body)).await?.1)
+    }
+
+    /// Returns whether something was deleted (200) rather than already absent (204).
+    pub async fn delete(&self, path: &str) -> Result<bool, ArmError> {
+        Ok(self.send(Method::Delete, path, None).await?.0 == 200)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Post, path, Some(body)).await?.1)
+    }
+
+    /// Every item of a list, following nextLink to the last page.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(link) = next.take() {
+            let mut page = self.get(&link).await?;
+            if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
+                items.extend(values);
+            }
+            next = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+        }
+        Ok(items)
+    }
+}

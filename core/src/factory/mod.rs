@@ -1,0 +1,4 @@
+//! Data Factory adapters: the ARM client (and, later, the FactoryApi trait the
+//! use cases depend on).
+
+pub mod arm;

@@ -1,0 +1,43 @@
+//! `adfdr demo` runs from nothing but the binary and shows the sample factory.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_offline_and_reads_the_whole_sample_factory() {
+    let dir = std::env::temp_dir().join(format!("adfdr-demo-test-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .env("HOME", &dir)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("22 resources"), "{stdout}");
+    assert!(
+        stdout.contains("TR_Daily (Started)"),
+        "trigger state is shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("deleting LS_KeyVault is refused"),
+        "{stdout}"
+    );
+    assert!(
+        dir.join("sample-factory/pipeline/PL_Daily_Sales.json")
+            .exists()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unknown_subcommands_are_usage_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
+        .arg("frobnicate")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "bad usage exits 2");
+}
