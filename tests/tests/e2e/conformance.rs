@@ -472,7 +472,13 @@ fn shape_diff(doc: &Value, actual: &Value, path: &str, parent_key: &str, out: &m
 }
 
 /// The request an example makes: (method, path, body, headers, expected status).
-type Planned = (&'static str, String, Option<Value>, Vec<(&'static str, String)>, u16);
+type Planned = (
+    &'static str,
+    String,
+    Option<Value>,
+    Vec<(&'static str, String)>,
+    u16,
+);
 
 async fn run_example(session: &Session, ex: &Example) -> Result<(), String> {
     session.call("POST", "/_emulator/reset", None, &[]).await;

@@ -483,3 +483,109 @@ async fn managed_identity_endpoint_speaks_the_app_service_protocol() {
         "a managed identity token works against ARM"
     );
 }
+
+#[tokio::test]
+async fn workload_identity_federated_tokens_are_exchanged() {
+    use azure_identity::{
+        ClientAssertionCredentialOptions, WorkloadIdentityCredential,
+        WorkloadIdentityCredentialOptions,
+    };
+    let emu = start_emulator(|_| {}).await;
+    raw_client()
+        .post(format!("{}/_emulator/apps", emu.urls().arm))
+        .json(&json!({"client_id": "aks-workload"}))
+        .send()
+        .await
+        .expect("register a federated app (no secret)");
+    let dir = std::env::temp_dir().join(format!("adfdr-wi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token_file = dir.join("token");
+    // What the AKS webhook projects: a JWT from the cluster's issuer.
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YWRmZHI6YWdlbnQifQ.c2ln",
+    )
+    .expect("write");
+    let options = WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions {
+            client_options: adfdr_tests::client_options_for(&emu),
+        },
+        client_id: Some("aks-workload".into()),
+        tenant_id: Some(emu.tenant_id().into()),
+        token_file_path: Some(token_file),
+        ..Default::default()
+    };
+    let credential = WorkloadIdentityCredential::new(Some(options)).expect("credential");
+    let arm = adfdr_core::factory::arm::ArmClient::new(
+        azure_core::http::Url::parse(&emu.urls().arm).expect("url"),
+        credential,
+        adfdr_tests::client_options_for(&emu),
+    );
+    let listed = arm
+        .list(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.DataFactory/factories"
+        ))
+        .await
+        .expect("workload identity reaches ARM");
+    assert!(listed.is_empty());
+    let secret_attempt = adfdr_tests::secret_credential(&emu, "aks-workload", "guess");
+    assert!(
+        secret_attempt
+            .get_token(&["https://management.azure.com/.default"], None)
+            .await
+            .is_err(),
+        "a federated-only app has no secret"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn scripted_mutations_corrupt_what_is_stored_or_read() {
+    let emu = start_emulator(|_| {}).await;
+    let arm = arm_client(&emu, "app-rules");
+    let f = factory_path(SUB, "rg", "adf-mutations");
+    arm.put(&f, &json!({"location": "westeurope"}))
+        .await
+        .expect("factory");
+    let admin = raw_client();
+    let url = format!("{}/_emulator/mutations", emu.urls().arm);
+    admin.post(&url).json(&json!({"on": "put", "kind": "pipelines", "name": "pl_*", "pointer": "/properties/description", "count": 1})).send().await.expect("script");
+    admin.post(&url).json(&json!({"on": "get", "kind": "pipelines", "name": "other", "pointer": "/properties/annotations", "set": ["tampered"]})).send().await.expect("script");
+    let mut body = pipeline("1", None);
+    body["properties"]["description"] = "keep me".into();
+    arm.put(&format!("{f}/pipelines/pl_main"), &body)
+        .await
+        .expect("put");
+    let stored = arm
+        .get(&format!("{f}/pipelines/pl_main"))
+        .await
+        .expect("get");
+    assert!(
+        stored["properties"].get("description").is_none(),
+        "the description was dropped on PUT"
+    );
+    arm.put(&format!("{f}/pipelines/pl_second"), &body)
+        .await
+        .expect("put");
+    assert_eq!(
+        arm.get(&format!("{f}/pipelines/pl_second"))
+            .await
+            .expect("get")["properties"]["description"],
+        "keep me",
+        "count 1: only once"
+    );
+    arm.put(&format!("{f}/pipelines/other"), &body)
+        .await
+        .expect("put");
+    assert_eq!(
+        arm.get(&format!("{f}/pipelines/other")).await.expect("get")["properties"]["annotations"],
+        json!(["tampered"])
+    );
+    let listed = arm.list(&format!("{f}/pipelines")).await.expect("list");
+    assert!(
+        listed
+            .iter()
+            .any(|p| p["properties"]["annotations"] == json!(["tampered"])),
+        "lists are mutated too"
+    );
+}
