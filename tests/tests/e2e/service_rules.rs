@@ -513,7 +513,6 @@ async fn workload_identity_federated_tokens_are_exchanged() {
         client_id: Some("aks-workload".into()),
         tenant_id: Some(emu.tenant_id().into()),
         token_file_path: Some(token_file),
-        ..Default::default()
     };
     let credential = WorkloadIdentityCredential::new(Some(options)).expect("credential");
     let arm = adfdr_core::factory::arm::ArmClient::new(
