@@ -263,6 +263,23 @@ impl World {
             .ok_or_else(|| factory_not_found(rg, name))
     }
 
+    /// A child resource to change in place, or the service's 404.
+    fn child_mut(
+        &mut self,
+        sub: &str,
+        rg: &str,
+        f: &str,
+        kind: Kind,
+        name: &str,
+    ) -> ApiResult<&mut Child> {
+        self.factory_mut(sub, rg, f)?
+            .children
+            .entry(kind)
+            .or_default()
+            .get_mut(&name.to_ascii_lowercase())
+            .ok_or_else(|| entity_not_found(kind, name))
+    }
+
     // ----- factories -----------------------------------------------------------------
 
     pub fn put_factory(
@@ -607,13 +624,7 @@ impl World {
         name: &str,
         start: bool,
     ) -> ApiResult<()> {
-        let factory = self.factory_mut(sub, rg, f)?;
-        let trigger = factory
-            .children
-            .entry(Kind::Trigger)
-            .or_default()
-            .get_mut(&name.to_ascii_lowercase())
-            .ok_or_else(|| entity_not_found(Kind::Trigger, name))?;
+        let trigger = self.child_mut(sub, rg, f, Kind::Trigger, name)?;
         if start {
             let pipelines = trigger.body.pointer("/properties/pipelines");
             if pipelines.is_some_and(|p| p.as_array().is_some_and(Vec::is_empty)) {
@@ -639,13 +650,7 @@ impl World {
         name: &str,
         subscribe: bool,
     ) -> ApiResult<Value> {
-        let factory = self.factory_mut(sub, rg, f)?;
-        let trigger = factory
-            .children
-            .entry(Kind::Trigger)
-            .or_default()
-            .get_mut(&name.to_ascii_lowercase())
-            .ok_or_else(|| entity_not_found(Kind::Trigger, name))?;
+        let trigger = self.child_mut(sub, rg, f, Kind::Trigger, name)?;
         if !is_event_trigger(&trigger.body) {
             return Err(ApiError::bad_request(format!(
                 "Trigger '{}' is not an event trigger; only BlobEventsTrigger and CustomEventsTrigger subscribe to events.",
@@ -702,13 +707,7 @@ impl World {
         name: &str,
         start: bool,
     ) -> ApiResult<Value> {
-        let factory = self.factory_mut(sub, rg, f)?;
-        let ir = factory
-            .children
-            .entry(Kind::IntegrationRuntime)
-            .or_default()
-            .get_mut(&name.to_ascii_lowercase())
-            .ok_or_else(|| entity_not_found(Kind::IntegrationRuntime, name))?;
+        let ir = self.child_mut(sub, rg, f, Kind::IntegrationRuntime, name)?;
         if !is_managed_ir(&ir.body) {
             return Err(ApiError::bad_request(format!(
                 "Integration runtime '{}' is not a Managed (Azure-SSIS) integration runtime; only those can be started and stopped.",
@@ -736,13 +735,7 @@ impl World {
         name: &str,
         start: bool,
     ) -> ApiResult<()> {
-        let factory = self.factory_mut(sub, rg, f)?;
-        let cdc = factory
-            .children
-            .entry(Kind::ChangeDataCapture)
-            .or_default()
-            .get_mut(&name.to_ascii_lowercase())
-            .ok_or_else(|| entity_not_found(Kind::ChangeDataCapture, name))?;
+        let cdc = self.child_mut(sub, rg, f, Kind::ChangeDataCapture, name)?;
         cdc.runtime_state = Some(if start { "Running" } else { "Stopped" }.into());
         Ok(())
     }

@@ -319,3 +319,21 @@ pub fn factory_path(sub: &str, rg: &str, factory: &str) -> String {
         "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{factory}"
     )
 }
+
+/// Calls the emulator's admin API (`POST /_emulator/{path}`), failing the test on an error
+/// answer; returns the JSON answer (Null when empty).
+pub async fn admin(emulator: &Emulator, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let resp = raw_client()
+        .post(format!("{}/_emulator/{path}", emulator.urls().arm))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("admin {path}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "admin {path} answered {status}: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}

@@ -1,7 +1,7 @@
 //! The official Key Vault keys client wraps and unwraps data keys against the
 //! emulator, through Key Vault's 401 challenge, with role checks.
 
-use adfdr_tests::{client_options_for, raw_client, secret_credential, start_emulator};
+use adfdr_tests::{client_options_for, secret_credential, start_emulator};
 use azure_security_keyvault_keys::models::{
     CreateKeyParameters, EncryptionAlgorithm, KeyOperationParameters, KeyType,
 };
@@ -75,26 +75,12 @@ async fn data_keys_round_trip_through_rsa_oaep_256() {
 #[tokio::test]
 async fn a_principal_without_a_crypto_role_is_refused() {
     let emu = start_emulator(|_| {}).await;
-    let admin = |path: &'static str, body: serde_json::Value| {
-        let url = format!("{}/_emulator/{path}", emu.urls().arm);
-        async move {
-            raw_client()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .expect("admin")
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-        }
-    };
+    let admin = |path: &'static str, body| adfdr_tests::admin(&emu, path, body);
     let officer = admin(
         "apps",
         json!({"client_id": "kv-officer", "secret": "test-secret"}),
     )
-    .await
-    .expect("app");
+    .await;
     admin(
         "apps",
         json!({"client_id": "kv-nobody", "secret": "test-secret"}),

@@ -292,12 +292,12 @@ async fn pipeline_runs_succeed_or_fail_as_told() {
     arm.put(&format!("{f}/pipelines/broken"), &pipeline("1", None))
         .await
         .expect("pipeline");
-    raw_client()
-        .post(format!("{}/_emulator/pipeline-failures", emu.urls().arm))
-        .json(&json!({"factory": format!("{SUB}/rg/adf-runs"), "pipeline": "broken"}))
-        .send()
-        .await
-        .expect("admin");
+    adfdr_tests::admin(
+        &emu,
+        "pipeline-failures",
+        json!({"factory": format!("{SUB}/rg/adf-runs"), "pipeline": "broken"}),
+    )
+    .await;
     let ok = arm
         .post(&format!("{f}/pipelines/smoke/createRun"), &json!({}))
         .await
@@ -383,32 +383,17 @@ async fn tokens_are_checked_as_arm_checks_them() {
 #[tokio::test]
 async fn a_reader_can_read_but_not_write() {
     let emu = start_emulator(|_| {}).await;
-    let admin = |path: &str, body: Value| {
-        let url = format!("{}/_emulator/{path}", emu.urls().arm);
-        async move {
-            raw_client()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .expect("admin")
-                .json::<Value>()
-                .await
-                .ok()
-        }
-    };
+    let admin = |path: &'static str, body| adfdr_tests::admin(&emu, path, body);
     let owner = admin(
         "apps",
         json!({"client_id": "owner-app", "secret": "test-secret"}),
     )
-    .await
-    .expect("app");
+    .await;
     let reader = admin(
         "apps",
         json!({"client_id": "reader-app", "secret": "test-secret"}),
     )
-    .await
-    .expect("app");
+    .await;
     admin("role-assignments", json!({"principal_id": owner["object_id"], "role": "Data Factory Contributor", "scope": "/"})).await;
     admin("role-assignments", json!({"principal_id": reader["object_id"], "role": "Reader", "scope": format!("/subscriptions/{SUB}")})).await;
     let f = factory_path(SUB, "rg", "adf-rbac");
@@ -491,12 +476,7 @@ async fn workload_identity_federated_tokens_are_exchanged() {
         WorkloadIdentityCredentialOptions,
     };
     let emu = start_emulator(|_| {}).await;
-    raw_client()
-        .post(format!("{}/_emulator/apps", emu.urls().arm))
-        .json(&json!({"client_id": "aks-workload"}))
-        .send()
-        .await
-        .expect("register a federated app (no secret)");
+    adfdr_tests::admin(&emu, "apps", json!({"client_id": "aks-workload"})).await;
     let dir = std::env::temp_dir().join(format!("adfdr-wi-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let token_file = dir.join("token");
@@ -546,10 +526,8 @@ async fn scripted_mutations_corrupt_what_is_stored_or_read() {
     arm.put(&f, &json!({"location": "westeurope"}))
         .await
         .expect("factory");
-    let admin = raw_client();
-    let url = format!("{}/_emulator/mutations", emu.urls().arm);
-    admin.post(&url).json(&json!({"on": "put", "kind": "pipelines", "name": "pl_*", "pointer": "/properties/description", "count": 1})).send().await.expect("script");
-    admin.post(&url).json(&json!({"on": "get", "kind": "pipelines", "name": "other", "pointer": "/properties/annotations", "set": ["tampered"]})).send().await.expect("script");
+    adfdr_tests::admin(&emu, "mutations", json!({"on": "put", "kind": "pipelines", "name": "pl_*", "pointer": "/properties/description", "count": 1})).await;
+    adfdr_tests::admin(&emu, "mutations", json!({"on": "get", "kind": "pipelines", "name": "other", "pointer": "/properties/annotations", "set": ["tampered"]})).await;
     let mut body = pipeline("1", None);
     body["properties"]["description"] = "keep me".into();
     arm.put(&format!("{f}/pipelines/pl_main"), &body)

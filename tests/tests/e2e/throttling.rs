@@ -109,18 +109,12 @@ async fn scripted_5xx_and_dropped_connections_are_retried() {
     arm.put(&f, &json!({"location": "westeurope"}))
         .await
         .expect("factory");
-    let admin = raw_client();
     for fault in [
         json!({"op": "writes", "count": 2, "status": 503, "retry_after": 1}),
         json!({"op": "writes", "count": 1, "status": 500}),
         json!({"op": "writes", "count": 1, "drop": true}),
     ] {
-        admin
-            .post(format!("{}/_emulator/faults", emu.urls().arm))
-            .json(&fault)
-            .send()
-            .await
-            .expect("script fault");
+        adfdr_tests::admin(&emu, "faults", fault).await;
     }
     arm.put(&format!("{f}/pipelines/survivor"), &pipeline())
         .await
@@ -129,12 +123,12 @@ async fn scripted_5xx_and_dropped_connections_are_retried() {
     assert_eq!(counters.injected_faults, 4);
     assert!(counters.by_status.get(&503).copied().unwrap_or(0) >= 2);
     // A fault that does not heal: the client gives up with the service's error, not a hang.
-    admin
-        .post(format!("{}/_emulator/faults", emu.urls().arm))
-        .json(&json!({"method": "GET", "count": 100, "status": 500}))
-        .send()
-        .await
-        .expect("script");
+    adfdr_tests::admin(
+        &emu,
+        "faults",
+        json!({"method": "GET", "count": 100, "status": 500}),
+    )
+    .await;
     let err = arm.get(&f).await.unwrap_err();
     assert_eq!(err.status(), Some(500), "{err}");
 }
