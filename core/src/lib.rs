@@ -6,4 +6,5 @@
 //! ARM client for Data Factory.
 
 pub mod factory;
+pub mod model;
 pub mod transport;
