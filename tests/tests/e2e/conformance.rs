@@ -334,6 +334,13 @@ impl Session {
         }
     }
 
+    /// Creates the managed VNet an endpoint example lives in.
+    async fn ensure_vnet(&self, ex: &Example) {
+        let vnet = ex.param("managedVirtualNetworkName");
+        let path = format!("{}/managedVirtualNetworks/{vnet}", ex.factory_path());
+        self.put_ok(&path, &json!({"properties": {}})).await;
+    }
+
     /// Makes the example's resource exist, shaped like its documented GET answer.
     async fn ensure_exists(
         &self,
@@ -358,12 +365,7 @@ impl Session {
         self.satisfy_references(ex, &body).await;
         let path = match kind {
             Kind::ManagedPrivateEndpoint => {
-                let vnet = ex.param("managedVirtualNetworkName");
-                self.put_ok(
-                    &format!("{}/managedVirtualNetworks/{vnet}", ex.factory_path()),
-                    &json!({"properties": {}}),
-                )
-                .await;
+                self.ensure_vnet(ex).await;
                 format!("{}/{name}", collection_path(ex, kind))
             }
             _ => format!("{}/{name}", collection_path(ex, kind)),
@@ -650,15 +652,7 @@ async fn run_example(session: &Session, ex: &Example) -> Result<(), String> {
                         .ok_or("no request body")?;
                     session.satisfy_references(ex, &body).await;
                     if kind == Kind::ManagedPrivateEndpoint {
-                        session
-                            .put_ok(
-                                &format!(
-                                    "{factory}/managedVirtualNetworks/{}",
-                                    ex.param("managedVirtualNetworkName")
-                                ),
-                                &json!({"properties": {}}),
-                            )
-                            .await;
+                        session.ensure_vnet(ex).await;
                     }
                     ("PUT", item, Some(body), vec![], 200)
                 }
@@ -686,15 +680,7 @@ async fn run_example(session: &Session, ex: &Example) -> Result<(), String> {
                 }
                 "ListByFactory" => {
                     if kind == Kind::ManagedPrivateEndpoint {
-                        session
-                            .put_ok(
-                                &format!(
-                                    "{factory}/managedVirtualNetworks/{}",
-                                    ex.param("managedVirtualNetworkName")
-                                ),
-                                &json!({"properties": {}}),
-                            )
-                            .await;
+                        session.ensure_vnet(ex).await;
                     }
                     let items = documented_get
                         .and_then(|b| b["value"].as_array())
