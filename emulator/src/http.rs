@@ -971,18 +971,15 @@ impl FactoryCtx<'_> {
                 200,
                 shared.world().cdc_status(sub, rg, f, name)?,
             )),
-            (Some(_), _, _, _) | (None, _, _, _)
-                if kind.is_some() || eq(segment, "pipelineruns") =>
-            {
-                Err(ApiError::new(
-                    400,
-                    "InvalidResourceType",
-                    format!(
-                        "'{method} {}' is not an operation of {segment} in Microsoft.DataFactory api version {API_VERSION}.",
-                        action.join("/")
-                    ),
-                ))
-            }
+            // A known collection, but not one of its operations.
+            _ if kind.is_some() || eq(segment, "pipelineruns") => Err(ApiError::new(
+                400,
+                "InvalidResourceType",
+                format!(
+                    "'{method} {}' is not an operation of {segment} in Microsoft.DataFactory api version {API_VERSION}.",
+                    action.join("/")
+                ),
+            )),
             _ => Err(unknown_type(segment)),
         }
     }
@@ -1017,7 +1014,6 @@ fn method_not_allowed(call: &Call) -> ApiError {
 
 fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
     let body = call.json()?;
-    let parse = |v: Value| -> ApiResult<Value> { Ok(v) };
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("admin request body: {e}"));
     match (call.method.as_str(), s) {
         ("GET", ["health"]) => Ok(Reply::Json(200, json!({"status": "ok"}))),
@@ -1134,7 +1130,10 @@ fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
                 body["client_id"].as_str().unwrap_or("adf-emulator-admin"),
                 lifetime,
             );
-            parse(json!({"access_token": token, "expires_on": exp})).map(|v| Reply::Json(200, v))
+            Ok(Reply::Json(
+                200,
+                json!({"access_token": token, "expires_on": exp}),
+            ))
         }
         _ => Err(ApiError::not_found(
             "NotFound",

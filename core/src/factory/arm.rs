@@ -33,6 +33,14 @@ pub enum ArmError {
         url: String,
         source: Box<azure_core::Error>,
     },
+    #[error(
+        "cannot build an ARM request URL from '{path}' (endpoint {endpoint}): {detail}; check auth.arm_endpoint"
+    )]
+    Url {
+        path: String,
+        endpoint: String,
+        detail: String,
+    },
     #[error("{method} {url} answered with a body that is not JSON: {detail}")]
     Body {
         method: String,
@@ -89,9 +97,9 @@ impl ArmClient {
             } else {
                 self.endpoint.join(path_or_url)
             }
-            .map_err(|e| ArmError::Body {
-                method: "-".into(),
-                url: path_or_url.into(),
+            .map_err(|e| ArmError::Url {
+                path: path_or_url.into(),
+                endpoint: self.endpoint.to_string(),
                 detail: e.to_string(),
             })?;
         if !url.query_pairs().any(|(k, _)| k == "api-version") {
@@ -196,5 +204,64 @@ impl ArmClient {
                 .map(str::to_string);
         }
         Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NoCredential;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for NoCredential {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "unused",
+            ))
+        }
+    }
+
+    fn client() -> ArmClient {
+        let endpoint = Url::parse("https://management.azure.com").expect("url");
+        ArmClient::new(endpoint, Arc::new(NoCredential), ClientOptions::default())
+    }
+
+    #[test]
+    fn paths_get_the_api_version_and_next_links_keep_theirs() {
+        let c = client();
+        let url = c
+            .url("/subscriptions/s/providers/Microsoft.DataFactory/factories")
+            .expect("url");
+        assert_eq!(
+            url.as_str(),
+            "https://management.azure.com/subscriptions/s/providers/Microsoft.DataFactory/factories?api-version=2018-06-01"
+        );
+        let next = c
+            .url("https://management.azure.com/x?api-version=2018-06-01&$skipToken=abc")
+            .expect("url");
+        assert_eq!(
+            next.query_pairs()
+                .filter(|(k, _)| k == "api-version")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unbuildable_url_says_so_and_names_the_setting() {
+        let err = client().url("https://[bad").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ArmError::Url { .. }), "{text}");
+        assert!(
+            text.contains("auth.arm_endpoint") && !text.contains("not JSON"),
+            "{text}"
+        );
     }
 }
