@@ -7,4 +7,5 @@
 
 pub mod factory;
 pub mod model;
+pub mod snapshot;
 pub mod transport;

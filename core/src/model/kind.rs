@@ -87,4 +87,59 @@ impl ResourceKind {
             _ => &[],
         }
     }
+
+    /// The name used in labels, JSON and the CLI (`linkedService`, `pipeline`).
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceKind::Factory => "factory",
+            ResourceKind::GlobalParameters => "globalParameters",
+            ResourceKind::ManagedVirtualNetwork => "managedVirtualNetwork",
+            ResourceKind::ManagedPrivateEndpoint => "managedPrivateEndpoint",
+            ResourceKind::IntegrationRuntime => "integrationRuntime",
+            ResourceKind::Credential => "credential",
+            ResourceKind::LinkedService => "linkedService",
+            ResourceKind::Dataset => "dataset",
+            ResourceKind::DataFlow => "dataFlow",
+            ResourceKind::Pipeline => "pipeline",
+            ResourceKind::ChangeDataCapture => "changeDataCapture",
+            ResourceKind::Trigger => "trigger",
+            ResourceKind::PrivateEndpointConnection => "privateEndpointConnection",
+        }
+    }
+
+    /// The folder of ADF's git layout; None for kinds git integration does
+    /// not keep (global parameters live in the factory file there).
+    pub fn git_folder(self) -> Option<&'static str> {
+        Some(match self {
+            ResourceKind::Factory => "factory",
+            ResourceKind::ManagedVirtualNetwork => "managedVirtualNetwork",
+            ResourceKind::IntegrationRuntime => "integrationRuntime",
+            ResourceKind::Credential => "credential",
+            ResourceKind::LinkedService => "linkedService",
+            ResourceKind::Dataset => "dataset",
+            ResourceKind::DataFlow => "dataflow",
+            ResourceKind::Pipeline => "pipeline",
+            ResourceKind::ChangeDataCapture => "adfcdc",
+            ResourceKind::Trigger => "trigger",
+            ResourceKind::GlobalParameters
+            | ResourceKind::ManagedPrivateEndpoint
+            | ResourceKind::PrivateEndpointConnection => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_serde_names() {
+        for kind in ResourceKind::CHILDREN
+            .into_iter()
+            .chain([ResourceKind::Factory])
+        {
+            let json = serde_json::to_string(&kind).expect("kind");
+            assert_eq!(json.trim_matches('"'), kind.label());
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod kind;
 pub mod references;
+pub mod restorability;
 
 pub use canonical::{ContentHash, canonical_bytes, canonicalize, content_hash};
 pub use kind::ResourceKind;

@@ -1,0 +1,257 @@
+//! The restorability report: what a snapshot cannot bring back by itself, or
+//! what needs a human after a restore. Computed at backup time, pure.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::kind::ResourceKind;
+use super::references::references;
+use crate::snapshot::manifest::{Resource, key, label};
+
+/// The mask the service puts on inline SecureString values.
+pub const MASK: &str = "**********";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    /// An inline SecureString came back masked: its value is not in the snapshot.
+    MaskedSecret,
+    /// encryptedCredential is bound to the integration runtime that encrypted it.
+    EncryptedCredential,
+    /// A self-hosted IR: its nodes must be re-registered with the new auth key.
+    SelfHostedNodes,
+    /// An IR shared from another factory: that factory must grant access again.
+    LinkedIntegrationRuntime,
+    /// System-assigned identity: a restored factory gets a new principal.
+    SystemAssignedIdentity,
+    /// A managed private endpoint must be approved on the target resource.
+    PrivateEndpointApproval,
+    /// A reference to a resource that is not in the factory.
+    DanglingReference,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub category: Category,
+    /// The resource it concerns (`linkedService:LS_Sql`).
+    pub resource: String,
+    /// JSON Pointer inside the definition, when it is about one property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    pub detail: String,
+}
+
+/// Every finding for a factory's resources, in resource order.
+pub fn report(resources: &[Resource]) -> Vec<Finding> {
+    let present: HashSet<_> = resources.iter().map(Resource::key).collect();
+    let mut out = Vec::new();
+    for r in resources {
+        let here = r.label();
+        let props = r.definition.get("properties");
+        let ptype = props.and_then(|p| p.get("type")).and_then(Value::as_str);
+        masked(&r.definition, "", &mut |pointer| {
+            out.push(Finding {
+                category: Category::MaskedSecret,
+                resource: here.clone(),
+                pointer: Some(pointer),
+                detail: "inline SecureString came back masked; supply it with an override, or move it to Key Vault".into(),
+            })
+        });
+        match r.kind {
+            ResourceKind::LinkedService => {
+                if let Some(tp) = props.and_then(|p| p.get("typeProperties"))
+                    && tp.get("encryptedCredential").is_some()
+                {
+                    let ir = props
+                        .and_then(|p| p.pointer("/connectVia/referenceName"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("AutoResolveIntegrationRuntime");
+                    out.push(Finding {
+                        category: Category::EncryptedCredential,
+                        resource: here.clone(),
+                        pointer: Some("/properties/typeProperties/encryptedCredential".into()),
+                        detail: format!("encrypted by integration runtime {ir}; it decrypts only there: re-enter the credential if {ir} is re-created"),
+                    });
+                }
+            }
+            ResourceKind::IntegrationRuntime if ptype == Some("SelfHosted") => {
+                let linked = props.and_then(|p| p.pointer("/typeProperties/linkedInfo"));
+                match linked {
+                    Some(info) => out.push(Finding {
+                        category: Category::LinkedIntegrationRuntime,
+                        resource: here.clone(),
+                        pointer: Some("/properties/typeProperties/linkedInfo".into()),
+                        detail: format!(
+                            "shared from another factory ({}); grant the restored factory's identity access on the sharing IR",
+                            info.get("resourceId").and_then(Value::as_str).unwrap_or("resource id not recorded")
+                        ),
+                    }),
+                    None => out.push(Finding {
+                        category: Category::SelfHostedNodes,
+                        resource: here.clone(),
+                        pointer: None,
+                        detail: "self-hosted nodes must be re-registered with the restored IR's new auth key".into(),
+                    }),
+                }
+            }
+            ResourceKind::Factory => {
+                let identity = r
+                    .definition
+                    .pointer("/identity/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if identity.contains("SystemAssigned") {
+                    out.push(Finding {
+                        category: Category::SystemAssignedIdentity,
+                        resource: here.clone(),
+                        pointer: Some("/identity".into()),
+                        detail: "a restored factory gets a new system-assigned principal: grant it the source's role assignments (Key Vault, storage, databases)".into(),
+                    });
+                }
+            }
+            ResourceKind::ManagedPrivateEndpoint => out.push(Finding {
+                category: Category::PrivateEndpointApproval,
+                resource: here.clone(),
+                pointer: None,
+                detail: format!(
+                    "the private endpoint to {} must be approved again on the target resource",
+                    props
+                        .and_then(|p| p.get("privateLinkResourceId"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("its resource")
+                ),
+            }),
+            _ => {}
+        }
+        let mut seen = HashSet::new();
+        for reference in references(&r.definition) {
+            let Some((kind, name)) = reference.dependency() else {
+                continue;
+            };
+            // Managed private endpoints are never referenced by name alone.
+            if !present.contains(&key(kind, None, name)) && seen.insert((kind, name.to_lowercase()))
+            {
+                out.push(Finding {
+                    category: Category::DanglingReference,
+                    resource: here.clone(),
+                    pointer: Some(reference.pointer.clone()),
+                    detail: format!(
+                        "references {} which is not in the factory; a restore of this resource fails until it exists",
+                        label(kind, None, name)
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn masked(value: &Value, pointer: &str, found: &mut dyn FnMut(String)) {
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("SecureString")
+                && map.get("value").and_then(Value::as_str) == Some(MASK)
+            {
+                found(format!("{pointer}/value"));
+            }
+            for (k, v) in map {
+                let k = k.replace('~', "~0").replace('/', "~1");
+                masked(v, &format!("{pointer}/{k}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                masked(v, &format!("{pointer}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn r(kind: ResourceKind, name: &str, definition: Value) -> Resource {
+        Resource {
+            kind,
+            parent: None,
+            name: name.into(),
+            definition,
+        }
+    }
+
+    #[test]
+    fn each_category_is_found() {
+        let resources = vec![
+            r(
+                ResourceKind::Factory,
+                "adf",
+                json!({"identity": {"type": "SystemAssigned,UserAssigned"}}),
+            ),
+            r(
+                ResourceKind::IntegrationRuntime,
+                "shir",
+                json!({"properties": {"type": "SelfHosted"}}),
+            ),
+            r(
+                ResourceKind::IntegrationRuntime,
+                "shared",
+                json!({"properties": {"type": "SelfHosted", "typeProperties": {"linkedInfo": {"authorizationType": "Rbac", "resourceId": "/subscriptions/x/ir/y"}}}}),
+            ),
+            r(
+                ResourceKind::LinkedService,
+                "LS_Sql",
+                json!({"properties": {"type": "SqlServer",
+                "connectVia": {"referenceName": "shir", "type": "IntegrationRuntimeReference"},
+                "typeProperties": {"encryptedCredential": "abc", "password": {"type": "SecureString", "value": MASK}}}}),
+            ),
+            r(
+                ResourceKind::Dataset,
+                "DS",
+                json!({"properties": {"linkedServiceName": {"referenceName": "LS_Gone", "type": "LinkedServiceReference"}}}),
+            ),
+            Resource {
+                kind: ResourceKind::ManagedPrivateEndpoint,
+                parent: Some("default".into()),
+                name: "mpe".into(),
+                definition: json!({"properties": {"privateLinkResourceId": "/sub/sa"}}),
+            },
+        ];
+        let found = report(&resources);
+        let cats: Vec<_> = found
+            .iter()
+            .map(|f| (f.category.clone(), f.resource.as_str()))
+            .collect();
+        assert!(cats.contains(&(Category::SystemAssignedIdentity, "factory:adf")));
+        assert!(cats.contains(&(Category::SelfHostedNodes, "integrationRuntime:shir")));
+        assert!(cats.contains(&(
+            Category::LinkedIntegrationRuntime,
+            "integrationRuntime:shared"
+        )));
+        assert!(cats.contains(&(Category::EncryptedCredential, "linkedService:LS_Sql")));
+        assert!(cats.contains(&(Category::MaskedSecret, "linkedService:LS_Sql")));
+        assert!(cats.contains(&(Category::DanglingReference, "dataset:DS")));
+        assert!(cats.contains(&(
+            Category::PrivateEndpointApproval,
+            "managedPrivateEndpoint:default/mpe"
+        )));
+        let masked = found
+            .iter()
+            .find(|f| f.category == Category::MaskedSecret)
+            .expect("masked");
+        assert_eq!(
+            masked.pointer.as_deref(),
+            Some("/properties/typeProperties/password/value")
+        );
+        let enc = found
+            .iter()
+            .find(|f| f.category == Category::EncryptedCredential)
+            .expect("enc");
+        assert!(enc.detail.contains("shir"), "{}", enc.detail);
+        assert_eq!(found.len(), 7, "{found:#?}");
+    }
+}

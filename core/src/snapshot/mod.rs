@@ -1,0 +1,81 @@
+//! The snapshot format, pure (no IO): sealed objects, envelope keys, the
+//! manifest and payload. The byte layouts are documented in docs/FORMAT.md.
+
+pub mod keys;
+pub mod manifest;
+pub mod object;
+
+pub use keys::{DataKey, FileKey, WrappedKey};
+pub use manifest::{Entry, Manifest, PublicManifest, Resource, Source};
+pub use object::{Header, ObjectError, ObjectType};
+
+/// A snapshot id: UTC time to the second plus 8 random hex digits, so ids sort
+/// by time and two agents never collide (`20261122T071500Z-3fa2c1d0`).
+pub fn snapshot_id(now: time::OffsetDateTime, random: u32) -> String {
+    let t = now.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{random:08x}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// RFC 3339 UTC with seconds (`2026-11-22T07:15:00Z`).
+pub fn rfc3339(now: time::OffsetDateTime) -> String {
+    let t = now.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Parses what `rfc3339` writes (and any RFC 3339 time).
+pub fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Is `name` usable as a store namespace (configured factory names, ids)?
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_time() {
+        let a = snapshot_id(
+            time::macros::datetime!(2026-11-22 07:15:00 UTC),
+            0xffff_ffff,
+        );
+        let b = snapshot_id(time::macros::datetime!(2026-11-22 07:15:01 UTC), 0);
+        assert_eq!(a, "20261122T071500Z-ffffffff");
+        assert!(a < b);
+        assert_eq!(
+            rfc3339(time::macros::datetime!(2026-01-02 03:04:05 +01:00)),
+            "2026-01-02T02:04:05Z"
+        );
+        assert!(parse_time("2026-01-02T02:04:05Z").is_some());
+        assert!(
+            safe_name("sales-prod_1.x")
+                && !safe_name("../x")
+                && !safe_name("a/b")
+                && !safe_name("")
+        );
+    }
+}
