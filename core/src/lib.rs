@@ -8,4 +8,5 @@
 pub mod factory;
 pub mod model;
 pub mod snapshot;
+pub mod store;
 pub mod transport;

@@ -1,0 +1,173 @@
+//! Geo-redundancy: every object goes to every writable location at once;
+//! reads take the first location whose copy is intact and say when they had
+//! to fall back.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use super::{BlobStore, ObjectInfo, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub name: String,
+    pub store: Arc<dyn BlobStore>,
+    /// Used for reads and verification only (an RA-GRS secondary endpoint).
+    pub read_only: bool,
+}
+
+/// Where one object landed.
+#[derive(Debug, Default)]
+pub struct PutReport {
+    pub written: Vec<String>,
+    pub failed: Vec<(String, StoreError)>,
+}
+
+impl PutReport {
+    pub fn ok(&self, name: &str) -> bool {
+        self.written.iter().any(|n| n == name)
+    }
+}
+
+/// A read that fell back past damaged or unreachable copies.
+#[derive(Debug)]
+pub struct Read {
+    pub bytes: Vec<u8>,
+    pub location: String,
+    /// Locations tried first, with why they were skipped.
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Replicas {
+    pub locations: Vec<Location>,
+}
+
+impl Replicas {
+    pub fn new(locations: Vec<Location>) -> Self {
+        Replicas { locations }
+    }
+
+    pub fn writable(&self) -> impl Iterator<Item = &Location> {
+        self.locations.iter().filter(|l| !l.read_only)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Location> {
+        self.locations.iter().find(|l| l.name == name)
+    }
+
+    /// Writes a new object to each of `targets` (writable location names) at once.
+    /// An object that already exists with identical bytes counts as written
+    /// (a retried backup); with different bytes it is a failure.
+    pub async fn put_new(&self, key: &str, bytes: &[u8], targets: &[String]) -> PutReport {
+        let writes = self
+            .writable()
+            .filter(|l| targets.iter().any(|t| t == &l.name))
+            .map(|l| async move {
+                let result = match l.store.put_new(key, bytes.to_vec()).await {
+                    Err(e) if e.is_exists() => match l.store.get(key).await {
+                        Ok(Some(existing)) if existing == bytes => Ok(()),
+                        _ => Err(e),
+                    },
+                    other => other,
+                };
+                (l.name.clone(), result)
+            });
+        let mut report = PutReport::default();
+        for (name, result) in join_all(writes).await {
+            match result {
+                Ok(()) => report.written.push(name),
+                Err(e) => report.failed.push((name, e)),
+            }
+        }
+        report
+    }
+
+    /// The names of every writable location.
+    pub fn writable_names(&self) -> Vec<String> {
+        self.writable().map(|l| l.name.clone()).collect()
+    }
+
+    /// Reads `key` from the first location (in configured order, or `prefer`
+    /// first) whose copy passes `check`.
+    pub async fn read<F>(&self, key: &str, prefer: Option<&str>, check: F) -> Result<Read, Vec<(String, String)>>
+    where
+        F: Fn(&[u8]) -> Result<(), String>,
+    {
+        let mut order: Vec<&Location> = self.locations.iter().collect();
+        if let Some(p) = prefer {
+            order.sort_by_key(|l| l.name != p);
+        }
+        let mut skipped = Vec::new();
+        for l in order {
+            match l.store.get(key).await {
+                Ok(Some(bytes)) => match check(&bytes) {
+                    Ok(()) => {
+                        return Ok(Read {
+                            bytes,
+                            location: l.name.clone(),
+                            skipped,
+                        });
+                    }
+                    Err(why) => skipped.push((l.name.clone(), format!("damaged copy: {why}"))),
+                },
+                Ok(None) => skipped.push((l.name.clone(), "no copy".into())),
+                Err(e) => skipped.push((l.name.clone(), e.to_string())),
+            }
+        }
+        Err(skipped)
+    }
+
+    /// Lists `prefix` in every location; per location the objects or the error.
+    pub async fn list_all(
+        &self,
+        prefix: &str,
+    ) -> Vec<(String, Result<Vec<ObjectInfo>, StoreError>)> {
+        join_all(self.locations.iter().map(|l| async move {
+            (l.name.clone(), l.store.list(prefix).await)
+        }))
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fs::FsStore;
+
+    fn scratch() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("adfdr-rep-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
+    #[tokio::test]
+    async fn writes_go_everywhere_reads_fall_back_past_damage() {
+        let (a, b) = (scratch(), scratch());
+        let reps = Replicas::new(vec![
+            Location { name: "a".into(), store: Arc::new(FsStore::new(&a)), read_only: false },
+            Location { name: "b".into(), store: Arc::new(FsStore::new(&b)), read_only: false },
+            Location { name: "gone".into(), store: Arc::new(FsStore::new("/nonexistent/x")), read_only: false },
+            Location { name: "ro".into(), store: Arc::new(FsStore::new(&b)), read_only: true },
+        ]);
+        let all = reps.writable_names();
+        assert_eq!(all, ["a", "b", "gone"]);
+        let report = reps.put_new("v1/f/x", b"good", &all).await;
+        assert_eq!(report.written, ["a", "b"]);
+        assert_eq!(report.failed.len(), 1);
+        // Retrying with identical bytes is fine; different bytes are not.
+        assert_eq!(reps.put_new("v1/f/x", b"good", &all).await.written.len(), 2);
+        assert_eq!(reps.put_new("v1/f/x", b"evil", &all).await.written.len(), 0);
+        std::fs::remove_file(a.join("v1/f/x")).expect("rm");
+        std::fs::write(a.join("v1/f/x"), b"bad!").expect("damage");
+        let read = reps
+            .read("v1/f/x", None, |b| if b == b"good" { Ok(()) } else { Err("digest".into()) })
+            .await
+            .expect("read");
+        assert_eq!(read.location, "b");
+        assert_eq!(read.skipped.len(), 1);
+        assert!(read.skipped[0].1.contains("damaged"));
+        std::fs::remove_dir_all(&a).ok();
+        std::fs::remove_dir_all(&b).ok();
+    }
+}
