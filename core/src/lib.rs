@@ -5,7 +5,10 @@
 //! This crate grows issue by issue; today it holds the HTTP transport and the
 //! ARM client for Data Factory.
 
+pub mod config;
 pub mod factory;
+pub mod identity;
+pub mod keys;
 pub mod model;
 pub mod snapshot;
 pub mod store;

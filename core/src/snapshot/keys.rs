@@ -75,6 +75,12 @@ pub struct FileKey {
     key: Zeroizing<[u8; 32]>,
 }
 
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileKey({}, fingerprint {})", self.id, self.fingerprint())
+    }
+}
+
 impl FileKey {
     pub fn new(id: &str, bytes: &[u8]) -> Option<Self> {
         let key: [u8; 32] = bytes.try_into().ok()?;

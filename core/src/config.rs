@@ -1,0 +1,560 @@
+//! The config file (design.md section 5, commented example in
+//! systemd/adfdr.toml.example). Unknown keys are errors, and every error names
+//! the file, the line and the key, so a typo never silently changes behaviour.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::snapshot::safe_name;
+
+pub const DEFAULT_PATH: &str = "/etc/adfdr/adfdr.toml";
+pub const DEFAULT_ARM: &str = "https://management.azure.com";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path} line {line}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub agent: AgentConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+    #[serde(rename = "location", default)]
+    pub locations: Vec<Spanned<LocationConfig>>,
+    #[serde(rename = "key", default)]
+    pub keys: Vec<Spanned<KeyConfig>>,
+    #[serde(rename = "factory", default)]
+    pub factories: Vec<Spanned<FactoryConfig>>,
+    /// The file it came from (not a TOML key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    #[serde(default)]
+    pub metrics: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            state_dir: default_state_dir(),
+            socket: default_socket(),
+            metrics: None,
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/adfdr")
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/adfdr/adfdr.sock")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+    AzureCli,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub method: AuthMethod,
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// Workload identity: the federated token file (else $AZURE_FEDERATED_TOKEN_FILE).
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_arm")]
+    pub arm_endpoint: HttpsUrl,
+    pub authority_host: Option<HttpsUrl>,
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_arm() -> HttpsUrl {
+    HttpsUrl(Url::parse(DEFAULT_ARM).expect("static url"))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// A snapshot is committed once its manifest is in this many locations
+    /// (default: every writable location).
+    pub min_copies: Option<usize>,
+    /// Concurrent ARM list calls per factory.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Concurrent factories in `backup --all`.
+    #[serde(default = "default_factories")]
+    pub parallel_factories: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            min_copies: None,
+            concurrency: default_concurrency(),
+            parallel_factories: default_factories(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    6
+}
+
+fn default_factories() -> usize {
+    2
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    pub name: String,
+    /// `https://account.blob.core.windows.net/container` or `file:///srv/adfdr`.
+    pub url: LocationUrl,
+    /// Reads and verification only (an RA-GRS secondary endpoint).
+    #[serde(default)]
+    pub read_only: bool,
+    /// A file holding a SAS token for this container, instead of Entra ID.
+    pub sas_file: Option<PathBuf>,
+    /// Upload every object with a time-based immutability policy of N days.
+    pub immutability_days: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub id: String,
+    /// `https://vault.vault.azure.net/keys/name[/version]`
+    pub keyvault: Option<HttpsUrl>,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub subscription: String,
+    pub resource_group: String,
+    pub factory: String,
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Keep {
+    pub last: Option<u32>,
+    pub hourly: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub yearly: Option<u32>,
+    pub within: Option<DurationSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactoryConfig {
+    /// adfdr's name for it: the store namespace and the CLI argument.
+    pub name: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub factory: String,
+    pub backup: Option<String>,
+    pub drill: Option<String>,
+    pub verify: Option<String>,
+    pub prune: Option<String>,
+    pub timezone: Option<String>,
+    pub rpo_target: Option<DurationSpec>,
+    pub rto_target: Option<DurationSpec>,
+    #[serde(default)]
+    pub keep: Keep,
+    pub drill_target: Option<TargetConfig>,
+    pub drill_overrides: Option<PathBuf>,
+    pub smoke_pipeline: Option<String>,
+}
+
+impl FactoryConfig {
+    pub fn arm_path(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
+}
+
+/// An https URL (bearer tokens are only sent over TLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpsUrl(pub Url);
+
+impl<'de> Deserialize<'de> for HttpsUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let url = Url::parse(&text)
+            .map_err(|e| serde::de::Error::custom(format!("'{text}' is not a URL: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(serde::de::Error::custom(format!(
+                "'{text}' must use https: Entra tokens are only sent over TLS"
+            )));
+        }
+        Ok(HttpsUrl(url))
+    }
+}
+
+/// A location URL: an https container URL or a `file://` directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocationUrl {
+    Azure(Url),
+    Dir(PathBuf),
+}
+
+impl LocationUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+        match url.scheme() {
+            "https" => {
+                if url.query().is_some() {
+                    return Err(format!(
+                        "'{}' carries a query string; put a SAS in a file and name it with sas_file, never in the config",
+                        url.path()
+                    ));
+                }
+                if url.path().trim_matches('/').is_empty() {
+                    return Err(format!(
+                        "'{text}' names no container; use https://ACCOUNT.blob.core.windows.net/CONTAINER"
+                    ));
+                }
+                Ok(LocationUrl::Azure(url))
+            }
+            "file" => url
+                .to_file_path()
+                .map(LocationUrl::Dir)
+                .map_err(|_| format!("'{text}' is not a local directory URL")),
+            other => Err(format!(
+                "'{text}': scheme {other} is not supported; use https:// (Azure Blob) or file:// (a directory)"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LocationUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        LocationUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `90s`, `30m`, `4h`, `7d`, or combinations (`1h30m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationSpec(pub std::time::Duration);
+
+impl DurationSpec {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("'{text}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m")
+        };
+        let mut total = 0u64;
+        let mut digits = String::new();
+        for c in text.trim().chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            digits.clear();
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                'w' => 7 * 86400,
+                _ => return Err(bad()),
+            };
+            total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
+        }
+        if !digits.is_empty() || total == 0 {
+            return Err(bad());
+        }
+        Ok(DurationSpec(std::time::Duration::from_secs(total)))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DurationSpec::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: describe_toml_error(&e, text),
+        })?;
+        config.path = path.to_path_buf();
+        config.validate(text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        let invalid = |span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            line: line_of(text, span.start),
+            message,
+        };
+        let whole = |message: String| ConfigError::Parse {
+            path: self.path.display().to_string(),
+            message,
+        };
+        if self.locations.is_empty() {
+            return Err(whole(
+                "no [[location]]: add two or more, in different regions".into(),
+            ));
+        }
+        let mut names = BTreeMap::new();
+        for l in &self.locations {
+            if !safe_name(&l.get_ref().name) {
+                return Err(invalid(l.span(), format!("location name '{}' may only use letters, digits, '-', '_' and '.'", l.get_ref().name)));
+            }
+            if names.insert(l.get_ref().name.clone(), ()).is_some() {
+                return Err(invalid(l.span(), format!("location name '{}' is used twice", l.get_ref().name)));
+            }
+            if l.get_ref().sas_file.is_some() && matches!(l.get_ref().url, LocationUrl::Dir(_)) {
+                return Err(invalid(l.span(), format!("location '{}': sas_file applies to Azure locations only", l.get_ref().name)));
+            }
+        }
+        let writable = self.locations.iter().filter(|l| !l.get_ref().read_only).count();
+        if writable == 0 {
+            return Err(whole("every [[location]] is read_only: at least one must be writable".into()));
+        }
+        if let Some(min) = self.backup.min_copies
+            && (min == 0 || min > writable)
+        {
+            return Err(whole(format!(
+                "backup.min_copies = {min}, but there are {writable} writable locations; use 1..={writable}"
+            )));
+        }
+        if self.keys.is_empty() {
+            return Err(whole(
+                "no [[key]]: add a Key Vault key and an offline break-glass key file (adfdr key generate)".into(),
+            ));
+        }
+        let mut ids = BTreeMap::new();
+        for k in &self.keys {
+            let key = k.get_ref();
+            if !safe_name(&key.id) {
+                return Err(invalid(k.span(), format!("key id '{}' may only use letters, digits, '-', '_' and '.'", key.id)));
+            }
+            if ids.insert(key.id.clone(), ()).is_some() {
+                return Err(invalid(k.span(), format!("key id '{}' is used twice", key.id)));
+            }
+            match (&key.keyvault, &key.file) {
+                (Some(url), None) => {
+                    if crate::keys::parse_key_url(&url.0).is_none() {
+                        return Err(invalid(k.span(), format!("key '{}': keyvault must look like https://VAULT.vault.azure.net/keys/NAME[/VERSION], got {}", key.id, url.0)));
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(invalid(k.span(), format!("key '{}' needs exactly one of keyvault = \"…\" or file = \"…\"", key.id)));
+                }
+            }
+        }
+        let mut fnames = BTreeMap::new();
+        for f in &self.factories {
+            let fc = f.get_ref();
+            if !safe_name(&fc.name) {
+                return Err(invalid(f.span(), format!("factory name '{}' may only use letters, digits, '-', '_' and '.'", fc.name)));
+            }
+            if fnames.insert(fc.name.to_lowercase(), ()).is_some() {
+                return Err(invalid(f.span(), format!("factory name '{}' is used twice", fc.name)));
+            }
+            for (what, value) in [
+                ("subscription", &fc.subscription),
+                ("resource_group", &fc.resource_group),
+                ("factory", &fc.factory),
+            ] {
+                if value.is_empty() || value.contains('/') {
+                    return Err(invalid(f.span(), format!("factory '{}': {what} '{value}' is not a valid Azure name", fc.name)));
+                }
+            }
+            if let Some(t) = &fc.drill_target
+                && t.subscription.eq_ignore_ascii_case(&fc.subscription)
+                && t.resource_group.eq_ignore_ascii_case(&fc.resource_group)
+                && t.factory.eq_ignore_ascii_case(&fc.factory)
+            {
+                return Err(invalid(f.span(), format!("factory '{}': drill_target is the source factory itself; a drill must never touch the source", fc.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn factory(&self, name: &str) -> Option<&FactoryConfig> {
+        self.factories
+            .iter()
+            .map(Spanned::get_ref)
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn factory_names(&self) -> Vec<String> {
+        self.factories.iter().map(|f| f.get_ref().name.clone()).collect()
+    }
+
+    /// The number of manifest copies that commit a snapshot.
+    pub fn min_copies(&self) -> usize {
+        let writable = self.locations.iter().filter(|l| !l.get_ref().read_only).count();
+        self.backup.min_copies.unwrap_or(writable)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// toml's message with its line. The offending source line is not echoed:
+/// it might hold something secret.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => format!("line {}: {message}", line_of(text, span.start)),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[agent]
+state_dir = "/var/lib/adfdr"
+
+[auth]
+method = "managed-identity"
+
+[[location]]
+name = "weu"
+url = "https://adfdrweu.blob.core.windows.net/adfdr"
+[[location]]
+name = "neu"
+url = "file:///srv/adfdr"
+
+[[key]]
+id = "kv"
+keyvault = "https://contoso-kv.vault.azure.net/keys/adfdr-kek"
+[[key]]
+id = "breakglass"
+file = "/etc/adfdr/breakglass.key"
+
+[[factory]]
+name = "sales-prod"
+subscription = "00000000-0000-0000-0000-000000000000"
+resource_group = "rg-sales"
+factory = "adf-sales-prod"
+backup = "*/15 * * * *"
+rpo_target = "30m"
+keep = { last = 10, daily = 14 }
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/adfdr/adfdr.toml"))
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let c = parse(GOOD).expect("parse");
+        assert_eq!(c.locations.len(), 2);
+        assert_eq!(c.min_copies(), 2);
+        assert_eq!(c.auth.arm_endpoint.0.as_str(), "https://management.azure.com/");
+        let f = c.factory("SALES-prod").expect("factory");
+        assert_eq!(f.rpo_target, Some(DurationSpec(std::time::Duration::from_secs(1800))));
+        assert_eq!(f.keep.last, Some(10));
+        assert!(f.arm_path().ends_with("/factories/adf-sales-prod"));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let typo = GOOD.replace("rpo_target", "rpo_targte");
+        let e = parse(&typo).unwrap_err().to_string();
+        assert!(e.contains("rpo_targte") && e.contains("line 28"), "{e}");
+
+        let bad_duration = GOOD.replace("\"30m\"", "\"half an hour\"");
+        let e = parse(&bad_duration).unwrap_err().to_string();
+        assert!(e.contains("line 28") && e.contains("not a duration"), "{e}");
+
+        let http = GOOD.replace("https://adfdrweu", "http://adfdrweu");
+        let e = parse(&http).unwrap_err().to_string();
+        assert!(e.contains("line 10") && e.contains("scheme http"), "{e}");
+
+        let both = GOOD.replace("file = \"/etc/adfdr/breakglass.key\"", "file = \"/k\"\nkeyvault = \"https://v.vault.azure.net/keys/k\"");
+        let e = parse(&both).unwrap_err().to_string();
+        assert!(e.contains("line 18") && e.contains("exactly one"), "{e}");
+
+        let sas = GOOD.replace("blob.core.windows.net/adfdr", "blob.core.windows.net/adfdr?sig=SECRET");
+        let e = parse(&sas).unwrap_err().to_string();
+        assert!(e.contains("sas_file") && !e.contains("SECRET"), "{e}");
+
+        let e = parse("[auth]\nmethod = \"password\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("password"), "{e}");
+    }
+
+    #[test]
+    fn drills_never_target_the_source() {
+        let same = format!(
+            "{GOOD}drill_target = {{ subscription = \"00000000-0000-0000-0000-000000000000\", resource_group = \"RG-SALES\", factory = \"adf-sales-prod\" }}\n"
+        );
+        let e = parse(&same).unwrap_err().to_string();
+        assert!(e.contains("source factory itself"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(DurationSpec::parse("1h30m").expect("d").0.as_secs(), 5400);
+        assert!(DurationSpec::parse("30").is_err());
+        assert!(DurationSpec::parse("0s").is_err());
+        assert!(DurationSpec::parse("5x").is_err());
+    }
+}
