@@ -5,6 +5,7 @@
 //! This crate grows issue by issue; today it holds the HTTP transport and the
 //! ARM client for Data Factory.
 
+pub mod catalog;
 pub mod config;
 pub mod factory;
 pub mod identity;
