@@ -90,7 +90,8 @@ impl Catalog {
             detail,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create its directory: {e}")))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
         let db = Database::create(path).map_err(|e| {
             err(format!(
@@ -128,7 +129,12 @@ impl Catalog {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    fn put<T: Serialize>(&self, table: TableDefinition<&str, &[u8]>, key: &str, value: &T) -> Result<(), CatalogError> {
+    fn put<T: Serialize>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), CatalogError> {
         let bytes = serde_json::to_vec(value).expect("records serialize");
         self.write(|tx| {
             tx.open_table(table)?.insert(key, bytes.as_slice())?;
@@ -136,7 +142,11 @@ impl Catalog {
         })
     }
 
-    fn scan<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>, prefix: &str) -> Result<Vec<T>, CatalogError> {
+    fn scan<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        prefix: &str,
+    ) -> Result<Vec<T>, CatalogError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = tx.open_table(table).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -185,7 +195,10 @@ impl Catalog {
         self.put(CHECKPOINTS, &k(&r.factory, &r.id), r)
     }
 
-    pub fn checkpoints(&self, factory: Option<&str>) -> Result<Vec<CheckpointRecord>, CatalogError> {
+    pub fn checkpoints(
+        &self,
+        factory: Option<&str>,
+    ) -> Result<Vec<CheckpointRecord>, CatalogError> {
         self.scan(CHECKPOINTS, &Self::prefix(factory))
     }
 
@@ -251,15 +264,39 @@ mod tests {
         let path = Catalog::path_in(&dir);
         {
             let c = Catalog::open(&path).expect("open");
-            c.put_snapshot(&snap("sales", "20261122T000002Z-b")).expect("put");
-            c.put_snapshot(&snap("sales", "20261122T000001Z-a")).expect("put");
-            c.put_snapshot(&snap("sales-eu", "20261122T000003Z-c")).expect("put");
-            c.add_repair(&RepairRecord { location: "neu".into(), key: "v1/x".into(), reason: "down".into(), since: "t".into() }).expect("repair");
+            c.put_snapshot(&snap("sales", "20261122T000002Z-b"))
+                .expect("put");
+            c.put_snapshot(&snap("sales", "20261122T000001Z-a"))
+                .expect("put");
+            c.put_snapshot(&snap("sales-eu", "20261122T000003Z-c"))
+                .expect("put");
+            c.add_repair(&RepairRecord {
+                location: "neu".into(),
+                key: "v1/x".into(),
+                reason: "down".into(),
+                since: "t".into(),
+            })
+            .expect("repair");
         }
         let c = Catalog::open(&path).expect("reopen");
-        let ids: Vec<_> = c.snapshots(Some("sales")).expect("list").into_iter().map(|s| s.id).collect();
-        assert_eq!(ids, ["20261122T000001Z-a", "20261122T000002Z-b"], "sales-eu is another factory");
-        assert_eq!(c.latest_snapshot("sales").expect("latest").expect("some").id, "20261122T000002Z-b");
+        let ids: Vec<_> = c
+            .snapshots(Some("sales"))
+            .expect("list")
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["20261122T000001Z-a", "20261122T000002Z-b"],
+            "sales-eu is another factory"
+        );
+        assert_eq!(
+            c.latest_snapshot("sales")
+                .expect("latest")
+                .expect("some")
+                .id,
+            "20261122T000002Z-b"
+        );
         assert_eq!(c.snapshots(None).expect("all").len(), 3);
         assert_eq!(c.repairs().expect("repairs").len(), 1);
         c.remove_repair("neu", "v1/x").expect("remove");

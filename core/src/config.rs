@@ -282,9 +282,7 @@ pub struct DurationSpec(pub std::time::Duration);
 
 impl DurationSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("'{text}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m")
-        };
+        let bad = || format!("'{text}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m");
         let mut total = 0u64;
         let mut digits = String::new();
         for c in text.trim().chars() {
@@ -302,7 +300,9 @@ impl DurationSpec {
                 'w' => 7 * 86400,
                 _ => return Err(bad()),
             };
-            total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
+            total = total
+                .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
         }
         if !digits.is_empty() || total == 0 {
             return Err(bad());
@@ -357,18 +357,39 @@ impl Config {
         let mut names = BTreeMap::new();
         for l in &self.locations {
             if !safe_name(&l.get_ref().name) {
-                return Err(invalid(l.span(), format!("location name '{}' may only use letters, digits, '-', '_' and '.'", l.get_ref().name)));
+                return Err(invalid(
+                    l.span(),
+                    format!(
+                        "location name '{}' may only use letters, digits, '-', '_' and '.'",
+                        l.get_ref().name
+                    ),
+                ));
             }
             if names.insert(l.get_ref().name.clone(), ()).is_some() {
-                return Err(invalid(l.span(), format!("location name '{}' is used twice", l.get_ref().name)));
+                return Err(invalid(
+                    l.span(),
+                    format!("location name '{}' is used twice", l.get_ref().name),
+                ));
             }
             if l.get_ref().sas_file.is_some() && matches!(l.get_ref().url, LocationUrl::Dir(_)) {
-                return Err(invalid(l.span(), format!("location '{}': sas_file applies to Azure locations only", l.get_ref().name)));
+                return Err(invalid(
+                    l.span(),
+                    format!(
+                        "location '{}': sas_file applies to Azure locations only",
+                        l.get_ref().name
+                    ),
+                ));
             }
         }
-        let writable = self.locations.iter().filter(|l| !l.get_ref().read_only).count();
+        let writable = self
+            .locations
+            .iter()
+            .filter(|l| !l.get_ref().read_only)
+            .count();
         if writable == 0 {
-            return Err(whole("every [[location]] is read_only: at least one must be writable".into()));
+            return Err(whole(
+                "every [[location]] is read_only: at least one must be writable".into(),
+            ));
         }
         if let Some(min) = self.backup.min_copies
             && (min == 0 || min > writable)
@@ -386,20 +407,41 @@ impl Config {
         for k in &self.keys {
             let key = k.get_ref();
             if !safe_name(&key.id) {
-                return Err(invalid(k.span(), format!("key id '{}' may only use letters, digits, '-', '_' and '.'", key.id)));
+                return Err(invalid(
+                    k.span(),
+                    format!(
+                        "key id '{}' may only use letters, digits, '-', '_' and '.'",
+                        key.id
+                    ),
+                ));
             }
             if ids.insert(key.id.clone(), ()).is_some() {
-                return Err(invalid(k.span(), format!("key id '{}' is used twice", key.id)));
+                return Err(invalid(
+                    k.span(),
+                    format!("key id '{}' is used twice", key.id),
+                ));
             }
             match (&key.keyvault, &key.file) {
                 (Some(url), None) => {
                     if crate::keys::parse_key_url(&url.0).is_none() {
-                        return Err(invalid(k.span(), format!("key '{}': keyvault must look like https://VAULT.vault.azure.net/keys/NAME[/VERSION], got {}", key.id, url.0)));
+                        return Err(invalid(
+                            k.span(),
+                            format!(
+                                "key '{}': keyvault must look like https://VAULT.vault.azure.net/keys/NAME[/VERSION], got {}",
+                                key.id, url.0
+                            ),
+                        ));
                     }
                 }
                 (None, Some(_)) => {}
                 _ => {
-                    return Err(invalid(k.span(), format!("key '{}' needs exactly one of keyvault = \"…\" or file = \"…\"", key.id)));
+                    return Err(invalid(
+                        k.span(),
+                        format!(
+                            "key '{}' needs exactly one of keyvault = \"…\" or file = \"…\"",
+                            key.id
+                        ),
+                    ));
                 }
             }
         }
@@ -407,10 +449,19 @@ impl Config {
         for f in &self.factories {
             let fc = f.get_ref();
             if !safe_name(&fc.name) {
-                return Err(invalid(f.span(), format!("factory name '{}' may only use letters, digits, '-', '_' and '.'", fc.name)));
+                return Err(invalid(
+                    f.span(),
+                    format!(
+                        "factory name '{}' may only use letters, digits, '-', '_' and '.'",
+                        fc.name
+                    ),
+                ));
             }
             if fnames.insert(fc.name.to_lowercase(), ()).is_some() {
-                return Err(invalid(f.span(), format!("factory name '{}' is used twice", fc.name)));
+                return Err(invalid(
+                    f.span(),
+                    format!("factory name '{}' is used twice", fc.name),
+                ));
             }
             for (what, value) in [
                 ("subscription", &fc.subscription),
@@ -418,7 +469,13 @@ impl Config {
                 ("factory", &fc.factory),
             ] {
                 if value.is_empty() || value.contains('/') {
-                    return Err(invalid(f.span(), format!("factory '{}': {what} '{value}' is not a valid Azure name", fc.name)));
+                    return Err(invalid(
+                        f.span(),
+                        format!(
+                            "factory '{}': {what} '{value}' is not a valid Azure name",
+                            fc.name
+                        ),
+                    ));
                 }
             }
             if let Some(t) = &fc.drill_target
@@ -426,7 +483,13 @@ impl Config {
                 && t.resource_group.eq_ignore_ascii_case(&fc.resource_group)
                 && t.factory.eq_ignore_ascii_case(&fc.factory)
             {
-                return Err(invalid(f.span(), format!("factory '{}': drill_target is the source factory itself; a drill must never touch the source", fc.name)));
+                return Err(invalid(
+                    f.span(),
+                    format!(
+                        "factory '{}': drill_target is the source factory itself; a drill must never touch the source",
+                        fc.name
+                    ),
+                ));
             }
         }
         Ok(())
@@ -440,12 +503,19 @@ impl Config {
     }
 
     pub fn factory_names(&self) -> Vec<String> {
-        self.factories.iter().map(|f| f.get_ref().name.clone()).collect()
+        self.factories
+            .iter()
+            .map(|f| f.get_ref().name.clone())
+            .collect()
     }
 
     /// The number of manifest copies that commit a snapshot.
     pub fn min_copies(&self) -> usize {
-        let writable = self.locations.iter().filter(|l| !l.get_ref().read_only).count();
+        let writable = self
+            .locations
+            .iter()
+            .filter(|l| !l.get_ref().read_only)
+            .count();
         self.backup.min_copies.unwrap_or(writable)
     }
 }
@@ -508,9 +578,15 @@ keep = { last = 10, daily = 14 }
         let c = parse(GOOD).expect("parse");
         assert_eq!(c.locations.len(), 2);
         assert_eq!(c.min_copies(), 2);
-        assert_eq!(c.auth.arm_endpoint.0.as_str(), "https://management.azure.com/");
+        assert_eq!(
+            c.auth.arm_endpoint.0.as_str(),
+            "https://management.azure.com/"
+        );
         let f = c.factory("SALES-prod").expect("factory");
-        assert_eq!(f.rpo_target, Some(DurationSpec(std::time::Duration::from_secs(1800))));
+        assert_eq!(
+            f.rpo_target,
+            Some(DurationSpec(std::time::Duration::from_secs(1800)))
+        );
         assert_eq!(f.keep.last, Some(10));
         assert!(f.arm_path().ends_with("/factories/adf-sales-prod"));
     }
@@ -529,15 +605,23 @@ keep = { last = 10, daily = 14 }
         let e = parse(&http).unwrap_err().to_string();
         assert!(e.contains("line 10") && e.contains("scheme http"), "{e}");
 
-        let both = GOOD.replace("file = \"/etc/adfdr/breakglass.key\"", "file = \"/k\"\nkeyvault = \"https://v.vault.azure.net/keys/k\"");
+        let both = GOOD.replace(
+            "file = \"/etc/adfdr/breakglass.key\"",
+            "file = \"/k\"\nkeyvault = \"https://v.vault.azure.net/keys/k\"",
+        );
         let e = parse(&both).unwrap_err().to_string();
         assert!(e.contains("line 18") && e.contains("exactly one"), "{e}");
 
-        let sas = GOOD.replace("blob.core.windows.net/adfdr", "blob.core.windows.net/adfdr?sig=SECRET");
+        let sas = GOOD.replace(
+            "blob.core.windows.net/adfdr",
+            "blob.core.windows.net/adfdr?sig=SECRET",
+        );
         let e = parse(&sas).unwrap_err().to_string();
         assert!(e.contains("sas_file") && !e.contains("SECRET"), "{e}");
 
-        let e = parse("[auth]\nmethod = \"password\"\n").unwrap_err().to_string();
+        let e = parse("[auth]\nmethod = \"password\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("password"), "{e}");
     }
 

@@ -22,7 +22,10 @@ use crate::config::{AuthConfig, AuthMethod};
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("auth.{key} is required for method {method}")]
-    Missing { key: &'static str, method: &'static str },
+    Missing {
+        key: &'static str,
+        method: &'static str,
+    },
     #[error(
         "secret file {path} is readable by group or others (mode {mode:o}); run: chmod 600 {path} (or use a systemd credential)"
     )]
@@ -35,7 +38,10 @@ pub enum IdentityError {
     #[error("secret file {path} is empty")]
     Empty { path: String },
     #[error("cannot set up the {method} credential: {detail}")]
-    Build { method: &'static str, detail: String },
+    Build {
+        method: &'static str,
+        detail: String,
+    },
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
 }
@@ -109,11 +115,12 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
     };
     match auth.method {
         AuthMethod::ManagedIdentity => {
-            let credential = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                user_assigned_id: auth.client_id.clone().map(UserAssignedId::ClientId),
-                client_options: options.clone(),
-            }))
-            .map_err(build_err("managed-identity"))?;
+            let credential =
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: auth.client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: options.clone(),
+                }))
+                .map_err(build_err("managed-identity"))?;
             let description = match &auth.client_id {
                 Some(id) => format!("managed identity (client id {id})"),
                 None => "the system-assigned managed identity".into(),
@@ -124,15 +131,16 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
             })
         }
         AuthMethod::WorkloadIdentity => {
-            let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options: options.clone(),
-                },
-                client_id: auth.client_id.clone(),
-                tenant_id: auth.tenant_id.clone(),
-                token_file_path: auth.token_file.clone(),
-            }))
-            .map_err(build_err("workload-identity"))?;
+            let credential =
+                WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                    credential_options: ClientAssertionCredentialOptions {
+                        client_options: options.clone(),
+                    },
+                    client_id: auth.client_id.clone(),
+                    tenant_id: auth.tenant_id.clone(),
+                    token_file_path: auth.token_file.clone(),
+                }))
+                .map_err(build_err("workload-identity"))?;
             Ok(Identity {
                 credential,
                 description: format!(
@@ -151,10 +159,13 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
                 key: "tenant_id",
                 method,
             })?;
-            let file = auth.client_secret_file.as_ref().ok_or(IdentityError::Missing {
-                key: "client_secret_file",
-                method,
-            })?;
+            let file = auth
+                .client_secret_file
+                .as_ref()
+                .ok_or(IdentityError::Missing {
+                    key: "client_secret_file",
+                    method,
+                })?;
             let bytes = read_secret_file(file)?;
             let secret = String::from_utf8_lossy(&bytes).trim().to_string();
             if secret.is_empty() {
@@ -202,7 +213,10 @@ mod tests {
         std::fs::write(&path, "s3cret").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let e = read_secret_file(&path).unwrap_err().to_string();
-        assert!(e.contains("chmod 600") && e.contains("640") && !e.contains("s3cret"), "{e}");
+        assert!(
+            e.contains("chmod 600") && e.contains("640") && !e.contains("s3cret"),
+            "{e}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert_eq!(&read_secret_file(&path).expect("read")[..], b"s3cret");
         std::fs::remove_dir_all(&dir).ok();

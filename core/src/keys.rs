@@ -19,10 +19,16 @@ use crate::snapshot::{DataKey, FileKey, WrappedKey};
 pub enum KeyError {
     #[error("key file {path}: {source}")]
     File { path: String, source: IdentityError },
-    #[error("key file {path} holds {len} bytes; an adfdr key file is exactly 32 (make one with: adfdr key generate --out FILE)")]
+    #[error(
+        "key file {path} holds {len} bytes; an adfdr key file is exactly 32 (make one with: adfdr key generate --out FILE)"
+    )]
     Length { path: String, len: usize },
     #[error("Key Vault key {id} ({url}): {detail}")]
-    Vault { id: String, url: String, detail: String },
+    Vault {
+        id: String,
+        url: String,
+        detail: String,
+    },
     #[error(
         "no configured key can open snapshot {snapshot}. It can be opened by: {can_open}. Tried: {tried}"
     )]
@@ -40,7 +46,9 @@ pub fn parse_key_url(url: &Url) -> Option<(String, String, Option<String>)> {
     let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["keys", name] => Some((vault_of(url), name.to_string(), None)),
-        ["keys", name, version] => Some((vault_of(url), name.to_string(), Some(version.to_string()))),
+        ["keys", name, version] => {
+            Some((vault_of(url), name.to_string(), Some(version.to_string())))
+        }
         _ => None,
     }
 }
@@ -62,16 +70,23 @@ pub struct VaultKey {
 }
 
 impl VaultKey {
-    pub fn new(id: &str, url: &Url, identity: &Identity, options: &ClientOptions) -> Result<Self, KeyError> {
+    pub fn new(
+        id: &str,
+        url: &Url,
+        identity: &Identity,
+        options: &ClientOptions,
+    ) -> Result<Self, KeyError> {
         let err = |detail: String| KeyError::Vault {
             id: id.into(),
             url: url.to_string(),
             detail,
         };
-        let (vault, name, version) =
-            parse_key_url(url).ok_or_else(|| err("not a key URL (https://VAULT/keys/NAME[/VERSION])".into()))?;
+        let (vault, name, version) = parse_key_url(url)
+            .ok_or_else(|| err("not a key URL (https://VAULT/keys/NAME[/VERSION])".into()))?;
         // Real vaults answer the challenge for *.vault.azure.net; only check it there.
-        let real = url.host_str().is_some_and(|h| h.ends_with(".vault.azure.net"));
+        let real = url
+            .host_str()
+            .is_some_and(|h| h.ends_with(".vault.azure.net"));
         let client = KeyClient::new(
             &vault,
             identity.credential.clone(),
@@ -118,7 +133,9 @@ impl VaultKey {
             value: Some(dek.bytes().to_vec()),
             ..Default::default()
         };
-        let body = params.try_into().map_err(|e: azure_core::Error| self.vault_error("wrap", e))?;
+        let body = params
+            .try_into()
+            .map_err(|e: azure_core::Error| self.vault_error("wrap", e))?;
         let options = self.version.clone().map(|v| {
             azure_security_keyvault_keys::models::KeyClientWrapKeyOptions {
                 key_version: Some(v),
@@ -161,19 +178,24 @@ impl VaultKey {
     }
 
     pub async fn unwrap(&self, w: &WrappedKey) -> Result<DataKey, KeyError> {
-        let url = Url::parse(w.key_url.as_deref().unwrap_or_default()).map_err(|e| KeyError::Vault {
-            id: self.id.clone(),
-            url: self.url.to_string(),
-            detail: format!("recorded key id is not a URL: {e}"),
-        })?;
-        let version = parse_key_url(&url).and_then(|(_, _, v)| v).unwrap_or_default();
+        let url =
+            Url::parse(w.key_url.as_deref().unwrap_or_default()).map_err(|e| KeyError::Vault {
+                id: self.id.clone(),
+                url: self.url.to_string(),
+                detail: format!("recorded key id is not a URL: {e}"),
+            })?;
+        let version = parse_key_url(&url)
+            .and_then(|(_, _, v)| v)
+            .unwrap_or_default();
         let value = Zeroizing::new(B64.decode(&w.wrapped).unwrap_or_default());
         let params = KeyOperationParameters {
             algorithm: Some(EncryptionAlgorithm::RsaOaep256),
             value: Some(value.to_vec()),
             ..Default::default()
         };
-        let body = params.try_into().map_err(|e: azure_core::Error| self.vault_error("unwrap", e))?;
+        let body = params
+            .try_into()
+            .map_err(|e: azure_core::Error| self.vault_error("unwrap", e))?;
         let result = self
             .client
             .unwrap_key(&self.name, &version, body, None)
@@ -252,16 +274,32 @@ impl KeyRing {
         let mut ids: Vec<String> = self
             .files
             .iter()
-            .map(|(k, p)| format!("{} (key file {}, fingerprint {})", k.id, p.display(), k.fingerprint()))
+            .map(|(k, p)| {
+                format!(
+                    "{} (key file {}, fingerprint {})",
+                    k.id,
+                    p.display(),
+                    k.fingerprint()
+                )
+            })
             .collect();
-        ids.extend(self.vaults.iter().map(|v| format!("{} (Key Vault key {})", v.id, v.url)));
+        ids.extend(
+            self.vaults
+                .iter()
+                .map(|v| format!("{} (Key Vault key {})", v.id, v.url)),
+        );
         ids
     }
 
     /// Wraps `dek` under every key; any failure fails the backup, because a
     /// snapshot missing a configured key would break the promise that each
     /// key restores.
-    pub async fn wrap_all(&self, dek: &DataKey, factory: &str, snapshot: &str) -> Result<Vec<WrappedKey>, KeyError> {
+    pub async fn wrap_all(
+        &self,
+        dek: &DataKey,
+        factory: &str,
+        snapshot: &str,
+    ) -> Result<Vec<WrappedKey>, KeyError> {
         let mut out = Vec::new();
         for (key, _) in &self.files {
             out.push(key.wrap(dek, factory, snapshot));
@@ -274,7 +312,12 @@ impl KeyRing {
 
     /// Opens a snapshot's data key with the first key that can: key files
     /// first (no network), then Key Vault keys.
-    pub async fn unwrap_any(&self, wrapped: &[WrappedKey], factory: &str, snapshot: &str) -> Result<DataKey, KeyError> {
+    pub async fn unwrap_any(
+        &self,
+        wrapped: &[WrappedKey],
+        factory: &str,
+        snapshot: &str,
+    ) -> Result<DataKey, KeyError> {
         for w in wrapped {
             for (key, _) in &self.files {
                 if let Some(dek) = key.unwrap(w, factory, snapshot) {
@@ -295,8 +338,16 @@ impl KeyRing {
         tried.extend(failures);
         Err(KeyError::NoKey {
             snapshot: snapshot.to_string(),
-            can_open: wrapped.iter().map(WrappedKey::describe).collect::<Vec<_>>().join(", "),
-            tried: if tried.is_empty() { "no keys configured".into() } else { tried.join("; ") },
+            can_open: wrapped
+                .iter()
+                .map(WrappedKey::describe)
+                .collect::<Vec<_>>()
+                .join(", "),
+            tried: if tried.is_empty() {
+                "no keys configured".into()
+            } else {
+                tried.join("; ")
+            },
         })
     }
 }
@@ -310,40 +361,90 @@ mod tests {
         let u = Url::parse("https://kv.vault.azure.net/keys/kek/abc123").expect("url");
         assert_eq!(
             parse_key_url(&u),
-            Some(("https://kv.vault.azure.net/".into(), "kek".into(), Some("abc123".into())))
+            Some((
+                "https://kv.vault.azure.net/".into(),
+                "kek".into(),
+                Some("abc123".into())
+            ))
         );
-        assert!(parse_key_url(&Url::parse("https://kv.vault.azure.net/secrets/x").expect("url")).is_none());
+        assert!(
+            parse_key_url(&Url::parse("https://kv.vault.azure.net/secrets/x").expect("url"))
+                .is_none()
+        );
     }
 
     #[tokio::test]
     async fn generated_key_files_are_private_and_never_overwritten() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("adfdr-keys-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("adfdr-keys-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("bg.key");
         let fp = generate_key_file(&path).expect("generate");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(generate_key_file(&path).unwrap_err().to_string().contains("never overwrites"));
+        assert!(
+            generate_key_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("never overwrites")
+        );
         let key = load_key_file("bg", &path).expect("load");
         assert_eq!(key.fingerprint(), fp);
 
-        let ring = KeyRing { files: vec![(key, path.clone())], vaults: vec![] };
+        let ring = KeyRing {
+            files: vec![(key, path.clone())],
+            vaults: vec![],
+        };
         let dek = DataKey::generate();
         let wrapped = ring.wrap_all(&dek, "f", "s").await.expect("wrap");
-        assert_eq!(ring.unwrap_any(&wrapped, "f", "s").await.expect("unwrap").bytes(), dek.bytes());
+        assert_eq!(
+            ring.unwrap_any(&wrapped, "f", "s")
+                .await
+                .expect("unwrap")
+                .bytes(),
+            dek.bytes()
+        );
 
         let other_path = dir.join("other.key");
         generate_key_file(&other_path).expect("generate");
-        let other = KeyRing { files: vec![(load_key_file("other", &other_path).expect("load"), other_path)], vaults: vec![] };
-        let e = other.unwrap_any(&wrapped, "f", "s").await.unwrap_err().to_string();
-        assert!(e.contains(&format!("bg (key file, fingerprint {fp})")) && e.contains("other (key file"), "{e}");
+        let other = KeyRing {
+            files: vec![(
+                load_key_file("other", &other_path).expect("load"),
+                other_path,
+            )],
+            vaults: vec![],
+        };
+        let e = other
+            .unwrap_any(&wrapped, "f", "s")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("bg (key file, fingerprint {fp})"))
+                && e.contains("other (key file"),
+            "{e}"
+        );
 
         std::fs::write(dir.join("short.key"), [1u8; 16]).expect("write");
-        std::fs::set_permissions(dir.join("short.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert!(load_key_file("s", &dir.join("short.key")).unwrap_err().to_string().contains("exactly 32"));
+        std::fs::set_permissions(
+            dir.join("short.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        assert!(
+            load_key_file("s", &dir.join("short.key"))
+                .unwrap_err()
+                .to_string()
+                .contains("exactly 32")
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(load_key_file("bg", &path).unwrap_err().to_string().contains("chmod 600"));
+        assert!(
+            load_key_file("bg", &path)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -11,6 +11,7 @@ pub mod factory;
 pub mod identity;
 pub mod keys;
 pub mod model;
+pub mod ops;
 pub mod snapshot;
 pub mod store;
 pub mod transport;

@@ -2,6 +2,7 @@
 //! and the references between resources. No IO here.
 
 pub mod canonical;
+pub mod diff;
 pub mod kind;
 pub mod references;
 pub mod restorability;

@@ -77,7 +77,12 @@ pub struct FileKey {
 
 impl std::fmt::Debug for FileKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FileKey({}, fingerprint {})", self.id, self.fingerprint())
+        write!(
+            f,
+            "FileKey({}, fingerprint {})",
+            self.id,
+            self.fingerprint()
+        )
     }
 }
 

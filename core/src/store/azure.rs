@@ -11,7 +11,9 @@ use azure_core::http::{ClientOptions, RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
     BlobClientUploadOptions, BlobContainerClientListBlobsOptions, ImmutabilityPolicyMode,
 };
-use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions, StorageError as SdkError};
+use azure_storage_blob::{
+    BlobContainerClient, BlobContainerClientOptions, StorageError as SdkError,
+};
 use futures::TryStreamExt;
 
 use super::{BlobStore, ObjectInfo, StoreError};
@@ -220,10 +222,7 @@ impl BlobStore for AzureStore {
             match pager.try_next().await {
                 Ok(Some(item)) => {
                     if let Some(name) = item.name {
-                        let size = item
-                            .properties
-                            .and_then(|p| p.content_length)
-                            .unwrap_or(0);
+                        let size = item.properties.and_then(|p| p.content_length).unwrap_or(0);
                         out.push(ObjectInfo { key: name, size });
                     }
                 }

@@ -220,17 +220,27 @@ mod tests {
     async fn objects_are_write_once_listed_and_read_only() {
         let root = scratch();
         let store = FsStore::new(&root);
-        store.put_new("v1/f/snapshots/a.payload", b"one".to_vec()).await.expect("put");
+        store
+            .put_new("v1/f/snapshots/a.payload", b"one".to_vec())
+            .await
+            .expect("put");
         let err = store
             .put_new("v1/f/snapshots/a.payload", b"two".to_vec())
             .await
             .unwrap_err();
         assert!(err.is_exists(), "{err}");
         assert_eq!(
-            store.get("v1/f/snapshots/a.payload").await.expect("get").as_deref(),
+            store
+                .get("v1/f/snapshots/a.payload")
+                .await
+                .expect("get")
+                .as_deref(),
             Some(&b"one"[..])
         );
-        store.put_new("v1/g/checkpoints/c.checkpoint", b"c".to_vec()).await.expect("put");
+        store
+            .put_new("v1/g/checkpoints/c.checkpoint", b"c".to_vec())
+            .await
+            .expect("put");
         let all = store.list("v1/").await.expect("list");
         assert_eq!(
             all.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
@@ -245,10 +255,30 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
-        store.put_replace("v1/f/snapshots/a.payload", b"fixed".to_vec()).await.expect("replace");
-        assert_eq!(store.get("v1/f/snapshots/a.payload").await.expect("get").as_deref(), Some(&b"fixed"[..]));
-        assert!(store.delete("v1/g/checkpoints/c.checkpoint").await.expect("delete"));
-        assert!(!store.delete("v1/g/checkpoints/c.checkpoint").await.expect("delete"));
+        store
+            .put_replace("v1/f/snapshots/a.payload", b"fixed".to_vec())
+            .await
+            .expect("replace");
+        assert_eq!(
+            store
+                .get("v1/f/snapshots/a.payload")
+                .await
+                .expect("get")
+                .as_deref(),
+            Some(&b"fixed"[..])
+        );
+        assert!(
+            store
+                .delete("v1/g/checkpoints/c.checkpoint")
+                .await
+                .expect("delete")
+        );
+        assert!(
+            !store
+                .delete("v1/g/checkpoints/c.checkpoint")
+                .await
+                .expect("delete")
+        );
         assert!(store.get("../etc/passwd").await.is_err());
         std::fs::remove_dir_all(&root).ok();
     }

@@ -124,10 +124,12 @@ pub mod layout {
                     })
                 }
             }
-            "checkpoints" => file.strip_suffix(".checkpoint").map(|id| Parsed::Checkpoint {
-                factory,
-                id: id.into(),
-            }),
+            "checkpoints" => file
+                .strip_suffix(".checkpoint")
+                .map(|id| Parsed::Checkpoint {
+                    factory,
+                    id: id.into(),
+                }),
             _ => None,
         }
     }

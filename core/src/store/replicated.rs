@@ -90,7 +90,12 @@ impl Replicas {
 
     /// Reads `key` from the first location (in configured order, or `prefer`
     /// first) whose copy passes `check`.
-    pub async fn read<F>(&self, key: &str, prefer: Option<&str>, check: F) -> Result<Read, Vec<(String, String)>>
+    pub async fn read<F>(
+        &self,
+        key: &str,
+        prefer: Option<&str>,
+        check: F,
+    ) -> Result<Read, Vec<(String, String)>>
     where
         F: Fn(&[u8]) -> Result<(), String>,
     {
@@ -123,9 +128,11 @@ impl Replicas {
         &self,
         prefix: &str,
     ) -> Vec<(String, Result<Vec<ObjectInfo>, StoreError>)> {
-        join_all(self.locations.iter().map(|l| async move {
-            (l.name.clone(), l.store.list(prefix).await)
-        }))
+        join_all(
+            self.locations
+                .iter()
+                .map(|l| async move { (l.name.clone(), l.store.list(prefix).await) }),
+        )
         .await
     }
 }
@@ -145,10 +152,26 @@ mod tests {
     async fn writes_go_everywhere_reads_fall_back_past_damage() {
         let (a, b) = (scratch(), scratch());
         let reps = Replicas::new(vec![
-            Location { name: "a".into(), store: Arc::new(FsStore::new(&a)), read_only: false },
-            Location { name: "b".into(), store: Arc::new(FsStore::new(&b)), read_only: false },
-            Location { name: "gone".into(), store: Arc::new(FsStore::new("/nonexistent/x")), read_only: false },
-            Location { name: "ro".into(), store: Arc::new(FsStore::new(&b)), read_only: true },
+            Location {
+                name: "a".into(),
+                store: Arc::new(FsStore::new(&a)),
+                read_only: false,
+            },
+            Location {
+                name: "b".into(),
+                store: Arc::new(FsStore::new(&b)),
+                read_only: false,
+            },
+            Location {
+                name: "gone".into(),
+                store: Arc::new(FsStore::new("/nonexistent/x")),
+                read_only: false,
+            },
+            Location {
+                name: "ro".into(),
+                store: Arc::new(FsStore::new(&b)),
+                read_only: true,
+            },
         ]);
         let all = reps.writable_names();
         assert_eq!(all, ["a", "b", "gone"]);
@@ -161,7 +184,13 @@ mod tests {
         std::fs::remove_file(a.join("v1/f/x")).expect("rm");
         std::fs::write(a.join("v1/f/x"), b"bad!").expect("damage");
         let read = reps
-            .read("v1/f/x", None, |b| if b == b"good" { Ok(()) } else { Err("digest".into()) })
+            .read("v1/f/x", None, |b| {
+                if b == b"good" {
+                    Ok(())
+                } else {
+                    Err("digest".into())
+                }
+            })
             .await
             .expect("read");
         assert_eq!(read.location, "b");

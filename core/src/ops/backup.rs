@@ -1,0 +1,292 @@
+//! One backup of one factory: export, canonicalize, compare with the latest
+//! snapshot, then either seal and store a new snapshot (payload first, the
+//! manifest last as the commit point) or write only a checkpoint.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Engine, OpError, export, read};
+use crate::catalog::{CheckpointRecord, RepairRecord, RunRecord, SnapshotRecord};
+use crate::config::FactoryConfig;
+use crate::model::restorability;
+use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
+use crate::snapshot::object::{self, Header, ObjectType};
+use crate::snapshot::{DataKey, rfc3339, snapshot_id};
+use crate::store::layout;
+
+/// The encrypted body of a checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    pub root: String,
+    pub exported_at: String,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Created {
+        record: SnapshotRecord,
+        /// Locations that missed a copy (queued for repair).
+        failed: Vec<(String, String)>,
+    },
+    Unchanged {
+        snapshot: String,
+        checkpoint: String,
+        failed: Vec<(String, String)>,
+    },
+}
+
+impl Outcome {
+    pub fn degraded(&self) -> bool {
+        match self {
+            Outcome::Created { failed, .. } | Outcome::Unchanged { failed, .. } => {
+                !failed.is_empty()
+            }
+        }
+    }
+}
+
+pub async fn backup(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    force: bool,
+    clock: super::Clock,
+) -> Result<Outcome, OpError> {
+    let started = clock();
+    let exported = export::export(
+        &engine.arm,
+        fc,
+        &engine.identity.description,
+        engine.config.backup.concurrency,
+    )
+    .await?;
+    let mut resources = exported.resources;
+    let (plain, entries) = manifest::encode_payload(&mut resources);
+    let root = manifest::root(&entries, &exported.trigger_states);
+    let exported_at = rfc3339(started);
+    let targets = engine.replicas.writable_names();
+    let catalog = engine.catalog()?;
+
+    if !force {
+        let (listed, _) = read::list(&engine.replicas, Some(&fc.name)).await;
+        if let Some(latest) = listed.last() {
+            // A previous snapshot that cannot be opened (a retired key, damage
+            // everywhere) must not stop backups: write a fresh snapshot instead.
+            let opened = match read::open(
+                &engine.replicas,
+                &engine.keys,
+                &latest.factory,
+                &latest.id,
+            )
+            .await
+            {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(factory = %fc.name, snapshot = %latest.id, error = %e, "cannot open the latest snapshot; writing a new one");
+                    None
+                }
+            };
+            if let Some(opened) = opened.filter(|o| o.manifest.root == root) {
+                let id = snapshot_id(clock(), rand_u32());
+                let mut header = Header::new(
+                    ObjectType::Checkpoint,
+                    &fc.name,
+                    &latest.id,
+                    &rfc3339(clock()),
+                );
+                header.id = Some(id.clone());
+                let body = serde_json::to_vec(&CheckpointBody {
+                    root: root.clone(),
+                    exported_at: exported_at.clone(),
+                })
+                .expect("serialize");
+                let sealed = object::seal(header, &body, &opened.dek);
+                let key = layout::checkpoint(&fc.name, &id);
+                let report = engine.replicas.put_new(&key, &sealed, &targets).await;
+                let failed = failures(&report);
+                if report.written.is_empty() {
+                    return Err(OpError::Failed(format!(
+                        "checkpoint for {} could not be written anywhere: {}",
+                        fc.name,
+                        read::describe(&failed)
+                    )));
+                }
+                queue_repairs(&catalog, &failed, &[key], clock)?;
+                catalog.put_checkpoint(&CheckpointRecord {
+                    factory: fc.name.clone(),
+                    id: id.clone(),
+                    snapshot: latest.id.clone(),
+                    created: rfc3339(clock()),
+                    locations: report.written.clone(),
+                })?;
+                record_run(
+                    &catalog,
+                    "backup",
+                    &fc.name,
+                    started,
+                    clock,
+                    "unchanged",
+                    &id,
+                )?;
+                return Ok(Outcome::Unchanged {
+                    snapshot: latest.id.clone(),
+                    checkpoint: id,
+                    failed,
+                });
+            }
+        }
+    }
+
+    let id = snapshot_id(started, rand_u32());
+    let created = rfc3339(clock());
+    let report = restorability::report(&resources);
+    let manifest_body = Manifest {
+        source: Source {
+            subscription: fc.subscription.clone(),
+            resource_group: fc.resource_group.clone(),
+            factory: fc.factory.clone(),
+        },
+        region: exported.region,
+        exported_at: exported_at.clone(),
+        root: root.clone(),
+        resources: entries.clone(),
+        trigger_states: exported.trigger_states,
+        report,
+    };
+    let dek = DataKey::generate();
+    let wrapped = engine.keys.wrap_all(&dek, &fc.name, &id).await?;
+    let payload = object::seal(
+        Header::new(ObjectType::Payload, &fc.name, &id, &created),
+        &plain,
+        &dek,
+    );
+    drop(plain);
+    let public = PublicManifest {
+        resources: entries.len(),
+        counts: manifest::counts(&entries),
+        payload: ObjectRef {
+            sha256: hex(&Sha256::digest(&payload)),
+            size: payload.len() as u64,
+        },
+        keys: wrapped,
+        tool: format!("adfdr {}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut header = Header::new(ObjectType::Manifest, &fc.name, &id, &created);
+    header.manifest = Some(public.clone());
+    let manifest_bytes = object::seal(
+        header,
+        &serde_json::to_vec(&manifest_body).expect("serialize"),
+        &dek,
+    );
+
+    let payload_key = layout::payload(&fc.name, &id);
+    let manifest_key = layout::manifest(&fc.name, &id);
+    let first = engine
+        .replicas
+        .put_new(&payload_key, &payload, &targets)
+        .await;
+    drop(payload);
+    // The manifest goes only where the payload landed: a manifest is a promise
+    // that its payload is there.
+    let second = engine
+        .replicas
+        .put_new(&manifest_key, &manifest_bytes, &first.written)
+        .await;
+    let mut failed = failures(&first);
+    failed.extend(failures(&second));
+    queue_repairs(&catalog, &failed, &[payload_key, manifest_key], clock)?;
+
+    let min = engine.config.min_copies();
+    if second.written.len() < min {
+        record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
+        return Err(OpError::Failed(format!(
+            "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); the copies written are queued for repair",
+            fc.name,
+            second.written.len(),
+            read::describe(&failed)
+        )));
+    }
+    let record = SnapshotRecord {
+        factory: fc.name.clone(),
+        id: id.clone(),
+        created,
+        resources: entries.len(),
+        counts: public.counts.clone(),
+        payload_size: public.payload.size,
+        manifest_size: manifest_bytes.len() as u64,
+        keys: public.keys.iter().map(|k| k.describe()).collect(),
+        locations: second.written.clone(),
+        root: Some(root),
+        exported_at: Some(exported_at),
+    };
+    catalog.put_snapshot(&record)?;
+    record_run(
+        &catalog,
+        "backup",
+        &fc.name,
+        started,
+        clock,
+        if failed.is_empty() {
+            "created"
+        } else {
+            "degraded"
+        },
+        &id,
+    )?;
+    Ok(Outcome::Created { record, failed })
+}
+
+fn failures(report: &crate::store::PutReport) -> Vec<(String, String)> {
+    report
+        .failed
+        .iter()
+        .map(|(l, e)| (l.clone(), e.to_string()))
+        .collect()
+}
+
+fn queue_repairs(
+    catalog: &crate::catalog::Catalog,
+    failed: &[(String, String)],
+    keys: &[String],
+    clock: super::Clock,
+) -> Result<(), OpError> {
+    for (location, reason) in failed {
+        for key in keys {
+            catalog.add_repair(&RepairRecord {
+                location: location.clone(),
+                key: key.clone(),
+                reason: reason.clone(),
+                since: rfc3339(clock()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn record_run(
+    catalog: &crate::catalog::Catalog,
+    kind: &str,
+    factory: &str,
+    started: time::OffsetDateTime,
+    clock: super::Clock,
+    outcome: &str,
+    id: &str,
+) -> Result<(), OpError> {
+    catalog.record_run(&RunRecord {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        kind: kind.into(),
+        factory: factory.into(),
+        started: rfc3339(started),
+        finished: rfc3339(clock()),
+        outcome: outcome.into(),
+        detail: serde_json::json!({ "snapshot": id }),
+    })?;
+    Ok(())
+}
+
+fn rand_u32() -> u32 {
+    u32::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..4]
+            .try_into()
+            .expect("4 bytes"),
+    )
+}

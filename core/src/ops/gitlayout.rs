@@ -1,0 +1,88 @@
+//! Writing a snapshot as ADF's git-integration layout (`factory/`,
+//! `pipeline/`, `linkedService/`, ...), which ADF git integration and the
+//! emulator's seed loader read back.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::model::ResourceKind;
+use crate::snapshot::Resource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitLayoutError {
+    #[error("{path} exists and is not empty; export into a new or empty directory")]
+    NotEmpty { path: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What was written, and what git layout has no place for.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub files: usize,
+    pub skipped: Vec<String>,
+}
+
+/// The git file body: `name` first, then the definition's own fields.
+pub fn git_body(r: &Resource) -> Value {
+    let mut map = Map::new();
+    map.insert("name".into(), Value::String(r.name.clone()));
+    if let Value::Object(def) = &r.definition {
+        for (k, v) in def {
+            if k != "name" {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+pub fn file_for(r: &Resource) -> Option<PathBuf> {
+    let file = format!("{}.json", r.name);
+    match r.kind {
+        ResourceKind::ManagedPrivateEndpoint => Some(
+            PathBuf::from("managedVirtualNetwork")
+                .join(r.parent.as_deref().unwrap_or("default"))
+                .join("managedPrivateEndpoint")
+                .join(file),
+        ),
+        kind => kind
+            .git_folder()
+            .map(|folder| PathBuf::from(folder).join(file)),
+    }
+}
+
+pub fn write(out: &Path, resources: &[Resource]) -> Result<Written, GitLayoutError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| GitLayoutError::Io { path, source }
+    };
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(io(out))?;
+        if entries.next().is_some() {
+            return Err(GitLayoutError::NotEmpty {
+                path: out.display().to_string(),
+            });
+        }
+    }
+    let mut written = Written::default();
+    for r in resources {
+        let Some(rel) = file_for(r) else {
+            written.skipped.push(r.label());
+            continue;
+        };
+        let path = out.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let mut text = serde_json::to_string_pretty(&git_body(r)).expect("json");
+        text.push('\n');
+        std::fs::write(&path, text).map_err(io(&path))?;
+        written.files += 1;
+    }
+    Ok(written)
+}
