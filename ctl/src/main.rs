@@ -2,10 +2,23 @@
 //! adfdr-core. Exit codes (design contract): 0 ok, 1 failed, 2 bad usage or
 //! config, 3 done but degraded, 4 a check failed.
 
+mod backup;
+mod catalog;
+mod check;
 mod demo;
+mod diff;
+mod export;
+mod key;
+mod output;
+mod show;
+mod snapshots;
+mod verify;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use adfdr_core::config::Config;
+use adfdr_core::ops::{Engine, OpError, exit};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -15,28 +28,113 @@ use clap::{Parser, Subcommand};
     about = "Backup, restore and recovery drills for Azure Data Factory"
 )]
 struct Cli {
+    /// Config file [default: $ADFDR_CONFIG, else /etc/adfdr/adfdr.toml]
+    #[arg(short, long, global = true, env = "ADFDR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log detail (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Back up factories now; prints the snapshot id or "unchanged since X".
+    Backup(backup::Args),
+    /// List snapshots: id, time, factory, resources, size, copies, key ids.
+    Snapshots(snapshots::Args),
+    /// A snapshot's manifest, counts by kind and restorability report.
+    Show(show::Args),
+    /// Added, removed and changed resources between two snapshots, or a snapshot and the live factory.
+    Diff(diff::Args),
+    /// Decrypt a snapshot into ADF git layout (factory/, pipeline/, dataset/, ...).
+    Export(export::Args),
+    /// Check the integrity of every copy in every location.
+    Verify(verify::Args),
+    /// Key management.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Config validation and access probes.
+    #[command(subcommand)]
+    Config(check::Command),
+    /// The local index.
+    #[command(subcommand)]
+    Catalog(catalog::Command),
     /// Offline showcase: starts adf-emulator in-process with the built-in sample
     /// factory and walks it through the same client stack the agent uses.
     Demo(demo::Args),
 }
 
+/// What every command gets.
+pub struct Ctx {
+    pub config_path: PathBuf,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn load_config(&self) -> Result<Config, OpError> {
+        Ok(Config::load(&self.config_path)?)
+    }
+
+    pub fn engine(&self) -> Result<Engine, OpError> {
+        Engine::new(self.load_config()?)
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info,adfdr_core=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ADFDR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(args).await,
+    init_logging(cli.verbose, cli.quiet);
+    let ctx = Ctx {
+        config_path: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(adfdr_core::config::DEFAULT_PATH)),
+        json: cli.json,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Backup(args) => backup::run(&ctx, args).await,
+        Command::Snapshots(args) => snapshots::run(&ctx, args).await,
+        Command::Show(args) => show::run(&ctx, args).await,
+        Command::Diff(args) => diff::run(&ctx, args).await,
+        Command::Export(args) => export::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::Key(cmd) => key::run(&ctx, cmd).await,
+        Command::Config(cmd) => check::run(&ctx, cmd).await,
+        Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
+        Command::Demo(args) => demo::run(args)
+            .await
+            .map(|()| exit::OK)
+            .map_err(|e| OpError::Failed(format!("{e:#}"))),
+    };
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("adfdr: error: {e:#}");
-            ExitCode::from(1)
+            eprintln!("adfdr: error: {e}");
+            e.exit_code()
         }
-    }
+    };
+    ExitCode::from(code as u8)
 }

@@ -1,0 +1,160 @@
+//! `adfdr config check`: validate the config, then probe every identity,
+//! factory, location and key the way backups use them, and name the missing
+//! role when access is refused. Exit 2 for an invalid config, 1 when a probe
+//! fails.
+
+use adfdr_core::factory::arm::ARM_SCOPE;
+use adfdr_core::keys::KeyRing;
+use adfdr_core::ops::{OpError, exit};
+use adfdr_core::snapshot::DataKey;
+
+use crate::{Ctx, output};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Validate the config and probe access.
+    Check {
+        /// Only validate the file; no network.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+struct Probe {
+    what: String,
+    result: Result<String, String>,
+}
+
+pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
+    let Command::Check { offline } = cmd;
+    let config = ctx.load_config()?;
+    if offline {
+        if !ctx.json {
+            println!("config {} is valid", config.path.display());
+        }
+        return Ok(exit::OK);
+    }
+    let engine = adfdr_core::ops::Engine::new(config)?;
+    let who = engine.identity.description.clone();
+    let mut probes = Vec::new();
+
+    let token = engine
+        .identity
+        .credential
+        .get_token(&[ARM_SCOPE], None)
+        .await;
+    probes.push(Probe {
+        what: format!("identity: {who}"),
+        result: token
+            .map(|_| "token issued for ARM".into())
+            .map_err(|e| format!("no token: {}", first_line(&e.to_string()))),
+    });
+
+    for f in &engine.config.factories {
+        let fc = f.get_ref();
+        let result = match engine.arm.get(&fc.arm_path()).await {
+            Ok(_) => Ok("readable".into()),
+            Err(e) if matches!(e.status(), Some(401 | 403)) => Err(format!(
+                "{who} may not read it (HTTP {} {}); grant 'Reader' on the factory",
+                e.status().unwrap_or(0),
+                e.code().unwrap_or("")
+            )),
+            Err(e) if e.status() == Some(404) => {
+                Err("not found: check subscription, resource_group and factory".into())
+            }
+            Err(e) => Err(first_line(&e.to_string()).to_string()),
+        };
+        probes.push(Probe {
+            what: format!(
+                "factory {} ({}/{}/{})",
+                fc.name, fc.subscription, fc.resource_group, fc.factory
+            ),
+            result,
+        });
+    }
+
+    for l in &engine.replicas.locations {
+        let what = format!(
+            "location {} ({}){}",
+            l.name,
+            l.store.describe(),
+            if l.read_only { " read-only" } else { "" }
+        );
+        let result = async {
+            l.store.list("v1/").await.map_err(|e| e.to_string())?;
+            if l.read_only {
+                return Ok("listable".to_string());
+            }
+            let key = format!("v1/.probe-{}", uuid::Uuid::new_v4().simple());
+            l.store
+                .put_new(&key, b"adfdr config check".to_vec())
+                .await
+                .map_err(|e| e.to_string())?;
+            l.store.delete(&key).await.map_err(|e| e.to_string())?;
+            Ok("list, write and delete work".to_string())
+        }
+        .await;
+        probes.push(Probe { what, result });
+    }
+
+    let dek = DataKey::generate();
+    for (key, path) in &engine.keys.files {
+        let ring = KeyRing {
+            files: vec![(
+                adfdr_core::keys::load_key_file(&key.id, path)?,
+                path.clone(),
+            )],
+            vaults: vec![],
+        };
+        let result = match ring.wrap_all(&dek, "probe", "probe").await {
+            Ok(w) => ring
+                .unwrap_any(&w, "probe", "probe")
+                .await
+                .map(|_| format!("fingerprint {}", key.fingerprint()))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        probes.push(Probe {
+            what: format!("key {} (file {})", key.id, path.display()),
+            result,
+        });
+    }
+    for vault in &engine.keys.vaults {
+        let result = match vault.wrap(&dek).await {
+            Ok(w) => vault
+                .unwrap(&w)
+                .await
+                .map(|_| "wrap and unwrap work".into())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        probes.push(Probe {
+            what: format!("key {} (Key Vault {})", vault.id, vault.url),
+            result,
+        });
+    }
+
+    let failed = probes.iter().filter(|p| p.result.is_err()).count();
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "config": engine.config.path, "ok": failed == 0,
+            "probes": probes.iter().map(|p| match &p.result {
+                Ok(m) => serde_json::json!({"what": p.what, "ok": true, "detail": m}),
+                Err(m) => serde_json::json!({"what": p.what, "ok": false, "detail": m}),
+            }).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!("config {} is valid", engine.config.path.display());
+        for p in &probes {
+            match &p.result {
+                Ok(m) => println!("  ok    {}: {m}", p.what),
+                Err(m) => println!("  FAIL  {}: {m}", p.what),
+            }
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}

@@ -1,0 +1,74 @@
+//! `adfdr diff SNAPSHOT [SNAPSHOT|--live]`
+
+use adfdr_core::model::diff::diff;
+use adfdr_core::ops::{OpError, exit, export, read};
+use adfdr_core::snapshot::manifest::encode_payload;
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The older snapshot (id, or `latest` with --factory).
+    from: String,
+    /// The newer snapshot; omit with --live.
+    to: Option<String>,
+    /// Compare with the live factory instead.
+    #[arg(long, conflicts_with = "to")]
+    live: bool,
+    #[arg(long)]
+    factory: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    if args.to.is_none() && !args.live {
+        return Err(OpError::Usage("give a second snapshot or --live".into()));
+    }
+    let (f, id) = read::resolve(&engine.replicas, &args.from, factory.as_deref()).await?;
+    let a = read::open(&engine.replicas, &engine.keys, &f, &id).await?;
+    let (ra, _) = read::payload(&engine.replicas, &a).await?;
+    let (rb, sb, label) = if args.live {
+        let fc = engine.config.factory(&f).ok_or_else(|| {
+            OpError::Usage(format!(
+                "factory {f} is not in the config; --live needs its ARM coordinates"
+            ))
+        })?;
+        let mut live = export::export(
+            &engine.arm,
+            fc,
+            &engine.identity.description,
+            engine.config.backup.concurrency,
+        )
+        .await?;
+        encode_payload(&mut live.resources);
+        (live.resources, live.trigger_states, "live".to_string())
+    } else {
+        let to = args.to.as_deref().expect("checked");
+        let (f2, id2) = read::resolve(&engine.replicas, to, None).await?;
+        let b = read::open(&engine.replicas, &engine.keys, &f2, &id2).await?;
+        let (rb, _) = read::payload(&engine.replicas, &b).await?;
+        (rb, b.manifest.trigger_states.clone(), id2)
+    };
+    let d = diff(&ra, &rb, &a.manifest.trigger_states, &sb);
+    if ctx.json {
+        output::json(&serde_json::json!({"from": id, "to": label, "diff": d}));
+    } else if d.is_empty() {
+        println!("{id} and {label} are identical");
+    } else {
+        println!("{id} -> {label}");
+        for a in &d.added {
+            println!("+ {a}");
+        }
+        for r in &d.removed {
+            println!("- {r}");
+        }
+        for (r, paths) in &d.changed {
+            println!("~ {r}: {}", paths.join(", "));
+        }
+        for (t, (x, y)) in &d.trigger_states {
+            println!("~ trigger {t}: {x} -> {y}");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,58 @@
+//! `adfdr export SNAPSHOT --out DIR`: decrypt into ADF git layout.
+
+use std::path::PathBuf;
+
+use adfdr_core::ops::{OpError, exit, gitlayout, read};
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id, or `latest` with --factory.
+    snapshot: String,
+    /// A new or empty directory.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    factory: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let (f, id) = read::resolve(&engine.replicas, &args.snapshot, factory.as_deref()).await?;
+    let opened = read::open(&engine.replicas, &engine.keys, &f, &id).await?;
+    let (resources, from) = read::payload(&engine.replicas, &opened).await?;
+    for (location, why) in opened.skipped.iter().chain(&from.skipped) {
+        eprintln!("adfdr: warning: skipped location {location}: {why}");
+    }
+    let written =
+        gitlayout::write(&args.out, &resources).map_err(|e| OpError::Failed(e.to_string()))?;
+    if ctx.json {
+        output::json(
+            &serde_json::json!({"snapshot": id, "factory": f, "out": args.out, "files": written.files, "not_in_git_layout": written.skipped}),
+        );
+    } else {
+        println!(
+            "exported {id} ({} files) to {}",
+            written.files,
+            args.out.display()
+        );
+        if !written.skipped.is_empty() {
+            println!(
+                "not part of ADF git layout (kept in the snapshot, restored by adfdr restore): {}",
+                written.skipped.join(", ")
+            );
+        }
+        let secrets = opened
+            .manifest
+            .report
+            .iter()
+            .filter(|f| f.category == adfdr_core::model::restorability::Category::MaskedSecret)
+            .count();
+        if secrets > 0 {
+            println!("{secrets} inline secret(s) are masked (********** ): see `adfdr show {id}`");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,93 @@
+//! Output helpers: JSON on stdout for `--json`, aligned plain text otherwise.
+
+use adfdr_core::config::Config;
+use adfdr_core::ops::OpError;
+
+pub fn json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+}
+
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Prints rows with columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// The configured factories a command applies to: the ones named, or every
+/// one with `all`, or the only one. Unknown names are usage errors.
+pub fn select_factories(
+    config: &Config,
+    names: &[String],
+    all: bool,
+) -> Result<Vec<String>, OpError> {
+    let configured = config.factory_names();
+    if all || (names.is_empty() && configured.len() == 1) {
+        if configured.is_empty() {
+            return Err(OpError::Usage(format!(
+                "config {} has no [[factory]]",
+                config.path.display()
+            )));
+        }
+        return Ok(configured);
+    }
+    if names.is_empty() {
+        return Err(OpError::Usage(format!(
+            "name a factory or pass --all; configured: {}",
+            configured.join(", ")
+        )));
+    }
+    names
+        .iter()
+        .map(|n| {
+            config.factory(n).map(|f| f.name.clone()).ok_or_else(|| {
+                OpError::Usage(format!(
+                    "unknown factory '{n}'; configured: {}",
+                    if configured.is_empty() {
+                        "none".to_string()
+                    } else {
+                        configured.join(", ")
+                    }
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Resolves an optional factory name against the config (for filters).
+pub fn factory_filter(config: &Config, name: Option<&str>) -> Result<Option<String>, OpError> {
+    match name {
+        None => Ok(None),
+        Some(n) => select_factories(config, &[n.to_string()], false).map(|mut v| v.pop()),
+    }
+}

@@ -1,0 +1,104 @@
+//! `adfdr show SNAPSHOT`: manifest, counts by kind, trigger states and the
+//! restorability report (what needs a human after a restore).
+
+use adfdr_core::ops::{OpError, exit, read};
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id, or `latest` with --factory.
+    snapshot: String,
+    /// The factory (needed for `latest`).
+    #[arg(long)]
+    factory: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let (f, id) = read::resolve(&engine.replicas, &args.snapshot, factory.as_deref()).await?;
+    let opened = read::open(&engine.replicas, &engine.keys, &f, &id).await?;
+    for (location, why) in &opened.skipped {
+        eprintln!(
+            "adfdr: warning: skipped location {location}: {why}; read {} instead",
+            opened.location
+        );
+    }
+    let m = &opened.manifest;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "id": id, "factory": f, "created": opened.header.created,
+            "source": m.source, "region": m.region, "exported_at": m.exported_at, "root": m.root,
+            "counts": opened.public.counts, "resources": m.resources,
+            "trigger_states": m.trigger_states, "keys": opened.public.keys.iter().map(|k| k.describe()).collect::<Vec<_>>(),
+            "payload": opened.public.payload, "report": m.report, "read_from": opened.location,
+        }));
+        return Ok(exit::OK);
+    }
+    println!("snapshot   {id}");
+    println!(
+        "factory    {f} = {} ({})",
+        m.source.path(),
+        m.region.as_deref().unwrap_or("region unknown")
+    );
+    println!(
+        "created    {} (state read at {})",
+        opened.header.created, m.exported_at
+    );
+    println!("root       {}", m.root);
+    println!(
+        "payload    {} sha256 {}",
+        output::size(opened.public.payload.size),
+        opened.public.payload.sha256
+    );
+    println!(
+        "keys       {}",
+        opened
+            .public
+            .keys
+            .iter()
+            .map(|k| k.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("read from  {}", opened.location);
+    println!();
+    println!("{} resources:", m.resources.len());
+    for (kind, n) in &opened.public.counts {
+        println!("  {kind:<28} {n}");
+    }
+    if !m.trigger_states.is_empty() {
+        println!();
+        println!("trigger states (restored stopped unless --triggers as-backed-up):");
+        for (name, state) in &m.trigger_states {
+            println!("  {name:<28} {state}");
+        }
+    }
+    println!();
+    if m.report.is_empty() {
+        println!("restorability: nothing needs a human after a restore");
+    } else {
+        println!(
+            "restorability: {} item(s) need attention after a restore:",
+            m.report.len()
+        );
+        for finding in &m.report {
+            let category = serde_json::to_value(&finding.category)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            println!(
+                "  [{category}] {}{}",
+                finding.resource,
+                finding
+                    .pointer
+                    .as_deref()
+                    .map(|p| format!(" at {p}"))
+                    .unwrap_or_default()
+            );
+            println!("      {}", finding.detail);
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,115 @@
+//! `adfdr verify [FACTORY] [--snapshot ID] [--read-data] [--location NAME] [--repair]`
+//! Exit 4 when any copy is damaged or missing (and not repaired).
+
+use adfdr_core::ops::verify::{Scope, repair, verify};
+use adfdr_core::ops::{OpError, exit};
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    factory: Option<String>,
+    /// Only this snapshot.
+    #[arg(long)]
+    snapshot: Option<String>,
+    /// Also decrypt everything and check every resource hash.
+    #[arg(long)]
+    read_data: bool,
+    /// Only this location.
+    #[arg(long)]
+    location: Option<String>,
+    /// Copy missing or damaged objects from a healthy location.
+    #[arg(long)]
+    repair: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    if let Some(l) = &args.location
+        && engine.replicas.get(l).is_none()
+    {
+        return Err(OpError::Usage(format!("unknown location '{l}'")));
+    }
+    let scope = Scope {
+        factory: factory.as_deref(),
+        snapshot: args.snapshot.as_deref(),
+        location: args.location.as_deref(),
+        keys: args.read_data.then_some(&engine.keys),
+    };
+    let mut report = verify(&engine.replicas, &scope).await;
+    if args.repair {
+        repair(&engine.replicas, &mut report).await;
+        if !report.repaired.is_empty() {
+            let catalog = engine.catalog()?;
+            for (location, what) in &report.repaired {
+                let key = what.split(' ').next().unwrap_or(what);
+                catalog.remove_repair(location, key)?;
+            }
+            // Check again: the result that counts is the state after repair.
+            let repaired = std::mem::take(&mut report.repaired);
+            let failed = std::mem::take(&mut report.repair_failed);
+            report = verify(&engine.replicas, &scope).await;
+            report.repaired = repaired;
+            report.repair_failed = failed;
+        }
+    }
+    let healthy = report.healthy();
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "healthy": healthy, "snapshots": report.snapshots, "read_data": report.read_data,
+            "locations": report.locations.iter().map(|l| serde_json::json!({
+                "name": l.name, "read_only": l.read_only, "error": l.error, "objects": l.checked, "bytes": l.bytes,
+                "damaged": l.damaged.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
+                "missing": l.missing.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
+                "incomplete": l.incomplete,
+            })).collect::<Vec<_>>(),
+            "repaired": report.repaired.iter().map(|(l, k)| serde_json::json!({"location": l, "object": k})).collect::<Vec<_>>(),
+            "repair_failed": report.repair_failed.iter().map(|(l, k, e)| serde_json::json!({"location": l, "object": k, "error": e})).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "verified {} snapshot(s){}",
+            report.snapshots,
+            if report.read_data {
+                ", decrypting every resource"
+            } else {
+                " (object digests; --read-data also decrypts)"
+            }
+        );
+        for l in &report.locations {
+            let state = if l.healthy() { "ok" } else { "DAMAGED" };
+            match &l.error {
+                Some(e) => println!("  {:<12} UNREACHABLE  {e}", l.name),
+                None => println!(
+                    "  {:<12} {state:<12} {} objects, {}",
+                    l.name,
+                    l.checked,
+                    output::size(l.bytes)
+                ),
+            }
+            for p in &l.damaged {
+                println!("      damaged  {}: {}", p.key, p.problem);
+            }
+            for p in &l.missing {
+                println!("      missing  {}: {}", p.key, p.problem);
+            }
+        }
+        for (l, k) in &report.repaired {
+            println!("  repaired {l}: {k}");
+        }
+        for (l, k, e) in &report.repair_failed {
+            println!("  NOT repaired {l}: {k}: {e}");
+        }
+        if !healthy && !args.repair {
+            println!(
+                "run `adfdr verify --repair` to copy good objects over missing or damaged ones"
+            );
+        }
+    }
+    Ok(if healthy {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    })
+}

@@ -1,0 +1,247 @@
+//! A rig for the CLI's end-to-end tests: the emulator (ARM, managed identity,
+//! Key Vault) and Azurite (two accounts = two regions) on loopback, a config
+//! file that points adfdr at them, and the real `adfdr` binary run as a
+//! child process with the managed-identity environment an Azure VM would give.
+
+#![allow(dead_code)]
+
+pub mod compare;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use adf_emulator::Emulator;
+use adfdr_tests::{Azurite, client_options_for, secret_credential, start_emulator};
+use azure_core::http::{RequestContent, Url};
+use azure_security_keyvault_keys::models::{CreateKeyParameters, KeyType};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+
+pub const SUB: &str = "11111111-2222-3333-4444-555555555555";
+pub const RG: &str = "rg-prod";
+pub const CONTAINER: &str = "adfdr";
+
+pub struct Rig {
+    pub emu: Emulator,
+    pub azurite: Azurite,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub breakglass: PathBuf,
+    /// `[[factory]]` name -> ARM factory name.
+    pub factories: Vec<(String, String)>,
+}
+
+pub fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adfdr-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+impl Rig {
+    /// Seeds each `(config name, ARM factory name, git-layout dir)` and writes a config.
+    pub async fn start(tag: &str, factories: &[(&str, &str, &Path)]) -> Rig {
+        let emu = start_emulator(|c| c.settings.page_size = 7).await;
+        let azurite = Azurite::start();
+        let dir = scratch(tag);
+        for (_, arm_name, seed) in factories {
+            emu.seed(&format!("{SUB}/{RG}/{arm_name}"), seed)
+                .unwrap_or_else(|e| panic!("seed {arm_name}: {e}"));
+        }
+        // The operator's setup: containers exist, the KEK exists.
+        let admin = secret_credential(&emu, "platform-admin", "s3cret");
+        for account in &azurite.accounts {
+            let url = Url::parse(&format!("{}/{CONTAINER}", account.url)).expect("url");
+            let options = BlobContainerClientOptions {
+                client_options: client_options_for(&emu),
+                ..Default::default()
+            };
+            BlobContainerClient::new(url, Some(admin.clone()), Some(options))
+                .expect("client")
+                .create(None)
+                .await
+                .expect("create container");
+        }
+        let kv = KeyClient::new(
+            &format!("{}/", emu.urls().vault),
+            admin.clone(),
+            Some(KeyClientOptions {
+                client_options: client_options_for(&emu),
+                verify_challenge_resource: Some(false),
+                ..Default::default()
+            }),
+        )
+        .expect("kv");
+        let params = CreateKeyParameters {
+            kty: Some(KeyType::Rsa),
+            key_size: Some(2048),
+            ..Default::default()
+        };
+        kv.create_key("adfdr-kek", params.try_into().expect("body"), None)
+            .await
+            .expect("create key");
+        let breakglass = dir.join("breakglass.key");
+        let rig = Rig {
+            emu,
+            azurite,
+            config: dir.join("adfdr.toml"),
+            breakglass: breakglass.clone(),
+            factories: factories
+                .iter()
+                .map(|(n, a, _)| (n.to_string(), a.to_string()))
+                .collect(),
+            dir,
+        };
+        let out = rig.adfdr(&[
+            "key",
+            "generate",
+            "--out",
+            breakglass.to_str().expect("utf8"),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        rig.write_config(&rig.config_text(None));
+        rig
+    }
+
+    pub fn location_url(&self, i: usize) -> String {
+        format!("{}/{CONTAINER}", self.azurite.accounts[i].url)
+    }
+
+    /// The config; `neu_url` replaces the second location's URL (an outage).
+    pub fn config_text(&self, neu_url: Option<&str>) -> String {
+        let ca = adfdr_tests::ca_pem();
+        let mut text = format!(
+            r#"# written by the test rig
+[agent]
+state_dir = "{state}"
+
+[auth]
+method = "managed-identity"
+arm_endpoint = "{arm}"
+ca_file = "{ca}"
+
+[[location]]
+name = "weu"
+url = "{weu}"
+
+[[location]]
+name = "neu"
+url = "{neu}"
+
+[[key]]
+id = "kv"
+keyvault = "{vault}/keys/adfdr-kek"
+
+[[key]]
+id = "breakglass"
+file = "{bg}"
+"#,
+            state = self.dir.join("state").display(),
+            arm = self.emu.urls().arm,
+            ca = ca.display(),
+            weu = self.location_url(0),
+            neu = neu_url
+                .map(str::to_string)
+                .unwrap_or_else(|| self.location_url(1)),
+            vault = self.emu.urls().vault,
+            bg = self.breakglass.display(),
+        );
+        for (name, arm_name) in &self.factories {
+            text.push_str(&format!(
+                "\n[[factory]]\nname = \"{name}\"\nsubscription = \"{SUB}\"\nresource_group = \"{RG}\"\nfactory = \"{arm_name}\"\nrpo_target = \"30m\"\n"
+            ));
+        }
+        text
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("config");
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_adfdr"));
+        cmd.env("ADFDR_CONFIG", &self.config)
+            .env("HOME", &self.dir)
+            .env("IDENTITY_ENDPOINT", &self.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", self.emu.identity_header())
+            .env_remove("ADFDR_LOG")
+            .env_remove("SSL_CERT_FILE");
+        cmd
+    }
+
+    pub fn adfdr(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("adfdr runs")
+    }
+
+    /// Every object in both accounts, as (account, key, bytes).
+    pub async fn objects(&self) -> Vec<(String, String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (i, account) in self.azurite.accounts.iter().enumerate() {
+            let c = self.container(i);
+            let mut pager = c.list_blobs(None).expect("list");
+            use futures::TryStreamExt;
+            while let Some(item) = pager.try_next().await.expect("page") {
+                let name = item.name.expect("name");
+                let bytes = c
+                    .blob_client(&name)
+                    .download(None)
+                    .await
+                    .expect("download")
+                    .body
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_vec();
+                out.push((account.name.clone(), name, bytes));
+            }
+        }
+        out
+    }
+
+    pub fn container(&self, i: usize) -> BlobContainerClient {
+        let admin = secret_credential(&self.emu, "platform-admin", "s3cret");
+        let url = Url::parse(&self.location_url(i)).expect("url");
+        BlobContainerClient::new(
+            url,
+            Some(admin),
+            Some(BlobContainerClientOptions {
+                client_options: client_options_for(&self.emu),
+                ..Default::default()
+            }),
+        )
+        .expect("client")
+    }
+
+    /// Overwrites an object in account `i` (an attacker, or bit rot).
+    pub async fn overwrite(&self, i: usize, key: &str, bytes: Vec<u8>) {
+        self.container(i)
+            .blob_client(key)
+            .upload(RequestContent::from(bytes), None)
+            .await
+            .expect("overwrite");
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn sample_factory() -> PathBuf {
+    adfdr_tests::workspace_root().join("fixtures/sample-factory")
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)))
+}
