@@ -3,6 +3,9 @@
 //! from the store alone, and deleting it loses nothing but speed.
 //! Records are JSON in redb tables keyed `factory \0 id`, so ids sort by time.
 
+// redb's error enum is large; it only travels from a closure to `write`.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 
 use redb::{Database, TableDefinition};

@@ -78,11 +78,12 @@ pub fn client_options(auth: &AuthConfig) -> Result<ClientOptions, IdentityError>
 }
 
 /// Retries 408/429/5xx and dropped connections with exponential backoff;
-/// Retry-After wins when the service sends it.
+/// Retry-After wins when the service sends it. Six tries (about 6 s of
+/// backoff) so an unreachable endpoint fails in seconds, not minutes.
 pub fn retry_options() -> RetryOptions {
     RetryOptions::exponential(ExponentialRetryOptions {
-        initial_delay: azure_core::time::Duration::milliseconds(250),
-        max_retries: 8,
+        initial_delay: azure_core::time::Duration::milliseconds(100),
+        max_retries: 5,
         max_total_elapsed: azure_core::time::Duration::seconds(120),
         max_delay: azure_core::time::Duration::seconds(30),
     })

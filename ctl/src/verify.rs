@@ -1,5 +1,5 @@
 //! `adfdr verify [FACTORY] [--snapshot ID] [--read-data] [--location NAME] [--repair]`
-//! Exit 4 when any copy is damaged or missing (and not repaired).
+//! Exit 4 when a copy is damaged, 3 when one is only missing or a location is unreachable.
 
 use adfdr_core::ops::verify::{Scope, repair, verify};
 use adfdr_core::ops::{OpError, exit};
@@ -78,7 +78,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             }
         );
         for l in &report.locations {
-            let state = if l.healthy() { "ok" } else { "DAMAGED" };
+            let state = if !l.damaged.is_empty() {
+                "DAMAGED"
+            } else if l.healthy() {
+                "ok"
+            } else {
+                "INCOMPLETE"
+            };
             match &l.error {
                 Some(e) => println!("  {:<12} UNREACHABLE  {e}", l.name),
                 None => println!(
@@ -107,9 +113,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             );
         }
     }
+    // Damage is a failed check (4); a copy that is only missing, or a location
+    // that cannot be reached, leaves the data intact elsewhere: degraded (3).
+    let damaged = report.locations.iter().any(|l| !l.damaged.is_empty());
     Ok(if healthy {
         exit::OK
-    } else {
+    } else if damaged {
         exit::CHECK_FAILED
+    } else {
+        exit::DEGRADED
     })
 }

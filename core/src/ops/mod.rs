@@ -44,11 +44,17 @@ pub enum OpError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
-    Export(#[from] export::ExportError),
+    Export(Box<export::ExportError>),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<export::ExportError> for OpError {
+    fn from(e: export::ExportError) -> Self {
+        OpError::Export(Box::new(e))
+    }
 }
 
 impl OpError {

@@ -96,11 +96,11 @@ impl AzureStore {
             azure_core::error::ErrorKind::HttpResponse { .. }
         );
         if transport {
-            return StoreError::Failed {
+            return StoreError::Unreachable {
                 location: self.shown.clone(),
                 op,
                 key: key.to_string(),
-                detail: format!("unreachable or not answering: {err}"),
+                detail: first_line(&err.to_string()).to_string(),
             };
         }
         let sdk = SdkError::try_from(err);

@@ -49,11 +49,12 @@ impl FsStore {
         let dir = path.parent().expect("keys have a parent").to_path_buf();
         let io = |e: std::io::Error| self.failed("write", key, e.to_string());
         if !self.root.is_dir() {
-            return Err(self.failed(
-                "write",
-                key,
-                "the directory does not exist (or is not mounted); create it first".into(),
-            ));
+            return Err(StoreError::Unreachable {
+                location: self.describe(),
+                op: "write",
+                key: key.to_string(),
+                detail: "the directory does not exist (or is not mounted); create it first".into(),
+            });
         }
         create_dirs(&self.root, &dir).map_err(io)?;
         let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
@@ -172,11 +173,12 @@ impl BlobStore for FsStore {
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || {
             if !me.root.is_dir() {
-                return Err(me.failed(
-                    "list",
-                    &prefix,
-                    "the directory does not exist (or is not mounted)".into(),
-                ));
+                return Err(StoreError::Unreachable {
+                    location: me.describe(),
+                    op: "list",
+                    key: prefix.clone(),
+                    detail: "the directory does not exist (or is not mounted)".into(),
+                });
             }
             // Walk only the deepest directory the prefix names.
             let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");

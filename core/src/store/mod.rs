@@ -39,6 +39,13 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    #[error("location {location} is unreachable ({op} {key}): {detail}")]
+    Unreachable {
+        location: String,
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
     #[error("location {location} is read-only; it is used for reads and verification only")]
     ReadOnly { location: String },
 }
@@ -46,6 +53,10 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_exists(&self) -> bool {
         matches!(self, StoreError::Exists { .. })
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable { .. })
     }
 }
 

@@ -38,14 +38,48 @@ pub struct Read {
     pub skipped: Vec<(String, String)>,
 }
 
+/// A location found unreachable is skipped for the rest of the run (one
+/// timeout, not one per object): the error that tripped it is repeated.
+type Down = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+
 #[derive(Clone, Debug)]
 pub struct Replicas {
     pub locations: Vec<Location>,
+    down: Down,
 }
 
 impl Replicas {
     pub fn new(locations: Vec<Location>) -> Self {
-        Replicas { locations }
+        Replicas {
+            locations,
+            down: Down::default(),
+        }
+    }
+
+    fn tripped(&self, name: &str) -> Option<String> {
+        self.down.lock().expect("lock").get(name).cloned()
+    }
+
+    fn note<T>(&self, name: &str, result: &Result<T, StoreError>) {
+        if let Err(e) = result
+            && e.is_unreachable()
+        {
+            self.down
+                .lock()
+                .expect("lock")
+                .entry(name.to_string())
+                .or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Locations found unreachable in this run.
+    pub fn unreachable(&self) -> Vec<(String, String)> {
+        self.down
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub fn writable(&self) -> impl Iterator<Item = &Location> {
@@ -64,6 +98,19 @@ impl Replicas {
             .writable()
             .filter(|l| targets.iter().any(|t| t == &l.name))
             .map(|l| async move {
+                if let Some(why) = self.tripped(&l.name) {
+                    return (
+                        l.name.clone(),
+                        Err(StoreError::Unreachable {
+                            location: l.store.describe(),
+                            op: "write",
+                            key: key.to_string(),
+                            detail: format!(
+                                "skipped, found unreachable earlier in this run: {why}"
+                            ),
+                        }),
+                    );
+                }
                 let result = match l.store.put_new(key, bytes.to_vec()).await {
                     Err(e) if e.is_exists() => match l.store.get(key).await {
                         Ok(Some(existing)) if existing == bytes => Ok(()),
@@ -71,6 +118,7 @@ impl Replicas {
                     },
                     other => other,
                 };
+                self.note(&l.name, &result);
                 (l.name.clone(), result)
             });
         let mut report = PutReport::default();
@@ -105,7 +153,13 @@ impl Replicas {
         }
         let mut skipped = Vec::new();
         for l in order {
-            match l.store.get(key).await {
+            if let Some(why) = self.tripped(&l.name) {
+                skipped.push((l.name.clone(), format!("unreachable: {why}")));
+                continue;
+            }
+            let got = l.store.get(key).await;
+            self.note(&l.name, &got);
+            match got {
                 Ok(Some(bytes)) => match check(&bytes) {
                     Ok(()) => {
                         return Ok(Read {
@@ -128,11 +182,22 @@ impl Replicas {
         &self,
         prefix: &str,
     ) -> Vec<(String, Result<Vec<ObjectInfo>, StoreError>)> {
-        join_all(
-            self.locations
-                .iter()
-                .map(|l| async move { (l.name.clone(), l.store.list(prefix).await) }),
-        )
+        join_all(self.locations.iter().map(|l| async move {
+            if let Some(why) = self.tripped(&l.name) {
+                return (
+                    l.name.clone(),
+                    Err(StoreError::Unreachable {
+                        location: l.store.describe(),
+                        op: "list",
+                        key: prefix.to_string(),
+                        detail: why,
+                    }),
+                );
+            }
+            let result = l.store.list(prefix).await;
+            self.note(&l.name, &result);
+            (l.name.clone(), result)
+        }))
         .await
     }
 }
