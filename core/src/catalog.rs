@@ -96,10 +96,13 @@ impl Catalog {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
-        let db = Database::create(path).map_err(|e| {
-            err(format!(
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => err(
+                "in use by another adfdr process (the agent?); try again when it is done".into(),
+            ),
+            e => err(format!(
                 "{e}; if it is damaged, delete it and run `adfdr catalog rebuild` (the store is the truth)"
-            ))
+            )),
         })?;
         let catalog = Catalog {
             db,

@@ -78,6 +78,7 @@ pub struct Engine {
     pub replicas: Replicas,
     pub keys: KeyRing,
     pub catalog_path: PathBuf,
+    catalog: std::sync::OnceLock<Arc<Catalog>>,
 }
 
 impl Engine {
@@ -115,11 +116,17 @@ impl Engine {
             replicas: Replicas::new(locations),
             keys,
             catalog_path,
+            catalog: std::sync::OnceLock::new(),
         })
     }
 
-    pub fn catalog(&self) -> Result<Catalog, OpError> {
-        Ok(Catalog::open(&self.catalog_path)?)
+    /// The catalog, opened once per process (redb allows one opener).
+    pub fn catalog(&self) -> Result<Arc<Catalog>, OpError> {
+        if let Some(c) = self.catalog.get() {
+            return Ok(c.clone());
+        }
+        let opened = Arc::new(Catalog::open(&self.catalog_path)?);
+        Ok(self.catalog.get_or_init(|| opened).clone())
     }
 }
 

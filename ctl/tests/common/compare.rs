@@ -64,7 +64,7 @@ pub fn same_factory(label: &str, source: &Path, exported: &Path) -> usize {
         let params = |v: &Value| {
             v.pointer("/properties/globalParameters")
                 .and_then(Value::as_object)
-                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .map(|m| m.keys().cloned().collect::<std::collections::BTreeSet<_>>())
                 .unwrap_or_default()
         };
         assert_eq!(params(out), params(src), "{label}: global parameters");

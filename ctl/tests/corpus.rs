@@ -1,0 +1,40 @@
+//! Every real factory of the corpus (`ADFDR_CORPUS`): backed up, exported,
+//! and equal to its source resource by resource.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_corpus_factory_round_trips_through_a_snapshot() {
+    let Some(dirs) = adfdr_tests::corpus_factories() else {
+        return;
+    };
+    let names: Vec<(String, String)> = (0..dirs.len())
+        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
+        .collect();
+    let specs: Vec<(&str, &str, &std::path::Path)> = names
+        .iter()
+        .zip(&dirs)
+        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
+        .collect();
+    let rig = Rig::start("corpus", &specs).await;
+    let out = rig.adfdr(&["backup", "--all", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let results = json(&out);
+    assert_eq!(results.as_array().map(Vec::len), Some(dirs.len()), "{results}");
+    let mut total = 0;
+    for ((name, _), dir) in names.iter().zip(&dirs) {
+        let label = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let out_dir = rig.dir.join(format!("export-{name}"));
+        let out = rig.adfdr(&["export", "latest", "--factory", name, "--out", out_dir.to_str().expect("utf8")]);
+        assert_eq!(code(&out), 0, "{label}: {}", text(&out));
+        total += compare::same_factory(label, dir, &out_dir);
+        let out = rig.adfdr(&["show", "latest", "--factory", name]);
+        assert_eq!(code(&out), 0, "{label}: {}", text(&out));
+    }
+    assert!(total > 50, "the corpus exercised {total} resources");
+    let out = rig.adfdr(&["verify", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    eprintln!("round-tripped {} corpus factories, {total} resources", dirs.len());
+}
