@@ -194,8 +194,17 @@ impl ArmClient {
         let mut next = Some(path.to_string());
         while let Some(link) = next.take() {
             let mut page = self.get(&link).await?;
-            if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
-                items.extend(values);
+            // A page without a `value` array is not an empty list: treating it
+            // as one would back up a factory with resources silently missing.
+            match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(values)) => items.extend(values),
+                _ => {
+                    return Err(ArmError::Body {
+                        method: "GET".into(),
+                        url: link.clone(),
+                        detail: "a list page without a \"value\" array".into(),
+                    });
+                }
             }
             next = page
                 .get("nextLink")

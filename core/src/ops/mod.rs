@@ -64,6 +64,8 @@ impl OpError {
             OpError::Identity(IdentityError::Missing { .. } | IdentityError::Exposed { .. }) => {
                 exit::USAGE
             }
+            // A key file that is exposed, missing or the wrong size is a config problem.
+            OpError::Key(KeyError::File { .. } | KeyError::Length { .. }) => exit::USAGE,
             _ => exit::FAILED,
         }
     }

@@ -1,0 +1,211 @@
+//! Bad input, refused access, throttling and expiring tokens: clear errors
+//! with the CLI contract's exit codes, and backups that survive the weather.
+
+mod common;
+
+use std::time::Instant;
+
+use adfdr_tests::admin;
+use common::*;
+use serde_json::json;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_error_and_the_usage_exit_code() {
+    let rig = Rig::start("badinput", &[("sales", "adf-sales", &sample_factory())]).await;
+    let good = rig.config_text(None);
+
+    // A typo in the config: named with its line, exit 2, before any network.
+    rig.write_config(&good.replace(
+        "method = \"managed-identity\"",
+        "methd = \"managed-identity\"",
+    ));
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("line 6") && stderr(&out).contains("methd"),
+        "{}",
+        text(&out)
+    );
+    rig.write_config(&good.replace("rpo_target = \"30m\"", "rpo_target = \"soon\""));
+    let out = rig.adfdr(&["snapshots"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("not a duration"), "{}", text(&out));
+    rig.write_config(&good);
+
+    // An unknown factory.
+    let out = rig.adfdr(&["backup", "nope"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("unknown factory 'nope'; configured: sales"),
+        "{}",
+        text(&out)
+    );
+
+    // A factory that does not exist in Azure.
+    rig.write_config(&good.replace("factory = \"adf-sales\"", "factory = \"adf-sails\""));
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("adf-sails does not exist"),
+        "{}",
+        text(&out)
+    );
+
+    // An unreachable ARM endpoint fails in seconds and names the URL.
+    let dead = format!("https://127.0.0.1:{}", adfdr_tests::free_port());
+    rig.write_config(&good.replace(&rig.emu.urls().arm, &dead));
+    let started = Instant::now();
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(stderr(&out).contains(&dead), "{}", text(&out));
+    eprintln!(
+        "unreachable ARM endpoint failed after {:?}",
+        started.elapsed()
+    );
+    rig.write_config(&good);
+
+    // A key file others can read is refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rig.breakglass, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("chmod 600"), "{}", text(&out));
+    std::fs::set_permissions(&rig.breakglass, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+
+    // ARM answers 200 with something that is not a list: refused, not read as empty.
+    admin(
+        &rig.emu,
+        "faults",
+        json!({"method": "GET", "path_contains": "/datasets", "status": 200, "count": 20}),
+    )
+    .await;
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("without a \"value\" array"),
+        "{}",
+        text(&out)
+    );
+    adfdr_tests::raw_client()
+        .delete(format!("{}/_emulator/faults", rig.emu.urls().arm))
+        .send()
+        .await
+        .expect("clear faults");
+
+    // A property the emulator corrupts on the way out is captured as it came, and
+    // diff names exactly that property.
+    let out = rig.adfdr(&["backup", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s1 = json(&out)[0]["snapshot"].as_str().expect("id").to_string();
+    admin(&rig.emu, "mutations", json!({"on": "get", "kind": "pipelines", "name": "PL_Load_Dw", "pointer": "/properties/activities", "set": "garbage"})).await;
+    let out = rig.adfdr(&["diff", &s1, "--live"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("~ pipeline:PL_Load_Dw: /properties/activities"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_access_names_the_identity_the_resource_and_the_role() {
+    let rig = Rig::start("rbac", &[("sales", "adf-sales", &sample_factory())]).await;
+    let mi = adf_emulator::auth::derived_guid("mi:system-assigned");
+    // RBAC switches on with the first assignment: the agent's identity has none yet.
+    admin(
+        &rig.emu,
+        "role-assignments",
+        json!({"principal_id": "someone-else", "role": "Owner", "scope": "/"}),
+    )
+    .await;
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the system-assigned managed identity may not read factory"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{SUB}/{RG}/adf-sales")) && err.contains("'Reader'"),
+        "{err}"
+    );
+
+    // Reader on the factory, but no role on the key.
+    admin(&rig.emu, "role-assignments", json!({"principal_id": mi, "role": "Reader", "scope": format!("/subscriptions/{SUB}/resourceGroups/{RG}")})).await;
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Key Vault key kv") && err.contains("'Key Vault Crypto User'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the system-assigned managed identity"),
+        "{err}"
+    );
+
+    // config check probes each and names what is missing.
+    let out = rig.adfdr(&["config", "check"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let report = stdout(&out);
+    assert!(report.contains("ok    factory sales"), "{report}");
+    assert!(
+        report.contains("FAIL  key kv") && report.contains("Key Vault Crypto User"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok    location weu") && report.contains("ok    key breakglass"),
+        "{report}"
+    );
+
+    admin(
+        &rig.emu,
+        "role-assignments",
+        json!({"principal_id": mi, "role": "Key Vault Crypto User", "scope": "/keyvault"}),
+    )
+    .await;
+    let out = rig.adfdr(&["config", "check"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_ride_out_throttling_faults_and_expiring_tokens() {
+    let rig = Rig::start("weather", &[("sales", "adf-sales", &sample_factory())]).await;
+    // Tokens that live 2 s (always inside azure_identity's 5-minute refresh
+    // window), ARM latency, a throttle that trips, and random 5xx/dropped connections.
+    admin(&rig.emu, "settings", json!({"token_lifetime_secs": 2, "latency_ms": 150, "throttle": "8,4,4", "fault_rate": 0.1})).await;
+    admin(&rig.emu, "faults", json!({"method": "GET", "path_contains": "/pipelines", "status": 429, "retry_after": 1, "count": 2})).await;
+    let started = Instant::now();
+    let out = rig.adfdr(&["backup", "--force"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let elapsed = started.elapsed();
+    let counters = rig.emu.counters();
+    assert!(
+        counters.by_status.get(&429).copied().unwrap_or(0) >= 2,
+        "{counters:?}"
+    );
+    assert!(
+        counters.tokens_issued >= 3,
+        "tokens were refreshed: {counters:?}"
+    );
+    assert!(
+        elapsed.as_secs_f64() >= 1.0,
+        "Retry-After was honoured: {elapsed:?}"
+    );
+    admin(
+        &rig.emu,
+        "settings",
+        json!({"fault_rate": 0.0, "throttle": "off", "latency_ms": 0}),
+    )
+    .await;
+    let out = rig.adfdr(&["verify", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
