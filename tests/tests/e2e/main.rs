@@ -9,4 +9,5 @@ mod corpus;
 mod keyvault;
 mod python_sdk;
 mod service_rules;
+mod store;
 mod throttling;

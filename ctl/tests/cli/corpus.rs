@@ -1,9 +1,7 @@
 //! Every real factory of the corpus (`ADFDR_CORPUS`): backed up, exported,
 //! and equal to its source resource by resource.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_factory_round_trips_through_a_snapshot() {
@@ -40,7 +38,7 @@ async fn every_corpus_factory_round_trips_through_a_snapshot() {
             out_dir.to_str().expect("utf8"),
         ]);
         assert_eq!(code(&out), 0, "{label}: {}", text(&out));
-        total += compare::same_factory(label, dir, &out_dir);
+        total += crate::common::compare::same_factory(label, dir, &out_dir);
         let out = rig.adfdr(&["show", "latest", "--factory", name]);
         assert_eq!(code(&out), 0, "{label}: {}", text(&out));
     }

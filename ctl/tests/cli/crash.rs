@@ -2,22 +2,25 @@
 //! times, never leaves a snapshot that lists but does not verify, and the next
 //! backup succeeds.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_random_points_never_leaves_a_listed_snapshot_that_does_not_verify() {
     let rig = Rig::start("crash", &[("sales", "adf-sales", &sample_factory())]).await;
     // Slow ARM a little so kills land in export, sealing and both upload phases.
     adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 20})).await;
-    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).expect("time").as_nanos() as u64;
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_nanos() as u64;
     eprintln!("crash loop seed {seed}");
     let mut next = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         seed >> 33
     };
     // How long one backup takes here: kills are drawn from inside that window.
@@ -45,9 +48,16 @@ async fn sigkill_at_random_points_never_leaves_a_listed_snapshot_that_does_not_v
         // Whatever lists must verify, decrypted, wherever its manifest is.
         let out = rig.adfdr(&["verify", "--read-data", "--json"]);
         let report = json(&out);
-        assert_ne!(code(&out), 4, "round {round} (kill after {delay:?}): {report:#}");
+        assert_ne!(
+            code(&out),
+            4,
+            "round {round} (kill after {delay:?}): {report:#}"
+        );
         for location in report["locations"].as_array().expect("locations") {
-            assert!(location["damaged"].as_array().is_some_and(Vec::is_empty), "round {round}: {location}");
+            assert!(
+                location["damaged"].as_array().is_some_and(Vec::is_empty),
+                "round {round}: {location}"
+            );
             let missing: BTreeSet<String> = location["missing"]
                 .as_array()
                 .expect("missing")

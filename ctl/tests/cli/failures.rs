@@ -1,12 +1,10 @@
 //! Bad input, refused access, throttling and expiring tokens: clear errors
 //! with the CLI contract's exit codes, and backups that survive the weather.
 
-mod common;
-
 use std::time::Instant;
 
+use crate::common::*;
 use adfdr_tests::admin;
-use common::*;
 use serde_json::json;
 
 fn stderr(out: &std::process::Output) -> String {

@@ -2,10 +2,8 @@
 //! from the emulator's managed-identity endpoint, ARM from the emulator, two
 //! Azurite accounts as two regions, a Key Vault key and a break-glass key file.
 
-mod common;
-
+use crate::common::*;
 use adfdr_tests::{arm_client, factory_path};
-use common::*;
 use serde_json::Value;
 
 fn strings(value: &Value, out: &mut Vec<String>) {
@@ -139,7 +137,7 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let export_dir = rig.dir.join("export");
     let out = rig.adfdr(&["export", &s1, "--out", export_dir.to_str().expect("utf8")]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let matched = compare::same_factory("sample", &sample_factory(), &export_dir);
+    let matched = crate::common::compare::same_factory("sample", &sample_factory(), &export_dir);
     assert!(matched >= 20);
     let again = rig.adfdr(&["export", &s1, "--out", export_dir.to_str().expect("utf8")]);
     assert_eq!(

@@ -1,8 +1,6 @@
 //! Tampering, wrong keys and a region outage, end to end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tampering_is_found_repaired_and_a_wrong_key_names_the_keys_that_open() {

@@ -1,0 +1,12 @@
+//! The `adfdr` binary end to end: one test binary (one link step), one module
+//! per area. Everything talks to real processes on 127.0.0.1: adf-emulator
+//! (ARM, managed identity, Key Vault) and Azurite (two accounts, two regions).
+
+mod common;
+
+mod corpus;
+mod crash;
+mod demo;
+mod failures;
+mod integrity;
+mod snapshots;
