@@ -147,7 +147,11 @@ fn the_golden_v1_snapshot_still_opens_and_yields_the_same_resources() {
     let parsed = object::parse(&manifest_bytes).expect("manifest digest and header");
     let header = parsed.header.clone();
     assert_eq!(
-        (header.format, header.factory.as_str(), header.snapshot.as_str()),
+        (
+            header.format,
+            header.factory.as_str(),
+            header.snapshot.as_str()
+        ),
         (1, FACTORY, SNAPSHOT)
     );
     let public = header.manifest.clone().expect("public manifest");
@@ -159,7 +163,9 @@ fn the_golden_v1_snapshot_still_opens_and_yields_the_same_resources() {
         .unwrap(&public.keys[0], FACTORY, SNAPSHOT)
         .expect("golden key opens it");
     let body: Manifest = serde_json::from_slice(
-        &parsed.open(&dek, DEFAULT_MAX_PLAIN).expect("manifest opens"),
+        &parsed
+            .open(&dek, DEFAULT_MAX_PLAIN)
+            .expect("manifest opens"),
     )
     .expect("manifest json");
     assert_eq!(body.root, expected["root"].as_str().expect("root"));
@@ -167,11 +173,19 @@ fn the_golden_v1_snapshot_still_opens_and_yields_the_same_resources() {
         serde_json::to_value(&body.resources).expect("json"),
         expected["entries"]
     );
-    assert_eq!(manifest::root(&body.resources, &body.trigger_states), body.root);
+    assert_eq!(
+        manifest::root(&body.resources, &body.trigger_states),
+        body.root
+    );
     let payload = object::parse(&payload_bytes).expect("payload digest");
-    let plain = payload.open(&dek, DEFAULT_MAX_PLAIN).expect("payload opens");
+    let plain = payload
+        .open(&dek, DEFAULT_MAX_PLAIN)
+        .expect("payload opens");
     let decoded = manifest::decode_payload(&plain, &body.resources).expect("hashes check");
     let mut want = resources();
     manifest::encode_payload(&mut want);
-    assert_eq!(decoded, want, "the golden snapshot yields today's resources");
+    assert_eq!(
+        decoded, want,
+        "the golden snapshot yields today's resources"
+    );
 }

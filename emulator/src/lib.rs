@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod control;
 pub mod error;
+pub mod generate;
 mod http;
 pub mod keyvault;
 pub mod kinds;

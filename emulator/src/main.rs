@@ -52,6 +52,10 @@ struct Args {
     /// How long a pipeline run takes before it succeeds or fails.
     #[arg(long, default_value_t = 1500)]
     run_duration_ms: u64,
+    /// Write a generated factory of N resources in git layout to DIR and exit
+    /// (for benchmarks: N:DIR, e.g. 5000:/tmp/big).
+    #[arg(long, value_name = "N:DIR")]
+    generate: Option<String>,
 }
 
 #[tokio::main]
@@ -71,6 +75,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(spec) = &args.generate {
+        let (n, dir) = spec
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--generate takes N:DIR, got {spec}"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--generate: '{n}' is not a number"))?;
+        let written = adf_emulator::generate::write(std::path::Path::new(dir), n)?;
+        println!("wrote {written} resources to {dir}");
+        return Ok(());
+    }
     let throttle = Rates::parse(&args.throttle).map_err(anyhow::Error::msg)?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
         anyhow::bail!(

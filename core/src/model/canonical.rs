@@ -19,24 +19,42 @@ const ENVELOPE: &[&str] = &["id", "name", "type", "etag", "eTag", "Etag"];
 /// (`id`, `name`, `type`, `etag`) or the server-owned properties of its kind.
 /// Unknown fields are kept: they are part of the definition.
 pub fn canonicalize(kind: ResourceKind, answer: &Value) -> Value {
-    let mut body = answer.clone();
+    canonicalize_owned(kind, answer.clone())
+}
+
+/// `canonicalize` without the copy, for answers the caller owns. Object keys
+/// are also sorted in place, so `canonical_bytes` of the result is a straight
+/// serialization (the fast path).
+pub fn canonicalize_owned(kind: ResourceKind, mut body: Value) -> Value {
     if let Value::Object(map) = &mut body {
         for key in ENVELOPE {
-            map.remove(*key);
+            map.shift_remove(*key);
         }
         if let Some(Value::Object(props)) = map.get_mut("properties") {
             for key in kind.server_properties() {
-                props.remove(*key);
+                props.shift_remove(*key);
             }
         }
         if kind == ResourceKind::Factory
             && let Some(Value::Object(identity)) = map.get_mut("identity")
         {
-            identity.remove("principalId");
-            identity.remove("tenantId");
+            identity.shift_remove("principalId");
+            identity.shift_remove("tenantId");
         }
     }
+    sort_keys(&mut body);
     body
+}
+
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
 }
 
 /// The canonical bytes of a JSON value.
@@ -44,6 +62,11 @@ pub fn canonical_bytes(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     write(value, &mut out);
     out
+}
+
+/// Appends the canonical bytes of `value` to `out` (no intermediate buffer).
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    write(value, out);
 }
 
 fn write(value: &Value, out: &mut Vec<u8>) {
@@ -59,20 +82,29 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        // Scalars: serde_json's own compact rendering is already canonical.
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        // Scalars: serde_json's own compact rendering is already canonical
+        // (written straight into the buffer: no allocation per value).
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
 }
 
 fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     out.push(b'{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
+    // Canonicalized values arrive sorted: no allocation, no sort.
+    let sorted = map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes());
+    let mut entries: Vec<(&String, &Value)>;
+    let iter: &mut dyn Iterator<Item = (&String, &Value)> = if sorted {
+        &mut map.iter()
+    } else {
+        entries = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        &mut entries.into_iter()
+    };
+    for (i, (key, value)) in iter.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+        serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
         out.push(b':');
         write(value, out);
     }

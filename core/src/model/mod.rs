@@ -7,6 +7,8 @@ pub mod kind;
 pub mod references;
 pub mod restorability;
 
-pub use canonical::{ContentHash, canonical_bytes, canonicalize, content_hash};
+pub use canonical::{
+    ContentHash, canonical_bytes, canonicalize, canonicalize_owned, content_hash, write_canonical,
+};
 pub use kind::ResourceKind;
 pub use references::{Reference, references};

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::FactoryConfig;
 use crate::factory::arm::{ArmClient, ArmError};
-use crate::model::{ResourceKind, canonicalize};
+use crate::model::{ResourceKind, canonicalize_owned};
 use crate::snapshot::Resource;
 
 #[derive(Debug)]
@@ -131,7 +131,7 @@ pub async fn export(
         kind: ResourceKind::Factory,
         parent: None,
         name: factory_name,
-        definition: canonicalize(ResourceKind::Factory, &factory),
+        definition: canonicalize_owned(ResourceKind::Factory, factory),
     }];
     let mut trigger_states = BTreeMap::new();
     let mut requests = 1;
@@ -157,7 +157,7 @@ pub async fn export(
                 kind,
                 parent: parent.clone(),
                 name,
-                definition: canonicalize(kind, &item),
+                definition: canonicalize_owned(kind, item),
             });
         }
     }

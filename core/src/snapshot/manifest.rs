@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::WrappedKey;
 use crate::model::restorability::Finding;
-use crate::model::{ResourceKind, canonical_bytes};
+use crate::model::{ResourceKind, canonical_bytes, write_canonical};
 
 /// One exported resource: its identity and its canonical definition.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,10 +141,11 @@ pub fn root(entries: &[Entry], trigger_states: &BTreeMap<String, String>) -> Str
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
     }
     s
 }
@@ -153,12 +154,10 @@ pub fn hex(bytes: &[u8]) -> String {
 /// one line per resource, `{"kind":..,"parent":..,"name":..,"definition":<canonical>}`.
 /// Returns the payload plaintext and the manifest entries.
 pub fn encode_payload(resources: &mut [Resource]) -> (Vec<u8>, Vec<Entry>) {
-    resources.sort_by_key(Resource::key);
+    resources.sort_by_cached_key(Resource::key);
     let mut out = Vec::with_capacity(resources.len() * 512);
     let mut entries = Vec::with_capacity(resources.len());
     for r in resources.iter() {
-        let canonical = canonical_bytes(&r.definition);
-        let hash = hex(&Sha256::digest(&canonical));
         out.extend_from_slice(b"{\"kind\":");
         out.extend_from_slice(&serde_json::to_vec(&r.kind).expect("kind"));
         if let Some(parent) = &r.parent {
@@ -168,14 +167,18 @@ pub fn encode_payload(resources: &mut [Resource]) -> (Vec<u8>, Vec<Entry>) {
         out.extend_from_slice(b",\"name\":");
         out.extend_from_slice(&serde_json::to_vec(&r.name).expect("string"));
         out.extend_from_slice(b",\"definition\":");
-        out.extend_from_slice(&canonical);
+        let start = out.len();
+        write_canonical(&r.definition, &mut out);
+        let canonical = &out[start..];
+        let hash = hex(&Sha256::digest(canonical));
+        let size = canonical.len() as u64;
         out.extend_from_slice(b"}\n");
         entries.push(Entry {
             kind: r.kind,
             parent: r.parent.clone(),
             name: r.name.clone(),
             hash,
-            size: canonical.len() as u64,
+            size,
         });
     }
     (out, entries)

@@ -1,0 +1,244 @@
+//! Realistic factories of any size, for benchmarks and load tests, written
+//! in ADF git layout: parameterized linked services with Key Vault secret
+//! references, datasets over them, data flows, pipelines in deep
+//! ExecutePipeline chains with Copy, ForEach and Lookup activities, and
+//! started schedule and tumbling-window triggers (with window dependencies).
+//! Deterministic: the same size gives the same factory.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// Share of each kind, in per mille of the requested size.
+const LINKED: usize = 40;
+const DATASETS: usize = 250;
+const DATAFLOWS: usize = 30;
+const TRIGGERS: usize = 100;
+/// How deep ExecutePipeline chains go.
+pub const CHAIN_DEPTH: usize = 12;
+
+/// Deterministic noise: real factories are not copies of one template, and
+/// compression benchmarks on repeated text would flatter zstd.
+fn noise(seed: usize, words: usize) -> String {
+    const VOCAB: [&str; 32] = [
+        "orders",
+        "customer",
+        "ledger",
+        "nightly",
+        "staging",
+        "curated",
+        "delta",
+        "merge",
+        "invoice",
+        "region",
+        "backfill",
+        "archive",
+        "finance",
+        "sales",
+        "inventory",
+        "audit",
+        "retry",
+        "partition",
+        "watermark",
+        "snapshot",
+        "export",
+        "import",
+        "daily",
+        "hourly",
+        "legacy",
+        "replica",
+        "quarantine",
+        "reconcile",
+        "hash",
+        "lookup",
+        "pivot",
+        "rollup",
+    ];
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut out = Vec::with_capacity(words);
+    for _ in 0..words {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(if x % 5 == 0 {
+            format!("{:08x}", x >> 32)
+        } else {
+            VOCAB[(x % 32) as usize].to_string()
+        });
+    }
+    out.join(" ")
+}
+
+pub struct Generated {
+    pub files: Vec<(String, Value)>,
+}
+
+fn split(n: usize) -> (usize, usize, usize, usize, usize) {
+    let ls = (n * LINKED / 1000).max(2);
+    let ds = (n * DATASETS / 1000).max(1);
+    let df = (n * DATAFLOWS / 1000).max(1);
+    let tr = (n * TRIGGERS / 1000).max(1);
+    let pl = n.saturating_sub(ls + ds + df + tr + 1).max(1);
+    (ls, ds, df, pl, tr)
+}
+
+/// A factory of about `n` resources (plus the factory file).
+pub fn factory(n: usize) -> Generated {
+    let (ls, ds, df, pl, tr) = split(n);
+    let mut files = Vec::with_capacity(n + 2);
+    files.push((
+        "factory/adf-generated.json".to_string(),
+        json!({"name": "adf-generated", "location": "westeurope", "identity": {"type": "SystemAssigned"},
+               "properties": {"globalParameters": {"env": {"type": "String", "value": "prod"}, "batchSize": {"type": "Int", "value": 500}}}}),
+    ));
+    files.push((
+        "integrationRuntime/ir-selfhosted.json".to_string(),
+        json!({"name": "ir-selfhosted", "properties": {"type": "SelfHosted", "description": "on-premises gateway"}}),
+    ));
+    files.push((
+        "linkedService/LS_KeyVault.json".to_string(),
+        json!({"name": "LS_KeyVault", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://kv-generated.vault.azure.net/"}}}),
+    ));
+    for i in 0..ls.saturating_sub(1) {
+        let name = format!("LS_Sql_{i:04}");
+        files.push((
+            format!("linkedService/{name}.json"),
+            json!({"name": name, "properties": {
+                "type": "AzureSqlDatabase",
+                "parameters": {"serverName": {"type": "String"}, "databaseName": {"type": "String", "defaultValue": format!("db{i}")}},
+                "connectVia": {"referenceName": "ir-selfhosted", "type": "IntegrationRuntimeReference"},
+                "typeProperties": {
+                    "connectionString": "Integrated Security=False;Encrypt=True;Data Source=@{linkedService().serverName}.database.windows.net;Initial Catalog=@{linkedService().databaseName}",
+                    "password": {"type": "AzureKeyVaultSecret", "store": {"referenceName": "LS_KeyVault", "type": "LinkedServiceReference"}, "secretName": format!("sql-password-{i}")}
+                },
+                "annotations": ["generated", "sql"]}}),
+        ));
+    }
+    let ls_name = |i: usize| format!("LS_Sql_{:04}", i % (ls - 1).max(1));
+    for i in 0..ds {
+        let name = format!("DS_Table_{i:05}");
+        files.push((
+            format!("dataset/{name}.json"),
+            json!({"name": name, "properties": {
+                "type": "AzureSqlTable",
+                "linkedServiceName": {"referenceName": ls_name(i), "type": "LinkedServiceReference",
+                                      "parameters": {"serverName": format!("sql-{:02}", i % 7)}},
+                "parameters": {"schema": {"type": "string", "defaultValue": "dbo"}},
+                "schema": (0..8).map(|c| json!({"name": format!("column_{c}"), "type": if c % 3 == 0 { "int" } else { "nvarchar" }})).collect::<Vec<_>>(),
+                "description": noise(i * 11 + 5, 12),
+                "typeProperties": {"schema": {"value": "@dataset().schema", "type": "Expression"}, "table": format!("table_{i}")},
+                "folder": {"name": format!("area{:02}", i % 20)}}}),
+        ));
+    }
+    let ds_name = |i: usize| format!("DS_Table_{:05}", i % ds);
+    for i in 0..df {
+        let name = format!("DF_Transform_{i:04}");
+        files.push((
+            format!("dataflow/{name}.json"),
+            json!({"name": name, "properties": {"type": "MappingDataFlow", "typeProperties": {
+                "sources": [{"dataset": {"referenceName": ds_name(i), "type": "DatasetReference"}, "name": "source1"}],
+                "sinks": [{"dataset": {"referenceName": ds_name(i + 1), "type": "DatasetReference"}, "name": "sink1"}],
+                "transformations": [{"name": "derived"}, {"name": "filtered"}],
+                "scriptLines": ["source(allowSchemaDrift: true) ~> source1", "source1 derive(loaded = currentTimestamp()) ~> derived", "derived filter(!isNull(id)) ~> filtered", "filtered sink(allowSchemaDrift: true) ~> sink1"]}}}),
+        ));
+    }
+    // Pipelines: chains of CHAIN_DEPTH, each calling the next one down.
+    for i in 0..pl {
+        let name = format!("PL_Step_{i:05}");
+        let depth = i % CHAIN_DEPTH;
+        let mut activities = vec![
+            json!({"name": "Lookup watermark", "type": "Lookup", "dependsOn": [],
+                   "policy": {"timeout": "0.12:00:00", "retry": 2, "retryIntervalInSeconds": 30},
+                   "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": "SELECT MAX(modified) AS wm FROM etl.watermark"},
+                                      "dataset": {"referenceName": ds_name(i), "type": "DatasetReference"}}}),
+            json!({"name": "Copy rows", "type": "Copy", "dependsOn": [{"activity": "Lookup watermark", "dependencyConditions": ["Succeeded"]}],
+                   "description": noise(i * 7 + 2, 16),
+                   "userProperties": [{"name": "Source", "value": noise(i * 7 + 3, 3)}, {"name": "Destination", "value": noise(i * 7 + 4, 3)}],
+                   "inputs": [{"referenceName": ds_name(i), "type": "DatasetReference", "parameters": {"schema": "staging"}}],
+                   "outputs": [{"referenceName": ds_name(i + 3), "type": "DatasetReference"}],
+                   "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": {"value": "@concat('SELECT * FROM t WHERE modified > ''', activity('Lookup watermark').output.firstRow.wm, '''')", "type": "Expression"}},
+                                      "sink": {"type": "AzureSqlSink", "writeBatchSize": {"value": "@pipeline().globalParameters.batchSize", "type": "Expression"}},
+                                      "enableStaging": false}}),
+            json!({"name": "For each partition", "type": "ForEach", "dependsOn": [{"activity": "Copy rows", "dependencyConditions": ["Succeeded"]}],
+                   "typeProperties": {"items": {"value": "@pipeline().parameters.partitions", "type": "Expression"}, "isSequential": false, "batchCount": 8,
+                                      "activities": [{"name": "Wait a bit", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}}),
+        ];
+        if depth + 1 < CHAIN_DEPTH && i + 1 < pl {
+            activities.push(json!({"name": "Run next step", "type": "ExecutePipeline",
+                "dependsOn": [{"activity": "For each partition", "dependencyConditions": ["Succeeded"]}],
+                "typeProperties": {"pipeline": {"referenceName": format!("PL_Step_{:05}", i + 1), "type": "PipelineReference"}, "waitOnCompletion": true}}));
+        }
+        files.push((
+            format!("pipeline/{name}.json"),
+            json!({"name": name, "properties": {"activities": activities,
+                "description": noise(i * 7 + 1, 24),
+                "parameters": {"partitions": {"type": "array", "defaultValue": [1, 2, 3, 4]}, "runDate": {"type": "string"}},
+                "variables": {"rows": {"type": "String"}},
+                "folder": {"name": format!("chain{:03}", i / CHAIN_DEPTH)},
+                "annotations": ["generated"]}}),
+        ));
+    }
+    // Triggers start chain heads; every fourth is a tumbling window depending on the previous one.
+    for i in 0..tr {
+        let name = format!("TR_{i:04}");
+        let head = format!("PL_Step_{:05}", (i * CHAIN_DEPTH) % pl);
+        let body = if i % 4 == 3 {
+            json!({"name": name, "properties": {"type": "TumblingWindowTrigger", "runtimeState": "Started",
+                "pipeline": {"pipelineReference": {"referenceName": head, "type": "PipelineReference"},
+                             "parameters": {"runDate": "@trigger().outputs.windowStartTime"}},
+                "typeProperties": {"frequency": "Hour", "interval": 1, "startTime": "2026-01-01T00:00:00Z", "maxConcurrency": 4,
+                    "dependsOn": [{"type": "TumblingWindowTriggerDependencyReference",
+                                   "referenceTrigger": {"referenceName": format!("TR_{:04}", i - 1), "type": "TriggerReference"}}]}}})
+        } else {
+            json!({"name": name, "properties": {"type": "ScheduleTrigger", "runtimeState": "Started",
+                "pipelines": [{"pipelineReference": {"referenceName": head, "type": "PipelineReference"}, "parameters": {"runDate": "@trigger().scheduledTime"}}],
+                "typeProperties": {"recurrence": {"frequency": "Day", "interval": 1, "startTime": "2026-01-01T02:00:00Z", "timeZone": "UTC",
+                                                   "schedule": {"hours": [i % 24], "minutes": [0]}}}}})
+        };
+        files.push((format!("trigger/{name}.json"), body));
+    }
+    Generated { files }
+}
+
+/// Writes a generated factory of about `n` resources in git layout under `dir`.
+pub fn write(dir: &Path, n: usize) -> std::io::Result<usize> {
+    let generated = factory(n);
+    for (rel, body) in &generated.files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(body).expect("json"))?;
+    }
+    Ok(generated.files.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_chains_and_references_hold() {
+        let g = factory(5000);
+        let resources = g.files.len() - 1;
+        assert!((4990..=5010).contains(&resources), "{resources}");
+        let executes = g
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("pipeline/"))
+            .filter(|(_, b)| b.to_string().contains("ExecutePipeline"))
+            .count();
+        assert!(executes > 2000, "deep chains: {executes}");
+        let started = g
+            .files
+            .iter()
+            .filter(|(_, b)| b.pointer("/properties/runtimeState") == Some(&json!("Started")))
+            .count();
+        assert!(started >= 400, "{started}");
+        let dir = std::env::temp_dir().join(format!("adf-gen-{}", std::process::id()));
+        let n = write(&dir, 300).expect("write");
+        let seed = crate::seed::load_git_layout(&dir).expect("loads");
+        assert_eq!(seed.resources.len(), n);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
