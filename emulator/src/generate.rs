@@ -60,7 +60,7 @@ fn noise(seed: usize, words: usize) -> String {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.push(if x % 5 == 0 {
+        out.push(if x.is_multiple_of(5) {
             format!("{:08x}", x >> 32)
         } else {
             VOCAB[(x % 32) as usize].to_string()
