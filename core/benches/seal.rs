@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
             input
                 .iter()
                 .map(|(kind, _, answer)| canonicalize(*kind, answer))
-                .count()
+                .collect::<Vec<_>>()
         })
     });
     group.bench_function("stage: encode (canonical bytes + sha256 each)", |b| {
