@@ -175,10 +175,21 @@ async fn route(shared: &Arc<Shared>, call: &Call) -> Result<HttpResponse, DropCo
     if let Some(reply) = entra(shared, call, &segments) {
         return Ok(respond(reply, &[]));
     }
+    // The service answers `latency` ms after the request arrives, whatever our
+    // own work costs: processing overlaps the wait instead of adding to it.
     let latency = shared.settings().latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(latency);
+    let out = service(shared, call, &segments).await;
+    tokio::time::sleep_until(deadline).await;
+    out
+}
+
+/// ARM and Key Vault, after the admin, identity and Entra endpoints.
+async fn service(
+    shared: &Arc<Shared>,
+    call: &Call,
+    segments: &[&str],
+) -> Result<HttpResponse, DropConnection> {
     if let Some(resp) = random_fault(shared) {
         return resp;
     }
@@ -225,7 +236,7 @@ async fn route(shared: &Arc<Shared>, call: &Call) -> Result<HttpResponse, DropCo
     let reply = if is_vault {
         vault(shared, call, &caller, &segments[1..])
     } else {
-        arm(shared, call, &caller, &segments)
+        arm(shared, call, &caller, segments)
     };
     Ok(respond(reply, &extra))
 }
@@ -629,15 +640,19 @@ fn authorize(
 
 /// One page of a list, keyset-paginated on the sort key so inserts and deletes
 /// between pages neither skip nor repeat surviving items.
-fn page(shared: &Shared, call: &Call, mut items: Vec<(String, Value)>) -> Reply {
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    let after = call.query.get("$skipToken").and_then(|t| {
+fn skip_token(call: &Call) -> Option<String> {
+    call.query.get("$skipToken").and_then(|t| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(t)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-    });
+    })
+}
+
+fn page(shared: &Shared, call: &Call, mut items: Vec<(String, Value)>) -> Reply {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let after = skip_token(call);
     let size = shared.settings().page_size.max(1);
     let remaining: Vec<(String, Value)> = items
         .into_iter()
@@ -767,10 +782,19 @@ impl FactoryCtx<'_> {
         if self.call.method != "GET" {
             return Err(method_not_allowed(self.call));
         }
-        let mut items = self
-            .shared
-            .world()
-            .list_children(self.sub, self.rg, self.f, kind, parent)?;
+        let after = skip_token(self.call);
+        let limit = self.shared.settings().page_size.max(1) + 1;
+        let mut items = self.shared.world().list_children(
+            self.sub,
+            self.rg,
+            self.f,
+            kind,
+            parent,
+            crate::state::Window {
+                after: after.as_deref(),
+                limit,
+            },
+        )?;
         let mut control = self.shared.control();
         if !control.mutations.is_empty() {
             for (_, v) in items.iter_mut() {

@@ -154,6 +154,13 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>) -> ApiResult<()
 }
 
 /// Replaces every inline SecureString value with asterisks, as GET and list do.
+/// One page of a list: the items after a key (keyset paging), at most `limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window<'a> {
+    pub after: Option<&'a str>,
+    pub limit: usize,
+}
+
 pub fn mask_secure_strings(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -550,7 +557,9 @@ impl World {
         factory_name: &str,
         kind: Kind,
         parent: Option<&str>,
+        window: Window<'_>,
     ) -> ApiResult<Vec<(String, Value)>> {
+        let Window { after, limit } = window;
         let factory = self.factory(sub, rg, factory_name)?;
         if kind == Kind::GlobalParameters {
             return Ok(global_parameters_view(factory)
@@ -566,10 +575,17 @@ impl World {
             return Err(entity_not_found(Kind::ManagedVirtualNetwork, vnet));
         }
         let prefix = parent.map(|p| format!("{}/", p.to_ascii_lowercase()));
+        // Keyset window: only the items of the page asked for are rendered
+        // (rendering all of them per page made big factories quadratic).
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
         Ok(factory
             .children(kind)
-            .iter()
+            .range((start, std::ops::Bound::Unbounded))
             .filter(|(key, _)| prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str())))
+            .take(limit)
             .map(|(key, c)| (key.clone(), child_view(factory, kind, c)))
             .collect())
     }

@@ -62,6 +62,9 @@ pub async fn backup(
     let mut resources = exported.resources;
     let (plain, entries) = manifest::encode_payload(&mut resources);
     let root = manifest::root(&entries, &exported.trigger_states);
+    // The value trees are the bulk of a backup's memory: keep only the bytes.
+    let report = restorability::report(&resources);
+    drop(resources);
     let exported_at = rfc3339(started);
     let targets = engine.replicas.writable_names();
     let catalog = engine.catalog()?;
@@ -138,7 +141,6 @@ pub async fn backup(
 
     let id = snapshot_id(started, rand_u32());
     let created = rfc3339(clock());
-    let report = restorability::report(&resources);
     let manifest_body = Manifest {
         source: Source {
             subscription: fc.subscription.clone(),

@@ -90,10 +90,20 @@ pub async fn export(
         .unwrap_or(&fc.factory)
         .to_string();
 
-    let kinds: Vec<ResourceKind> = ResourceKind::CHILDREN
+    // The kinds that run to many pages go first: a backup lasts as long as
+    // its longest nextLink chain, so that chain must start at once.
+    let mut kinds: Vec<ResourceKind> = ResourceKind::CHILDREN
         .into_iter()
         .filter(|k| *k != ResourceKind::ManagedPrivateEndpoint)
         .collect();
+    kinds.sort_by_key(|k| match k {
+        ResourceKind::Pipeline => 0,
+        ResourceKind::Dataset => 1,
+        ResourceKind::Trigger => 2,
+        ResourceKind::LinkedService => 3,
+        ResourceKind::DataFlow => 4,
+        _ => 5,
+    });
     let lists: Vec<(ResourceKind, Option<String>, Vec<Value>)> = stream::iter(kinds)
         .map(|kind| {
             let url = format!("{base}/{}", kind.segment());
