@@ -6,6 +6,7 @@ mod azurite;
 mod bad_input;
 mod conformance;
 mod corpus;
+mod format_by_hand;
 mod keyvault;
 mod python_sdk;
 mod service_rules;
