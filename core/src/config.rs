@@ -635,6 +635,18 @@ keep = { last = 10, daily = 14 }
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/adfdr.toml.example");
+        let c = Config::load(&path).expect("systemd/adfdr.toml.example parses and validates");
+        assert_eq!(c.locations.len(), 2);
+        assert_eq!(c.keys.len(), 2);
+        assert!(
+            c.factory("sales-prod")
+                .is_some_and(|f| f.drill_target.is_some())
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(DurationSpec::parse("1h30m").expect("d").0.as_secs(), 5400);
         assert!(DurationSpec::parse("30").is_err());

@@ -30,6 +30,31 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         dir.join("sample-factory/pipeline/PL_Daily_Sales.json")
             .exists()
     );
+    // Backups: a snapshot in both locations, a checkpoint when unchanged, the
+    // hot-fix found by diff, everything verified.
+    assert!(
+        stdout.contains("24 resources") && stdout.contains("in weu and neu"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wrote only checkpoint"), "{stdout}");
+    assert!(
+        stdout.contains("~ pipeline:PL_Smoke: /properties/description"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("healthy"), "{stdout}");
+    // The store outlives the emulator: the CLI lists and verifies it offline.
+    let config = dir.join("adfdr.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
+        .args(["verify", "--read-data", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified 2 snapshot(s)"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
