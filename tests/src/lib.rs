@@ -233,6 +233,38 @@ pub fn azurite_bin() -> PathBuf {
     workspace_root().join("tools/azurite/node_modules/.bin/azurite-blob")
 }
 
+impl StorageAccount {
+    /// An account SAS for the blob service (what an operator would put in a
+    /// `sas_file`), signed with the account key: `permissions` like "racwdl".
+    pub fn account_sas(&self, permissions: &str) -> String {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+        let se = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            expiry.year(),
+            u8::from(expiry.month()),
+            expiry.day(),
+            expiry.hour(),
+            expiry.minute(),
+            expiry.second()
+        );
+        let version = "2021-08-06";
+        // Account SAS string-to-sign (2020-12-06 and later).
+        let to_sign = format!(
+            "{}\n{permissions}\nb\nsco\n\n{se}\n\nhttps\n{version}\n\n",
+            self.name
+        );
+        let key = b64.decode(&self.key).expect("account key is base64");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac key");
+        mac.update(to_sign.as_bytes());
+        let sig = b64.encode(mac.finalize().into_bytes());
+        let sig: String = url::form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+        format!("sv={version}&ss=b&srt=sco&sp={permissions}&se={se}&spr=https&sig={sig}")
+    }
+}
+
 impl Azurite {
     pub fn start() -> Azurite {
         let bin = azurite_bin();

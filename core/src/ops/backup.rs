@@ -89,6 +89,11 @@ pub async fn backup(
                 }
             };
             if let Some(opened) = opened.filter(|o| o.manifest.root == root) {
+                // The state is already stored; if an earlier run left it short of
+                // a copy, this run completes it before confirming it.
+                if targets.iter().any(|t| !latest.locations.contains(t)) {
+                    heal(engine, &catalog, &fc.name, &latest.id).await;
+                }
                 let id = snapshot_id(clock(), rand_u32());
                 let mut header = Header::new(
                     ObjectType::Checkpoint,
@@ -235,6 +240,27 @@ pub async fn backup(
         &id,
     )?;
     Ok(Outcome::Created { record, failed })
+}
+
+/// Copies a snapshot's objects into writable locations that miss them.
+async fn heal(engine: &Engine, catalog: &crate::catalog::Catalog, factory: &str, snapshot: &str) {
+    use super::verify::{Scope, repair, verify};
+    let scope = Scope {
+        factory: Some(factory),
+        snapshot: Some(snapshot),
+        location: None,
+        keys: None,
+    };
+    let mut report = verify(&engine.replicas, &scope).await;
+    repair(&engine.replicas, &mut report).await;
+    for (location, what) in &report.repaired {
+        let key = what.split(' ').next().unwrap_or(what);
+        tracing::info!(%location, object = %key, "copied a missing copy from a healthy location");
+        let _ = catalog.remove_repair(location, key);
+    }
+    for (location, key, error) in &report.repair_failed {
+        tracing::warn!(%location, object = %key, %error, "a missing copy could not be made yet");
+    }
 }
 
 fn failures(report: &crate::store::PutReport) -> Vec<(String, String)> {

@@ -207,3 +207,56 @@ async fn backups_ride_out_throttling_faults_and_expiring_tokens() {
     let out = rig.adfdr(&["verify", "--read-data"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sas_file_location_works_and_a_refused_sas_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::start("sas", &[("sales", "adf-sales", &sample_factory())]).await;
+    let sas_file = rig.dir.join("weu.sas");
+    let weu = rig.location_url(0);
+    let with_sas = rig.config_text(None).replace(
+        &format!("url = \"{weu}\""),
+        &format!("url = \"{weu}\"\nsas_file = \"{}\"", sas_file.display()),
+    );
+    rig.write_config(&with_sas);
+
+    // A SAS that may only read and list: the write is refused, and the message
+    // says which SAS and what it lacks, never the token itself.
+    let read_only = rig.azurite.accounts[0].account_sas("rl");
+    std::fs::write(&sas_file, &read_only).expect("sas");
+    std::fs::set_permissions(&sas_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the SAS from {}", sas_file.display()))
+            && err.contains("lacks permission"),
+        "{err}"
+    );
+    let sig = read_only.split("sig=").nth(1).expect("sig");
+    assert!(
+        !err.contains(sig) && !stdout(&out).contains(sig),
+        "the SAS signature leaked: {err}"
+    );
+
+    // A SAS readable by others is refused before any request.
+    std::fs::set_permissions(&sas_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("chmod 600"), "{}", text(&out));
+
+    // A full SAS: weu through the SAS, neu through Entra ID. The refused run
+    // left its snapshot in neu only; this run finds the factory unchanged and
+    // completes the missing weu copy before confirming it with a checkpoint.
+    std::fs::set_permissions(&sas_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(
+        &sas_file,
+        format!("?{}", rig.azurite.accounts[0].account_sas("racwdl")),
+    )
+    .expect("sas");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("unchanged since"), "{}", text(&out));
+    let out = rig.adfdr(&["verify", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
