@@ -27,11 +27,15 @@ pub enum ArmError {
         code: String,
         message: String,
     },
-    #[error("{method} {url} could not be sent: {source}")]
+    #[error("{method} {url} could not be sent: {detail}")]
     Transport {
         method: String,
         url: String,
-        source: Box<azure_core::Error>,
+        /// The whole error chain: the outer error alone often says only
+        /// "will not be retried".
+        detail: String,
+        /// A token could not be obtained (sign-in failed), not a network error.
+        credential: bool,
     },
     #[error(
         "cannot build an ARM request URL from '{path}' (endpoint {endpoint}): {detail}; check auth.arm_endpoint"
@@ -63,6 +67,34 @@ impl ArmError {
             _ => None,
         }
     }
+}
+
+/// An error and its sources, joined: "outer: cause: root cause".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Did the request fail because no token could be had?
+pub fn is_credential_error(error: &azure_core::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(az) = e.downcast_ref::<azure_core::Error>()
+            && matches!(az.kind(), azure_core::error::ErrorKind::Credential)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 pub struct ArmClient {
@@ -135,7 +167,8 @@ impl ArmClient {
             .map_err(|source| ArmError::Transport {
                 method: method.to_string(),
                 url: shown.clone(),
-                source: Box::new(source),
+                credential: is_credential_error(&source),
+                detail: error_chain(&source),
             })?;
         let status = u16::from(response.status());
         let bytes = response.into_body();

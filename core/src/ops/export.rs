@@ -43,12 +43,30 @@ pub enum ExportError {
     },
     #[error("reading factory {path}: {source}")]
     Arm { path: String, source: ArmError },
+    #[error("signing in as {identity} failed, so factory {path} could not be read: {detail}")]
+    SignIn {
+        identity: String,
+        path: String,
+        detail: String,
+    },
     #[error("factory {path}: {what} has no name in ARM's answer")]
     Unnamed { path: String, what: String },
 }
 
 fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
     let path = format!("{}/{}/{}", fc.subscription, fc.resource_group, fc.factory);
+    if let ArmError::Transport {
+        credential: true,
+        detail,
+        ..
+    } = &err
+    {
+        return ExportError::SignIn {
+            identity: identity.to_string(),
+            path,
+            detail: detail.clone(),
+        };
+    }
     match err.status() {
         Some(401 | 403) => ExportError::Denied {
             identity: identity.to_string(),

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod auth;
 mod corpus;
 mod crash;
 mod demo;
