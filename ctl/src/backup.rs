@@ -23,10 +23,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let names = output::select_factories(&engine.config, &args.factories, args.all)?;
     let parallel = engine.config.backup.parallel_factories.max(1);
     let engine_ref = &engine;
+    let json_out = ctx.json;
     let results: Vec<(String, Result<Outcome, OpError>)> = futures::stream::iter(names)
         .map(|name| async move {
             let fc = engine_ref.config.factory(&name).expect("selected").clone();
+            let spinner = output::spinner(json_out, format!("backing up {name} ({})…", fc.factory));
             let result = backup(engine_ref, &fc, args.force, system_clock).await;
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
             (name, result)
         })
         .buffer_unordered(parallel)

@@ -91,3 +91,16 @@ pub fn factory_filter(config: &Config, name: Option<&str>) -> Result<Option<Stri
         Some(n) => select_factories(config, &[n.to_string()], false).map(|mut v| v.pop()),
     }
 }
+
+/// A spinner on stderr when it is a terminal (and output is for humans);
+/// nothing otherwise, so logs and pipes get plain lines only.
+pub fn spinner(json: bool, message: String) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}

@@ -37,7 +37,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         location: args.location.as_deref(),
         keys: args.read_data.then_some(&engine.keys),
     };
+    let spinner = output::spinner(ctx.json, "verifying every copy…".into());
     let mut report = verify(&engine.replicas, &scope).await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     if args.repair {
         repair(&engine.replicas, &mut report).await;
         if !report.repaired.is_empty() {
