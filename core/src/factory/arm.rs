@@ -224,13 +224,26 @@ impl ArmClient {
     /// Every item of a list, following nextLink to the last page.
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
         let mut items = Vec::new();
+        self.list_each(path, |item| items.push(item)).await?;
+        Ok(items)
+    }
+
+    /// Hands each item of a list to `each` as its page arrives (one page in
+    /// memory at a time); returns the number of pages.
+    pub async fn list_each(
+        &self,
+        path: &str,
+        mut each: impl FnMut(Value),
+    ) -> Result<usize, ArmError> {
+        let mut pages = 0;
         let mut next = Some(path.to_string());
         while let Some(link) = next.take() {
             let mut page = self.get(&link).await?;
+            pages += 1;
             // A page without a `value` array is not an empty list: treating it
             // as one would back up a factory with resources silently missing.
             match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(values)) => items.extend(values),
+                Some(Value::Array(values)) => values.into_iter().for_each(&mut each),
                 _ => {
                     return Err(ArmError::Body {
                         method: "GET".into(),
@@ -245,7 +258,7 @@ impl ArmClient {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
         }
-        Ok(items)
+        Ok(pages)
     }
 }
 

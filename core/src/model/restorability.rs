@@ -43,11 +43,55 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// What one resource contributes to the report: its own findings, and its
+/// static dependencies (kind, name, pointer) to check against the factory.
+#[derive(Clone, Debug, Default)]
+pub struct Partial {
+    pub resource: String,
+    pub findings: Vec<Finding>,
+    pub dependencies: Vec<(ResourceKind, String, String)>,
+}
+
 /// Every finding for a factory's resources, in resource order.
 pub fn report(resources: &[Resource]) -> Vec<Finding> {
     let present: HashSet<_> = resources.iter().map(Resource::key).collect();
+    resolve(resources.iter().map(inspect).collect(), &present)
+}
+
+/// Joins per-resource partials (in resource order) into the report, adding a
+/// dangling-reference finding for each dependency not in `present`.
+pub fn resolve(
+    partials: Vec<Partial>,
+    present: &HashSet<(ResourceKind, String, String)>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    for r in resources {
+    for p in partials {
+        out.extend(p.findings);
+        let mut seen = HashSet::new();
+        for (kind, name, pointer) in p.dependencies {
+            // Managed private endpoints are never referenced by name alone.
+            if !present.contains(&key(kind, None, &name))
+                && seen.insert((kind, name.to_lowercase()))
+            {
+                out.push(Finding {
+                    category: Category::DanglingReference,
+                    resource: p.resource.clone(),
+                    pointer: Some(pointer),
+                    detail: format!(
+                        "references {} which is not in the factory; a restore of this resource fails until it exists",
+                        label(kind, None, &name)
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One resource's own findings and dependencies (no knowledge of the others).
+pub fn inspect(r: &Resource) -> Partial {
+    let mut out = Vec::new();
+    {
         let here = r.label();
         let props = r.definition.get("properties");
         let ptype = props.and_then(|p| p.get("type")).and_then(Value::as_str);
@@ -125,27 +169,19 @@ pub fn report(resources: &[Resource]) -> Vec<Finding> {
             }),
             _ => {}
         }
-        let mut seen = HashSet::new();
-        for reference in references(&r.definition) {
-            let Some((kind, name)) = reference.dependency() else {
-                continue;
-            };
-            // Managed private endpoints are never referenced by name alone.
-            if !present.contains(&key(kind, None, name)) && seen.insert((kind, name.to_lowercase()))
-            {
-                out.push(Finding {
-                    category: Category::DanglingReference,
-                    resource: here.clone(),
-                    pointer: Some(reference.pointer.clone()),
-                    detail: format!(
-                        "references {} which is not in the factory; a restore of this resource fails until it exists",
-                        label(kind, None, name)
-                    ),
-                });
-            }
-        }
     }
-    out
+    let dependencies = references(&r.definition)
+        .into_iter()
+        .filter_map(|reference| {
+            let (kind, name) = reference.dependency()?;
+            Some((kind, name.to_string(), reference.pointer.clone()))
+        })
+        .collect();
+    Partial {
+        resource: r.label(),
+        findings: out,
+        dependencies,
+    }
 }
 
 fn masked(value: &Value, pointer: &str, found: &mut dyn FnMut(String)) {

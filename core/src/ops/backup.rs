@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::{Engine, OpError, export, read};
 use crate::catalog::{CheckpointRecord, RepairRecord, RunRecord, SnapshotRecord};
 use crate::config::FactoryConfig;
-use crate::model::restorability;
 use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
 use crate::snapshot::object::{self, Header, ObjectType};
 use crate::snapshot::{DataKey, rfc3339, snapshot_id};
@@ -52,19 +51,19 @@ pub async fn backup(
     clock: super::Clock,
 ) -> Result<Outcome, OpError> {
     let started = clock();
-    let exported = export::export(
+    // Each resource is encoded as its page arrives and its value tree dropped:
+    // memory holds canonical bytes, not trees.
+    let exported = export::export_encoded(
         &engine.arm,
         fc,
         &engine.identity.description,
         engine.config.backup.concurrency,
     )
     .await?;
-    let mut resources = exported.resources;
-    let (plain, entries) = manifest::encode_payload(&mut resources);
+    let plain = exported.plain;
+    let entries = exported.entries;
+    let report = exported.report;
     let root = manifest::root(&entries, &exported.trigger_states);
-    // The value trees are the bulk of a backup's memory: keep only the bytes.
-    let report = restorability::report(&resources);
-    drop(resources);
     let exported_at = rfc3339(started);
     let targets = engine.replicas.writable_names();
     let catalog = engine.catalog()?;

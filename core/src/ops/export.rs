@@ -4,6 +4,7 @@
 //! says; the bound keeps adfdr from hammering a throttled subscription.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
@@ -78,13 +79,21 @@ fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
     }
 }
 
-/// Exports the factory `fc` describes.
-pub async fn export(
+/// What the walk learned besides the items.
+struct Walked {
+    region: Option<String>,
+    requests: usize,
+}
+
+/// Reads the factory and hands every resource (canonicalized) to `sink` as
+/// its page arrives, with the trigger runtime state when there is one.
+async fn walk(
     arm: &ArmClient,
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,
-) -> Result<Exported, ExportError> {
+    sink: &Mutex<dyn FnMut(Resource, Option<String>) + Send + '_>,
+) -> Result<Walked, ExportError> {
     let base = fc.arm_path();
     let path_text = format!("{}/{}/{}", fc.subscription, fc.resource_group, fc.factory);
     let factory = match arm.get(&base).await {
@@ -107,6 +116,15 @@ pub async fn export(
         .and_then(Value::as_str)
         .unwrap_or(&fc.factory)
         .to_string();
+    (sink.lock().expect("sink"))(
+        Resource {
+            kind: ResourceKind::Factory,
+            parent: None,
+            name: factory_name,
+            definition: canonicalize_owned(ResourceKind::Factory, factory),
+        },
+        None,
+    );
 
     // The kinds that run to many pages go first: a backup lasts as long as
     // its longest nextLink chain, so that chain must start at once.
@@ -122,78 +140,148 @@ pub async fn export(
         ResourceKind::DataFlow => 4,
         _ => 5,
     });
-    let lists: Vec<(ResourceKind, Option<String>, Vec<Value>)> = stream::iter(kinds)
+    let unnamed = Mutex::new(None::<String>);
+    let vnets = Mutex::new(Vec::<String>::new());
+    let take = |kind: ResourceKind, parent: Option<String>, item: Value| {
+        let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_string) else {
+            *unnamed.lock().expect("lock") = Some(kind.label().to_string());
+            return;
+        };
+        let state = (kind == ResourceKind::Trigger)
+            .then(|| {
+                item.pointer("/properties/runtimeState")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .flatten();
+        if kind == ResourceKind::ManagedVirtualNetwork {
+            vnets.lock().expect("lock").push(name.clone());
+        }
+        (sink.lock().expect("sink"))(
+            Resource {
+                kind,
+                parent,
+                name,
+                definition: canonicalize_owned(kind, item),
+            },
+            state,
+        );
+    };
+    let pages: Vec<usize> = stream::iter(kinds)
         .map(|kind| {
             let url = format!("{base}/{}", kind.segment());
-            async move { arm.list(&url).await.map(|items| (kind, None, items)) }
+            let take = &take;
+            async move { arm.list_each(&url, |item| take(kind, None, item)).await }
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await
         .map_err(|e| classify(e, fc, identity))?;
-
-    let vnets: Vec<String> = lists
-        .iter()
-        .filter(|(k, _, _)| *k == ResourceKind::ManagedVirtualNetwork)
-        .flat_map(|(_, _, items)| items.iter())
-        .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    let endpoint_lists: Vec<(ResourceKind, Option<String>, Vec<Value>)> = stream::iter(vnets)
+    let vnet_names = std::mem::take(&mut *vnets.lock().expect("lock"));
+    let endpoint_pages: Vec<usize> = stream::iter(vnet_names)
         .map(|vnet| {
             let url = format!(
                 "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints",
                 encode(&vnet)
             );
+            let take = &take;
             async move {
-                arm.list(&url)
-                    .await
-                    .map(|items| (ResourceKind::ManagedPrivateEndpoint, Some(vnet), items))
+                arm.list_each(&url, |item| {
+                    take(
+                        ResourceKind::ManagedPrivateEndpoint,
+                        Some(vnet.clone()),
+                        item,
+                    )
+                })
+                .await
             }
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await
         .map_err(|e| classify(e, fc, identity))?;
-
-    let mut resources = vec![Resource {
-        kind: ResourceKind::Factory,
-        parent: None,
-        name: factory_name,
-        definition: canonicalize_owned(ResourceKind::Factory, factory),
-    }];
-    let mut trigger_states = BTreeMap::new();
-    let mut requests = 1;
-    for (kind, parent, items) in lists.into_iter().chain(endpoint_lists) {
-        requests += 1;
-        for item in items {
-            let name = item
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ExportError::Unnamed {
-                    path: path_text.clone(),
-                    what: kind.label().to_string(),
-                })?
-                .to_string();
-            if kind == ResourceKind::Trigger
-                && let Some(state) = item
-                    .pointer("/properties/runtimeState")
-                    .and_then(Value::as_str)
-            {
-                trigger_states.insert(name.clone(), state.to_string());
-            }
-            resources.push(Resource {
-                kind,
-                parent: parent.clone(),
-                name,
-                definition: canonicalize_owned(kind, item),
-            });
-        }
+    if let Some(what) = unnamed.lock().expect("lock").take() {
+        return Err(ExportError::Unnamed {
+            path: path_text,
+            what,
+        });
     }
+    Ok(Walked {
+        region,
+        requests: 1 + pages.iter().sum::<usize>() + endpoint_pages.iter().sum::<usize>(),
+    })
+}
+
+/// Exports the factory `fc` describes, as value trees (diff against live).
+pub async fn export(
+    arm: &ArmClient,
+    fc: &FactoryConfig,
+    identity: &str,
+    concurrency: usize,
+) -> Result<Exported, ExportError> {
+    let mut resources = Vec::new();
+    let mut trigger_states = BTreeMap::new();
+    let walked = {
+        let sink = Mutex::new(|r: Resource, state: Option<String>| {
+            if let Some(state) = state {
+                trigger_states.insert(r.name.clone(), state);
+            }
+            resources.push(r);
+        });
+        walk(arm, fc, identity, concurrency, &sink).await?
+    };
     Ok(Exported {
         resources,
         trigger_states,
-        region,
-        requests,
+        region: walked.region,
+        requests: walked.requests,
+    })
+}
+
+/// An export already encoded for a snapshot: each value tree is encoded and
+/// inspected as it arrives and then dropped, so memory holds canonical bytes,
+/// not trees.
+#[derive(Debug)]
+pub struct Encoded {
+    pub plain: Vec<u8>,
+    pub entries: Vec<crate::snapshot::Entry>,
+    pub report: Vec<crate::model::restorability::Finding>,
+    pub trigger_states: BTreeMap<String, String>,
+    pub region: Option<String>,
+    pub requests: usize,
+}
+
+pub async fn export_encoded(
+    arm: &ArmClient,
+    fc: &FactoryConfig,
+    identity: &str,
+    concurrency: usize,
+) -> Result<Encoded, ExportError> {
+    use crate::model::restorability::{self, Partial};
+    use crate::snapshot::manifest::{self, encode_one};
+    let mut items: Vec<(manifest::Encoded, Partial)> = Vec::new();
+    let mut trigger_states = BTreeMap::new();
+    let walked = {
+        let sink = Mutex::new(|r: Resource, state: Option<String>| {
+            if let Some(state) = state {
+                trigger_states.insert(r.name.clone(), state);
+            }
+            items.push((encode_one(&r), restorability::inspect(&r)));
+        });
+        walk(arm, fc, identity, concurrency, &sink).await?
+    };
+    items.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    let present = items.iter().map(|(e, _)| e.key.clone()).collect();
+    let (encoded, partials): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+    let report = restorability::resolve(partials, &present);
+    let (plain, entries) = manifest::assemble(encoded);
+    Ok(Encoded {
+        plain,
+        entries,
+        report,
+        trigger_states,
+        region: walked.region,
+        requests: walked.requests,
     })
 }
 

@@ -150,6 +150,65 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// One resource's payload line and manifest entry, encoded on its own so an
+/// export can drop each value tree as soon as it has been read.
+#[derive(Debug)]
+pub struct Encoded {
+    pub key: (ResourceKind, String, String),
+    pub line: Vec<u8>,
+    pub entry: Entry,
+}
+
+/// `{"kind":..,"parent":..,"name":..,"definition":<canonical>}\n` and its entry.
+pub fn encode_one(r: &Resource) -> Encoded {
+    let mut out = Vec::with_capacity(512);
+    let size = encode_line(r, &mut out);
+    let definition_hash = size.1;
+    Encoded {
+        key: r.key(),
+        line: out,
+        entry: Entry {
+            kind: r.kind,
+            parent: r.parent.clone(),
+            name: r.name.clone(),
+            hash: definition_hash,
+            size: size.0,
+        },
+    }
+}
+
+/// Appends one line; returns the canonical definition's size and hash.
+fn encode_line(r: &Resource, out: &mut Vec<u8>) -> (u64, String) {
+    out.extend_from_slice(b"{\"kind\":");
+    out.extend_from_slice(&serde_json::to_vec(&r.kind).expect("kind"));
+    if let Some(parent) = &r.parent {
+        out.extend_from_slice(b",\"parent\":");
+        out.extend_from_slice(&serde_json::to_vec(parent).expect("string"));
+    }
+    out.extend_from_slice(b",\"name\":");
+    out.extend_from_slice(&serde_json::to_vec(&r.name).expect("string"));
+    out.extend_from_slice(b",\"definition\":");
+    let start = out.len();
+    write_canonical(&r.definition, out);
+    let canonical = &out[start..];
+    let hash = hex(&Sha256::digest(canonical));
+    let size = canonical.len() as u64;
+    out.extend_from_slice(b"}\n");
+    (size, hash)
+}
+
+/// Puts encoded resources in snapshot order and joins them into the payload.
+pub fn assemble(mut items: Vec<Encoded>) -> (Vec<u8>, Vec<Entry>) {
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.line.len()).sum());
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        out.extend_from_slice(&item.line);
+        entries.push(item.entry);
+    }
+    (out, entries)
+}
+
 /// Sorts resources into snapshot order and encodes the payload:
 /// one line per resource, `{"kind":..,"parent":..,"name":..,"definition":<canonical>}`.
 /// Returns the payload plaintext and the manifest entries.
@@ -158,21 +217,7 @@ pub fn encode_payload(resources: &mut [Resource]) -> (Vec<u8>, Vec<Entry>) {
     let mut out = Vec::with_capacity(resources.len() * 512);
     let mut entries = Vec::with_capacity(resources.len());
     for r in resources.iter() {
-        out.extend_from_slice(b"{\"kind\":");
-        out.extend_from_slice(&serde_json::to_vec(&r.kind).expect("kind"));
-        if let Some(parent) = &r.parent {
-            out.extend_from_slice(b",\"parent\":");
-            out.extend_from_slice(&serde_json::to_vec(parent).expect("string"));
-        }
-        out.extend_from_slice(b",\"name\":");
-        out.extend_from_slice(&serde_json::to_vec(&r.name).expect("string"));
-        out.extend_from_slice(b",\"definition\":");
-        let start = out.len();
-        write_canonical(&r.definition, &mut out);
-        let canonical = &out[start..];
-        let hash = hex(&Sha256::digest(canonical));
-        let size = canonical.len() as u64;
-        out.extend_from_slice(b"}\n");
+        let (size, hash) = encode_line(r, &mut out);
         entries.push(Entry {
             kind: r.kind,
             parent: r.parent.clone(),
@@ -326,6 +371,15 @@ mod tests {
         let states = BTreeMap::from([("t".to_string(), "Started".to_string())]);
         assert_eq!(root(&entries, &states), root(&entries2, &states));
         assert_ne!(root(&entries, &states), root(&entries, &BTreeMap::new()));
+    }
+
+    #[test]
+    fn encoding_one_by_one_gives_the_same_payload() {
+        let mut rs = sample();
+        let (plain, entries) = encode_payload(&mut rs);
+        let (plain2, entries2) = assemble(sample().iter().rev().map(encode_one).collect());
+        assert_eq!(plain, plain2);
+        assert_eq!(entries, entries2);
     }
 
     #[test]
