@@ -107,7 +107,8 @@ impl VaultKey {
         })
     }
 
-    fn vault_error(&self, op: &str, e: azure_core::Error) -> KeyError {
+    /// The error, and whether it is a refusal (401/403: retrying cannot help).
+    fn vault_error(&self, op: &str, e: azure_core::Error) -> (KeyError, bool) {
         let status = match e.kind() {
             azure_core::error::ErrorKind::HttpResponse { status, .. } => Some(u16::from(*status)),
             _ => None,
@@ -120,14 +121,51 @@ impl VaultKey {
             ),
             _ => format!("{op} failed: {}", first_line(&e.to_string())),
         };
-        KeyError::Vault {
-            id: self.id.clone(),
-            url: self.url.to_string(),
-            detail,
+        (
+            KeyError::Vault {
+                id: self.id.clone(),
+                url: self.url.to_string(),
+                detail,
+            },
+            matches!(status, Some(401 | 403)),
+        )
+    }
+
+    /// Wraps `dek`, retrying a failed call twice: wrapping is idempotent, and
+    /// the SDK's challenge flow can turn one transient 5xx or dropped
+    /// connection into a malformed retry (seen as a 400 "must name an
+    /// algorithm" under the emulator's fault injection). Refusals (401/403)
+    /// are not retried.
+    pub async fn wrap(&self, dek: &DataKey) -> Result<WrappedKey, KeyError> {
+        let mut attempt = 0;
+        loop {
+            match self.wrap_once(dek).await {
+                Err((e, refused)) if !refused && attempt < 2 => {
+                    attempt += 1;
+                    tracing::warn!(key = %self.id, error = %e, attempt, "Key Vault wrap failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+                }
+                other => return other.map_err(|(e, _)| e),
+            }
         }
     }
 
-    pub async fn wrap(&self, dek: &DataKey) -> Result<WrappedKey, KeyError> {
+    /// Unwraps, with the same retry rule as `wrap`.
+    pub async fn unwrap(&self, w: &WrappedKey) -> Result<DataKey, KeyError> {
+        let mut attempt = 0;
+        loop {
+            match self.unwrap_once(w).await {
+                Err((e, refused)) if !refused && attempt < 2 => {
+                    attempt += 1;
+                    tracing::warn!(key = %self.id, error = %e, attempt, "Key Vault unwrap failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+                }
+                other => return other.map_err(|(e, _)| e),
+            }
+        }
+    }
+
+    async fn wrap_once(&self, dek: &DataKey) -> Result<WrappedKey, (KeyError, bool)> {
         let params = KeyOperationParameters {
             algorithm: Some(EncryptionAlgorithm::RsaOaep256),
             value: Some(dek.bytes().to_vec()),
@@ -149,10 +187,15 @@ impl VaultKey {
             .map_err(|e| self.vault_error("wrap", e))?
             .into_model()
             .map_err(|e| self.vault_error("wrap", e))?;
-        let wrapped = result.result.ok_or_else(|| KeyError::Vault {
-            id: self.id.clone(),
-            url: self.url.to_string(),
-            detail: "wrap answered without a result".into(),
+        let wrapped = result.result.ok_or_else(|| {
+            (
+                KeyError::Vault {
+                    id: self.id.clone(),
+                    url: self.url.to_string(),
+                    detail: "wrap answered without a result".into(),
+                },
+                false,
+            )
         })?;
         Ok(WrappedKey {
             id: self.id.clone(),
@@ -177,13 +220,17 @@ impl VaultKey {
         }
     }
 
-    pub async fn unwrap(&self, w: &WrappedKey) -> Result<DataKey, KeyError> {
-        let url =
-            Url::parse(w.key_url.as_deref().unwrap_or_default()).map_err(|e| KeyError::Vault {
-                id: self.id.clone(),
-                url: self.url.to_string(),
-                detail: format!("recorded key id is not a URL: {e}"),
-            })?;
+    async fn unwrap_once(&self, w: &WrappedKey) -> Result<DataKey, (KeyError, bool)> {
+        let url = Url::parse(w.key_url.as_deref().unwrap_or_default()).map_err(|e| {
+            (
+                KeyError::Vault {
+                    id: self.id.clone(),
+                    url: self.url.to_string(),
+                    detail: format!("recorded key id is not a URL: {e}"),
+                },
+                true,
+            )
+        })?;
         let version = parse_key_url(&url)
             .and_then(|(_, _, v)| v)
             .unwrap_or_default();
@@ -204,10 +251,15 @@ impl VaultKey {
             .into_model()
             .map_err(|e| self.vault_error("unwrap", e))?;
         let plain = Zeroizing::new(result.result.unwrap_or_default());
-        DataKey::from_slice(&plain).ok_or_else(|| KeyError::Vault {
-            id: self.id.clone(),
-            url: self.url.to_string(),
-            detail: "unwrap returned something that is not a 32-byte key".into(),
+        DataKey::from_slice(&plain).ok_or_else(|| {
+            (
+                KeyError::Vault {
+                    id: self.id.clone(),
+                    url: self.url.to_string(),
+                    detail: "unwrap returned something that is not a 32-byte key".into(),
+                },
+                false,
+            )
         })
     }
 }
