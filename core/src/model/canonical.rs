@@ -22,9 +22,9 @@ pub fn canonicalize(kind: ResourceKind, answer: &Value) -> Value {
     canonicalize_owned(kind, answer.clone())
 }
 
-/// `canonicalize` without the copy, for answers the caller owns. Object keys
-/// are also sorted in place, so `canonical_bytes` of the result is a straight
-/// serialization (the fast path).
+/// `canonicalize` without the copy, for answers the caller owns. Keys keep
+/// the service's order (sorting an order-preserving map in place rebuilds its
+/// index and cost more than sorting while writing: docs/PERFORMANCE.md).
 pub fn canonicalize_owned(kind: ResourceKind, mut body: Value) -> Value {
     if let Value::Object(map) = &mut body {
         for key in ENVELOPE {
@@ -42,19 +42,7 @@ pub fn canonicalize_owned(kind: ResourceKind, mut body: Value) -> Value {
             identity.shift_remove("tenantId");
         }
     }
-    sort_keys(&mut body);
     body
-}
-
-fn sort_keys(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.sort_keys();
-            map.values_mut().for_each(sort_keys);
-        }
-        Value::Array(items) => items.iter_mut().for_each(sort_keys),
-        _ => {}
-    }
 }
 
 /// The canonical bytes of a JSON value.
