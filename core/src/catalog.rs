@@ -189,23 +189,8 @@ impl Catalog {
         Ok(self.snapshots(Some(factory))?.pop())
     }
 
-    pub fn remove_snapshot(&self, factory: &str, id: &str) -> Result<(), CatalogError> {
-        let key = k(factory, id);
-        self.write(|tx| {
-            tx.open_table(SNAPSHOTS)?.remove(key.as_str())?;
-            Ok(())
-        })
-    }
-
     pub fn put_checkpoint(&self, r: &CheckpointRecord) -> Result<(), CatalogError> {
         self.put(CHECKPOINTS, &k(&r.factory, &r.id), r)
-    }
-
-    pub fn checkpoints(
-        &self,
-        factory: Option<&str>,
-    ) -> Result<Vec<CheckpointRecord>, CatalogError> {
-        self.scan(CHECKPOINTS, &Self::prefix(factory))
     }
 
     pub fn add_repair(&self, r: &RepairRecord) -> Result<(), CatalogError> {
@@ -226,10 +211,6 @@ impl Catalog {
 
     pub fn record_run(&self, r: &RunRecord) -> Result<(), CatalogError> {
         self.put(RUNS, &k(&r.started, &r.id), r)
-    }
-
-    pub fn runs(&self) -> Result<Vec<RunRecord>, CatalogError> {
-        self.scan(RUNS, "")
     }
 
     /// Empties the index tables (runs are local history and stay).

@@ -318,10 +318,6 @@ pub fn generate_key_file(path: &Path) -> Result<String, KeyError> {
 }
 
 impl KeyRing {
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.vaults.is_empty()
-    }
-
     pub fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .files

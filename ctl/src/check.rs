@@ -4,7 +4,6 @@
 //! fails.
 
 use adfdr_core::factory::arm::ARM_SCOPE;
-use adfdr_core::keys::KeyRing;
 use adfdr_core::ops::{OpError, exit};
 use adfdr_core::snapshot::DataKey;
 
@@ -99,21 +98,12 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
 
     let dek = DataKey::generate();
     for (key, path) in &engine.keys.files {
-        let ring = KeyRing {
-            files: vec![(
-                adfdr_core::keys::load_key_file(&key.id, path)?,
-                path.clone(),
-            )],
-            vaults: vec![],
-        };
-        let result = match ring.wrap_all(&dek, "probe", "probe").await {
-            Ok(w) => ring
-                .unwrap_any(&w, "probe", "probe")
-                .await
-                .map(|_| format!("fingerprint {}", key.fingerprint()))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        // The key was loaded (and its file mode checked) with the engine.
+        let wrapped = key.wrap(&dek, "probe", "probe");
+        let result = key
+            .unwrap(&wrapped, "probe", "probe")
+            .map(|_| format!("fingerprint {}", key.fingerprint()))
+            .ok_or_else(|| "a wrap made with this key did not unwrap".to_string());
         probes.push(Probe {
             what: format!("key {} (file {})", key.id, path.display()),
             result,

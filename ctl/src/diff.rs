@@ -25,8 +25,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if args.to.is_none() && !args.live {
         return Err(OpError::Usage("give a second snapshot or --live".into()));
     }
-    let (f, id) = read::resolve(&engine.replicas, &args.from, factory.as_deref()).await?;
-    let a = read::open(&engine.replicas, &engine.keys, &f, &id).await?;
+    let a = read::open_reference(
+        &engine.replicas,
+        &engine.keys,
+        &args.from,
+        factory.as_deref(),
+    )
+    .await?;
+    let (f, id) = (a.factory.clone(), a.id.clone());
     let (ra, _) = read::payload(&engine.replicas, &a).await?;
     let (rb, sb, label) = if args.live {
         let fc = engine.config.factory(&f).ok_or_else(|| {
@@ -45,8 +51,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         (live.resources, live.trigger_states, "live".to_string())
     } else {
         let to = args.to.as_deref().expect("checked");
-        let (f2, id2) = read::resolve(&engine.replicas, to, None).await?;
-        let b = read::open(&engine.replicas, &engine.keys, &f2, &id2).await?;
+        let b = read::open_reference(&engine.replicas, &engine.keys, to, None).await?;
+        let id2 = b.id.clone();
         let (rb, _) = read::payload(&engine.replicas, &b).await?;
         (rb, b.manifest.trigger_states.clone(), id2)
     };

@@ -20,8 +20,14 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
-    let (f, id) = read::resolve(&engine.replicas, &args.snapshot, factory.as_deref()).await?;
-    let opened = read::open(&engine.replicas, &engine.keys, &f, &id).await?;
+    let opened = read::open_reference(
+        &engine.replicas,
+        &engine.keys,
+        &args.snapshot,
+        factory.as_deref(),
+    )
+    .await?;
+    let (f, id) = (opened.factory.clone(), opened.id.clone());
     let (resources, from) = read::payload(&engine.replicas, &opened).await?;
     for (location, why) in opened.skipped.iter().chain(&from.skipped) {
         eprintln!("adfdr: warning: skipped location {location}: {why}");

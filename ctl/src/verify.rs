@@ -46,9 +46,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         repair(&engine.replicas, &mut report).await;
         if !report.repaired.is_empty() {
             let catalog = engine.catalog()?;
-            for (location, what) in &report.repaired {
-                let key = what.split(' ').next().unwrap_or(what);
-                catalog.remove_repair(location, key)?;
+            for r in &report.repaired {
+                catalog.remove_repair(&r.location, &r.key)?;
             }
             // Check again: the result that counts is the state after repair.
             let repaired = std::mem::take(&mut report.repaired);
@@ -68,7 +67,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 "missing": l.missing.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
                 "incomplete": l.incomplete,
             })).collect::<Vec<_>>(),
-            "repaired": report.repaired.iter().map(|(l, k)| serde_json::json!({"location": l, "object": k})).collect::<Vec<_>>(),
+            "repaired": report.repaired.iter().map(|r| serde_json::json!({"location": r.location, "object": format!("{} (from {})", r.key, r.from)})).collect::<Vec<_>>(),
             "repair_failed": report.repair_failed.iter().map(|(l, k, e)| serde_json::json!({"location": l, "object": k, "error": e})).collect::<Vec<_>>(),
         }));
     } else {
@@ -105,8 +104,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 println!("      missing  {}: {}", p.key, p.problem);
             }
         }
-        for (l, k) in &report.repaired {
-            println!("  repaired {l}: {k}");
+        for r in &report.repaired {
+            println!("  repaired {}: {} (from {})", r.location, r.key, r.from);
         }
         for (l, k, e) in &report.repair_failed {
             println!("  NOT repaired {l}: {k}: {e}");

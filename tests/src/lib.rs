@@ -240,15 +240,8 @@ impl StorageAccount {
         use base64::Engine;
         use hmac::{Hmac, Mac};
         let b64 = base64::engine::general_purpose::STANDARD;
-        let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
-        let se = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            expiry.year(),
-            u8::from(expiry.month()),
-            expiry.day(),
-            expiry.hour(),
-            expiry.minute(),
-            expiry.second()
+        let se = adfdr_core::snapshot::rfc3339(
+            time::OffsetDateTime::now_utc() + time::Duration::hours(2),
         );
         let version = "2021-08-06";
         // Account SAS string-to-sign (2020-12-06 and later).
@@ -368,4 +361,28 @@ pub async fn admin(emulator: &Emulator, path: &str, body: serde_json::Value) -> 
         "admin {path} answered {status}: {text}"
     );
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// A definition as tests compare it with its source: `properties` only,
+/// without the fields the service owns, with inline secrets masked.
+pub fn comparable(kind: adf_emulator::kinds::Kind, body: &serde_json::Value) -> serde_json::Value {
+    use adf_emulator::kinds::Kind;
+    let mut props = body
+        .get("properties")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(map) = &mut props {
+        let server: &[&str] = match kind {
+            Kind::Trigger => &["runtimeState"],
+            Kind::IntegrationRuntime => &["state"],
+            Kind::ManagedVirtualNetwork => &["vNetId", "alias"],
+            Kind::ManagedPrivateEndpoint => &["provisioningState", "connectionState", "isReserved"],
+            _ => &[],
+        };
+        for key in server {
+            map.remove(*key);
+        }
+    }
+    adf_emulator::state::mask_secure_strings(&mut props);
+    props
 }

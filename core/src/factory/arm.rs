@@ -229,17 +229,11 @@ impl ArmClient {
     }
 
     /// Hands each item of a list to `each` as its page arrives (one page in
-    /// memory at a time); returns the number of pages.
-    pub async fn list_each(
-        &self,
-        path: &str,
-        mut each: impl FnMut(Value),
-    ) -> Result<usize, ArmError> {
-        let mut pages = 0;
+    /// memory at a time).
+    pub async fn list_each(&self, path: &str, mut each: impl FnMut(Value)) -> Result<(), ArmError> {
         let mut next = Some(path.to_string());
         while let Some(link) = next.take() {
             let mut page = self.get(&link).await?;
-            pages += 1;
             // A page without a `value` array is not an empty list: treating it
             // as one would back up a factory with resources silently missing.
             match page.get_mut("value").map(Value::take) {
@@ -258,7 +252,7 @@ impl ArmClient {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
         }
-        Ok(pages)
+        Ok(())
     }
 }
 

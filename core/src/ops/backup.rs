@@ -252,10 +252,9 @@ async fn heal(engine: &Engine, catalog: &crate::catalog::Catalog, factory: &str,
     };
     let mut report = verify(&engine.replicas, &scope).await;
     repair(&engine.replicas, &mut report).await;
-    for (location, what) in &report.repaired {
-        let key = what.split(' ').next().unwrap_or(what);
-        tracing::info!(%location, object = %key, "copied a missing copy from a healthy location");
-        let _ = catalog.remove_repair(location, key);
+    for r in &report.repaired {
+        tracing::info!(location = %r.location, object = %r.key, from = %r.from, "copied a missing copy from a healthy location");
+        let _ = catalog.remove_repair(&r.location, &r.key);
     }
     for (location, key, error) in &report.repair_failed {
         tracing::warn!(%location, object = %key, %error, "a missing copy could not be made yet");

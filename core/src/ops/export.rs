@@ -19,8 +19,6 @@ pub struct Exported {
     pub resources: Vec<Resource>,
     pub trigger_states: BTreeMap<String, String>,
     pub region: Option<String>,
-    /// ARM requests made (pages included).
-    pub requests: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +80,6 @@ fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
 /// What the walk learned besides the items.
 struct Walked {
     region: Option<String>,
-    requests: usize,
 }
 
 /// Reads the factory and hands every resource (canonicalized) to `sink` as
@@ -167,18 +164,18 @@ async fn walk(
             state,
         );
     };
-    let pages: Vec<usize> = stream::iter(kinds)
+    stream::iter(kinds)
         .map(|kind| {
             let url = format!("{base}/{}", kind.segment());
             let take = &take;
             async move { arm.list_each(&url, |item| take(kind, None, item)).await }
         })
         .buffer_unordered(concurrency.max(1))
-        .try_collect()
+        .try_collect::<Vec<()>>()
         .await
         .map_err(|e| classify(e, fc, identity))?;
     let vnet_names = std::mem::take(&mut *vnets.lock().expect("lock"));
-    let endpoint_pages: Vec<usize> = stream::iter(vnet_names)
+    stream::iter(vnet_names)
         .map(|vnet| {
             let url = format!(
                 "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints",
@@ -197,7 +194,7 @@ async fn walk(
             }
         })
         .buffer_unordered(concurrency.max(1))
-        .try_collect()
+        .try_collect::<Vec<()>>()
         .await
         .map_err(|e| classify(e, fc, identity))?;
     if let Some(what) = unnamed.lock().expect("lock").take() {
@@ -206,10 +203,7 @@ async fn walk(
             what,
         });
     }
-    Ok(Walked {
-        region,
-        requests: 1 + pages.iter().sum::<usize>() + endpoint_pages.iter().sum::<usize>(),
-    })
+    Ok(Walked { region })
 }
 
 /// Exports the factory `fc` describes, as value trees (diff against live).
@@ -234,7 +228,6 @@ pub async fn export(
         resources,
         trigger_states,
         region: walked.region,
-        requests: walked.requests,
     })
 }
 
@@ -248,7 +241,6 @@ pub struct Encoded {
     pub report: Vec<crate::model::restorability::Finding>,
     pub trigger_states: BTreeMap<String, String>,
     pub region: Option<String>,
-    pub requests: usize,
 }
 
 pub async fn export_encoded(
@@ -281,7 +273,6 @@ pub async fn export_encoded(
         report,
         trigger_states,
         region: walked.region,
-        requests: walked.requests,
     })
 }
 

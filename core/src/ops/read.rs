@@ -167,6 +167,17 @@ pub struct Opened {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Resolves `reference` (an id, or `latest` with a factory) and opens it.
+pub async fn open_reference(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    reference: &str,
+    factory: Option<&str>,
+) -> Result<Opened, OpError> {
+    let (factory, id) = resolve(replicas, reference, factory).await?;
+    open(replicas, keys, &factory, &id).await
+}
+
 pub async fn open(
     replicas: &Replicas,
     keys: &KeyRing,

@@ -42,12 +42,20 @@ impl LocationReport {
     }
 }
 
+/// One object copied into a location from a healthy one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repaired {
+    pub location: String,
+    pub key: String,
+    pub from: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub locations: Vec<LocationReport>,
     pub snapshots: usize,
     pub read_data: bool,
-    pub repaired: Vec<(String, String)>,
+    pub repaired: Vec<Repaired>,
     pub repair_failed: Vec<(String, String, String)>,
 }
 
@@ -407,9 +415,11 @@ pub async fn repair(replicas: &Replicas, report: &mut Report) {
                 )),
             };
             match result {
-                Ok(from) => report
-                    .repaired
-                    .push((loc.name.clone(), format!("{} (from {from})", problem.key))),
+                Ok(from) => report.repaired.push(Repaired {
+                    location: loc.name.clone(),
+                    key: problem.key.clone(),
+                    from,
+                }),
                 Err(e) => report
                     .repair_failed
                     .push((loc.name.clone(), problem.key.clone(), e)),

@@ -12,30 +12,23 @@ pub use object::{Header, ObjectError, ObjectType};
 /// A snapshot id: UTC time to the second plus 8 random hex digits, so ids sort
 /// by time and two agents never collide (`20261122T071500Z-3fa2c1d0`).
 pub fn snapshot_id(now: time::OffsetDateTime, random: u32) -> String {
-    let t = now.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{random:08x}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let compact = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    format!("{}-{random:08x}", utc(now, compact))
 }
 
 /// RFC 3339 UTC with seconds (`2026-11-22T07:15:00Z`).
 pub fn rfc3339(now: time::OffsetDateTime) -> String {
-    let t = now.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let full = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    utc(now, full)
+}
+
+fn utc(
+    now: time::OffsetDateTime,
+    format: &[time::format_description::BorrowedFormatItem<'_>],
+) -> String {
+    now.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .expect("a UTC time with a four-digit year formats")
 }
 
 /// Parses what `rfc3339` writes (and any RFC 3339 time).

@@ -85,6 +85,19 @@ impl FsStore {
         }
     }
 
+    async fn write_blocking(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        let me = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || me.write(&key, &bytes, replace))
+            .await
+            .expect("blocking write")
+    }
+
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -144,19 +157,11 @@ impl BlobStore for FsStore {
     }
 
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let me = self.clone();
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || me.write(&key, &bytes, false))
-            .await
-            .expect("blocking write")
+        self.write_blocking(key, bytes, false).await
     }
 
     async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let me = self.clone();
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || me.write(&key, &bytes, true))
-            .await
-            .expect("blocking write")
+        self.write_blocking(key, bytes, true).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

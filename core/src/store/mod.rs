@@ -46,8 +46,6 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
-    #[error("location {location} is read-only; it is used for reads and verification only")]
-    ReadOnly { location: String },
 }
 
 impl StoreError {

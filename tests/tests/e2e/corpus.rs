@@ -8,30 +8,12 @@ use std::collections::BTreeMap;
 
 use adf_emulator::kinds::Kind;
 use adf_emulator::seed::load_git_layout;
-use adf_emulator::state::mask_secure_strings;
-use adfdr_tests::{arm_client, corpus_factories, factory_path, start_emulator};
+use adfdr_tests::{
+    arm_client, comparable as normalize, corpus_factories, factory_path, start_emulator,
+};
 use serde_json::{Value, json};
 
 const SUB: &str = "44444444-4444-4444-4444-444444444444";
-
-/// The definition as it should compare: no server-managed fields, secrets masked.
-fn normalize(kind: Kind, body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut props {
-        let server: &[&str] = match kind {
-            Kind::Trigger => &["runtimeState"],
-            Kind::IntegrationRuntime => &["state"],
-            Kind::ManagedVirtualNetwork => &["vNetId", "alias"],
-            Kind::ManagedPrivateEndpoint => &["provisioningState", "connectionState", "isReserved"],
-            _ => &[],
-        };
-        for key in server {
-            map.remove(*key);
-        }
-    }
-    mask_secure_strings(&mut props);
-    props
-}
 
 fn listable_kinds() -> impl Iterator<Item = Kind> {
     Kind::ALL.into_iter().filter(|k| {

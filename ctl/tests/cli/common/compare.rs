@@ -3,28 +3,9 @@
 
 use std::path::Path;
 
-use adf_emulator::kinds::Kind;
 use adf_emulator::seed::load_git_layout;
-use adf_emulator::state::mask_secure_strings;
+use adfdr_tests::comparable as normalize;
 use serde_json::Value;
-
-fn normalize(kind: Kind, body: &Value) -> Value {
-    let mut props = body.get("properties").cloned().unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut props {
-        let server: &[&str] = match kind {
-            Kind::Trigger => &["runtimeState"],
-            Kind::IntegrationRuntime => &["state"],
-            Kind::ManagedVirtualNetwork => &["vNetId", "alias"],
-            Kind::ManagedPrivateEndpoint => &["provisioningState", "connectionState", "isReserved"],
-            _ => &[],
-        };
-        for key in server {
-            map.remove(*key);
-        }
-    }
-    mask_secure_strings(&mut props);
-    props
-}
 
 /// Panics with the first difference; returns how many resources matched.
 pub fn same_factory(label: &str, source: &Path, exported: &Path) -> usize {

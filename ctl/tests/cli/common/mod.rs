@@ -47,20 +47,8 @@ impl Rig {
             emu.seed(&format!("{SUB}/{RG}/{arm_name}"), seed)
                 .unwrap_or_else(|e| panic!("seed {arm_name}: {e}"));
         }
-        // The operator's setup: containers exist, the KEK exists.
+        // The operator's setup: the KEK exists (containers: below).
         let admin = secret_credential(&emu, "platform-admin", "s3cret");
-        for account in &azurite.accounts {
-            let url = Url::parse(&format!("{}/{CONTAINER}", account.url)).expect("url");
-            let options = BlobContainerClientOptions {
-                client_options: client_options_for(&emu),
-                ..Default::default()
-            };
-            BlobContainerClient::new(url, Some(admin.clone()), Some(options))
-                .expect("client")
-                .create(None)
-                .await
-                .expect("create container");
-        }
         let kv = KeyClient::new(
             &format!("{}/", emu.urls().vault),
             admin.clone(),
@@ -98,6 +86,12 @@ impl Rig {
             breakglass.to_str().expect("utf8"),
         ]);
         assert!(out.status.success(), "{}", text(&out));
+        for i in 0..rig.azurite.accounts.len() {
+            rig.container(i)
+                .create(None)
+                .await
+                .expect("create container");
+        }
         rig.write_config(&rig.config_text(None));
         rig
     }
