@@ -1,12 +1,14 @@
 //! The seal pipeline on one core: canonicalize ARM answers, encode the payload
 //! (canonical JSON + SHA-256 per resource), zstd, AES-256-GCM and the object
-//! digest. Input: a generated 5,000-resource factory (adf_emulator::generate).
+//! digest; from the answers' bytes (what a backup does) and, for comparison,
+//! from value trees already parsed (what it did before). Input: a generated 5,000-resource factory (adf_emulator::generate).
 //! Target (design.md section 7): at least 300 MB/s of JSON.
 //! Run: cargo bench -p adfdr-core --bench seal
 
+use adfdr_core::model::raw::canonicalize_raw;
 use adfdr_core::model::{ResourceKind, canonicalize, canonicalize_owned};
 use adfdr_core::snapshot::DataKey;
-use adfdr_core::snapshot::manifest::{Resource, encode_payload};
+use adfdr_core::snapshot::manifest::{Resource, assemble, encode_answer, encode_payload};
 use adfdr_core::snapshot::object::{Header, ObjectType, seal};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -48,7 +50,50 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("seal");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
-    group.bench_function("canonicalize+encode+zstd+aes-gcm+sha256", |b| {
+    // The backup path: each answer's bytes as ARM sent them (one item of a
+    // list page) → canonical bytes + references (model::raw) → payload line
+    // + SHA-256 → restorability partial → zstd → AES-256-GCM → digest.
+    let wire: Vec<(ResourceKind, Vec<u8>)> = input
+        .iter()
+        .map(|(kind, _, v)| (*kind, serde_json::to_vec(v).expect("json")))
+        .collect();
+    group.bench_function(
+        "bytes: canonicalize+encode+report+zstd+aes-gcm+sha256",
+        |b| {
+            b.iter(|| {
+                let mut items = Vec::with_capacity(wire.len());
+                let mut partials = Vec::with_capacity(wire.len());
+                for (kind, raw) in &wire {
+                    let (encoded, partial, _) = encode_answer(*kind, None, raw)
+                        .expect("json")
+                        .expect("named");
+                    items.push(encoded);
+                    partials.push(partial);
+                }
+                let (plain, _) = assemble(items);
+                (
+                    partials.len(),
+                    seal(
+                        Header::new(ObjectType::Payload, "f", "s", "t"),
+                        &plain,
+                        &key,
+                    )
+                    .len(),
+                )
+            })
+        },
+    );
+    group.bench_function("stage: bytes canonicalize only", |b| {
+        let mut out = Vec::with_capacity(bytes);
+        b.iter(|| {
+            out.clear();
+            for (kind, raw) in &wire {
+                canonicalize_raw(*kind, raw, &mut out).expect("json");
+            }
+            out.len()
+        })
+    });
+    group.bench_function("trees: canonicalize+encode+zstd+aes-gcm+sha256", |b| {
         // Export owns the answers it canonicalizes (parsed off the wire): the
         // copy that stands in for them is made outside the timed part.
         b.iter_batched(
@@ -122,9 +167,16 @@ fn bench(c: &mut Criterion) {
         })
     });
     let (plain, _) = encode_payload(&mut canonical.clone());
-    group.bench_function("stage: zstd level 3", |b| {
-        b.iter(|| zstd::bulk::compress(&plain, 3).expect("zstd").len())
-    });
+    for level in [1, 2, 3] {
+        group.bench_function(format!("stage: zstd level {level}"), |b| {
+            b.iter(|| zstd::bulk::compress(&plain, level).expect("zstd").len())
+        });
+        eprintln!(
+            "zstd level {level}: {} -> {} bytes",
+            plain.len(),
+            zstd::bulk::compress(&plain, level).expect("zstd").len()
+        );
+    }
     group.bench_function("stage: seal (zstd + aes-gcm + sha256)", |b| {
         b.iter(|| {
             seal(

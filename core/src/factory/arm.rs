@@ -148,6 +148,28 @@ impl ArmClient {
         path_or_url: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), ArmError> {
+        let (status, bytes) = self.send_raw(method, path_or_url, body).await?;
+        if bytes.is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| ArmError::Body {
+            method: method.to_string(),
+            url: self
+                .url(path_or_url)
+                .map_or_else(|_| path_or_url.to_string(), |u| u.to_string()),
+            detail: e.to_string(),
+        })?;
+        Ok((status, value))
+    }
+
+    /// Sends one request; returns the status and the body as it came (a
+    /// success), or the service's error.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), ArmError> {
         let url = self.url(path_or_url)?;
         let shown = url.to_string();
         let mut request = Request::new(url, method);
@@ -172,18 +194,11 @@ impl ArmClient {
             })?;
         let status = u16::from(response.status());
         let bytes = response.into_body();
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| ArmError::Body {
-                method: method.to_string(),
-                url: shown.clone(),
-                detail: e.to_string(),
-            })?
-        };
         if (200..300).contains(&status) || status == 304 {
-            Ok((status, value))
+            Ok((status, bytes.to_vec()))
         } else {
+            // A proxy's HTML page is still an HTTP error, not a JSON error.
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let code = value
                 .pointer("/error/code")
                 .and_then(Value::as_str)
@@ -192,8 +207,14 @@ impl ArmClient {
             let message = value
                 .pointer("/error/message")
                 .and_then(Value::as_str)
-                .unwrap_or("(no message)")
-                .to_string();
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    let text = String::from_utf8_lossy(&bytes);
+                    match text.trim() {
+                        "" => "(no message)".to_string(),
+                        t => t.chars().take(200).collect(),
+                    }
+                });
             Err(ArmError::Status {
                 method: method.to_string(),
                 url: shown,
@@ -226,6 +247,43 @@ impl ArmClient {
         let mut items = Vec::new();
         self.list_each(path, |item| items.push(item)).await?;
         Ok(items)
+    }
+
+    /// Hands each item of a list to `each` as the bytes ARM answered, page by
+    /// page (no value trees: `model::raw` canonicalizes them).
+    pub async fn list_each_raw(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), ArmError> {
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(borrow)]
+            value: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(rename = "nextLink", default)]
+            next_link: Option<String>,
+        }
+        let mut next = Some(path.to_string());
+        while let Some(link) = next.take() {
+            let (_, bytes) = self.send_raw(Method::Get, &link, None).await?;
+            let body_error = |detail: String| ArmError::Body {
+                method: "GET".into(),
+                url: link.clone(),
+                detail,
+            };
+            let page: Page =
+                serde_json::from_slice(&bytes).map_err(|e| body_error(e.to_string()))?;
+            // A page without a `value` array is not an empty list: treating it
+            // as one would back up a factory with resources silently missing.
+            let Some(values) = page.value else {
+                return Err(body_error("a list page without a \"value\" array".into()));
+            };
+            for item in values {
+                each(item.get().as_bytes());
+            }
+            next = page.next_link.filter(|s| !s.is_empty());
+        }
+        Ok(())
     }
 
     /// Hands each item of a list to `each` as its page arrives (one page in

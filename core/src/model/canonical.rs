@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::kind::ResourceKind;
 
 /// Top-level fields of every ARM answer that are not part of a definition.
-const ENVELOPE: &[&str] = &["id", "name", "type", "etag", "eTag", "Etag"];
+pub(crate) const ENVELOPE: &[&str] = &["id", "name", "type", "etag", "eTag", "Etag"];
 
 /// The definition as adfdr keeps it: the service's answer without the envelope
 /// (`id`, `name`, `type`, `etag`) or the server-owned properties of its kind.

@@ -90,39 +90,97 @@ pub fn resolve(
 
 /// One resource's own findings and dependencies (no knowledge of the others).
 pub fn inspect(r: &Resource) -> Partial {
-    let mut out = Vec::new();
-    {
-        let here = r.label();
-        let props = r.definition.get("properties");
-        let ptype = props.and_then(|p| p.get("type")).and_then(Value::as_str);
-        masked(&r.definition, "", &mut |pointer| {
-            out.push(Finding {
-                category: Category::MaskedSecret,
-                resource: here.clone(),
-                pointer: Some(pointer),
-                detail: "inline SecureString came back masked; supply it with an override, or move it to Key Vault".into(),
-            })
-        });
-        match r.kind {
-            ResourceKind::LinkedService => {
-                if let Some(tp) = props.and_then(|p| p.get("typeProperties"))
-                    && tp.get("encryptedCredential").is_some()
-                {
-                    let ir = props
-                        .and_then(|p| p.pointer("/connectVia/referenceName"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("AutoResolveIntegrationRuntime");
-                    out.push(Finding {
+    let label = r.label();
+    let mut findings = masked_findings(&label, masked_pointers(&r.definition));
+    kind_findings(r.kind, &r.definition, &label, &mut findings);
+    Partial {
+        dependencies: dependencies(references(&r.definition)),
+        resource: label,
+        findings,
+    }
+}
+
+/// `inspect` for a resource canonicalized by `model::raw`, from what its
+/// scan found; only the kinds with findings of their own parse the
+/// definition (a few resources per factory).
+pub fn inspect_scanned(
+    kind: ResourceKind,
+    parent: Option<&str>,
+    name: &str,
+    canonical: &[u8],
+    references: Vec<super::references::Reference>,
+    masked: Vec<String>,
+) -> Partial {
+    let label = label(kind, parent, name);
+    let mut findings = masked_findings(&label, masked);
+    if matches!(
+        kind,
+        ResourceKind::Factory
+            | ResourceKind::LinkedService
+            | ResourceKind::IntegrationRuntime
+            | ResourceKind::ManagedPrivateEndpoint
+    ) {
+        let definition: Value =
+            serde_json::from_slice(canonical).expect("canonical bytes are JSON");
+        kind_findings(kind, &definition, &label, &mut findings);
+    }
+    Partial {
+        dependencies: dependencies(references),
+        resource: label,
+        findings,
+    }
+}
+
+fn masked_findings(label: &str, pointers: Vec<String>) -> Vec<Finding> {
+    pointers
+        .into_iter()
+        .map(|pointer| Finding {
+            category: Category::MaskedSecret,
+            resource: label.to_string(),
+            pointer: Some(pointer),
+            detail: "inline SecureString came back masked; supply it with an override, or move it to Key Vault".into(),
+        })
+        .collect()
+}
+
+fn dependencies(
+    references: Vec<super::references::Reference>,
+) -> Vec<(ResourceKind, String, String)> {
+    references
+        .into_iter()
+        .filter_map(|reference| {
+            let (kind, name) = reference.dependency()?;
+            Some((kind, name.to_string(), reference.pointer.clone()))
+        })
+        .collect()
+}
+
+/// Findings particular to a kind: encrypted credentials, self-hosted and
+/// linked IRs, system-assigned identity, private endpoint approvals.
+fn kind_findings(kind: ResourceKind, definition: &Value, here: &str, out: &mut Vec<Finding>) {
+    let here = here.to_string();
+    let props = definition.get("properties");
+    let ptype = props.and_then(|p| p.get("type")).and_then(Value::as_str);
+    match kind {
+        ResourceKind::LinkedService => {
+            if let Some(tp) = props.and_then(|p| p.get("typeProperties"))
+                && tp.get("encryptedCredential").is_some()
+            {
+                let ir = props
+                    .and_then(|p| p.pointer("/connectVia/referenceName"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("AutoResolveIntegrationRuntime");
+                out.push(Finding {
                         category: Category::EncryptedCredential,
                         resource: here.clone(),
                         pointer: Some("/properties/typeProperties/encryptedCredential".into()),
                         detail: format!("encrypted by integration runtime {ir}; it decrypts only there: re-enter the credential if {ir} is re-created"),
                     });
-                }
             }
-            ResourceKind::IntegrationRuntime if ptype == Some("SelfHosted") => {
-                let linked = props.and_then(|p| p.pointer("/typeProperties/linkedInfo"));
-                match linked {
+        }
+        ResourceKind::IntegrationRuntime if ptype == Some("SelfHosted") => {
+            let linked = props.and_then(|p| p.pointer("/typeProperties/linkedInfo"));
+            match linked {
                     Some(info) => out.push(Finding {
                         category: Category::LinkedIntegrationRuntime,
                         resource: here.clone(),
@@ -139,49 +197,42 @@ pub fn inspect(r: &Resource) -> Partial {
                         detail: "self-hosted nodes must be re-registered with the restored IR's new auth key".into(),
                     }),
                 }
-            }
-            ResourceKind::Factory => {
-                let identity = r
-                    .definition
-                    .pointer("/identity/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if identity.contains("SystemAssigned") {
-                    out.push(Finding {
+        }
+        ResourceKind::Factory => {
+            let identity = definition
+                .pointer("/identity/type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if identity.contains("SystemAssigned") {
+                out.push(Finding {
                         category: Category::SystemAssignedIdentity,
                         resource: here.clone(),
                         pointer: Some("/identity".into()),
                         detail: "a restored factory gets a new system-assigned principal: grant it the source's role assignments (Key Vault, storage, databases)".into(),
                     });
-                }
             }
-            ResourceKind::ManagedPrivateEndpoint => out.push(Finding {
-                category: Category::PrivateEndpointApproval,
-                resource: here.clone(),
-                pointer: None,
-                detail: format!(
-                    "the private endpoint to {} must be approved again on the target resource",
-                    props
-                        .and_then(|p| p.get("privateLinkResourceId"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("its resource")
-                ),
-            }),
-            _ => {}
         }
+        ResourceKind::ManagedPrivateEndpoint => out.push(Finding {
+            category: Category::PrivateEndpointApproval,
+            resource: here.clone(),
+            pointer: None,
+            detail: format!(
+                "the private endpoint to {} must be approved again on the target resource",
+                props
+                    .and_then(|p| p.get("privateLinkResourceId"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("its resource")
+            ),
+        }),
+        _ => {}
     }
-    let dependencies = references(&r.definition)
-        .into_iter()
-        .filter_map(|reference| {
-            let (kind, name) = reference.dependency()?;
-            Some((kind, name.to_string(), reference.pointer.clone()))
-        })
-        .collect();
-    Partial {
-        resource: r.label(),
-        findings: out,
-        dependencies,
-    }
+}
+
+/// JSON Pointers of the masked inline SecureString values in `definition`.
+pub fn masked_pointers(definition: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    masked(definition, "", &mut |p| found.push(p));
+    found
 }
 
 fn masked(value: &Value, pointer: &str, found: &mut dyn FnMut(String)) {

@@ -82,19 +82,29 @@ struct Walked {
     region: Option<String>,
 }
 
-/// Reads the factory and hands every resource (canonicalized) to `sink` as
-/// its page arrives, with the trigger runtime state when there is one.
+/// Takes one ARM answer (kind, managed VNet of an MPE, the bytes as they came)
+/// and returns its name (None: the answer has none).
+type Sink<'s> = Mutex<
+    dyn FnMut(ResourceKind, Option<String>, &[u8]) -> Result<Option<String>, serde_json::Error>
+        + Send
+        + 's,
+>;
+
+/// Reads the factory and hands every resource to `sink` as its page arrives.
 async fn walk(
     arm: &ArmClient,
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,
-    sink: &Mutex<dyn FnMut(Resource, Option<String>) + Send + '_>,
+    sink: &Sink<'_>,
 ) -> Result<Walked, ExportError> {
     let base = fc.arm_path();
     let path_text = format!("{}/{}/{}", fc.subscription, fc.resource_group, fc.factory);
-    let factory = match arm.get(&base).await {
-        Ok(v) => v,
+    let factory = match arm
+        .send_raw(azure_core::http::Method::Get, &base, None)
+        .await
+    {
+        Ok((_, bytes)) => bytes,
         Err(e) if e.status() == Some(404) => {
             return Err(ExportError::NotFound {
                 name: fc.name.clone(),
@@ -104,24 +114,29 @@ async fn walk(
         }
         Err(e) => return Err(classify(e, fc, identity)),
     };
-    let region = factory
+    let bad_json = |url: &str, e: serde_json::Error| ExportError::Arm {
+        path: path_text.clone(),
+        source: ArmError::Body {
+            method: "GET".into(),
+            url: url.to_string(),
+            detail: e.to_string(),
+        },
+    };
+    let region = serde_json::from_slice::<Value>(&factory)
+        .map_err(|e| bad_json(&base, e))?
         .get("location")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let factory_name = factory
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or(&fc.factory)
-        .to_string();
-    (sink.lock().expect("sink"))(
-        Resource {
-            kind: ResourceKind::Factory,
-            parent: None,
-            name: factory_name,
-            definition: canonicalize_owned(ResourceKind::Factory, factory),
-        },
-        None,
-    );
+    if (sink.lock().expect("sink"))(ResourceKind::Factory, None, &factory)
+        .map_err(|e| bad_json(&base, e))?
+        .is_none()
+    {
+        return Err(ExportError::Unnamed {
+            path: path_text,
+            what: "the factory".into(),
+        });
+    }
+    drop(factory);
 
     // The kinds that run to many pages go first: a backup lasts as long as
     // its longest nextLink chain, so that chain must start at once.
@@ -137,38 +152,33 @@ async fn walk(
         ResourceKind::DataFlow => 4,
         _ => 5,
     });
-    let unnamed = Mutex::new(None::<String>);
+    let problem = Mutex::new(None::<ExportError>);
     let vnets = Mutex::new(Vec::<String>::new());
-    let take = |kind: ResourceKind, parent: Option<String>, item: Value| {
-        let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_string) else {
-            *unnamed.lock().expect("lock") = Some(kind.label().to_string());
-            return;
-        };
-        let state = (kind == ResourceKind::Trigger)
-            .then(|| {
-                item.pointer("/properties/runtimeState")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .flatten();
-        if kind == ResourceKind::ManagedVirtualNetwork {
-            vnets.lock().expect("lock").push(name.clone());
-        }
-        (sink.lock().expect("sink"))(
-            Resource {
-                kind,
-                parent,
-                name,
-                definition: canonicalize_owned(kind, item),
+    let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
+        let named = (sink.lock().expect("sink"))(kind, parent, item);
+        let failed = match named {
+            Ok(Some(name)) => {
+                if kind == ResourceKind::ManagedVirtualNetwork {
+                    vnets.lock().expect("lock").push(name);
+                }
+                return;
+            }
+            Ok(None) => ExportError::Unnamed {
+                path: path_text.clone(),
+                what: kind.label().to_string(),
             },
-            state,
-        );
+            Err(e) => bad_json(url, e),
+        };
+        problem.lock().expect("lock").get_or_insert(failed);
     };
     stream::iter(kinds)
         .map(|kind| {
             let url = format!("{base}/{}", kind.segment());
             let take = &take;
-            async move { arm.list_each(&url, |item| take(kind, None, item)).await }
+            async move {
+                arm.list_each_raw(&url, |item| take(kind, None, &url, item))
+                    .await
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
@@ -183,10 +193,11 @@ async fn walk(
             );
             let take = &take;
             async move {
-                arm.list_each(&url, |item| {
+                arm.list_each_raw(&url, |item| {
                     take(
                         ResourceKind::ManagedPrivateEndpoint,
                         Some(vnet.clone()),
+                        &url,
                         item,
                     )
                 })
@@ -197,11 +208,8 @@ async fn walk(
         .try_collect::<Vec<()>>()
         .await
         .map_err(|e| classify(e, fc, identity))?;
-    if let Some(what) = unnamed.lock().expect("lock").take() {
-        return Err(ExportError::Unnamed {
-            path: path_text,
-            what,
-        });
+    if let Some(problem) = problem.lock().expect("lock").take() {
+        return Err(problem);
     }
     Ok(Walked { region })
 }
@@ -216,11 +224,29 @@ pub async fn export(
     let mut resources = Vec::new();
     let mut trigger_states = BTreeMap::new();
     let walked = {
-        let sink = Mutex::new(|r: Resource, state: Option<String>| {
-            if let Some(state) = state {
-                trigger_states.insert(r.name.clone(), state);
+        let sink = Mutex::new(|kind: ResourceKind, parent: Option<String>, item: &[u8]| {
+            let answer: Value = serde_json::from_slice(item)?;
+            let Some(name) = answer
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return Ok(None);
+            };
+            if kind == ResourceKind::Trigger
+                && let Some(state) = answer
+                    .pointer("/properties/runtimeState")
+                    .and_then(Value::as_str)
+            {
+                trigger_states.insert(name.clone(), state.to_string());
             }
-            resources.push(r);
+            resources.push(Resource {
+                kind,
+                parent,
+                name: name.clone(),
+                definition: canonicalize_owned(kind, answer),
+            });
+            Ok(Some(name))
         });
         walk(arm, fc, identity, concurrency, &sink).await?
     };
@@ -231,9 +257,9 @@ pub async fn export(
     })
 }
 
-/// An export already encoded for a snapshot: each value tree is encoded and
-/// inspected as it arrives and then dropped, so memory holds canonical bytes,
-/// not trees.
+/// An export already encoded for a snapshot: each answer is canonicalized
+/// from its bytes, encoded and inspected as it arrives (`model::raw`: no
+/// value trees), so memory holds canonical bytes, not trees.
 #[derive(Debug)]
 pub struct Encoded {
     pub plain: Vec<u8>,
@@ -250,15 +276,22 @@ pub async fn export_encoded(
     concurrency: usize,
 ) -> Result<Encoded, ExportError> {
     use crate::model::restorability::{self, Partial};
-    use crate::snapshot::manifest::{self, encode_one};
+    use crate::snapshot::manifest::{self, encode_answer};
     let mut items: Vec<(manifest::Encoded, Partial)> = Vec::new();
     let mut trigger_states = BTreeMap::new();
     let walked = {
-        let sink = Mutex::new(|r: Resource, state: Option<String>| {
-            if let Some(state) = state {
-                trigger_states.insert(r.name.clone(), state);
+        let sink = Mutex::new(|kind: ResourceKind, parent: Option<String>, item: &[u8]| {
+            let Some((encoded, partial, state)) = encode_answer(kind, parent, item)? else {
+                return Ok(None);
+            };
+            let name = encoded.entry.name.clone();
+            if kind == ResourceKind::Trigger
+                && let Some(state) = state
+            {
+                trigger_states.insert(name.clone(), state);
             }
-            items.push((encode_one(&r), restorability::inspect(&r)));
+            items.push((encoded, partial));
+            Ok(Some(name))
         });
         walk(arm, fc, identity, concurrency, &sink).await?
     };

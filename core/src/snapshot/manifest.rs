@@ -9,7 +9,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::keys::WrappedKey;
-use crate::model::restorability::Finding;
+use crate::model::raw::canonicalize_raw;
+use crate::model::restorability::{Finding, Partial, inspect_scanned};
 use crate::model::{ResourceKind, canonical_bytes, write_canonical};
 
 /// One exported resource: its identity and its canonical definition.
@@ -177,19 +178,86 @@ pub fn encode_one(r: &Resource) -> Encoded {
     }
 }
 
+/// Encodes one resource straight from its ARM answer (`model::raw`, no value
+/// tree): its payload line and entry, and its restorability partial.
+/// None when the answer has no name.
+pub fn encode_answer(
+    kind: ResourceKind,
+    parent: Option<String>,
+    answer: &[u8],
+) -> Result<Option<(Encoded, Partial, Option<String>)>, serde_json::Error> {
+    thread_local! {
+        /// The canonical definition waits here while its name is learned
+        /// (it comes before the definition in the line).
+        static DEFINITION: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    DEFINITION.with_borrow_mut(|definition| {
+        definition.clear();
+        encode_scanned(kind, parent, answer, definition)
+    })
+}
+
+fn encode_scanned(
+    kind: ResourceKind,
+    parent: Option<String>,
+    answer: &[u8],
+    definition: &mut Vec<u8>,
+) -> Result<Option<(Encoded, Partial, Option<String>)>, serde_json::Error> {
+    let scan = canonicalize_raw(kind, answer, definition)?;
+    let Some(name) = scan.name else {
+        return Ok(None);
+    };
+    let mut line = Vec::with_capacity(definition.len() + name.len() + 64);
+    let (size, hash) = encode_line_with(kind, parent.as_deref(), &name, &mut line, |out| {
+        out.extend_from_slice(definition)
+    });
+    let partial = inspect_scanned(
+        kind,
+        parent.as_deref(),
+        &name,
+        definition,
+        scan.references,
+        scan.masked,
+    );
+    let encoded = Encoded {
+        key: key(kind, parent.as_deref(), &name),
+        line,
+        entry: Entry {
+            kind,
+            parent,
+            name,
+            hash,
+            size,
+        },
+    };
+    Ok(Some((encoded, partial, scan.runtime_state)))
+}
+
 /// Appends one line; returns the canonical definition's size and hash.
 fn encode_line(r: &Resource, out: &mut Vec<u8>) -> (u64, String) {
+    encode_line_with(r.kind, r.parent.as_deref(), &r.name, out, |out| {
+        write_canonical(&r.definition, out)
+    })
+}
+
+fn encode_line_with(
+    kind: ResourceKind,
+    parent: Option<&str>,
+    name: &str,
+    out: &mut Vec<u8>,
+    definition: impl FnOnce(&mut Vec<u8>),
+) -> (u64, String) {
     out.extend_from_slice(b"{\"kind\":");
-    out.extend_from_slice(&serde_json::to_vec(&r.kind).expect("kind"));
-    if let Some(parent) = &r.parent {
+    out.extend_from_slice(&serde_json::to_vec(&kind).expect("kind"));
+    if let Some(parent) = parent {
         out.extend_from_slice(b",\"parent\":");
         out.extend_from_slice(&serde_json::to_vec(parent).expect("string"));
     }
     out.extend_from_slice(b",\"name\":");
-    out.extend_from_slice(&serde_json::to_vec(&r.name).expect("string"));
+    out.extend_from_slice(&serde_json::to_vec(name).expect("string"));
     out.extend_from_slice(b",\"definition\":");
     let start = out.len();
-    write_canonical(&r.definition, out);
+    definition(out);
     let canonical = &out[start..];
     let hash = hex(&Sha256::digest(canonical));
     let size = canonical.len() as u64;
