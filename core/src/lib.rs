@@ -12,6 +12,7 @@ pub mod identity;
 pub mod keys;
 pub mod model;
 pub mod ops;
+pub mod plan;
 pub mod snapshot;
 pub mod store;
 pub mod transport;

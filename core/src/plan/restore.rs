@@ -1,0 +1,1264 @@
+//! The restore plan: from a snapshot's resources, the target's current state
+//! and the options, what to create, update, leave, skip and delete, which
+//! triggers to stop and to start, and which secrets need values. Pure: the
+//! executor (`ops::restore`) only carries it out, and `--plan` prints it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::graph::{Cycle, Graph, Key};
+use super::overrides::{Overrides, set_pointer};
+use super::select::Selector;
+use crate::model::restorability::{MASK, masked_pointers};
+use crate::model::{ResourceKind, canonical_bytes};
+use crate::snapshot::manifest::{Resource, key, label};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerMode {
+    /// Every restored trigger ends stopped (the default: a DR copy must not
+    /// run pipelines by itself).
+    Stopped,
+    /// Triggers that were started at backup time are started again.
+    AsBackedUp,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub include: Vec<Selector>,
+    pub exclude: Vec<Selector>,
+    pub triggers: TriggerMode,
+    pub delete_extraneous: bool,
+    /// Override misses and unfillable secrets are errors, not warnings.
+    pub strict: bool,
+    /// Restore the git configuration too (off for DR copies).
+    pub with_git: bool,
+    /// Region for a factory that must be created (default: the snapshot's).
+    pub region: Option<String>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            triggers: TriggerMode::Stopped,
+            delete_extraneous: false,
+            strict: false,
+            with_git: false,
+            region: None,
+        }
+    }
+}
+
+/// The target factory as read before planning.
+#[derive(Clone, Debug, Default)]
+pub struct TargetState {
+    /// The factory's canonical definition; None when it does not exist.
+    pub factory: Option<Value>,
+    pub resources: Vec<Resource>,
+    /// Trigger name → runtimeState.
+    pub trigger_states: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FactoryPlan {
+    pub action: Action,
+    pub region: String,
+    /// The first PUT (without the staging back-reference when its linked
+    /// service is not there yet).
+    #[serde(skip)]
+    pub body: Value,
+    /// A second PUT once every resource exists, when the back-reference
+    /// had to wait.
+    #[serde(skip)]
+    pub final_body: Option<Value>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub kind: ResourceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub name: String,
+    pub label: String,
+    pub action: Action,
+    /// What is PUT (secrets filled): never serialized.
+    #[serde(skip)]
+    pub definition: Value,
+    /// Steps (indices) that must be done first.
+    #[serde(skip)]
+    pub deps: Vec<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub label: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Delete {
+    pub kind: ResourceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub name: String,
+    pub label: String,
+    /// Deletes (indices) that must be done first (their dependents).
+    #[serde(skip)]
+    pub after: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SecretNeed {
+    pub resource: String,
+    pub pointer: String,
+    /// Filled by an override (the source is named in the step's changes).
+    pub filled: bool,
+}
+
+/// What a restored resource must look like when read back: its canonical
+/// definition with secrets masked as the service masks them.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub key: Key,
+    pub label: String,
+    pub definition: Value,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub factory: FactoryPlan,
+    /// Resources to write, dependencies first.
+    pub steps: Vec<Step>,
+    pub unchanged: Vec<String>,
+    pub skipped: Vec<Skipped>,
+    pub delete: Vec<Delete>,
+    /// Target resources absent from the snapshot that stay.
+    pub extraneous_kept: Vec<Skipped>,
+    /// Target triggers to stop first, dependents first.
+    pub stop_triggers: Vec<String>,
+    /// Triggers to start at the end, dependencies first.
+    pub start_triggers: Vec<String>,
+    pub secrets: Vec<SecretNeed>,
+    pub warnings: Vec<String>,
+    /// Longest dependency chain among the steps (sequential round trips).
+    pub depth: usize,
+    #[serde(skip)]
+    pub expected: Vec<Expected>,
+    #[serde(skip)]
+    pub expected_factory: Value,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_noop(&self) -> bool {
+        self.factory.action == Action::Unchanged
+            && self.factory.final_body.is_none()
+            && self.steps.is_empty()
+            && self.delete.is_empty()
+            && self.stop_triggers.is_empty()
+            && self.start_triggers.is_empty()
+    }
+
+    pub fn writes(&self) -> usize {
+        usize::from(self.factory.action != Action::Unchanged)
+            + usize::from(self.factory.final_body.is_some())
+            + self.steps.len()
+            + self.delete.len()
+            + self.stop_triggers.len()
+            + self.start_triggers.len()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}; break the cycle in the source factory, or --exclude one of its resources")]
+    Cycle(#[from] Cycle),
+    #[error(
+        "{resource} needs {needs}, which is {why}; include it, or restore {resource} into a factory that has it"
+    )]
+    MissingDependency {
+        resource: String,
+        needs: String,
+        why: String,
+    },
+    #[error("the snapshot has no factory definition")]
+    NoFactory,
+    #[error("the target factory does not exist and the snapshot records no region: give --region")]
+    NoRegion,
+    #[error("--strict: {}", .0.join("; "))]
+    Strict(Vec<String>),
+}
+
+/// Global configuration keys of the factory's staging back-reference to one
+/// of its own linked services (applied after that linked service exists).
+const STAGING: &[&str] = &[
+    "factoryStagingLSReferenceName",
+    "factoryStagingLSType",
+    "factoryStagingFolderPath",
+];
+
+fn canon(v: &Value) -> Vec<u8> {
+    canonical_bytes(v)
+}
+
+fn selected(options: &PlanOptions, kind: ResourceKind, parent: Option<&str>, name: &str) -> bool {
+    (options.include.is_empty()
+        || options
+            .include
+            .iter()
+            .any(|s| s.matches(kind, parent, name)))
+        && !options
+            .exclude
+            .iter()
+            .any(|s| s.matches(kind, parent, name))
+}
+
+/// Kinds the API cannot create by PUT.
+fn restorable(kind: ResourceKind) -> bool {
+    kind != ResourceKind::PrivateEndpointConnection
+}
+
+pub fn plan(
+    snapshot: &[Resource],
+    snapshot_triggers: &BTreeMap<String, String>,
+    snapshot_region: Option<&str>,
+    target: &TargetState,
+    overrides: Option<&Overrides>,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut warnings = Vec::new();
+    let mut strict = Vec::new();
+    let source_factory = snapshot
+        .iter()
+        .find(|r| r.kind == ResourceKind::Factory)
+        .ok_or(PlanError::NoFactory)?;
+    let children: Vec<&Resource> = snapshot
+        .iter()
+        .filter(|r| r.kind != ResourceKind::Factory)
+        .collect();
+    let in_target: HashMap<Key, &Resource> = target
+        .resources
+        .iter()
+        .filter(|r| r.kind != ResourceKind::Factory)
+        .map(|r| (r.key(), r))
+        .collect();
+    let graph = Graph::build(children.iter().copied());
+
+    // Selection, then the dependencies the selection needs.
+    let mut chosen: Vec<bool> = children
+        .iter()
+        .map(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
+        .collect();
+    let mut queue: Vec<usize> = (0..children.len()).filter(|&i| chosen[i]).collect();
+    while let Some(i) = queue.pop() {
+        for &d in &graph.deps[i] {
+            if chosen[d] || in_target.contains_key(&graph.keys[d]) {
+                continue;
+            }
+            let dep = children[d];
+            if options
+                .exclude
+                .iter()
+                .any(|s| s.matches(dep.kind, dep.parent.as_deref(), &dep.name))
+            {
+                return Err(PlanError::MissingDependency {
+                    resource: graph.labels[i].clone(),
+                    needs: graph.labels[d].clone(),
+                    why: "excluded and not in the target factory".into(),
+                });
+            }
+            chosen[d] = true;
+            queue.push(d);
+        }
+    }
+
+    // Skips: not restorable by PUT, references to what exists nowhere, masked
+    // secrets nobody filled; then whatever needs a skipped resource the
+    // target does not have.
+    let mut skip: Vec<Option<String>> = vec![None; children.len()];
+    let mut definitions: Vec<Option<Prepared>> = vec![None; children.len()];
+    let mut secrets = Vec::new();
+    let mut rule_used: HashSet<usize> = HashSet::new();
+    for (i, r) in children.iter().enumerate() {
+        if !chosen[i] {
+            continue;
+        }
+        if !restorable(r.kind) {
+            skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
+            continue;
+        }
+        let mut definition = r.definition.clone();
+        let (mut changes, mut filled) = (Vec::new(), Vec::new());
+        if let Some(o) = overrides {
+            for rule in &o.rules {
+                if Overrides::rule_matches(rule, r.kind, r.parent.as_deref(), &r.name) {
+                    rule_used.insert(rule.number);
+                }
+            }
+            let applied = o.apply(r.kind, r.parent.as_deref(), &r.name, &mut definition);
+            for miss in applied.misses {
+                let line = format!("{}: {miss} matches nothing", graph.labels[i]);
+                if options.strict {
+                    strict.push(line);
+                } else {
+                    warnings.push(line);
+                }
+            }
+            changes = applied.changes;
+            filled = applied.filled;
+        }
+        for pointer in &filled {
+            secrets.push(SecretNeed {
+                resource: graph.labels[i].clone(),
+                pointer: pointer.clone(),
+                filled: true,
+            });
+        }
+        let masked = masked_pointers(&definition);
+        if !masked.is_empty() {
+            for pointer in &masked {
+                secrets.push(SecretNeed {
+                    resource: graph.labels[i].clone(),
+                    pointer: pointer.clone(),
+                    filled: false,
+                });
+            }
+            let reason = format!(
+                "secret {} came back masked at backup and no override fills it; add a [[rule]] with fill = {{ \"{}\" = {{ env = \"VAR\" }} }} to --overrides",
+                masked.join(", "),
+                masked[0]
+            );
+            if options.strict {
+                strict.push(format!("{}: {reason}", graph.labels[i]));
+            }
+            skip[i] = Some(reason);
+        }
+        definitions[i] = Some((definition, changes, filled));
+    }
+    if let Some(o) = overrides {
+        for rule in &o.rules {
+            if !rule_used.contains(&rule.number) {
+                let line = format!(
+                    "{}: rule {} ({}) matches no resource being restored",
+                    o.source, rule.number, rule.what
+                );
+                if options.strict {
+                    strict.push(line);
+                } else {
+                    warnings.push(line);
+                }
+            }
+        }
+    }
+    for e in &graph.external {
+        if chosen[e.from] && skip[e.from].is_none() && !in_target.contains_key(&e.to) {
+            let reason = format!(
+                "references {} (at {}), which is neither in the snapshot nor in the target factory",
+                e.label, e.pointer
+            );
+            if options.strict {
+                strict.push(format!("{}: {reason}", graph.labels[e.from]));
+            }
+            skip[e.from] = Some(reason);
+        }
+    }
+    if !strict.is_empty() {
+        return Err(PlanError::Strict(strict));
+    }
+    // Propagate skips in dependency order (a cycle is reported below, on
+    // the resources actually written).
+    let order: Vec<usize> = match graph.waves() {
+        Ok(w) => w.into_iter().flatten().collect(),
+        Err(_) => (0..children.len()).collect(),
+    };
+    for _ in 0..2 {
+        for &i in &order {
+            if !chosen[i] || skip[i].is_some() {
+                continue;
+            }
+            if let Some(&d) = graph.deps[i]
+                .iter()
+                .find(|&&d| skip[d].is_some() && !in_target.contains_key(&graph.keys[d]))
+            {
+                skip[i] = Some(format!("needs {}, which is skipped", graph.labels[d]));
+            }
+        }
+    }
+
+    // Create, update or unchanged.
+    let mut steps_of: Vec<Option<usize>> = vec![None; children.len()];
+    let mut staged: Vec<(usize, Action, Value, Vec<String>)> = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut skipped = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..children.len() {
+        if !chosen[i] {
+            continue;
+        }
+        if let Some(reason) = &skip[i] {
+            skipped.push(Skipped {
+                label: graph.labels[i].clone(),
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        let (definition, changes, filled) = definitions[i].take().expect("chosen and not skipped");
+        let mut masked = definition.clone();
+        for pointer in &filled {
+            set_pointer(&mut masked, pointer, Value::String(MASK.into()));
+        }
+        expected.push(Expected {
+            key: graph.keys[i].clone(),
+            label: graph.labels[i].clone(),
+            definition: masked.clone(),
+        });
+        let action = match in_target.get(&graph.keys[i]) {
+            None => Action::Create,
+            Some(t) if canon(&t.definition) == canon(&masked) => {
+                unchanged.push(graph.labels[i].clone());
+                continue;
+            }
+            Some(_) => Action::Update,
+        };
+        steps_of[i] = Some(staged.len());
+        staged.push((i, action, definition, changes));
+    }
+    // Order the writes: their own graph, so a cycle is reported on what is
+    // actually written.
+    let write_graph = Graph::build(staged.iter().map(|(i, ..)| children[*i]));
+    let waves = write_graph.waves()?;
+    let depth = waves.len();
+    let mut position = vec![0usize; staged.len()];
+    let order: Vec<usize> = waves.into_iter().flatten().collect();
+    for (pos, &s) in order.iter().enumerate() {
+        position[s] = pos;
+    }
+    let mut steps: Vec<Step> = Vec::with_capacity(staged.len());
+    for &s in &order {
+        let (i, action, definition, changes) = &staged[s];
+        let r = children[*i];
+        steps.push(Step {
+            kind: r.kind,
+            parent: r.parent.clone(),
+            name: r.name.clone(),
+            label: graph.labels[*i].clone(),
+            action: *action,
+            definition: definition.clone(),
+            deps: write_graph.deps[s].iter().map(|&d| position[d]).collect(),
+            changes: changes.clone(),
+        });
+    }
+
+    // Extraneous: in the target (and the selection), not in the snapshot.
+    let in_snapshot: HashSet<Key> = children.iter().map(|r| r.key()).collect();
+    let extraneous: Vec<&Resource> = target
+        .resources
+        .iter()
+        .filter(|r| r.kind != ResourceKind::Factory && !in_snapshot.contains(&r.key()))
+        .filter(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
+        .collect();
+    let mut delete = Vec::new();
+    let mut extraneous_kept = Vec::new();
+    if options.delete_extraneous && !extraneous.is_empty() {
+        // What stays references what must stay: final definitions are the
+        // restored ones where restored, the target's elsewhere.
+        let doomed: HashSet<Key> = extraneous.iter().map(|r| r.key()).collect();
+        let restored: HashMap<Key, &Value> = expected
+            .iter()
+            .map(|e| (e.key.clone(), &e.definition))
+            .collect();
+        let mut finals: Vec<Resource> = Vec::new();
+        for r in target
+            .resources
+            .iter()
+            .filter(|r| r.kind != ResourceKind::Factory)
+        {
+            if doomed.contains(&r.key()) {
+                continue;
+            }
+            let definition = restored.get(&r.key()).map_or(&r.definition, |d| *d).clone();
+            finals.push(Resource {
+                definition,
+                ..r.clone()
+            });
+        }
+        for e in &expected {
+            if !in_target.contains_key(&e.key) {
+                let r = children[graph.index(&e.key).expect("in graph")];
+                finals.push(Resource {
+                    definition: e.definition.clone(),
+                    ..r.clone()
+                });
+            }
+        }
+        let mut blocked: HashMap<Key, String> = HashMap::new();
+        for r in &finals {
+            for reference in crate::model::references(&r.definition) {
+                if let Some((kind, name)) = reference.dependency() {
+                    let k = key(kind, None, name);
+                    if doomed.contains(&k) {
+                        blocked.entry(k).or_insert_with(|| r.label());
+                    }
+                }
+            }
+        }
+        let all: Vec<&Resource> = extraneous.clone();
+        let mut keep: HashSet<Key> = HashSet::new();
+        // Whatever a kept resource needs is kept too (to a fixed point).
+        loop {
+            let before = keep.len();
+            let g = Graph::build(all.iter().copied());
+            for (i, r) in all.iter().enumerate() {
+                if blocked.contains_key(&r.key()) || keep.contains(&r.key()) {
+                    keep.insert(r.key());
+                    for &d in &g.deps[i] {
+                        if keep.insert(g.keys[d].clone()) {
+                            blocked
+                                .entry(g.keys[d].clone())
+                                .or_insert_with(|| r.label());
+                        }
+                    }
+                }
+            }
+            if keep.len() == before {
+                break;
+            }
+        }
+        let going: Vec<&Resource> = all
+            .iter()
+            .copied()
+            .filter(|r| !keep.contains(&r.key()))
+            .collect();
+        let g = Graph::build(going.iter().copied());
+        // Dependents first: the reverse of the dependency order.
+        let order: Vec<usize> = match g.waves() {
+            Ok(w) => w.into_iter().rev().flatten().collect(),
+            Err(c) => {
+                warnings.push(format!(
+                    "extraneous resources form a {c}; deleting them in name order"
+                ));
+                (0..going.len()).collect()
+            }
+        };
+        let mut pos = vec![0usize; going.len()];
+        for (p, &i) in order.iter().enumerate() {
+            pos[i] = p;
+        }
+        let dependents = g.dependents();
+        for &i in &order {
+            let r = going[i];
+            delete.push(Delete {
+                kind: r.kind,
+                parent: r.parent.clone(),
+                name: r.name.clone(),
+                label: r.label(),
+                after: dependents[i].iter().map(|&d| pos[d]).collect(),
+            });
+        }
+        for r in all.iter().filter(|r| keep.contains(&r.key())) {
+            extraneous_kept.push(Skipped {
+                label: r.label(),
+                reason: format!(
+                    "not in the snapshot, but {} still references it",
+                    blocked
+                        .get(&r.key())
+                        .map_or("a resource that stays", String::as_str)
+                ),
+            });
+        }
+    } else {
+        for r in &extraneous {
+            extraneous_kept.push(Skipped {
+                label: r.label(),
+                reason: "not in the snapshot; --delete-extraneous removes it".into(),
+            });
+        }
+    }
+
+    // Triggers.
+    let started = |name: &str| {
+        target
+            .trigger_states
+            .iter()
+            .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started")
+    };
+    let backed_up_started = |name: &str| {
+        snapshot_triggers
+            .iter()
+            .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started")
+    };
+    let written: HashSet<String> = steps
+        .iter()
+        .filter(|s| s.kind == ResourceKind::Trigger)
+        .map(|s| s.name.to_lowercase())
+        .collect();
+    let deleted: HashSet<String> = delete
+        .iter()
+        .filter(|d| d.kind == ResourceKind::Trigger)
+        .map(|d| d.name.to_lowercase())
+        .collect();
+    let restored_triggers: Vec<&Expected> = expected
+        .iter()
+        .filter(|e| e.key.0 == ResourceKind::Trigger)
+        .collect();
+    let want_started =
+        |name: &str| options.triggers == TriggerMode::AsBackedUp && backed_up_started(name);
+    // Stop: started target triggers that are rewritten, deleted, or restored
+    // to stopped.
+    let mut stop: Vec<String> = Vec::new();
+    let target_triggers: Vec<&Resource> = target
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Trigger)
+        .collect();
+    for t in &target_triggers {
+        let lower = t.name.to_lowercase();
+        let restored = restored_triggers.iter().any(|e| e.key.2 == lower);
+        if started(&t.name)
+            && (written.contains(&lower)
+                || deleted.contains(&lower)
+                || (restored && !want_started(&t.name)))
+        {
+            stop.push(t.name.clone());
+        }
+    }
+    let trigger_graph = Graph::build(target_triggers.iter().copied());
+    let rank = |g: &Graph, name: &str| -> usize {
+        let waves = g.waves().unwrap_or_default();
+        waves
+            .iter()
+            .position(|w| w.iter().any(|&i| g.keys[i].2 == name.to_lowercase()))
+            .unwrap_or(0)
+    };
+    stop.sort_by_key(|n| (std::cmp::Reverse(rank(&trigger_graph, n)), n.to_lowercase()));
+    // Start: restored triggers that should run and will not be running.
+    let snapshot_trigger_resources: Vec<&Resource> = children
+        .iter()
+        .copied()
+        .filter(|r| r.kind == ResourceKind::Trigger)
+        .collect();
+    let source_trigger_graph = Graph::build(snapshot_trigger_resources.iter().copied());
+    let mut start: Vec<String> = Vec::new();
+    for e in &restored_triggers {
+        let r = children[graph.index(&e.key).expect("in graph")];
+        let stopped_here = stop.iter().any(|s| s.eq_ignore_ascii_case(&r.name));
+        if want_started(&r.name) && (!started(&r.name) || stopped_here) {
+            start.push(r.name.clone());
+        }
+    }
+    start.sort_by_key(|n| (rank(&source_trigger_graph, n), n.to_lowercase()));
+
+    // The factory.
+    let mut notes = Vec::new();
+    let mut body = source_factory.definition.clone();
+    let current = target.factory.as_ref();
+    if !options.with_git {
+        let had = body
+            .pointer_mut("/properties")
+            .and_then(Value::as_object_mut)
+            .and_then(|p| p.shift_remove("repoConfiguration"))
+            .is_some();
+        if had {
+            notes.push("git configuration not restored (DR copy); --with-git restores it".into());
+        }
+        // A PUT replaces the whole factory: keep the target's own git link.
+        if let Some(repo) = current.and_then(|c| c.pointer("/properties/repoConfiguration"))
+            && let Some(props) = body
+                .pointer_mut("/properties")
+                .and_then(Value::as_object_mut)
+        {
+            props.insert("repoConfiguration".into(), repo.clone());
+            notes.push("the target's own git configuration is kept".into());
+        }
+    }
+    let region = match current
+        .and_then(|c| c.get("location"))
+        .and_then(Value::as_str)
+    {
+        Some(existing) => {
+            if let Some(asked) = &options.region
+                && !asked.eq_ignore_ascii_case(existing)
+            {
+                warnings.push(format!(
+                    "--region {asked} ignored: the target factory exists in {existing} (location is fixed at creation)"
+                ));
+            }
+            existing.to_string()
+        }
+        None => options
+            .region
+            .clone()
+            .or_else(|| snapshot_region.map(str::to_string))
+            .or_else(|| {
+                body.get("location")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or(PlanError::NoRegion)?,
+    };
+    if let Some(map) = body.as_object_mut() {
+        map.insert("location".into(), Value::String(region.clone()));
+    }
+    // The staging back-reference waits for its linked service.
+    let staging_ls = body
+        .pointer("/properties/globalConfigurations/factoryStagingLSReferenceName")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase);
+    let mut final_body = None;
+    let mut first_body = body.clone();
+    if let Some(ls) = &staging_ls {
+        let present = in_target.contains_key(&key(ResourceKind::LinkedService, None, ls));
+        if !present {
+            if let Some(gc) = first_body
+                .pointer_mut("/properties/globalConfigurations")
+                .and_then(Value::as_object_mut)
+            {
+                for k in STAGING {
+                    gc.shift_remove(*k);
+                }
+            }
+            final_body = Some(body.clone());
+            notes.push(format!(
+                "default staging linked service {ls} is set after it is restored"
+            ));
+        }
+    }
+    let action = match current {
+        None => Action::Create,
+        Some(c) if canon(c) == canon(&body) => Action::Unchanged,
+        Some(_) => Action::Update,
+    };
+    if action == Action::Unchanged {
+        final_body = None;
+    }
+
+    Ok(Plan {
+        factory: FactoryPlan {
+            action,
+            region,
+            body: first_body,
+            final_body,
+            notes,
+        },
+        steps,
+        unchanged,
+        skipped,
+        delete,
+        extraneous_kept,
+        stop_triggers: stop,
+        start_triggers: start,
+        secrets,
+        warnings,
+        depth,
+        expected,
+        expected_factory: body,
+    })
+}
+
+/// A chosen resource's definition after overrides, with the override
+/// notes and the pointers of the secrets they filled.
+type Prepared = (Value, Vec<String>, Vec<String>);
+
+/// Human name of an action.
+pub fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Unchanged => "unchanged",
+    }
+}
+
+/// `label` of a resource from its parts (re-exported for callers).
+pub fn resource_label(kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
+    label(kind, parent, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn r(kind: ResourceKind, name: &str, definition: Value) -> Resource {
+        Resource {
+            kind,
+            parent: None,
+            name: name.into(),
+            definition,
+        }
+    }
+
+    fn factory() -> Resource {
+        r(
+            ResourceKind::Factory,
+            "adf-prod",
+            json!({"location": "westeurope", "identity": {"type": "SystemAssigned"},
+                "properties": {"repoConfiguration": {"type": "FactoryGitHubConfiguration", "accountName": "a"},
+                "globalConfigurations": {"factoryStagingLSReferenceName": "LS_Blob", "factoryStagingLSType": "LinkedServiceReference"}}}),
+        )
+    }
+
+    fn source() -> Vec<Resource> {
+        vec![
+            factory(),
+            r(
+                ResourceKind::LinkedService,
+                "LS_Blob",
+                json!({"properties": {"type": "AzureBlobStorage"}}),
+            ),
+            r(
+                ResourceKind::Dataset,
+                "DS",
+                json!({"properties": {"linkedServiceName": {"referenceName": "LS_Blob", "type": "LinkedServiceReference"}}}),
+            ),
+            r(
+                ResourceKind::Pipeline,
+                "PL_Child",
+                json!({"properties": {"activities": [{"name": "c", "type": "Copy", "inputs": [{"referenceName": "DS", "type": "DatasetReference"}]}]}}),
+            ),
+            r(
+                ResourceKind::Pipeline,
+                "PL_Parent",
+                json!({"properties": {"activities": [{"name": "p", "type": "ExecutePipeline", "typeProperties": {"pipeline": {"referenceName": "PL_Child", "type": "PipelineReference"}}}]}}),
+            ),
+            r(
+                ResourceKind::Trigger,
+                "TR_Up",
+                json!({"properties": {"type": "TumblingWindowTrigger", "pipeline": {"pipelineReference": {"referenceName": "PL_Parent", "type": "PipelineReference"}}}}),
+            ),
+            r(
+                ResourceKind::Trigger,
+                "TR_Down",
+                json!({"properties": {"type": "TumblingWindowTrigger", "pipeline": {"pipelineReference": {"referenceName": "PL_Parent", "type": "PipelineReference"}},
+                "typeProperties": {"dependsOn": [{"type": "TumblingWindowTriggerDependencyReference", "referenceTrigger": {"referenceName": "TR_Up", "type": "TriggerReference"}}]}}}),
+            ),
+            r(
+                ResourceKind::Trigger,
+                "TR_Off",
+                json!({"properties": {"type": "ScheduleTrigger", "pipelines": [{"pipelineReference": {"referenceName": "PL_Child", "type": "PipelineReference"}}]}}),
+            ),
+        ]
+    }
+
+    fn states() -> BTreeMap<String, String> {
+        [
+            ("TR_Up", "Started"),
+            ("TR_Down", "Started"),
+            ("TR_Off", "Stopped"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+    }
+
+    fn labels(steps: &[Step]) -> Vec<&str> {
+        steps.iter().map(|s| s.label.as_str()).collect()
+    }
+
+    #[test]
+    fn into_an_empty_target_everything_is_created_in_dependency_order() {
+        let p = plan(
+            &source(),
+            &states(),
+            Some("westeurope"),
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert_eq!(p.factory.action, Action::Create);
+        assert_eq!(p.factory.region, "westeurope");
+        assert!(
+            p.factory
+                .body
+                .pointer("/properties/repoConfiguration")
+                .is_none(),
+            "no git on a DR copy"
+        );
+        assert!(
+            p.factory
+                .body
+                .pointer("/properties/globalConfigurations/factoryStagingLSReferenceName")
+                .is_none()
+        );
+        let later = p
+            .factory
+            .final_body
+            .as_ref()
+            .expect("staging set afterwards");
+        assert_eq!(
+            later.pointer("/properties/globalConfigurations/factoryStagingLSReferenceName"),
+            Some(&json!("LS_Blob"))
+        );
+        assert_eq!(
+            labels(&p.steps),
+            [
+                "linkedService:LS_Blob",
+                "dataset:DS",
+                "pipeline:PL_Child",
+                "pipeline:PL_Parent",
+                "trigger:TR_Off",
+                "trigger:TR_Up",
+                "trigger:TR_Down"
+            ]
+        );
+        assert!(p.steps.iter().all(|s| s.action == Action::Create));
+        for (i, s) in p.steps.iter().enumerate() {
+            assert!(
+                s.deps.iter().all(|&d| d < i),
+                "{} waits for a later step",
+                s.label
+            );
+        }
+        assert_eq!(p.depth, 6);
+        assert!(p.start_triggers.is_empty(), "stopped by default");
+        assert!(p.stop_triggers.is_empty());
+
+        let as_backed_up = PlanOptions {
+            triggers: TriggerMode::AsBackedUp,
+            region: Some("northeurope".into()),
+            ..Default::default()
+        };
+        let p = plan(
+            &source(),
+            &states(),
+            Some("westeurope"),
+            &TargetState::default(),
+            None,
+            &as_backed_up,
+        )
+        .expect("plan");
+        assert_eq!(
+            p.start_triggers,
+            ["TR_Up", "TR_Down"],
+            "dependencies first, stopped ones stay stopped"
+        );
+        assert_eq!(p.factory.region, "northeurope");
+    }
+
+    fn target_from(resources: Vec<Resource>, started: &[&str]) -> TargetState {
+        let mut f = factory().definition;
+        f["properties"]["repoConfiguration"] =
+            json!({"type": "FactoryVSTSConfiguration", "accountName": "dr"});
+        TargetState {
+            factory: Some(f),
+            trigger_states: resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Trigger)
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        if started.contains(&r.name.as_str()) {
+                            "Started"
+                        } else {
+                            "Stopped"
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect(),
+            resources,
+        }
+    }
+
+    #[test]
+    fn a_drifted_target_converges_and_started_triggers_are_stopped_first() {
+        let mut drifted: Vec<Resource> = source()
+            .into_iter()
+            .filter(|r| r.kind != ResourceKind::Factory && r.name != "PL_Child")
+            .collect();
+        drifted
+            .iter_mut()
+            .find(|r| r.name == "TR_Up")
+            .expect("TR_Up")
+            .definition["properties"]["description"] = json!("hot-fix");
+        drifted.push(r(ResourceKind::Pipeline, "PL_Extra", json!({"properties": {"activities": [{"name": "p", "type": "ExecutePipeline", "typeProperties": {"pipeline": {"referenceName": "PL_Parent", "type": "PipelineReference"}}}]}})));
+        drifted.push(r(ResourceKind::Trigger, "TR_Extra", json!({"properties": {"type": "ScheduleTrigger", "pipelines": [{"pipelineReference": {"referenceName": "PL_Extra", "type": "PipelineReference"}}]}})));
+        let target = target_from(drifted, &["TR_Up", "TR_Down", "TR_Extra"]);
+        let p = plan(
+            &source(),
+            &states(),
+            None,
+            &target,
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert_eq!(
+            p.factory.action,
+            Action::Unchanged,
+            "the target's own git link is kept: {:?}",
+            p.factory.notes
+        );
+        assert!(
+            p.factory.final_body.is_none(),
+            "staging LS exists in the target"
+        );
+        assert_eq!(labels(&p.steps), ["pipeline:PL_Child", "trigger:TR_Up"]);
+        assert_eq!(p.steps[0].action, Action::Create);
+        assert_eq!(p.steps[1].action, Action::Update);
+        assert_eq!(p.unchanged.len(), 5);
+        assert_eq!(
+            p.stop_triggers,
+            ["TR_Down", "TR_Up"],
+            "dependents first; TR_Extra is not ours to stop"
+        );
+        assert!(p.delete.is_empty());
+        assert_eq!(p.extraneous_kept.len(), 2);
+
+        let options = PlanOptions {
+            delete_extraneous: true,
+            triggers: TriggerMode::AsBackedUp,
+            ..Default::default()
+        };
+        let p = plan(&source(), &states(), None, &target, None, &options).expect("plan");
+        let deletes: Vec<&str> = p.delete.iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(
+            deletes,
+            ["trigger:TR_Extra", "pipeline:PL_Extra"],
+            "dependents first"
+        );
+        assert_eq!(p.delete[1].after, [0]);
+        assert_eq!(
+            p.stop_triggers,
+            ["TR_Extra", "TR_Up"],
+            "TR_Down stays started as backed up"
+        );
+        assert_eq!(p.start_triggers, ["TR_Up"]);
+    }
+
+    #[test]
+    fn masked_secrets_skip_their_resource_and_its_dependents_unless_filled() {
+        let mut src = source();
+        src[1].definition["properties"]["typeProperties"] =
+            json!({"accountKey": {"type": "SecureString", "value": MASK}});
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let skipped: Vec<&str> = p.skipped.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(skipped.len(), 7, "{skipped:?}");
+        assert!(
+            p.skipped[0]
+                .reason
+                .contains("/properties/typeProperties/accountKey/value"),
+            "{}",
+            p.skipped[0].reason
+        );
+        assert!(
+            p.skipped
+                .iter()
+                .any(|s| s.reason.contains("needs linkedService:LS_Blob"))
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.secrets.len(), 1);
+        assert!(!p.secrets[0].filled);
+        let strict = PlanOptions {
+            strict: true,
+            ..Default::default()
+        };
+        let e = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &strict,
+        )
+        .expect_err("strict");
+        assert!(e.to_string().contains("masked"), "{e}");
+
+        let rules = Overrides::parse(
+            "[[rule]]\nkind = \"linkedService\"\nname = \"LS_Blob\"\nfill = { \"/properties/typeProperties/accountKey\" = { env = \"KEY\" } }\n",
+            "o.toml",
+            &|_| Some("the-key".into()),
+        )
+        .expect("rules");
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            Some(&rules),
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert!(p.skipped.is_empty());
+        assert_eq!(
+            p.steps[0]
+                .definition
+                .pointer("/properties/typeProperties/accountKey/value"),
+            Some(&json!("the-key"))
+        );
+        assert_eq!(
+            p.expected[0]
+                .definition
+                .pointer("/properties/typeProperties/accountKey/value"),
+            Some(&json!(MASK))
+        );
+        assert!(p.secrets[0].filled);
+        assert!(!serde_json::to_string(&p).expect("json").contains("the-key"));
+
+        // Restored once, the target shows the mask: no rewrite next time.
+        let mut restored = src.clone();
+        restored.remove(0);
+        let target = target_from(restored, &[]);
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &target,
+            Some(&rules),
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert!(p.steps.is_empty(), "{:?}", labels(&p.steps));
+    }
+
+    #[test]
+    fn selection_pulls_in_what_it_needs_and_names_what_it_cannot() {
+        let only = PlanOptions {
+            include: vec![Selector::parse("pipeline:pl_parent").expect("sel")],
+            ..Default::default()
+        };
+        let p = plan(
+            &source(),
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &only,
+        )
+        .expect("plan");
+        assert_eq!(
+            labels(&p.steps),
+            [
+                "linkedService:LS_Blob",
+                "dataset:DS",
+                "pipeline:PL_Child",
+                "pipeline:PL_Parent"
+            ]
+        );
+        // What the target already has is used, not overwritten.
+        let target = target_from(vec![source()[1].clone()], &[]);
+        let mut changed = source();
+        changed[1].definition["properties"]["description"] = json!("newer in the snapshot");
+        let p = plan(&changed, &states(), None, &target, None, &only).expect("plan");
+        assert_eq!(
+            labels(&p.steps),
+            ["dataset:DS", "pipeline:PL_Child", "pipeline:PL_Parent"]
+        );
+        let without = PlanOptions {
+            include: vec![Selector::parse("pipeline:*").expect("sel")],
+            exclude: vec![Selector::parse("dataset:*").expect("sel")],
+            ..Default::default()
+        };
+        let e = plan(
+            &source(),
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &without,
+        )
+        .expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            "pipeline:PL_Child needs dataset:DS, which is excluded and not in the target factory; include it, or restore pipeline:PL_Child into a factory that has it"
+        );
+    }
+
+    #[test]
+    fn cycles_dangling_references_and_blocked_deletes() {
+        let mut src = source();
+        src[3].definition["properties"]["activities"] = json!([{"name": "back", "type": "ExecutePipeline", "typeProperties": {"pipeline": {"referenceName": "PL_Parent", "type": "PipelineReference"}}}]);
+        let e = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect_err("cycle");
+        assert!(
+            e.to_string()
+                .contains("pipeline:PL_Child -> pipeline:PL_Parent -> pipeline:PL_Child"),
+            "{e}"
+        );
+
+        let mut src = source();
+        src[2].definition["properties"]["linkedServiceName"]["referenceName"] = json!("LS_Gone");
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert_eq!(p.skipped[0].label, "dataset:DS");
+        assert!(
+            p.skipped[0].reason.contains("linkedService:LS_Gone"),
+            "{}",
+            p.skipped[0].reason
+        );
+        let e = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions {
+                strict: true,
+                ..Default::default()
+            },
+        )
+        .expect_err("strict");
+        assert!(e.to_string().contains("LS_Gone"));
+
+        // An extra dataset still used by a pipeline outside the selection stays.
+        let mut extra = source();
+        extra.remove(0);
+        extra.push(r(
+            ResourceKind::Dataset,
+            "DS_Extra",
+            json!({"properties": {}}),
+        ));
+        extra.push(r(ResourceKind::Pipeline, "PL_Keep", json!({"properties": {"activities": [{"name": "c", "type": "Copy", "inputs": [{"referenceName": "DS_Extra", "type": "DatasetReference"}]}]}})));
+        let target = target_from(extra, &[]);
+        let options = PlanOptions {
+            delete_extraneous: true,
+            exclude: vec![Selector::parse("pipeline:PL_Keep").expect("sel")],
+            ..Default::default()
+        };
+        let p = plan(&source(), &states(), None, &target, None, &options).expect("plan");
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        assert_eq!(p.extraneous_kept.len(), 1);
+        assert!(
+            p.extraneous_kept[0].reason.contains("pipeline:PL_Keep"),
+            "{:?}",
+            p.extraneous_kept
+        );
+    }
+}
