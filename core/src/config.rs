@@ -207,6 +207,27 @@ pub struct FactoryConfig {
 }
 
 impl FactoryConfig {
+    /// A factory named on the command line (a restore target), without schedules.
+    pub fn adhoc(name: &str, subscription: &str, resource_group: &str, factory: &str) -> Self {
+        FactoryConfig {
+            name: name.into(),
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            factory: factory.into(),
+            backup: None,
+            drill: None,
+            verify: None,
+            prune: None,
+            timezone: None,
+            rpo_target: None,
+            rto_target: None,
+            keep: Keep::default(),
+            drill_target: None,
+            drill_overrides: None,
+            smoke_pipeline: None,
+        }
+    }
+
     pub fn arm_path(&self) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod export;
 pub mod gitlayout;
 pub mod read;
+pub mod restore;
 pub mod verify;
 
 use std::path::PathBuf;

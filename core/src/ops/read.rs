@@ -214,6 +214,17 @@ pub async fn payload(
     replicas: &Replicas,
     opened: &Opened,
 ) -> Result<(Vec<Resource>, Read), OpError> {
+    payload_timed(replicas, opened)
+        .await
+        .map(|(resources, read, _)| (resources, read))
+}
+
+/// `payload`, also returning how long decryption and decoding took (the rest
+/// is fetching).
+pub async fn payload_timed(
+    replicas: &Replicas,
+    opened: &Opened,
+) -> Result<(Vec<Resource>, Read, std::time::Duration), OpError> {
     let key = layout::payload(&opened.factory, &opened.id);
     let want = opened.public.payload.sha256.clone();
     let read = replicas
@@ -232,6 +243,7 @@ pub async fn payload(
         .and_then(|p| p.expect(ObjectType::Payload))
         .map_err(|e| OpError::Failed(format!("{key}: {e}")))?;
     check_binding(&parsed.header, &opened.factory, &opened.id)?;
+    let decrypting = std::time::Instant::now();
     let plain = parsed
         .open(&opened.dek, DEFAULT_MAX_PLAIN)
         .map_err(|e| OpError::Failed(format!("{key} in {}: {e}", read.location)))?;
@@ -245,5 +257,5 @@ pub async fn payload(
                 .join("; ")
         ))
     })?;
-    Ok((resources, read))
+    Ok((resources, read, decrypting.elapsed()))
 }

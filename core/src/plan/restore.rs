@@ -153,6 +153,8 @@ pub struct Plan {
     pub stop_triggers: Vec<String>,
     /// Triggers to start at the end, dependencies first.
     pub start_triggers: Vec<String>,
+    /// Triggers started at backup that cannot be started again, and why.
+    pub unstartable: Vec<Skipped>,
     pub secrets: Vec<SecretNeed>,
     pub warnings: Vec<String>,
     /// Longest dependency chain among the steps (sequential round trips).
@@ -654,11 +656,24 @@ pub fn plan(
         .collect();
     let source_trigger_graph = Graph::build(snapshot_trigger_resources.iter().copied());
     let mut start: Vec<String> = Vec::new();
+    let mut unstartable = Vec::new();
     for e in &restored_triggers {
         let r = children[graph.index(&e.key).expect("in graph")];
         let stopped_here = stop.iter().any(|s| s.eq_ignore_ascii_case(&r.name));
         if want_started(&r.name) && (!started(&r.name) || stopped_here) {
-            start.push(r.name.clone());
+            // The service refuses to start a trigger that runs no pipeline
+            // (a git file can still say Started).
+            let runs_something = crate::model::references(&e.definition)
+                .iter()
+                .any(|x| x.kind == Some(ResourceKind::Pipeline));
+            if runs_something {
+                start.push(r.name.clone());
+            } else {
+                unstartable.push(Skipped {
+                    label: graph.labels[graph.index(&e.key).expect("in graph")].clone(),
+                    reason: "was started at backup, but references no pipeline: the service refuses to start it".into(),
+                });
+            }
         }
     }
     start.sort_by_key(|n| (rank(&source_trigger_graph, n), n.to_lowercase()));
@@ -762,6 +777,7 @@ pub fn plan(
         extraneous_kept,
         stop_triggers: stop,
         start_triggers: start,
+        unstartable,
         secrets,
         warnings,
         depth,

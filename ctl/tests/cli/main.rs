@@ -10,4 +10,5 @@ mod crash;
 mod demo;
 mod failures;
 mod integrity;
+mod restore;
 mod snapshots;
