@@ -60,7 +60,7 @@ enum Command {
     /// Check the integrity of every copy in every location.
     Verify(verify::Args),
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
-    Restore(restore::Args),
+    Restore(Box<restore::Args>),
     /// Key management.
     #[command(subcommand)]
     Key(key::Command),
@@ -129,7 +129,7 @@ async fn main() -> ExitCode {
         Command::Diff(args) => diff::run(&ctx, args).await,
         Command::Export(args) => export::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
-        Command::Restore(args) => restore::run(&ctx, args).await,
+        Command::Restore(args) => restore::run(&ctx, *args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
