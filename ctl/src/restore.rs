@@ -331,7 +331,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         None if !quiet_lines => eprintln!("{line}"),
         None => {}
     };
-    let applied = op::apply(&kit.arm, &target, plan, args.concurrency, &progress).await;
+    let applied = op::apply(
+        &kit.arm,
+        &kit.identity,
+        &target,
+        plan,
+        args.concurrency,
+        &progress,
+    )
+    .await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -172,7 +172,17 @@ pub async fn prepare(
         overrides,
         options,
     )
-    .map_err(|e| OpError::Failed(format!("cannot plan the restore: {e}")))?;
+    .map_err(|e| {
+        use crate::plan::PlanError;
+        let text = format!("cannot plan the restore: {e}");
+        match e {
+            // What the operator asked for cannot work: usage (exit 2).
+            PlanError::Strict(_) | PlanError::MissingDependency { .. } | PlanError::NoRegion => {
+                OpError::Usage(text)
+            }
+            PlanError::Cycle(_) | PlanError::NoFactory => OpError::Failed(text),
+        }
+    })?;
     let mut skipped_locations = opened.skipped.clone();
     skipped_locations.extend(from.skipped.iter().cloned());
     skipped_locations.dedup();
@@ -369,10 +379,25 @@ where
         .collect()
 }
 
+/// An ARM error as an operator reads it: a refusal names the identity and
+/// the role it needs.
+fn explain(e: &ArmError, identity: &str, target: &TargetFactory) -> String {
+    match e.status() {
+        Some(401 | 403) => format!(
+            "{identity} may not change factory {} (HTTP {} {}); grant it 'Data Factory Contributor' on the target factory or its resource group",
+            target.describe(),
+            e.status().unwrap_or(0),
+            e.code().unwrap_or("")
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Carries the plan out. Never writes a masked secret (the plan skipped
 /// those resources); stops at nothing but reports every failure.
 pub async fn apply(
     arm: &ArmClient,
+    identity: &str,
     target: &TargetFactory,
     plan: &Plan,
     concurrency: usize,
@@ -416,7 +441,10 @@ pub async fn apply(
             }
             Err(e) => {
                 // Nothing else can succeed without the factory.
-                fail(format!("factory {}", target.describe()), e.to_string());
+                fail(
+                    format!("factory {}", target.describe()),
+                    explain(&e, identity, target),
+                );
                 applied.failures = failures.into_inner().expect("failures");
                 return applied;
             }
@@ -431,7 +459,10 @@ pub async fn apply(
                 applied.stopped += 1;
                 progress(&format!("stopped trigger:{name}"));
             }
-            Err(e) => fail(format!("stop trigger:{name}"), e.to_string()),
+            Err(e) => fail(
+                format!("stop trigger:{name}"),
+                explain(&e, identity, target),
+            ),
         }
     }
 
@@ -492,7 +523,7 @@ pub async fn apply(
                 write(arm, throttle, Method::Delete, &path, None, false)
                     .await
                     .map(|_| progress(&format!("deleted {}", d.label)))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| explain(&e, identity, target))
             }
         },
     )
@@ -511,7 +542,10 @@ pub async fn apply(
                 applied.written += 1;
                 progress("set the factory's default staging linked service");
             }
-            Err(e) => fail("factory staging linked service".into(), e.to_string()),
+            Err(e) => fail(
+                "factory staging linked service".into(),
+                explain(&e, identity, target),
+            ),
         }
     }
 
@@ -566,7 +600,10 @@ pub async fn apply(
                 applied.started += 1;
                 progress(&format!("started trigger:{name}"));
             }
-            Err(e) => fail(format!("start trigger:{name}"), e.to_string()),
+            Err(e) => fail(
+                format!("start trigger:{name}"),
+                explain(&e, identity, target),
+            ),
         }
     }
     applied.failures = failures.into_inner().expect("failures");

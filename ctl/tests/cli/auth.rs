@@ -16,40 +16,14 @@ fn with_auth(config: &str, auth: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_azure_cli_login_backs_up() {
     let rig = Rig::start("azcli", &[("sales", "adf-sales", &sample_factory())]).await;
-    // A stand-in `az` first on PATH answers `az account get-access-token --scope S`
-    // with a token the emulator signed for S's audience.
-    let bin = rig.dir.join("fakebin");
-    std::fs::create_dir_all(&bin).expect("dir");
-    let mut script = String::from(
-        "#!/bin/sh\nscope=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\necho \"$scope\" >> \"$(dirname \"$0\")/calls\"\ncase \"$scope\" in\n",
-    );
-    for (prefix, audience) in [
-        (
-            "https://management.azure.com",
-            "https://management.azure.com",
-        ),
-        ("https://storage.azure.com", "https://storage.azure.com"),
-        ("https://vault.azure.net", "https://vault.azure.net"),
-    ] {
-        let token = rig.emu.mint_token(audience, "az-cli-user", 3600);
-        script.push_str(&format!("  {prefix}*) t={token} ;;\n"));
-    }
-    script.push_str("  *) echo \"unknown scope $scope\" >&2; exit 1 ;;\nesac\nexp=$(( $(date +%s) + 3600 ))\nprintf '{\"accessToken\":\"%s\",\"expires_on\":%s,\"tokenType\":\"Bearer\"}\\n' \"$t\" \"$exp\"\n");
-    let az = bin.join("az");
-    std::fs::write(&az, script).expect("az");
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = rig.fake_az();
     rig.write_config(&with_auth(
         &rig.config_text(None),
         "method = \"azure-cli\"\n",
     ));
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = rig
         .command()
-        .env("PATH", path)
+        .env("PATH", path_with(&bin))
         .args(["backup"])
         .output()
         .expect("runs");

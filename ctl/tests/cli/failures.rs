@@ -7,10 +7,6 @@ use crate::common::*;
 use adfdr_tests::admin;
 use serde_json::json;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_clear_error_and_the_usage_exit_code() {
     let rig = Rig::start("badinput", &[("sales", "adf-sales", &sample_factory())]).await;

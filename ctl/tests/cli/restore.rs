@@ -218,3 +218,636 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
     }
     assert!(restored_total > 50, "restored {restored_total} resources");
 }
+
+fn factory_of(rig: &Rig, rg: &str, name: &str) -> Contents {
+    contents(rig, rg, name).unwrap_or_else(|| panic!("factory {rg}/{name} exists"))
+}
+
+/// The raw stored body of a resource (secrets unmasked), from the emulator.
+fn stored(rig: &Rig, rg: &str, factory: &str, kind: Kind, name: &str) -> Option<Value> {
+    rig.emu.with_world(|w| {
+        w.factory(SUB, rg, factory)
+            .ok()?
+            .children(kind)
+            .get(&name.to_lowercase())
+            .map(|c| c.body.clone())
+    })
+}
+
+fn overrides(rig: &Rig, text: &str) -> String {
+    let path = rig
+        .dir
+        .join(format!("overrides-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, text).expect("overrides");
+    path.display().to_string()
+}
+
+const FILL_ERP: &str = r#"
+[[rule]]
+kind = "linkedService"
+name = "LS_OnPrem*"
+set = { "/properties/description" = "restored by adfdr" }
+[rule.fill]
+"/properties/typeProperties/connectionString" = { env = "ERP_CONNECTION" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_secrets_are_never_written_and_an_override_fills_them() {
+    let rig = Rig::start(
+        "restore-secrets",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let to = format!("{SUB}/{DR_RG}/adf-sales-dr");
+
+    // No value for the inline secret: that linked service and what needs it
+    // are skipped, named with the reason; everything else is restored.
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let report = stdout(&out);
+    assert!(report.contains("SKIP   linkedService:LS_OnPremSql: secret /properties/typeProperties/connectionString/value came back masked"), "{report}");
+    assert!(
+        report.contains("SKIP   dataset:DS_Erp_Orders: needs linkedService:LS_OnPremSql"),
+        "{report}"
+    );
+    assert!(report.contains("restored-with-skips"), "{report}");
+    assert!(
+        stored(
+            &rig,
+            DR_RG,
+            "adf-sales-dr",
+            Kind::LinkedService,
+            "LS_OnPremSql"
+        )
+        .is_none()
+    );
+    let everything = rig.emu.with_world(|w| {
+        let f = w.factory(SUB, DR_RG, "adf-sales-dr").expect("dr");
+        Kind::ALL
+            .iter()
+            .flat_map(|k| f.children(*k).values().map(|c| c.body.to_string()))
+            .collect::<String>()
+    });
+    assert!(
+        !everything.contains("**********"),
+        "a mask was written to the target"
+    );
+
+    // --strict refuses instead, before writing anything more.
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &format!("{SUB}/{DR_RG}/adf-strict"),
+        "--yes",
+        "--strict",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("--strict") && stderr(&out).contains("LS_OnPremSql"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        contents(&rig, DR_RG, "adf-strict").is_none(),
+        "nothing written under --strict"
+    );
+
+    // The override fills it from the environment; the value reaches the
+    // target and nothing else (not stdout, not stderr, not the audit trail).
+    let file = overrides(&rig, FILL_ERP);
+    let out = rig
+        .command()
+        .env("ERP_CONNECTION", "Server=dr-erp;Password=from-the-vault")
+        .args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--to",
+            &to,
+            "--yes",
+            "--overrides",
+            &file,
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("from-the-vault"), "{}", text(&out));
+    let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit trail");
+    assert!(!audit.contains("from-the-vault"));
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+    let ls = stored(
+        &rig,
+        DR_RG,
+        "adf-sales-dr",
+        Kind::LinkedService,
+        "LS_OnPremSql",
+    )
+    .expect("restored");
+    assert_eq!(
+        ls["properties"]["typeProperties"]["connectionString"]["value"],
+        "Server=dr-erp;Password=from-the-vault"
+    );
+    assert_eq!(ls["properties"]["description"], "restored by adfdr");
+
+    // A path that matches nothing: a warning, an error under --strict.
+    let typo = overrides(
+        &rig,
+        "[[rule]]\nkind = \"pipeline\"\nname = \"PL_Smoke\"\nremove = [\"/properties/nope\"]\n",
+    );
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--plan",
+        "--overrides",
+        &typo,
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("warning: pipeline:PL_Smoke: rule 1 (pipeline:PL_Smoke): remove /properties/nope matches nothing"), "{}", text(&out));
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--plan",
+        "--overrides",
+        &typo,
+        "--strict",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drifted_factory_converges_and_delete_extraneous_removes_the_extras() {
+    use azure_core::http::Method;
+    let rig = Rig::start(
+        "restore-drift",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let backed_up = factory_of(&rig, RG, "adf-sales");
+    assert!(
+        !started(&backed_up).is_empty(),
+        "the sample has started triggers"
+    );
+
+    // A bad day in the portal: a hot-fix to a pipeline and to a started
+    // trigger, a new pipeline with a started trigger, a deleted pipeline.
+    let arm = adfdr_tests::arm_client(&rig.emu, "portal-user");
+    let base = adfdr_tests::factory_path(SUB, RG, "adf-sales");
+    let get = |kind: &str, name: &str| format!("{base}/{kind}/{name}");
+    let mut pl = arm.get(&get("pipelines", "PL_Load_Dw")).await.expect("get");
+    pl["properties"]["description"] = "hot-fix".into();
+    arm.put(&get("pipelines", "PL_Load_Dw"), &pl)
+        .await
+        .expect("put");
+    arm.send(Method::Post, &get("triggers", "TR_Daily/stop"), None)
+        .await
+        .expect("stop");
+    let mut tr = arm.get(&get("triggers", "TR_Daily")).await.expect("get");
+    tr["properties"]["typeProperties"]["recurrence"]["interval"] = 2.into();
+    arm.put(&get("triggers", "TR_Daily"), &tr)
+        .await
+        .expect("put");
+    arm.send(Method::Post, &get("triggers", "TR_Daily/start"), None)
+        .await
+        .expect("start");
+    arm.put(&get("pipelines", "PL_Extra"), &serde_json::json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}})).await.expect("put");
+    arm.put(&get("triggers", "TR_Extra"), &serde_json::json!({"properties": {"type": "ScheduleTrigger", "typeProperties": {"recurrence": {"frequency": "Hour", "interval": 1}},
+        "pipelines": [{"pipelineReference": {"referenceName": "PL_Extra", "type": "PipelineReference"}}]}})).await.expect("put");
+    arm.send(Method::Post, &get("triggers", "TR_Extra/start"), None)
+        .await
+        .expect("start");
+    arm.delete(&get("pipelines", "PL_Smoke"))
+        .await
+        .expect("delete");
+    assert_ne!(factory_of(&rig, RG, "adf-sales"), backed_up);
+
+    let to = format!("{SUB}/{RG}/adf-sales");
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+        "--triggers",
+        "as-backed-up",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report = stdout(&out);
+    assert!(report.contains("stop triggers first: TR_Daily"), "{report}");
+    assert!(
+        report.contains("keep   pipeline:PL_Extra: not in the snapshot"),
+        "{report}"
+    );
+    let now = factory_of(&rig, RG, "adf-sales");
+    let extras = [
+        ("Pipeline".to_string(), "pl_extra".to_string()),
+        ("Trigger".to_string(), "tr_extra".to_string()),
+    ];
+    let without_extras: Contents = now
+        .iter()
+        .filter(|(k, _)| !extras.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(
+        without_extras, backed_up,
+        "definitions and trigger states as backed up"
+    );
+    assert_eq!(
+        now[&extras[1]].1.as_deref(),
+        Some("Started"),
+        "extras are left alone without --delete-extraneous"
+    );
+
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+        "--triggers",
+        "as-backed-up",
+        "--delete-extraneous",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("delete trigger:TR_Extra"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(factory_of(&rig, RG, "adf-sales"), backed_up);
+
+    let plan = json(&rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--plan",
+        "--json",
+        "--triggers",
+        "as-backed-up",
+        "--delete-extraneous",
+    ]));
+    assert_eq!(plan["plan"]["steps"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(plan["plan"]["delete"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(
+        plan["plan"]["stop_triggers"],
+        serde_json::json!([]),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["plan"]["start_triggers"],
+        serde_json::json!([]),
+        "{plan:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_killed_midway_converges_when_run_again() {
+    let rig = Rig::start("restore-kill", &[("sales", "adf-sales", &sample_factory())]).await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let file = overrides(&rig, FILL_ERP);
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 120})).await;
+    let restore = |to: &str| {
+        let mut cmd = rig.command();
+        cmd.env("ERP_CONNECTION", "x").args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--to",
+            &format!("{SUB}/{DR_RG}/{to}"),
+            "--yes",
+            "--overrides",
+            &file,
+        ]);
+        cmd
+    };
+    let started = std::time::Instant::now();
+    let out = restore("adf-whole").output().expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let whole = started.elapsed();
+    let reference = factory_of(&rig, DR_RG, "adf-whole");
+
+    let mut child = restore("adf-killed")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(whole / 2);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let partial = contents(&rig, DR_RG, "adf-killed").unwrap_or_default();
+    assert!(
+        partial.len() < reference.len(),
+        "killed midway: {} of {} resources",
+        partial.len(),
+        reference.len()
+    );
+
+    let out = restore("adf-killed").output().expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(factory_of(&rig, DR_RG, "adf-killed"), reference);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_restore_reads_the_secondary_when_the_primary_is_damaged_or_down() {
+    let rig = Rig::start(
+        "restore-fallback",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let to = format!("{SUB}/{DR_RG}/adf-sales-dr");
+    let payload = rig
+        .objects()
+        .await
+        .into_iter()
+        .find(|(account, key, _)| {
+            account == &rig.azurite.accounts[0].name && key.ends_with(".payload")
+        })
+        .expect("payload in weu");
+    let mut damaged = payload.2.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    rig.overwrite(0, &payload.1, damaged).await;
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--plan",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("(read from neu)"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("skipped location weu"),
+        "{}",
+        text(&out)
+    );
+
+    let down = rig
+        .config_text(None)
+        .replace(&rig.location_url(0), "https://127.0.0.1:9/adfdr");
+    rig.write_config(&down);
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(stdout(&out).contains("(read from neu)"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("skipped location weu"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_mode_needs_only_a_login_a_store_and_a_key() {
+    let rig = Rig::start(
+        "restore-incident",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let bin = rig.fake_az();
+    let home = scratch("incident-home");
+    let ca = adfdr_tests::ca_pem();
+    let incident = |key: &str, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_adfdr"));
+        cmd.env_clear()
+            .env("PATH", path_with(&bin))
+            .env("HOME", &home)
+            .current_dir(&home)
+            .args([
+                "restore",
+                "latest",
+                "--factory",
+                "sales",
+                "--to",
+                &format!("{SUB}/{DR_RG}/adf-incident"),
+            ])
+            .args([
+                "--store",
+                &rig.location_url(0),
+                "--store",
+                &rig.location_url(1),
+                "--key",
+                key,
+            ])
+            .args([
+                "--arm-endpoint",
+                &rig.emu.urls().arm,
+                "--ca-file",
+                ca.to_str().expect("utf8"),
+            ])
+            .args(extra);
+        cmd.output().expect("runs")
+    };
+    let out = incident(rig.breakglass.to_str().expect("utf8"), &["--yes", "--json"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["outcome"], "restored-with-skips", "{report:#}");
+    assert_eq!(report["mismatches"], serde_json::json!([]), "{report:#}");
+    let skipped = report["plan"]["skipped"].as_array().expect("skipped").len();
+    let restored = factory_of(&rig, DR_RG, "adf-incident");
+    let source = factory_of(&rig, RG, "adf-sales");
+    assert!(
+        skipped > 0,
+        "the masked ERP connection string cannot be restored"
+    );
+    assert_eq!(
+        restored.len() + skipped,
+        source.len(),
+        "everything else is restored"
+    );
+    let audit = std::fs::read_to_string(home.join(".local/state/adfdr/audit.jsonl"))
+        .expect("audit trail in HOME");
+    let record: Value = serde_json::from_str(audit.trim()).expect("one JSON line");
+    assert_eq!(record["action"], "restore");
+    assert_eq!(record["to"], format!("{SUB}/{DR_RG}/adf-incident"));
+    assert_eq!(record["what"]["factory"], "sales");
+    assert!(
+        record["who"]["identity"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Azure CLI"),
+        "{record}"
+    );
+
+    // The wrong key: the error names the keys that can open the snapshot.
+    let wrong = home.join("wrong.key");
+    let out = rig.adfdr(&["key", "generate", "--out", wrong.to_str().expect("utf8")]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = incident(wrong.to_str().expect("utf8"), &["--plan"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("It can be opened by") && stderr(&out).contains("adfdr-kek"),
+        "{}",
+        text(&out)
+    );
+
+    // An unknown snapshot.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_adfdr"));
+    let out = cmd
+        .env_clear()
+        .env("PATH", path_with(&bin))
+        .env("HOME", &home)
+        .args([
+            "restore",
+            "20990101T000000Z-00000000",
+            "--factory",
+            "sales",
+            "--to",
+            &format!("{SUB}/{DR_RG}/x"),
+        ])
+        .args([
+            "--store",
+            &rig.location_url(0),
+            "--key",
+            rig.breakglass.to_str().expect("utf8"),
+        ])
+        .args([
+            "--arm-endpoint",
+            &rig.emu.urls().arm,
+            "--ca-file",
+            ca.to_str().expect("utf8"),
+            "--plan",
+        ])
+        .output()
+        .expect("runs");
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("20990101T000000Z-00000000"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cycle_is_refused_with_its_path_and_a_target_without_rights_names_the_role() {
+    let seed = scratch("cycle-seed");
+    std::fs::create_dir_all(seed.join("pipeline")).expect("dir");
+    std::fs::create_dir_all(seed.join("factory")).expect("dir");
+    std::fs::write(
+        seed.join("factory/adf-cycle.json"),
+        r#"{"name": "adf-cycle", "location": "westeurope"}"#,
+    )
+    .expect("factory");
+    for (me, other) in [("PL_A", "PL_B"), ("PL_B", "PL_A")] {
+        std::fs::write(
+            seed.join(format!("pipeline/{me}.json")),
+            format!(r#"{{"name": "{me}", "properties": {{"activities": [{{"name": "x", "type": "ExecutePipeline", "typeProperties": {{"pipeline": {{"referenceName": "{other}", "type": "PipelineReference"}}}}}}]}}}}"#),
+        )
+        .expect("pipeline");
+    }
+    let rig = Rig::start(
+        "restore-cycle",
+        &[
+            ("cycle", "adf-cycle", &seed),
+            ("sales", "adf-sales", &sample_factory()),
+        ],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup", "--all"])), 0);
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "cycle",
+        "--to",
+        &format!("{SUB}/{DR_RG}/adf-cycle-dr"),
+        "--plan",
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("dependency cycle: pipeline:PL_A -> pipeline:PL_B -> pipeline:PL_A"),
+        "{}",
+        text(&out)
+    );
+
+    // RBAC on: the agent's identity may read the source but not the target.
+    let mi = adf_emulator::auth::derived_guid("mi:system-assigned");
+    for (role, scope) in [
+        (
+            "Reader",
+            format!("/subscriptions/{SUB}/resourceGroups/{RG}"),
+        ),
+        ("Key Vault Crypto User", "/keyvault".to_string()),
+    ] {
+        adfdr_tests::admin(
+            &rig.emu,
+            "role-assignments",
+            serde_json::json!({"principal_id": mi, "role": role, "scope": scope}),
+        )
+        .await;
+    }
+    let to = format!("{SUB}/{DR_RG}/adf-sales-dr");
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("the system-assigned managed identity")
+            && text(&out).contains("'Data Factory Contributor'"),
+        "{}",
+        text(&out)
+    );
+    adfdr_tests::admin(&rig.emu, "role-assignments", serde_json::json!({"principal_id": mi, "role": "Reader", "scope": format!("/subscriptions/{SUB}/resourceGroups/{DR_RG}")})).await;
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("may not change factory")
+            && stdout(&out).contains("'Data Factory Contributor'"),
+        "{}",
+        text(&out)
+    );
+}

@@ -147,6 +147,31 @@ file = "{bg}"
         text
     }
 
+    /// A stand-in `az` (returned: its directory, to put first on PATH) that
+    /// answers `az account get-access-token --scope S` with a token the
+    /// emulator signed for S's audience, and logs each scope to `calls`.
+    pub fn fake_az(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.dir.join("fakebin");
+        std::fs::create_dir_all(&bin).expect("dir");
+        let mut script = String::from(
+            "#!/bin/sh\nscope=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\necho \"$scope\" >> \"$(dirname \"$0\")/calls\"\ncase \"$scope\" in\n",
+        );
+        for audience in [
+            "https://management.azure.com",
+            "https://storage.azure.com",
+            "https://vault.azure.net",
+        ] {
+            let token = self.emu.mint_token(audience, "az-cli-user", 3600);
+            script.push_str(&format!("  {audience}*) t={token} ;;\n"));
+        }
+        script.push_str("  *) echo \"unknown scope $scope\" >&2; exit 1 ;;\nesac\nexp=$(( $(date +%s) + 3600 ))\nprintf '{\"accessToken\":\"%s\",\"expires_on\":%s,\"tokenType\":\"Bearer\"}\\n' \"$t\" \"$exp\"\n");
+        let az = bin.join("az");
+        std::fs::write(&az, script).expect("az");
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        bin
+    }
+
     pub fn write_config(&self, text: &str) {
         std::fs::write(&self.config, text).expect("config");
     }
@@ -215,6 +240,15 @@ file = "{bg}"
     }
 }
 
+/// PATH with `bin` first.
+pub fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -222,6 +256,10 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 pub fn stdout(out: &Output) -> String {
