@@ -75,8 +75,8 @@ pub struct Args {
     /// Also restore the git configuration (not wanted on a DR copy).
     #[arg(long)]
     with_git: bool,
-    /// Writes in flight at once.
-    #[arg(long, default_value_t = 8)]
+    /// Writes in flight at once (throttling is waited out together).
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
 
     /// Incident mode: read snapshots from this location (repeatable; https

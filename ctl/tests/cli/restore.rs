@@ -851,3 +851,64 @@ async fn a_cycle_is_refused_with_its_path_and_a_target_without_rights_names_the_
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triggers_start_as_backed_up_through_provisioning_refusals_and_throttling() {
+    let rig = Rig::start(
+        "restore-triggers",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let source = factory_of(&rig, RG, "adf-sales");
+    // Event triggers right after a write: "cannot be updated during
+    // provisioning" (adftools #463/#484), twice; and a burst of 429s on writes.
+    adfdr_tests::admin(&rig.emu, "faults", serde_json::json!({"method": "POST", "path_contains": "/start", "status": 400,
+        "code": "BadRequest", "message": "Resource cannot be updated during provisioning", "count": 2})).await;
+    adfdr_tests::admin(
+        &rig.emu,
+        "faults",
+        serde_json::json!({"method": "PUT", "path_contains": "/pipelines/", "status": 429,
+        "code": "TooManyRequests", "message": "throttled", "retry_after": 1, "count": 12}),
+    )
+    .await;
+    let file = overrides(&rig, FILL_ERP);
+    let out = rig
+        .command()
+        .env("ERP_CONNECTION", "x")
+        .args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--to",
+            &format!("{SUB}/{DR_RG}/adf-sales-dr"),
+            "--yes",
+            "--triggers",
+            "as-backed-up",
+            "--overrides",
+            &file,
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let restored = factory_of(&rig, DR_RG, "adf-sales-dr");
+    assert_eq!(started(&restored), started(&source));
+    assert!(
+        started(&source).contains(&"tr_newfiles".to_string()),
+        "the sample starts an event trigger"
+    );
+    let subscription = rig.emu.with_world(|w| {
+        w.factory(SUB, DR_RG, "adf-sales-dr")
+            .expect("dr")
+            .children(Kind::Trigger)["tr_newfiles"]
+            .subscription
+            .clone()
+    });
+    assert_eq!(subscription.as_deref(), Some("Enabled"));
+    let counters = rig.emu.counters();
+    assert!(
+        counters.injected_faults >= 14,
+        "the faults were served: {counters:?}"
+    );
+}
