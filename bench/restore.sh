@@ -58,7 +58,7 @@ admin settings "{\"latency_ms\": $LATENCY, \"throttle\": \"$THROTTLE\"}"
 
 # The plan of a restore into an empty factory gives writes and depth.
 PLAN=$("$BIN/adfdr" restore latest --factory big --to "$SUB/rg-dr/adf-plan" --plan --json)
-WRITES=$(jq '[.plan.steps | length, (if .plan.factory.action == "unchanged" then 0 else 1 end), (if .plan.factory.final_body then 1 else 0 end)] | add' <<<"$PLAN")
+WRITES=$(jq '[(.plan.steps | length), (if .plan.factory.action == "unchanged" then 0 else 1 end), (if .plan.factory.second_write then 1 else 0 end)] | add' <<<"$PLAN")
 DEPTH=$(jq '.plan.depth' <<<"$PLAN")
 SKIPPED=$(jq '.plan.skipped | length' <<<"$PLAN")
 DEPTH_MS=$(( (DEPTH + 1) * LATENCY ))   # the factory first, then the longest chain

@@ -65,6 +65,19 @@ impl Graph {
                         label(kind, None, name),
                         reference.pointer.clone(),
                     ));
+                } else if reference.kind == Some(ResourceKind::IntegrationRuntime)
+                    && !reference.dynamic
+                {
+                    // AutoResolveIntegrationRuntime exists implicitly, except in
+                    // a managed-VNet factory, where it is a resource of its own
+                    // and must exist before what runs on it.
+                    let k = key(ResourceKind::IntegrationRuntime, None, &reference.name);
+                    if let Some(&j) = index.get(&k)
+                        && j != i
+                        && !deps[i].contains(&j)
+                    {
+                        deps[i].push(j);
+                    }
                 }
             }
             for (to, label, pointer) in wanted {
@@ -310,5 +323,26 @@ mod tests {
         assert_eq!(g.external.len(), 1);
         assert_eq!(g.external[0].label, "linkedService:LS_Gone");
         assert_eq!(g.external[0].pointer, "/properties/linkedServiceName");
+        // In a managed-VNet factory AutoResolve is a resource: it goes first.
+        let vnet = vec![
+            r(
+                ResourceKind::LinkedService,
+                "LS",
+                json!({"properties": {"connectVia": {"referenceName": "AutoResolveIntegrationRuntime", "type": "IntegrationRuntimeReference"}}}),
+            ),
+            r(
+                ResourceKind::IntegrationRuntime,
+                "AutoResolveIntegrationRuntime",
+                json!({"properties": {"type": "Managed",
+                "managedVirtualNetwork": {"referenceName": "default", "type": "ManagedVirtualNetworkReference"}}}),
+            ),
+        ];
+        let g = Graph::build(&vnet);
+        assert_eq!(g.deps[0], [1]);
+        assert!(
+            g.external
+                .iter()
+                .all(|e| e.label != "integrationRuntime:AutoResolveIntegrationRuntime")
+        );
     }
 }

@@ -83,6 +83,8 @@ pub struct FactoryPlan {
     /// had to wait.
     #[serde(skip)]
     pub final_body: Option<Value>,
+    /// A second factory write sets the staging back-reference at the end.
+    pub second_write: bool,
     pub notes: Vec<String>,
 }
 
@@ -776,6 +778,7 @@ pub fn plan(
             action,
             region,
             body: first_body,
+            second_write: final_body.is_some(),
             final_body,
             notes,
         },
