@@ -193,6 +193,33 @@ impl Catalog {
         self.put(CHECKPOINTS, &k(&r.factory, &r.id), r)
     }
 
+    /// Checkpoints, oldest first.
+    pub fn checkpoints(
+        &self,
+        factory: Option<&str>,
+    ) -> Result<Vec<CheckpointRecord>, CatalogError> {
+        self.scan(CHECKPOINTS, &Self::prefix(factory))
+    }
+
+    /// Forgets a pruned snapshot and the checkpoints that confirmed it.
+    pub fn remove_snapshot(&self, factory: &str, id: &str) -> Result<(), CatalogError> {
+        let checkpoints: Vec<String> = self
+            .checkpoints(Some(factory))?
+            .into_iter()
+            .filter(|c| c.snapshot == id)
+            .map(|c| k(factory, &c.id))
+            .collect();
+        let key = k(factory, id);
+        self.write(|tx| {
+            tx.open_table(SNAPSHOTS)?.remove(key.as_str())?;
+            let mut t = tx.open_table(CHECKPOINTS)?;
+            for c in &checkpoints {
+                t.remove(c.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn add_repair(&self, r: &RepairRecord) -> Result<(), CatalogError> {
         self.put(REPAIRS, &k(&r.location, &r.key), r)
     }

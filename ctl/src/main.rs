@@ -10,6 +10,7 @@ mod diff;
 mod export;
 mod key;
 mod output;
+mod prune;
 mod restore;
 mod show;
 mod snapshots;
@@ -59,6 +60,8 @@ enum Command {
     Export(export::Args),
     /// Check the integrity of every copy in every location.
     Verify(verify::Args),
+    /// Apply retention (each factory's keep policy); --dry-run shows every decision.
+    Prune(prune::Args),
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
     Restore(Box<restore::Args>),
     /// Key management.
@@ -129,6 +132,7 @@ async fn main() -> ExitCode {
         Command::Diff(args) => diff::run(&ctx, args).await,
         Command::Export(args) => export::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::Prune(args) => prune::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, *args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,

@@ -260,17 +260,65 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     }
     let started = time::OffsetDateTime::now_utc();
     let clock = std::time::Instant::now();
+    // Hold the snapshot while it is in use, so a prune elsewhere keeps it
+    // (best effort: incident mode reads only and cannot write a hold).
+    let (factory, id) =
+        adfdr_core::ops::read::resolve(&kit.replicas, &args.snapshot, kit.factory.as_deref())
+            .await?;
+    let held = adfdr_core::ops::prune::hold(
+        &kit.replicas,
+        &factory,
+        &id,
+        &format!(
+            "restore to {} by {}@{}",
+            target.describe(),
+            whoami(),
+            hostname()
+        ),
+        started,
+    )
+    .await;
+    let result = restore(
+        ctx,
+        &args,
+        &kit,
+        &target,
+        &options,
+        overrides.as_ref(),
+        &factory,
+        &id,
+        started,
+        clock,
+    )
+    .await;
+    adfdr_core::ops::prune::release(&kit.replicas, &held).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore(
+    ctx: &Ctx,
+    args: &Args,
+    kit: &Kit,
+    target: &TargetFactory,
+    options: &PlanOptions,
+    overrides: Option<&Overrides>,
+    factory: &str,
+    id: &str,
+    started: time::OffsetDateTime,
+    clock: std::time::Instant,
+) -> Result<i32, OpError> {
     let spinner = crate::output::spinner(ctx.json, "reading the snapshot and the target".into());
     let prepared = op::prepare(
         &kit.replicas,
         &kit.keys,
         &kit.arm,
         &kit.identity,
-        &args.snapshot,
-        kit.factory.as_deref(),
-        &target,
-        overrides.as_ref(),
-        &options,
+        id,
+        Some(factory),
+        target,
+        overrides,
+        options,
         args.concurrency,
     )
     .await;

@@ -72,6 +72,8 @@ fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Pa
             (factory, snapshot)
         }
         Parsed::Checkpoint { factory, id } => (factory, id),
+        // Holds are plain markers, not sealed objects.
+        Parsed::Hold { .. } => return None,
     };
     if factory.is_some_and(|want| !want.eq_ignore_ascii_case(f)) {
         return None;
@@ -220,6 +222,7 @@ async fn check_location(
             Parsed::Manifest { factory, snapshot } => (factory, snapshot, ObjectType::Manifest),
             Parsed::Payload { factory, snapshot } => (factory, snapshot, ObjectType::Payload),
             Parsed::Checkpoint { factory, id } => (factory, id, ObjectType::Checkpoint),
+            Parsed::Hold { .. } => continue,
         };
         let header_id = match want_type {
             ObjectType::Checkpoint => parsed.header.id.clone().unwrap_or_default(),
@@ -277,6 +280,7 @@ async fn check_location(
                     }
                 }
             }
+            Parsed::Hold { .. } => {}
             Parsed::Checkpoint { factory, .. } => {
                 let snapshot = &parsed.header.snapshot;
                 if !manifests.contains(&(factory.clone(), snapshot.clone())) {

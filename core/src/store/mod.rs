@@ -82,7 +82,7 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 
 /// Object keys of the layout (docs/FORMAT.md):
 /// `v1/{factory}/snapshots/{id}.payload`, `v1/{factory}/snapshots/{id}.manifest`,
-/// `v1/{factory}/checkpoints/{id}.checkpoint`.
+/// `v1/{factory}/checkpoints/{id}.checkpoint`, `v1/{factory}/holds/{snapshot}.{token}.hold`.
 pub mod layout {
     pub const ROOT: &str = "v1/";
 
@@ -98,6 +98,11 @@ pub mod layout {
         format!("v1/{factory}/checkpoints/{id}.checkpoint")
     }
 
+    /// A hold: a running restore or drill uses `snapshot`; prune keeps it.
+    pub fn hold(factory: &str, snapshot: &str, token: &str) -> String {
+        format!("v1/{factory}/holds/{snapshot}.{token}.hold")
+    }
+
     pub fn factory_prefix(factory: &str) -> String {
         format!("v1/{factory}/")
     }
@@ -108,6 +113,7 @@ pub mod layout {
         Manifest { factory: String, snapshot: String },
         Payload { factory: String, snapshot: String },
         Checkpoint { factory: String, id: String },
+        Hold { factory: String, snapshot: String },
     }
 
     pub fn parse(key: &str) -> Option<Parsed> {
@@ -133,6 +139,13 @@ pub mod layout {
                     })
                 }
             }
+            "holds" => file
+                .strip_suffix(".hold")
+                .and_then(|f| f.rsplit_once('.'))
+                .map(|(snapshot, _)| Parsed::Hold {
+                    factory,
+                    snapshot: snapshot.into(),
+                }),
             "checkpoints" => file
                 .strip_suffix(".checkpoint")
                 .map(|id| Parsed::Checkpoint {

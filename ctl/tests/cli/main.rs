@@ -10,5 +10,6 @@ mod crash;
 mod demo;
 mod failures;
 mod integrity;
+mod prune;
 mod restore;
 mod snapshots;

@@ -1,0 +1,329 @@
+//! Retention applied to the store: decide (`plan::retention`), then delete
+//! whole snapshots, manifest first (the commit point: from then on nobody
+//! lists it) and payload second, with the checkpoints that confirmed them;
+//! in every writable location. Holds (a running restore or drill) protect
+//! a snapshot; the newest intact snapshot is always kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::{OffsetDateTime, UtcOffset};
+
+use super::OpError;
+use super::read;
+use crate::catalog::Catalog;
+use crate::plan::retention::{Candidate, Decision, Policy, decide};
+use crate::snapshot::object;
+use crate::store::Replicas;
+use crate::store::layout::{self, Parsed};
+
+/// A hold older than this is left over from a process that died.
+pub const HOLD_TTL: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub time: String,
+    pub bytes: u64,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub factory: String,
+    pub dry_run: bool,
+    pub snapshots: Vec<Snapshot>,
+    pub deleted: Vec<String>,
+    pub checkpoints_deleted: usize,
+    pub freed_bytes: u64,
+    /// Objects that could not be deleted (immutable, refused, unreachable).
+    pub failures: Vec<String>,
+    /// Locations that were not pruned (read-only or unreachable).
+    pub untouched: Vec<String>,
+}
+
+/// `20261122T092249Z-cc094363` → its time.
+pub fn snapshot_time(id: &str) -> Option<OffsetDateTime> {
+    let stamp = id.get(..16)?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(stamp, format)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+/// Objects of one factory per location: (location, key) → size; and the
+/// hold keys with the snapshot each holds.
+struct Listing {
+    objects: BTreeMap<(String, String), u64>,
+    holds: BTreeMap<String, String>,
+}
+
+async fn listing(replicas: &Replicas, factory: &str, report: &mut Report) -> Listing {
+    let mut objects = BTreeMap::new();
+    let mut holds = BTreeMap::new();
+    for (location, result) in replicas.list_all(&layout::factory_prefix(factory)).await {
+        match result {
+            Ok(list) => {
+                for o in list {
+                    if let Some(Parsed::Hold { snapshot, .. }) = layout::parse(&o.key) {
+                        holds.insert(o.key.clone(), snapshot);
+                    }
+                    objects.insert((location.clone(), o.key), o.size);
+                }
+            }
+            Err(e) => report.untouched.push(format!("{location}: {e}")),
+        }
+    }
+    Listing { objects, holds }
+}
+
+/// A hold's content: who, since when.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct HoldBody {
+    pub by: String,
+    pub since: String,
+}
+
+/// Marks `snapshot` as in use in every writable location (best effort: a
+/// read-only incident-mode restore cannot write one). Returns the keys written.
+pub async fn hold(
+    replicas: &Replicas,
+    factory: &str,
+    snapshot: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Vec<(String, String)> {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let key = layout::hold(factory, snapshot, &token);
+    let body = serde_json::to_vec(&HoldBody {
+        by: by.into(),
+        since: crate::snapshot::rfc3339(now),
+    })
+    .expect("json");
+    let targets = replicas.writable_names();
+    let put = replicas.put_new(&key, &body, &targets).await;
+    put.written.into_iter().map(|l| (l, key.clone())).collect()
+}
+
+pub async fn release(replicas: &Replicas, held: &[(String, String)]) {
+    for (location, key) in held {
+        if let Some(l) = replicas.get(location)
+            && let Err(e) = l.store.delete(key).await
+        {
+            tracing::warn!(location, key, error = %e, "could not remove a hold; it expires by itself");
+        }
+    }
+}
+
+/// Decides retention for `factory` and, unless `dry_run`, deletes.
+pub async fn prune(
+    replicas: &Replicas,
+    catalog: Option<&Catalog>,
+    factory: &str,
+    policy: &Policy,
+    offset: UtcOffset,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> Result<Report, OpError> {
+    let mut report = Report {
+        factory: factory.into(),
+        dry_run,
+        ..Default::default()
+    };
+    let listed = listing(replicas, factory, &mut report).await;
+    for l in replicas.locations.iter().filter(|l| l.read_only) {
+        report.untouched.push(format!(
+            "{}: read-only (pruned through its primary)",
+            l.name
+        ));
+    }
+    // Committed snapshots (a manifest somewhere) and their size in the
+    // location that holds most of them.
+    let mut per_location: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut committed: BTreeSet<String> = BTreeSet::new();
+    for ((location, key), size) in &listed.objects {
+        let snapshot = match layout::parse(key) {
+            Some(Parsed::Manifest { snapshot, .. }) => {
+                committed.insert(snapshot.clone());
+                snapshot
+            }
+            Some(Parsed::Payload { snapshot, .. }) => snapshot,
+            _ => continue,
+        };
+        *per_location
+            .entry(snapshot)
+            .or_default()
+            .entry(location.clone())
+            .or_default() += size;
+    }
+    let snapshots: BTreeMap<String, u64> = committed
+        .into_iter()
+        .map(|id| {
+            let bytes = per_location
+                .get(&id)
+                .and_then(|m| m.values().max().copied())
+                .unwrap_or(0);
+            (id, bytes)
+        })
+        .collect();
+    // Live holds.
+    let mut held: BTreeMap<String, String> = BTreeMap::new();
+    for (key, snapshot) in &listed.holds {
+        let body = match replicas.read(key, None, |_| Ok(())).await {
+            Ok(r) => serde_json::from_slice::<HoldBody>(&r.bytes).ok(),
+            Err(_) => None,
+        };
+        let live = body.as_ref().is_some_and(|b| {
+            crate::snapshot::parse_time(&b.since).is_some_and(|t| now - t < HOLD_TTL)
+        });
+        if live {
+            let by = body
+                .map(|b| format!("{} since {}", b.by, b.since))
+                .unwrap_or_default();
+            held.insert(snapshot.clone(), by);
+        }
+    }
+    let mut candidates = Vec::new();
+    for id in snapshots.keys() {
+        let Some(time) = snapshot_time(id) else {
+            report
+                .failures
+                .push(format!("{id}: not a snapshot id adfdr writes; left alone"));
+            continue;
+        };
+        candidates.push(Candidate {
+            id: id.clone(),
+            time,
+            intact: false,
+            held_by: held.get(id).cloned(),
+        });
+    }
+    // The newest intact snapshot: check digests newest first until one passes.
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.time));
+    for c in &mut candidates {
+        if intact(replicas, factory, &c.id).await {
+            c.intact = true;
+            break;
+        }
+    }
+    let decisions: Vec<Decision> = decide(&candidates, policy, offset);
+    for d in &decisions {
+        let c = candidates.iter().find(|c| c.id == d.id).expect("decided");
+        report.snapshots.push(Snapshot {
+            id: d.id.clone(),
+            time: crate::snapshot::rfc3339(c.time),
+            bytes: snapshots.get(&d.id).copied().unwrap_or(0),
+            keep: d.keep,
+            reasons: d.reasons.clone(),
+        });
+    }
+    let doomed: BTreeSet<String> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.clone())
+        .collect();
+    if doomed.is_empty() {
+        return Ok(report);
+    }
+    // Checkpoints of doomed snapshots (their header names the snapshot).
+    let mut checkpoints: Vec<(String, String, u64)> = Vec::new();
+    for ((location, key), size) in &listed.objects {
+        if let Some(Parsed::Checkpoint { .. }) = layout::parse(key)
+            && let Some(l) = replicas.get(location)
+            && let Ok(Some(bytes)) = l.store.get(key).await
+            && let Ok(parsed) = object::parse(&bytes)
+            && doomed.contains(&parsed.header.snapshot)
+        {
+            checkpoints.push((location.clone(), key.clone(), *size));
+        }
+    }
+    if dry_run {
+        report.freed_bytes = report
+            .snapshots
+            .iter()
+            .filter(|s| !s.keep)
+            .map(|s| s.bytes)
+            .sum::<u64>()
+            + checkpoints.iter().map(|c| c.2).sum::<u64>();
+        report.checkpoints_deleted = checkpoints.len();
+        return Ok(report);
+    }
+    for id in &doomed {
+        let mut ok = true;
+        // Manifest first: once it is gone the snapshot no longer lists, and
+        // a payload left behind by a failure is only garbage.
+        for key in [layout::manifest(factory, id), layout::payload(factory, id)] {
+            for l in replicas.writable() {
+                let Some(size) = listed.objects.get(&(l.name.clone(), key.clone())) else {
+                    continue;
+                };
+                match l.store.delete(&key).await {
+                    Ok(_) => report.freed_bytes += size,
+                    Err(e) => {
+                        ok = false;
+                        report.failures.push(format!("{}: {e}", l.name));
+                    }
+                }
+            }
+        }
+        if ok {
+            report.deleted.push(id.clone());
+            if let Some(c) = catalog
+                && let Err(e) = c.remove_snapshot(factory, id)
+            {
+                report.failures.push(format!("catalog: {e}"));
+            }
+        }
+    }
+    for (location, key, size) in checkpoints {
+        if let Some(l) = replicas.get(&location).filter(|l| !l.read_only) {
+            match l.store.delete(&key).await {
+                Ok(_) => {
+                    report.freed_bytes += size;
+                    report.checkpoints_deleted += 1;
+                }
+                Err(e) => report.failures.push(format!("{location}: {e}")),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A copy of the manifest and one of the payload pass their digests, and
+/// the payload is the one the manifest names.
+async fn intact(replicas: &Replicas, factory: &str, id: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let Ok((header, _)) = read::read_header(replicas, factory, id).await else {
+        return false;
+    };
+    let Some(want) = header.manifest.map(|m| m.payload.sha256) else {
+        return false;
+    };
+    replicas
+        .read(&layout::payload(factory, id), None, |bytes| {
+            if crate::snapshot::manifest::hex(&Sha256::digest(bytes)) == want {
+                Ok(())
+            } else {
+                Err("SHA-256 differs from the manifest's".into())
+            }
+        })
+        .await
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_ids_carry_their_time() {
+        let t = snapshot_time("20261122T092249Z-cc094363").expect("time");
+        assert_eq!(crate::snapshot::rfc3339(t), "2026-11-22T09:22:49Z");
+        assert!(snapshot_time("garbage").is_none());
+        let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let id = crate::snapshot::snapshot_id(now, 7);
+        assert_eq!(snapshot_time(&id), Some(now));
+    }
+}

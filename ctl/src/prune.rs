@@ -1,0 +1,86 @@
+//! `adfdr prune [FACTORY…|--all] [--dry-run]`: apply each factory's `keep`
+//! policy; every decision is shown with its reason.
+
+use adfdr_core::ops::prune::{Report, prune};
+use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::plan::retention::Policy;
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Factories to prune (configured names).
+    factories: Vec<String>,
+    /// Every configured factory.
+    #[arg(long)]
+    all: bool,
+    /// Show each decision and what would be freed; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let names = output::select_factories(&engine.config, &args.factories, args.all)?;
+    let catalog = engine.catalog()?;
+    let mut reports: Vec<Report> = Vec::new();
+    for name in &names {
+        let fc = engine.config.factory(name).expect("selected");
+        let policy = Policy::from(&fc.keep);
+        // Periods are counted in UTC (the scheduler's time zone support
+        // will apply to retention too).
+        let report = prune(
+            &engine.replicas,
+            Some(&catalog),
+            name,
+            &policy,
+            time::UtcOffset::UTC,
+            system_clock(),
+            args.dry_run,
+        )
+        .await?;
+        reports.push(report);
+    }
+    let failed = reports.iter().any(|r| !r.failures.is_empty());
+    if ctx.json {
+        output::json(&serde_json::to_value(&reports).expect("json"));
+    } else {
+        for r in &reports {
+            let going = r.snapshots.iter().filter(|s| !s.keep).count();
+            println!(
+                "{}: {} snapshots, {} kept, {} {}",
+                r.factory,
+                r.snapshots.len(),
+                r.snapshots.len() - going,
+                going,
+                if r.dry_run {
+                    "would be deleted"
+                } else {
+                    "deleted"
+                }
+            );
+            for s in &r.snapshots {
+                println!(
+                    "  {} {}  {:>9}  {}",
+                    if s.keep { "keep  " } else { "delete" },
+                    s.id,
+                    output::size(s.bytes),
+                    s.reasons.join("; ")
+                );
+            }
+            println!(
+                "  {} {} ({} checkpoints with them)",
+                if r.dry_run { "would free" } else { "freed" },
+                output::size(r.freed_bytes),
+                r.checkpoints_deleted
+            );
+            for u in &r.untouched {
+                println!("  not pruned: {u}");
+            }
+            for f in &r.failures {
+                println!("  FAILED {f}");
+            }
+        }
+    }
+    Ok(if failed { exit::DEGRADED } else { exit::OK })
+}
