@@ -382,7 +382,7 @@ async fn restore(
     let applied = op::apply(
         &kit.arm,
         &kit.identity,
-        &target,
+        target,
         plan,
         args.concurrency,
         &progress,
@@ -396,7 +396,7 @@ async fn restore(
     let expected_started = op::started_after(plan, &prepared.target_triggers);
     let mismatches = op::verify(
         &kit.arm,
-        &target,
+        target,
         &kit.identity,
         plan,
         &expected_started,
