@@ -499,6 +499,23 @@ impl Config {
                     ));
                 }
             }
+            if let Some(tz) = &fc.timezone {
+                crate::plan::schedule::Schedule::parse("0 0 * * *", Some(tz)).map_err(|e| {
+                    invalid(f.span(), format!("factory '{}': timezone: {e}", fc.name))
+                })?;
+            }
+            for (what, expr) in [
+                ("backup", &fc.backup),
+                ("drill", &fc.drill),
+                ("verify", &fc.verify),
+                ("prune", &fc.prune),
+            ] {
+                if let Some(expr) = expr {
+                    crate::plan::schedule::Schedule::parse(expr, fc.timezone.as_deref()).map_err(
+                        |e| invalid(f.span(), format!("factory '{}': {what} = {e}", fc.name)),
+                    )?;
+                }
+            }
             if let Some(t) = &fc.drill_target
                 && t.subscription.eq_ignore_ascii_case(&fc.subscription)
                 && t.resource_group.eq_ignore_ascii_case(&fc.resource_group)
@@ -644,6 +661,22 @@ keep = { last = 10, daily = 14 }
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("password"), "{e}");
+    }
+
+    #[test]
+    fn bad_schedules_and_time_zones_are_named_with_their_factory_and_line() {
+        let cron = GOOD.replace("\"*/15 * * * *\"", "\"*/15 * * *\"");
+        let e = parse(&cron).unwrap_err().to_string();
+        assert!(
+            e.contains("line 22")
+                && e.contains("factory 'sales-prod': backup = '*/15 * * *' has 4 fields"),
+            "{e}"
+        );
+        let tz = format!("{GOOD}timezone = \"Europe/Atlantis\"\n");
+        let e = parse(&tz).unwrap_err().to_string();
+        assert!(e.contains("unknown time zone 'Europe/Atlantis'"), "{e}");
+        let ok = format!("{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\n");
+        parse(&ok).expect("a valid zone and drill schedule");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use adfdr_core::ops::prune::{Report, prune};
 use adfdr_core::ops::{OpError, exit, system_clock};
-use adfdr_core::plan::retention::Policy;
+use adfdr_core::plan::retention::{Policy, zone};
 
 use crate::{Ctx, output};
 
@@ -27,14 +27,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     for name in &names {
         let fc = engine.config.factory(name).expect("selected");
         let policy = Policy::from(&fc.keep);
-        // Periods are counted in UTC (the scheduler's time zone support
-        // will apply to retention too).
+        // Hours, days, weeks… are counted in the factory's time zone (validated
+        // with the config; UTC by default).
+        let tz = fc
+            .timezone
+            .as_deref()
+            .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(chrono_tz::UTC);
         let report = prune(
             &engine.replicas,
             Some(&catalog),
             name,
             &policy,
-            time::UtcOffset::UTC,
+            &zone(tz),
             system_clock(),
             args.dry_run,
         )

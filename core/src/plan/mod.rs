@@ -7,6 +7,7 @@ pub mod graph;
 pub mod overrides;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod select;
 
 pub use graph::{Cycle, Graph};

@@ -61,9 +61,14 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-/// Decides every candidate (any order in, newest first out). `offset` is the
-/// time zone whose hours, days, weeks, months and years count.
-pub fn decide(candidates: &[Candidate], policy: &Policy, offset: UtcOffset) -> Vec<Decision> {
+/// Decides every candidate (any order in, newest first out). `offset` gives
+/// the UTC offset, at a given instant, of the time zone whose hours, days,
+/// weeks, months and years count.
+pub fn decide(
+    candidates: &[Candidate],
+    policy: &Policy,
+    offset: &dyn Fn(OffsetDateTime) -> UtcOffset,
+) -> Vec<Decision> {
     let mut sorted: Vec<&Candidate> = candidates.iter().collect();
     sorted.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); sorted.len()];
@@ -102,7 +107,7 @@ pub fn decide(candidates: &[Candidate], policy: &Policy, offset: UtcOffset) -> V
             if kept >= n {
                 break;
             }
-            let b = bucket(c.time.to_offset(offset));
+            let b = bucket(c.time.to_offset(offset(c.time)));
             if seen != Some(b) {
                 seen = Some(b);
                 kept += 1;
@@ -152,6 +157,22 @@ fn humantime(d: Duration) -> String {
     }
 }
 
+/// The offset function of an IANA time zone (daylight saving included).
+pub fn zone(tz: chrono_tz::Tz) -> impl Fn(OffsetDateTime) -> UtcOffset {
+    use chrono::{Offset, TimeZone};
+    move |t: OffsetDateTime| {
+        let seconds = tz
+            .offset_from_utc_datetime(
+                &chrono::DateTime::from_timestamp(t.unix_timestamp(), 0)
+                    .unwrap_or_default()
+                    .naive_utc(),
+            )
+            .fix()
+            .local_minus_utc();
+        UtcOffset::from_whole_seconds(seconds).unwrap_or(UtcOffset::UTC)
+    }
+}
+
 /// Which decisions delete, by id (for callers joining with listings).
 pub fn doomed(decisions: &[Decision]) -> HashMap<&str, &Decision> {
     decisions
@@ -198,7 +219,7 @@ mod tests {
             daily: Some(4),
             ..Default::default()
         };
-        let d = decide(&c, &p, UtcOffset::UTC);
+        let d = decide(&c, &p, &|_| UtcOffset::UTC);
         // Newest: s79 (day 20, 18:00), s78, s77 by last; daily: s79 (day 20),
         // s75 (day 19, 18:00), s71, s67.
         assert_eq!(kept(&d), ["s79", "s78", "s77", "s75", "s71", "s67"]);
@@ -231,7 +252,7 @@ mod tests {
                 weekly: Some(2),
                 ..Default::default()
             },
-            UtcOffset::UTC,
+            &|_| UtcOffset::UTC,
         );
         assert_eq!(kept(&weekly), ["s05", "s04"]);
         let monthly = decide(
@@ -240,7 +261,7 @@ mod tests {
                 monthly: Some(3),
                 ..Default::default()
             },
-            UtcOffset::UTC,
+            &|_| UtcOffset::UTC,
         );
         assert_eq!(
             kept(&monthly),
@@ -253,7 +274,7 @@ mod tests {
                 yearly: Some(10),
                 ..Default::default()
             },
-            UtcOffset::UTC,
+            &|_| UtcOffset::UTC,
         );
         assert_eq!(kept(&yearly), ["s05", "s03", "s00"]);
     }
@@ -266,7 +287,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            kept(&decide(&c, &p, UtcOffset::UTC)),
+            kept(&decide(&c, &p, &|_| UtcOffset::UTC)),
             ["s79", "s78", "s77", "s76", "s75"]
         );
     }
@@ -282,8 +303,13 @@ mod tests {
             daily: Some(5),
             ..Default::default()
         };
-        assert_eq!(kept(&decide(&c, &p, UtcOffset::UTC)), ["s01"]);
-        assert_eq!(kept(&decide(&c, &p, offset!(+1))), ["s01", "s00"]);
+        assert_eq!(kept(&decide(&c, &p, &|_| UtcOffset::UTC)), ["s01"]);
+        assert_eq!(kept(&decide(&c, &p, &|_| offset!(+1))), ["s01", "s00"]);
+        assert_eq!(
+            kept(&decide(&c, &p, &zone(chrono_tz::Europe::Amsterdam))),
+            ["s01", "s00"]
+        );
+        assert_eq!(kept(&decide(&c, &p, &zone(chrono_tz::UTC))), ["s01"]);
     }
 
     #[test]
@@ -297,7 +323,7 @@ mod tests {
             last: Some(1),
             ..Default::default()
         };
-        let d = decide(&c, &p, UtcOffset::UTC);
+        let d = decide(&c, &p, &|_| UtcOffset::UTC);
         assert_eq!(kept(&d), ["s79", "s77", "s10"]);
         let s77 = d.iter().find(|d| d.id == "s77").expect("s77");
         assert_eq!(s77.reasons, ["newest intact snapshot (always kept)"]);
@@ -308,7 +334,7 @@ mod tests {
     #[test]
     fn no_policy_keeps_everything() {
         let c = every_six_hours();
-        let d = decide(&c, &Policy::default(), UtcOffset::UTC);
+        let d = decide(&c, &Policy::default(), &|_| UtcOffset::UTC);
         assert!(d.iter().all(|d| d.keep));
         assert!(d[5].reasons[0].contains("no retention policy"));
     }
