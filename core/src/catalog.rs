@@ -83,6 +83,11 @@ fn k(factory: &str, id: &str) -> String {
 }
 
 impl Catalog {
+    /// Where this catalog lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn path_in(state_dir: &Path) -> PathBuf {
         state_dir.join("catalog.redb")
     }
@@ -238,6 +243,15 @@ impl Catalog {
 
     pub fn record_run(&self, r: &RunRecord) -> Result<(), CatalogError> {
         self.put(RUNS, &k(&r.started, &r.id), r)
+    }
+
+    /// The newest run of `kind` for `factory` (any outcome).
+    pub fn last_run(&self, kind: &str, factory: &str) -> Result<Option<RunRecord>, CatalogError> {
+        Ok(self
+            .scan::<RunRecord>(RUNS, "")?
+            .into_iter()
+            .filter(|r| r.kind == kind && r.factory == factory)
+            .max_by(|a, b| a.started.cmp(&b.started)))
     }
 
     /// Empties the index tables (runs are local history and stay).

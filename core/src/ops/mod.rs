@@ -124,6 +124,12 @@ impl Engine {
         })
     }
 
+    /// Hands an already open catalog to this engine (a reloaded config in
+    /// the same process: redb allows one opener).
+    pub fn adopt_catalog(&self, catalog: Arc<Catalog>) {
+        let _ = self.catalog.set(catalog);
+    }
+
     /// The catalog, opened once per process (redb allows one opener).
     pub fn catalog(&self) -> Result<Arc<Catalog>, OpError> {
         if let Some(c) = self.catalog.get() {

@@ -123,7 +123,7 @@ pub async fn prune(
     catalog: Option<&Catalog>,
     factory: &str,
     policy: &Policy,
-    offset: &dyn Fn(OffsetDateTime) -> UtcOffset,
+    offset: &(dyn Fn(OffsetDateTime) -> UtcOffset + Sync),
     now: OffsetDateTime,
     dry_run: bool,
 ) -> Result<Report, OpError> {

@@ -123,29 +123,20 @@ impl Schedule {
             .map(|d| d.with_timezone(&Utc))
     }
 
-    /// The last scheduled time at or before `t` (searching back a year).
-    pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut from = t - chrono::Duration::days(366);
-        let mut last = None;
-        // Walk forward in steps; schedules with one run a year stay cheap.
-        while let Some(next) = self.next_after(from) {
-            if next > t {
-                break;
-            }
-            last = Some(next);
-            from = next;
+    /// A run was due while nothing ran: the first scheduled time after the
+    /// last run is already past (or there never was a run).
+    pub fn missed(&self, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        match last_run {
+            None => true,
+            Some(last) => self.next_after(last).is_some_and(|due| due <= now),
         }
-        last
     }
 
-    /// A run was due while nothing ran: some scheduled time lies after the
-    /// last run (or there never was one) and at or before `now`.
-    pub fn missed(&self, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-        match (self.last_at_or_before(now), last_run) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(due), Some(last)) => due > last,
-        }
+    /// The time between two consecutive runs after `t` (for jitter bounds).
+    pub fn period_after(&self, t: DateTime<Utc>) -> Option<std::time::Duration> {
+        let a = self.next_after(t)?;
+        let b = self.next_after(a)?;
+        (b - a).to_std().ok()
     }
 }
 

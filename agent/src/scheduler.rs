@@ -1,0 +1,378 @@
+//! The scheduler loop: per-factory cron jobs (backup, verify, prune), one job
+//! per factory at a time, factories concurrently under a global limit, runs
+//! missed while the host was down caught up once at start-up, stable jitter.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adfdr_core::catalog::{Catalog, RunRecord};
+use adfdr_core::config::Config;
+use adfdr_core::ops::{Engine, OpError, backup, prune, system_clock, verify};
+use adfdr_core::plan::retention::{Policy, zone};
+use adfdr_core::plan::schedule::{Schedule, jitter};
+use adfdr_core::snapshot::rfc3339;
+use adfdr_core::store::layout;
+use chrono::{DateTime, Utc};
+use sd_notify::NotifyState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Backup,
+    Verify,
+    Prune,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Backup => "backup",
+            Kind::Verify => "verify",
+            Kind::Prune => "prune",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Job {
+    factory: String,
+    kind: Kind,
+    schedule: Schedule,
+    next: DateTime<Utc>,
+    running: bool,
+}
+
+impl Job {
+    fn key(&self) -> String {
+        format!("{}/{}", self.factory, self.kind.name())
+    }
+
+    /// The next run after `t`, pushed by this job's stable jitter (at most a
+    /// tenth of the period, and 30 s).
+    fn next_after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(at) = self.schedule.next_after(t) else {
+            return t + chrono::Duration::days(3650);
+        };
+        let max = self
+            .schedule
+            .period_after(t)
+            .map_or(Duration::ZERO, |p| (p / 10).min(Duration::from_secs(30)));
+        at + chrono::Duration::from_std(jitter(&self.key(), max)).unwrap_or_default()
+    }
+}
+
+fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
+}
+
+/// The jobs a config asks for, with their first run: now when a run was
+/// missed (caught up once), else the next scheduled time.
+fn jobs(config: &Config, catalog: &Catalog, now: DateTime<Utc>) -> Result<Vec<Job>, OpError> {
+    let mut out = Vec::new();
+    for f in config.factories.iter().map(|f| f.get_ref()) {
+        for (kind, expr) in [
+            (Kind::Backup, &f.backup),
+            (Kind::Verify, &f.verify),
+            (Kind::Prune, &f.prune),
+        ] {
+            let Some(expr) = expr else { continue };
+            let schedule = Schedule::parse(expr, f.timezone.as_deref()).map_err(|e| {
+                OpError::Usage(format!("factory '{}': {} = {e}", f.name, kind.name()))
+            })?;
+            let last = catalog
+                .last_run(kind.name(), &f.name)?
+                .and_then(|r| adfdr_core::snapshot::parse_time(&r.started))
+                .map(to_chrono);
+            let mut job = Job {
+                factory: f.name.clone(),
+                kind,
+                schedule,
+                next: now,
+                running: false,
+            };
+            if !job.schedule.missed(last, now) {
+                job.next = job.next_after(now);
+            } else {
+                tracing::info!(factory = %f.name, job = kind.name(), last_run = ?last, "a scheduled run was missed: running it now");
+            }
+            out.push(job);
+        }
+    }
+    Ok(out)
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify");
+    }
+}
+
+fn status(jobs: &[Job]) -> String {
+    let running: Vec<String> = jobs.iter().filter(|j| j.running).map(Job::key).collect();
+    let next = jobs.iter().filter(|j| !j.running).min_by_key(|j| j.next);
+    format!(
+        "{} jobs; running: {}; next: {}",
+        jobs.len(),
+        if running.is_empty() {
+            "none".into()
+        } else {
+            running.join(", ")
+        },
+        next.map_or("none".into(), |j| format!(
+            "{} at {}",
+            j.key(),
+            j.next.format("%Y-%m-%dT%H:%M:%SZ")
+        ))
+    )
+}
+
+/// The store must answer before READY: at least one location lists.
+async fn store_answers(engine: &Engine) -> Result<(), OpError> {
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for (location, result) in engine.replicas.list_all(layout::ROOT).await {
+        match result {
+            Ok(_) => ok += 1,
+            Err(e) => failures.push(format!("{location}: {e}")),
+        }
+    }
+    for f in &failures {
+        tracing::warn!(location = %f, "location unreachable at start-up");
+    }
+    if ok == 0 {
+        return Err(OpError::Failed(format!(
+            "no location answered: {}",
+            failures.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind) -> (String, bool) {
+    let started = system_clock();
+    let fc = match engine.config.factory(&factory) {
+        Some(f) => f.clone(),
+        None => return ("factory no longer configured".into(), false),
+    };
+    let (outcome, ok, detail) = match kind {
+        Kind::Backup => match backup::backup(&engine, &fc, false, system_clock).await {
+            // backup records its own run in the catalog.
+            Ok(o) => return (format!("{o:?}").chars().take(200).collect(), !o.degraded()),
+            Err(e) => {
+                let text = e.to_string();
+                return (text, false);
+            }
+        },
+        Kind::Verify => {
+            let report = verify::verify(
+                &engine.replicas,
+                &verify::Scope {
+                    factory: Some(&factory),
+                    snapshot: None,
+                    location: None,
+                    keys: None,
+                },
+            )
+            .await;
+            let ok = report.healthy();
+            (
+                if ok { "healthy" } else { "damaged" }.to_string(),
+                ok,
+                serde_json::json!({"healthy": ok, "snapshots": report.snapshots, "locations": report.locations.len()}),
+            )
+        }
+        Kind::Prune => {
+            let tz = fc
+                .timezone
+                .as_deref()
+                .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+                .unwrap_or(chrono_tz::UTC);
+            let catalog = engine.catalog().ok();
+            match prune::prune(
+                &engine.replicas,
+                catalog.as_deref(),
+                &factory,
+                &Policy::from(&fc.keep),
+                &zone(tz),
+                system_clock(),
+                false,
+            )
+            .await
+            {
+                Ok(r) => {
+                    let ok = r.failures.is_empty();
+                    (
+                        format!(
+                            "deleted {} snapshots, freed {} bytes",
+                            r.deleted.len(),
+                            r.freed_bytes
+                        ),
+                        ok,
+                        serde_json::to_value(&r).unwrap_or_default(),
+                    )
+                }
+                Err(e) => (e.to_string(), false, serde_json::Value::Null),
+            }
+        }
+    };
+    if let Ok(catalog) = engine.catalog() {
+        let record = RunRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            kind: kind.name().into(),
+            factory: factory.clone(),
+            started: rfc3339(started),
+            finished: rfc3339(system_clock()),
+            outcome: if ok { "ok".into() } else { "failed".into() },
+            detail,
+        };
+        if let Err(e) = catalog.record_run(&record) {
+            tracing::warn!(error = %e, "could not record the run");
+        }
+    }
+    (outcome, ok)
+}
+
+pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
+    let mut engine = Arc::new(Engine::new(config)?);
+    let catalog = engine.catalog()?;
+    store_answers(&engine).await?;
+    let mut jobs = jobs(&engine.config, &catalog, Utc::now())?;
+    let mut limit = Arc::new(Semaphore::new(
+        engine.config.backup.parallel_factories.max(1),
+    ));
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| OpError::Failed(e.to_string()))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| OpError::Failed(e.to_string()))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| OpError::Failed(e.to_string()))?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, Kind, String, bool)>();
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    tracing::info!(jobs = jobs.len(), config = %path.display(), "ready");
+    notify(&[NotifyState::Ready, NotifyState::Status(&status(&jobs))]);
+
+    let mut busy: HashSet<String> = HashSet::new();
+    loop {
+        let now = Utc::now();
+        // Start what is due: one job per factory at a time, the global limit
+        // applied inside the task.
+        for job in jobs.iter_mut() {
+            if job.running || job.next > now || busy.contains(&job.factory) {
+                continue;
+            }
+            job.running = true;
+            busy.insert(job.factory.clone());
+            let (engine, limit, done) = (engine.clone(), limit.clone(), done_tx.clone());
+            let (factory, kind) = (job.factory.clone(), job.kind);
+            tracing::info!(factory = %factory, job = kind.name(), "starting");
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let (outcome, ok) = run_job(engine, factory.clone(), kind).await;
+                let _ = done.send((factory, kind, outcome, ok));
+            });
+        }
+        notify(&[NotifyState::Status(&status(&jobs))]);
+        let next = jobs
+            .iter()
+            .filter(|j| !j.running && !busy.contains(&j.factory))
+            .map(|j| j.next)
+            .min();
+        let mut wait = next
+            .map(|n| (n - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(3600));
+        if let Some(w) = watchdog {
+            wait = wait.min(w);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some((factory, kind, outcome, ok)) = done_rx.recv() => {
+                busy.remove(&factory);
+                let now = Utc::now();
+                if let Some(job) = jobs.iter_mut().find(|j| j.factory == factory && j.kind == kind) {
+                    job.running = false;
+                    job.next = job.next_after(now);
+                }
+                if ok {
+                    tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome, "done");
+                } else {
+                    tracing::error!(factory = %factory, job = kind.name(), outcome = %outcome, "failed");
+                }
+            }
+            _ = sighup.recv() => {
+                notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Custom(""))]);
+                match reload(&path, &catalog).await {
+                    Ok((new_engine, new_jobs)) => {
+                        let old: BTreeMap<(String, Kind, String), (DateTime<Utc>, bool)> = jobs
+                            .iter()
+                            .map(|j| ((j.factory.clone(), j.kind, j.schedule.expr.clone()), (j.next, j.running)))
+                            .collect();
+                        jobs = new_jobs
+                            .into_iter()
+                            .map(|mut j| {
+                                if let Some((next, running)) = old.get(&(j.factory.clone(), j.kind, j.schedule.expr.clone())) {
+                                    j.next = *next;
+                                    j.running = *running;
+                                }
+                                j
+                            })
+                            .collect();
+                        limit = Arc::new(Semaphore::new(new_engine.config.backup.parallel_factories.max(1)));
+                        engine = new_engine;
+                        tracing::info!(jobs = jobs.len(), "config reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "config reload refused; still running on the previous config"),
+                }
+                notify(&[NotifyState::Ready, NotifyState::Status(&status(&jobs))]);
+            }
+            _ = sigterm.recv() => return stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await,
+            _ = sigint.recv() => return stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await,
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+    }
+}
+
+async fn reload(
+    path: &PathBuf,
+    catalog: &Arc<Catalog>,
+) -> Result<(Arc<Engine>, Vec<Job>), OpError> {
+    let config = Config::load(path)?;
+    let engine = Engine::new(config)?;
+    if engine.catalog_path != *catalog.path() {
+        tracing::warn!("agent.state_dir changed: it takes effect at the next restart");
+    }
+    engine.adopt_catalog(catalog.clone());
+    let jobs = jobs(&engine.config, catalog, Utc::now())?;
+    Ok((Arc::new(engine), jobs))
+}
+
+/// Stop scheduling; let running jobs finish within the deadline; a second
+/// signal quits at once.
+async fn stop(
+    sigterm: &mut tokio::signal::unix::Signal,
+    sigint: &mut tokio::signal::unix::Signal,
+    done: &mut mpsc::UnboundedReceiver<(String, Kind, String, bool)>,
+    mut busy: HashSet<String>,
+    timeout: Duration,
+) -> Result<(), OpError> {
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    tracing::info!(running = busy.len(), "stopping: waiting for running jobs");
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !busy.is_empty() {
+        tokio::select! {
+            Some((factory, kind, outcome, _)) = done.recv() => {
+                tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome, "finished before stopping");
+                busy.remove(&factory);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(abandoned = ?busy, "stop deadline reached: abandoning running jobs (nothing half-written lists)");
+                break;
+            }
+            _ = sigterm.recv() => { tracing::warn!("second signal: quitting now"); break; }
+            _ = sigint.recv() => { tracing::warn!("second signal: quitting now"); break; }
+        }
+    }
+    Ok(())
+}

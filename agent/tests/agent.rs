@@ -1,0 +1,353 @@
+//! adfdr-agent as systemd runs it: a child process with NOTIFY_SOCKET, the
+//! emulator (ARM, managed identity) on loopback and directory locations.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adf_emulator::Emulator;
+use adfdr_core::store::fs::FsStore;
+use adfdr_core::store::{BlobStore, Location, Replicas};
+
+const SUB: &str = "11111111-2222-3333-4444-555555555555";
+
+struct Rig {
+    emu: Emulator,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Rig {
+    async fn start(tag: &str) -> Rig {
+        let emu = adfdr_tests::start_emulator(|_| {}).await;
+        let dir = std::env::temp_dir().join(format!(
+            "adfdr-agent-{tag}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(dir.join("weu")).expect("dir");
+        std::fs::create_dir_all(dir.join("neu")).expect("dir");
+        emu.seed(
+            &format!("{SUB}/rg-prod/adf-sales"),
+            &adfdr_tests::workspace_root().join("fixtures/sample-factory"),
+        )
+        .expect("seed");
+        let key = dir.join("bg.key");
+        adfdr_core::keys::generate_key_file(&key).expect("key");
+        let config = dir.join("adfdr.toml");
+        Rig { emu, dir, config }
+    }
+
+    fn write_config(&self, factory_extra: &str) {
+        let text = format!(
+            r#"[agent]
+state_dir = "{state}"
+[auth]
+method = "managed-identity"
+arm_endpoint = "{arm}"
+ca_file = "{ca}"
+[[location]]
+name = "weu"
+url = "file://{weu}"
+[[location]]
+name = "neu"
+url = "file://{neu}"
+[[key]]
+id = "breakglass"
+file = "{key}"
+[[factory]]
+name = "sales"
+subscription = "{SUB}"
+resource_group = "rg-prod"
+factory = "adf-sales"
+{factory_extra}
+"#,
+            state = self.dir.join("state").display(),
+            arm = self.emu.urls().arm,
+            ca = adfdr_tests::ca_pem().display(),
+            weu = self.dir.join("weu").display(),
+            neu = self.dir.join("neu").display(),
+            key = self.dir.join("bg.key").display(),
+        );
+        std::fs::write(&self.config, text).expect("config");
+    }
+
+    /// Starts the agent with a notify socket; returns the child and the socket.
+    fn spawn(&self, extra: &[&str]) -> (Child, UnixDatagram) {
+        let socket_path = self
+            .dir
+            .join(format!("notify-{}", uuid::Uuid::new_v4().simple()));
+        let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let child = Command::new(env!("CARGO_BIN_EXE_adfdr-agent"))
+            .args(["--config", self.config.to_str().expect("utf8")])
+            .args(extra)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("IDENTITY_ENDPOINT", &self.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", self.emu.identity_header())
+            .env("ADFDR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("agent.log")).expect("log"))
+            .spawn()
+            .expect("agent starts");
+        (child, socket)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// Committed snapshots and checkpoints in the first location.
+    async fn objects(&self) -> (usize, usize) {
+        let store = FsStore::new(self.dir.join("weu"));
+        let list = store.list("v1/").await.expect("list");
+        let manifests = list.iter().filter(|o| o.key.ends_with(".manifest")).count();
+        let checkpoints = list
+            .iter()
+            .filter(|o| o.key.ends_with(".checkpoint"))
+            .count();
+        (manifests, checkpoints)
+    }
+}
+
+/// Notify messages until `want` arrives (or the deadline): all messages seen.
+fn wait_for(socket: &UnixDatagram, want: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = text.lines().any(|l| l == want);
+            seen.push(text);
+            if done {
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+async fn until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_backups_run_on_time_and_missed_runs_are_caught_up_once() {
+    let rig = Rig::start("schedule").await;
+    // Yearly: never due during the test, but never run either: caught up at start.
+    rig.write_config("backup = \"0 0 1 1 *\"");
+    let (mut agent, socket) = rig.spawn(&[]);
+    let seen = wait_for(&socket, "READY=1", Duration::from_secs(15));
+    assert!(
+        seen.iter().any(|m| m.contains("READY=1")),
+        "{seen:?}\n{}",
+        rig.log()
+    );
+    until(
+        "the caught-up backup",
+        Duration::from_secs(20),
+        async || rig.objects().await.0 == 1,
+    )
+    .await;
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    assert!(
+        rig.log().contains("a scheduled run was missed"),
+        "{}",
+        rig.log()
+    );
+
+    // Restarted: the run is recorded, so nothing is due until next year.
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.objects().await, (1, 0), "no second catch-up");
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
+
+    // Every two seconds: runs keep coming, an unchanged factory writes checkpoints.
+    rig.write_config("backup = \"*/2 * * * * *\"");
+    let (mut agent, socket) = rig.spawn(&[]);
+    let seen = wait_for(&socket, "READY=1", Duration::from_secs(15));
+    assert!(seen.iter().any(|m| m.contains("STATUS=1 jobs")), "{seen:?}");
+    until(
+        "three scheduled runs",
+        Duration::from_secs(20),
+        async || rig.objects().await.1 >= 3,
+    )
+    .await;
+    assert_eq!(rig.objects().await.0, 1, "unchanged: checkpoints only");
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    let catalog = adfdr_core::catalog::Catalog::open(&adfdr_core::catalog::Catalog::path_in(
+        &rig.dir.join("state"),
+    ))
+    .expect("catalog");
+    assert!(catalog.last_run("backup", "sales").expect("runs").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_before_ready() {
+    let rig = Rig::start("bad").await;
+    for (extra, want, code) in [
+        (
+            "backup = \"*/15 * * *\"",
+            "backup = '*/15 * * *' has 4 fields",
+            2,
+        ),
+        (
+            "backup = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"",
+            "unknown time zone 'Mars/Olympus'",
+            2,
+        ),
+    ] {
+        rig.write_config(extra);
+        let (mut agent, socket) = rig.spawn(&[]);
+        assert_eq!(
+            wait_exit(&mut agent, Duration::from_secs(10)),
+            Some(code),
+            "{}",
+            rig.log()
+        );
+        assert!(rig.log().contains(want), "{}", rig.log());
+        let seen = wait_for(&socket, "READY=1", Duration::from_millis(300));
+        assert!(seen.iter().all(|m| !m.contains("READY=1")), "{seen:?}");
+    }
+    // No location answers.
+    rig.write_config("backup = \"0 3 * * *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    let missing = rig.dir.join("gone");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            &rig.dir.join("weu").display().to_string(),
+            &missing.display().to_string(),
+        )
+        .replace(
+            &rig.dir.join("neu").display().to_string(),
+            &missing.display().to_string(),
+        ),
+    )
+    .expect("config");
+    let (mut agent, _socket) = rig.spawn(&[]);
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(20)),
+        Some(1),
+        "{}",
+        rig.log()
+    );
+    assert!(rig.log().contains("no location answered"), "{}", rig.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_keeps_the_old_config_on_error_and_sigterm_leaves_no_partial_snapshot() {
+    let rig = Rig::start("signals").await;
+    rig.write_config("backup = \"0 0 1 1 *\"");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until("the first backup", Duration::from_secs(20), async || {
+        rig.objects().await.0 == 1
+    })
+    .await;
+
+    std::fs::write(&rig.config, "this is [not toml").expect("broken");
+    signal(&agent, "HUP");
+    let seen = wait_for(&socket, "READY=1", Duration::from_secs(5));
+    assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
+    assert!(agent.try_wait().expect("wait").is_none(), "still running");
+    assert!(rig.log().contains("config reload refused"), "{}", rig.log());
+
+    rig.write_config("backup = \"*/2 * * * * *\"");
+    signal(&agent, "HUP");
+    wait_for(&socket, "READY=1", Duration::from_secs(5));
+    until(
+        "the reloaded schedule",
+        Duration::from_secs(15),
+        async || rig.objects().await.1 >= 2,
+    )
+    .await;
+    assert!(rig.log().contains("config reloaded"), "{}", rig.log());
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
+
+    // A slow ARM: SIGTERM lands during a backup; with no time to finish, the
+    // agent abandons it and whatever is listed still verifies.
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 150})).await;
+    rig.write_config("backup = \"*/1 * * * * *\"");
+    let (mut agent, socket) = rig.spawn(&["--stop-timeout", "0"]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until("a backup under way", Duration::from_secs(10), async || {
+        rig.log().contains("\"starting\"")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    let replicas = Replicas::new(
+        ["weu", "neu"]
+            .iter()
+            .map(|n| Location {
+                name: n.to_string(),
+                store: std::sync::Arc::new(FsStore::new(rig.dir.join(n)))
+                    as std::sync::Arc<dyn BlobStore>,
+                read_only: false,
+            })
+            .collect(),
+    );
+    let report = adfdr_core::ops::verify::verify(
+        &replicas,
+        &adfdr_core::ops::verify::Scope {
+            factory: None,
+            snapshot: None,
+            location: None,
+            keys: None,
+        },
+    )
+    .await;
+    assert!(report.healthy(), "{report:?}");
+}
