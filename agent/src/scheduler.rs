@@ -335,7 +335,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
 }
 
 async fn reload(
-    path: &PathBuf,
+    path: &std::path::Path,
     catalog: &Arc<Catalog>,
 ) -> Result<(Arc<Engine>, Vec<Job>), OpError> {
     let config = Config::load(path)?;
