@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adfdr_core::catalog::{Catalog, RunRecord};
+
+use crate::metrics::Shared;
 use adfdr_core::config::Config;
 use adfdr_core::ops::{Engine, OpError, backup, prune, system_clock, verify};
 use adfdr_core::plan::retention::{Policy, zone};
@@ -104,6 +106,27 @@ fn jobs(config: &Config, catalog: &Catalog, now: DateTime<Utc>) -> Result<Vec<Jo
     Ok(out)
 }
 
+/// A finished job: factory, kind, outcome, success, duration.
+type Done = (String, Kind, String, bool, Duration);
+
+/// The scheduler's jobs as the metrics endpoint shows them.
+fn publish(view: &Shared, jobs: &[Job]) {
+    let mut v = view.lock().expect("view");
+    let keep: HashSet<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.factory.clone(), j.kind.name().to_string()))
+        .collect();
+    v.jobs.retain(|k, _| keep.contains(k));
+    for j in jobs {
+        let stats = v
+            .jobs
+            .entry((j.factory.clone(), j.kind.name().to_string()))
+            .or_default();
+        stats.next = (!j.running).then_some(j.next);
+        stats.running = j.running;
+    }
+}
+
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::debug!(error = %e, "sd_notify");
@@ -130,10 +153,14 @@ fn status(jobs: &[Job]) -> String {
 }
 
 /// The store must answer before READY: at least one location lists.
-async fn store_answers(engine: &Engine) -> Result<(), OpError> {
+async fn store_answers(engine: &Engine, view: &Shared) -> Result<(), OpError> {
     let mut failures = Vec::new();
     let mut ok = 0;
     for (location, result) in engine.replicas.list_all(layout::ROOT).await {
+        view.lock()
+            .expect("view")
+            .locations
+            .insert(location.clone(), result.is_ok());
         match result {
             Ok(_) => ok += 1,
             Err(e) => failures.push(format!("{location}: {e}")),
@@ -238,8 +265,16 @@ async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind) -> (String, b
 pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
     let mut engine = Arc::new(Engine::new(config)?);
     let catalog = engine.catalog()?;
-    store_answers(&engine).await?;
+    let view: Shared = Arc::default();
+    view.lock().expect("view").configure(&engine.config);
+    store_answers(&engine, &view).await?;
     let mut jobs = jobs(&engine.config, &catalog, Utc::now())?;
+    if let Some(addr) = &engine.config.agent.metrics {
+        let bound = crate::metrics::serve(addr, catalog.clone(), view.clone())
+            .await
+            .map_err(OpError::Usage)?;
+        tracing::info!(address = %bound, "metrics at /metrics, health at /healthz");
+    }
     let mut limit = Arc::new(Semaphore::new(
         engine.config.backup.parallel_factories.max(1),
     ));
@@ -247,7 +282,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         signal(SignalKind::terminate()).map_err(|e| OpError::Failed(e.to_string()))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| OpError::Failed(e.to_string()))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| OpError::Failed(e.to_string()))?;
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, Kind, String, bool)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     tracing::info!(jobs = jobs.len(), config = %path.display(), "ready");
     notify(&[NotifyState::Ready, NotifyState::Status(&status(&jobs))]);
@@ -268,10 +303,12 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
             tracing::info!(factory = %factory, job = kind.name(), "starting");
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                let clock = std::time::Instant::now();
                 let (outcome, ok) = run_job(engine, factory.clone(), kind).await;
-                let _ = done.send((factory, kind, outcome, ok));
+                let _ = done.send((factory, kind, outcome, ok, clock.elapsed()));
             });
         }
+        publish(&view, &jobs);
         notify(&[NotifyState::Status(&status(&jobs))]);
         let next = jobs
             .iter()
@@ -286,8 +323,15 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Some((factory, kind, outcome, ok)) = done_rx.recv() => {
+            Some((factory, kind, outcome, ok, took)) = done_rx.recv() => {
                 busy.remove(&factory);
+                {
+                    let mut v = view.lock().expect("view");
+                    let stats = v.jobs.entry((factory.clone(), kind.name().to_string())).or_default();
+                    stats.runs += 1;
+                    stats.failures += u64::from(!ok);
+                    stats.last_duration_secs = took.as_secs_f64();
+                }
                 let now = Utc::now();
                 if let Some(job) = jobs.iter_mut().find(|j| j.factory == factory && j.kind == kind) {
                     job.running = false;
@@ -318,6 +362,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
                             })
                             .collect();
                         limit = Arc::new(Semaphore::new(new_engine.config.backup.parallel_factories.max(1)));
+                        view.lock().expect("view").configure(&new_engine.config);
                         engine = new_engine;
                         tracing::info!(jobs = jobs.len(), "config reloaded");
                     }
@@ -353,7 +398,7 @@ async fn reload(
 async fn stop(
     sigterm: &mut tokio::signal::unix::Signal,
     sigint: &mut tokio::signal::unix::Signal,
-    done: &mut mpsc::UnboundedReceiver<(String, Kind, String, bool)>,
+    done: &mut mpsc::UnboundedReceiver<Done>,
     mut busy: HashSet<String>,
     timeout: Duration,
 ) -> Result<(), OpError> {
@@ -362,7 +407,7 @@ async fn stop(
     let deadline = tokio::time::Instant::now() + timeout;
     while !busy.is_empty() {
         tokio::select! {
-            Some((factory, kind, outcome, _)) = done.recv() => {
+            Some((factory, kind, outcome, _, _)) = done.recv() => {
                 tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome, "finished before stopping");
                 busy.remove(&factory);
             }

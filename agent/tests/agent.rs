@@ -351,3 +351,95 @@ async fn sighup_keeps_the_old_config_on_error_and_sigterm_leaves_no_partial_snap
     .await;
     assert!(report.healthy(), "{report:?}");
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// `name{labels} value` lines of a Prometheus text exposition.
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_endpoint_matches_the_catalog() {
+    let rig = Rig::start("metrics").await;
+    let port = adfdr_tests::free_port();
+    rig.write_config("backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\nrpo_target = \"30m\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            "[agent]\n",
+            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .expect("config");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    assert!(http_get(port, "/healthz").ends_with("ok\n"));
+    let mut scraped = Default::default();
+    until(
+        "both caught-up jobs in the metrics",
+        Duration::from_secs(20),
+        async || {
+            scraped = samples(&http_get(port, "/metrics"));
+            scraped.get("adfdr_job_runs_total{factory=\"sales\",job=\"backup\"}") == Some(&1.0)
+                && scraped.get("adfdr_job_runs_total{factory=\"sales\",job=\"verify\"}")
+                    == Some(&1.0)
+        },
+    )
+    .await;
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+
+    let catalog = adfdr_core::catalog::Catalog::open(&adfdr_core::catalog::Catalog::path_in(
+        &rig.dir.join("state"),
+    ))
+    .expect("catalog");
+    let snapshots = catalog.snapshots(Some("sales")).expect("snapshots");
+    let f = "{factory=\"sales\"}";
+    assert_eq!(
+        scraped[&format!("adfdr_snapshots{f}")],
+        snapshots.len() as f64
+    );
+    assert_eq!(
+        scraped[&format!("adfdr_snapshot_bytes{f}")],
+        snapshots
+            .iter()
+            .map(|s| (s.payload_size + s.manifest_size) as f64)
+            .sum::<f64>()
+    );
+    let created = adfdr_core::snapshot::parse_time(&snapshots[0].created)
+        .expect("time")
+        .unix_timestamp() as f64;
+    assert_eq!(
+        scraped[&format!("adfdr_last_backup_timestamp_seconds{f}")],
+        created
+    );
+    assert!(scraped[&format!("adfdr_rpo_seconds{f}")] < 60.0);
+    assert_eq!(scraped[&format!("adfdr_rpo_target_seconds{f}")], 1800.0);
+    assert_eq!(
+        scraped["adfdr_job_failures_total{factory=\"sales\",job=\"backup\"}"],
+        0.0
+    );
+    assert_eq!(scraped["adfdr_location_up{location=\"weu\"}"], 1.0);
+    let next = scraped["adfdr_next_run_timestamp_seconds{factory=\"sales\",job=\"backup\"}"];
+    assert!(next > created + 86_400.0, "next run is next year: {next}");
+}

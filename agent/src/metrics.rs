@@ -1,0 +1,242 @@
+//! `/metrics` (Prometheus text format) and `/healthz` on the configured
+//! loopback address. Values come from the catalog (snapshots, checkpoints:
+//! the RPO evidence) and from the scheduler's view (jobs, locations), read at
+//! scrape time: the endpoint says what the catalog says.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use adfdr_core::catalog::Catalog;
+use adfdr_core::config::Config;
+use adfdr_core::snapshot::parse_time;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// What the scheduler knows that the catalog does not.
+#[derive(Default)]
+pub struct View {
+    /// (factory, job) → next run, running, and run statistics.
+    pub jobs: BTreeMap<(String, String), JobStats>,
+    /// Location → answered at the last check.
+    pub locations: BTreeMap<String, bool>,
+    /// Factory → RPO target in seconds.
+    pub rpo_targets: BTreeMap<String, f64>,
+    pub factories: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobStats {
+    pub next: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub runs: u64,
+    pub failures: u64,
+    pub last_duration_secs: f64,
+}
+
+pub type Shared = Arc<Mutex<View>>;
+
+impl View {
+    pub fn configure(&mut self, config: &Config) {
+        self.factories = config.factory_names();
+        self.rpo_targets = config
+            .factories
+            .iter()
+            .filter_map(|f| {
+                let f = f.get_ref();
+                f.rpo_target
+                    .as_ref()
+                    .map(|t| (f.name.clone(), t.0.as_secs_f64()))
+            })
+            .collect();
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+fn gauge_family(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+) -> Family<Labels, Gauge<f64, AtomicU64>> {
+    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+fn label(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn seconds(t: &str) -> Option<f64> {
+    parse_time(t).map(|t| t.unix_timestamp() as f64)
+}
+
+/// The text exposition, built from the catalog and the scheduler's view.
+pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<String, String> {
+    let mut registry = Registry::default();
+    let last_backup = gauge_family(
+        &mut registry,
+        "adfdr_last_backup_timestamp_seconds",
+        "When the factory's state was last confirmed in the store (snapshot or checkpoint)",
+    );
+    let rpo = gauge_family(
+        &mut registry,
+        "adfdr_rpo_seconds",
+        "Now minus the time the factory's current state was last confirmed in the store",
+    );
+    let rpo_target = gauge_family(
+        &mut registry,
+        "adfdr_rpo_target_seconds",
+        "The factory's rpo_target",
+    );
+    let snapshots = gauge_family(&mut registry, "adfdr_snapshots", "Snapshots in the catalog");
+    let bytes = gauge_family(
+        &mut registry,
+        "adfdr_snapshot_bytes",
+        "Bytes of the factory's snapshots (one copy)",
+    );
+    let duration = gauge_family(
+        &mut registry,
+        "adfdr_job_last_duration_seconds",
+        "Duration of the job's last run",
+    );
+    let next = gauge_family(
+        &mut registry,
+        "adfdr_next_run_timestamp_seconds",
+        "When the job runs next",
+    );
+    let running = gauge_family(&mut registry, "adfdr_job_running", "1 while the job runs");
+    let location_up = gauge_family(
+        &mut registry,
+        "adfdr_location_up",
+        "1 when the location answered at the last check",
+    );
+    let runs = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_job_runs",
+        "Job runs since the agent started",
+        runs.clone(),
+    );
+    let failures = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_job_failures",
+        "Failed job runs since the agent started",
+        failures.clone(),
+    );
+
+    for factory in &view.factories {
+        let f = label(&[("factory", factory)]);
+        let records = catalog
+            .snapshots(Some(factory))
+            .map_err(|e| e.to_string())?;
+        snapshots.get_or_create(&f).set(records.len() as f64);
+        bytes.get_or_create(&f).set(
+            records
+                .iter()
+                .map(|r| (r.payload_size + r.manifest_size) as f64)
+                .sum(),
+        );
+        let confirmed = records
+            .iter()
+            .filter_map(|r| seconds(&r.created))
+            .chain(
+                catalog
+                    .checkpoints(Some(factory))
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .filter_map(|c| seconds(&c.created)),
+            )
+            .fold(None, |acc: Option<f64>, t| {
+                Some(acc.map_or(t, |a| a.max(t)))
+            });
+        if let Some(t) = confirmed {
+            last_backup.get_or_create(&f).set(t);
+            rpo.get_or_create(&f)
+                .set((now.timestamp() as f64 - t).max(0.0));
+        }
+        if let Some(target) = view.rpo_targets.get(factory) {
+            rpo_target.get_or_create(&f).set(*target);
+        }
+    }
+    for ((factory, job), stats) in &view.jobs {
+        let l = label(&[("factory", factory), ("job", job)]);
+        if let Some(n) = stats.next {
+            next.get_or_create(&l).set(n.timestamp() as f64);
+        }
+        running
+            .get_or_create(&l)
+            .set(if stats.running { 1.0 } else { 0.0 });
+        duration.get_or_create(&l).set(stats.last_duration_secs);
+        runs.get_or_create(&l).inc_by(stats.runs);
+        failures.get_or_create(&l).inc_by(stats.failures);
+    }
+    for (location, up) in &view.locations {
+        location_up
+            .get_or_create(&label(&[("location", location)]))
+            .set(if *up { 1.0 } else { 0.0 });
+    }
+    let mut out = String::new();
+    encode(&mut out, &registry).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Binds the metrics address (loopback only) and serves until the process ends.
+pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<SocketAddr, String> {
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("agent.metrics = '{addr}' is not an address like 127.0.0.1:9464"))?;
+    if !socket.ip().is_loopback() {
+        return Err(format!(
+            "agent.metrics = '{addr}' is not a loopback address: metrics name factories; scrape through a local proxy or agent"
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(socket)
+        .await
+        .map_err(|e| format!("agent.metrics: cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let (catalog, view) = (catalog.clone(), view.clone());
+                async move {
+                    let text = {
+                        let view = view.lock().expect("view");
+                        render(&catalog, &view, Utc::now())
+                    };
+                    match text {
+                        Ok(t) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            t,
+                        )
+                            .into_response(),
+                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}
