@@ -13,7 +13,7 @@ use super::overrides::{Overrides, set_pointer};
 use super::select::Selector;
 use crate::model::restorability::{MASK, masked_pointers};
 use crate::model::{ResourceKind, canonical_bytes};
-use crate::snapshot::manifest::{Resource, key, label};
+use crate::snapshot::manifest::{Resource, key};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -809,11 +809,6 @@ pub fn action_word(a: Action) -> &'static str {
         Action::Update => "update",
         Action::Unchanged => "unchanged",
     }
-}
-
-/// `label` of a resource from its parts (re-exported for callers).
-pub fn resource_label(kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
-    label(kind, parent, name)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! newest snapshot known to be intact is always kept, and so is every
 //! snapshot a restore or drill holds. An empty policy keeps everything.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -171,15 +170,6 @@ pub fn zone(tz: chrono_tz::Tz) -> impl Fn(OffsetDateTime) -> UtcOffset {
             .local_minus_utc();
         UtcOffset::from_whole_seconds(seconds).unwrap_or(UtcOffset::UTC)
     }
-}
-
-/// Which decisions delete, by id (for callers joining with listings).
-pub fn doomed(decisions: &[Decision]) -> HashMap<&str, &Decision> {
-    decisions
-        .iter()
-        .filter(|d| !d.keep)
-        .map(|d| (d.id.as_str(), d))
-        .collect()
 }
 
 #[cfg(test)]
