@@ -34,6 +34,7 @@ mkdir -p "$WORK/weu" "$WORK/neu"
 cat >"$WORK/adfdr.toml" <<TOML
 [agent]
 state_dir = "$WORK/state"
+socket = "$WORK/adfdr.sock"
 [auth]
 method = "managed-identity"
 arm_endpoint = "$(field arm)"

@@ -29,7 +29,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "backup" => Some(Kind::Backup),
+            "verify" => Some(Kind::Verify),
+            "prune" => Some(Kind::Prune),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Backup => "backup",
             Kind::Verify => "verify",
@@ -106,8 +115,8 @@ fn jobs(config: &Config, catalog: &Catalog, now: DateTime<Utc>) -> Result<Vec<Jo
     Ok(out)
 }
 
-/// A finished job: factory, kind, outcome, success, duration.
-type Done = (String, Kind, String, bool, Duration);
+/// A finished job: factory, kind, outcome, success, duration, run id.
+type Done = (String, Kind, String, bool, Duration, String);
 
 /// The scheduler's jobs as the metrics endpoint shows them.
 fn publish(view: &Shared, jobs: &[Job]) {
@@ -178,16 +187,31 @@ async fn store_answers(engine: &Engine, view: &Shared) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind) -> (String, bool) {
+async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind, force: bool) -> (String, bool) {
     let started = system_clock();
     let fc = match engine.config.factory(&factory) {
         Some(f) => f.clone(),
         None => return ("factory no longer configured".into(), false),
     };
     let (outcome, ok, detail) = match kind {
-        Kind::Backup => match backup::backup(&engine, &fc, false, system_clock).await {
+        Kind::Backup => match backup::backup(&engine, &fc, force, system_clock).await {
             // backup records its own run in the catalog.
-            Ok(o) => return (format!("{o:?}").chars().take(200).collect(), !o.degraded()),
+            Ok(o) => {
+                let text = match &o {
+                    backup::Outcome::Created { record, .. } => {
+                        format!("snapshot {} ({} resources)", record.id, record.resources)
+                    }
+                    backup::Outcome::Unchanged { snapshot, .. } => {
+                        format!("unchanged since {snapshot} (checkpoint written)")
+                    }
+                };
+                let text = if o.degraded() {
+                    format!("{text}; degraded: a location missed its copy")
+                } else {
+                    text
+                };
+                return (text, !o.degraded());
+            }
             Err(e) => {
                 let text = e.to_string();
                 return (text, false);
@@ -283,6 +307,18 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| OpError::Failed(e.to_string()))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| OpError::Failed(e.to_string()))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let (request_tx, mut request_rx) = mpsc::unbounded_channel::<crate::control::Request>();
+    let control = Arc::new(crate::control::Control {
+        catalog: catalog.clone(),
+        runs: Default::default(),
+        requests: request_tx,
+        view: view.clone(),
+        factories: std::sync::Mutex::new(engine.config.factory_names()),
+    });
+    crate::control::serve(&engine.config.agent.socket, control.clone())
+        .await
+        .map_err(OpError::Usage)?;
+    let mut pending: std::collections::VecDeque<crate::control::Request> = Default::default();
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     tracing::info!(jobs = jobs.len(), config = %path.display(), "ready");
     notify(&[NotifyState::Ready, NotifyState::Status(&status(&jobs))]);
@@ -292,20 +328,50 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         let now = Utc::now();
         // Start what is due: one job per factory at a time, the global limit
         // applied inside the task.
+        let mut starts: Vec<(String, Kind, bool, String)> = Vec::new();
+        // Requests through the control socket first, then what is due.
+        let mut waiting = std::collections::VecDeque::new();
+        while let Some(r) = pending.pop_front() {
+            if busy.contains(&r.factory) {
+                waiting.push_back(r);
+                continue;
+            }
+            busy.insert(r.factory.clone());
+            if let Some(job) = jobs
+                .iter_mut()
+                .find(|j| j.factory == r.factory && j.kind == r.kind)
+            {
+                job.running = true;
+            }
+            starts.push((r.factory, r.kind, r.force, r.id));
+        }
+        pending = waiting;
         for job in jobs.iter_mut() {
             if job.running || job.next > now || busy.contains(&job.factory) {
                 continue;
             }
             job.running = true;
             busy.insert(job.factory.clone());
-            let (engine, limit, done) = (engine.clone(), limit.clone(), done_tx.clone());
-            let (factory, kind) = (job.factory.clone(), job.kind);
-            tracing::info!(factory = %factory, job = kind.name(), "starting");
+            let id = control.register(&job.factory, job.kind, "schedule");
+            starts.push((job.factory.clone(), job.kind, false, id));
+        }
+        for (factory, kind, force, id) in starts {
+            let (engine, limit, done, control) = (
+                engine.clone(),
+                limit.clone(),
+                done_tx.clone(),
+                control.clone(),
+            );
+            tracing::info!(factory = %factory, job = kind.name(), run = %id, "starting");
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                control.update(&id, |r| {
+                    r.state = "running".into();
+                    r.started = Some(rfc3339(system_clock()));
+                });
                 let clock = std::time::Instant::now();
-                let (outcome, ok) = run_job(engine, factory.clone(), kind).await;
-                let _ = done.send((factory, kind, outcome, ok, clock.elapsed()));
+                let (outcome, ok) = run_job(engine, factory.clone(), kind, force).await;
+                let _ = done.send((factory, kind, outcome, ok, clock.elapsed(), id));
             });
         }
         publish(&view, &jobs);
@@ -323,8 +389,18 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Some((factory, kind, outcome, ok, took)) = done_rx.recv() => {
+            Some(request) = request_rx.recv() => {
+                tracing::info!(factory = %request.factory, job = request.kind.name(), run = %request.id, "requested through the control socket");
+                pending.push_back(request);
+            }
+            Some((factory, kind, outcome, ok, took, id)) = done_rx.recv() => {
                 busy.remove(&factory);
+                control.update(&id, |r| {
+                    r.state = "done".into();
+                    r.finished = Some(rfc3339(system_clock()));
+                    r.ok = Some(ok);
+                    r.outcome = Some(outcome.clone());
+                });
                 {
                     let mut v = view.lock().expect("view");
                     let stats = v.jobs.entry((factory.clone(), kind.name().to_string())).or_default();
@@ -363,6 +439,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
                             .collect();
                         limit = Arc::new(Semaphore::new(new_engine.config.backup.parallel_factories.max(1)));
                         view.lock().expect("view").configure(&new_engine.config);
+                        *control.factories.lock().expect("factories") = new_engine.config.factory_names();
                         engine = new_engine;
                         tracing::info!(jobs = jobs.len(), "config reloaded");
                     }
@@ -407,7 +484,7 @@ async fn stop(
     let deadline = tokio::time::Instant::now() + timeout;
     while !busy.is_empty() {
         tokio::select! {
-            Some((factory, kind, outcome, _, _)) = done.recv() => {
+            Some((factory, kind, outcome, _, _, _)) = done.recv() => {
                 tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome, "finished before stopping");
                 busy.remove(&factory);
             }

@@ -42,6 +42,7 @@ impl Rig {
         let text = format!(
             r#"[agent]
 state_dir = "{state}"
+socket = "{socket}"
 [auth]
 method = "managed-identity"
 arm_endpoint = "{arm}"
@@ -63,6 +64,7 @@ factory = "adf-sales"
 {factory_extra}
 "#,
             state = self.dir.join("state").display(),
+            socket = self.socket().display(),
             arm = self.emu.urls().arm,
             ca = adfdr_tests::ca_pem().display(),
             weu = self.dir.join("weu").display(),
@@ -93,6 +95,10 @@ factory = "adf-sales"
             .spawn()
             .expect("agent starts");
         (child, socket)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("adfdr.sock")
     }
 
     fn log(&self) -> String {
@@ -253,6 +259,30 @@ async fn bad_input_is_refused_before_ready() {
         let seen = wait_for(&socket, "READY=1", Duration::from_millis(300));
         assert!(seen.iter().all(|m| !m.contains("READY=1")), "{seen:?}");
     }
+    // The socket cannot be made.
+    rig.write_config("backup = \"0 3 * * *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            &rig.socket().display().to_string(),
+            "/nonexistent-adfdr/adfdr.sock",
+        ),
+    )
+    .expect("config");
+    let (mut agent, _socket) = rig.spawn(&[]);
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(2),
+        "{}",
+        rig.log()
+    );
+    assert!(
+        rig.log()
+            .contains("agent.socket /nonexistent-adfdr/adfdr.sock: cannot listen"),
+        "{}",
+        rig.log()
+    );
     // No location answers.
     rig.write_config("backup = \"0 3 * * *\"");
     let text = std::fs::read_to_string(&rig.config).expect("config");
@@ -442,4 +472,171 @@ async fn the_metrics_endpoint_matches_the_catalog() {
     assert_eq!(scraped["adfdr_location_up{location=\"weu\"}"], 1.0);
     let next = scraped["adfdr_next_run_timestamp_seconds{factory=\"sales\",job=\"backup\"}"];
     assert!(next > created + 86_400.0, "next run is next year: {next}");
+}
+
+/// One HTTP/1.0 exchange on the control socket: (status, JSON body).
+fn control(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("control socket");
+    let body = body.unwrap_or("");
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_socket_runs_jobs_now_and_reports_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::start("control").await;
+    rig.write_config("backup = \"0 0 1 1 *\"");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    let mode = std::fs::metadata(rig.socket())
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    until(
+        "the caught-up backup",
+        Duration::from_secs(20),
+        async || rig.objects().await.0 == 1,
+    )
+    .await;
+
+    let (code, reply) = control(
+        &rig.socket(),
+        "POST",
+        "/run",
+        Some(r#"{"factory": "sales", "job": "backup", "force": true}"#),
+    );
+    assert_eq!(code, 202, "{reply}");
+    let id = reply["id"].as_str().expect("run id").to_string();
+    let mut run = serde_json::Value::Null;
+    until("the requested run", Duration::from_secs(20), async || {
+        run = control(&rig.socket(), "GET", &format!("/runs/{id}"), None).1;
+        run["state"] == "done"
+    })
+    .await;
+    assert_eq!(run["ok"], true, "{run}");
+    assert!(
+        run["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("snapshot "),
+        "{run}"
+    );
+    assert_eq!(run["trigger"], "request");
+    assert_eq!(rig.objects().await.0, 2, "forced: a second snapshot");
+
+    let (code, status) = control(&rig.socket(), "GET", "/status", None);
+    assert_eq!(code, 200);
+    assert_eq!(status["factories"], serde_json::json!(["sales"]));
+    assert_eq!(status["jobs"][0]["runs"], 2, "{status}");
+    assert_eq!(status["locations"]["weu"], true, "{status}");
+    let (code, _) = control(
+        &rig.socket(),
+        "POST",
+        "/run",
+        Some(r#"{"factory": "nope", "job": "backup"}"#),
+    );
+    assert_eq!(code, 404);
+    let (code, _) = control(
+        &rig.socket(),
+        "POST",
+        "/run",
+        Some(r#"{"factory": "sales", "job": "drill"}"#),
+    );
+    assert_eq!(code, 400);
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+}
+
+/// The `adfdr` CLI next to this agent binary (built when missing).
+fn adfdr_cli() -> PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_adfdr-agent")).with_file_name("adfdr");
+    if !bin.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-q", "-p", "adfdr", "--bin", "adfdr"])
+            .status()
+            .expect("cargo");
+        assert!(status.success(), "building the adfdr CLI");
+    }
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_goes_through_the_agent_while_it_runs() {
+    let rig = Rig::start("cli").await;
+    rig.write_config("backup = \"0 0 1 1 *\"\nrpo_target = \"30m\"");
+    let cli = |args: &[&str]| {
+        Command::new(adfdr_cli())
+            .args(["--config", rig.config.to_str().expect("utf8")])
+            .args(args)
+            .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", rig.emu.identity_header())
+            .output()
+            .expect("adfdr runs")
+    };
+    // Without the agent: status from the catalog; never backed up is a missed target.
+    let out = cli(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agent: not running"));
+
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until(
+        "the caught-up backup",
+        Duration::from_secs(20),
+        async || rig.objects().await.0 == 1,
+    )
+    .await;
+    let out = cli(&["backup", "--force"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("sales: snapshot ") && text.contains("(run by the agent)"),
+        "{text}"
+    );
+    assert_eq!(rig.objects().await.0, 2);
+    let out = cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("agent: running") && text.contains("backup next 20"),
+        "{text}"
+    );
+    assert!(text.contains("location weu: ok"), "{text}");
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
 }

@@ -21,6 +21,9 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let names = output::select_factories(&engine.config, &args.factories, args.all)?;
+    if let Some(agent) = crate::agent::Agent::find(&engine.config) {
+        return through_agent(ctx, &agent, &names, args.force).await;
+    }
     let parallel = engine.config.backup.parallel_factories.max(1);
     let engine_ref = &engine;
     let json_out = ctx.json;
@@ -108,6 +111,40 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     } else if failed_any {
         exit::FAILED
     } else if degraded {
+        exit::DEGRADED
+    } else {
+        exit::OK
+    })
+}
+
+/// The agent owns the catalog while it runs: it does the backups.
+async fn through_agent(
+    ctx: &Ctx,
+    agent: &crate::agent::Agent,
+    names: &[String],
+    force: bool,
+) -> Result<i32, OpError> {
+    let (mut failed_any, mut degraded_any) = (false, false);
+    let mut json = Vec::new();
+    for name in names {
+        let (ok, outcome) = agent.run(name, "backup", force).await?;
+        let degraded = !ok && outcome.contains("degraded");
+        failed_any |= !ok && !degraded;
+        degraded_any |= degraded;
+        if ctx.json {
+            json.push(serde_json::json!({"factory": name, "ok": ok, "outcome": outcome, "through": "agent"}));
+        } else if ok {
+            println!("{name}: {outcome} (run by the agent)");
+        } else {
+            eprintln!("adfdr: error: {name}: {outcome} (run by the agent)");
+        }
+    }
+    if ctx.json {
+        output::json(&serde_json::Value::Array(json));
+    }
+    Ok(if failed_any {
+        exit::FAILED
+    } else if degraded_any {
         exit::DEGRADED
     } else {
         exit::OK

@@ -2,6 +2,7 @@
 //! adfdr-core. Exit codes (design contract): 0 ok, 1 failed, 2 bad usage or
 //! config, 3 done but degraded, 4 a check failed.
 
+mod agent;
 mod backup;
 mod catalog;
 mod check;
@@ -14,6 +15,7 @@ mod prune;
 mod restore;
 mod show;
 mod snapshots;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -60,6 +62,8 @@ enum Command {
     Export(export::Args),
     /// Check the integrity of every copy in every location.
     Verify(verify::Args),
+    /// Per factory: last confirmed backup, RPO against target, the agent's jobs.
+    Status(status::Args),
     /// Apply retention (each factory's keep policy); --dry-run shows every decision.
     Prune(prune::Args),
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
@@ -133,6 +137,7 @@ async fn main() -> ExitCode {
         Command::Export(args) => export::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Prune(args) => prune::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, *args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,

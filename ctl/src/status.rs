@@ -1,0 +1,146 @@
+//! `adfdr status`: per factory the last confirmed backup, RPO against its
+//! target, the agent's jobs (next runs, failures) and location health; from
+//! the agent when it runs, else from the local catalog.
+
+use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::snapshot::parse_time;
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+fn age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
+    let config = ctx.load_config()?;
+    let agent = crate::agent::Agent::find(&config);
+    let agent_status = match &agent {
+        Some(a) => Some(a.call("GET", "/status", None)?.1),
+        None => None,
+    };
+    // The catalog is the agent's while it runs; otherwise read it here.
+    let catalog = if agent.is_none() {
+        Some(adfdr_core::catalog::Catalog::open(
+            &adfdr_core::catalog::Catalog::path_in(&config.agent.state_dir),
+        )?)
+    } else {
+        None
+    };
+    let now = system_clock();
+    let mut rows = Vec::new();
+    let mut late = false;
+    let mut json = Vec::new();
+    for f in config.factories.iter().map(|f| f.get_ref()) {
+        let from_agent = agent_status
+            .as_ref()
+            .and_then(|s| s["last_confirmed"][f.name.as_str()].as_str())
+            .and_then(parse_time);
+        let confirmed = from_agent.or_else(|| {
+            catalog.as_ref().and_then(|c| {
+                let snapshots = c.snapshots(Some(&f.name)).ok()?;
+                let checkpoints = c.checkpoints(Some(&f.name)).ok()?;
+                snapshots
+                    .iter()
+                    .map(|s| s.created.clone())
+                    .chain(checkpoints.iter().map(|c| c.created.clone()))
+                    .filter_map(|t| parse_time(&t))
+                    .max()
+            })
+        });
+        let rpo = confirmed.map(|t| (now - t).whole_seconds());
+        let target = f.rpo_target.as_ref().map(|t| t.0.as_secs() as i64);
+        let missed = matches!((rpo, target), (Some(r), Some(t)) if r > t)
+            || (rpo.is_none() && agent.is_none());
+        late |= missed && agent.is_none();
+        let jobs: Vec<String> = agent_status
+            .as_ref()
+            .and_then(|s| s["jobs"].as_array())
+            .map(|jobs| {
+                jobs.iter()
+                    .filter(|j| j["factory"] == f.name.as_str())
+                    .map(|j| {
+                        format!(
+                            "{} next {}{}",
+                            j["job"].as_str().unwrap_or("?"),
+                            j["next"].as_str().unwrap_or(if j["running"] == true {
+                                "running"
+                            } else {
+                                "-"
+                            }),
+                            match j["failures"].as_u64() {
+                                Some(0) | None => String::new(),
+                                Some(n) => format!(" ({n} failed)"),
+                            }
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json.push(serde_json::json!({"factory": f.name, "last_confirmed": confirmed.map(adfdr_core::snapshot::rfc3339),
+            "rpo_seconds": rpo, "rpo_target_seconds": target, "jobs": jobs}));
+        rows.push(vec![
+            f.name.clone(),
+            confirmed.map_or("-".into(), adfdr_core::snapshot::rfc3339),
+            match (rpo, target) {
+                (Some(r), Some(t)) => format!(
+                    "{} / {}{}",
+                    age(r),
+                    age(t),
+                    if r > t { " MISSED" } else { "" }
+                ),
+                (Some(r), None) => age(r),
+                (None, _) => {
+                    if agent.is_some() {
+                        "(agent: see metrics)".into()
+                    } else {
+                        "never backed up".into()
+                    }
+                }
+            },
+            if jobs.is_empty() {
+                "-".into()
+            } else {
+                jobs.join("; ")
+            },
+        ]);
+    }
+    if ctx.json {
+        output::json(&serde_json::json!({"agent": agent_status, "factories": json}));
+    } else {
+        match (&agent, &agent_status) {
+            (Some(a), Some(s)) => println!(
+                "agent: running (pid {}, socket {})",
+                s["agent"]["pid"],
+                a.socket().display()
+            ),
+            _ => println!(
+                "agent: not running (socket {} does not answer)",
+                config.agent.socket.display()
+            ),
+        }
+        output::table(
+            &["FACTORY", "LAST CONFIRMED", "RPO / TARGET", "JOBS"],
+            &rows,
+        );
+        if let Some(locations) = agent_status
+            .as_ref()
+            .and_then(|s| s["locations"].as_object())
+        {
+            for (name, up) in locations {
+                println!(
+                    "location {name}: {}",
+                    if up == true { "ok" } else { "UNREACHABLE" }
+                );
+            }
+        }
+    }
+    Ok(if late { exit::CHECK_FAILED } else { exit::OK })
+}
