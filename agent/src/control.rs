@@ -111,14 +111,8 @@ async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
         .factories
         .iter()
         .map(|f| {
-            let snapshots = c.catalog.snapshots(Some(f)).unwrap_or_default();
-            let checkpoints = c.catalog.checkpoints(Some(f)).unwrap_or_default();
-            let last = snapshots
-                .iter()
-                .map(|s| s.created.clone())
-                .chain(checkpoints.iter().map(|c| c.created.clone()))
-                .max();
-            (f.clone(), last)
+            let last = c.catalog.last_confirmed(f).ok().flatten();
+            (f.clone(), last.map(adfdr_core::snapshot::rfc3339))
         })
         .collect();
     Json(serde_json::json!({

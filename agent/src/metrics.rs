@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use adfdr_core::catalog::Catalog;
 use adfdr_core::config::Config;
-use adfdr_core::snapshot::parse_time;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -80,10 +79,6 @@ fn label(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn seconds(t: &str) -> Option<f64> {
-    parse_time(t).map(|t| t.unix_timestamp() as f64)
-}
-
 /// The text exposition, built from the catalog and the scheduler's view.
 pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<String, String> {
     let mut registry = Registry::default();
@@ -149,19 +144,10 @@ pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<Stri
                 .map(|r| (r.payload_size + r.manifest_size) as f64)
                 .sum(),
         );
-        let confirmed = records
-            .iter()
-            .filter_map(|r| seconds(&r.created))
-            .chain(
-                catalog
-                    .checkpoints(Some(factory))
-                    .map_err(|e| e.to_string())?
-                    .iter()
-                    .filter_map(|c| seconds(&c.created)),
-            )
-            .fold(None, |acc: Option<f64>, t| {
-                Some(acc.map_or(t, |a| a.max(t)))
-            });
+        let confirmed = catalog
+            .last_confirmed(factory)
+            .map_err(|e| e.to_string())?
+            .map(|t| t.unix_timestamp() as f64);
         if let Some(t) = confirmed {
             last_backup.get_or_create(&f).set(t);
             rpo.get_or_create(&f)

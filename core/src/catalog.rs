@@ -206,6 +206,22 @@ impl Catalog {
         self.scan(CHECKPOINTS, &Self::prefix(factory))
     }
 
+    /// When `factory`'s state was last confirmed in the store: its newest
+    /// snapshot or checkpoint (the RPO evidence).
+    pub fn last_confirmed(
+        &self,
+        factory: &str,
+    ) -> Result<Option<time::OffsetDateTime>, CatalogError> {
+        let snapshots = self.snapshots(Some(factory))?;
+        let checkpoints = self.checkpoints(Some(factory))?;
+        Ok(snapshots
+            .iter()
+            .map(|s| s.created.as_str())
+            .chain(checkpoints.iter().map(|c| c.created.as_str()))
+            .filter_map(crate::snapshot::parse_time)
+            .max())
+    }
+
     /// Forgets a pruned snapshot and the checkpoints that confirmed it.
     pub fn remove_snapshot(&self, factory: &str, id: &str) -> Result<(), CatalogError> {
         let checkpoints: Vec<String> = self

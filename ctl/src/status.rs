@@ -44,16 +44,9 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             .and_then(|s| s["last_confirmed"][f.name.as_str()].as_str())
             .and_then(parse_time);
         let confirmed = from_agent.or_else(|| {
-            catalog.as_ref().and_then(|c| {
-                let snapshots = c.snapshots(Some(&f.name)).ok()?;
-                let checkpoints = c.checkpoints(Some(&f.name)).ok()?;
-                snapshots
-                    .iter()
-                    .map(|s| s.created.clone())
-                    .chain(checkpoints.iter().map(|c| c.created.clone()))
-                    .filter_map(|t| parse_time(&t))
-                    .max()
-            })
+            catalog
+                .as_ref()
+                .and_then(|c| c.last_confirmed(&f.name).ok().flatten())
         });
         let rpo = confirmed.map(|t| (now - t).whole_seconds());
         let target = f.rpo_target.as_ref().map(|t| t.0.as_secs() as i64);

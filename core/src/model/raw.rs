@@ -44,8 +44,12 @@ pub fn canonicalize_raw(
     if let Some(scan) = canonicalize_fast(kind, raw, out) {
         return Ok(scan);
     }
-    // The tree path: slower, and the reference for what the fast path writes.
-    let answer: Value = serde_json::from_slice(raw)?;
+    Ok(canonicalize_tree(kind, serde_json::from_slice(raw)?, out))
+}
+
+/// The tree path: what `canonicalize_raw` does for answers the fast path
+/// declines, slower, and the reference its output is tested against.
+pub fn canonicalize_tree(kind: ResourceKind, answer: Value, out: &mut Vec<u8>) -> Scan {
     let name = answer
         .get("name")
         .and_then(Value::as_str)
@@ -56,12 +60,12 @@ pub fn canonicalize_raw(
         .map(str::to_string);
     let definition = canonicalize_owned(kind, answer);
     write_canonical(&definition, out);
-    Ok(Scan {
+    Scan {
         name,
         runtime_state,
         references: references(&definition),
         masked: masked_pointers(&definition),
-    })
+    }
 }
 
 /// The fast path alone: None (and nothing appended) when it declines.
@@ -636,27 +640,11 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::canonical_bytes;
-
     /// The tree path's answer for the same input.
     fn reference(kind: ResourceKind, raw: &str) -> (Vec<u8>, Scan) {
-        let answer: Value = serde_json::from_str(raw).expect("json");
-        let name = answer
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let runtime_state = answer
-            .pointer("/properties/runtimeState")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let d = canonicalize_owned(kind, answer);
-        let scan = Scan {
-            name,
-            runtime_state,
-            references: references(&d),
-            masked: masked_pointers(&d),
-        };
-        (canonical_bytes(&d), scan)
+        let mut out = Vec::new();
+        let scan = canonicalize_tree(kind, serde_json::from_str(raw).expect("json"), &mut out);
+        (out, scan)
     }
 
     fn fast(kind: ResourceKind, raw: &str) -> Option<(Vec<u8>, Scan)> {

@@ -14,7 +14,7 @@ use super::OpError;
 use super::read;
 use crate::catalog::Catalog;
 use crate::plan::retention::{Candidate, Decision, Policy, decide};
-use crate::snapshot::object;
+use crate::snapshot::{object, snapshot_time};
 use crate::store::Replicas;
 use crate::store::layout::{self, Parsed};
 
@@ -42,15 +42,6 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Locations that were not pruned (read-only or unreachable).
     pub untouched: Vec<String>,
-}
-
-/// `20261122T092249Z-cc094363` → its time.
-pub fn snapshot_time(id: &str) -> Option<OffsetDateTime> {
-    let stamp = id.get(..16)?;
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(stamp, format)
-        .ok()
-        .map(|t| t.assume_utc())
 }
 
 /// Objects of one factory per location: (location, key) → size; and the
@@ -227,16 +218,27 @@ pub async fn prune(
     if doomed.is_empty() {
         return Ok(report);
     }
-    // Checkpoints of doomed snapshots (their header names the snapshot).
+    // Checkpoints of doomed snapshots: each header (read once, from the
+    // first intact copy) names the snapshot; every copy goes.
+    let checkpoint_keys: BTreeSet<&String> = listed
+        .objects
+        .keys()
+        .map(|(_, key)| key)
+        .filter(|key| matches!(layout::parse(key), Some(Parsed::Checkpoint { .. })))
+        .collect();
     let mut checkpoints: Vec<(String, String, u64)> = Vec::new();
-    for ((location, key), size) in &listed.objects {
-        if let Some(Parsed::Checkpoint { .. }) = layout::parse(key)
-            && let Some(l) = replicas.get(location)
-            && let Ok(Some(bytes)) = l.store.get(key).await
-            && let Ok(parsed) = object::parse(&bytes)
-            && doomed.contains(&parsed.header.snapshot)
-        {
-            checkpoints.push((location.clone(), key.clone(), *size));
+    for key in checkpoint_keys {
+        let parses = |b: &[u8]| object::parse(b).map(|_| ()).map_err(|e| e.to_string());
+        let Ok(read) = replicas.read(key, None, parses).await else {
+            continue;
+        };
+        let snapshot = object::parse(&read.bytes).expect("checked").header.snapshot;
+        if doomed.contains(&snapshot) {
+            for ((location, k), size) in &listed.objects {
+                if k == key {
+                    checkpoints.push((location.clone(), key.clone(), *size));
+                }
+            }
         }
     }
     if dry_run {
@@ -311,19 +313,4 @@ async fn intact(replicas: &Replicas, factory: &str, id: &str) -> bool {
         })
         .await
         .is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_ids_carry_their_time() {
-        let t = snapshot_time("20261122T092249Z-cc094363").expect("time");
-        assert_eq!(crate::snapshot::rfc3339(t), "2026-11-22T09:22:49Z");
-        assert!(snapshot_time("garbage").is_none());
-        let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
-        let id = crate::snapshot::snapshot_id(now, 7);
-        assert_eq!(snapshot_time(&id), Some(now));
-    }
 }

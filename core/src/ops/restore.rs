@@ -638,14 +638,9 @@ async fn subscribe(arm: &ArmClient, throttle: &Throttle, trigger: &str) -> Resul
         .map_err(|e| e.to_string())?;
         match status.get("status").and_then(Value::as_str) {
             Some("Enabled") => return Ok(()),
-            Some("Disabled" | "Unknown") | None if Instant::now() > deadline => {
-                return Err(format!(
-                    "event subscription did not become Enabled within 5 minutes ({status})"
-                ));
-            }
             _ if Instant::now() > deadline => {
                 return Err(format!(
-                    "event subscription did not become Enabled within 5 minutes ({status})"
+                    "event subscription did not become Enabled within 5 minutes ({status}); check that the Microsoft.EventGrid resource provider is registered in the subscription of the trigger's storage account, then run the restore again"
                 ));
             }
             _ => {

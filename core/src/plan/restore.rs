@@ -399,7 +399,10 @@ pub fn plan(
         Ok(w) => w.into_iter().flatten().collect(),
         Err(_) => (0..children.len()).collect(),
     };
-    for _ in 0..2 {
+    // One pass in dependency order suffices; the loop only matters when a
+    // cycle leaves the order arbitrary.
+    loop {
+        let mut changed = false;
         for &i in &order {
             if !chosen[i] || skip[i].is_some() {
                 continue;
@@ -409,7 +412,11 @@ pub fn plan(
                 .find(|&&d| skip[d].is_some() && !in_target.contains_key(&graph.keys[d]))
             {
                 skip[i] = Some(format!("needs {}, which is skipped", graph.labels[d]));
+                changed = true;
             }
+        }
+        if !changed {
+            break;
         }
     }
 
@@ -530,12 +537,12 @@ pub fn plan(
                 }
             }
         }
-        let all: Vec<&Resource> = extraneous.clone();
+        let all = &extraneous;
         let mut keep: HashSet<Key> = HashSet::new();
         // Whatever a kept resource needs is kept too (to a fixed point).
+        let g = Graph::build(all.iter().copied());
         loop {
             let before = keep.len();
-            let g = Graph::build(all.iter().copied());
             for (i, r) in all.iter().enumerate() {
                 if blocked.contains_key(&r.key()) || keep.contains(&r.key()) {
                     keep.insert(r.key());
@@ -651,14 +658,20 @@ pub fn plan(
         }
     }
     let trigger_graph = Graph::build(target_triggers.iter().copied());
-    let rank = |g: &Graph, name: &str| -> usize {
-        let waves = g.waves().unwrap_or_default();
-        waves
+    // Dependency level of each trigger by name (0 when a cycle leaves it unordered).
+    let levels = |g: &Graph| -> HashMap<String, usize> {
+        g.waves()
+            .unwrap_or_default()
             .iter()
-            .position(|w| w.iter().any(|&i| g.keys[i].2 == name.to_lowercase()))
-            .unwrap_or(0)
+            .enumerate()
+            .flat_map(|(level, w)| w.iter().map(move |&i| (g.keys[i].2.clone(), level)))
+            .collect()
     };
-    stop.sort_by_key(|n| (std::cmp::Reverse(rank(&trigger_graph, n)), n.to_lowercase()));
+    let rank = |levels: &HashMap<String, usize>, name: &str| {
+        levels.get(&name.to_lowercase()).copied().unwrap_or(0)
+    };
+    let target_levels = levels(&trigger_graph);
+    stop.sort_by_key(|n| (std::cmp::Reverse(rank(&target_levels, n)), n.to_lowercase()));
     // Start: restored triggers that should run and will not be running.
     let snapshot_trigger_resources: Vec<&Resource> = children
         .iter()
@@ -687,7 +700,8 @@ pub fn plan(
             }
         }
     }
-    start.sort_by_key(|n| (rank(&source_trigger_graph, n), n.to_lowercase()));
+    let source_levels = levels(&source_trigger_graph);
+    start.sort_by_key(|n| (rank(&source_levels, n), n.to_lowercase()));
 
     // The factory.
     let mut notes = Vec::new();

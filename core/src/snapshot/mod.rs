@@ -9,11 +9,21 @@ pub use keys::{DataKey, FileKey, WrappedKey};
 pub use manifest::{Entry, Manifest, PublicManifest, Resource, Source};
 pub use object::{Header, ObjectError, ObjectType};
 
+/// The time part of a snapshot id.
+const ID_TIME: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
 /// A snapshot id: UTC time to the second plus 8 random hex digits, so ids sort
 /// by time and two agents never collide (`20261122T071500Z-3fa2c1d0`).
 pub fn snapshot_id(now: time::OffsetDateTime, random: u32) -> String {
-    let compact = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    format!("{}-{random:08x}", utc(now, compact))
+    format!("{}-{random:08x}", utc(now, ID_TIME))
+}
+
+/// The time a snapshot id carries (None for names adfdr does not write).
+pub fn snapshot_time(id: &str) -> Option<time::OffsetDateTime> {
+    time::PrimitiveDateTime::parse(id.get(..16)?, ID_TIME)
+        .ok()
+        .map(|t| t.assume_utc())
 }
 
 /// RFC 3339 UTC with seconds (`2026-11-22T07:15:00Z`).
@@ -70,5 +80,15 @@ mod tests {
                 && !safe_name("a/b")
                 && !safe_name("")
         );
+    }
+
+    #[test]
+    fn snapshot_ids_carry_their_time() {
+        let t = snapshot_time("20261122T092249Z-cc094363").expect("time");
+        assert_eq!(rfc3339(t), "2026-11-22T09:22:49Z");
+        assert!(snapshot_time("garbage").is_none());
+        let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let id = snapshot_id(now, 7);
+        assert_eq!(snapshot_time(&id), Some(now));
     }
 }
