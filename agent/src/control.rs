@@ -32,6 +32,8 @@ pub struct RunState {
     pub finished: Option<String>,
     pub ok: Option<bool>,
     pub outcome: Option<String>,
+    /// The job's report (verify, prune), as the CLI prints it.
+    pub result: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,9 @@ pub struct Request {
     pub factory: String,
     pub kind: Kind,
     pub force: bool,
+    /// Job options from the CLI (verify: snapshot, read_data, location,
+    /// repair; prune: dry_run).
+    pub options: serde_json::Value,
 }
 
 pub struct Control {
@@ -71,6 +76,7 @@ impl Control {
                 finished: None,
                 ok: None,
                 outcome: None,
+                result: None,
             },
         );
         while runs.len() > 200 {
@@ -93,6 +99,8 @@ struct RunBody {
     job: String,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    options: serde_json::Value,
 }
 
 async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
@@ -122,6 +130,7 @@ async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
         "rpo_targets": view.rpo_targets,
         "jobs": jobs,
         "locations": view.locations,
+        "leases": view.leases,
     }))
 }
 
@@ -151,6 +160,7 @@ async fn run(State(c): State<Arc<Control>>, Json(body): Json<RunBody>) -> impl I
         factory: body.factory,
         kind,
         force: body.force,
+        options: body.options,
     });
     (StatusCode::ACCEPTED, Json(serde_json::json!({"id": id})))
 }

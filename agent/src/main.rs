@@ -6,6 +6,7 @@
 //! signal quits at once: backups are crash-safe, nothing half-written lists).
 
 mod control;
+mod lease;
 mod metrics;
 mod scheduler;
 
@@ -24,6 +25,25 @@ struct Args {
     /// Seconds to wait for running jobs on SIGTERM before abandoning them.
     #[arg(long, default_value_t = 60)]
     stop_timeout: u64,
+}
+
+/// Appends a privileged action to the audit trail (state_dir/audit.jsonl,
+/// mode 0600) and to the log under the `audit` target. A trail that cannot be
+/// written is logged, not fatal: backups must go on.
+pub(crate) fn audit(engine: &adfdr_core::ops::Engine, record: &serde_json::Value) {
+    let mut record = record.clone();
+    if let Some(map) = record.as_object_mut() {
+        map.insert(
+            "time".into(),
+            adfdr_core::snapshot::rfc3339(adfdr_core::ops::system_clock()).into(),
+        );
+        map.insert("by".into(), "adfdr-agent".into());
+        map.insert("pid".into(), std::process::id().into());
+    }
+    tracing::info!(target: "audit", record = %record, "audit");
+    if let Err(e) = adfdr_core::ops::restore::audit(&engine.config.agent.state_dir, &record) {
+        tracing::warn!(error = %e, "could not write the audit trail");
+    }
 }
 
 #[global_allocator]

@@ -31,6 +31,10 @@ pub struct View {
     /// Factory → RPO target in seconds.
     pub rpo_targets: BTreeMap<String, f64>,
     pub factories: Vec<String>,
+    /// Factory → who runs it ("this agent", or the other lease holder).
+    pub leases: BTreeMap<String, String>,
+    /// Location → objects copied there by repair since the agent started.
+    pub repaired: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -132,8 +136,56 @@ pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<Stri
         failures.clone(),
     );
 
+    let owned = gauge_family(
+        &mut registry,
+        "adfdr_factory_owned",
+        "1 when this agent holds the factory's lease and runs its jobs",
+    );
+    let throttled = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_throttled_responses",
+        "429 and 503 answers retried since the agent started, by service",
+        throttled.clone(),
+    );
+    for (service, n) in adfdr_core::telemetry::throttled() {
+        throttled
+            .get_or_create(&label(&[("service", service)]))
+            .inc_by(n);
+    }
+    let repaired = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_repaired_objects",
+        "Missing copies made again from a healthy location since the agent started",
+        repaired.clone(),
+    );
+    let pending = gauge_family(
+        &mut registry,
+        "adfdr_repairs_pending",
+        "Copies a location still misses (queued for repair)",
+    );
+    for (location, n) in &view.repaired {
+        repaired
+            .get_or_create(&label(&[("location", location)]))
+            .inc_by(*n);
+    }
+    let mut queued: BTreeMap<String, u64> = view.locations.keys().map(|l| (l.clone(), 0)).collect();
+    for r in catalog.repairs().map_err(|e| e.to_string())? {
+        *queued.entry(r.location).or_default() += 1;
+    }
+    for (location, n) in &queued {
+        pending
+            .get_or_create(&label(&[("location", location)]))
+            .set(*n as f64);
+    }
     for factory in &view.factories {
         let f = label(&[("factory", factory)]);
+        owned.get_or_create(&f).set(
+            if view.leases.get(factory).map(String::as_str) == Some("this agent") {
+                1.0
+            } else {
+                0.0
+            },
+        );
         let records = catalog
             .snapshots(Some(factory))
             .map_err(|e| e.to_string())?;

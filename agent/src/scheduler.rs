@@ -115,8 +115,8 @@ fn jobs(config: &Config, catalog: &Catalog, now: DateTime<Utc>) -> Result<Vec<Jo
     Ok(out)
 }
 
-/// A finished job: factory, kind, outcome, success, duration, run id.
-type Done = (String, Kind, String, bool, Duration, String);
+/// A finished job: factory, kind, outcome, duration, run id.
+type Done = (String, Kind, Outcome, Duration, String);
 
 /// The scheduler's jobs as the metrics endpoint shows them.
 fn publish(view: &Shared, jobs: &[Job]) {
@@ -187,53 +187,107 @@ async fn store_answers(engine: &Engine, view: &Shared) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind, force: bool) -> (String, bool) {
+/// What a job ended with: one line, success, and its report.
+pub struct Outcome {
+    pub text: String,
+    pub ok: bool,
+    pub result: serde_json::Value,
+}
+
+async fn run_job(
+    engine: Arc<Engine>,
+    view: Shared,
+    factory: String,
+    kind: Kind,
+    force: bool,
+    options: serde_json::Value,
+) -> Outcome {
     let started = system_clock();
+    // A location that was down for an earlier job may be back.
+    engine.replicas.retry_unreachable();
     let fc = match engine.config.factory(&factory) {
         Some(f) => f.clone(),
-        None => return ("factory no longer configured".into(), false),
+        None => {
+            return Outcome {
+                text: "factory no longer configured".into(),
+                ok: false,
+                result: serde_json::Value::Null,
+            };
+        }
     };
     let (outcome, ok, detail) = match kind {
-        Kind::Backup => match backup::backup(&engine, &fc, force, system_clock).await {
-            // backup records its own run in the catalog.
-            Ok(o) => {
-                let text = match &o {
-                    backup::Outcome::Created { record, .. } => {
-                        format!("snapshot {} ({} resources)", record.id, record.resources)
-                    }
-                    backup::Outcome::Unchanged { snapshot, .. } => {
-                        format!("unchanged since {snapshot} (checkpoint written)")
-                    }
-                };
-                let text = if o.degraded() {
-                    format!("{text}; degraded: a location missed its copy")
-                } else {
-                    text
-                };
-                return (text, !o.degraded());
+        Kind::Backup => {
+            repair_pending(&engine, &view, &factory).await;
+            match backup::backup(&engine, &fc, force, system_clock).await {
+                // backup records its own run in the catalog.
+                Ok(o) => {
+                    let (text, value) = match &o {
+                        backup::Outcome::Created { record, .. } => (
+                            format!("snapshot {} ({} resources)", record.id, record.resources),
+                            serde_json::json!({"result": "created", "snapshot": record.id, "resources": record.resources}),
+                        ),
+                        backup::Outcome::Unchanged {
+                            snapshot,
+                            checkpoint,
+                            ..
+                        } => (
+                            format!("unchanged since {snapshot} (checkpoint written)"),
+                            serde_json::json!({"result": "unchanged", "snapshot": snapshot, "checkpoint": checkpoint}),
+                        ),
+                    };
+                    let text = if o.degraded() {
+                        format!("{text}; degraded: a location missed its copy")
+                    } else {
+                        text
+                    };
+                    crate::audit(
+                        &engine,
+                        &serde_json::json!({"action": "backup", "factory": factory, "outcome": value, "degraded": o.degraded()}),
+                    );
+                    return Outcome {
+                        text,
+                        ok: !o.degraded(),
+                        result: value,
+                    };
+                }
+                Err(e) => {
+                    return Outcome {
+                        text: e.to_string(),
+                        ok: false,
+                        result: serde_json::Value::Null,
+                    };
+                }
             }
-            Err(e) => {
-                let text = e.to_string();
-                return (text, false);
-            }
-        },
+        }
         Kind::Verify => {
-            let report = verify::verify(
-                &engine.replicas,
-                &verify::Scope {
-                    factory: Some(&factory),
-                    snapshot: None,
-                    location: None,
-                    keys: None,
-                },
-            )
-            .await;
-            let ok = report.healthy();
-            (
-                if ok { "healthy" } else { "damaged" }.to_string(),
-                ok,
-                serde_json::json!({"healthy": ok, "snapshots": report.snapshots, "locations": report.locations.len()}),
-            )
+            let text = |k: &str| options[k].as_str().map(str::to_string);
+            let (snapshot, location) = (text("snapshot"), text("location"));
+            let read_data = options["read_data"] == true;
+            let repair_too = options["repair"] == true;
+            let scope = verify::Scope {
+                factory: Some(&factory),
+                snapshot: snapshot.as_deref(),
+                location: location.as_deref(),
+                keys: read_data.then_some(&engine.keys),
+            };
+            let catalog = engine.catalog().ok();
+            match verify::check(&engine.replicas, &scope, repair_too, catalog.as_deref()).await {
+                Ok(report) => {
+                    let ok = report.healthy();
+                    note_repairs(&engine, &view, &factory, &report.repaired);
+                    (
+                        if ok {
+                            "healthy"
+                        } else {
+                            "damaged or incomplete"
+                        }
+                        .to_string(),
+                        ok,
+                        serde_json::to_value(&report).unwrap_or_default(),
+                    )
+                }
+                Err(e) => (e.to_string(), false, serde_json::Value::Null),
+            }
         }
         Kind::Prune => {
             let tz = fc
@@ -241,6 +295,7 @@ async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind, force: bool) 
                 .as_deref()
                 .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
                 .unwrap_or(chrono_tz::UTC);
+            let dry_run = options["dry_run"] == true;
             let catalog = engine.catalog().ok();
             match prune::prune(
                 &engine.replicas,
@@ -249,16 +304,24 @@ async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind, force: bool) 
                 &Policy::from(&fc.keep),
                 &zone(tz),
                 system_clock(),
-                false,
+                dry_run,
             )
             .await
             {
                 Ok(r) => {
                     let ok = r.failures.is_empty();
+                    if !dry_run && !r.deleted.is_empty() {
+                        crate::audit(
+                            &engine,
+                            &serde_json::json!({"action": "prune", "factory": factory, "deleted": r.deleted, "freed_bytes": r.freed_bytes, "failures": r.failures}),
+                        );
+                    }
                     (
                         format!(
-                            "deleted {} snapshots, freed {} bytes",
-                            r.deleted.len(),
+                            "{} {} snapshots, {} {} bytes",
+                            if dry_run { "would delete" } else { "deleted" },
+                            r.snapshots.iter().filter(|s| !s.keep).count(),
+                            if dry_run { "would free" } else { "freed" },
                             r.freed_bytes
                         ),
                         ok,
@@ -277,13 +340,112 @@ async fn run_job(engine: Arc<Engine>, factory: String, kind: Kind, force: bool) 
             started: rfc3339(started),
             finished: rfc3339(system_clock()),
             outcome: if ok { "ok".into() } else { "failed".into() },
-            detail,
+            // The run log keeps the verdict, not whole reports.
+            detail: summary(&detail),
         };
         if let Err(e) = catalog.record_run(&record) {
             tracing::warn!(error = %e, "could not record the run");
         }
     }
-    (outcome, ok)
+    Outcome {
+        text: outcome,
+        ok,
+        result: detail,
+    }
+}
+
+fn summary(detail: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    if let Some(map) = detail.as_object() {
+        for (k, v) in map {
+            if !v.is_array() {
+                out.insert(k.clone(), v.clone());
+            } else {
+                out.insert(k.clone(), v.as_array().map_or(0, Vec::len).into());
+            }
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// Copies left missing by degraded backups are made again, before the next
+/// backup of the factory, once their location answers.
+async fn repair_pending(engine: &Engine, view: &Shared, factory: &str) {
+    let Ok(catalog) = engine.catalog() else {
+        return;
+    };
+    let prefix = layout::factory_prefix(factory);
+    let pending: Vec<_> = catalog
+        .repairs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.key.starts_with(&prefix))
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    tracing::info!(%factory, pending = pending.len(), "copying what degraded runs left missing");
+    let scope = verify::Scope {
+        factory: Some(factory),
+        snapshot: None,
+        location: None,
+        keys: None,
+    };
+    match verify::check(&engine.replicas, &scope, true, Some(&catalog)).await {
+        Ok(report) => {
+            note_repairs(engine, view, factory, &report.repaired);
+            // What the store no longer misses (repaired, or pruned since) is done.
+            let missing: HashSet<(String, String)> = report
+                .locations
+                .iter()
+                .flat_map(|l| {
+                    l.missing
+                        .iter()
+                        .chain(&l.damaged)
+                        .map(|p| (l.name.clone(), p.key.clone()))
+                })
+                .collect();
+            let unreachable: HashSet<String> = report
+                .locations
+                .iter()
+                .filter(|l| l.error.is_some())
+                .map(|l| l.name.clone())
+                .collect();
+            for r in &pending {
+                if !unreachable.contains(&r.location)
+                    && !missing.contains(&(r.location.clone(), r.key.clone()))
+                {
+                    let _ = catalog.remove_repair(&r.location, &r.key);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(%factory, error = %e, "repair pass failed"),
+    }
+}
+
+fn note_repairs(
+    engine: &Engine,
+    view: &Shared,
+    factory: &str,
+    repaired: &[adfdr_core::ops::verify::Repaired],
+) {
+    if repaired.is_empty() {
+        return;
+    }
+    {
+        let mut v = view.lock().expect("view");
+        for r in repaired {
+            *v.repaired.entry(r.location.clone()).or_default() += 1;
+        }
+    }
+    for r in repaired {
+        tracing::info!(%factory, location = %r.location, object = %r.key, from = %r.from, "repaired a missing copy");
+    }
+    crate::audit(
+        engine,
+        &serde_json::json!({"action": "repair", "factory": factory,
+            "objects": repaired.iter().map(|r| serde_json::json!({"location": r.location, "key": r.key, "from": r.from})).collect::<Vec<_>>()}),
+    );
 }
 
 pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
@@ -307,6 +469,19 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| OpError::Failed(e.to_string()))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| OpError::Failed(e.to_string()))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    // Leases: which factories this agent runs (several agents share a store).
+    let (engine_tx, engine_rx) = tokio::sync::watch::channel(engine.clone());
+    let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<crate::lease::Event>();
+    let (lease_stop, lease_stop_rx) = tokio::sync::oneshot::channel();
+    let leases = tokio::spawn(crate::lease::run(
+        engine_rx,
+        view.clone(),
+        lease_tx,
+        lease_stop_rx,
+    ));
+    let mut owned: HashSet<String> = HashSet::new();
+    let mut handles: std::collections::HashMap<String, (tokio::task::AbortHandle, String)> =
+        Default::default();
     let (request_tx, mut request_rx) = mpsc::unbounded_channel::<crate::control::Request>();
     let control = Arc::new(crate::control::Control {
         catalog: catalog.clone(),
@@ -328,10 +503,30 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         let now = Utc::now();
         // Start what is due: one job per factory at a time, the global limit
         // applied inside the task.
-        let mut starts: Vec<(String, Kind, bool, String)> = Vec::new();
+        let mut starts: Vec<(String, Kind, bool, String, serde_json::Value)> = Vec::new();
         // Requests through the control socket first, then what is due.
         let mut waiting = std::collections::VecDeque::new();
         while let Some(r) = pending.pop_front() {
+            if !owned.contains(&r.factory) {
+                let holder = view.lock().expect("view").leases.get(&r.factory).cloned();
+                match holder {
+                    // Not known yet (the first lease pass is under way): wait.
+                    None => waiting.push_back(r),
+                    Some(who) => {
+                        let why = format!(
+                            "factory '{}' is run by {who} (it holds the factory's lease); ask there, or wait for its lease to expire",
+                            r.factory
+                        );
+                        tracing::warn!(factory = %r.factory, job = r.kind.name(), "refused: {why}");
+                        control.update(&r.id, |run| {
+                            run.state = "done".into();
+                            run.ok = Some(false);
+                            run.outcome = Some(why);
+                        });
+                    }
+                }
+                continue;
+            }
             if busy.contains(&r.factory) {
                 waiting.push_back(r);
                 continue;
@@ -343,42 +538,56 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
             {
                 job.running = true;
             }
-            starts.push((r.factory, r.kind, r.force, r.id));
+            starts.push((r.factory, r.kind, r.force, r.id, r.options));
         }
         pending = waiting;
         for job in jobs.iter_mut() {
-            if job.running || job.next > now || busy.contains(&job.factory) {
+            if job.running
+                || job.next > now
+                || busy.contains(&job.factory)
+                || !owned.contains(&job.factory)
+            {
                 continue;
             }
             job.running = true;
             busy.insert(job.factory.clone());
             let id = control.register(&job.factory, job.kind, "schedule");
-            starts.push((job.factory.clone(), job.kind, false, id));
+            starts.push((
+                job.factory.clone(),
+                job.kind,
+                false,
+                id,
+                serde_json::Value::Null,
+            ));
         }
-        for (factory, kind, force, id) in starts {
-            let (engine, limit, done, control) = (
+        for (factory, kind, force, id, options) in starts {
+            let (engine, limit, done, control, view) = (
                 engine.clone(),
                 limit.clone(),
                 done_tx.clone(),
                 control.clone(),
+                view.clone(),
             );
             tracing::info!(factory = %factory, job = kind.name(), run = %id, "starting");
-            tokio::spawn(async move {
+            let run_id = id.clone();
+            let name = factory.clone();
+            let task = tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 control.update(&id, |r| {
                     r.state = "running".into();
                     r.started = Some(rfc3339(system_clock()));
                 });
                 let clock = std::time::Instant::now();
-                let (outcome, ok) = run_job(engine, factory.clone(), kind, force).await;
-                let _ = done.send((factory, kind, outcome, ok, clock.elapsed(), id));
+                let outcome = run_job(engine, view, factory.clone(), kind, force, options).await;
+                let _ = done.send((factory, kind, outcome, clock.elapsed(), id));
             });
+            handles.insert(name, (task.abort_handle(), run_id));
         }
         publish(&view, &jobs);
         notify(&[NotifyState::Status(&status(&jobs))]);
         let next = jobs
             .iter()
-            .filter(|j| !j.running && !busy.contains(&j.factory))
+            .filter(|j| !j.running && !busy.contains(&j.factory) && owned.contains(&j.factory))
             .map(|j| j.next)
             .min();
         let mut wait = next
@@ -393,14 +602,61 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
                 tracing::info!(factory = %request.factory, job = request.kind.name(), run = %request.id, "requested through the control socket");
                 pending.push_back(request);
             }
-            Some((factory, kind, outcome, ok, took, id)) = done_rx.recv() => {
+            Some(event) = lease_rx.recv() => match event {
+                crate::lease::Event::Gained(factory) => {
+                    owned.insert(factory.clone());
+                    // Taking over: run once what its last holder may have missed.
+                    let now = Utc::now();
+                    for job in jobs.iter_mut().filter(|j| j.factory == factory && !j.running) {
+                        let last = catalog
+                            .last_run(job.kind.name(), &factory)
+                            .ok()
+                            .flatten()
+                            .and_then(|r| adfdr_core::snapshot::parse_time(&r.started))
+                            .map(to_chrono);
+                        if job.schedule.missed(last, now) {
+                            tracing::info!(factory = %factory, job = job.kind.name(), "a scheduled run may have been missed: running it now");
+                            job.next = now;
+                        }
+                    }
+                }
+                crate::lease::Event::Lost(factory) => {
+                    owned.remove(&factory);
+                    if let Some((task, id)) = handles.remove(&factory) {
+                        // Another agent may start on it: stop writing now
+                        // (an abandoned upload leaves nothing that lists).
+                        task.abort();
+                        busy.remove(&factory);
+                        let why = "abandoned: the factory's lease was lost (another agent runs it now)";
+                        tracing::warn!(factory = %factory, run = %id, "{why}");
+                        control.update(&id, |r| {
+                            r.state = "done".into();
+                            r.finished = Some(rfc3339(system_clock()));
+                            r.ok = Some(false);
+                            r.outcome = Some(why.into());
+                        });
+                        let now = Utc::now();
+                        for job in jobs.iter_mut().filter(|j| j.factory == factory && j.running) {
+                            job.running = false;
+                            job.next = job.next_after(now);
+                            view.lock().expect("view").jobs.entry((factory.clone(), job.kind.name().to_string())).or_default().failures += 1;
+                        }
+                    }
+                }
+            },
+            Some((factory, kind, outcome, took, id)) = done_rx.recv() => {
                 busy.remove(&factory);
+                handles.remove(&factory);
+                let ok = outcome.ok;
+                let outcome_text = outcome.text.clone();
                 control.update(&id, |r| {
                     r.state = "done".into();
                     r.finished = Some(rfc3339(system_clock()));
                     r.ok = Some(ok);
-                    r.outcome = Some(outcome.clone());
+                    r.outcome = Some(outcome.text);
+                    r.result = Some(outcome.result);
                 });
+                let outcome = outcome_text;
                 {
                     let mut v = view.lock().expect("view");
                     let stats = v.jobs.entry((factory.clone(), kind.name().to_string())).or_default();
@@ -441,18 +697,38 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
                         view.lock().expect("view").configure(&new_engine.config);
                         *control.factories.lock().expect("factories") = new_engine.config.factory_names();
                         engine = new_engine;
+                        let _ = engine_tx.send(engine.clone());
                         tracing::info!(jobs = jobs.len(), "config reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "config reload refused; still running on the previous config"),
                 }
                 notify(&[NotifyState::Ready, NotifyState::Status(&status(&jobs))]);
             }
-            _ = sigterm.recv() => return stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await,
-            _ = sigint.recv() => return stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await,
+            _ = sigterm.recv() => {
+                let result = stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await;
+                release_leases(lease_stop, leases).await;
+                return result;
+            }
+            _ = sigint.recv() => {
+                let result = stop(&mut sigterm, &mut sigint, &mut done_rx, busy, stop_timeout).await;
+                release_leases(lease_stop, leases).await;
+                return result;
+            }
         }
         if watchdog.is_some() {
             notify(&[NotifyState::Watchdog]);
         }
+    }
+}
+
+/// Gives the leases up so that another agent takes over at once.
+async fn release_leases(stop: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
+    let _ = stop.send(());
+    if tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("leases not released in time: they expire by themselves");
     }
 }
 
@@ -484,8 +760,8 @@ async fn stop(
     let deadline = tokio::time::Instant::now() + timeout;
     while !busy.is_empty() {
         tokio::select! {
-            Some((factory, kind, outcome, _, _, _)) = done.recv() => {
-                tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome, "finished before stopping");
+            Some((factory, kind, outcome, _, _)) = done.recv() => {
+                tracing::info!(factory = %factory, job = kind.name(), outcome = %outcome.text, "finished before stopping");
                 busy.remove(&factory);
             }
             _ = tokio::time::sleep_until(deadline) => {

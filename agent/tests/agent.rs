@@ -39,10 +39,22 @@ impl Rig {
     }
 
     fn write_config(&self, factory_extra: &str) {
-        let text = format!(
+        let text = self.config_text(&self.dir.join("state"), &self.socket(), "", factory_extra);
+        std::fs::write(&self.config, text).expect("config");
+    }
+
+    fn config_text(
+        &self,
+        state: &std::path::Path,
+        socket: &std::path::Path,
+        agent_extra: &str,
+        factory_extra: &str,
+    ) -> String {
+        format!(
             r#"[agent]
 state_dir = "{state}"
 socket = "{socket}"
+{agent_extra}
 [auth]
 method = "managed-identity"
 arm_endpoint = "{arm}"
@@ -63,19 +75,27 @@ resource_group = "rg-prod"
 factory = "adf-sales"
 {factory_extra}
 "#,
-            state = self.dir.join("state").display(),
-            socket = self.socket().display(),
+            state = state.display(),
+            socket = socket.display(),
             arm = self.emu.urls().arm,
             ca = adfdr_tests::ca_pem().display(),
             weu = self.dir.join("weu").display(),
             neu = self.dir.join("neu").display(),
             key = self.dir.join("bg.key").display(),
-        );
-        std::fs::write(&self.config, text).expect("config");
+        )
     }
 
     /// Starts the agent with a notify socket; returns the child and the socket.
     fn spawn(&self, extra: &[&str]) -> (Child, UnixDatagram) {
+        self.spawn_with(&self.config, "agent.log", extra)
+    }
+
+    fn spawn_with(
+        &self,
+        config: &std::path::Path,
+        log: &str,
+        extra: &[&str],
+    ) -> (Child, UnixDatagram) {
         let socket_path = self
             .dir
             .join(format!("notify-{}", uuid::Uuid::new_v4().simple()));
@@ -84,14 +104,14 @@ factory = "adf-sales"
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let child = Command::new(env!("CARGO_BIN_EXE_adfdr-agent"))
-            .args(["--config", self.config.to_str().expect("utf8")])
+            .args(["--config", config.to_str().expect("utf8")])
             .args(extra)
             .env("NOTIFY_SOCKET", &socket_path)
             .env("IDENTITY_ENDPOINT", &self.emu.urls().managed_identity)
             .env("IDENTITY_HEADER", self.emu.identity_header())
             .env("ADFDR_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("agent.log")).expect("log"))
+            .stderr(std::fs::File::create(self.dir.join(log)).expect("log"))
             .spawn()
             .expect("agent starts");
         (child, socket)
@@ -416,6 +436,13 @@ async fn the_metrics_endpoint_matches_the_catalog() {
         ),
     )
     .expect("config");
+    // Two throttled answers for the first backup's export: counted, retried.
+    adfdr_tests::admin(
+        &rig.emu,
+        "faults",
+        serde_json::json!({"method": "GET", "path_contains": "/pipelines", "status": 429, "retry_after": 0, "count": 2}),
+    )
+    .await;
     let (mut agent, socket) = rig.spawn(&[]);
     wait_for(&socket, "READY=1", Duration::from_secs(15));
     assert!(http_get(port, "/healthz").ends_with("ok\n"));
@@ -470,6 +497,19 @@ async fn the_metrics_endpoint_matches_the_catalog() {
         0.0
     );
     assert_eq!(scraped["adfdr_location_up{location=\"weu\"}"], 1.0);
+    assert_eq!(
+        scraped[&format!("adfdr_factory_owned{f}")],
+        1.0,
+        "this agent holds the lease"
+    );
+    assert_eq!(
+        scraped["adfdr_throttled_responses_total{service=\"arm\"}"], 2.0,
+        "the two 429s were retried and counted"
+    );
+    assert_eq!(
+        scraped["adfdr_throttled_responses_total{service=\"storage\"}"],
+        0.0
+    );
     let next = scraped["adfdr_next_run_timestamp_seconds{factory=\"sales\",job=\"backup\"}"];
     assert!(next > created + 86_400.0, "next run is next year: {next}");
 }
@@ -637,6 +677,241 @@ async fn the_cli_goes_through_the_agent_while_it_runs() {
         "{text}"
     );
     assert!(text.contains("location weu: ok"), "{text}");
+    // verify and prune also run in the agent (it owns the catalog and the lease).
+    let out = cli(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("verified 2 snapshot(s)") && text.contains("weu"),
+        "{text}"
+    );
+    let out = cli(&["prune", "--all", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("sales: 2 snapshots") && text.contains("would free"),
+        "{text}"
+    );
+    let runs = control(&rig.socket(), "GET", "/runs", None).1;
+    let jobs: Vec<&str> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|r| r["trigger"] == "request")
+        .filter_map(|r| r["job"].as_str())
+        .collect();
+    assert_eq!(jobs, ["backup", "verify", "prune"], "{runs}");
+    // The agent's privileged actions are in its audit trail.
+    let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit trail");
+    assert!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"action\":\"backup\""))
+            .count()
+            >= 2,
+        "{audit}"
+    );
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
+    let rig = Rig::start("ha").await;
+    let mut configs = Vec::new();
+    for name in ["a", "b"] {
+        let config = rig.dir.join(format!("{name}.toml"));
+        let text = rig.config_text(
+            &rig.dir.join(format!("state-{name}")),
+            &rig.dir.join(format!("{name}.sock")),
+            "lease_seconds = 15",
+            "backup = \"*/2 * * * * *\"",
+        );
+        std::fs::write(&config, text).expect("config");
+        configs.push(config);
+    }
+    let (sock_a, sock_b) = (rig.dir.join("a.sock"), rig.dir.join("b.sock"));
+    let (mut a, notify_a) = rig.spawn_with(&configs[0], "a.log", &[]);
+    wait_for(&notify_a, "READY=1", Duration::from_secs(15));
+    until(
+        "agent a holds the lease",
+        Duration::from_secs(15),
+        async || control(&sock_a, "GET", "/status", None).1["leases"]["sales"] == "this agent",
+    )
+    .await;
+    let (mut b, notify_b) = rig.spawn_with(&configs[1], "b.log", &[]);
+    wait_for(&notify_b, "READY=1", Duration::from_secs(15));
+    let mut status_b = serde_json::Value::Null;
+    until(
+        "agent b sees who holds the lease",
+        Duration::from_secs(15),
+        async || {
+            status_b = control(&sock_b, "GET", "/status", None).1;
+            status_b["leases"]["sales"].is_string()
+        },
+    )
+    .await;
+    let who = status_b["leases"]["sales"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        who.contains(&format!("pid {}", a.id())),
+        "b should name agent a as the holder: {who}"
+    );
+    // Both schedule a backup every 2 s; only a runs them.
+    until("a few backups by a", Duration::from_secs(20), async || {
+        control(&sock_a, "GET", "/runs", None)
+            .1
+            .as_array()
+            .is_some_and(|r| r.iter().filter(|r| r["state"] == "done").count() >= 3)
+    })
+    .await;
+    let runs_b = control(&sock_b, "GET", "/runs", None).1;
+    assert_eq!(runs_b, serde_json::json!([]), "b ran jobs it does not hold");
+    // A run asked of b is refused, naming the holder.
+    let (code, reply) = control(
+        &sock_b,
+        "POST",
+        "/run",
+        Some(r#"{"factory": "sales", "job": "backup"}"#),
+    );
+    assert_eq!(code, 202);
+    let id = reply["id"].as_str().expect("id").to_string();
+    let mut refused = serde_json::Value::Null;
+    until("b's answer", Duration::from_secs(10), async || {
+        refused = control(&sock_b, "GET", &format!("/runs/{id}"), None).1;
+        refused["state"] == "done"
+    })
+    .await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("holds the factory's lease"),
+        "{refused}"
+    );
+
+    // a dies without a word; b takes over and runs the factory's jobs.
+    a.kill().expect("kill a");
+    a.wait().expect("reap a");
+    until("b takes over", Duration::from_secs(40), async || {
+        control(&sock_b, "GET", "/status", None).1["leases"]["sales"] == "this agent"
+    })
+    .await;
+    until("backups by b", Duration::from_secs(20), async || {
+        control(&sock_b, "GET", "/runs", None)
+            .1
+            .as_array()
+            .is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["state"] == "done" && r["ok"] == true && r["job"] == "backup")
+            })
+    })
+    .await;
+    let log_b = std::fs::read_to_string(rig.dir.join("b.log")).unwrap_or_default();
+    assert!(log_b.contains("lease taken"), "{log_b}");
+    // The audit trail records the takeover.
+    let audit = std::fs::read_to_string(rig.dir.join("state-b/audit.jsonl")).expect("audit trail");
+    assert!(audit.contains("\"lease-taken\""), "{audit}");
+    signal(&b, "TERM");
+    assert_eq!(
+        wait_exit(&mut b, Duration::from_secs(15)),
+        Some(0),
+        "{log_b}"
+    );
+    // b gave its lease up on the way out: it is free at once.
+    let store = FsStore::new(rig.dir.join("weu"));
+    let lease = store
+        .get("v1/sales/lease")
+        .await
+        .expect("read")
+        .unwrap_or_default();
+    assert!(
+        lease.is_empty(),
+        "lease still held: {}",
+        String::from_utf8_lossy(&lease)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
+    let rig = Rig::start("repair").await;
+    let port = adfdr_tests::free_port();
+    rig.write_config("backup = \"0 0 1 1 *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            "[agent]\n",
+            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .expect("config");
+    // neu is down (its mount is gone) when the agent starts.
+    let neu = rig.dir.join("neu");
+    std::fs::remove_dir_all(&neu).expect("rm");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until(
+        "the degraded caught-up backup",
+        Duration::from_secs(20),
+        async || rig.objects().await.0 == 1,
+    )
+    .await;
+    let metrics = samples(&http_get(port, "/metrics"));
+    assert_eq!(
+        metrics["adfdr_repairs_pending{location=\"neu\"}"], 2.0,
+        "payload and manifest queued for neu"
+    );
+    // neu comes back; the next backup first copies what it missed.
+    std::fs::create_dir_all(&neu).expect("mkdir");
+    let (code, reply) = control(
+        &rig.socket(),
+        "POST",
+        "/run",
+        Some(r#"{"factory": "sales", "job": "backup"}"#),
+    );
+    assert_eq!(code, 202, "{reply}");
+    let id = reply["id"].as_str().expect("id").to_string();
+    let mut run = serde_json::Value::Null;
+    until("the second backup", Duration::from_secs(20), async || {
+        run = control(&rig.socket(), "GET", &format!("/runs/{id}"), None).1;
+        run["state"] == "done"
+    })
+    .await;
+    assert_eq!(run["ok"], true, "{run}");
+    let keys = |dir: PathBuf| async move {
+        FsStore::new(dir)
+            .list("v1/sales/snapshots/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect::<Vec<_>>()
+    };
+    let (weu_keys, neu_keys) = (keys(rig.dir.join("weu")).await, keys(neu.clone()).await);
+    assert_eq!(weu_keys.len(), 2, "payload and manifest: {weu_keys:?}");
+    assert_eq!(neu_keys, weu_keys, "the snapshot was copied to neu");
+    let metrics = samples(&http_get(port, "/metrics"));
+    assert!(
+        metrics["adfdr_repaired_objects_total{location=\"neu\"}"] >= 2.0,
+        "{metrics:?}"
+    );
+    assert_eq!(metrics["adfdr_repairs_pending{location=\"neu\"}"], 0.0);
+    let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit");
+    assert!(audit.contains("\"action\":\"repair\""), "{audit}");
     signal(&agent, "TERM");
     assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
 }

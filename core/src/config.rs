@@ -59,6 +59,10 @@ pub struct AgentConfig {
     pub socket: PathBuf,
     #[serde(default)]
     pub metrics: Option<String>,
+    /// How long a factory's lease lasts without renewal (15 to 60 s): how
+    /// soon another agent takes over a factory whose agent died.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u32,
 }
 
 impl Default for AgentConfig {
@@ -67,8 +71,13 @@ impl Default for AgentConfig {
             state_dir: default_state_dir(),
             socket: default_socket(),
             metrics: None,
+            lease_seconds: default_lease_seconds(),
         }
     }
+}
+
+fn default_lease_seconds() -> u32 {
+    crate::ops::lease::DEFAULT_SECONDS
 }
 
 fn default_state_dir() -> PathBuf {
@@ -374,6 +383,16 @@ impl Config {
             return Err(whole(
                 "no [[location]]: add two or more, in different regions".into(),
             ));
+        }
+        let (lo, hi) = (
+            crate::ops::lease::MIN_SECONDS,
+            crate::ops::lease::MAX_SECONDS,
+        );
+        if !(lo..=hi).contains(&self.agent.lease_seconds) {
+            return Err(whole(format!(
+                "agent.lease_seconds = {}: Azure blob leases last {lo} to {hi} seconds; pick one in that range",
+                self.agent.lease_seconds
+            )));
         }
         let mut names = BTreeMap::new();
         for l in &self.locations {

@@ -64,9 +64,11 @@ impl std::fmt::Debug for Identity {
 /// an unreachable endpoint within seconds rather than a minute.
 pub fn client_options(auth: &AuthConfig) -> Result<ClientOptions, IdentityError> {
     let transport = crate::transport::transport(auth.ca_file.as_deref())?;
+    let arm_host = auth.arm_endpoint.0.host_str().unwrap_or("").to_string();
     let mut options = ClientOptions {
         transport: Some(transport),
         retry: retry_options(),
+        per_try_policies: vec![crate::telemetry::CountThrottled::policy(&arm_host)],
         ..Default::default()
     };
     if let Some(host) = &auth.authority_host {

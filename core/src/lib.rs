@@ -15,4 +15,5 @@ pub mod ops;
 pub mod plan;
 pub mod snapshot;
 pub mod store;
+pub mod telemetry;
 pub mod transport;

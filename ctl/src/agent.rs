@@ -1,6 +1,7 @@
 //! Talking to a running adfdr-agent through its control socket (HTTP/1.0
 //! with JSON on a Unix socket). Commands that the agent also runs (backup,
-//! status) go through it when it answers, so one process owns the catalog.
+//! verify, prune, status) go through it when it answers, so one process owns
+//! the catalog and the factories' leases.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -10,6 +11,13 @@ use std::time::Duration;
 use adfdr_core::config::Config;
 use adfdr_core::ops::OpError;
 use serde_json::Value;
+
+/// A job the agent finished: its verdict, one line, and its report.
+pub struct Done {
+    pub ok: bool,
+    pub outcome: String,
+    pub result: Value,
+}
 
 pub struct Agent {
     socket: PathBuf,
@@ -60,18 +68,21 @@ impl Agent {
         Ok((status, serde_json::from_str(json).unwrap_or(Value::Null)))
     }
 
-    /// Asks the agent to run `job` for `factory` now and waits for the result:
-    /// (ok, outcome).
+    /// Asks the agent to run `job` for `factory` now (with the job's
+    /// options) and waits for the result.
     pub async fn run(
         &self,
         factory: &str,
         job: &str,
         force: bool,
-    ) -> Result<(bool, String), OpError> {
+        options: &Value,
+    ) -> Result<Done, OpError> {
         let (status, reply) = self.call(
             "POST",
             "/run",
-            Some(&serde_json::json!({"factory": factory, "job": job, "force": force})),
+            Some(
+                &serde_json::json!({"factory": factory, "job": job, "force": force, "options": options}),
+            ),
         )?;
         if status != 202 {
             return Err(OpError::Failed(format!(
@@ -83,10 +94,11 @@ impl Agent {
         loop {
             let (_, run) = self.call("GET", &format!("/runs/{id}"), None)?;
             if run["state"] == "done" {
-                return Ok((
-                    run["ok"] == true,
-                    run["outcome"].as_str().unwrap_or_default().to_string(),
-                ));
+                return Ok(Done {
+                    ok: run["ok"] == true,
+                    outcome: run["outcome"].as_str().unwrap_or_default().to_string(),
+                    result: run["result"].clone(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -31,7 +31,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         .map(|name| async move {
             let fc = engine_ref.config.factory(&name).expect("selected").clone();
             let spinner = output::spinner(json_out, format!("backing up {name} ({})…", fc.factory));
-            let result = backup(engine_ref, &fc, args.force, system_clock).await;
+            // Another agent or command may be working on this factory: the
+            // factory's lease in the store says who may.
+            let result = match adfdr_core::ops::lease::exclusive(
+                &engine_ref.replicas,
+                &name,
+                engine_ref.config.agent.lease_seconds,
+                "cli",
+            )
+            .await
+            {
+                Ok(guard) => {
+                    let result = backup(engine_ref, &fc, args.force, system_clock).await;
+                    guard.release().await;
+                    result
+                }
+                Err(e) => Err(e),
+            };
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
@@ -127,7 +143,10 @@ async fn through_agent(
     let (mut failed_any, mut degraded_any) = (false, false);
     let mut json = Vec::new();
     for name in names {
-        let (ok, outcome) = agent.run(name, "backup", force).await?;
+        let done = agent
+            .run(name, "backup", force, &serde_json::Value::Null)
+            .await?;
+        let (ok, outcome) = (done.ok, done.outcome);
         let degraded = !ok && outcome.contains("degraded");
         failed_any |= !ok && !degraded;
         degraded_any |= degraded;

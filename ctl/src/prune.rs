@@ -22,8 +22,29 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let names = output::select_factories(&engine.config, &args.factories, args.all)?;
-    let catalog = engine.catalog()?;
     let mut reports: Vec<Report> = Vec::new();
+    if let Some(agent) = crate::agent::Agent::find(&engine.config) {
+        // The agent owns the catalog and the factories' leases: it prunes.
+        for name in &names {
+            let done = agent
+                .run(
+                    name,
+                    "prune",
+                    false,
+                    &serde_json::json!({"dry_run": args.dry_run}),
+                )
+                .await?;
+            let report: Report = serde_json::from_value(done.result).map_err(|_| {
+                OpError::Failed(format!(
+                    "the agent's prune of {name} failed: {}",
+                    done.outcome
+                ))
+            })?;
+            reports.push(report);
+        }
+        return Ok(print(ctx, &reports));
+    }
+    let catalog = engine.catalog()?;
     for name in &names {
         let fc = engine.config.factory(name).expect("selected");
         let policy = Policy::from(&fc.keep);
@@ -34,6 +55,20 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             .as_deref()
             .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
             .unwrap_or(chrono_tz::UTC);
+        // A dry run changes nothing; a real one must not race an agent's run.
+        let guard = if args.dry_run {
+            None
+        } else {
+            Some(
+                adfdr_core::ops::lease::exclusive(
+                    &engine.replicas,
+                    name,
+                    engine.config.agent.lease_seconds,
+                    "cli",
+                )
+                .await?,
+            )
+        };
         let report = prune(
             &engine.replicas,
             Some(&catalog),
@@ -43,14 +78,21 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             system_clock(),
             args.dry_run,
         )
-        .await?;
-        reports.push(report);
+        .await;
+        if let Some(g) = guard {
+            g.release().await;
+        }
+        reports.push(report?);
     }
+    Ok(print(ctx, &reports))
+}
+
+fn print(ctx: &Ctx, reports: &[Report]) -> i32 {
     let failed = reports.iter().any(|r| !r.failures.is_empty());
     if ctx.json {
-        output::json(&serde_json::to_value(&reports).expect("json"));
+        output::json(&serde_json::to_value(reports).expect("json"));
     } else {
-        for r in &reports {
+        for r in reports {
             let going = r.snapshots.iter().filter(|s| !s.keep).count();
             println!(
                 "{}: {} snapshots, {} kept, {} {}",
@@ -87,5 +129,5 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             }
         }
     }
-    Ok(if failed { exit::DEGRADED } else { exit::OK })
+    if failed { exit::DEGRADED } else { exit::OK }
 }

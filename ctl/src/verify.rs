@@ -1,7 +1,7 @@
 //! `adfdr verify [FACTORY] [--snapshot ID] [--read-data] [--location NAME] [--repair]`
 //! Exit 4 when a copy is damaged, 3 when one is only missing or a location is unreachable.
 
-use adfdr_core::ops::verify::{Scope, repair, verify};
+use adfdr_core::ops::verify::{Report, Scope, check};
 use adfdr_core::ops::{OpError, exit};
 
 use crate::{Ctx, output};
@@ -38,24 +38,20 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         keys: args.read_data.then_some(&engine.keys),
     };
     let spinner = output::spinner(ctx.json, "verifying every copy…".into());
-    let mut report = verify(&engine.replicas, &scope).await;
+    let report = match crate::agent::Agent::find(&engine.config) {
+        // The agent owns the catalog (and the factories' leases): it checks.
+        Some(agent) => through_agent(&agent, &engine.config, factory.as_deref(), &args).await?,
+        None => {
+            let catalog = if args.repair {
+                Some(engine.catalog()?)
+            } else {
+                None
+            };
+            check(&engine.replicas, &scope, args.repair, catalog.as_deref()).await?
+        }
+    };
     if let Some(s) = spinner {
         s.finish_and_clear();
-    }
-    if args.repair {
-        repair(&engine.replicas, &mut report).await;
-        if !report.repaired.is_empty() {
-            let catalog = engine.catalog()?;
-            for r in &report.repaired {
-                catalog.remove_repair(&r.location, &r.key)?;
-            }
-            // Check again: the result that counts is the state after repair.
-            let repaired = std::mem::take(&mut report.repaired);
-            let failed = std::mem::take(&mut report.repair_failed);
-            report = verify(&engine.replicas, &scope).await;
-            report.repaired = repaired;
-            report.repair_failed = failed;
-        }
     }
     let healthy = report.healthy();
     if ctx.json {
@@ -126,4 +122,33 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     } else {
         exit::DEGRADED
     })
+}
+
+/// Runs the check in the agent, one factory at a time, and merges the reports.
+async fn through_agent(
+    agent: &crate::agent::Agent,
+    config: &adfdr_core::config::Config,
+    factory: Option<&str>,
+    args: &Args,
+) -> Result<Report, OpError> {
+    let names = match factory {
+        Some(f) => vec![f.to_string()],
+        None => config.factory_names(),
+    };
+    let options = serde_json::json!({
+        "snapshot": args.snapshot, "read_data": args.read_data,
+        "location": args.location, "repair": args.repair,
+    });
+    let mut report = Report::default();
+    for name in names {
+        let done = agent.run(&name, "verify", false, &options).await?;
+        let part: Report = serde_json::from_value(done.result.clone()).map_err(|_| {
+            OpError::Failed(format!(
+                "the agent's verify of {name} ended without a report: {}",
+                done.outcome
+            ))
+        })?;
+        report.merge(part);
+    }
+    Ok(report)
 }

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod export;
 pub mod gitlayout;
+pub mod lease;
 pub mod prune;
 pub mod read;
 pub mod restore;

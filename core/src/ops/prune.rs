@@ -21,7 +21,7 @@ use crate::store::layout::{self, Parsed};
 /// A hold older than this is left over from a process that died.
 pub const HOLD_TTL: Duration = Duration::from_secs(12 * 3600);
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub id: String,
     pub time: String,
@@ -30,7 +30,7 @@ pub struct Snapshot {
     pub reasons: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Report {
     pub factory: String,
     pub dry_run: bool,

@@ -16,13 +16,13 @@ use crate::snapshot::object::{self, DEFAULT_MAX_PLAIN, ObjectType};
 use crate::store::layout::{self, Parsed};
 use crate::store::{Location, Replicas};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub key: String,
     pub problem: String,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LocationReport {
     pub name: String,
     pub read_only: bool,
@@ -43,14 +43,14 @@ impl LocationReport {
 }
 
 /// One object copied into a location from a healthy one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Repaired {
     pub location: String,
     pub key: String,
     pub from: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub locations: Vec<LocationReport>,
     pub snapshots: usize,
@@ -63,6 +63,55 @@ impl Report {
     pub fn healthy(&self) -> bool {
         self.locations.iter().all(LocationReport::healthy)
     }
+
+    /// Adds another scope's report (another factory) to this one.
+    pub fn merge(&mut self, other: Report) {
+        self.snapshots += other.snapshots;
+        self.read_data |= other.read_data;
+        for l in other.locations {
+            match self.locations.iter_mut().find(|m| m.name == l.name) {
+                Some(m) => {
+                    m.error = m.error.take().or(l.error);
+                    m.checked += l.checked;
+                    m.bytes += l.bytes;
+                    m.damaged.extend(l.damaged);
+                    m.missing.extend(l.missing);
+                    m.incomplete.extend(l.incomplete);
+                }
+                None => self.locations.push(l),
+            }
+        }
+        self.repaired.extend(other.repaired);
+        self.repair_failed.extend(other.repair_failed);
+    }
+}
+
+/// Verifies `scope`; with `repair`, copies good objects over missing or
+/// damaged ones, clears the catalog's pending repairs it fulfilled, and
+/// verifies again: the report that counts is the state after repair.
+pub async fn check(
+    replicas: &Replicas,
+    scope: &Scope<'_>,
+    repair_too: bool,
+    catalog: Option<&crate::catalog::Catalog>,
+) -> Result<Report, crate::catalog::CatalogError> {
+    let mut report = verify(replicas, scope).await;
+    if repair_too {
+        repair(replicas, &mut report).await;
+        if !report.repaired.is_empty() {
+            if let Some(catalog) = catalog {
+                for r in &report.repaired {
+                    catalog.remove_repair(&r.location, &r.key)?;
+                }
+            }
+            let repaired = std::mem::take(&mut report.repaired);
+            let failed = std::mem::take(&mut report.repair_failed);
+            report = verify(replicas, scope).await;
+            report.repaired = repaired;
+            report.repair_failed = failed;
+        }
+    }
+    Ok(report)
 }
 
 fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Parsed> {
@@ -72,8 +121,8 @@ fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Pa
             (factory, snapshot)
         }
         Parsed::Checkpoint { factory, id } => (factory, id),
-        // Holds are plain markers, not sealed objects.
-        Parsed::Hold { .. } => return None,
+        // Holds and leases are plain markers, not sealed objects.
+        Parsed::Hold { .. } | Parsed::Lease { .. } => return None,
     };
     if factory.is_some_and(|want| !want.eq_ignore_ascii_case(f)) {
         return None;
@@ -222,7 +271,7 @@ async fn check_location(
             Parsed::Manifest { factory, snapshot } => (factory, snapshot, ObjectType::Manifest),
             Parsed::Payload { factory, snapshot } => (factory, snapshot, ObjectType::Payload),
             Parsed::Checkpoint { factory, id } => (factory, id, ObjectType::Checkpoint),
-            Parsed::Hold { .. } => continue,
+            Parsed::Hold { .. } | Parsed::Lease { .. } => continue,
         };
         let header_id = match want_type {
             ObjectType::Checkpoint => parsed.header.id.clone().unwrap_or_default(),
@@ -280,7 +329,7 @@ async fn check_location(
                     }
                 }
             }
-            Parsed::Hold { .. } => {}
+            Parsed::Hold { .. } | Parsed::Lease { .. } => {}
             Parsed::Checkpoint { factory, .. } => {
                 let snapshot = &parsed.header.snapshot;
                 if !manifests.contains(&(factory.clone(), snapshot.clone())) {

@@ -9,14 +9,17 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
-    BlobClientUploadOptions, BlobContainerClientListBlobsOptions, ImmutabilityPolicyMode,
+    BlobClientAcquireLeaseResultHeaders, BlobClientBreakLeaseOptions,
+    BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions, BlobClientUploadOptions,
+    BlobContainerClientListBlobsOptions, ImmutabilityPolicyMode,
 };
 use azure_storage_blob::{
     BlobContainerClient, BlobContainerClientOptions, StorageError as SdkError,
 };
+use base64::Engine as _;
 use futures::TryStreamExt;
 
-use super::{BlobStore, ObjectInfo, StoreError};
+use super::{BlobStore, Holder, LeaseAttempt, ObjectInfo, StoreError};
 
 /// How a container is reached.
 pub enum AzureAuth {
@@ -174,6 +177,34 @@ impl AzureStore {
     }
 }
 
+/// The HTTP status and storage error code of a failed call, if it got a response.
+fn status_code(err: &azure_core::Error) -> Option<(u16, String)> {
+    let azure_core::error::ErrorKind::HttpResponse {
+        status, error_code, ..
+    } = err.kind()
+    else {
+        return None;
+    };
+    Some((u16::from(*status), error_code.clone().unwrap_or_default()))
+}
+
+impl AzureStore {
+    /// Who holds the lease on `key`, from the blob's metadata.
+    async fn holder(&self, key: &str) -> Option<Holder> {
+        let props = self
+            .container
+            .blob_client(key)
+            .get_properties(None)
+            .await
+            .ok()?;
+        let meta = props.metadata().ok()?;
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(meta.get("holder")?)
+            .ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
 }
@@ -239,6 +270,100 @@ impl BlobStore for AzureStore {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(self.error("delete", key, e)),
+        }
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        seconds: u32,
+        holder: &Holder,
+    ) -> Result<LeaseAttempt, StoreError> {
+        let blob = self.container.blob_client(key);
+        // The lease blob is empty and mutable (no immutability policy).
+        let created = blob
+            .upload(
+                RequestContent::from(Vec::new()),
+                Some(BlobClientUploadOptions::default().if_not_exists()),
+            )
+            .await;
+        if let Err(e) = created
+            && !matches!(status_code(&e), Some((409 | 412, _)))
+        {
+            return Err(self.error("lease", key, e));
+        }
+        let seconds = i32::try_from(seconds.clamp(15, 60)).unwrap_or(60);
+        let id = match blob.acquire_lease(seconds, None).await {
+            Ok(r) => r
+                .lease_id()
+                .ok()
+                .flatten()
+                .ok_or_else(|| StoreError::Failed {
+                    location: self.shown.clone(),
+                    op: "lease",
+                    key: key.to_string(),
+                    detail: "the service granted a lease without an id".into(),
+                })?,
+            Err(e) if matches!(status_code(&e), Some((409, _))) => {
+                return Ok(LeaseAttempt::Held(self.holder(key).await));
+            }
+            Err(e) => return Err(self.error("lease", key, e)),
+        };
+        let text = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(holder).expect("serialize"));
+        let meta = std::collections::HashMap::from([("holder".to_string(), text)]);
+        let options = BlobClientSetMetadataOptions {
+            lease_id: Some(id.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = blob.set_metadata(&meta, Some(options)).await {
+            // The lease is ours either way; only the "who" is missing.
+            tracing::debug!(error = %e, key, "could not record the lease holder");
+        }
+        Ok(LeaseAttempt::Acquired(id))
+    }
+
+    async fn lease_renew(&self, key: &str, id: &str, _seconds: u32) -> Result<bool, StoreError> {
+        // Azure renews for the duration the lease was acquired with.
+        match self
+            .container
+            .blob_client(key)
+            .renew_lease(id.to_string(), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(false),
+            Err(e) => Err(self.error("lease", key, e)),
+        }
+    }
+
+    async fn lease_release(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        match self
+            .container
+            .blob_client(key)
+            .release_lease(id.to_string(), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(()),
+            Err(e) => Err(self.error("lease", key, e)),
+        }
+    }
+
+    async fn lease_break(&self, key: &str) -> Result<(), StoreError> {
+        let options = BlobClientBreakLeaseOptions {
+            break_period: Some(0),
+            ..Default::default()
+        };
+        match self
+            .container
+            .blob_client(key)
+            .break_lease(Some(options))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(status_code(&e), Some((404 | 409, _))) => Ok(()),
+            Err(e) => Err(self.error("lease", key, e)),
         }
     }
 }

@@ -11,7 +11,24 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{BlobStore, ObjectInfo, StoreError};
+use super::{BlobStore, Holder, LeaseAttempt, ObjectInfo, StoreError};
+
+/// A lease in a directory: a small JSON record, read and rewritten under an
+/// exclusive `flock` of the file itself, so that two processes (on one host,
+/// or on hosts sharing the mount) decide one at a time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseRecord {
+    id: String,
+    /// Milliseconds since the Unix epoch.
+    expires_ms: u128,
+    holder: Holder,
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
 
 #[derive(Debug, Clone)]
 pub struct FsStore {
@@ -96,6 +113,64 @@ impl FsStore {
         tokio::task::spawn_blocking(move || me.write(&key, &bytes, replace))
             .await
             .expect("blocking write")
+    }
+
+    /// Runs `change` on the lease record of `key` while holding the file's
+    /// lock; `change` returns the record to write back (None: leave it).
+    fn with_lease<T: Send + 'static>(
+        &self,
+        key: &str,
+        op: &'static str,
+        change: impl FnOnce(Option<LeaseRecord>) -> (Option<Option<LeaseRecord>>, T),
+    ) -> Result<T, StoreError> {
+        use std::io::{Read, Seek};
+        let path = self.path(key)?;
+        if !self.root.is_dir() {
+            return Err(StoreError::Unreachable {
+                location: self.describe(),
+                op,
+                key: key.to_string(),
+                detail: "the directory does not exist (or is not mounted)".into(),
+            });
+        }
+        let io = |e: std::io::Error| self.failed(op, key, e.to_string());
+        let dir = path.parent().expect("keys have a parent");
+        create_dirs(&self.root, dir).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io)?;
+        let current = serde_json::from_str::<LeaseRecord>(&text).ok();
+        let (write, out) = change(current);
+        if let Some(record) = write {
+            let bytes = record
+                .map(|r| serde_json::to_vec(&r).expect("serialize"))
+                .unwrap_or_default();
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            file.write_all(&bytes).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok(out)
+    }
+
+    async fn lease_blocking<T: Send + 'static>(
+        &self,
+        key: &str,
+        op: &'static str,
+        change: impl FnOnce(Option<LeaseRecord>) -> (Option<Option<LeaseRecord>>, T) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let me = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || me.with_lease(&key, op, change))
+            .await
+            .expect("blocking lease")
     }
 
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
@@ -211,6 +286,58 @@ impl BlobStore for FsStore {
             Err(e) => Err(self.failed("delete", key, e.to_string())),
         }
     }
+
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        seconds: u32,
+        holder: &Holder,
+    ) -> Result<LeaseAttempt, StoreError> {
+        let holder = holder.clone();
+        self.lease_blocking(key, "lease", move |current| {
+            let now = now_ms();
+            match current {
+                Some(r) if r.expires_ms > now => (None, LeaseAttempt::Held(Some(r.holder))),
+                _ => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let record = LeaseRecord {
+                        id: id.clone(),
+                        expires_ms: now + u128::from(seconds) * 1000,
+                        holder,
+                    };
+                    (Some(Some(record)), LeaseAttempt::Acquired(id))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn lease_renew(&self, key: &str, id: &str, seconds: u32) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.lease_blocking(key, "lease", move |current| match current {
+            // As in Azure, an expired lease can be renewed while nobody else took it.
+            Some(mut r) if r.id == id => {
+                r.expires_ms = now_ms() + u128::from(seconds) * 1000;
+                (Some(Some(r)), true)
+            }
+            _ => (None, false),
+        })
+        .await
+    }
+
+    async fn lease_release(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.lease_blocking(key, "lease", move |current| match current {
+            Some(r) if r.id == id => (Some(None), ()),
+            _ => (None, ()),
+        })
+        .await
+    }
+
+    async fn lease_break(&self, key: &str) -> Result<(), StoreError> {
+        self.lease_blocking(key, "lease", |_| (Some(None), ()))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +414,50 @@ mod tests {
                 .expect("delete")
         );
         assert!(store.get("../etc/passwd").await.is_err());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+        let root = scratch();
+        let store = FsStore::new(&root);
+        let key = crate::store::layout::lease("f");
+        let a = Holder::me("agent", "t0");
+        let mut b = a.clone();
+        b.pid += 1;
+        let LeaseAttempt::Acquired(id) = store.lease_acquire(&key, 15, &a).await.expect("a") else {
+            panic!("a should get the free lease")
+        };
+        match store.lease_acquire(&key, 15, &b).await.expect("b") {
+            LeaseAttempt::Held(Some(h)) => assert_eq!(h, a),
+            other => panic!("b got {other:?}"),
+        }
+        assert!(store.lease_renew(&key, &id, 15).await.expect("renew"));
+        assert!(
+            !store
+                .lease_renew(&key, "not-mine", 15)
+                .await
+                .expect("renew")
+        );
+        // Released: free for the next one.
+        store.lease_release(&key, &id).await.expect("release");
+        let LeaseAttempt::Acquired(id_b) = store.lease_acquire(&key, 15, &b).await.expect("b")
+        else {
+            panic!("b should get the released lease")
+        };
+        // Broken: the old id no longer renews.
+        store.lease_break(&key).await.expect("break");
+        assert!(!store.lease_renew(&key, &id_b, 15).await.expect("renew"));
+        // Expired: taken by someone else, so the first holder cannot renew.
+        let LeaseAttempt::Acquired(short) = store.lease_acquire(&key, 0, &a).await.expect("a")
+        else {
+            panic!("free")
+        };
+        assert!(matches!(
+            store.lease_acquire(&key, 15, &b).await.expect("b"),
+            LeaseAttempt::Acquired(_)
+        ));
+        assert!(!store.lease_renew(&key, &short, 15).await.expect("renew"));
         std::fs::remove_dir_all(&root).ok();
     }
 

@@ -78,6 +78,104 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes an object; false when it was already absent.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Takes the exclusive lease on `key` (created if absent) for `seconds`
+    /// (15 to 60, as Azure allows), recording `holder` beside it.
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        seconds: u32,
+        holder: &Holder,
+    ) -> Result<LeaseAttempt, StoreError>;
+
+    /// Extends a lease this process holds; false when it was lost (expired
+    /// and taken by someone else, or broken).
+    async fn lease_renew(&self, key: &str, id: &str, seconds: u32) -> Result<bool, StoreError>;
+
+    /// Gives a lease up; a lease already lost is not an error.
+    async fn lease_release(&self, key: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Ends whatever lease is on `key` now (its holder is known to be dead).
+    async fn lease_break(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Who holds a lease, so that another process can say who, and can tell a
+/// holder that died on this very host (same boot, process gone) from one
+/// that is alive elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    pub host: String,
+    pub boot: String,
+    pub pid: u32,
+    pub uid: u32,
+    /// "agent" or "cli".
+    pub role: String,
+    /// RFC 3339, when it took the lease.
+    pub since: String,
+}
+
+impl Holder {
+    /// This process.
+    pub fn me(role: &str, since: &str) -> Holder {
+        use std::os::unix::fs::MetadataExt;
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Holder {
+            host: read("/proc/sys/kernel/hostname"),
+            boot: read("/proc/sys/kernel/random/boot_id"),
+            pid: std::process::id(),
+            uid: std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid()),
+            role: role.to_string(),
+            since: since.to_string(),
+        }
+    }
+
+    /// Is this holder certainly dead? Only answerable for a process of this
+    /// host and user (others' processes may be hidden by ProtectProc=).
+    pub fn is_dead(&self, me: &Holder) -> bool {
+        if self.host.is_empty()
+            || self.host != me.host
+            || self.pid == me.pid && self.boot == me.boot
+        {
+            return false;
+        }
+        if !self.boot.is_empty() && !me.boot.is_empty() && self.boot != me.boot {
+            return true; // the host rebooted since
+        }
+        self.uid == me.uid && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} on host {} (pid {}, since {})",
+            if self.role == "agent" {
+                "agent"
+            } else {
+                "adfdr command"
+            },
+            if self.host.is_empty() {
+                "?"
+            } else {
+                &self.host
+            },
+            self.pid,
+            self.since
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseAttempt {
+    /// Taken; the lease id to renew and release with.
+    Acquired(String),
+    /// Someone else has it (who, when known).
+    Held(Option<Holder>),
 }
 
 /// Object keys of the layout (docs/FORMAT.md):
@@ -103,6 +201,11 @@ pub mod layout {
         format!("v1/{factory}/holds/{snapshot}.{token}.hold")
     }
 
+    /// The blob whose lease says which agent runs a factory's jobs.
+    pub fn lease(factory: &str) -> String {
+        format!("v1/{factory}/lease")
+    }
+
     pub fn factory_prefix(factory: &str) -> String {
         format!("v1/{factory}/")
     }
@@ -114,6 +217,7 @@ pub mod layout {
         Payload { factory: String, snapshot: String },
         Checkpoint { factory: String, id: String },
         Hold { factory: String, snapshot: String },
+        Lease { factory: String },
     }
 
     pub fn parse(key: &str) -> Option<Parsed> {
@@ -121,6 +225,9 @@ pub mod layout {
         let mut parts = rest.split('/');
         let factory = parts.next()?.to_string();
         let folder = parts.next()?;
+        if folder == "lease" && parts.next().is_none() {
+            return Some(Parsed::Lease { factory });
+        }
         let file = parts.next()?;
         if parts.next().is_some() {
             return None;
@@ -174,6 +281,12 @@ pub mod layout {
                 Some(Parsed::Checkpoint {
                     factory: "sales".into(),
                     id: "C1".into()
+                })
+            );
+            assert_eq!(
+                parse(&lease("sales")),
+                Some(Parsed::Lease {
+                    factory: "sales".into()
                 })
             );
             assert_eq!(parse("v1/sales/snapshots/x.tmp"), None);

@@ -38,9 +38,15 @@ pub struct Read {
     pub skipped: Vec<(String, String)>,
 }
 
-/// A location found unreachable is skipped for the rest of the run (one
-/// timeout, not one per object): the error that tripped it is repeated.
-type Down = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+/// A location found unreachable is skipped for a while (one timeout per
+/// run, not one per object): the error that tripped it is repeated. In a
+/// long-running agent it is tried again after `DOWN_FOR`, so a location that
+/// comes back is used (and repaired) again.
+type Down = std::sync::Arc<
+    std::sync::Mutex<std::collections::BTreeMap<String, (String, std::time::Instant)>>,
+>;
+
+const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct Replicas {
@@ -57,7 +63,14 @@ impl Replicas {
     }
 
     fn tripped(&self, name: &str) -> Option<String> {
-        self.down.lock().expect("lock").get(name).cloned()
+        let mut down = self.down.lock().expect("lock");
+        match down.get(name) {
+            Some((_, since)) if since.elapsed() >= DOWN_FOR => {
+                down.remove(name);
+                None
+            }
+            other => other.map(|(why, _)| why.clone()),
+        }
     }
 
     fn note<T>(&self, name: &str, result: &Result<T, StoreError>) {
@@ -68,8 +81,13 @@ impl Replicas {
                 .lock()
                 .expect("lock")
                 .entry(name.to_string())
-                .or_insert_with(|| e.to_string());
+                .or_insert_with(|| (e.to_string(), std::time::Instant::now()));
         }
+    }
+
+    /// Tries unreachable locations again (a new job in a long-running agent).
+    pub fn retry_unreachable(&self) {
+        self.down.lock().expect("lock").clear();
     }
 
     /// Locations found unreachable in this run.
@@ -78,7 +96,7 @@ impl Replicas {
             .lock()
             .expect("lock")
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
             .collect()
     }
 

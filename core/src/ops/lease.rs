@@ -1,0 +1,211 @@
+//! Who runs a factory's jobs: a lease on `v1/{factory}/lease` in the store.
+//!
+//! The lease lives in the first writable location, in configured order, that
+//! answers. When that location is unreachable the next one is used, and the
+//! holder keeps trying to move its lease back: if it finds the earlier
+//! location answering and leased by someone else, it gives its own up. A
+//! holder that died frees the lease when it expires (at most `seconds`), or
+//! at once when it died on this host (same boot, same user, process gone).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::OpError;
+use crate::store::{BlobStore, Holder, LeaseAttempt, Replicas, StoreError, layout};
+
+/// Azure allows 15 to 60 seconds (or infinite, which a dead holder would keep).
+pub const MIN_SECONDS: u32 = 15;
+pub const MAX_SECONDS: u32 = 60;
+pub const DEFAULT_SECONDS: u32 = 30;
+
+/// A lease this process holds.
+#[derive(Debug)]
+pub struct Lease {
+    pub factory: String,
+    /// The location that holds it.
+    pub location: String,
+    index: usize,
+    store: Arc<dyn BlobStore>,
+    key: String,
+    id: String,
+    pub seconds: u32,
+}
+
+#[derive(Debug)]
+pub enum Attempt {
+    Taken(Lease),
+    Held {
+        location: String,
+        holder: Option<Holder>,
+    },
+}
+
+impl Attempt {
+    /// Why a job cannot run here now, for errors and logs.
+    pub fn held_message(factory: &str, location: &str, holder: &Option<Holder>) -> String {
+        match holder {
+            Some(h) => format!(
+                "factory '{factory}' is being worked on by {h} (its lease is in location '{location}'); wait for that run to finish, or run the command on that host"
+            ),
+            None => format!(
+                "factory '{factory}' is leased by another adfdr process (lease in location '{location}'); wait for it to finish"
+            ),
+        }
+    }
+}
+
+/// Tries the writable locations in order from `from`; the first that answers decides.
+async fn try_from(
+    replicas: &Replicas,
+    factory: &str,
+    seconds: u32,
+    me: &Holder,
+    until: usize,
+) -> Result<Attempt, OpError> {
+    let key = layout::lease(factory);
+    let mut unreachable = Vec::new();
+    for (index, l) in replicas.writable().enumerate().take(until) {
+        let mut broke = false;
+        loop {
+            match l.store.lease_acquire(&key, seconds, me).await {
+                Ok(LeaseAttempt::Acquired(id)) => {
+                    if index > 0 {
+                        tracing::warn!(%factory, location = %l.name, unreachable = ?unreachable, "lease taken on a later location because earlier ones are unreachable");
+                    }
+                    return Ok(Attempt::Taken(Lease {
+                        factory: factory.to_string(),
+                        location: l.name.clone(),
+                        index,
+                        store: l.store.clone(),
+                        key: key.clone(),
+                        id,
+                        seconds,
+                    }));
+                }
+                Ok(LeaseAttempt::Held(Some(h))) if !broke && h.is_dead(me) => {
+                    tracing::warn!(%factory, location = %l.name, holder = %h, "the lease holder died on this host: breaking its lease");
+                    l.store.lease_break(&key).await?;
+                    broke = true;
+                }
+                Ok(LeaseAttempt::Held(holder)) => {
+                    return Ok(Attempt::Held {
+                        location: l.name.clone(),
+                        holder,
+                    });
+                }
+                Err(e) if e.is_unreachable() => {
+                    unreachable.push(format!("{}: {e}", l.name));
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Err(OpError::Failed(format!(
+        "no writable location answered to take the lease of factory '{factory}': {}",
+        if unreachable.is_empty() {
+            "none is configured".to_string()
+        } else {
+            unreachable.join("; ")
+        }
+    )))
+}
+
+/// Takes the factory's lease if it is free.
+pub async fn acquire(
+    replicas: &Replicas,
+    factory: &str,
+    seconds: u32,
+    me: &Holder,
+) -> Result<Attempt, OpError> {
+    try_from(replicas, factory, seconds, me, usize::MAX).await
+}
+
+impl Lease {
+    /// Keeps the lease; false when it is lost. A lease held on a fallback
+    /// location moves back to an earlier one that answers again, or is given
+    /// up if someone else holds it there.
+    pub async fn renew(&mut self, replicas: &Replicas, me: &Holder) -> Result<bool, StoreError> {
+        if self.index > 0 {
+            match try_from(replicas, &self.factory, self.seconds, me, self.index).await {
+                Ok(Attempt::Taken(earlier)) => {
+                    tracing::info!(factory = %self.factory, from = %self.location, to = %earlier.location, "lease moved back to the first location");
+                    let _ = self.store.lease_release(&self.key, &self.id).await;
+                    *self = earlier;
+                    return Ok(true);
+                }
+                Ok(Attempt::Held { location, holder }) => {
+                    tracing::warn!(factory = %self.factory, %location, holder = ?holder, "an earlier location answers again and another process holds the lease there: giving this one up");
+                    let _ = self.store.lease_release(&self.key, &self.id).await;
+                    return Ok(false);
+                }
+                Err(_) => {} // still unreachable: keep this one
+            }
+        }
+        self.store
+            .lease_renew(&self.key, &self.id, self.seconds)
+            .await
+    }
+
+    pub async fn release(self) {
+        if let Err(e) = self.store.lease_release(&self.key, &self.id).await {
+            tracing::warn!(factory = %self.factory, error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+
+    /// How often to renew: three times per lease period.
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_secs(u64::from(self.seconds.max(3)) / 3)
+    }
+}
+
+/// An exclusive run for a command working in-process: the lease, renewed in
+/// the background until released.
+pub struct Guard {
+    renewer: tokio::task::JoinHandle<Lease>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Takes the factory's lease for one command, or says who has it.
+pub async fn exclusive(
+    replicas: &Replicas,
+    factory: &str,
+    seconds: u32,
+    role: &str,
+) -> Result<Guard, OpError> {
+    let me = Holder::me(role, &crate::snapshot::rfc3339(super::system_clock()));
+    let mut lease = match acquire(replicas, factory, seconds, &me).await? {
+        Attempt::Taken(l) => l,
+        Attempt::Held { location, holder } => {
+            return Err(OpError::Failed(Attempt::held_message(
+                factory, &location, &holder,
+            )));
+        }
+    };
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let replicas = replicas.clone();
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return lease,
+                _ = tokio::time::sleep(lease.renew_every()) => {
+                    match lease.renew(&replicas, &me).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(factory = %lease.factory, "the lease was lost while working"),
+                        Err(e) => tracing::warn!(factory = %lease.factory, error = %e, "could not renew the lease"),
+                    }
+                }
+            }
+        }
+    });
+    Ok(Guard { renewer, stop })
+}
+
+impl Guard {
+    pub async fn release(self) {
+        let _ = self.stop.send(());
+        if let Ok(lease) = self.renewer.await {
+            lease.release().await;
+        }
+    }
+}
