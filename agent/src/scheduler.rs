@@ -202,6 +202,29 @@ async fn run_job(
     force: bool,
     options: serde_json::Value,
 ) -> Outcome {
+    let outcome = run_job_inner(&engine, &view, factory, kind, force, options).await;
+    // Location health as this job found it.
+    let down: HashSet<String> = engine
+        .replicas
+        .unreachable()
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    let mut v = view.lock().expect("view");
+    for l in &engine.replicas.locations {
+        v.locations.insert(l.name.clone(), !down.contains(&l.name));
+    }
+    outcome
+}
+
+async fn run_job_inner(
+    engine: &Arc<Engine>,
+    view: &Shared,
+    factory: String,
+    kind: Kind,
+    force: bool,
+    options: serde_json::Value,
+) -> Outcome {
     let started = system_clock();
     // A location that was down for an earlier job may be back.
     engine.replicas.retry_unreachable();
@@ -217,8 +240,8 @@ async fn run_job(
     };
     let (outcome, ok, detail) = match kind {
         Kind::Backup => {
-            repair_pending(&engine, &view, &factory).await;
-            match backup::backup(&engine, &fc, force, system_clock).await {
+            repair_pending(engine, view, &factory).await;
+            match backup::backup(engine, &fc, force, system_clock).await {
                 // backup records its own run in the catalog.
                 Ok(o) => {
                     let (text, value) = match &o {
@@ -241,7 +264,7 @@ async fn run_job(
                         text
                     };
                     crate::audit(
-                        &engine,
+                        engine,
                         &serde_json::json!({"action": "backup", "factory": factory, "outcome": value, "degraded": o.degraded()}),
                     );
                     return Outcome {
@@ -274,7 +297,7 @@ async fn run_job(
             match verify::check(&engine.replicas, &scope, repair_too, catalog.as_deref()).await {
                 Ok(report) => {
                     let ok = report.healthy();
-                    note_repairs(&engine, &view, &factory, &report.repaired);
+                    note_repairs(engine, view, &factory, &report.repaired);
                     (
                         if ok {
                             "healthy"
@@ -312,7 +335,7 @@ async fn run_job(
                     let ok = r.failures.is_empty();
                     if !dry_run && !r.deleted.is_empty() {
                         crate::audit(
-                            &engine,
+                            engine,
                             &serde_json::json!({"action": "prune", "factory": factory, "deleted": r.deleted, "freed_bytes": r.freed_bytes, "failures": r.failures}),
                         );
                     }

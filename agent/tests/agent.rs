@@ -871,6 +871,7 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
     )
     .await;
     let metrics = samples(&http_get(port, "/metrics"));
+    assert_eq!(metrics["adfdr_location_up{location=\"neu\"}"], 0.0);
     assert_eq!(
         metrics["adfdr_repairs_pending{location=\"neu\"}"], 2.0,
         "payload and manifest queued for neu"
@@ -910,6 +911,10 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
         "{metrics:?}"
     );
     assert_eq!(metrics["adfdr_repairs_pending{location=\"neu\"}"], 0.0);
+    assert_eq!(
+        metrics["adfdr_location_up{location=\"neu\"}"], 1.0,
+        "neu is back"
+    );
     let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit");
     assert!(audit.contains("\"action\":\"repair\""), "{audit}");
     signal(&agent, "TERM");

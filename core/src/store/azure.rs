@@ -98,12 +98,25 @@ impl AzureStore {
             err.kind(),
             azure_core::error::ErrorKind::HttpResponse { .. }
         );
+        if crate::factory::arm::is_credential_error(&err) {
+            return StoreError::Denied {
+                location: self.shown.clone(),
+                op,
+                key: key.to_string(),
+                status: 401,
+                detail: chain(&err),
+                hint: format!(
+                    "signing in as {} failed: fix the credential in [auth]",
+                    self.who
+                ),
+            };
+        }
         if transport {
             return StoreError::Unreachable {
                 location: self.shown.clone(),
                 op,
                 key: key.to_string(),
-                detail: first_line(&err.to_string()).to_string(),
+                detail: chain(&err),
             };
         }
         let sdk = SdkError::try_from(err);
@@ -203,6 +216,21 @@ impl AzureStore {
             .ok()?;
         serde_json::from_slice(&text).ok()
     }
+}
+
+/// The error and its causes, one line each (the retry policy wraps the
+/// cause in context).
+fn chain(err: &azure_core::Error) -> String {
+    let mut detail = first_line(&err.to_string()).to_string();
+    let mut next = std::error::Error::source(err);
+    while let Some(cause) = next {
+        let line = first_line(&cause.to_string()).to_string();
+        if !detail.contains(&line) {
+            detail = format!("{detail}: {line}");
+        }
+        next = cause.source();
+    }
+    detail
 }
 
 fn first_line(text: &str) -> &str {

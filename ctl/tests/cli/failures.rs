@@ -242,8 +242,8 @@ async fn a_sas_file_location_works_and_a_refused_sas_is_named() {
     assert!(stderr(&out).contains("chmod 600"), "{}", text(&out));
 
     // A full SAS: weu through the SAS, neu through Entra ID. The refused run
-    // left its snapshot in neu only; this run finds the factory unchanged and
-    // completes the missing weu copy before confirming it with a checkpoint.
+    // stopped at the factory's lease (in weu, the first location) before
+    // writing anything, so this run writes the first snapshot, in both.
     std::fs::set_permissions(&sas_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::write(
         &sas_file,
@@ -252,7 +252,11 @@ async fn a_sas_file_location_works_and_a_refused_sas_is_named() {
     .expect("sas");
     let out = rig.adfdr(&["backup"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(stdout(&out).contains("unchanged since"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("sales: snapshot") && stdout(&out).contains("in weu, neu"),
+        "{}",
+        text(&out)
+    );
     let out = rig.adfdr(&["verify", "--read-data"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
