@@ -1,7 +1,7 @@
 //! The control socket: HTTP with JSON on a Unix socket (mode 0660, group
 //! adfdr-ctl under the shipped unit), so only local users with access to the
 //! socket can control the agent. GET /status, POST /run {factory, job,
-//! force}, GET /runs, GET /runs/{id}.
+//! force, options}, GET /runs, GET /runs/{id} (with the job's report).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -139,7 +139,7 @@ async fn run(State(c): State<Arc<Control>>, Json(body): Json<RunBody>) -> impl I
         return (
             StatusCode::BAD_REQUEST,
             Json(
-                serde_json::json!({"error": format!("unknown job '{}': backup, verify or prune", body.job)}),
+                serde_json::json!({"error": format!("unknown job '{}': backup, verify, prune or drill", body.job)}),
             ),
         );
     };

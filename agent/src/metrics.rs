@@ -177,8 +177,56 @@ pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<Stri
             .get_or_create(&label(&[("location", location)]))
             .set(*n as f64);
     }
+    let drill_time = gauge_family(
+        &mut registry,
+        "adfdr_last_drill_timestamp_seconds",
+        "When the factory's last drill started",
+    );
+    let drill_passed = gauge_family(
+        &mut registry,
+        "adfdr_last_drill_passed",
+        "1 when the factory's last drill passed, 0 when it failed",
+    );
+    let drill_rto = gauge_family(
+        &mut registry,
+        "adfdr_last_drill_rto_seconds",
+        "The last drill's RTO: drill start to verified restore",
+    );
+    let drill_rpo = gauge_family(
+        &mut registry,
+        "adfdr_last_drill_rpo_seconds",
+        "The last drill's RPO: drill start minus when the snapshot's state was last confirmed",
+    );
+    let verified_rpo = gauge_family(
+        &mut registry,
+        "adfdr_verified_rpo_seconds",
+        "Now minus when the newest snapshot that passed a drill was last confirmed",
+    );
     for factory in &view.factories {
         let f = label(&[("factory", factory)]);
+        let drills = catalog.drills(Some(factory)).map_err(|e| e.to_string())?;
+        if let Some(last) = drills.last() {
+            if let Some(t) = adfdr_core::snapshot::parse_time(&last.started) {
+                drill_time.get_or_create(&f).set(t.unix_timestamp() as f64);
+            }
+            drill_passed
+                .get_or_create(&f)
+                .set(if last.verdict == "passed" { 1.0 } else { 0.0 });
+            if let Some(rto) = last.rto_seconds {
+                drill_rto.get_or_create(&f).set(rto);
+            }
+            drill_rpo.get_or_create(&f).set(last.rpo_seconds);
+        }
+        if let Some(t) = drills
+            .iter()
+            .filter(|d| d.verdict == "passed")
+            .filter_map(|d| adfdr_core::snapshot::parse_time(&d.confirmed))
+            .max()
+        {
+            verified_rpo
+                .get_or_create(&f)
+                .set((now.timestamp() as f64 - t.unix_timestamp() as f64).max(0.0));
+        }
         owned.get_or_create(&f).set(
             if view.leases.get(factory).map(String::as_str) == Some("this agent") {
                 1.0

@@ -26,6 +26,7 @@ pub enum Kind {
     Backup,
     Verify,
     Prune,
+    Drill,
 }
 
 impl Kind {
@@ -34,6 +35,7 @@ impl Kind {
             "backup" => Some(Kind::Backup),
             "verify" => Some(Kind::Verify),
             "prune" => Some(Kind::Prune),
+            "drill" => Some(Kind::Drill),
             _ => None,
         }
     }
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Backup => "backup",
             Kind::Verify => "verify",
             Kind::Prune => "prune",
+            Kind::Drill => "drill",
         }
     }
 }
@@ -88,6 +91,7 @@ fn jobs(config: &Config, catalog: &Catalog, now: DateTime<Utc>) -> Result<Vec<Jo
             (Kind::Backup, &f.backup),
             (Kind::Verify, &f.verify),
             (Kind::Prune, &f.prune),
+            (Kind::Drill, &f.drill),
         ] {
             let Some(expr) = expr else { continue };
             let schedule = Schedule::parse(expr, f.timezone.as_deref()).map_err(|e| {
@@ -305,6 +309,59 @@ async fn run_job_inner(
                             "damaged or incomplete"
                         }
                         .to_string(),
+                        ok,
+                        serde_json::to_value(&report).unwrap_or_default(),
+                    )
+                }
+                Err(e) => (e.to_string(), false, serde_json::Value::Null),
+            }
+        }
+        Kind::Drill => {
+            let mut o = adfdr_core::ops::drill::Options::from_config(&fc, 16);
+            if let Some(id) = options["snapshot"].as_str() {
+                o.pick = adfdr_core::ops::drill::Pick::Id(id.to_string());
+            } else if let Some(w) = options["random_within"].as_str() {
+                match adfdr_core::config::DurationSpec::parse(w) {
+                    Ok(d) => o.pick = adfdr_core::ops::drill::Pick::RandomWithin(d.0),
+                    Err(e) => {
+                        return Outcome {
+                            text: format!("random_within {e}"),
+                            ok: false,
+                            result: serde_json::Value::Null,
+                        };
+                    }
+                }
+            }
+            if let Some(c) = options["cleanup"]
+                .as_str()
+                .and_then(adfdr_core::config::DrillCleanup::parse)
+            {
+                o.cleanup = c;
+            }
+            if let Some(n) = options["concurrency"].as_u64() {
+                o.concurrency = (n as usize).max(1);
+            }
+            match adfdr_core::ops::drill::drill(engine, &fc, &o, system_clock, &|_| {}).await {
+                Ok(report) => {
+                    let ok = report.passed();
+                    crate::audit(
+                        engine,
+                        &serde_json::json!({"action": "drill", "factory": factory, "report": report.id,
+                            "snapshot": report.snapshot, "target": report.target, "verdict": if ok { "passed" } else { "failed" },
+                            "cleanup": report.cleanup.mode}),
+                    );
+                    (
+                        format!(
+                            "drill {} {}{}",
+                            report.id,
+                            if ok { "passed" } else { "failed" },
+                            report
+                                .judgement
+                                .reasons
+                                .first()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        ),
                         ok,
                         serde_json::to_value(&report).unwrap_or_default(),
                     )

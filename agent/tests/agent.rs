@@ -600,7 +600,7 @@ async fn the_control_socket_runs_jobs_now_and_reports_them() {
         &rig.socket(),
         "POST",
         "/run",
-        Some(r#"{"factory": "sales", "job": "drill"}"#),
+        Some(r#"{"factory": "sales", "job": "defrag"}"#),
     );
     assert_eq!(code, 400);
     signal(&agent, "TERM");

@@ -15,6 +15,7 @@ const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots"
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const REPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("repairs");
+const DRILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("drills");
 
 #[derive(Debug, thiserror::Error)]
 #[error("catalog {path}: {detail}")]
@@ -73,6 +74,26 @@ pub struct RunRecord {
     pub detail: serde_json::Value,
 }
 
+/// A drill's verdict and measurements (the report's plaintext summary).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    pub factory: String,
+    pub id: String,
+    pub started: String,
+    pub snapshot: String,
+    pub target: String,
+    /// passed | failed
+    pub verdict: String,
+    pub rto_seconds: Option<f64>,
+    pub rto_target_seconds: Option<f64>,
+    pub rpo_seconds: f64,
+    pub rpo_target_seconds: Option<f64>,
+    /// When the snapshot's state was last confirmed (the verified RPO evidence).
+    pub confirmed: String,
+    pub reasons: usize,
+    pub locations: Vec<String>,
+}
+
 pub struct Catalog {
     db: Database,
     path: PathBuf,
@@ -119,6 +140,7 @@ impl Catalog {
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(RUNS)?;
             tx.open_table(REPAIRS)?;
+            tx.open_table(DRILLS)?;
             Ok(())
         })?;
         Ok(catalog)
@@ -241,6 +263,15 @@ impl Catalog {
         })
     }
 
+    pub fn put_drill(&self, r: &DrillRecord) -> Result<(), CatalogError> {
+        self.put(DRILLS, &k(&r.factory, &r.id), r)
+    }
+
+    /// Drills, oldest first (ids start with their time).
+    pub fn drills(&self, factory: Option<&str>) -> Result<Vec<DrillRecord>, CatalogError> {
+        self.scan(DRILLS, &Self::prefix(factory))
+    }
+
     pub fn add_repair(&self, r: &RepairRecord) -> Result<(), CatalogError> {
         self.put(REPAIRS, &k(&r.location, &r.key), r)
     }
@@ -273,7 +304,7 @@ impl Catalog {
     /// Empties the index tables (runs are local history and stay).
     pub fn clear_index(&self) -> Result<(), CatalogError> {
         self.write(|tx| {
-            for table in [SNAPSHOTS, CHECKPOINTS, REPAIRS] {
+            for table in [SNAPSHOTS, CHECKPOINTS, REPAIRS, DRILLS] {
                 tx.delete_table(table)?;
                 tx.open_table(table)?;
             }

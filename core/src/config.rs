@@ -213,6 +213,46 @@ pub struct FactoryConfig {
     pub drill_target: Option<TargetConfig>,
     pub drill_overrides: Option<PathBuf>,
     pub smoke_pipeline: Option<String>,
+    /// How long the smoke pipeline may run (default 10m).
+    pub smoke_timeout: Option<DurationSpec>,
+    /// What a drill leaves behind (default: delete the restored resources).
+    #[serde(default)]
+    pub drill_cleanup: DrillCleanup,
+    /// Scheduled drills restore a random snapshot from this window instead
+    /// of the latest (proves old snapshots still restore).
+    pub drill_random_within: Option<DurationSpec>,
+}
+
+/// What a drill does with the scratch factory afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillCleanup {
+    /// Delete what the drill restored; keep the (empty) factory.
+    #[default]
+    DeleteResources,
+    /// Delete the whole scratch factory.
+    DeleteFactory,
+    /// Leave everything for inspection.
+    Keep,
+}
+
+impl DrillCleanup {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "delete-resources" => Some(DrillCleanup::DeleteResources),
+            "delete-factory" => Some(DrillCleanup::DeleteFactory),
+            "keep" => Some(DrillCleanup::Keep),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DrillCleanup::DeleteResources => "delete-resources",
+            DrillCleanup::DeleteFactory => "delete-factory",
+            DrillCleanup::Keep => "keep",
+        }
+    }
 }
 
 impl FactoryConfig {
@@ -234,6 +274,9 @@ impl FactoryConfig {
             drill_target: None,
             drill_overrides: None,
             smoke_pipeline: None,
+            smoke_timeout: None,
+            drill_cleanup: DrillCleanup::default(),
+            drill_random_within: None,
         }
     }
 
@@ -548,6 +591,15 @@ impl Config {
                     ),
                 ));
             }
+            if fc.drill.is_some() && fc.drill_target.is_none() {
+                return Err(invalid(
+                    f.span(),
+                    format!(
+                        "factory '{}': drill = … needs drill_target = {{ subscription = \"…\", resource_group = \"…\", factory = \"…\" }}, the scratch factory drills restore into",
+                        fc.name
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -694,8 +746,14 @@ keep = { last = 10, daily = 14 }
         let tz = format!("{GOOD}timezone = \"Europe/Atlantis\"\n");
         let e = parse(&tz).unwrap_err().to_string();
         assert!(e.contains("unknown time zone 'Europe/Atlantis'"), "{e}");
-        let ok = format!("{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\n");
+        let ok = format!(
+            "{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\ndrill_target = {{ subscription = \"s\", resource_group = \"rg-dr\", factory = \"adf-drill\" }}\n"
+        );
         parse(&ok).expect("a valid zone and drill schedule");
+        let e = parse(&format!("{GOOD}drill = \"0 3 * * SUN\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs drill_target"), "{e}");
     }
 
     #[test]

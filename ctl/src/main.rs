@@ -8,6 +8,7 @@ mod catalog;
 mod check;
 mod demo;
 mod diff;
+mod drill;
 mod export;
 mod key;
 mod output;
@@ -68,6 +69,10 @@ enum Command {
     Prune(prune::Args),
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
     Restore(Box<restore::Args>),
+    /// Run a recovery drill now: restore into the scratch factory, prove it, measure RTO and RPO.
+    Drill(drill::Args),
+    /// Drill history: time, snapshot, RTO and RPO against targets, result.
+    Drills(drill::HistoryArgs),
     /// Key management.
     #[command(subcommand)]
     Key(key::Command),
@@ -139,6 +144,8 @@ async fn main() -> ExitCode {
         Command::Prune(args) => prune::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, *args).await,
+        Command::Drill(args) => drill::run(&ctx, args).await,
+        Command::Drills(args) => drill::run_history(&ctx, args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,

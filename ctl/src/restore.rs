@@ -241,6 +241,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         strict: args.strict,
         with_git: args.with_git,
         region: args.region.clone(),
+        placeholder_secrets: false,
     };
     let overrides = args
         .overrides

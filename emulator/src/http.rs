@@ -1090,6 +1090,10 @@ fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
             shared.control().mutations.push(m);
             Ok(Reply::Empty(204))
         }
+        ("DELETE", ["pipeline-failures"]) => {
+            shared.world().failing_pipelines.clear();
+            Ok(Reply::Empty(204))
+        }
         ("POST", ["pipeline-failures"]) => {
             let target = body["factory"].as_str().unwrap_or_default();
             let pipeline = body["pipeline"].as_str().unwrap_or_default();

@@ -363,6 +363,20 @@ pub async fn admin(emulator: &Emulator, path: &str, body: serde_json::Value) -> 
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
+/// `DELETE /_emulator/{path}` (clears faults and mutations, or pipeline failures).
+pub async fn admin_delete(emulator: &Emulator, path: &str) {
+    let resp = raw_client()
+        .delete(format!("{}/_emulator/{path}", emulator.urls().arm))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("admin delete {path}: {e}"));
+    assert!(
+        resp.status().is_success(),
+        "admin delete {path}: {}",
+        resp.status()
+    );
+}
+
 /// A definition as tests compare it with its source: `properties` only,
 /// without the fields the service owns, with inline secrets masked.
 pub fn comparable(kind: adf_emulator::kinds::Kind, body: &serde_json::Value) -> serde_json::Value {

@@ -669,6 +669,27 @@ pub async fn verify(
     started_triggers_expected: &[String],
     concurrency: usize,
 ) -> Result<Vec<Mismatch>, OpError> {
+    verify_state(
+        arm,
+        target,
+        identity,
+        plan,
+        started_triggers_expected,
+        concurrency,
+    )
+    .await
+    .map(|(m, _)| m)
+}
+
+/// `verify`, also handing back the target as it was read.
+pub async fn verify_state(
+    arm: &ArmClient,
+    target: &TargetFactory,
+    identity: &str,
+    plan: &Plan,
+    started_triggers_expected: &[String],
+    concurrency: usize,
+) -> Result<(Vec<Mismatch>, TargetState), OpError> {
     let state = read_target(arm, target, identity, concurrency).await?;
     let actual: HashMap<_, _> = state.resources.iter().map(|r| (r.key(), r)).collect();
     let mut out = Vec::new();
@@ -734,7 +755,7 @@ pub async fn verify(
             });
         }
     }
-    Ok(out)
+    Ok((out, state))
 }
 
 /// The JSON Pointer of the first place two values differ.

@@ -120,7 +120,7 @@ fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Pa
         Parsed::Manifest { factory, snapshot } | Parsed::Payload { factory, snapshot } => {
             (factory, snapshot)
         }
-        Parsed::Checkpoint { factory, id } => (factory, id),
+        Parsed::Checkpoint { factory, id } | Parsed::Report { factory, id } => (factory, id),
         // Holds and leases are plain markers, not sealed objects.
         Parsed::Hold { .. } | Parsed::Lease { .. } => return None,
     };
@@ -129,7 +129,7 @@ fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Pa
     }
     if let Some(want) = snapshot {
         let matches = match &parsed {
-            Parsed::Checkpoint { .. } => false,
+            Parsed::Checkpoint { .. } | Parsed::Report { .. } => false,
             _ => s == want,
         };
         if !matches {
@@ -271,10 +271,13 @@ async fn check_location(
             Parsed::Manifest { factory, snapshot } => (factory, snapshot, ObjectType::Manifest),
             Parsed::Payload { factory, snapshot } => (factory, snapshot, ObjectType::Payload),
             Parsed::Checkpoint { factory, id } => (factory, id, ObjectType::Checkpoint),
+            Parsed::Report { factory, id } => (factory, id, ObjectType::Report),
             Parsed::Hold { .. } | Parsed::Lease { .. } => continue,
         };
         let header_id = match want_type {
-            ObjectType::Checkpoint => parsed.header.id.clone().unwrap_or_default(),
+            ObjectType::Checkpoint | ObjectType::Report => {
+                parsed.header.id.clone().unwrap_or_default()
+            }
             _ => parsed.header.snapshot.clone(),
         };
         if parsed.header.object != want_type
@@ -330,6 +333,20 @@ async fn check_location(
                 }
             }
             Parsed::Hold { .. } | Parsed::Lease { .. } => {}
+            Parsed::Report { factory, id } => {
+                // With keys: the report opens with its own wrapped data key.
+                if let Some(keys) = keys {
+                    let wrapped = parsed.header.keys.clone().unwrap_or_default();
+                    match keys.unwrap_any(&wrapped, factory, id).await {
+                        Ok(dek) => {
+                            if let Err(e) = parsed.open(&dek, DEFAULT_MAX_PLAIN) {
+                                damaged(report, format!("report does not decrypt: {e}"));
+                            }
+                        }
+                        Err(e) => damaged(report, e.to_string()),
+                    }
+                }
+            }
             Parsed::Checkpoint { factory, .. } => {
                 let snapshot = &parsed.header.snapshot;
                 if !manifests.contains(&(factory.clone(), snapshot.clone())) {

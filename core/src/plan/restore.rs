@@ -37,7 +37,14 @@ pub struct PlanOptions {
     pub with_git: bool,
     /// Region for a factory that must be created (default: the snapshot's).
     pub region: Option<String>,
+    /// Masked secrets no override fills get a placeholder instead of
+    /// skipping their resource (drills into scratch factories: they prove the
+    /// definitions restore; connections need real values from overrides).
+    pub placeholder_secrets: bool,
 }
+
+/// What a drill writes where a secret came back masked and nothing fills it.
+pub const PLACEHOLDER_SECRET: &str = "adfdr-drill-placeholder";
 
 impl Default for PlanOptions {
     fn default() -> Self {
@@ -49,6 +56,7 @@ impl Default for PlanOptions {
             strict: false,
             with_git: false,
             region: None,
+            placeholder_secrets: false,
         }
     }
 }
@@ -333,7 +341,22 @@ pub fn plan(
                 filled: true,
             });
         }
-        let masked = masked_pointers(&definition);
+        let mut masked = masked_pointers(&definition);
+        if options.placeholder_secrets {
+            for pointer in masked.drain(..) {
+                set_pointer(
+                    &mut definition,
+                    &pointer,
+                    Value::String(PLACEHOLDER_SECRET.into()),
+                );
+                secrets.push(SecretNeed {
+                    resource: graph.labels[i].clone(),
+                    pointer: pointer.clone(),
+                    filled: true,
+                });
+                filled.push(pointer);
+            }
+        }
         // The target already holds this definition (its secret included, as
         // far as anyone can tell through the mask): nothing to write.
         let same_in_target = in_target.get(&r.key()).is_some_and(|t| {
@@ -1123,6 +1146,33 @@ mod tests {
         )
         .expect_err("strict");
         assert!(e.to_string().contains("masked"), "{e}");
+        // A drill writes a placeholder instead, and expects it masked on read.
+        let drill = PlanOptions {
+            placeholder_secrets: true,
+            ..Default::default()
+        };
+        let p = plan(&src, &states(), None, &TargetState::default(), None, &drill).expect("plan");
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.secrets.len(), 1);
+        assert!(p.secrets[0].filled);
+        let step = p
+            .steps
+            .iter()
+            .find(|s| s.label == "linkedService:LS_Blob")
+            .expect("written");
+        assert_eq!(
+            step.definition["properties"]["typeProperties"]["accountKey"]["value"],
+            PLACEHOLDER_SECRET
+        );
+        let expected = p
+            .expected
+            .iter()
+            .find(|e| e.label == "linkedService:LS_Blob")
+            .expect("expected");
+        assert_eq!(
+            expected.definition["properties"]["typeProperties"]["accountKey"]["value"],
+            MASK
+        );
 
         let rules = Overrides::parse(
             "[[rule]]\nkind = \"linkedService\"\nname = \"LS_Blob\"\nfill = { \"/properties/typeProperties/accountKey\" = { env = \"KEY\" } }\n",

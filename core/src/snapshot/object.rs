@@ -110,6 +110,14 @@ pub struct Header {
     pub plain_size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<super::manifest::PublicManifest>,
+    /// A report's own data key, wrapped under every configured key (a report
+    /// outlives the snapshot it drilled, so it cannot borrow its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<super::keys::WrappedKey>>,
+    /// A report's verdict and measurements, readable without a key (no
+    /// resource names): what `adfdr drills` and a catalog rebuild list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
 }
 
 impl Header {
@@ -126,6 +134,8 @@ impl Header {
             nonce: String::new(),
             plain_size: 0,
             manifest: None,
+            keys: None,
+            summary: None,
         }
     }
 }

@@ -201,6 +201,11 @@ pub mod layout {
         format!("v1/{factory}/holds/{snapshot}.{token}.hold")
     }
 
+    /// A drill report (sealed, immutable).
+    pub fn report(factory: &str, id: &str) -> String {
+        format!("v1/{factory}/drills/{id}.report")
+    }
+
     /// The blob whose lease says which agent runs a factory's jobs.
     pub fn lease(factory: &str) -> String {
         format!("v1/{factory}/lease")
@@ -218,6 +223,7 @@ pub mod layout {
         Checkpoint { factory: String, id: String },
         Hold { factory: String, snapshot: String },
         Lease { factory: String },
+        Report { factory: String, id: String },
     }
 
     pub fn parse(key: &str) -> Option<Parsed> {
@@ -253,6 +259,10 @@ pub mod layout {
                     factory,
                     snapshot: snapshot.into(),
                 }),
+            "drills" => file.strip_suffix(".report").map(|id| Parsed::Report {
+                factory: factory.clone(),
+                id: id.into(),
+            }),
             "checkpoints" => file
                 .strip_suffix(".checkpoint")
                 .map(|id| Parsed::Checkpoint {

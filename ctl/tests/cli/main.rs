@@ -8,6 +8,7 @@ mod auth;
 mod corpus;
 mod crash;
 mod demo;
+mod drill;
 mod failures;
 mod integrity;
 mod prune;

@@ -1,0 +1,527 @@
+//! `adfdr drill [FACTORY…] [--snapshot ID | --random-within DUR] [--cleanup MODE]
+//! [--markdown FILE] [--html FILE]` and `adfdr drills [FACTORY]`.
+//!
+//! A drill exits 0 when it passed and 4 when it failed (a target missed,
+//! resources diverged, the smoke run failed, the restore broke). Reports are
+//! printed, stored sealed in the store, and can be written as Markdown or
+//! HTML for auditors. `drills` reads the reports' plaintext summaries from
+//! the store (the truth), so it works with or without the agent.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use adfdr_core::catalog::DrillRecord;
+use adfdr_core::config::DrillCleanup;
+use adfdr_core::ops::drill::{self, Options, Pick, Report};
+use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::plan::drill::human;
+use adfdr_core::store::layout::{self, Parsed};
+
+use crate::{Ctx, output};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Factories to drill (configured names; default: every one with a drill_target).
+    factories: Vec<String>,
+    /// Drill this snapshot instead of the latest.
+    #[arg(long, conflicts_with = "random_within")]
+    snapshot: Option<String>,
+    /// Drill a random snapshot from this window (e.g. 30d): old ones must restore too.
+    #[arg(long, value_name = "DURATION")]
+    random_within: Option<String>,
+    /// What to do with the scratch factory afterwards [default: the config's drill_cleanup].
+    #[arg(long, value_parser = ["delete-resources", "delete-factory", "keep"])]
+    cleanup: Option<String>,
+    /// Also write the report as Markdown here.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Also write the report as a standalone HTML page here.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Resources written at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// Only this factory.
+    factory: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let names: Vec<String> = if args.factories.is_empty() {
+        let with_target: Vec<String> = engine
+            .config
+            .factories
+            .iter()
+            .map(|f| f.get_ref())
+            .filter(|f| f.drill_target.is_some())
+            .map(|f| f.name.clone())
+            .collect();
+        if with_target.is_empty() {
+            return Err(OpError::Usage(
+                "no factory has a drill_target: add drill_target = { subscription = \"…\", resource_group = \"…\", factory = \"…\" } to a [[factory]]".into(),
+            ));
+        }
+        with_target
+    } else {
+        output::select_factories(&engine.config, &args.factories, false)?
+    };
+    let pick = match (&args.snapshot, &args.random_within) {
+        (Some(id), _) => Some(Pick::Id(id.clone())),
+        (None, Some(window)) => Some(Pick::RandomWithin(
+            adfdr_core::config::DurationSpec::parse(window)
+                .map_err(|e| OpError::Usage(format!("--random-within {e}")))?
+                .0,
+        )),
+        (None, None) => None,
+    };
+    let agent = crate::agent::Agent::find(&engine.config);
+    let mut reports = Vec::new();
+    for name in &names {
+        let fc = engine.config.factory(name).expect("selected").clone();
+        let mut options = Options::from_config(&fc, args.concurrency);
+        if let Some(p) = &pick {
+            options.pick = p.clone();
+        }
+        if let Some(c) = args.cleanup.as_deref().and_then(DrillCleanup::parse) {
+            options.cleanup = c;
+        }
+        let report = match &agent {
+            // The agent owns the catalog and the factory's lease: it drills.
+            Some(agent) => {
+                let done = agent
+                    .run(
+                        name,
+                        "drill",
+                        false,
+                        &serde_json::json!({
+                            "snapshot": args.snapshot, "random_within": args.random_within,
+                            "cleanup": args.cleanup, "concurrency": args.concurrency,
+                        }),
+                    )
+                    .await?;
+                serde_json::from_value::<Report>(done.result).map_err(|_| {
+                    OpError::Failed(format!(
+                        "the agent's drill of {name} ended without a report: {}",
+                        done.outcome
+                    ))
+                })?
+            }
+            None => {
+                let guard = adfdr_core::ops::lease::exclusive(
+                    &engine.replicas,
+                    name,
+                    engine.config.agent.lease_seconds,
+                    "cli",
+                )
+                .await?;
+                let verbose = !ctx.json && std::io::stderr().is_terminal();
+                let progress = |line: &str| {
+                    if verbose {
+                        eprintln!("{line}");
+                    }
+                };
+                if !ctx.json {
+                    eprintln!(
+                        "drilling {name}: restoring into {}…",
+                        fc.drill_target
+                            .as_ref()
+                            .map(|t| format!(
+                                "{}/{}/{}",
+                                t.subscription, t.resource_group, t.factory
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
+                let result = drill::drill(&engine, &fc, &options, system_clock, &progress).await;
+                guard.release().await;
+                result?
+            }
+        };
+        if let Some(path) = &args.markdown {
+            write(path, &markdown(&report), names.len() > 1, &report)?;
+        }
+        if let Some(path) = &args.html {
+            write(path, &html(&report), names.len() > 1, &report)?;
+        }
+        if !ctx.json {
+            print!("{}", text(&report));
+        }
+        reports.push(report);
+    }
+    if ctx.json {
+        output::json(&serde_json::to_value(&reports).expect("json"));
+    }
+    Ok(if reports.iter().all(Report::passed) {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    })
+}
+
+/// Writes a rendered report; with several factories, one file each
+/// (`report.md` → `report-sales.md`).
+fn write(path: &std::path::Path, body: &str, many: bool, report: &Report) -> Result<(), OpError> {
+    let path = if many {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("report");
+        let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("txt");
+        path.with_file_name(format!("{stem}-{}.{ext}", report.factory))
+    } else {
+        path.to_path_buf()
+    };
+    std::fs::write(&path, body).map_err(|e| {
+        OpError::Failed(format!(
+            "cannot write the report to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn verdict(report: &Report) -> &'static str {
+    if report.passed() { "PASSED" } else { "FAILED" }
+}
+
+fn against(value: Option<f64>, target: Option<f64>) -> String {
+    match (value, target) {
+        (Some(v), Some(t)) => format!(
+            "{} (target {}, {})",
+            human(v),
+            human(t),
+            if v <= t { "met" } else { "MISSED" }
+        ),
+        (Some(v), None) => format!("{} (no target)", human(v)),
+        (None, Some(t)) => format!("not measured (target {})", human(t)),
+        (None, None) => "not measured".into(),
+    }
+}
+
+/// The terminal rendering.
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(
+        &mut out,
+        format!("drill {} of {}: {}", r.id, r.factory, verdict(r)),
+    );
+    line(
+        &mut out,
+        format!(
+            "  snapshot   {} ({}), state confirmed {}",
+            r.snapshot, r.pick, r.confirmed
+        ),
+    );
+    line(&mut out, format!("  target     {}", r.target));
+    line(
+        &mut out,
+        format!(
+            "  RTO        {}",
+            against(r.judgement.rto_seconds, r.judgement.rto_target_seconds)
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "  RPO        {}",
+            against(
+                Some(r.judgement.rpo_seconds),
+                r.judgement.rpo_target_seconds
+            )
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "  phases     {}",
+            r.phases
+                .iter()
+                .map(|p| format!("{} {}", p.name, human(p.ms as f64 / 1000.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "  restored   {} resources ({} written, {} already equal){}",
+            r.resources,
+            r.written,
+            r.unchanged,
+            if r.placeholder_secrets > 0 {
+                format!(
+                    "; {} masked secrets set to a placeholder",
+                    r.placeholder_secrets
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    for c in &r.checks {
+        line(
+            &mut out,
+            format!(
+                "  {} {:<18} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            ),
+        );
+    }
+    for s in &r.skipped {
+        line(&mut out, format!("  skipped    {s}"));
+    }
+    line(
+        &mut out,
+        format!(
+            "  cleanup    {} ({}){}",
+            r.cleanup.detail,
+            r.cleanup.mode,
+            if r.cleanup.ok { "" } else { ": FAILED" }
+        ),
+    );
+    for reason in &r.judgement.reasons {
+        line(&mut out, format!("  reason     {reason}"));
+    }
+    line(
+        &mut out,
+        format!("  report     stored in {}", r.locations.join(", ")),
+    );
+    out
+}
+
+/// Markdown for auditors: evidence that backups are tested.
+pub fn markdown(r: &Report) -> String {
+    let mut md = format!(
+        "# Recovery drill {}: {}\n\n| | |\n|---|---|\n",
+        r.id,
+        verdict(r)
+    );
+    let rows = [
+        ("Factory", format!("{} (`{}`)", r.factory, r.source)),
+        ("Restored into", format!("`{}`", r.target)),
+        ("Snapshot", format!("`{}` ({})", r.snapshot, r.pick)),
+        ("State last confirmed", r.confirmed.clone()),
+        (
+            "Started / finished",
+            format!("{} / {}", r.started, r.finished),
+        ),
+        (
+            "RTO",
+            against(r.judgement.rto_seconds, r.judgement.rto_target_seconds),
+        ),
+        (
+            "RPO",
+            against(
+                Some(r.judgement.rpo_seconds),
+                r.judgement.rpo_target_seconds,
+            ),
+        ),
+        (
+            "Resources",
+            format!(
+                "{} ({} written, {} already equal, {} secrets as placeholders)",
+                r.resources, r.written, r.unchanged, r.placeholder_secrets
+            ),
+        ),
+        (
+            "Cleanup",
+            format!("{} ({})", r.cleanup.detail, r.cleanup.mode),
+        ),
+    ];
+    for (k, v) in rows {
+        md.push_str(&format!("| {k} | {} |\n", v.replace('|', "\\|")));
+    }
+    md.push_str("\n## Checks\n\n| Check | Result | Detail |\n|---|---|---|\n");
+    for c in &r.checks {
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            c.name,
+            if c.ok { "ok" } else { "**failed**" },
+            c.detail.replace('|', "\\|")
+        ));
+    }
+    md.push_str("\n## Phases\n\n| Phase | Time |\n|---|---|\n");
+    for p in &r.phases {
+        md.push_str(&format!(
+            "| {} | {} |\n",
+            p.name,
+            human(p.ms as f64 / 1000.0)
+        ));
+    }
+    if !r.judgement.reasons.is_empty() {
+        md.push_str("\n## Why it failed\n\n");
+        for reason in &r.judgement.reasons {
+            md.push_str(&format!("- {reason}\n"));
+        }
+    }
+    if !r.skipped.is_empty() {
+        md.push_str("\n## Not restored (by design)\n\n");
+        for s in &r.skipped {
+            md.push_str(&format!("- {s}\n"));
+        }
+    }
+    md.push_str(&format!(
+        "\nThe sealed report is stored in: {}.\n",
+        r.locations.join(", ")
+    ));
+    md
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A standalone HTML page (no scripts, no external resources).
+pub fn html(r: &Report) -> String {
+    let mut rows = String::new();
+    for c in &r.checks {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            esc(&c.name),
+            if c.ok { "ok" } else { "fail" },
+            if c.ok { "ok" } else { "failed" },
+            esc(&c.detail)
+        ));
+    }
+    let reasons: String = r
+        .judgement
+        .reasons
+        .iter()
+        .map(|x| format!("<li>{}</li>", esc(x)))
+        .collect();
+    let phases: String = r
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&p.name),
+                human(p.ms as f64 / 1000.0)
+            )
+        })
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Recovery drill {id}</title>\
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}.ok{{color:#060}}.fail{{color:#a00;font-weight:bold}}</style></head><body>\
+<h1>Recovery drill {id}: <span class=\"{cls}\">{verdict}</span></h1>\
+<table><tr><th>Factory</th><td>{factory} ({source})</td></tr><tr><th>Restored into</th><td>{target}</td></tr>\
+<tr><th>Snapshot</th><td>{snapshot} ({pick})</td></tr><tr><th>State last confirmed</th><td>{confirmed}</td></tr>\
+<tr><th>Started / finished</th><td>{started} / {finished}</td></tr><tr><th>RTO</th><td>{rto}</td></tr><tr><th>RPO</th><td>{rpo}</td></tr>\
+<tr><th>Cleanup</th><td>{cleanup}</td></tr></table>\
+<h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Detail</th></tr>{rows}</table>\
+<h2>Phases</h2><table><tr><th>Phase</th><th>Time</th></tr>{phases}</table>{why}\
+<p>The sealed report is stored in: {locations}.</p></body></html>\n",
+        id = esc(&r.id),
+        cls = if r.passed() { "ok" } else { "fail" },
+        verdict = verdict(r),
+        factory = esc(&r.factory),
+        source = esc(&r.source),
+        target = esc(&r.target),
+        snapshot = esc(&r.snapshot),
+        pick = esc(&r.pick),
+        confirmed = esc(&r.confirmed),
+        started = esc(&r.started),
+        finished = esc(&r.finished),
+        rto = esc(&against(
+            r.judgement.rto_seconds,
+            r.judgement.rto_target_seconds
+        )),
+        rpo = esc(&against(
+            Some(r.judgement.rpo_seconds),
+            r.judgement.rpo_target_seconds
+        )),
+        cleanup = esc(&format!("{} ({})", r.cleanup.detail, r.cleanup.mode)),
+        why = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!("<h2>Why it failed</h2><ul>{reasons}</ul>")
+        },
+        locations = esc(&r.locations.join(", ")),
+    )
+}
+
+/// Every stored drill report's summary for `factory` (or all), oldest first.
+pub async fn history(
+    replicas: &adfdr_core::store::Replicas,
+    factory: Option<&str>,
+) -> Vec<DrillRecord> {
+    let prefix = factory
+        .map(layout::factory_prefix)
+        .unwrap_or_else(|| layout::ROOT.to_string());
+    let mut keys = std::collections::BTreeSet::new();
+    for (_, listed) in replicas.list_all(&prefix).await {
+        for o in listed.unwrap_or_default() {
+            if matches!(layout::parse(&o.key), Some(Parsed::Report { .. })) {
+                keys.insert(o.key);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let read = replicas
+            .read(&key, None, |b| {
+                adfdr_core::snapshot::object::parse(b)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        let Ok(read) = read else { continue };
+        let Ok(parsed) = adfdr_core::snapshot::object::parse(&read.bytes) else {
+            continue;
+        };
+        if let Some(record) = parsed
+            .header
+            .summary
+            .clone()
+            .and_then(|s| serde_json::from_value::<DrillRecord>(s).ok())
+        {
+            out.push(record);
+        }
+    }
+    out.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
+    out
+}
+
+pub async fn run_history(ctx: &Ctx, args: HistoryArgs) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let records = history(&engine.replicas, factory.as_deref()).await;
+    if ctx.json {
+        output::json(&serde_json::to_value(&records).expect("json"));
+        return Ok(exit::OK);
+    }
+    if records.is_empty() {
+        println!("no drills yet: run `adfdr drill`");
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.started.clone(),
+                r.factory.clone(),
+                r.snapshot.clone(),
+                against(r.rto_seconds, r.rto_target_seconds),
+                against(Some(r.rpo_seconds), r.rpo_target_seconds),
+                r.verdict.to_uppercase(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["TIME", "FACTORY", "SNAPSHOT", "RTO", "RPO", "RESULT"],
+        &rows,
+    );
+    Ok(exit::OK)
+}

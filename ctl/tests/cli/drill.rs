@@ -1,0 +1,247 @@
+//! `adfdr drill` and `adfdr drills` end to end: restores into scratch
+//! factories in the emulator, proven, measured, judged and reported.
+
+use crate::common::*;
+use crate::restore::contents;
+
+const DRILL_RG: &str = "rg-drills";
+
+/// The rig's config with `extra` lines added to each listed factory.
+fn with_factory_lines(rig: &Rig, extra: &[(&str, String)]) -> String {
+    let mut text = rig.config_text(None);
+    for (name, lines) in extra {
+        let arm = &rig
+            .factories
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("factory")
+            .1;
+        let block = format!("factory = \"{arm}\"\nrpo_target = \"30m\"\n");
+        assert!(text.contains(&block), "{text}");
+        text = text.replace(&block, &format!("{block}{lines}"));
+    }
+    text
+}
+
+fn drill_target(arm: &str) -> String {
+    format!(
+        "drill_target = {{ subscription = \"{SUB}\", resource_group = \"{DRILL_RG}\", factory = \"{arm}-drill\" }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_corpus_factory_passes_a_drill_and_the_source_is_never_touched() {
+    let Some(dirs) = adfdr_tests::corpus_factories() else {
+        return;
+    };
+    let names: Vec<(String, String)> = (0..dirs.len())
+        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
+        .collect();
+    let specs: Vec<(&str, &str, &std::path::Path)> = names
+        .iter()
+        .zip(&dirs)
+        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
+        .collect();
+    let rig = Rig::start("drill-corpus", &specs).await;
+    let extra: Vec<(&str, String)> = names
+        .iter()
+        .map(|(n, a)| {
+            (
+                n.as_str(),
+                format!("{}rto_target = \"10m\"\n", drill_target(a)),
+            )
+        })
+        .collect();
+    rig.write_config(&with_factory_lines(&rig, &extra));
+    let out = rig.adfdr(&["backup", "--all"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before: Vec<_> = names
+        .iter()
+        .map(|(_, a)| contents(&rig, RG, a).expect("source"))
+        .collect();
+
+    let out = rig.adfdr(&["drill", "--json"]);
+    let reports = json(&out);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let reports = reports.as_array().expect("reports");
+    assert_eq!(reports.len(), names.len());
+    for (r, dir) in reports.iter().zip(&dirs) {
+        let what = dir.display();
+        assert_eq!(r["judgement"]["verdict"], "passed", "{what}: {r}");
+        assert!(
+            r["judgement"]["rto_seconds"].as_f64().expect("rto") > 0.0,
+            "{what}"
+        );
+        assert!(r["judgement"]["rpo_seconds"].as_f64().is_some(), "{what}");
+        assert!(r["resources"].as_u64().expect("count") > 0, "{what}");
+        let checks = r["checks"].as_array().expect("checks");
+        for name in ["references", "global parameters", "triggers", "resources"] {
+            assert!(
+                checks.iter().any(|c| c["name"] == name && c["ok"] == true),
+                "{what}: {name}: {r}"
+            );
+        }
+        assert_eq!(r["cleanup"]["mode"], "delete-resources");
+        assert_eq!(r["cleanup"]["ok"], true, "{what}: {}", r["cleanup"]);
+        assert_eq!(r["locations"], serde_json::json!(["weu", "neu"]), "{what}");
+    }
+    // Drills restore into the scratch factories only, and clean them up.
+    for (((_, arm), before), dir) in names.iter().zip(&before).zip(&dirs) {
+        assert_eq!(
+            &contents(&rig, RG, arm).expect("source"),
+            before,
+            "{}: the source changed",
+            dir.display()
+        );
+        let scratch =
+            contents(&rig, DRILL_RG, &format!("{arm}-drill")).expect("scratch factory kept");
+        assert!(
+            scratch.is_empty(),
+            "{}: left behind {:?}",
+            dir.display(),
+            scratch.keys()
+        );
+    }
+    // The history comes from the stored reports.
+    let out = rig.adfdr(&["drills", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let history = json(&out);
+    assert_eq!(
+        history.as_array().map(Vec::len),
+        Some(names.len()),
+        "{history}"
+    );
+    assert!(
+        history
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|h| h["verdict"] == "passed")
+    );
+    // Reports are sealed objects that verify (with --read-data they decrypt).
+    let out = rig.adfdr(&["verify", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
+    let rig = Rig::start("drill-fail", &[("sales", "adf-sales", &sample_factory())]).await;
+    let config = |extra: &str| {
+        with_factory_lines(
+            &rig,
+            &[(
+                "sales",
+                format!(
+                    "{}smoke_pipeline = \"PL_Smoke\"\n{extra}",
+                    drill_target("adf-sales")
+                ),
+            )],
+        )
+    };
+    rig.write_config(&config("rto_target = \"10m\"\n"));
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A passing drill, kept for inspection, with Markdown and HTML reports.
+    let (md, html) = (rig.dir.join("drill.md"), rig.dir.join("drill.html"));
+    let out = rig.adfdr(&[
+        "drill",
+        "sales",
+        "--cleanup",
+        "keep",
+        "--markdown",
+        md.to_str().expect("utf8"),
+        "--html",
+        html.to_str().expect("utf8"),
+    ]);
+    let printed = stdout(&out);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(printed.contains(": PASSED"), "{printed}");
+    assert!(printed.contains("smoke pipeline"), "{printed}");
+    assert!(
+        printed.contains("masked secrets set to a placeholder"),
+        "{printed}"
+    );
+    let md = std::fs::read_to_string(&md).expect("markdown");
+    assert!(
+        md.starts_with("# Recovery drill ") && md.contains(": PASSED"),
+        "{md}"
+    );
+    assert!(md.contains("| smoke pipeline | ok |"), "{md}");
+    let html = std::fs::read_to_string(&html).expect("html");
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("PASSED"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "no scripts in an audit page");
+    let kept = contents(&rig, DRILL_RG, "adf-sales-drill").expect("kept");
+    let source = contents(&rig, RG, "adf-sales").expect("source");
+    assert_eq!(kept.len(), source.len(), "keep leaves the restored factory");
+    assert!(started(&kept).is_empty(), "drills leave triggers stopped");
+    assert!(
+        !started(&source).is_empty(),
+        "the source keeps its started triggers"
+    );
+
+    // The smoke pipeline fails in the scratch factory.
+    adfdr_tests::admin(
+        &rig.emu,
+        "pipeline-failures",
+        serde_json::json!({"factory": format!("{SUB}/{DRILL_RG}/adf-sales-drill"), "pipeline": "PL_Smoke"}),
+    )
+    .await;
+    let out = rig.adfdr(&["drill", "sales"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("reason     smoke pipeline PL_Smoke ended Failed"),
+        "{}",
+        text(&out)
+    );
+    adfdr_tests::admin_delete(&rig.emu, "pipeline-failures").await;
+
+    // The service drops a property on PUT: the restore does not read back.
+    adfdr_tests::admin(
+        &rig.emu,
+        "mutations",
+        serde_json::json!({"kind": "pipelines", "name": "PL_Load_Dw", "pointer": "/properties/folder"}),
+    )
+    .await;
+    let out = rig.adfdr(&["drill", "sales", "--json"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    let report = &json(&out)[0];
+    let reasons = report["judgement"]["reasons"].to_string();
+    assert!(
+        reasons.contains("differ from the snapshot") && reasons.contains("PL_Load_Dw"),
+        "{reasons}"
+    );
+    adfdr_tests::admin_delete(&rig.emu, "faults").await;
+
+    // An RTO target no restore can meet at this latency.
+    rig.write_config(&config("rto_target = \"1s\"\n"));
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 400})).await;
+    let out = rig.adfdr(&["drill", "sales"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("exceeds the target 1.0s"),
+        "{}",
+        text(&out)
+    );
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 0})).await;
+
+    // The history shows each drill with its result; the source never changed.
+    let out = rig.adfdr(&["drills", "sales"]);
+    let table = stdout(&out);
+    assert_eq!(code(&out), 0, "{table}");
+    assert_eq!(table.matches("PASSED").count(), 1, "{table}");
+    assert_eq!(table.matches("FAILED").count(), 3, "{table}");
+    assert_eq!(contents(&rig, RG, "adf-sales").expect("source"), source);
+
+    // delete-factory removes the scratch factory.
+    let out = rig.adfdr(&["drill", "sales", "--cleanup", "delete-factory"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(contents(&rig, DRILL_RG, "adf-sales-drill").is_none());
+}
+
+fn started(c: &crate::restore::Contents) -> Vec<String> {
+    crate::restore::started(c)
+}
