@@ -920,3 +920,66 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
     signal(&agent, "TERM");
     assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_drills_run_after_the_backup_and_show_in_metrics_and_the_cli() {
+    let rig = Rig::start("drill").await;
+    let port = adfdr_tests::free_port();
+    rig.write_config(&format!(
+        "backup = \"0 0 1 1 *\"\ndrill = \"0 0 1 1 *\"\nrto_target = \"10m\"\nsmoke_pipeline = \"PL_Smoke\"\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}"
+    ));
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            "[agent]\n",
+            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .expect("config");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    let mut scraped = Default::default();
+    until("the caught-up drill", Duration::from_secs(30), async || {
+        scraped = samples(&http_get(port, "/metrics"));
+        scraped.contains_key("adfdr_last_drill_passed{factory=\"sales\"}")
+    })
+    .await;
+    let f = "{factory=\"sales\"}";
+    assert_eq!(
+        scraped[&format!("adfdr_last_drill_passed{f}")],
+        1.0,
+        "{}",
+        rig.log()
+    );
+    assert!(scraped[&format!("adfdr_last_drill_rto_seconds{f}")] > 0.0);
+    assert!(scraped[&format!("adfdr_verified_rpo_seconds{f}")] < 60.0);
+    assert!(scraped.contains_key(&format!("adfdr_last_drill_timestamp_seconds{f}")));
+    // The CLI's drill goes through the agent and prints the agent's report.
+    let out = Command::new(adfdr_cli())
+        .args([
+            "--config",
+            rig.config.to_str().expect("utf8"),
+            "drill",
+            "sales",
+        ])
+        .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+        .env("IDENTITY_HEADER", rig.emu.identity_header())
+        .output()
+        .expect("adfdr runs");
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("of sales: PASSED"), "{printed}");
+    let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit");
+    assert!(
+        audit.matches("\"action\":\"drill\"").count() >= 2,
+        "{audit}"
+    );
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(15)), Some(0));
+}

@@ -67,8 +67,13 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             }
         }
     }
+    // Drill reports: their plaintext summaries (no key needed).
+    let drills = crate::drill::history(&engine.replicas, None).await;
     let catalog = engine.catalog()?;
     catalog.clear_index()?;
+    for d in &drills {
+        catalog.put_drill(d)?;
+    }
     for r in &records {
         catalog.put_snapshot(r)?;
     }
@@ -77,14 +82,15 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     }
     if ctx.json {
         output::json(
-            &serde_json::json!({"snapshots": records.len(), "checkpoints": checkpoints.len(), "unlisted_locations": failed.iter().map(|(l, _)| l).collect::<Vec<_>>()}),
+            &serde_json::json!({"snapshots": records.len(), "checkpoints": checkpoints.len(), "drills": drills.len(), "unlisted_locations": failed.iter().map(|(l, _)| l).collect::<Vec<_>>()}),
         );
     } else {
         println!(
-            "catalog {} rebuilt: {} snapshots, {} checkpoints",
+            "catalog {} rebuilt: {} snapshots, {} checkpoints, {} drills",
             engine.catalog_path.display(),
             records.len(),
-            checkpoints.len()
+            checkpoints.len(),
+            drills.len()
         );
         for (l, e) in &failed {
             eprintln!("adfdr: warning: location {l} could not be listed: {e}");

@@ -1,7 +1,10 @@
-//! `adfdr demo`: everything offline, nothing but the binary. Today it starts the
-//! emulator with the sample factory and reads it back through adfdr's ARM client
-//! (Entra token, paging, the service's rules); backup, drill and report steps
-//! join as the snapshot, restore and drill engines land.
+//! `adfdr demo`: everything offline, nothing but the binary. It starts the
+//! emulator in-process with the built-in sample factory (every resource kind),
+//! reads it through adfdr's ARM client (Entra token, paging, the service's
+//! rules), backs it up into two local "regions" under a generated key,
+//! changes a pipeline and backs up again (diff shows the change), verifies
+//! every copy, then runs a recovery drill into a scratch factory and prints
+//! its report (also written as Markdown and HTML) and where everything is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -131,11 +134,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
         Ok(_) => anyhow::bail!("the emulator let a referenced linked service be deleted"),
     }
-    backups(&dir, &emulator, &tls.ca, &arm, &factory_path).await?;
-    println!(
-        "\nnext: `adfdr restore`, `adfdr drill` and the drill report join this demo as they land."
-    );
-    println!("demo files: {}", dir.display());
+    let passed = backups(&dir, &emulator, &tls.ca, &arm, &factory_path).await?;
+    println!("\ndemo files: {}", dir.display());
+    if !passed {
+        anyhow::bail!("the demo's drill failed (see its report above)");
+    }
     Ok(())
 }
 
@@ -147,7 +150,7 @@ async fn backups(
     ca: &std::path::Path,
     arm: &ArmClient,
     factory_path: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     use adfdr_core::ops::{backup::Outcome, read, system_clock};
     use std::os::unix::fs::PermissionsExt;
 
@@ -197,6 +200,10 @@ subscription = "{SUBSCRIPTION}"
 resource_group = "{RESOURCE_GROUP}"
 factory = "{FACTORY}"
 rpo_target = "30m"
+rto_target = "5m"
+drill_target = {{ subscription = "{SUBSCRIPTION}", resource_group = "{RESOURCE_GROUP}-drills", factory = "{FACTORY}-drill" }}
+smoke_pipeline = "PL_Smoke"
+drill_cleanup = "keep"
 "#,
             state = dir.join("state").display(),
             tenant = emulator.tenant_id(),
@@ -296,11 +303,27 @@ rpo_target = "30m"
     for finding in b.manifest.report.iter().take(6) {
         println!("  {}: {}", finding.resource, finding.detail);
     }
+
     println!(
-        "\nexplore the store (no emulator needed): adfdr -c {} snapshots | show {second} | export {second} --out DIR | verify --read-data",
+        "\n== drill: restore {second} into {SUBSCRIPTION}/{RESOURCE_GROUP}-drills/{FACTORY}-drill, prove it, measure RTO and RPO"
+    );
+    let options = adfdr_core::ops::drill::Options::from_config(&fc, 16);
+    let report =
+        adfdr_core::ops::drill::drill(&engine, &fc, &options, system_clock, &|_| {}).await?;
+    print!("{}", crate::drill::text(&report));
+    let (md, html) = (dir.join("drill-report.md"), dir.join("drill-report.html"));
+    std::fs::write(&md, crate::drill::markdown(&report))?;
+    std::fs::write(&html, crate::drill::html(&report))?;
+    println!(
+        "report for auditors: {} and {}",
+        md.display(),
+        html.display()
+    );
+    println!(
+        "\nexplore the store (no emulator needed): adfdr -c {} snapshots | show {second} | export {second} --out DIR | verify --read-data | drills",
         config_path.display()
     );
-    Ok(())
+    Ok(report.passed())
 }
 
 fn describe(kind: Kind, item: &Value) -> String {

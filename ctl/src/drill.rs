@@ -251,7 +251,7 @@ pub fn text(r: &Report) -> String {
     line(
         &mut out,
         format!(
-            "  restored   {} resources ({} written, {} already equal){}",
+            "  restored   {} resources and the factory ({} writes, {} already equal){}",
             r.resources,
             r.written,
             r.unchanged,

@@ -73,6 +73,9 @@ pub struct Judgement {
 /// `1h2m3s`-style text for people.
 pub fn human(seconds: f64) -> String {
     let s = seconds.max(0.0);
+    if s < 1.0 {
+        return format!("{}ms", (s * 1000.0).round() as u64);
+    }
     if s < 60.0 {
         return format!("{s:.1}s");
     }
@@ -379,6 +382,7 @@ mod tests {
     #[test]
     fn durations_read_like_people_write_them() {
         assert_eq!(human(12.34), "12.3s");
+        assert_eq!(human(0.0421), "42ms");
         assert_eq!(human(90.0), "1m30s");
         assert_eq!(human(600.0), "10m");
         assert_eq!(human(3600.0), "1h");

@@ -13,10 +13,17 @@ pub use object::{Header, ObjectError, ObjectType};
 const ID_TIME: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
 
-/// A snapshot id: UTC time to the second plus 8 random hex digits, so ids sort
-/// by time and two agents never collide (`20261122T071500Z-3fa2c1d0`).
+/// A snapshot id: UTC time to the second, then 8 hex digits: the millisecond
+/// (3 digits, 000-3e7) and 5 random ones, so ids sort by time to the
+/// millisecond and two agents never collide (`20261122T071500Z-1f43fa2c`).
+/// Older ids with 8 random digits keep parsing; they sort by the second.
 pub fn snapshot_id(now: time::OffsetDateTime, random: u32) -> String {
-    format!("{}-{random:08x}", utc(now, ID_TIME))
+    format!(
+        "{}-{:03x}{:05x}",
+        utc(now, ID_TIME),
+        now.to_offset(time::UtcOffset::UTC).millisecond(),
+        random & 0xf_ffff
+    )
 }
 
 /// The time a snapshot id carries (None for names adfdr does not write).
@@ -67,8 +74,16 @@ mod tests {
             0xffff_ffff,
         );
         let b = snapshot_id(time::macros::datetime!(2026-11-22 07:15:01 UTC), 0);
-        assert_eq!(a, "20261122T071500Z-ffffffff");
+        assert_eq!(a, "20261122T071500Z-000fffff");
         assert!(a < b);
+        // Within one second, by the millisecond whatever the random part.
+        let c = snapshot_id(
+            time::macros::datetime!(2026-11-22 07:15:00.002 UTC),
+            0xffff_ffff,
+        );
+        let d = snapshot_id(time::macros::datetime!(2026-11-22 07:15:00.999 UTC), 0);
+        assert_eq!(d, "20261122T071500Z-3e700000");
+        assert!(a < c && c < d && d < b, "{a} {c} {d} {b}");
         assert_eq!(
             rfc3339(time::macros::datetime!(2026-01-02 03:04:05 +01:00)),
             "2026-01-02T02:04:05Z"

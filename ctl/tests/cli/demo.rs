@@ -1,4 +1,5 @@
-//! `adfdr demo` runs from nothing but the binary and shows the sample factory.
+//! `adfdr demo` runs from nothing but the binary: the sample factory backed
+//! up, changed, verified and drilled, with a passed report.
 
 use std::process::Command;
 
@@ -42,6 +43,23 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         "{stdout}"
     );
     assert!(stdout.contains("healthy"), "{stdout}");
+    // The drill: restored into the scratch factory, proven, measured, passed.
+    assert!(stdout.contains("== drill: restore "), "{stdout}");
+    assert!(
+        stdout.contains("of sample: PASSED"),
+        "the demo's drill passes: {stdout}"
+    );
+    assert!(
+        stdout.contains("RTO ") && stdout.contains("(target 5m, met)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("smoke pipeline     PL_Smoke Succeeded"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(dir.join("drill-report.md")).expect("markdown report");
+    assert!(md.contains(": PASSED"), "{md}");
+    assert!(dir.join("drill-report.html").exists());
     // The store outlives the emulator: the CLI lists and verifies it offline.
     let config = dir.join("adfdr.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
@@ -55,6 +73,16 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified 2 snapshot(s)"));
+    let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
+        .args(["drills", "-c"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let history = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && history.contains("PASSED"),
+        "{history}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -240,6 +240,11 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     let out = rig.adfdr(&["drill", "sales", "--cleanup", "delete-factory"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(contents(&rig, DRILL_RG, "adf-sales-drill").is_none());
+    // The catalog is an index: rebuilt from the store, it knows every drill.
+    std::fs::remove_dir_all(rig.dir.join("state")).expect("rm catalog");
+    let out = rig.adfdr(&["catalog", "rebuild"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains(", 5 drills"), "{}", text(&out));
 }
 
 fn started(c: &crate::restore::Contents) -> Vec<String> {
