@@ -80,6 +80,14 @@ pub fn human(seconds: f64) -> String {
         return format!("{s:.1}s");
     }
     let total = s.round() as u64;
+    if total >= 86_400 {
+        let (d, h) = (total / 86_400, (total % 86_400) / 3600);
+        return if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h}h")
+        };
+    }
     let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
     match (h, m, sec) {
         (0, m, 0) => format!("{m}m"),
@@ -387,5 +395,7 @@ mod tests {
         assert_eq!(human(600.0), "10m");
         assert_eq!(human(3600.0), "1h");
         assert_eq!(human(3900.0), "1h5m");
+        assert_eq!(human(86_400.0), "1d");
+        assert_eq!(human(30.0 * 86_400.0 + 7200.0), "30d2h");
     }
 }

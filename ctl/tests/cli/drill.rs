@@ -240,11 +240,38 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     let out = rig.adfdr(&["drill", "sales", "--cleanup", "delete-factory"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(contents(&rig, DRILL_RG, "adf-sales-drill").is_none());
+    // An older snapshot picked on purpose restores too, and is not held to rpo_target.
+    let out = rig.adfdr(&["drill", "sales", "--random-within", "1d", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report = &json(&out)[0];
+    assert!(
+        report["pick"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("random within 1d (1 of 1"),
+        "{report}"
+    );
+    assert_eq!(
+        report["judgement"]["rpo_target_seconds"],
+        serde_json::Value::Null
+    );
+    let out = rig.adfdr(&["drill", "sales", "--snapshot", "20200101T000000Z-00000000"]);
+    assert_eq!(
+        code(&out),
+        2,
+        "an unknown snapshot is a usage error: {}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("adfdr snapshots sales"),
+        "{}",
+        text(&out)
+    );
     // The catalog is an index: rebuilt from the store, it knows every drill.
     std::fs::remove_dir_all(rig.dir.join("state")).expect("rm catalog");
     let out = rig.adfdr(&["catalog", "rebuild"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(stdout(&out).contains(", 5 drills"), "{}", text(&out));
+    assert!(stdout(&out).contains(", 6 drills"), "{}", text(&out));
 }
 
 fn started(c: &crate::restore::Contents) -> Vec<String> {
