@@ -183,10 +183,15 @@ impl Entry {
 }
 
 fn prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
+    if let Some(first) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
+    // Shorter keys: byte by byte (a variable-length copy would be a memcpy call).
+    let mut p = 0u64;
+    for (i, &b) in key.iter().enumerate() {
+        p |= u64::from(b) << (56 - 8 * i);
+    }
+    p
 }
 
 /// A member value the reference and SecureString checks look at: its input
@@ -453,20 +458,45 @@ impl<'a> Parser<'a> {
                 out.push(b',');
             }
             let written = out.len();
-            out.push(b'"');
-            out.extend_from_slice(key);
-            out.extend_from_slice(b"\":");
+            // `"key":` as it came when the colon follows the key directly
+            // (ARM's compact answers): one copy instead of three.
+            let compact = self.pos == after + 1;
             let (refs_before, masked_before) = (self.scan.references.len(), self.scan.masked.len());
-            self.path.push(Seg::Key(key_start as u32, key_end as u32));
             self.ws();
             let start = self.pos;
-            let plain_string = self.value(child, depth, out)?;
+            let plain_string = if compact && start == after + 1 && self.peek() == Some(b'"') {
+                // A string right after the colon: `"key":"value"` is copied
+                // in one piece when it holds no escapes. Strings hold no
+                // findings, so the path is not needed.
+                let (end, escaped) = self.string_end()?;
+                if escaped {
+                    out.extend_from_slice(&self.input[key_start - 1..start]);
+                    let text: String =
+                        serde_json::from_slice(&self.input[start..end]).map_err(|_| Decline)?;
+                    serde_json::to_writer(&mut *out, &text).map_err(|_| Decline)?;
+                    false
+                } else {
+                    out.extend_from_slice(&self.input[key_start - 1..end]);
+                    true
+                }
+            } else {
+                if compact {
+                    out.extend_from_slice(&self.input[key_start - 1..after + 1]);
+                } else {
+                    out.push(b'"');
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(b"\":");
+                }
+                self.path.push(Seg::Key(key_start as u32, key_end as u32));
+                let plain = self.value(child, depth, out)?;
+                self.path.pop();
+                plain
+            };
             let v = Val {
                 start: start as u32,
                 end: self.pos as u32,
                 plain_string: u32::from(plain_string),
             };
-            self.path.pop();
             match (ctx, key) {
                 (Ctx::Top, b"name") => self.scan.name = self.text(v)?.map(Cow::into_owned),
                 (Ctx::Properties, b"runtimeState") => {
@@ -559,24 +589,53 @@ impl<'a> Parser<'a> {
             .map_err(|_| Decline)
     }
 
+    /// The JSON Pointer of the member being closed. Built as bytes (keys
+    /// were checked as UTF-8 when scanned), escaped per RFC 6901.
     fn pointer(&self) -> String {
-        let mut p = String::new();
+        let mut p = Vec::with_capacity(64);
         for seg in &self.path {
-            p.push('/');
+            p.push(b'/');
             match *seg {
                 Seg::Key(s, e) => {
-                    let key = std::str::from_utf8(&self.input[s as usize..e as usize])
-                        .expect("strings are checked as UTF-8");
-                    if key.contains(['~', '/']) {
-                        p.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                    } else {
-                        p.push_str(key);
+                    for &b in &self.input[s as usize..e as usize] {
+                        match b {
+                            b'~' => p.extend_from_slice(b"~0"),
+                            b'/' => p.extend_from_slice(b"~1"),
+                            _ => p.push(b),
+                        }
                     }
                 }
-                Seg::Index(i) => p.push_str(&i.to_string()),
+                Seg::Index(i) => {
+                    let mut digits = [0u8; 10];
+                    let (mut n, mut at) = (i, digits.len());
+                    loop {
+                        at -= 1;
+                        digits[at] = b'0' + (n % 10) as u8;
+                        n /= 10;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    p.extend_from_slice(&digits[at..]);
+                }
             }
         }
-        p
+        String::from_utf8(p).expect("keys are checked as UTF-8")
+    }
+
+    /// The bytes of a string member without escapes (no UTF-8 check: for
+    /// comparing with ASCII words).
+    fn plain_bytes(&self, v: Val) -> Option<&'a [u8]> {
+        let input = self.input;
+        (v.plain_string != 0).then(|| &input[v.start as usize + 1..v.end as usize - 1])
+    }
+
+    /// Whether a member is the string `word` (ASCII, no escapes needed).
+    fn is(&self, v: Val, word: &[u8]) -> R<bool> {
+        if let Some(b) = self.plain_bytes(v) {
+            return Ok(b == word);
+        }
+        Ok(self.text(v)?.is_some_and(|t| t.as_bytes() == word))
     }
 
     /// The reference and masked-SecureString checks of `references` and
@@ -589,13 +648,27 @@ impl<'a> Parser<'a> {
         refs_at: usize,
         masked_at: usize,
     ) -> R<()> {
-        let Some(ty) = ty.get() else { return Ok(()) };
-        let Some(ty) = self.text(ty)? else {
+        let Some(ty_val) = ty.get() else {
+            return Ok(());
+        };
+        // Most objects have a `type`; few are SecureStrings or references:
+        // compare bytes first, decode only what is kept.
+        let interesting = match self.plain_bytes(ty_val) {
+            Some(b) => {
+                (b == b"SecureString" && value.get().is_some())
+                    || (b.ends_with(b"Reference") && reference_name.get().is_some())
+            }
+            None => true,
+        };
+        if !interesting {
+            return Ok(());
+        }
+        let Some(ty) = self.text(ty_val)? else {
             return Ok(());
         };
         if ty == "SecureString"
             && let Some(v) = value.get()
-            && self.text(v)?.as_deref() == Some(MASK)
+            && self.is(v, MASK.as_bytes())?
         {
             let pointer = format!("{}/value", self.pointer());
             self.scan.masked.insert(masked_at, pointer);
