@@ -587,7 +587,10 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         // Requests through the control socket first, then what is due.
         let mut waiting = std::collections::VecDeque::new();
         while let Some(r) = pending.pop_front() {
-            if !owned.contains(&r.factory) {
+            // Checks that change nothing need no lease: any agent answers them.
+            let read_only = (r.kind == Kind::Verify && r.options["repair"] != true)
+                || (r.kind == Kind::Prune && r.options["dry_run"] == true);
+            if !owned.contains(&r.factory) && !read_only {
                 let holder = view.lock().expect("view").leases.get(&r.factory).cloned();
                 match holder {
                     // Not known yet (the first lease pass is under way): wait.

@@ -802,6 +802,22 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
             .contains("holds the factory's lease"),
         "{refused}"
     );
+    // A check that changes nothing is answered by any agent.
+    let (code, reply) = control(
+        &sock_b,
+        "POST",
+        "/run",
+        Some(r#"{"factory": "sales", "job": "verify", "options": {"read_data": false}}"#),
+    );
+    assert_eq!(code, 202);
+    let id = reply["id"].as_str().expect("id").to_string();
+    let mut checked = serde_json::Value::Null;
+    until("b's verify", Duration::from_secs(10), async || {
+        checked = control(&sock_b, "GET", &format!("/runs/{id}"), None).1;
+        checked["state"] == "done"
+    })
+    .await;
+    assert_eq!(checked["ok"], true, "{checked}");
 
     // a dies without a word; b takes over and runs the factory's jobs.
     a.kill().expect("kill a");
