@@ -70,6 +70,39 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             ),
             result,
         });
+        // The drill's scratch factory: drills create and write it.
+        if let Some(t) = &fc.drill_target {
+            let path = adfdr_core::config::FactoryConfig::adhoc(
+                &t.factory,
+                &t.subscription,
+                &t.resource_group,
+                &t.factory,
+            )
+            .arm_path();
+            let result = match engine.arm.get(&path).await {
+                Ok(_) => {
+                    Ok("readable; drills write here (needs 'Data Factory Contributor')".into())
+                }
+                Err(e) if e.status() == Some(404) => Ok(format!(
+                    "does not exist yet: the first drill creates it (needs 'Data Factory Contributor' on resource group {})",
+                    t.resource_group
+                )),
+                Err(e) if matches!(e.status(), Some(401 | 403)) => Err(format!(
+                    "{who} may not use it (HTTP {} {}); grant 'Data Factory Contributor' on it or on resource group {}",
+                    e.status().unwrap_or(0),
+                    e.code().unwrap_or(""),
+                    t.resource_group
+                )),
+                Err(e) => Err(first_line(&e.to_string()).to_string()),
+            };
+            probes.push(Probe {
+                what: format!(
+                    "drill target of {} ({}/{}/{})",
+                    fc.name, t.subscription, t.resource_group, t.factory
+                ),
+                result,
+            });
+        }
     }
 
     for l in &engine.replicas.locations {

@@ -139,6 +139,15 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
         )
     };
     rig.write_config(&config("rto_target = \"10m\"\n"));
+    // config check probes the scratch factory too.
+    let out = rig.adfdr(&["config", "check"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("drill target of sales")
+            && stdout(&out).contains("the first drill creates it"),
+        "{}",
+        text(&out)
+    );
     let out = rig.adfdr(&["backup"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
 
