@@ -123,9 +123,20 @@ async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
             (f.clone(), last.map(adfdr_core::snapshot::rfc3339))
         })
         .collect();
+    // Each factory's newest drill (from the catalog: the agent's drills and
+    // those it learned from the store).
+    let last_drill: BTreeMap<String, serde_json::Value> = view
+        .factories
+        .iter()
+        .filter_map(|f| {
+            let last = c.catalog.drills(Some(f)).ok()?.pop()?;
+            Some((f.clone(), serde_json::to_value(last).ok()?))
+        })
+        .collect();
     Json(serde_json::json!({
         "agent": {"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")},
         "last_confirmed": confirmed,
+        "last_drill": last_drill,
         "factories": view.factories,
         "rpo_targets": view.rpo_targets,
         "jobs": jobs,

@@ -991,6 +991,16 @@ async fn scheduled_drills_run_after_the_backup_and_show_in_metrics_and_the_cli()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(printed.contains("of sales: PASSED"), "{printed}");
+    // adfdr status shows the last drill (from the agent).
+    let out = Command::new(adfdr_cli())
+        .args(["--config", rig.config.to_str().expect("utf8"), "status"])
+        .output()
+        .expect("adfdr runs");
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        table.contains("LAST DRILL") && table.contains(" PASSED (RTO "),
+        "{table}"
+    );
     let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit");
     assert!(
         audit.matches("\"action\":\"drill\"").count() >= 2,

@@ -1,6 +1,6 @@
 //! `adfdr status`: per factory the last confirmed backup, RPO against its
-//! target, the agent's jobs (next runs, failures) and location health; from
-//! the agent when it runs, else from the local catalog.
+//! target, the last drill, the agent's jobs (next runs, failures) and
+//! location health; from the agent when it runs, else from the local catalog.
 
 use adfdr_core::ops::{OpError, exit, system_clock};
 use adfdr_core::snapshot::parse_time;
@@ -48,6 +48,23 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
                 .as_ref()
                 .and_then(|c| c.last_confirmed(&f.name).ok().flatten())
         });
+        let drill: Option<adfdr_core::catalog::DrillRecord> = match &agent_status {
+            Some(st) => serde_json::from_value(st["last_drill"][f.name.as_str()].clone()).ok(),
+            None => catalog
+                .as_ref()
+                .and_then(|c| c.drills(Some(&f.name)).ok())
+                .and_then(|mut d| d.pop()),
+        };
+        let drill_text = drill.as_ref().map_or("-".to_string(), |d| {
+            format!(
+                "{} {}{}",
+                d.started,
+                d.verdict.to_uppercase(),
+                d.rto_seconds
+                    .map(|r| format!(" (RTO {})", adfdr_core::plan::drill::human(r)))
+                    .unwrap_or_default()
+            )
+        });
         let rpo = confirmed.map(|t| (now - t).whole_seconds());
         let target = f.rpo_target.as_ref().map(|t| t.0.as_secs() as i64);
         let missed = matches!((rpo, target), (Some(r), Some(t)) if r > t)
@@ -78,7 +95,7 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             })
             .unwrap_or_default();
         json.push(serde_json::json!({"factory": f.name, "last_confirmed": confirmed.map(adfdr_core::snapshot::rfc3339),
-            "rpo_seconds": rpo, "rpo_target_seconds": target, "jobs": jobs}));
+            "rpo_seconds": rpo, "rpo_target_seconds": target, "jobs": jobs, "last_drill": drill}));
         rows.push(vec![
             f.name.clone(),
             confirmed.map_or("-".into(), adfdr_core::snapshot::rfc3339),
@@ -98,6 +115,7 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
                     }
                 }
             },
+            drill_text,
             if jobs.is_empty() {
                 "-".into()
             } else {
@@ -120,7 +138,13 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             ),
         }
         output::table(
-            &["FACTORY", "LAST CONFIRMED", "RPO / TARGET", "JOBS"],
+            &[
+                "FACTORY",
+                "LAST CONFIRMED",
+                "RPO / TARGET",
+                "LAST DRILL",
+                "JOBS",
+            ],
             &rows,
         );
         if let Some(locations) = agent_status

@@ -276,6 +276,13 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
         "{}",
         text(&out)
     );
+    // adfdr status shows each factory's last drill (from the catalog here).
+    let out = rig.adfdr(&["status"]);
+    assert!(
+        stdout(&out).contains("LAST DRILL") && stdout(&out).contains(" PASSED (RTO "),
+        "{}",
+        text(&out)
+    );
     // The catalog is an index: rebuilt from the store, it knows every drill.
     std::fs::remove_dir_all(rig.dir.join("state")).expect("rm catalog");
     let out = rig.adfdr(&["catalog", "rebuild"]);
