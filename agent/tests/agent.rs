@@ -43,6 +43,19 @@ impl Rig {
         std::fs::write(&self.config, text).expect("config");
     }
 
+    /// `write_config` with the metrics endpoint on a free loopback port.
+    fn write_config_with_metrics(&self, factory_extra: &str) -> u16 {
+        let port = adfdr_tests::free_port();
+        let text = self.config_text(
+            &self.dir.join("state"),
+            &self.socket(),
+            &format!("metrics = \"127.0.0.1:{port}\""),
+            factory_extra,
+        );
+        std::fs::write(&self.config, text).expect("config");
+        port
+    }
+
     fn config_text(
         &self,
         state: &std::path::Path,
@@ -425,17 +438,9 @@ fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_endpoint_matches_the_catalog() {
     let rig = Rig::start("metrics").await;
-    let port = adfdr_tests::free_port();
-    rig.write_config("backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\nrpo_target = \"30m\"");
-    let text = std::fs::read_to_string(&rig.config).expect("config");
-    std::fs::write(
-        &rig.config,
-        text.replace(
-            "[agent]\n",
-            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
-        ),
-    )
-    .expect("config");
+    let port = rig.write_config_with_metrics(
+        "backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\nrpo_target = \"30m\"",
+    );
     // Two throttled answers for the first backup's export: counted, retried.
     adfdr_tests::admin(
         &rig.emu,
@@ -539,6 +544,20 @@ fn control(
     )
 }
 
+/// POSTs a run request (`body`) and waits for the run to be done; its record.
+async fn run_now(socket: &std::path::Path, body: &str, within: Duration) -> serde_json::Value {
+    let (code, reply) = control(socket, "POST", "/run", Some(body));
+    assert_eq!(code, 202, "{reply}");
+    let id = reply["id"].as_str().expect("run id").to_string();
+    let mut run = serde_json::Value::Null;
+    until(&format!("run {body}"), within, async || {
+        run = control(socket, "GET", &format!("/runs/{id}"), None).1;
+        run["state"] == "done"
+    })
+    .await;
+    run
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_control_socket_runs_jobs_now_and_reports_them() {
     use std::os::unix::fs::PermissionsExt;
@@ -559,19 +578,11 @@ async fn the_control_socket_runs_jobs_now_and_reports_them() {
     )
     .await;
 
-    let (code, reply) = control(
+    let run = run_now(
         &rig.socket(),
-        "POST",
-        "/run",
-        Some(r#"{"factory": "sales", "job": "backup", "force": true}"#),
-    );
-    assert_eq!(code, 202, "{reply}");
-    let id = reply["id"].as_str().expect("run id").to_string();
-    let mut run = serde_json::Value::Null;
-    until("the requested run", Duration::from_secs(20), async || {
-        run = control(&rig.socket(), "GET", &format!("/runs/{id}"), None).1;
-        run["state"] == "done"
-    })
+        r#"{"factory": "sales", "job": "backup", "force": true}"#,
+        Duration::from_secs(20),
+    )
     .await;
     assert_eq!(run["ok"], true, "{run}");
     assert!(
@@ -780,19 +791,11 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
     let runs_b = control(&sock_b, "GET", "/runs", None).1;
     assert_eq!(runs_b, serde_json::json!([]), "b ran jobs it does not hold");
     // A run asked of b is refused, naming the holder.
-    let (code, reply) = control(
+    let refused = run_now(
         &sock_b,
-        "POST",
-        "/run",
-        Some(r#"{"factory": "sales", "job": "backup"}"#),
-    );
-    assert_eq!(code, 202);
-    let id = reply["id"].as_str().expect("id").to_string();
-    let mut refused = serde_json::Value::Null;
-    until("b's answer", Duration::from_secs(10), async || {
-        refused = control(&sock_b, "GET", &format!("/runs/{id}"), None).1;
-        refused["state"] == "done"
-    })
+        r#"{"factory": "sales", "job": "backup"}"#,
+        Duration::from_secs(10),
+    )
     .await;
     assert_eq!(refused["ok"], false, "{refused}");
     assert!(
@@ -803,19 +806,11 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
         "{refused}"
     );
     // A check that changes nothing is answered by any agent.
-    let (code, reply) = control(
+    let checked = run_now(
         &sock_b,
-        "POST",
-        "/run",
-        Some(r#"{"factory": "sales", "job": "verify", "options": {"read_data": false}}"#),
-    );
-    assert_eq!(code, 202);
-    let id = reply["id"].as_str().expect("id").to_string();
-    let mut checked = serde_json::Value::Null;
-    until("b's verify", Duration::from_secs(10), async || {
-        checked = control(&sock_b, "GET", &format!("/runs/{id}"), None).1;
-        checked["state"] == "done"
-    })
+        r#"{"factory": "sales", "job": "verify", "options": {"read_data": false}}"#,
+        Duration::from_secs(10),
+    )
     .await;
     assert_eq!(checked["ok"], true, "{checked}");
 
@@ -864,17 +859,7 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
     let rig = Rig::start("repair").await;
-    let port = adfdr_tests::free_port();
-    rig.write_config("backup = \"0 0 1 1 *\"");
-    let text = std::fs::read_to_string(&rig.config).expect("config");
-    std::fs::write(
-        &rig.config,
-        text.replace(
-            "[agent]\n",
-            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
-        ),
-    )
-    .expect("config");
+    let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
     // neu is down (its mount is gone) when the agent starts.
     let neu = rig.dir.join("neu");
     std::fs::remove_dir_all(&neu).expect("rm");
@@ -894,19 +879,11 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
     );
     // neu comes back; the next backup first copies what it missed.
     std::fs::create_dir_all(&neu).expect("mkdir");
-    let (code, reply) = control(
+    let run = run_now(
         &rig.socket(),
-        "POST",
-        "/run",
-        Some(r#"{"factory": "sales", "job": "backup"}"#),
-    );
-    assert_eq!(code, 202, "{reply}");
-    let id = reply["id"].as_str().expect("id").to_string();
-    let mut run = serde_json::Value::Null;
-    until("the second backup", Duration::from_secs(20), async || {
-        run = control(&rig.socket(), "GET", &format!("/runs/{id}"), None).1;
-        run["state"] == "done"
-    })
+        r#"{"factory": "sales", "job": "backup"}"#,
+        Duration::from_secs(20),
+    )
     .await;
     assert_eq!(run["ok"], true, "{run}");
     let keys = |dir: PathBuf| async move {
@@ -940,19 +917,9 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_drills_run_after_the_backup_and_show_in_metrics_and_the_cli() {
     let rig = Rig::start("drill").await;
-    let port = adfdr_tests::free_port();
-    rig.write_config(&format!(
+    let port = rig.write_config_with_metrics(&format!(
         "backup = \"0 0 1 1 *\"\ndrill = \"0 0 1 1 *\"\nrto_target = \"10m\"\nsmoke_pipeline = \"PL_Smoke\"\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}"
     ));
-    let text = std::fs::read_to_string(&rig.config).expect("config");
-    std::fs::write(
-        &rig.config,
-        text.replace(
-            "[agent]\n",
-            &format!("[agent]\nmetrics = \"127.0.0.1:{port}\"\n"),
-        ),
-    )
-    .expect("config");
     let (mut agent, socket) = rig.spawn(&[]);
     wait_for(&socket, "READY=1", Duration::from_secs(15));
     let mut scraped = Default::default();

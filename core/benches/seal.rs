@@ -20,16 +20,7 @@ fn answers() -> Vec<(ResourceKind, String, serde_json::Value)> {
         .files
         .into_iter()
         .filter_map(|(path, body)| {
-            let kind = match path.split('/').next()? {
-                "factory" => ResourceKind::Factory,
-                "integrationRuntime" => ResourceKind::IntegrationRuntime,
-                "linkedService" => ResourceKind::LinkedService,
-                "dataset" => ResourceKind::Dataset,
-                "dataflow" => ResourceKind::DataFlow,
-                "pipeline" => ResourceKind::Pipeline,
-                "trigger" => ResourceKind::Trigger,
-                _ => return None,
-            };
+            let kind = ResourceKind::from_git_folder(path.split('/').next()?)?;
             let name = body["name"].as_str()?.to_string();
             let mut answer = body;
             answer["id"] = format!("/subscriptions/s/resourceGroups/r/providers/Microsoft.DataFactory/factories/f/x/{name}").into();

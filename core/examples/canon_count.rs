@@ -15,16 +15,7 @@ fn main() {
         .files
         .into_iter()
         .filter_map(|(path, body)| {
-            let kind = match path.split('/').next()? {
-                "factory" => ResourceKind::Factory,
-                "integrationRuntime" => ResourceKind::IntegrationRuntime,
-                "linkedService" => ResourceKind::LinkedService,
-                "dataset" => ResourceKind::Dataset,
-                "dataflow" => ResourceKind::DataFlow,
-                "pipeline" => ResourceKind::Pipeline,
-                "trigger" => ResourceKind::Trigger,
-                _ => return None,
-            };
+            let kind = ResourceKind::from_git_folder(path.split('/').next()?)?;
             Some((kind, serde_json::to_vec(&body).expect("json")))
         })
         .collect();

@@ -403,7 +403,8 @@ async fn restore(
         &expected_started,
         args.concurrency,
     )
-    .await?;
+    .await?
+    .0;
     prepared.timings.verify_ms = verifying.elapsed().as_millis();
     let code = if !applied.failures.is_empty() {
         exit::FAILED

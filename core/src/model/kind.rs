@@ -107,6 +107,13 @@ impl ResourceKind {
         }
     }
 
+    /// The kind whose git-layout folder is `folder` (`pipeline`, `adfcdc`, …).
+    pub fn from_git_folder(folder: &str) -> Option<ResourceKind> {
+        std::iter::once(ResourceKind::Factory)
+            .chain(ResourceKind::CHILDREN)
+            .find(|k| k.git_folder() == Some(folder))
+    }
+
     /// The folder of ADF's git layout; None for kinds git integration does
     /// not keep (global parameters live in the factory file there).
     pub fn git_folder(self) -> Option<&'static str> {

@@ -342,7 +342,7 @@ pub async fn drill(
                 .collect();
             let verifying = Instant::now();
             let expected_started = op::started_after(plan, &prepared.target_triggers);
-            match op::verify_state(
+            match op::verify(
                 &engine.arm,
                 &target,
                 identity,
@@ -574,6 +574,7 @@ async fn smoke(
 ) -> Smoke {
     let started = Instant::now();
     let base = target.arm_path();
+    let encoded = super::export::encode(pipeline);
     let done = |run_id: Option<String>, status: &str, message: Option<String>| Smoke {
         pipeline: pipeline.to_string(),
         run_id,
@@ -584,7 +585,7 @@ async fn smoke(
     let created = engine
         .arm
         .post(
-            &format!("{base}/pipelines/{pipeline}/createRun"),
+            &format!("{base}/pipelines/{encoded}/createRun"),
             &serde_json::json!({}),
         )
         .await;

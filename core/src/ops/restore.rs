@@ -661,28 +661,8 @@ pub struct Mismatch {
 /// Reads the target back and compares every planned resource (canonical
 /// bytes, secrets masked as the service masks them), the factory, and the
 /// trigger states.
+/// Also hands back the target as it was read (drills check more of it).
 pub async fn verify(
-    arm: &ArmClient,
-    target: &TargetFactory,
-    identity: &str,
-    plan: &Plan,
-    started_triggers_expected: &[String],
-    concurrency: usize,
-) -> Result<Vec<Mismatch>, OpError> {
-    verify_state(
-        arm,
-        target,
-        identity,
-        plan,
-        started_triggers_expected,
-        concurrency,
-    )
-    .await
-    .map(|(m, _)| m)
-}
-
-/// `verify`, also handing back the target as it was read.
-pub async fn verify_state(
     arm: &ArmClient,
     target: &TargetFactory,
     identity: &str,

@@ -5,18 +5,10 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_factory_round_trips_through_a_snapshot() {
-    let Some(dirs) = adfdr_tests::corpus_factories() else {
+    let Some((rig, dirs)) = corpus_rig("corpus").await else {
         return;
     };
-    let names: Vec<(String, String)> = (0..dirs.len())
-        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
-        .collect();
-    let specs: Vec<(&str, &str, &std::path::Path)> = names
-        .iter()
-        .zip(&dirs)
-        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
-        .collect();
-    let rig = Rig::start("corpus", &specs).await;
+    let names = rig.factories.clone();
     let out = rig.adfdr(&["backup", "--all", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let results = json(&out);

@@ -31,18 +31,10 @@ fn drill_target(arm: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_factory_passes_a_drill_and_the_source_is_never_touched() {
-    let Some(dirs) = adfdr_tests::corpus_factories() else {
+    let Some((rig, dirs)) = corpus_rig("drill-corpus").await else {
         return;
     };
-    let names: Vec<(String, String)> = (0..dirs.len())
-        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
-        .collect();
-    let specs: Vec<(&str, &str, &std::path::Path)> = names
-        .iter()
-        .zip(&dirs)
-        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
-        .collect();
-    let rig = Rig::start("drill-corpus", &specs).await;
+    let names = rig.factories.clone();
     let extra: Vec<(&str, String)> = names
         .iter()
         .map(|(n, a)| {

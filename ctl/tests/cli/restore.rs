@@ -56,18 +56,10 @@ fn label(key: &(String, String)) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_factory_restores_into_an_empty_factory() {
-    let Some(dirs) = adfdr_tests::corpus_factories() else {
+    let Some((rig, dirs)) = corpus_rig("restore-corpus").await else {
         return;
     };
-    let names: Vec<(String, String)> = (0..dirs.len())
-        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
-        .collect();
-    let specs: Vec<(&str, &str, &std::path::Path)> = names
-        .iter()
-        .zip(&dirs)
-        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
-        .collect();
-    let rig = Rig::start("restore-corpus", &specs).await;
+    let names = rig.factories.clone();
     let out = rig.adfdr(&["backup", "--all"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mut restored_total = 0;

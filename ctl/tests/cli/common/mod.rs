@@ -31,6 +31,22 @@ pub struct Rig {
     pub factories: Vec<(String, String)>,
 }
 
+/// A rig seeded with every corpus factory (`corpus-N` in the config,
+/// `adf-corpus-N` in ARM; `rig.factories` lists them) and their folders.
+/// None without ADFDR_CORPUS (`corpus_factories` says SKIPPED).
+pub async fn corpus_rig(tag: &str) -> Option<(Rig, Vec<PathBuf>)> {
+    let dirs = adfdr_tests::corpus_factories()?;
+    let names: Vec<(String, String)> = (0..dirs.len())
+        .map(|i| (format!("corpus-{i}"), format!("adf-corpus-{i}")))
+        .collect();
+    let specs: Vec<(&str, &str, &Path)> = names
+        .iter()
+        .zip(&dirs)
+        .map(|((n, a), d)| (n.as_str(), a.as_str(), d.as_path()))
+        .collect();
+    Some((Rig::start(tag, &specs).await, dirs))
+}
+
 pub fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("adfdr-{tag}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
