@@ -290,15 +290,22 @@ async fn run_job_inner(
             let text = |k: &str| options[k].as_str().map(str::to_string);
             let (snapshot, location) = (text("snapshot"), text("location"));
             let read_data = options["read_data"] == true;
-            let repair_too = options["repair"] == true;
+            let repair = verify::Repair {
+                copy: options["repair"] == true,
+                delete_foreign: options["delete_foreign"] == true,
+            };
+            // Every manifest is decrypted (a forged copy is damage); payloads
+            // too with read_data.
             let scope = verify::Scope {
                 factory: Some(&factory),
                 snapshot: snapshot.as_deref(),
                 location: location.as_deref(),
-                keys: read_data.then_some(&engine.keys),
+                keys: Some(&engine.keys),
+                read_data,
+                now: system_clock(),
             };
             let catalog = engine.catalog().ok();
-            match verify::check(&engine.replicas, &scope, repair_too, catalog.as_deref()).await {
+            match verify::check(&engine.replicas, &scope, repair, catalog.as_deref()).await {
                 Ok(report) => {
                     let ok = report.healthy();
                     note_repairs(engine, view, &factory, &report.repaired);
@@ -379,6 +386,7 @@ async fn run_job_inner(
             let catalog = engine.catalog().ok();
             match prune::prune(
                 &engine.replicas,
+                &engine.keys,
                 catalog.as_deref(),
                 &factory,
                 &Policy::from(&fc.keep),
@@ -469,9 +477,15 @@ async fn repair_pending(engine: &Engine, view: &Shared, factory: &str) {
         factory: Some(factory),
         snapshot: None,
         location: None,
-        keys: None,
+        keys: Some(&engine.keys),
+        read_data: false,
+        now: system_clock(),
     };
-    match verify::check(&engine.replicas, &scope, true, Some(&catalog)).await {
+    let repair = verify::Repair {
+        copy: true,
+        delete_foreign: false,
+    };
+    match verify::check(&engine.replicas, &scope, repair, Some(&catalog)).await {
         Ok(report) => {
             note_repairs(engine, view, factory, &report.repaired);
             // What the store no longer misses (repaired, or pruned since) is done.

@@ -409,9 +409,12 @@ async fn sighup_keeps_the_old_config_on_error_and_sigterm_leaves_no_partial_snap
             snapshot: None,
             location: None,
             keys: None,
+            read_data: false,
+            now: time::OffsetDateTime::now_utc(),
         },
     )
-    .await;
+    .await
+    .expect("verify");
     assert!(report.healthy(), "{report:?}");
 }
 
@@ -845,7 +848,7 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
     // b gave its lease up on the way out: it is free at once.
     let store = FsStore::new(rig.dir.join("weu"));
     let lease = store
-        .get("v1/sales/lease")
+        .get("v1/sales/lease", 1 << 16)
         .await
         .expect("read")
         .unwrap_or_default();
@@ -860,6 +863,10 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
 async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
     let rig = Rig::start("repair").await;
     let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
+    // One copy commits while a region is down (the default, every location,
+    // would commit nothing).
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(&rig.config, format!("{text}\n[backup]\nmin_copies = 1\n")).expect("config");
     // neu is down (its mount is gone) when the agent starts.
     let neu = rig.dir.join("neu");
     std::fs::remove_dir_all(&neu).expect("rm");

@@ -16,6 +16,9 @@ const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoi
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const REPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("repairs");
 const DRILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("drills");
+/// Snapshots this catalog's prunes deleted (factory \0 id -> when): what
+/// tells a prune from a deletion behind adfdr's back. Kept by a rebuild.
+const PRUNED: TableDefinition<&str, &[u8]> = TableDefinition::new("pruned");
 
 #[derive(Debug, thiserror::Error)]
 #[error("catalog {path}: {detail}")]
@@ -141,6 +144,7 @@ impl Catalog {
             tx.open_table(RUNS)?;
             tx.open_table(REPAIRS)?;
             tx.open_table(DRILLS)?;
+            tx.open_table(PRUNED)?;
             Ok(())
         })?;
         Ok(catalog)
@@ -244,7 +248,17 @@ impl Catalog {
             .max())
     }
 
-    /// Forgets a pruned snapshot and the checkpoints that confirmed it.
+    /// Did a prune through this catalog delete `factory`/`id`?
+    pub fn was_pruned(&self, factory: &str, id: &str) -> Result<bool, CatalogError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(PRUNED).map_err(|e| self.err(e))?;
+        Ok(t.get(k(factory, id).as_str())
+            .map_err(|e| self.err(e))?
+            .is_some())
+    }
+
+    /// Forgets a pruned snapshot and the checkpoints that confirmed it, and
+    /// remembers that it was pruned (not lost).
     pub fn remove_snapshot(&self, factory: &str, id: &str) -> Result<(), CatalogError> {
         let checkpoints: Vec<String> = self
             .checkpoints(Some(factory))?
@@ -253,8 +267,11 @@ impl Catalog {
             .map(|c| k(factory, &c.id))
             .collect();
         let key = k(factory, id);
+        let when = crate::snapshot::rfc3339(time::OffsetDateTime::now_utc());
         self.write(|tx| {
             tx.open_table(SNAPSHOTS)?.remove(key.as_str())?;
+            tx.open_table(PRUNED)?
+                .insert(key.as_str(), when.as_bytes())?;
             let mut t = tx.open_table(CHECKPOINTS)?;
             for c in &checkpoints {
                 t.remove(c.as_str())?;

@@ -19,7 +19,7 @@ pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read {
         path: String,
-        source: std::io::Error,
+        source: crate::localfile::LocalFileError,
     },
     #[error("config {path}: {message}")]
     Parse { path: String, message: String },
@@ -394,9 +394,17 @@ impl<'de> Deserialize<'de> for DurationSpec {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = |source| ConfigError::Read {
             path: path.display().to_string(),
             source,
+        };
+        let bytes =
+            crate::localfile::read_capped(path, crate::localfile::MAX_CONFIG).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read(crate::localfile::LocalFileError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "is not UTF-8 text",
+            )))
         })?;
         Config::parse(&text, path)
     }

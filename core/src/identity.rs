@@ -33,7 +33,7 @@ pub enum IdentityError {
     #[error("cannot read secret file {path}: {source}")]
     Read {
         path: String,
-        source: std::io::Error,
+        source: crate::localfile::LocalFileError,
     },
     #[error("secret file {path} is empty")]
     Empty { path: String },
@@ -96,16 +96,20 @@ pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, IdentityError
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read {
         path: shown.clone(),
-        source,
+        source: source.into(),
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(IdentityError::Exposed { path: shown, mode });
     }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| IdentityError::Read {
-        path: shown.clone(),
-        source,
-    })?);
+    let bytes = Zeroizing::new(
+        crate::localfile::read_capped(path, crate::localfile::MAX_SECRET).map_err(|source| {
+            IdentityError::Read {
+                path: shown.clone(),
+                source,
+            }
+        })?,
+    );
     Ok(bytes)
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod factory;
 pub mod identity;
 pub mod keys;
+pub mod localfile;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -1,11 +1,9 @@
-//! `adfdr catalog rebuild`: recreate the local index from the store alone.
+//! `adfdr catalog rebuild`: recreate the local index from the store alone
+//! (the use case is `adfdr_core::ops::catalog::rebuild`).
 
-use adfdr_core::catalog::CheckpointRecord;
-use adfdr_core::ops::{OpError, exit, read};
-use adfdr_core::snapshot::object;
-use adfdr_core::store::layout::{self, Parsed};
+use adfdr_core::ops::{OpError, exit, system_clock};
 
-use crate::{Ctx, output, snapshots::record_from_store};
+use crate::{Ctx, output};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -16,87 +14,47 @@ pub enum Command {
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     let Command::Rebuild = cmd;
     let engine = ctx.engine()?;
-    let (listed, failed) = read::list(&engine.replicas, None).await;
-    if !failed.is_empty() && failed.len() == engine.replicas.locations.len() {
-        return Err(OpError::Failed(format!(
-            "no location could be listed ({}); the catalog was left as it was",
-            read::describe(&failed)
+    if let Some(agent) = crate::agent::Agent::find(&engine.config) {
+        // The agent holds the catalog open (redb allows one process).
+        return Err(OpError::Usage(format!(
+            "the agent (socket {}) has the catalog open; stop it first (systemctl stop adfdr-agent), rebuild, then start it: the agent never rebuilds under a running job",
+            agent.socket().display()
         )));
     }
-    // Read everything first; only then replace the index.
-    let mut records = Vec::new();
-    for l in &listed {
-        let mut record = record_from_store(&engine.replicas, l).await?;
-        if let Ok(opened) = read::open(&engine.replicas, &engine.keys, &l.factory, &l.id).await {
-            record.root = Some(opened.manifest.root.clone());
-            record.exported_at = Some(opened.manifest.exported_at.clone());
-        }
-        records.push(record);
-    }
-    let mut checkpoints = Vec::new();
-    for (location, result) in engine.replicas.list_all(layout::ROOT).await {
-        for o in result.into_iter().flatten() {
-            if let Some(Parsed::Checkpoint { factory, id }) = layout::parse(&o.key) {
-                if let Some(c) = checkpoints
-                    .iter_mut()
-                    .find(|c: &&mut CheckpointRecord| c.id == id && c.factory == factory)
-                {
-                    c.locations.push(location.clone());
-                    continue;
-                }
-                let Ok(Some(bytes)) = engine
-                    .replicas
-                    .get(&location)
-                    .expect("listed")
-                    .store
-                    .get(&o.key)
-                    .await
-                else {
-                    continue;
-                };
-                let Ok(header) = object::check_digest(&bytes) else {
-                    continue;
-                };
-                checkpoints.push(CheckpointRecord {
-                    factory,
-                    id,
-                    snapshot: header.snapshot,
-                    created: header.created,
-                    locations: vec![location.clone()],
-                });
-            }
-        }
-    }
-    // Drill reports: their plaintext summaries (no key needed).
-    let drills = crate::drill::history(&engine.replicas, None).await;
     let catalog = engine.catalog()?;
-    catalog.clear_index()?;
-    for d in &drills {
-        catalog.put_drill(d)?;
-    }
-    for r in &records {
-        catalog.put_snapshot(r)?;
-    }
-    for c in &checkpoints {
-        catalog.put_checkpoint(c)?;
-    }
+    let rebuilt =
+        adfdr_core::ops::catalog::rebuild(&engine.replicas, &engine.keys, &catalog, system_clock())
+            .await?;
     if ctx.json {
-        output::json(
-            &serde_json::json!({"snapshots": records.len(), "checkpoints": checkpoints.len(), "drills": drills.len(), "unlisted_locations": failed.iter().map(|(l, _)| l).collect::<Vec<_>>()}),
-        );
+        output::json(&serde_json::json!({
+            "snapshots": rebuilt.snapshots, "checkpoints": rebuilt.checkpoints,
+            "drills": rebuilt.drills, "vanished": rebuilt.vanished, "left_out": rebuilt.left_out,
+            "unlisted_locations": rebuilt.unlisted.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+        }));
     } else {
         println!(
             "catalog {} rebuilt: {} snapshots, {} checkpoints, {} drills",
             engine.catalog_path.display(),
-            records.len(),
-            checkpoints.len(),
-            drills.len()
+            rebuilt.snapshots,
+            rebuilt.checkpoints,
+            rebuilt.drills
         );
-        for (l, e) in &failed {
+        if rebuilt.left_out > 0 {
+            println!(
+                "left out {} object(s) that do not check out: run `adfdr verify` for details",
+                rebuilt.left_out
+            );
+        }
+        for v in &rebuilt.vanished {
+            println!(
+                "kept {v}: the catalog saw it committed and no location holds it (see `adfdr verify`)"
+            );
+        }
+        for (l, e) in &rebuilt.unlisted {
             eprintln!("adfdr: warning: location {l} could not be listed: {e}");
         }
     }
-    Ok(if failed.is_empty() {
+    Ok(if rebuilt.unlisted.is_empty() {
         exit::OK
     } else {
         exit::DEGRADED

@@ -278,9 +278,11 @@ drill_cleanup = "keep"
             snapshot: None,
             location: None,
             keys: Some(&engine.keys),
+            read_data: true,
+            now: adfdr_core::ops::system_clock(),
         },
     )
-    .await;
+    .await?;
     println!(
         "\n== verify --read-data: {} snapshots, every object digest and resource hash checked in {}: {}",
         report.snapshots,

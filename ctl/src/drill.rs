@@ -10,12 +10,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use adfdr_core::catalog::DrillRecord;
 use adfdr_core::config::DrillCleanup;
 use adfdr_core::ops::drill::{self, Options, Pick, Report};
 use adfdr_core::ops::{OpError, exit, system_clock};
 use adfdr_core::plan::drill::human;
-use adfdr_core::store::layout::{self, Parsed};
 
 use crate::{Ctx, output};
 
@@ -452,52 +450,16 @@ pub fn html(r: &Report) -> String {
     )
 }
 
-/// Every stored drill report's summary for `factory` (or all), oldest first.
-pub async fn history(
-    replicas: &adfdr_core::store::Replicas,
-    factory: Option<&str>,
-) -> Vec<DrillRecord> {
-    let prefix = factory
-        .map(layout::factory_prefix)
-        .unwrap_or_else(|| layout::ROOT.to_string());
-    let mut keys = std::collections::BTreeSet::new();
-    for (_, listed) in replicas.list_all(&prefix).await {
-        for o in listed.unwrap_or_default() {
-            if matches!(layout::parse(&o.key), Some(Parsed::Report { .. })) {
-                keys.insert(o.key);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for key in keys {
-        let read = replicas
-            .read(&key, None, |b| {
-                adfdr_core::snapshot::object::parse(b)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        let Ok(read) = read else { continue };
-        let Ok(parsed) = adfdr_core::snapshot::object::parse(&read.bytes) else {
-            continue;
-        };
-        if let Some(record) = parsed
-            .header
-            .summary
-            .clone()
-            .and_then(|s| serde_json::from_value::<DrillRecord>(s).ok())
-        {
-            out.push(record);
-        }
-    }
-    out.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
-    out
-}
-
 pub async fn run_history(ctx: &Ctx, args: HistoryArgs) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
-    let records = history(&engine.replicas, factory.as_deref()).await;
+    let records = adfdr_core::ops::catalog::drill_history(
+        &engine.replicas,
+        Some(&engine.keys),
+        factory.as_deref(),
+        adfdr_core::ops::system_clock(),
+    )
+    .await?;
     if ctx.json {
         output::json(&serde_json::to_value(&records).expect("json"));
         return Ok(exit::OK);

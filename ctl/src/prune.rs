@@ -71,6 +71,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         };
         let report = prune(
             &engine.replicas,
+            &engine.keys,
             Some(&catalog),
             name,
             &policy,
@@ -127,7 +128,18 @@ fn print(ctx: &Ctx, reports: &[Report]) -> i32 {
             for f in &r.failures {
                 println!("  FAILED {f}");
             }
+            for f in &r.foreign {
+                println!("  NOT A SNAPSHOT {f}");
+            }
         }
     }
-    if failed { exit::DEGRADED } else { exit::OK }
+    // Names that are not snapshots are a failed check (a location holds
+    // something planted or broken), whatever else the prune did.
+    if reports.iter().any(|r| !r.foreign.is_empty()) {
+        exit::CHECK_FAILED
+    } else if failed {
+        exit::DEGRADED
+    } else {
+        exit::OK
+    }
 }

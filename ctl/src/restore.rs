@@ -263,9 +263,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let clock = std::time::Instant::now();
     // Hold the snapshot while it is in use, so a prune elsewhere keeps it
     // (best effort: incident mode reads only and cannot write a hold).
-    let (factory, id) =
-        adfdr_core::ops::read::resolve(&kit.replicas, &args.snapshot, kit.factory.as_deref())
-            .await?;
+    let (factory, id) = adfdr_core::ops::read::resolve(
+        &kit.replicas,
+        &kit.keys,
+        &args.snapshot,
+        kit.factory.as_deref(),
+    )
+    .await?;
     let held = adfdr_core::ops::prune::hold(
         &kit.replicas,
         &factory,

@@ -1,9 +1,11 @@
 //! `adfdr snapshots [FACTORY] [--location NAME]`: what the store holds. The
-//! store is listed (it is the truth); details come from the catalog, or from
-//! the manifests' public headers when the catalog does not know a snapshot.
+//! store is listed (it is the truth) and every manifest copy is checked
+//! without a key (digest, the factory and id its header binds, an id not in
+//! the future): a name that does not bear out is not a snapshot and is
+//! named as foreign. Details come from the public headers; the catalog, when
+//! this process can open it, learns what it did not know.
 
-use adfdr_core::catalog::SnapshotRecord;
-use adfdr_core::ops::{OpError, exit, read};
+use adfdr_core::ops::{OpError, exit, read, system_clock};
 use adfdr_core::store::Replicas;
 
 use crate::{Ctx, output};
@@ -15,30 +17,6 @@ pub struct Args {
     /// Only what this location holds.
     #[arg(long)]
     location: Option<String>,
-}
-
-/// A catalog record for a snapshot from its public header (no key needed).
-pub async fn record_from_store(
-    replicas: &Replicas,
-    listed: &read::Listed,
-) -> Result<SnapshotRecord, OpError> {
-    let (header, _) = read::read_header(replicas, &listed.factory, &listed.id).await?;
-    let public = header
-        .manifest
-        .unwrap_or_else(|| unreachable!("read_header checks the type"));
-    Ok(SnapshotRecord {
-        factory: listed.factory.clone(),
-        id: listed.id.clone(),
-        created: header.created,
-        resources: public.resources,
-        counts: public.counts,
-        payload_size: public.payload.size,
-        manifest_size: listed.manifest_size,
-        keys: public.keys.iter().map(|k| k.describe()).collect(),
-        locations: listed.locations.clone(),
-        root: None,
-        exported_at: None,
-    })
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
@@ -62,24 +40,49 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             Replicas::new(vec![location])
         }
     };
-    let (listed, failed) = read::list(&replicas, factory.as_deref()).await;
+    let inventory = read::inventory(&replicas, factory.as_deref(), None, system_clock()).await;
+    let failed = inventory.failed.clone();
     for (location, error) in &failed {
         eprintln!("adfdr: warning: location {location} could not be listed: {error}");
     }
     if !failed.is_empty() && failed.len() == replicas.locations.len() {
         return Err(OpError::Failed("no location could be listed".into()));
     }
-    let catalog = engine.catalog()?;
+    for f in inventory.foreign.iter().chain(&inventory.damaged) {
+        eprintln!(
+            "adfdr: warning: {} in {} is not counted: {} (see `adfdr verify`)",
+            f.key, f.location, f.why
+        );
+    }
+    // The agent holds the catalog while it runs: then the store alone answers.
+    let catalog = if crate::agent::Agent::find(&engine.config).is_some() {
+        None
+    } else {
+        engine.catalog().ok()
+    };
     let total = engine.replicas.locations.len();
     let mut records = Vec::new();
-    for l in &listed {
-        let mut record = match catalog.snapshot(&l.id)? {
-            Some(r) if r.factory == l.factory => r,
-            _ => record_from_store(&replicas, l).await?,
+    for l in &inventory.snapshots {
+        let (header, _) = read::read_header(&replicas, &l.factory, &l.id).await?;
+        let Some(record) = adfdr_core::ops::catalog::snapshot_record(
+            &l.factory,
+            &l.id,
+            &header,
+            l.manifest_size,
+            l.locations.clone(),
+        ) else {
+            continue;
         };
-        if args.location.is_none() {
-            record.locations = l.locations.clone();
-            catalog.put_snapshot(&record)?;
+        if args.location.is_none()
+            && let Some(c) = &catalog
+        {
+            // What the catalog knew (root, export time) stays; locations are now.
+            let mut known = c
+                .snapshot(&l.id)?
+                .filter(|r| r.factory == l.factory)
+                .unwrap_or_else(|| record.clone());
+            known.locations = l.locations.clone();
+            c.put_snapshot(&known)?;
         }
         records.push(record);
     }
@@ -132,9 +135,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             &rows,
         );
     }
-    Ok(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::DEGRADED
-    })
+    Ok(
+        if !inventory.foreign.is_empty() || !inventory.damaged.is_empty() {
+            exit::CHECK_FAILED
+        } else if failed.is_empty() {
+            exit::OK
+        } else {
+            exit::DEGRADED
+        },
+    )
 }

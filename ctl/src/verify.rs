@@ -1,8 +1,11 @@
-//! `adfdr verify [FACTORY] [--snapshot ID] [--read-data] [--location NAME] [--repair]`
-//! Exit 4 when a copy is damaged, 3 when one is only missing or a location is unreachable.
+//! `adfdr verify [FACTORY] [--snapshot ID] [--read-data] [--location NAME] [--repair] [--delete-foreign]`
+//! Every manifest is decrypted with the configured keys; `--read-data` also
+//! decrypts every payload. Exit 4 when a copy is damaged, something foreign
+//! sits in a location, or a snapshot vanished; 3 when a copy is only missing
+//! or a location is unreachable; 2 for an unknown snapshot or location.
 
-use adfdr_core::ops::verify::{Report, Scope, check};
-use adfdr_core::ops::{OpError, exit};
+use adfdr_core::ops::verify::{Repair, Report, Scope, check};
+use adfdr_core::ops::{OpError, exit, system_clock};
 
 use crate::{Ctx, output};
 
@@ -12,15 +15,19 @@ pub struct Args {
     /// Only this snapshot.
     #[arg(long)]
     snapshot: Option<String>,
-    /// Also decrypt everything and check every resource hash.
+    /// Also decrypt every payload and check every resource hash.
     #[arg(long)]
     read_data: bool,
     /// Only this location.
     #[arg(long)]
     location: Option<String>,
-    /// Copy missing or damaged objects from a healthy location.
+    /// Copy missing or damaged objects from a copy that checks out.
     #[arg(long)]
     repair: bool,
+    /// Delete foreign objects (names no copy of which checks out) from
+    /// writable locations.
+    #[arg(long)]
+    delete_foreign: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
@@ -35,19 +42,21 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         factory: factory.as_deref(),
         snapshot: args.snapshot.as_deref(),
         location: args.location.as_deref(),
-        keys: args.read_data.then_some(&engine.keys),
+        keys: Some(&engine.keys),
+        read_data: args.read_data,
+        now: system_clock(),
+    };
+    let repair = Repair {
+        copy: args.repair,
+        delete_foreign: args.delete_foreign,
     };
     let spinner = output::spinner(ctx.json, "verifying every copy…".into());
     let report = match crate::agent::Agent::find(&engine.config) {
         // The agent owns the catalog (and the factories' leases): it checks.
         Some(agent) => through_agent(&agent, &engine.config, factory.as_deref(), &args).await?,
         None => {
-            let catalog = if args.repair {
-                Some(engine.catalog()?)
-            } else {
-                None
-            };
-            check(&engine.replicas, &scope, args.repair, catalog.as_deref()).await?
+            let catalog = engine.catalog()?;
+            check(&engine.replicas, &scope, repair, Some(&catalog)).await?
         }
     };
     if let Some(s) = spinner {
@@ -57,71 +66,99 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if ctx.json {
         output::json(&serde_json::json!({
             "healthy": healthy, "snapshots": report.snapshots, "read_data": report.read_data,
+            "authenticated": report.authenticated, "vanished": report.vanished,
             "locations": report.locations.iter().map(|l| serde_json::json!({
                 "name": l.name, "read_only": l.read_only, "error": l.error, "objects": l.checked, "bytes": l.bytes,
                 "damaged": l.damaged.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
                 "missing": l.missing.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
+                "foreign": l.foreign.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
                 "incomplete": l.incomplete,
             })).collect::<Vec<_>>(),
             "repaired": report.repaired.iter().map(|r| serde_json::json!({"location": r.location, "object": format!("{} (from {})", r.key, r.from)})).collect::<Vec<_>>(),
             "repair_failed": report.repair_failed.iter().map(|(l, k, e)| serde_json::json!({"location": l, "object": k, "error": e})).collect::<Vec<_>>(),
+            "deleted_foreign": report.deleted_foreign.iter().map(|(l, k)| serde_json::json!({"location": l, "object": k})).collect::<Vec<_>>(),
         }));
     } else {
-        println!(
-            "verified {} snapshot(s){}",
-            report.snapshots,
-            if report.read_data {
-                ", decrypting every resource"
-            } else {
-                " (object digests; --read-data also decrypts)"
-            }
-        );
-        for l in &report.locations {
-            let state = if !l.damaged.is_empty() {
-                "DAMAGED"
-            } else if l.healthy() {
-                "ok"
-            } else {
-                "INCOMPLETE"
-            };
-            match &l.error {
-                Some(e) => println!("  {:<12} UNREACHABLE  {e}", l.name),
-                None => println!(
-                    "  {:<12} {state:<12} {} objects, {}",
-                    l.name,
-                    l.checked,
-                    output::size(l.bytes)
-                ),
-            }
-            for p in &l.damaged {
-                println!("      damaged  {}: {}", p.key, p.problem);
-            }
-            for p in &l.missing {
-                println!("      missing  {}: {}", p.key, p.problem);
-            }
-        }
-        for r in &report.repaired {
-            println!("  repaired {}: {} (from {})", r.location, r.key, r.from);
-        }
-        for (l, k, e) in &report.repair_failed {
-            println!("  NOT repaired {l}: {k}: {e}");
-        }
-        if !healthy && !args.repair {
-            println!(
-                "run `adfdr verify --repair` to copy good objects over missing or damaged ones"
-            );
-        }
+        print_text(&report, &args);
     }
-    // Damage is a failed check (4); a copy that is only missing, or a location
-    // that cannot be reached, leaves the data intact elsewhere: degraded (3).
-    let damaged = report.locations.iter().any(|l| !l.damaged.is_empty());
+    // Damage, foreign objects and vanished snapshots are a failed check (4);
+    // a copy that is only missing, or a location that cannot be reached,
+    // leaves the data intact elsewhere: degraded (3).
     Ok(if healthy {
         exit::OK
-    } else if damaged {
+    } else if report.failed_check() {
         exit::CHECK_FAILED
     } else {
         exit::DEGRADED
     })
+}
+
+fn print_text(report: &Report, args: &Args) {
+    println!(
+        "verified {} snapshot(s){}",
+        report.snapshots,
+        if report.read_data {
+            ", decrypting every manifest and every resource"
+        } else if report.authenticated {
+            ", decrypting every manifest (--read-data also decrypts payloads)"
+        } else {
+            " (object digests)"
+        }
+    );
+    for l in &report.locations {
+        let state = if l.damaged_or_foreign() {
+            "DAMAGED"
+        } else if l.healthy() {
+            "ok"
+        } else {
+            "INCOMPLETE"
+        };
+        match &l.error {
+            Some(e) => println!("  {:<12} UNREACHABLE  {e}", l.name),
+            None => println!(
+                "  {:<12} {state:<12} {} objects, {}",
+                l.name,
+                l.checked,
+                output::size(l.bytes)
+            ),
+        }
+        for p in &l.damaged {
+            println!("      damaged  {}: {}", p.key, p.problem);
+        }
+        for p in &l.missing {
+            println!("      missing  {}: {}", p.key, p.problem);
+        }
+        for p in &l.foreign {
+            println!("      foreign  {}: {}", p.key, p.problem);
+        }
+    }
+    for v in &report.vanished {
+        println!(
+            "  VANISHED {v}: the catalog saw it committed, no location holds it, and adfdr did not prune it (deleted behind adfdr's back?)"
+        );
+    }
+    for r in &report.repaired {
+        println!("  repaired {}: {} (from {})", r.location, r.key, r.from);
+    }
+    for (l, k) in &report.deleted_foreign {
+        println!("  deleted foreign {l}: {k}");
+    }
+    for (l, k, e) in &report.repair_failed {
+        println!("  NOT repaired {l}: {k}: {e}");
+    }
+    let damaged = report
+        .locations
+        .iter()
+        .any(|l| !l.damaged.is_empty() || !l.missing.is_empty());
+    let foreign = report.locations.iter().any(|l| !l.foreign.is_empty());
+    if damaged && !args.repair {
+        println!("run `adfdr verify --repair` to copy good objects over missing or damaged ones");
+    }
+    if foreign && !args.delete_foreign {
+        println!(
+            "foreign objects are never copied or counted; remove them with `adfdr verify --delete-foreign` once you know how they got there"
+        );
+    }
 }
 
 /// Runs the check in the agent, one factory at a time, and merges the reports.
@@ -138,10 +175,14 @@ async fn through_agent(
     let options = serde_json::json!({
         "snapshot": args.snapshot, "read_data": args.read_data,
         "location": args.location, "repair": args.repair,
+        "delete_foreign": args.delete_foreign,
     });
     let mut report = Report::default();
     for name in names {
         let done = agent.run(&name, "verify", false, &options).await?;
+        if done.result.is_null() && done.outcome.contains("not in any location") {
+            return Err(OpError::Usage(done.outcome));
+        }
         let part: Report = serde_json::from_value(done.result.clone()).map_err(|_| {
             OpError::Failed(format!(
                 "the agent's verify of {name} ended without a report: {}",

@@ -69,77 +69,81 @@ pub async fn backup(
     let catalog = engine.catalog()?;
 
     if !force {
-        let (listed, _) = read::list(&engine.replicas, Some(&fc.name)).await;
-        if let Some(latest) = listed.last() {
-            // A previous snapshot that cannot be opened (a retired key, damage
-            // everywhere) must not stop backups: write a fresh snapshot instead.
-            let opened = match read::open(
-                &engine.replicas,
-                &engine.keys,
-                &latest.factory,
-                &latest.id,
-            )
+        // The newest snapshot that opens: a newer name that does not (planted,
+        // damaged everywhere, sealed for a retired key) is passed over, and
+        // an unopenable latest must not stop backups: a fresh snapshot is
+        // written instead.
+        let opened = match read::open_latest(&engine.replicas, &engine.keys, &fc.name, clock())
             .await
-            {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    tracing::warn!(factory = %fc.name, snapshot = %latest.id, error = %e, "cannot open the latest snapshot; writing a new one");
-                    None
-                }
-            };
-            if let Some(opened) = opened.filter(|o| o.manifest.root == root) {
-                // The state is already stored; if an earlier run left it short of
-                // a copy, this run completes it before confirming it.
-                if targets.iter().any(|t| !latest.locations.contains(t)) {
-                    heal(engine, &catalog, &fc.name, &latest.id).await;
-                }
-                let id = snapshot_id(clock(), rand_u32());
-                let mut header = Header::new(
-                    ObjectType::Checkpoint,
-                    &fc.name,
-                    &latest.id,
-                    &rfc3339(clock()),
-                );
-                header.id = Some(id.clone());
-                let body = serde_json::to_vec(&CheckpointBody {
-                    root: root.clone(),
-                    exported_at: exported_at.clone(),
-                })
-                .expect("serialize");
-                let sealed = object::seal(header, &body, &opened.dek);
-                let key = layout::checkpoint(&fc.name, &id);
-                let report = engine.replicas.put_new(&key, &sealed, &targets).await;
-                let failed = failures(&report);
-                if report.written.is_empty() {
-                    return Err(OpError::Failed(format!(
-                        "checkpoint for {} could not be written anywhere: {}",
-                        fc.name,
-                        read::describe(&failed)
-                    )));
-                }
-                queue_repairs(&catalog, &failed, &[key], clock)?;
-                catalog.put_checkpoint(&CheckpointRecord {
-                    factory: fc.name.clone(),
-                    id: id.clone(),
-                    snapshot: latest.id.clone(),
-                    created: rfc3339(clock()),
-                    locations: report.written.clone(),
-                })?;
-                record_run(
-                    &catalog,
-                    "backup",
-                    &fc.name,
-                    started,
-                    clock,
-                    "unchanged",
-                    &id,
-                )?;
-                return Ok(Outcome::Unchanged {
-                    snapshot: latest.id.clone(),
-                    checkpoint: id,
-                    failed,
-                });
+        {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::debug!(factory = %fc.name, error = %e, "no earlier snapshot opens; writing a new one");
+                None
             }
+        };
+        let latest = match &opened {
+            Some(o) => read::list(&engine.replicas, Some(&fc.name))
+                .await
+                .0
+                .into_iter()
+                .find(|l| l.id == o.id),
+            None => None,
+        };
+        if let (Some(opened), Some(latest)) = (opened, latest)
+            && opened.manifest.root == root
+        {
+            // The state is already stored; if an earlier run left it short of
+            // a copy, this run completes it before confirming it.
+            if targets.iter().any(|t| !latest.locations.contains(t)) {
+                heal(engine, &catalog, &fc.name, &latest.id).await;
+            }
+            let id = snapshot_id(clock(), rand_u32());
+            let mut header = Header::new(
+                ObjectType::Checkpoint,
+                &fc.name,
+                &latest.id,
+                &rfc3339(clock()),
+            );
+            header.id = Some(id.clone());
+            let body = serde_json::to_vec(&CheckpointBody {
+                root: root.clone(),
+                exported_at: exported_at.clone(),
+            })
+            .expect("serialize");
+            let sealed = object::seal(header, &body, &opened.dek);
+            let key = layout::checkpoint(&fc.name, &id);
+            let report = engine.replicas.put_new(&key, &sealed, &targets).await;
+            let failed = failures(&report);
+            if report.written.is_empty() {
+                return Err(OpError::Failed(format!(
+                    "checkpoint for {} could not be written anywhere: {}",
+                    fc.name,
+                    read::describe(&failed)
+                )));
+            }
+            queue_repairs(&catalog, &failed, &[key], clock)?;
+            catalog.put_checkpoint(&CheckpointRecord {
+                factory: fc.name.clone(),
+                id: id.clone(),
+                snapshot: latest.id.clone(),
+                created: rfc3339(clock()),
+                locations: report.written.clone(),
+            })?;
+            record_run(
+                &catalog,
+                "backup",
+                &fc.name,
+                started,
+                clock,
+                "unchanged",
+                &id,
+            )?;
+            return Ok(Outcome::Unchanged {
+                snapshot: latest.id.clone(),
+                checkpoint: id,
+                failed,
+            });
         }
     }
 
@@ -186,31 +190,59 @@ pub async fn backup(
 
     let payload_key = layout::payload(&fc.name, &id);
     let manifest_key = layout::manifest(&fc.name, &id);
+    let min = engine.config.min_copies();
     let first = engine
         .replicas
         .put_new(&payload_key, &payload, &targets)
         .await;
     drop(payload);
-    // The manifest goes only where the payload landed: a manifest is a promise
-    // that its payload is there.
+    let mut failed = failures(&first);
+    // Commit (docs/FORMAT.md): manifests are written only once the payload
+    // reached min_copies locations, and only where it landed (a manifest is
+    // a promise that its payload is there). Short of that, nothing lists.
+    if first.written.len() < min {
+        record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
+        return Err(OpError::Failed(format!(
+            "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); nothing was committed (the payload copies written are leftovers that `adfdr verify` lists as incomplete)",
+            fc.name,
+            first.written.len(),
+            read::describe(&failed)
+        )));
+    }
     let second = engine
         .replicas
         .put_new(&manifest_key, &manifest_bytes, &first.written)
         .await;
-    let mut failed = failures(&first);
     failed.extend(failures(&second));
-    queue_repairs(&catalog, &failed, &[payload_key, manifest_key], clock)?;
-
-    let min = engine.config.min_copies();
     if second.written.len() < min {
+        // Take back the manifests that did land, so the snapshot is not
+        // listed short of min_copies. Under WORM a delete may be refused:
+        // then the copies stay and `verify --repair` completes them.
+        let mut kept = Vec::new();
+        for name in &second.written {
+            if let Some(l) = engine.replicas.get(name)
+                && let Err(e) = l.store.delete(&manifest_key).await
+            {
+                kept.push(format!("{name}: {e}"));
+            }
+        }
         record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
         return Err(OpError::Failed(format!(
-            "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); the copies written are queued for repair",
+            "snapshot {id} of {}: its manifest reached {} of the {min} locations needed to commit ({}); {}",
             fc.name,
             second.written.len(),
-            read::describe(&failed)
+            read::describe(&failed),
+            if kept.is_empty() {
+                "the manifests written were taken back: nothing was committed".to_string()
+            } else {
+                format!(
+                    "manifests that could not be taken back stay listed ({}); `adfdr verify --repair` completes them",
+                    kept.join("; ")
+                )
+            }
         )));
     }
+    queue_repairs(&catalog, &failed, &[payload_key, manifest_key], clock)?;
     let record = SnapshotRecord {
         factory: fc.name.clone(),
         id: id.clone(),
@@ -243,18 +275,28 @@ pub async fn backup(
 
 /// Copies a snapshot's objects into writable locations that miss them.
 async fn heal(engine: &Engine, catalog: &crate::catalog::Catalog, factory: &str, snapshot: &str) {
-    use super::verify::{Scope, repair, verify};
+    use super::verify::{Repair, Scope, check};
     let scope = Scope {
         factory: Some(factory),
         snapshot: Some(snapshot),
         location: None,
-        keys: None,
+        keys: Some(&engine.keys),
+        read_data: false,
+        now: super::system_clock(),
     };
-    let mut report = verify(&engine.replicas, &scope).await;
-    repair(&engine.replicas, &mut report).await;
+    let repair = Repair {
+        copy: true,
+        delete_foreign: false,
+    };
+    let report = match check(&engine.replicas, &scope, repair, Some(catalog)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%factory, %snapshot, error = %e, "could not complete the copies of the unchanged snapshot");
+            return;
+        }
+    };
     for r in &report.repaired {
         tracing::info!(location = %r.location, object = %r.key, from = %r.from, "copied a missing copy from a healthy location");
-        let _ = catalog.remove_repair(&r.location, &r.key);
     }
     for (location, key, error) in &report.repair_failed {
         tracing::warn!(%location, object = %key, %error, "a missing copy could not be made yet");

@@ -169,7 +169,13 @@ async fn choose(
     pick: &Pick,
     now: time::OffsetDateTime,
 ) -> Result<(String, String), OpError> {
-    let (listed, _) = super::read::list(&engine.replicas, Some(&fc.name)).await;
+    // Only snapshots that open count: a name a location lists is a claim.
+    let inventory =
+        super::read::inventory(&engine.replicas, Some(&fc.name), Some(&engine.keys), now).await;
+    for f in &inventory.foreign {
+        tracing::warn!(factory = %fc.name, location = %f.location, object = %f.key, why = %f.why, "not a snapshot: passed over");
+    }
+    let listed = inventory.snapshots;
     if listed.is_empty() {
         return Err(OpError::Failed(format!(
             "factory '{}' has no snapshot to drill: run `adfdr backup {}` first",
@@ -794,31 +800,55 @@ async fn store(engine: &Engine, report: &Report) -> Result<Vec<String>, OpError>
     Ok(put.written)
 }
 
-/// Opens a stored report (needs a key that wraps its data key).
+/// Opens a stored report (needs a key that wraps its data key): each
+/// location in turn, falling through on any failure of its copy.
 pub async fn open(engine: &Engine, factory: &str, id: &str) -> Result<Report, OpError> {
     let key = layout::report(factory, id);
-    let read = engine
-        .replicas
-        .read(&key, None, |b| {
-            object::parse(b).map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|skipped| {
-            OpError::Failed(format!(
-                "drill report {id} of '{factory}' is not readable anywhere: {}",
-                skipped
-                    .iter()
-                    .map(|(l, w)| format!("{l}: {w}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
-    let parsed = object::parse(&read.bytes).map_err(|e| OpError::Failed(e.to_string()))?;
+    let replicas = &engine.replicas;
+    let mut skipped = Vec::new();
+    for l in replicas.order(None) {
+        let bytes = match replicas.fetch(l, &key, crate::store::MAX_OBJECT).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                skipped.push((l.name.clone(), "no copy".to_string()));
+                continue;
+            }
+            Err(e) => {
+                skipped.push((l.name.clone(), e));
+                continue;
+            }
+        };
+        match open_report(engine, &bytes, factory, id).await {
+            Ok(report) => return Ok(report),
+            Err(why) => skipped.push((l.name.clone(), why)),
+        }
+    }
+    Err(OpError::Failed(format!(
+        "drill report {id} of '{factory}' opens nowhere: {}",
+        super::read::describe(&skipped)
+    )))
+}
+
+async fn open_report(
+    engine: &Engine,
+    bytes: &[u8],
+    factory: &str,
+    id: &str,
+) -> Result<Report, String> {
+    let parsed = object::parse(bytes)
+        .and_then(|p| p.expect(object::ObjectType::Report))
+        .map_err(|e| e.to_string())?;
+    if parsed.header.factory != factory || parsed.header.id.as_deref() != Some(id) {
+        return Err("the copy claims to be another report: moved, swapped or planted".into());
+    }
     let wrapped = parsed.header.keys.clone().unwrap_or_default();
-    let dek = engine.keys.unwrap_any(&wrapped, factory, id).await?;
+    let dek = engine
+        .keys
+        .unwrap_any(&wrapped, factory, id)
+        .await
+        .map_err(|e| e.to_string())?;
     let plain = parsed
         .open(&dek, object::DEFAULT_MAX_PLAIN)
-        .map_err(|e| OpError::Failed(format!("drill report {id}: {e}")))?;
-    serde_json::from_slice(&plain)
-        .map_err(|e| OpError::Failed(format!("drill report {id} does not parse: {e}")))
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&plain).map_err(|e| format!("does not parse: {e}"))
 }

@@ -3,6 +3,7 @@
 //! with the adapters (ARM, stores, keys, catalog) held by an `Engine`.
 
 pub mod backup;
+pub mod catalog;
 pub mod drill;
 pub mod export;
 pub mod gitlayout;

@@ -13,13 +13,16 @@ use time::{OffsetDateTime, UtcOffset};
 use super::OpError;
 use super::read;
 use crate::catalog::Catalog;
+use crate::keys::KeyRing;
 use crate::plan::retention::{Candidate, Decision, Policy, decide};
 use crate::snapshot::{object, snapshot_time};
-use crate::store::Replicas;
 use crate::store::layout::{self, Parsed};
+use crate::store::{MAX_OBJECT, Replicas};
 
 /// A hold older than this is left over from a process that died.
 pub const HOLD_TTL: Duration = Duration::from_secs(12 * 3600);
+/// A hold is a line of JSON.
+const MAX_HOLD: u64 = 64 << 10;
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -42,6 +45,12 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Locations that were not pruned (read-only or unreachable).
     pub untouched: Vec<String>,
+    /// Snapshot names no copy of which opens with the configured keys
+    /// (planted, forged, damaged everywhere, or sealed for retired keys):
+    /// never counted by a keep rule, never deleted here; `adfdr verify`
+    /// reports them.
+    #[serde(default)]
+    pub foreign: Vec<String>,
 }
 
 /// Objects of one factory per location: (location, key) → size; and the
@@ -109,8 +118,10 @@ pub async fn release(replicas: &Replicas, held: &[(String, String)]) {
 }
 
 /// Decides retention for `factory` and, unless `dry_run`, deletes.
+#[allow(clippy::too_many_arguments)]
 pub async fn prune(
     replicas: &Replicas,
+    keys: &KeyRing,
     catalog: Option<&Catalog>,
     factory: &str,
     policy: &Policy,
@@ -130,24 +141,38 @@ pub async fn prune(
             l.name
         ));
     }
-    // Committed snapshots (a manifest somewhere) and their size in the
-    // location that holds most of them.
+    // Snapshots: names with a manifest copy that opens with a configured
+    // key. Whatever else a location lists under a snapshot's name never
+    // fills a keep rule and is never deleted here.
+    let inventory = read::inventory(replicas, Some(factory), Some(keys), now).await;
+    for f in &inventory.foreign {
+        let id = match layout::parse(&f.key) {
+            Some(Parsed::Manifest { snapshot, .. }) => snapshot,
+            _ => f.key.clone(),
+        };
+        let line = format!(
+            "{id} in {}: {} (left alone; see `adfdr verify`)",
+            f.location, f.why
+        );
+        if !report.foreign.contains(&line) {
+            report.foreign.push(line);
+        }
+    }
+    let committed: BTreeSet<String> = inventory.snapshots.iter().map(|l| l.id.clone()).collect();
+    // Each snapshot's size in the location that holds most of it.
     let mut per_location: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut committed: BTreeSet<String> = BTreeSet::new();
     for ((location, key), size) in &listed.objects {
         let snapshot = match layout::parse(key) {
-            Some(Parsed::Manifest { snapshot, .. }) => {
-                committed.insert(snapshot.clone());
-                snapshot
-            }
-            Some(Parsed::Payload { snapshot, .. }) => snapshot,
+            Some(Parsed::Manifest { snapshot, .. } | Parsed::Payload { snapshot, .. }) => snapshot,
             _ => continue,
         };
-        *per_location
-            .entry(snapshot)
-            .or_default()
-            .entry(location.clone())
-            .or_default() += size;
+        if committed.contains(&snapshot) {
+            *per_location
+                .entry(snapshot)
+                .or_default()
+                .entry(location.clone())
+                .or_default() += size;
+        }
     }
     let snapshots: BTreeMap<String, u64> = committed
         .into_iter()
@@ -162,12 +187,13 @@ pub async fn prune(
     // Live holds.
     let mut held: BTreeMap<String, String> = BTreeMap::new();
     for (key, snapshot) in &listed.holds {
-        let body = match replicas.read(key, None, |_| Ok(())).await {
+        let body = match replicas.read(key, MAX_HOLD, None, |_| Ok(())).await {
             Ok(r) => serde_json::from_slice::<HoldBody>(&r.bytes).ok(),
             Err(_) => None,
         };
         let live = body.as_ref().is_some_and(|b| {
-            crate::snapshot::parse_time(&b.since).is_some_and(|t| now - t < HOLD_TTL)
+            crate::snapshot::parse_time(&b.since)
+                .is_some_and(|t| now - t < HOLD_TTL && t <= now + read::CLOCK_SKEW)
         });
         if live {
             let by = body
@@ -194,7 +220,7 @@ pub async fn prune(
     // The newest intact snapshot: check digests newest first until one passes.
     candidates.sort_by_key(|c| std::cmp::Reverse(c.time));
     for c in &mut candidates {
-        if intact(replicas, factory, &c.id).await {
+        if intact(replicas, keys, factory, &c.id).await {
             c.intact = true;
             break;
         }
@@ -218,27 +244,25 @@ pub async fn prune(
     if doomed.is_empty() {
         return Ok(report);
     }
-    // Checkpoints of doomed snapshots: each header (read once, from the
-    // first intact copy) names the snapshot; every copy goes.
-    let checkpoint_keys: BTreeSet<&String> = listed
-        .objects
-        .keys()
-        .map(|(_, key)| key)
-        .filter(|key| matches!(layout::parse(key), Some(Parsed::Checkpoint { .. })))
-        .collect();
+    // Checkpoints of doomed snapshots: each copy's own header names the
+    // snapshot it confirms, so a copy in one location never decides a
+    // delete in another.
     let mut checkpoints: Vec<(String, String, u64)> = Vec::new();
-    for key in checkpoint_keys {
-        let parses = |b: &[u8]| object::parse(b).map(|_| ()).map_err(|e| e.to_string());
-        let Ok(read) = replicas.read(key, None, parses).await else {
+    for ((location, key), size) in &listed.objects {
+        if !matches!(layout::parse(key), Some(Parsed::Checkpoint { .. })) {
+            continue;
+        }
+        let Some(l) = replicas.get(location) else {
             continue;
         };
-        let snapshot = object::parse(&read.bytes).expect("checked").header.snapshot;
-        if doomed.contains(&snapshot) {
-            for ((location, k), size) in &listed.objects {
-                if k == key {
-                    checkpoints.push((location.clone(), key.clone(), *size));
-                }
-            }
+        let Ok(Some(bytes)) = replicas.fetch(l, key, MAX_OBJECT).await else {
+            continue;
+        };
+        let Ok(parsed) = object::parse(&bytes) else {
+            continue;
+        };
+        if doomed.contains(&parsed.header.snapshot) {
+            checkpoints.push((location.clone(), key.clone(), *size));
         }
     }
     if dry_run {
@@ -293,24 +317,29 @@ pub async fn prune(
     Ok(report)
 }
 
-/// A copy of the manifest and one of the payload pass their digests, and
-/// the payload is the one the manifest names.
-async fn intact(replicas: &Replicas, factory: &str, id: &str) -> bool {
+/// A copy of the manifest that opens, and a copy of the payload whose
+/// SHA-256 and size are those the manifest records.
+async fn intact(replicas: &Replicas, keys: &KeyRing, factory: &str, id: &str) -> bool {
     use sha2::{Digest, Sha256};
-    let Ok((header, _)) = read::read_header(replicas, factory, id).await else {
+    let Ok(opened) = read::open(replicas, keys, factory, id).await else {
         return false;
     };
-    let Some(want) = header.manifest.map(|m| m.payload.sha256) else {
-        return false;
-    };
+    let want = &opened.public.payload;
     replicas
-        .read(&layout::payload(factory, id), None, |bytes| {
-            if crate::snapshot::manifest::hex(&Sha256::digest(bytes)) == want {
-                Ok(())
-            } else {
-                Err("SHA-256 differs from the manifest's".into())
-            }
-        })
+        .read(
+            &layout::payload(factory, id),
+            want.size,
+            Some(&opened.location),
+            |bytes| {
+                if bytes.len() as u64 == want.size
+                    && crate::snapshot::manifest::hex(&Sha256::digest(bytes)) == want.sha256
+                {
+                    Ok(())
+                } else {
+                    Err("SHA-256 differs from the manifest's".into())
+                }
+            },
+        )
         .await
         .is_ok()
 }

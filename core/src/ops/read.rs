@@ -1,31 +1,47 @@
 //! Finding and opening snapshots in the store. Works from the store alone
 //! (replicas + a key ring), so incident mode needs no catalog and no config.
+//!
+//! Trust no location: a name in a listing is only a claim. A copy counts
+//! when its bytes bear it out: digest, object type, the factory and id its
+//! header binds (docs/FORMAT.md), an id time not in the future; and, where a
+//! key is at hand, a manifest that decrypts. Reads try every location in
+//! turn and fall through on any failure, naming each copy they passed over.
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::OpError;
 use crate::keys::KeyRing;
-use crate::snapshot::manifest::{Manifest, PublicManifest, decode_payload, hex};
+use crate::snapshot::manifest::{Manifest, PublicManifest, decode_payload, hex, root};
 use crate::snapshot::object::{self, DEFAULT_MAX_PLAIN, Header, ObjectType};
-use crate::snapshot::{DataKey, Resource};
+use crate::snapshot::{DataKey, Resource, snapshot_time};
 use crate::store::layout::{self, Parsed};
-use crate::store::{Replicas, replicated::Read};
+use crate::store::{Location, MAX_OBJECT, Replicas, replicated::Read};
 
-/// A snapshot as the store lists it.
+/// How far in the future a snapshot id may lie (writers' clocks differ).
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+/// A manifest lists one wrapped data key per configured key; more than this
+/// is not one of ours (and each could cost a Key Vault call).
+const MAX_WRAPPED: usize = 32;
+/// Manifest copies read at once when taking an inventory.
+const PARALLEL_READS: usize = 16;
+
+/// A snapshot name as the locations list it: nothing is checked yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub factory: String,
     pub id: String,
-    /// Locations holding its manifest.
+    /// Locations listing its manifest (or, in an inventory, holding a copy
+    /// that checks out).
     pub locations: Vec<String>,
     pub manifest_size: u64,
     pub payload_size: u64,
 }
 
-/// Every committed snapshot (a manifest exists somewhere), oldest first, and
-/// the locations that could not be listed.
+/// Every snapshot name (a manifest is listed somewhere), oldest first, and
+/// the locations that could not be listed. Names only: see `inventory`.
 pub async fn list(
     replicas: &Replicas,
     factory: Option<&str>,
@@ -49,6 +65,9 @@ pub async fn list(
                 Some(Parsed::Payload { factory, snapshot }) => (factory, snapshot, false),
                 _ => continue,
             };
+            if factory.is_some_and(|want| !want.eq_ignore_ascii_case(&f)) {
+                continue;
+            }
             let entry = found
                 .entry((f.clone(), id.clone()))
                 .or_insert_with(|| Listed {
@@ -74,72 +93,52 @@ pub async fn list(
     (out, failed)
 }
 
-/// Resolves `latest` (per factory) or an id to (factory, id).
-pub async fn resolve(
-    replicas: &Replicas,
-    reference: &str,
-    factory: Option<&str>,
-) -> Result<(String, String), OpError> {
-    let (all, failed) = list(replicas, factory).await;
-    if all.is_empty() && failed.len() == replicas.locations.len() {
-        return Err(OpError::Failed(format!(
-            "no location could be listed: {}",
-            failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )));
-    }
-    if reference == "latest" {
-        let Some(f) = factory else {
-            return Err(OpError::Usage(
-                "'latest' needs a factory: name one (--factory NAME)".into(),
-            ));
-        };
-        return all
-            .into_iter()
-            .rfind(|l| l.factory.eq_ignore_ascii_case(f))
-            .map(|l| (l.factory, l.id))
-            .ok_or_else(|| OpError::Usage(format!("factory {f} has no snapshots in the store")));
-    }
-    all.into_iter()
-        .find(|l| l.id == reference && factory.is_none_or(|f| l.factory.eq_ignore_ascii_case(f)))
-        .map(|l| (l.factory, l.id))
-        .ok_or_else(|| {
-            OpError::Usage(format!(
-                "snapshot {reference} is not in any location; list them with `adfdr snapshots`"
-            ))
-        })
-}
-
-/// Reads a manifest's public header from the first intact copy (no key needed).
-pub async fn read_header(
-    replicas: &Replicas,
+/// Checks one copy of a manifest against the name it was found under,
+/// without a key: digest, type, the factory and id its header binds, and
+/// (with `now`) an id time no later than `now` plus the clock skew.
+pub fn check_manifest(
+    bytes: &[u8],
     factory: &str,
     id: &str,
-) -> Result<(Header, Read), OpError> {
-    let key = layout::manifest(factory, id);
-    let read = replicas
-        .read(&key, None, |bytes| {
-            object::parse(bytes)
-                .and_then(|p| p.expect(ObjectType::Manifest))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|skipped| {
-            OpError::Failed(format!("no intact copy of {key}: {}", describe(&skipped)))
-        })?;
-    let header = object::parse(&read.bytes).expect("checked").header;
-    check_binding(&header, factory, id)?;
-    Ok((header, read))
+    now: Option<time::OffsetDateTime>,
+) -> Result<Header, String> {
+    let parsed = object::parse(bytes)
+        .and_then(|p| p.expect(ObjectType::Manifest))
+        .map_err(|e| e.to_string())?;
+    let header = parsed.header;
+    check_binding(&header, factory, id).map_err(|e| e.to_string())?;
+    let Some(public) = &header.manifest else {
+        return Err("a manifest without its public part (key list, payload digest)".into());
+    };
+    if public.keys.len() > MAX_WRAPPED {
+        return Err(format!(
+            "lists {} wrapped keys; adfdr writes one per configured key",
+            public.keys.len()
+        ));
+    }
+    let Some(at) = snapshot_time(id) else {
+        return Err(format!("{id} is not a snapshot id adfdr writes"));
+    };
+    if let Some(now) = now
+        && at > now + CLOCK_SKEW
+    {
+        return Err(format!(
+            "its id claims {} , in the future: not a snapshot adfdr wrote",
+            crate::snapshot::rfc3339(at)
+        ));
+    }
+    Ok(header)
+}
+
+/// An id adfdr writes, whose time is no later than `now` plus the skew.
+pub fn plausible_id(id: &str, now: time::OffsetDateTime) -> bool {
+    snapshot_time(id).is_some_and(|t| t <= now + CLOCK_SKEW)
 }
 
 fn check_binding(header: &Header, factory: &str, id: &str) -> Result<(), OpError> {
     if header.factory != factory || header.snapshot != id {
         return Err(OpError::Failed(format!(
-            "object for {factory}/{id} claims to be {}/{}: it was moved or swapped",
+            "object for {factory}/{id} claims to be {}/{}: it was moved, swapped or planted",
             header.factory, header.snapshot
         )));
     }
@@ -154,6 +153,28 @@ pub fn describe(skipped: &[(String, String)]) -> String {
         .join("; ")
 }
 
+/// Reads a manifest's public header from the first copy that checks out
+/// without a key (listing, sizes, key ids).
+pub async fn read_header(
+    replicas: &Replicas,
+    factory: &str,
+    id: &str,
+) -> Result<(Header, Read), OpError> {
+    let key = layout::manifest(factory, id);
+    let read = replicas
+        .read(&key, MAX_OBJECT, None, |bytes| {
+            check_manifest(bytes, factory, id, None).map(|_| ())
+        })
+        .await
+        .map_err(|skipped| {
+            OpError::Failed(format!("no intact copy of {key}: {}", describe(&skipped)))
+        })?;
+    let header = object::parse(&read.bytes)
+        .map_err(|e| OpError::Failed(e.to_string()))?
+        .header;
+    Ok((header, read))
+}
+
 /// An opened manifest: decrypted, with the data key to read the payload.
 pub struct Opened {
     pub factory: String,
@@ -162,9 +183,178 @@ pub struct Opened {
     pub public: PublicManifest,
     pub manifest: Manifest,
     pub dek: DataKey,
-    /// Where the manifest was read, and what was skipped before it.
+    /// Where the manifest was read, and the copies passed over before it.
     pub location: String,
     pub skipped: Vec<(String, String)>,
+    /// Newer snapshots `latest` passed over (id, why): none of their copies
+    /// opened.
+    pub passed_over: Vec<(String, String)>,
+}
+
+/// One manifest copy, authenticated: it decrypts under a data key one of
+/// `keys` unwraps (or `known`, the key a copy elsewhere already gave), and
+/// its body parses and matches its root hash.
+pub async fn authenticate(
+    bytes: &[u8],
+    keys: &KeyRing,
+    factory: &str,
+    id: &str,
+    known: Option<&DataKey>,
+) -> Result<(Header, Manifest, DataKey), AuthFailure> {
+    let header = check_manifest(bytes, factory, id, None).map_err(AuthFailure::Damaged)?;
+    let parsed = object::parse(bytes).map_err(|e| AuthFailure::Damaged(e.to_string()))?;
+    let public = header.manifest.as_ref().expect("checked");
+    let plain = match known.and_then(|k| parsed.open(k, DEFAULT_MAX_PLAIN).ok().map(|p| (p, k))) {
+        Some((plain, k)) => (plain, DataKey::from_slice(k.bytes()).expect("32 bytes")),
+        None => {
+            let dek = keys
+                .unwrap_any(&public.keys, factory, id)
+                .await
+                .map_err(AuthFailure::NoKey)?;
+            let plain = parsed
+                .open(&dek, DEFAULT_MAX_PLAIN)
+                .map_err(|e| AuthFailure::Damaged(format!("does not decrypt: {e}")))?;
+            (plain, dek)
+        }
+    };
+    let (plain, dek) = plain;
+    let manifest: Manifest = serde_json::from_slice(&plain)
+        .map_err(|e| AuthFailure::Damaged(format!("its body does not parse: {e}")))?;
+    if root(&manifest.resources, &manifest.trigger_states) != manifest.root {
+        return Err(AuthFailure::Damaged(
+            "its root hash does not match its entries".into(),
+        ));
+    }
+    Ok((header, manifest, dek))
+}
+
+/// Why a manifest copy did not authenticate.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// Broken, forged or not ours.
+    Damaged(String),
+    /// None of the configured keys is among those it was sealed for.
+    NoKey(crate::keys::KeyError),
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthFailure::Damaged(why) => f.write_str(why),
+            AuthFailure::NoKey(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Opens snapshot `factory`/`id`: each location in turn, falling through on
+/// any failure of its copy (digest, binding, unwrap, decryption, body).
+pub async fn open(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    factory: &str,
+    id: &str,
+) -> Result<Opened, OpError> {
+    let key = layout::manifest(factory, id);
+    let mut skipped = Vec::new();
+    let mut no_key = None;
+    for l in replicas.order(None) {
+        let bytes = match replicas.fetch(l, &key, MAX_OBJECT).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                skipped.push((l.name.clone(), "no copy".to_string()));
+                continue;
+            }
+            Err(e) => {
+                skipped.push((l.name.clone(), e));
+                continue;
+            }
+        };
+        match authenticate(&bytes, keys, factory, id, None).await {
+            Ok((header, manifest, dek)) => {
+                let public = header.manifest.clone().expect("checked");
+                return Ok(Opened {
+                    factory: factory.to_string(),
+                    id: id.to_string(),
+                    header,
+                    public,
+                    manifest,
+                    dek,
+                    location: l.name.clone(),
+                    skipped,
+                    passed_over: Vec::new(),
+                });
+            }
+            Err(AuthFailure::NoKey(e)) => {
+                skipped.push((l.name.clone(), "no configured key opens this copy".into()));
+                no_key.get_or_insert(e);
+            }
+            Err(AuthFailure::Damaged(why)) => {
+                skipped.push((l.name.clone(), format!("damaged copy: {why}")))
+            }
+        }
+    }
+    // Only "no key" everywhere is a key problem; anything else is damage.
+    if let Some(e) = no_key
+        && skipped
+            .iter()
+            .all(|(_, why)| why.starts_with("no configured key") || why == "no copy")
+    {
+        return Err(e.into());
+    }
+    Err(OpError::Failed(format!(
+        "no copy of snapshot {factory}/{id} opens: {}",
+        describe(&skipped)
+    )))
+}
+
+/// The newest snapshot of `factory` that opens, passing over newer names
+/// whose copies are all damaged, forged or from the future.
+pub async fn open_latest(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    factory: &str,
+    now: time::OffsetDateTime,
+) -> Result<Opened, OpError> {
+    let (listed, failed) = list(replicas, Some(factory)).await;
+    if listed.is_empty() && !failed.is_empty() && failed.len() == replicas.locations.len() {
+        return Err(OpError::Failed(format!(
+            "no location could be listed: {}",
+            describe(&failed)
+        )));
+    }
+    let mut passed_over = Vec::new();
+    for l in listed.iter().rev() {
+        match snapshot_time(&l.id) {
+            Some(t) if t <= now + CLOCK_SKEW => {}
+            _ => {
+                passed_over.push((
+                    l.id.clone(),
+                    "not a snapshot id adfdr writes, or one in the future".into(),
+                ));
+                continue;
+            }
+        }
+        match open(replicas, keys, &l.factory, &l.id).await {
+            Ok(mut opened) => {
+                for (id, why) in &passed_over {
+                    tracing::warn!(%factory, snapshot = %id, why = %why, "`latest` passed over a newer snapshot name that does not open");
+                }
+                opened.passed_over = passed_over;
+                return Ok(opened);
+            }
+            Err(OpError::Key(e)) if passed_over.is_empty() => return Err(OpError::Key(e)),
+            Err(e) => passed_over.push((l.id.clone(), e.to_string())),
+        }
+    }
+    if passed_over.is_empty() {
+        return Err(OpError::Usage(format!(
+            "factory {factory} has no snapshots in the store"
+        )));
+    }
+    Err(OpError::Failed(format!(
+        "factory {factory} has no snapshot that opens: {}",
+        describe(&passed_over)
+    )))
 }
 
 /// Resolves `reference` (an id, or `latest` with a factory) and opens it.
@@ -174,38 +364,66 @@ pub async fn open_reference(
     reference: &str,
     factory: Option<&str>,
 ) -> Result<Opened, OpError> {
-    let (factory, id) = resolve(replicas, reference, factory).await?;
+    if reference == "latest" {
+        let Some(f) = factory else {
+            return Err(OpError::Usage(
+                "'latest' needs a factory: name one (--factory NAME)".into(),
+            ));
+        };
+        let f = find_factory(replicas, f).await;
+        return open_latest(replicas, keys, &f, super::system_clock()).await;
+    }
+    let (factory, id) = resolve_id(replicas, reference, factory).await?;
     open(replicas, keys, &factory, &id).await
 }
 
-pub async fn open(
+/// Resolves `reference` (an id, or `latest` with a factory) to the
+/// (factory, id) it names; `latest` is the newest snapshot that opens.
+pub async fn resolve(
     replicas: &Replicas,
     keys: &KeyRing,
-    factory: &str,
+    reference: &str,
+    factory: Option<&str>,
+) -> Result<(String, String), OpError> {
+    if reference == "latest" {
+        return open_reference(replicas, keys, reference, factory)
+            .await
+            .map(|o| (o.factory, o.id));
+    }
+    resolve_id(replicas, reference, factory).await
+}
+
+/// The store's spelling of a configured factory name (names compare
+/// case-insensitively; the store keeps the configured spelling).
+async fn find_factory(replicas: &Replicas, factory: &str) -> String {
+    let (listed, _) = list(replicas, Some(factory)).await;
+    listed
+        .last()
+        .map(|l| l.factory.clone())
+        .unwrap_or_else(|| factory.to_string())
+}
+
+/// Finds which factory an id belongs to (names only; opening checks it).
+pub async fn resolve_id(
+    replicas: &Replicas,
     id: &str,
-) -> Result<Opened, OpError> {
-    let (header, read) = read_header(replicas, factory, id).await?;
-    let public = header
-        .manifest
-        .clone()
-        .ok_or_else(|| OpError::Failed(format!("manifest {factory}/{id} has no key list")))?;
-    let dek = keys.unwrap_any(&public.keys, factory, id).await?;
-    let parsed = object::parse(&read.bytes).expect("checked");
-    let plain = parsed.open(&dek, DEFAULT_MAX_PLAIN).map_err(|e| {
-        OpError::Failed(format!("manifest {factory}/{id} in {}: {e}", read.location))
-    })?;
-    let manifest: Manifest = serde_json::from_slice(&plain)
-        .map_err(|e| OpError::Failed(format!("manifest {factory}/{id} does not parse: {e}")))?;
-    Ok(Opened {
-        factory: factory.to_string(),
-        id: id.to_string(),
-        header,
-        public,
-        manifest,
-        dek,
-        location: read.location,
-        skipped: read.skipped,
-    })
+    factory: Option<&str>,
+) -> Result<(String, String), OpError> {
+    let (all, failed) = list(replicas, factory).await;
+    if all.is_empty() && !failed.is_empty() && failed.len() == replicas.locations.len() {
+        return Err(OpError::Failed(format!(
+            "no location could be listed: {}",
+            describe(&failed)
+        )));
+    }
+    all.into_iter()
+        .find(|l| l.id == id)
+        .map(|l| (l.factory, l.id))
+        .ok_or_else(|| {
+            OpError::Usage(format!(
+                "snapshot {id} is not in any location; list them with `adfdr snapshots`"
+            ))
+        })
 }
 
 /// The payload of an opened snapshot, every resource hash-checked, read from
@@ -220,42 +438,156 @@ pub async fn payload(
 }
 
 /// `payload`, also returning how long decryption and decoding took (the rest
-/// is fetching).
+/// is fetching). Each copy is read up to the size the manifest records and
+/// falls through to the next on any failure.
 pub async fn payload_timed(
     replicas: &Replicas,
     opened: &Opened,
 ) -> Result<(Vec<Resource>, Read, std::time::Duration), OpError> {
     let key = layout::payload(&opened.factory, &opened.id);
-    let want = opened.public.payload.sha256.clone();
-    let read = replicas
-        .read(&key, Some(&opened.location), |bytes| {
-            if hex(&Sha256::digest(bytes)) == want {
-                Ok(())
-            } else {
-                Err("SHA-256 differs from the manifest's".into())
+    let want = &opened.public.payload;
+    let ((resources, decrypting), read) = replicas
+        .read_map(&key, want.size, Some(&opened.location), |bytes| {
+            if bytes.len() as u64 != want.size || hex(&Sha256::digest(bytes)) != want.sha256 {
+                return Err("SHA-256 differs from the manifest's".to_string());
             }
+            let started = std::time::Instant::now();
+            let resources = open_payload(bytes, opened)?;
+            Ok((resources, started.elapsed()))
         })
         .await
         .map_err(|skipped| {
             OpError::Failed(format!("no intact copy of {key}: {}", describe(&skipped)))
         })?;
-    let parsed = object::parse(&read.bytes)
+    Ok((resources, read, decrypting))
+}
+
+fn open_payload(bytes: &[u8], opened: &Opened) -> Result<Vec<Resource>, String> {
+    let parsed = object::parse(bytes)
         .and_then(|p| p.expect(ObjectType::Payload))
-        .map_err(|e| OpError::Failed(format!("{key}: {e}")))?;
-    check_binding(&parsed.header, &opened.factory, &opened.id)?;
-    let decrypting = std::time::Instant::now();
+        .map_err(|e| e.to_string())?;
+    check_binding(&parsed.header, &opened.factory, &opened.id).map_err(|e| e.to_string())?;
     let plain = parsed
         .open(&opened.dek, DEFAULT_MAX_PLAIN)
-        .map_err(|e| OpError::Failed(format!("{key} in {}: {e}", read.location)))?;
-    let resources = decode_payload(&plain, &opened.manifest.resources).map_err(|errors| {
-        OpError::Failed(format!(
-            "{key}: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
-    Ok((resources, read, decrypting.elapsed()))
+        .map_err(|e| e.to_string())?;
+    decode_payload(&plain, &opened.manifest.resources).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// One copy of a manifest that does not check out.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    pub location: String,
+    pub key: String,
+    pub why: String,
+}
+
+/// What the store holds for a factory (or all), every manifest copy checked.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Snapshots with at least one copy that checks out, oldest first;
+    /// `locations` are those holding such a copy.
+    pub snapshots: Vec<Listed>,
+    /// Copies of real snapshots that do not check out (repairable).
+    pub damaged: Vec<Rejected>,
+    /// Names no copy of which checks out: not snapshots at all.
+    pub foreign: Vec<Rejected>,
+    /// Locations that could not be listed.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Checks every listed manifest copy. Without `keys` a copy counts when its
+/// header bears out its name and its id is not in the future; with `keys`
+/// it must also decrypt. What a location lists under a snapshot's name but
+/// does not bear it out never counts.
+pub async fn inventory(
+    replicas: &Replicas,
+    factory: Option<&str>,
+    keys: Option<&KeyRing>,
+    now: time::OffsetDateTime,
+) -> Inventory {
+    let (listed, failed) = list(replicas, factory).await;
+    // Owned work items: borrowed iterators inside the stream trip up the
+    // compiler's Send proof in spawned tasks.
+    let checks: Vec<(Listed, String)> = listed
+        .iter()
+        .flat_map(|l| l.locations.iter().map(move |loc| (l.clone(), loc.clone())))
+        .collect();
+    let results: Vec<(Listed, String, Result<(), String>)> = futures::stream::iter(checks)
+        .map(|(l, loc)| async move {
+            let result = match replicas.get(&loc) {
+                Some(location) => check_copy(replicas, location, keys, &l, now).await,
+                None => Err("unknown location".into()),
+            };
+            (l, loc, result)
+        })
+        .buffered(PARALLEL_READS)
+        .collect()
+        .await;
+    let mut inv = Inventory {
+        failed,
+        ..Default::default()
+    };
+    let mut by_name: BTreeMap<(String, String), (Listed, Vec<Rejected>)> = BTreeMap::new();
+    for (l, location, result) in &results {
+        let location = location.clone();
+        let entry = by_name
+            .entry((l.factory.clone(), l.id.clone()))
+            .or_insert_with(|| {
+                (
+                    Listed {
+                        locations: Vec::new(),
+                        ..l.clone()
+                    },
+                    Vec::new(),
+                )
+            });
+        match result {
+            Ok(()) => entry.0.locations.push(location),
+            Err(why) => entry.1.push(Rejected {
+                location,
+                key: layout::manifest(&l.factory, &l.id),
+                why: why.clone(),
+            }),
+        }
+    }
+    for (_, (listed, rejected)) in by_name {
+        if listed.locations.is_empty() {
+            inv.foreign.extend(rejected);
+        } else {
+            inv.damaged.extend(rejected);
+            inv.snapshots.push(listed);
+        }
+    }
+    inv.snapshots
+        .sort_by(|a, b| a.id.cmp(&b.id).then(a.factory.cmp(&b.factory)));
+    inv
+}
+
+async fn check_copy(
+    replicas: &Replicas,
+    location: &Location,
+    keys: Option<&KeyRing>,
+    l: &Listed,
+    now: time::OffsetDateTime,
+) -> Result<(), String> {
+    let key = layout::manifest(&l.factory, &l.id);
+    let bytes = replicas
+        .fetch(location, &key, MAX_OBJECT)
+        .await?
+        .ok_or("listed but gone")?;
+    check_manifest(&bytes, &l.factory, &l.id, Some(now))?;
+    if let Some(keys) = keys {
+        match authenticate(&bytes, keys, &l.factory, &l.id, None).await {
+            Ok(_) => {}
+            Err(AuthFailure::Damaged(why)) => return Err(why),
+            Err(AuthFailure::NoKey(e)) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
 }

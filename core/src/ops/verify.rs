@@ -1,20 +1,31 @@
 //! Integrity of every copy: each object's SHA-256 trailer (no key needed),
-//! each manifest's link to its payload, and with `read_data` a full decrypt
-//! and per-resource hash check. Repair copies missing or damaged objects from
-//! a healthy location.
+//! the factory and id its header binds, each manifest's link to its payload;
+//! with keys every manifest decrypts, and with `read_data` every payload and
+//! every resource hash too. Repair copies missing or damaged objects from a
+//! location whose copy checked out.
+//!
+//! Trust no location: what one location lists is a claim, not a snapshot.
+//! An object counts (is expected everywhere, can be copied by repair) only
+//! when at least one copy of it checks out. A name no copy of which checks
+//! out is *foreign*: reported (exit 4), never copied, deleted only when asked
+//! (`delete_foreign`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::future::join_all;
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::read;
+use super::OpError;
+use super::read::{self, AuthFailure};
 use crate::keys::KeyRing;
 use crate::snapshot::DataKey;
-use crate::snapshot::manifest::{Manifest, decode_payload, hex, root};
+use crate::snapshot::manifest::{Manifest, decode_payload, hex};
 use crate::snapshot::object::{self, DEFAULT_MAX_PLAIN, ObjectType};
 use crate::store::layout::{self, Parsed};
-use crate::store::{Location, Replicas};
+use crate::store::{MAX_OBJECT, Replicas};
+
+/// Objects read at once.
+const PARALLEL_READS: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
@@ -32,13 +43,25 @@ pub struct LocationReport {
     pub bytes: u64,
     pub damaged: Vec<Problem>,
     pub missing: Vec<Problem>,
+    /// Objects that are not what their name says and of which no location
+    /// holds a copy that checks out: planted, forged or not adfdr's.
+    #[serde(default)]
+    pub foreign: Vec<Problem>,
     /// Payloads without a manifest anywhere: leftovers of interrupted backups.
     pub incomplete: Vec<String>,
 }
 
 impl LocationReport {
     pub fn healthy(&self) -> bool {
-        self.error.is_none() && self.damaged.is_empty() && self.missing.is_empty()
+        self.error.is_none()
+            && self.damaged.is_empty()
+            && self.missing.is_empty()
+            && self.foreign.is_empty()
+    }
+
+    /// Damage or foreign objects: a failed check, not only a missing copy.
+    pub fn damaged_or_foreign(&self) -> bool {
+        !self.damaged.is_empty() || !self.foreign.is_empty()
     }
 }
 
@@ -55,19 +78,39 @@ pub struct Report {
     pub locations: Vec<LocationReport>,
     pub snapshots: usize,
     pub read_data: bool,
+    /// Manifests were decrypted (a key was at hand).
+    #[serde(default)]
+    pub authenticated: bool,
+    /// Snapshots the catalog saw committed that no location holds any more,
+    /// and that adfdr did not prune: deleted behind adfdr's back (rollback).
+    #[serde(default)]
+    pub vanished: Vec<String>,
     pub repaired: Vec<Repaired>,
     pub repair_failed: Vec<(String, String, String)>,
+    /// Foreign objects deleted on request (location, key).
+    #[serde(default)]
+    pub deleted_foreign: Vec<(String, String)>,
 }
 
 impl Report {
     pub fn healthy(&self) -> bool {
-        self.locations.iter().all(LocationReport::healthy)
+        self.locations.iter().all(LocationReport::healthy) && self.vanished.is_empty()
+    }
+
+    /// Damage, foreign objects or vanished snapshots: a failed check (exit 4).
+    pub fn failed_check(&self) -> bool {
+        self.locations
+            .iter()
+            .any(LocationReport::damaged_or_foreign)
+            || !self.vanished.is_empty()
     }
 
     /// Adds another scope's report (another factory) to this one.
     pub fn merge(&mut self, other: Report) {
         self.snapshots += other.snapshots;
         self.read_data |= other.read_data;
+        self.authenticated |= other.authenticated;
+        self.vanished.extend(other.vanished);
         for l in other.locations {
             match self.locations.iter_mut().find(|m| m.name == l.name) {
                 Some(m) => {
@@ -76,6 +119,7 @@ impl Report {
                     m.bytes += l.bytes;
                     m.damaged.extend(l.damaged);
                     m.missing.extend(l.missing);
+                    m.foreign.extend(l.foreign);
                     m.incomplete.extend(l.incomplete);
                 }
                 None => self.locations.push(l),
@@ -83,357 +127,725 @@ impl Report {
         }
         self.repaired.extend(other.repaired);
         self.repair_failed.extend(other.repair_failed);
+        self.deleted_foreign.extend(other.deleted_foreign);
     }
-}
-
-/// Verifies `scope`; with `repair`, copies good objects over missing or
-/// damaged ones, clears the catalog's pending repairs it fulfilled, and
-/// verifies again: the report that counts is the state after repair.
-pub async fn check(
-    replicas: &Replicas,
-    scope: &Scope<'_>,
-    repair_too: bool,
-    catalog: Option<&crate::catalog::Catalog>,
-) -> Result<Report, crate::catalog::CatalogError> {
-    let mut report = verify(replicas, scope).await;
-    if repair_too {
-        repair(replicas, &mut report).await;
-        if !report.repaired.is_empty() {
-            if let Some(catalog) = catalog {
-                for r in &report.repaired {
-                    catalog.remove_repair(&r.location, &r.key)?;
-                }
-            }
-            let repaired = std::mem::take(&mut report.repaired);
-            let failed = std::mem::take(&mut report.repair_failed);
-            report = verify(replicas, scope).await;
-            report.repaired = repaired;
-            report.repair_failed = failed;
-        }
-    }
-    Ok(report)
-}
-
-fn wanted(key: &str, factory: Option<&str>, snapshot: Option<&str>) -> Option<Parsed> {
-    let parsed = layout::parse(key)?;
-    let (f, s) = match &parsed {
-        Parsed::Manifest { factory, snapshot } | Parsed::Payload { factory, snapshot } => {
-            (factory, snapshot)
-        }
-        Parsed::Checkpoint { factory, id } | Parsed::Report { factory, id } => (factory, id),
-        // Holds and leases are plain markers, not sealed objects.
-        Parsed::Hold { .. } | Parsed::Lease { .. } => return None,
-    };
-    if factory.is_some_and(|want| !want.eq_ignore_ascii_case(f)) {
-        return None;
-    }
-    if let Some(want) = snapshot {
-        let matches = match &parsed {
-            Parsed::Checkpoint { .. } | Parsed::Report { .. } => false,
-            _ => s == want,
-        };
-        if !matches {
-            return None;
-        }
-    }
-    Some(parsed)
 }
 
 pub struct Scope<'a> {
     pub factory: Option<&'a str>,
     pub snapshot: Option<&'a str>,
     pub location: Option<&'a str>,
-    /// With keys: decrypt and check every resource hash.
+    /// Decrypt every manifest (and, with `read_data`, every payload).
     pub keys: Option<&'a KeyRing>,
+    /// Also decrypt every payload and check every resource hash.
+    pub read_data: bool,
+    /// Ids after this (plus the clock skew) are from the future: not ours.
+    pub now: time::OffsetDateTime,
 }
 
-pub async fn verify(replicas: &Replicas, scope: &Scope<'_>) -> Report {
+/// What repair may do besides copying.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Repair {
+    pub copy: bool,
+    /// Delete foreign objects in writable locations.
+    pub delete_foreign: bool,
+}
+
+/// Verifies `scope`; with `repair`, copies good objects over missing or
+/// damaged ones (and deletes foreign ones when asked), clears the catalog's
+/// pending repairs it fulfilled, and verifies again: the report that counts
+/// is the state after repair. With a catalog, snapshots it saw committed and
+/// that vanished from every location are reported.
+pub async fn check(
+    replicas: &Replicas,
+    scope: &Scope<'_>,
+    repair: Repair,
+    catalog: Option<&crate::catalog::Catalog>,
+) -> Result<Report, OpError> {
+    if (repair.copy || repair.delete_foreign) && scope.keys.is_none() {
+        return Err(OpError::Usage(
+            "repair copies only objects it can authenticate: it needs a key (--key, or a [[key]] in the config)".into(),
+        ));
+    }
+    let mut outcome = verify_inner(replicas, scope, catalog).await?;
+    if repair.copy || repair.delete_foreign {
+        let mut report = std::mem::take(&mut outcome.report);
+        if repair.copy {
+            copy_good(replicas, &outcome, &mut report).await;
+        }
+        if repair.delete_foreign {
+            delete_foreign(replicas, &mut report).await;
+        }
+        if let Some(catalog) = catalog {
+            for r in &report.repaired {
+                catalog.remove_repair(&r.location, &r.key)?;
+            }
+        }
+        if !report.repaired.is_empty() || !report.deleted_foreign.is_empty() {
+            let mut after = verify_inner(replicas, scope, catalog).await?.report;
+            after.repaired = report.repaired;
+            after.repair_failed = report.repair_failed;
+            after.deleted_foreign = report.deleted_foreign;
+            return Ok(after);
+        }
+        return Ok(report);
+    }
+    Ok(outcome.report)
+}
+
+/// Verifies without repairing.
+pub async fn verify(replicas: &Replicas, scope: &Scope<'_>) -> Result<Report, OpError> {
+    Ok(verify_inner(replicas, scope, None).await?.report)
+}
+
+/// A verification and what repair and a catalog rebuild need from it: for
+/// every object with a copy that checks out, where such copies are.
+#[derive(Debug, Default)]
+pub struct Survey {
+    pub report: Report,
+    pub good: BTreeMap<String, Good>,
+}
+
+/// The copies of one object that check out.
+#[derive(Clone, Debug)]
+pub struct Good {
+    /// The first such copy's location, its SHA-256 and size.
+    pub location: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Every location holding a copy that checks out.
+    pub locations: Vec<String>,
+}
+
+/// Verifies `scope` and tells which copies of which objects check out.
+pub async fn survey(replicas: &Replicas, scope: &Scope<'_>) -> Result<Survey, OpError> {
+    verify_inner(replicas, scope, None).await
+}
+
+/// One stored object, by name.
+#[derive(Clone, Debug)]
+struct Object {
+    parsed: Parsed,
+    /// Locations listing it, with the listed size.
+    copies: BTreeMap<String, u64>,
+}
+
+/// What one copy turned out to be.
+enum Verdict {
+    Good { sha: String, bytes: u64 },
+    Bad { why: String, bytes: u64 },
+    Unreadable(String),
+}
+
+fn in_scope(parsed: &Parsed, scope: &Scope<'_>) -> bool {
+    let (f, s) = match parsed {
+        Parsed::Manifest { factory, snapshot } | Parsed::Payload { factory, snapshot } => {
+            (factory, Some(snapshot))
+        }
+        Parsed::Checkpoint { factory, .. } | Parsed::Report { factory, .. } => (factory, None),
+        // Holds and leases are plain markers, not sealed objects.
+        Parsed::Hold { .. } | Parsed::Lease { .. } => return false,
+    };
+    if scope
+        .factory
+        .is_some_and(|want| !want.eq_ignore_ascii_case(f))
+    {
+        return false;
+    }
+    match scope.snapshot {
+        Some(want) => s.is_some_and(|s| s == want),
+        None => true,
+    }
+}
+
+async fn verify_inner(
+    replicas: &Replicas,
+    scope: &Scope<'_>,
+    catalog: Option<&crate::catalog::Catalog>,
+) -> Result<Survey, OpError> {
     let prefix = scope
         .factory
         .map(layout::factory_prefix)
         .unwrap_or_else(|| layout::ROOT.to_string());
     let listings = replicas.list_all(&prefix).await;
-    // Everything some location holds: what every location should hold.
-    let mut expected: BTreeMap<String, Parsed> = BTreeMap::new();
-    for (_, result) in &listings {
-        for o in result.iter().flatten() {
-            if let Some(p) = wanted(&o.key, scope.factory, scope.snapshot) {
-                expected.insert(o.key.clone(), p);
+    let mut objects: BTreeMap<String, Object> = BTreeMap::new();
+    let mut unknown: Vec<(String, String)> = Vec::new();
+    let mut errors: BTreeMap<String, String> = BTreeMap::new();
+    for (location, result) in &listings {
+        match result {
+            Ok(list) => {
+                for o in list {
+                    match layout::parse(&o.key) {
+                        Some(p) if in_scope(&p, scope) => {
+                            objects
+                                .entry(o.key.clone())
+                                .or_insert_with(|| Object {
+                                    parsed: p,
+                                    copies: BTreeMap::new(),
+                                })
+                                .copies
+                                .insert(location.clone(), o.size);
+                        }
+                        Some(_) => {}
+                        None if scope.snapshot.is_none() && scope.factory_matches(&o.key) => {
+                            unknown.push((location.clone(), o.key.clone()))
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Err(e) => {
+                errors.insert(location.clone(), e.to_string());
             }
         }
     }
-    let manifests: BTreeSet<(String, String)> = expected
-        .values()
-        .filter_map(|p| match p {
-            Parsed::Manifest { factory, snapshot } => Some((factory.clone(), snapshot.clone())),
-            _ => None,
+    if let Some(want) = scope.snapshot
+        && !objects.keys().any(|k| {
+            matches!(layout::parse(k), Some(Parsed::Manifest { snapshot, .. }) if snapshot == want)
         })
-        .collect();
-    let deks = tokio::sync::Mutex::new(BTreeMap::<(String, String), Option<DataKey>>::new());
-    let checks = replicas
+        && !catalog_knows(catalog, scope.factory, want)
+    {
+        return Err(OpError::Usage(format!(
+            "snapshot {want} is not in any location{}; list them with `adfdr snapshots`",
+            scope.factory.map(|f| format!(" for factory {f}")).unwrap_or_default()
+        )));
+    }
+    let mut checker = Checker {
+        replicas,
+        scope,
+        deks: BTreeMap::new(),
+        payload_refs: BTreeMap::new(),
+        verdicts: BTreeMap::new(),
+    };
+    // Manifests first: they say which payloads and checkpoints are real.
+    checker.manifests(&objects).await;
+    checker.others(&objects).await;
+
+    let mut outcome = Survey::default();
+    let valid_snapshots: BTreeSet<(String, String)> =
+        checker.payload_refs.keys().cloned().collect();
+    let mut per_location: BTreeMap<String, LocationReport> = replicas
         .locations
         .iter()
-        .zip(listings)
-        .filter(|(l, _)| scope.location.is_none_or(|n| n == l.name))
-        .map(|(location, (_, listing))| {
-            let expected = &expected;
-            let manifests = &manifests;
-            let deks = &deks;
-            async move {
-                let mut report = LocationReport {
-                    name: location.name.clone(),
-                    read_only: location.read_only,
+        .filter(|l| scope.location.is_none_or(|n| n == l.name))
+        .map(|l| {
+            (
+                l.name.clone(),
+                LocationReport {
+                    name: l.name.clone(),
+                    read_only: l.read_only,
+                    error: errors.get(&l.name).cloned(),
                     ..Default::default()
-                };
-                let objects = match listing {
-                    Ok(o) => o,
-                    Err(e) => {
-                        report.error = Some(e.to_string());
-                        return report;
-                    }
-                };
-                let present: BTreeMap<String, u64> = objects
-                    .into_iter()
-                    .filter(|o| expected.contains_key(&o.key))
-                    .map(|o| (o.key, o.size))
-                    .collect();
-                for (key, parsed) in expected {
-                    if present.contains_key(key) {
-                        continue;
-                    }
-                    let leftover = matches!(parsed, Parsed::Payload { factory, snapshot } if !manifests.contains(&(factory.clone(), snapshot.clone())));
-                    if !leftover {
+                },
+            )
+        })
+        .collect();
+    for (key, object) in &objects {
+        let verdicts = checker.verdicts.get(key);
+        let good: Vec<(&String, &String, u64)> = verdicts
+            .map(|v| {
+                v.iter()
+                    .filter_map(|(l, v)| match v {
+                        Verdict::Good { sha, bytes } => Some((l, sha, *bytes)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((l, sha, size)) = good.first() {
+            outcome.good.insert(
+                key.clone(),
+                Good {
+                    location: (*l).clone(),
+                    sha256: (*sha).clone(),
+                    size: *size,
+                    locations: good.iter().map(|(l, _, _)| (*l).clone()).collect(),
+                },
+            );
+        }
+        let leftover = match &object.parsed {
+            Parsed::Payload { factory, snapshot } => {
+                let manifest = layout::manifest(factory, snapshot);
+                !objects.contains_key(&manifest)
+            }
+            _ => false,
+        };
+        for (name, report) in per_location.iter_mut() {
+            if report.error.is_some() {
+                continue;
+            }
+            match verdicts.and_then(|v| v.get(name)) {
+                None if object.copies.contains_key(name) => {}
+                None => {
+                    if !good.is_empty() {
                         report.missing.push(Problem {
                             key: key.clone(),
                             problem: "missing here, present in another location".into(),
                         });
                     }
                 }
-                check_location(location, &present, expected, manifests, scope.keys, deks, &mut report).await;
-                report
+                Some(Verdict::Good { bytes, .. }) => {
+                    report.checked += 1;
+                    report.bytes += bytes;
+                }
+                Some(Verdict::Unreadable(why)) => report.damaged.push(Problem {
+                    key: key.clone(),
+                    problem: format!("cannot read: {why}"),
+                }),
+                Some(Verdict::Bad { why, bytes }) => {
+                    report.checked += 1;
+                    report.bytes += bytes;
+                    let problem = Problem {
+                        key: key.clone(),
+                        problem: why.clone(),
+                    };
+                    if leftover {
+                        report.incomplete.push(key.clone());
+                    } else if good.is_empty() {
+                        report.foreign.push(problem);
+                    } else {
+                        report.damaged.push(problem);
+                    }
+                }
             }
-        });
-    let locations = join_all(checks).await;
-    Report {
-        locations,
-        snapshots: manifests.len(),
-        read_data: scope.keys.is_some(),
+        }
+    }
+    for (location, key) in unknown {
+        if let Some(report) = per_location.get_mut(&location) {
+            report.foreign.push(Problem {
+                key,
+                problem: "not an object of adfdr's layout".into(),
+            });
+        }
+    }
+    let vanished = match catalog {
+        Some(catalog) if errors.is_empty() => {
+            let held: Vec<(String, String)> = valid_snapshots.iter().cloned().collect();
+            vanished(catalog, scope.factory, &held)?
+                .into_iter()
+                .filter(|v| scope.snapshot.is_none_or(|s| v.ends_with(&format!("/{s}"))))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    outcome.report = Report {
+        locations: per_location.into_values().collect(),
+        snapshots: valid_snapshots.len(),
+        read_data: scope.read_data && scope.keys.is_some(),
+        authenticated: scope.keys.is_some(),
+        vanished,
         ..Default::default()
+    };
+    // Keep the configured order of locations.
+    let order: Vec<&str> = replicas.locations.iter().map(|l| l.name.as_str()).collect();
+    outcome
+        .report
+        .locations
+        .sort_by_key(|l| order.iter().position(|n| *n == l.name));
+    Ok(outcome)
+}
+
+/// Snapshots the catalog saw committed that no location holds, that no
+/// prune of this catalog deleted, and that are newer than the newest the
+/// store holds of their factory: retention never deletes a factory's newest
+/// intact snapshot, so such a snapshot was deleted behind adfdr's back (a
+/// rollback). `held` are the (factory, id) the store holds. As
+/// `factory/id`, oldest first.
+pub fn vanished(
+    catalog: &crate::catalog::Catalog,
+    factory: Option<&str>,
+    held: &[(String, String)],
+) -> Result<Vec<String>, OpError> {
+    let mut out = Vec::new();
+    for record in catalog.snapshots(factory)? {
+        let newest_held = held
+            .iter()
+            .filter(|(f, _)| *f == record.factory)
+            .map(|(_, id)| id.as_str())
+            .max();
+        let gone = !held
+            .iter()
+            .any(|(f, id)| *f == record.factory && *id == record.id);
+        if gone
+            && newest_held.is_none_or(|n| record.id.as_str() > n)
+            && !catalog.was_pruned(&record.factory, &record.id)?
+        {
+            out.push(format!("{}/{}", record.factory, record.id));
+        }
+    }
+    Ok(out)
+}
+
+fn catalog_knows(
+    catalog: Option<&crate::catalog::Catalog>,
+    factory: Option<&str>,
+    id: &str,
+) -> bool {
+    catalog
+        .and_then(|c| c.snapshots(factory).ok())
+        .is_some_and(|all| all.iter().any(|r| r.id == id))
+}
+
+impl Scope<'_> {
+    fn factory_matches(&self, key: &str) -> bool {
+        match self.factory {
+            None => key.starts_with(layout::ROOT),
+            Some(f) => key.starts_with(&layout::factory_prefix(f)),
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn check_location(
-    location: &Location,
-    present: &BTreeMap<String, u64>,
-    expected: &BTreeMap<String, Parsed>,
-    manifests: &BTreeSet<(String, String)>,
-    keys: Option<&KeyRing>,
-    deks: &tokio::sync::Mutex<BTreeMap<(String, String), Option<DataKey>>>,
-    report: &mut LocationReport,
-) {
-    let mut payload_sha: BTreeMap<String, String> = BTreeMap::new();
-    // Payloads first, so manifests can be checked against them.
-    let mut order: Vec<&String> = present.keys().collect();
-    order.sort_by_key(|k| !matches!(expected.get(*k), Some(Parsed::Payload { .. })));
-    for key in order {
-        let parsed_key = &expected[key];
-        let damaged = |report: &mut LocationReport, problem: String| {
-            report.damaged.push(Problem {
-                key: key.clone(),
-                problem,
+/// Checks every copy, remembering what a later check needs.
+struct Checker<'a> {
+    replicas: &'a Replicas,
+    scope: &'a Scope<'a>,
+    /// A data key per snapshot, from its first copy that authenticated.
+    deks: BTreeMap<(String, String), DataKey>,
+    /// Per snapshot with a good manifest: its payload's SHA-256 and size.
+    payload_refs: BTreeMap<(String, String), (String, u64)>,
+    /// Per object key, per location.
+    verdicts: BTreeMap<String, BTreeMap<String, Verdict>>,
+}
+
+impl Checker<'_> {
+    async fn fetch(&self, location: &str, key: &str, max: u64) -> Result<Vec<u8>, String> {
+        let l = self.replicas.get(location).ok_or("unknown location")?;
+        self.replicas
+            .fetch(l, key, max)
+            .await?
+            .ok_or_else(|| "listed but not readable (deleted meanwhile?)".into())
+    }
+
+    fn record(&mut self, key: &str, location: &str, verdict: Verdict) {
+        self.verdicts
+            .entry(key.to_string())
+            .or_default()
+            .insert(location.to_string(), verdict);
+    }
+
+    /// Every manifest copy: header checks, and with keys decryption. The
+    /// first good copy of a snapshot decides its payload's digest.
+    async fn manifests(&mut self, objects: &BTreeMap<String, Object>) {
+        let now = self.scope.now;
+        let this = &*self;
+        let work: Vec<(String, String, String, String)> = objects
+            .iter()
+            .filter_map(|(key, o)| match &o.parsed {
+                Parsed::Manifest { factory, snapshot } => Some((key, o, factory, snapshot)),
+                _ => None,
             })
-        };
-        let bytes = match location.store.get(key).await {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                report.missing.push(Problem {
-                    key: key.clone(),
-                    problem: "listed but not readable (deleted meanwhile?)".into(),
-                });
-                continue;
-            }
-            Err(e) => {
-                damaged(report, format!("cannot read: {e}"));
-                continue;
-            }
-        };
-        report.checked += 1;
-        report.bytes += bytes.len() as u64;
-        let parsed = match object::parse(&bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                damaged(report, e.to_string());
-                continue;
-            }
-        };
-        let (factory, id, want_type) = match parsed_key {
-            Parsed::Manifest { factory, snapshot } => (factory, snapshot, ObjectType::Manifest),
-            Parsed::Payload { factory, snapshot } => (factory, snapshot, ObjectType::Payload),
-            Parsed::Checkpoint { factory, id } => (factory, id, ObjectType::Checkpoint),
-            Parsed::Report { factory, id } => (factory, id, ObjectType::Report),
-            Parsed::Hold { .. } | Parsed::Lease { .. } => continue,
-        };
-        let header_id = match want_type {
-            ObjectType::Checkpoint | ObjectType::Report => {
-                parsed.header.id.clone().unwrap_or_default()
-            }
-            _ => parsed.header.snapshot.clone(),
-        };
-        if parsed.header.object != want_type
-            || &parsed.header.factory != factory
-            || &header_id != id
-        {
-            damaged(
-                report,
-                format!(
-                    "object claims to be {:?} {}/{}: moved or swapped",
-                    parsed.header.object, parsed.header.factory, header_id
-                ),
-            );
-            continue;
-        }
-        match parsed_key {
-            Parsed::Payload { .. } => {
-                payload_sha.insert(key.clone(), hex(&Sha256::digest(&bytes)));
-            }
-            Parsed::Manifest { factory, snapshot } => {
-                let public = parsed.header.manifest.clone();
-                let Some(public) = public else {
-                    damaged(report, "manifest without key list".into());
+            .flat_map(|(key, o, f, s)| {
+                o.copies
+                    .keys()
+                    .map(move |l| (key.clone(), l.clone(), f.clone(), s.clone()))
+            })
+            .collect();
+        type Fetched = (String, String, String, String, Result<Vec<u8>, String>);
+        let reads: Vec<Fetched> = futures::stream::iter(work)
+            .map(|(key, l, f, s)| async move {
+                let bytes = this.fetch(&l, &key, MAX_OBJECT).await;
+                (key, l, f, s, bytes)
+            })
+            .buffered(PARALLEL_READS)
+            .collect()
+            .await;
+        for (key, location, factory, snapshot, bytes) in reads {
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(why) => {
+                    self.record(&key, &location, Verdict::Unreadable(why));
                     continue;
-                };
-                let payload_key = layout::payload(factory, snapshot);
-                match payload_sha.get(&payload_key) {
-                    None if !present.contains_key(&payload_key)
-                        && !report.missing.iter().any(|p| p.key == payload_key) =>
-                    {
-                        report.missing.push(Problem {
-                            key: payload_key.clone(),
-                            problem: "payload missing beside its manifest".into(),
-                        })
-                    }
-                    Some(sha) if *sha != public.payload.sha256 => damaged(
-                        report,
-                        format!(
-                            "payload {payload_key} does not match the SHA-256 this manifest records"
-                        ),
-                    ),
-                    _ => {}
                 }
-                if let Some(keys) = keys {
-                    let dek = dek_for(keys, deks, factory, snapshot, &public.keys).await;
-                    let Some(dek) = dek else {
-                        damaged(report, "no configured key opens it".into());
-                        continue;
-                    };
-                    if let Err(problem) = read_data(location, &parsed, &dek, &payload_key).await {
-                        damaged(report, problem);
-                    }
-                }
-            }
-            Parsed::Hold { .. } | Parsed::Lease { .. } => {}
-            Parsed::Report { factory, id } => {
-                // With keys: the report opens with its own wrapped data key.
-                if let Some(keys) = keys {
-                    let wrapped = parsed.header.keys.clone().unwrap_or_default();
-                    match keys.unwrap_any(&wrapped, factory, id).await {
-                        Ok(dek) => {
-                            if let Err(e) = parsed.open(&dek, DEFAULT_MAX_PLAIN) {
-                                damaged(report, format!("report does not decrypt: {e}"));
+            };
+            let size = bytes.len() as u64;
+            let checked = read::check_manifest(&bytes, &factory, &snapshot, Some(now));
+            let verdict = match checked {
+                Err(why) => Verdict::Bad { why, bytes: size },
+                Ok(header) => {
+                    let public = header.manifest.clone().expect("checked");
+                    let authentic = match self.scope.keys {
+                        None => Ok(()),
+                        Some(keys) => {
+                            let id = (factory.clone(), snapshot.clone());
+                            match read::authenticate(
+                                &bytes,
+                                keys,
+                                &factory,
+                                &snapshot,
+                                self.deks.get(&id),
+                            )
+                            .await
+                            {
+                                Ok((_, _, dek)) => {
+                                    self.deks.entry(id).or_insert(dek);
+                                    Ok(())
+                                }
+                                Err(AuthFailure::Damaged(why)) => Err(why),
+                                Err(AuthFailure::NoKey(e)) => Err(e.to_string()),
                             }
                         }
-                        Err(e) => damaged(report, e.to_string()),
+                    };
+                    match authentic {
+                        Ok(()) => {
+                            let id = (factory.clone(), snapshot.clone());
+                            let want = (public.payload.sha256.clone(), public.payload.size);
+                            match self.payload_refs.get(&id) {
+                                // Without a key two copies that check out
+                                // could still disagree (a forged header).
+                                Some(first) if *first != want => Verdict::Bad {
+                                    why: "records another payload than the other copies".into(),
+                                    bytes: size,
+                                },
+                                _ => {
+                                    self.payload_refs.insert(id, want);
+                                    Verdict::Good {
+                                        sha: hex(&Sha256::digest(&bytes)),
+                                        bytes: size,
+                                    }
+                                }
+                            }
+                        }
+                        Err(why) => Verdict::Bad { why, bytes: size },
                     }
+                }
+            };
+            self.record(&key, &location, verdict);
+        }
+    }
+
+    /// Payloads, checkpoints and drill reports.
+    async fn others(&mut self, objects: &BTreeMap<String, Object>) {
+        let this = &*self;
+        let work: Vec<(String, Object, String)> = objects
+            .iter()
+            .filter(|(_, o)| !matches!(o.parsed, Parsed::Manifest { .. }))
+            .flat_map(|(key, o)| {
+                o.copies
+                    .keys()
+                    .map(move |l| (key.clone(), o.clone(), l.clone()))
+            })
+            .collect();
+        let reads: Vec<(String, String, Verdict)> = futures::stream::iter(work)
+            .map(|(key, o, l)| async move {
+                let verdict = this.check_other(&key, &o, &l).await;
+                (key, l, verdict)
+            })
+            .buffered(PARALLEL_READS)
+            .collect()
+            .await;
+        for (key, location, verdict) in reads {
+            self.record(&key, &location, verdict);
+        }
+    }
+
+    async fn check_other(&self, key: &str, object: &Object, location: &str) -> Verdict {
+        let now = self.scope.now;
+        match &object.parsed {
+            Parsed::Payload { factory, snapshot } => {
+                let id = (factory.clone(), snapshot.clone());
+                let Some((sha, size)) = self.payload_refs.get(&id) else {
+                    return Verdict::Bad {
+                        why: "no manifest that checks out names this payload".into(),
+                        bytes: object.copies[location],
+                    };
+                };
+                let bytes = match self.fetch(location, key, *size).await {
+                    Ok(b) => b,
+                    Err(why) => return Verdict::Unreadable(why),
+                };
+                let len = bytes.len() as u64;
+                if len != *size || hex(&Sha256::digest(&bytes)) != *sha {
+                    return Verdict::Bad {
+                        why: "does not match the SHA-256 its manifest records".into(),
+                        bytes: len,
+                    };
+                }
+                if self.scope.read_data
+                    && let Err(why) = self.read_payload(&bytes, factory, snapshot).await
+                {
+                    return Verdict::Bad { why, bytes: len };
+                }
+                Verdict::Good {
+                    sha: sha.clone(),
+                    bytes: len,
                 }
             }
-            Parsed::Checkpoint { factory, .. } => {
-                let snapshot = &parsed.header.snapshot;
-                if !manifests.contains(&(factory.clone(), snapshot.clone())) {
-                    // Its snapshot may live outside the verified scope; only a
-                    // full-scope run can call it dangling.
-                    continue;
+            Parsed::Checkpoint { factory, id } => {
+                let bytes = match self.fetch(location, key, MAX_OBJECT).await {
+                    Ok(b) => b,
+                    Err(why) => return Verdict::Unreadable(why),
+                };
+                let len = bytes.len() as u64;
+                match self.check_checkpoint(&bytes, factory, id, now) {
+                    Ok(()) => Verdict::Good {
+                        sha: hex(&Sha256::digest(&bytes)),
+                        bytes: len,
+                    },
+                    Err(why) => Verdict::Bad { why, bytes: len },
                 }
-                if let Some(keys) = keys {
-                    let listed = read::read_header(
-                        &Replicas::new(vec![location.clone()]),
-                        factory,
-                        snapshot,
-                    )
-                    .await;
-                    let Ok((header, _)) = listed else { continue };
-                    let wrapped = header.manifest.map(|m| m.keys).unwrap_or_default();
-                    if let Some(dek) = dek_for(keys, deks, factory, snapshot, &wrapped).await
-                        && let Err(e) = parsed.open(&dek, DEFAULT_MAX_PLAIN)
-                    {
-                        damaged(report, format!("checkpoint does not open: {e}"));
-                    }
+            }
+            Parsed::Report { factory, id } => {
+                let bytes = match self.fetch(location, key, MAX_OBJECT).await {
+                    Ok(b) => b,
+                    Err(why) => return Verdict::Unreadable(why),
+                };
+                let len = bytes.len() as u64;
+                match self.check_report(&bytes, factory, id, now).await {
+                    Ok(()) => Verdict::Good {
+                        sha: hex(&Sha256::digest(&bytes)),
+                        bytes: len,
+                    },
+                    Err(why) => Verdict::Bad { why, bytes: len },
                 }
+            }
+            Parsed::Manifest { .. } | Parsed::Hold { .. } | Parsed::Lease { .. } => {
+                Verdict::Unreadable("not checked here".into())
             }
         }
     }
-}
 
-async fn dek_for(
-    keys: &KeyRing,
-    deks: &tokio::sync::Mutex<BTreeMap<(String, String), Option<DataKey>>>,
-    factory: &str,
-    snapshot: &str,
-    wrapped: &[crate::snapshot::WrappedKey],
-) -> Option<DataKey> {
-    let mut cache = deks.lock().await;
-    let entry = cache.entry((factory.to_string(), snapshot.to_string()));
-    let slot = match entry {
-        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-        std::collections::btree_map::Entry::Vacant(v) => {
-            v.insert(keys.unwrap_any(wrapped, factory, snapshot).await.ok())
+    async fn read_payload(
+        &self,
+        bytes: &[u8],
+        factory: &str,
+        snapshot: &str,
+    ) -> Result<(), String> {
+        let (Some(keys), Some(dek)) = (
+            self.scope.keys,
+            self.deks.get(&(factory.to_string(), snapshot.to_string())),
+        ) else {
+            return Err("no configured key opens its manifest".into());
+        };
+        let _ = keys;
+        let manifest_key = layout::manifest(factory, snapshot);
+        // The manifest body lists the resources the payload must hold.
+        let body = self
+            .manifest_body(&manifest_key, factory, snapshot, dek)
+            .await?;
+        let parsed = object::parse(bytes)
+            .and_then(|p| p.expect(ObjectType::Payload))
+            .map_err(|e| format!("payload: {e}"))?;
+        if parsed.header.factory != factory || parsed.header.snapshot != snapshot {
+            return Err("payload header names another snapshot".into());
         }
-    };
-    slot.as_ref().and_then(|k| DataKey::from_slice(k.bytes()))
-}
-
-async fn read_data(
-    location: &Location,
-    manifest: &object::Parsed<'_>,
-    dek: &DataKey,
-    payload_key: &str,
-) -> Result<(), String> {
-    let plain = manifest
-        .open(dek, DEFAULT_MAX_PLAIN)
-        .map_err(|e| format!("manifest: {e}"))?;
-    let body: Manifest =
-        serde_json::from_slice(&plain).map_err(|e| format!("manifest does not parse: {e}"))?;
-    if root(&body.resources, &body.trigger_states) != body.root {
-        return Err("manifest root hash does not match its entries".into());
+        let plain = parsed
+            .open(dek, DEFAULT_MAX_PLAIN)
+            .map_err(|e| format!("payload: {e}"))?;
+        decode_payload(&plain, &body.resources)
+            .map(|_| ())
+            .map_err(|errors| {
+                format!(
+                    "payload: {}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })
     }
-    let bytes = location
-        .store
-        .get(payload_key)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("payload missing")?;
-    let parsed = object::parse(&bytes).map_err(|e| format!("payload: {e}"))?;
-    let plain = parsed
-        .open(dek, DEFAULT_MAX_PLAIN)
-        .map_err(|e| format!("payload: {e}"))?;
-    decode_payload(&plain, &body.resources)
-        .map(|_| ())
-        .map_err(|errors| {
-            format!(
-                "payload: {}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })
+
+    /// The decrypted body of a snapshot's manifest, from a good copy.
+    async fn manifest_body(
+        &self,
+        key: &str,
+        factory: &str,
+        snapshot: &str,
+        dek: &DataKey,
+    ) -> Result<Manifest, String> {
+        let good = self
+            .verdicts
+            .get(key)
+            .and_then(|v| v.iter().find(|(_, v)| matches!(v, Verdict::Good { .. })))
+            .map(|(l, _)| l.clone())
+            .ok_or("no good copy of its manifest")?;
+        let bytes = self.fetch(&good, key, MAX_OBJECT).await?;
+        let keys = self.scope.keys.ok_or("no key")?;
+        read::authenticate(&bytes, keys, factory, snapshot, Some(dek))
+            .await
+            .map(|(_, m, _)| m)
+            .map_err(|e| e.to_string())
+    }
+
+    fn check_checkpoint(
+        &self,
+        bytes: &[u8],
+        factory: &str,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), String> {
+        let parsed = object::parse(bytes)
+            .and_then(|p| p.expect(ObjectType::Checkpoint))
+            .map_err(|e| e.to_string())?;
+        let header = &parsed.header;
+        if header.factory != factory || header.id.as_deref() != Some(id) {
+            return Err(format!(
+                "claims to be checkpoint {}/{}: moved, swapped or planted",
+                header.factory,
+                header.id.as_deref().unwrap_or("?")
+            ));
+        }
+        if !read::plausible_id(id, now) {
+            return Err("its id is not one adfdr writes, or lies in the future".into());
+        }
+        let confirmed = (factory.to_string(), header.snapshot.clone());
+        if !self.payload_refs.contains_key(&confirmed) {
+            return Err(format!(
+                "confirms snapshot {}, which no location holds a good copy of",
+                header.snapshot
+            ));
+        }
+        if self.scope.keys.is_some() {
+            let Some(dek) = self.deks.get(&confirmed) else {
+                return Err("its snapshot does not open with the configured keys".into());
+            };
+            parsed
+                .open(dek, DEFAULT_MAX_PLAIN)
+                .map_err(|e| format!("does not open under its snapshot's key: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn check_report(
+        &self,
+        bytes: &[u8],
+        factory: &str,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), String> {
+        let parsed = object::parse(bytes)
+            .and_then(|p| p.expect(ObjectType::Report))
+            .map_err(|e| e.to_string())?;
+        let header = &parsed.header;
+        if header.factory != factory || header.id.as_deref() != Some(id) {
+            return Err(format!(
+                "claims to be report {}/{}: moved, swapped or planted",
+                header.factory,
+                header.id.as_deref().unwrap_or("?")
+            ));
+        }
+        if !read::plausible_id(id, now) {
+            return Err("its id is not one adfdr writes, or lies in the future".into());
+        }
+        if let Some(keys) = self.scope.keys {
+            let wrapped = header.keys.clone().unwrap_or_default();
+            let dek = keys
+                .unwrap_any(&wrapped, factory, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            parsed
+                .open(&dek, DEFAULT_MAX_PLAIN)
+                .map_err(|e| format!("report does not decrypt: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
-/// Copies every missing or damaged object into its writable location from a
-/// location whose copy is intact. Payloads go before manifests, so a repaired
-/// manifest never points at nothing.
-pub async fn repair(replicas: &Replicas, report: &mut Report) {
+/// Copies every missing or damaged object into its writable location from
+/// the location whose copy checked out, if its bytes are still the ones
+/// checked. Payloads go before manifests, so a repaired manifest never
+/// points at nothing. Foreign objects are never copied.
+async fn copy_good(replicas: &Replicas, outcome: &Survey, report: &mut Report) {
     for loc in &report.locations {
         let Some(target) = replicas.get(&loc.name) else {
             continue;
@@ -457,42 +869,76 @@ pub async fn repair(replicas: &Replicas, report: &mut Report) {
             if !seen.insert(problem.key.clone()) {
                 continue;
             }
-            let others = Replicas::new(
-                replicas
-                    .locations
-                    .iter()
-                    .filter(|l| l.name != loc.name)
-                    .cloned()
-                    .collect(),
-            );
-            let source = others
-                .read(&problem.key, None, |b| {
-                    object::parse(b).map(|_| ()).map_err(|e| e.to_string())
-                })
-                .await;
-            let result = match source {
-                Ok(read) => {
-                    let write = if damaged {
-                        target.store.put_replace(&problem.key, read.bytes).await
-                    } else {
-                        target.store.put_new(&problem.key, read.bytes).await
-                    };
-                    write.map(|_| read.location).map_err(|e| e.to_string())
-                }
-                Err(skipped) => Err(format!(
-                    "no intact copy elsewhere: {}",
-                    read::describe(&skipped)
-                )),
+            let Some(Good {
+                location: from,
+                sha256: sha,
+                size,
+                ..
+            }) = outcome.good.get(&problem.key)
+            else {
+                report.repair_failed.push((
+                    loc.name.clone(),
+                    problem.key.clone(),
+                    "no location holds a copy that checks out".into(),
+                ));
+                continue;
             };
+            let result =
+                copy_one(replicas, &problem.key, (from, sha, *size), damaged, target).await;
             match result {
-                Ok(from) => report.repaired.push(Repaired {
+                Ok(()) => report.repaired.push(Repaired {
                     location: loc.name.clone(),
                     key: problem.key.clone(),
-                    from,
+                    from: from.clone(),
                 }),
                 Err(e) => report
                     .repair_failed
                     .push((loc.name.clone(), problem.key.clone(), e)),
+            }
+        }
+    }
+}
+
+async fn copy_one(
+    replicas: &Replicas,
+    key: &str,
+    (from, sha, size): (&str, &str, u64),
+    replace: bool,
+    target: &crate::store::Location,
+) -> Result<(), String> {
+    let source = replicas.get(from).ok_or("unknown location")?;
+    // The bytes must still be those that checked out.
+    let bytes = replicas
+        .fetch(source, key, size)
+        .await?
+        .ok_or("the good copy is gone")?;
+    if hex(&Sha256::digest(&bytes)) != sha {
+        return Err(format!("the copy in {from} changed since it was checked"));
+    }
+    let write = if replace {
+        target.store.put_replace(key, bytes).await
+    } else {
+        target.store.put_new(key, bytes).await
+    };
+    write.map_err(|e| e.to_string())
+}
+
+/// Deletes the foreign objects found in writable locations.
+async fn delete_foreign(replicas: &Replicas, report: &mut Report) {
+    for loc in &report.locations {
+        let Some(target) = replicas.get(&loc.name).filter(|l| !l.read_only) else {
+            continue;
+        };
+        for p in &loc.foreign {
+            match target.store.delete(&p.key).await {
+                Ok(_) => report
+                    .deleted_foreign
+                    .push((loc.name.clone(), p.key.clone())),
+                Err(e) => {
+                    report
+                        .repair_failed
+                        .push((loc.name.clone(), p.key.clone(), e.to_string()))
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
-    BlobClientAcquireLeaseResultHeaders, BlobClientBreakLeaseOptions,
+    BlobClientAcquireLeaseResultHeaders, BlobClientBreakLeaseOptions, BlobClientDownloadOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions, ImmutabilityPolicyMode,
 };
@@ -20,6 +20,11 @@ use base64::Engine as _;
 use futures::TryStreamExt;
 
 use super::{BlobStore, Holder, LeaseAttempt, ObjectInfo, StoreError};
+
+/// Reads and writes of whole objects, and listings.
+const DATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Deletes and lease calls.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How a container is reached.
 pub enum AzureAuth {
@@ -244,30 +249,160 @@ impl BlobStore for AzureStore {
     }
 
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.upload(key, bytes, true).await
+        self.timed("write", key, DATA_TIMEOUT, self.upload(key, bytes, true))
+            .await
     }
 
     async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.upload(key, bytes, false).await
+        self.timed("write", key, DATA_TIMEOUT, self.upload(key, bytes, false))
+            .await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let blob = self.container.blob_client(key);
-        match blob.download(None).await {
-            Ok(response) => {
-                let body = response
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| self.error("read", key, e))?;
-                Ok(Some(body.to_vec()))
+        // Ask for one byte more than allowed: a larger blob shows itself
+        // without being downloaded whole.
+        let wanted = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+        let options = BlobClientDownloadOptions {
+            range: Some((0..wanted).into()),
+            ..Default::default()
+        };
+        let read = async {
+            match blob.download(Some(options)).await {
+                Ok(response) => {
+                    let body = response
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| self.error("read", key, e))?;
+                    Ok(Some(body.to_vec()))
+                }
+                Err(e) if is_not_found(&e) => Ok(None),
+                // A range of an empty blob is "not satisfiable".
+                Err(e) if matches!(status_code(&e), Some((416, _))) => Ok(Some(Vec::new())),
+                Err(e) => Err(self.error("read", key, e)),
             }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.error("read", key, e)),
+        };
+        let bytes = self.timed("read", key, DATA_TIMEOUT, read).await?;
+        match bytes {
+            Some(b) if b.len() as u64 > max => Err(StoreError::Failed {
+                location: self.shown.clone(),
+                op: "read",
+                key: key.to_string(),
+                detail: format!(
+                    "is larger than the {max} bytes its kind of object can be: refused"
+                ),
+            }),
+            other => Ok(other),
         }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.timed("list", prefix, DATA_TIMEOUT, self.list_all(prefix))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let delete = async {
+            match self.container.blob_client(key).delete(None).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(self.error("delete", key, e)),
+            }
+        };
+        self.timed("delete", key, CALL_TIMEOUT, delete).await
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        seconds: u32,
+        holder: &Holder,
+    ) -> Result<LeaseAttempt, StoreError> {
+        self.timed(
+            "lease",
+            key,
+            CALL_TIMEOUT,
+            self.acquire(key, seconds, holder),
+        )
+        .await
+    }
+
+    async fn lease_renew(&self, key: &str, id: &str, _seconds: u32) -> Result<bool, StoreError> {
+        // Azure renews for the duration the lease was acquired with.
+        let renew = async {
+            match self
+                .container
+                .blob_client(key)
+                .renew_lease(id.to_string(), None)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(false),
+                Err(e) => Err(self.error("lease", key, e)),
+            }
+        };
+        self.timed("lease", key, CALL_TIMEOUT, renew).await
+    }
+
+    async fn lease_release(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        let release = async {
+            match self
+                .container
+                .blob_client(key)
+                .release_lease(id.to_string(), None)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(()),
+                Err(e) => Err(self.error("lease", key, e)),
+            }
+        };
+        self.timed("lease", key, CALL_TIMEOUT, release).await
+    }
+
+    async fn lease_break(&self, key: &str) -> Result<(), StoreError> {
+        let options = BlobClientBreakLeaseOptions {
+            break_period: Some(0),
+            ..Default::default()
+        };
+        let brk = async {
+            match self
+                .container
+                .blob_client(key)
+                .break_lease(Some(options))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if matches!(status_code(&e), Some((404 | 409, _))) => Ok(()),
+                Err(e) => Err(self.error("lease", key, e)),
+            }
+        };
+        self.timed("lease", key, CALL_TIMEOUT, brk).await
+    }
+}
+
+impl AzureStore {
+    /// Gives up on a call that takes longer than `limit` (the transport's
+    /// timeouts bound each read; this bounds the whole call).
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        limit: std::time::Duration,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(StoreError::Unreachable {
+                location: self.shown.clone(),
+                op,
+                key: key.to_string(),
+                detail: format!("no answer within {} s", limit.as_secs()),
+            })
+        })
+    }
+
+    async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: Some(prefix.to_string()),
             ..Default::default()
@@ -293,15 +428,7 @@ impl BlobStore for AzureStore {
         Ok(out)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        match self.container.blob_client(key).delete(None).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(self.error("delete", key, e)),
-        }
-    }
-
-    async fn lease_acquire(
+    async fn acquire(
         &self,
         key: &str,
         seconds: u32,
@@ -349,50 +476,6 @@ impl BlobStore for AzureStore {
             tracing::debug!(error = %e, key, "could not record the lease holder");
         }
         Ok(LeaseAttempt::Acquired(id))
-    }
-
-    async fn lease_renew(&self, key: &str, id: &str, _seconds: u32) -> Result<bool, StoreError> {
-        // Azure renews for the duration the lease was acquired with.
-        match self
-            .container
-            .blob_client(key)
-            .renew_lease(id.to_string(), None)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(false),
-            Err(e) => Err(self.error("lease", key, e)),
-        }
-    }
-
-    async fn lease_release(&self, key: &str, id: &str) -> Result<(), StoreError> {
-        match self
-            .container
-            .blob_client(key)
-            .release_lease(id.to_string(), None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(status_code(&e), Some((404 | 409 | 412, _))) => Ok(()),
-            Err(e) => Err(self.error("lease", key, e)),
-        }
-    }
-
-    async fn lease_break(&self, key: &str) -> Result<(), StoreError> {
-        let options = BlobClientBreakLeaseOptions {
-            break_period: Some(0),
-            ..Default::default()
-        };
-        match self
-            .container
-            .blob_client(key)
-            .break_lease(Some(options))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(status_code(&e), Some((404 | 409, _))) => Ok(()),
-            Err(e) => Err(self.error("lease", key, e)),
-        }
     }
 }
 

@@ -13,6 +13,10 @@ use async_trait::async_trait;
 
 pub use replicated::{Location, PutReport, Replicas};
 
+/// The largest manifest, checkpoint, drill report or hold adfdr reads
+/// (docs/FORMAT.md). A payload is read up to the size its manifest records.
+pub const MAX_OBJECT: u64 = 64 << 20;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub key: String,
@@ -70,8 +74,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Replaces a damaged object (repair only).
     async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Reads an object; None when absent.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads an object of at most `max` bytes; None when absent. A larger
+    /// object (or anything but a plain object: a link, a FIFO) is an error,
+    /// and no more than `max + 1` bytes are ever held in memory.
+    async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;

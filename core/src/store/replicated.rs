@@ -130,7 +130,7 @@ impl Replicas {
                     );
                 }
                 let result = match l.store.put_new(key, bytes.to_vec()).await {
-                    Err(e) if e.is_exists() => match l.store.get(key).await {
+                    Err(e) if e.is_exists() => match l.store.get(key, bytes.len() as u64).await {
                         Ok(Some(existing)) if existing == bytes => Ok(()),
                         _ => Err(e),
                     },
@@ -154,42 +154,77 @@ impl Replicas {
         self.writable().map(|l| l.name.clone()).collect()
     }
 
-    /// Reads `key` from the first location (in configured order, or `prefer`
-    /// first) whose copy passes `check`.
+    /// Locations in configured order, `prefer` first.
+    pub fn order(&self, prefer: Option<&str>) -> Vec<&Location> {
+        let mut order: Vec<&Location> = self.locations.iter().collect();
+        if let Some(p) = prefer {
+            order.sort_by_key(|l| l.name != p);
+        }
+        order
+    }
+
+    /// Reads `key` (at most `max` bytes) from one location, skipping one
+    /// found unreachable earlier; the error as text.
+    pub async fn fetch(
+        &self,
+        l: &Location,
+        key: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if let Some(why) = self.tripped(&l.name) {
+            return Err(format!("unreachable: {why}"));
+        }
+        let got = l.store.get(key, max).await;
+        self.note(&l.name, &got);
+        got.map_err(|e| e.to_string())
+    }
+
+    /// Reads `key` (at most `max` bytes) from the first location (in
+    /// configured order, or `prefer` first) whose copy passes `check`.
     pub async fn read<F>(
         &self,
         key: &str,
+        max: u64,
         prefer: Option<&str>,
         check: F,
     ) -> Result<Read, Vec<(String, String)>>
     where
         F: Fn(&[u8]) -> Result<(), String>,
     {
-        let mut order: Vec<&Location> = self.locations.iter().collect();
-        if let Some(p) = prefer {
-            order.sort_by_key(|l| l.name != p);
-        }
+        self.read_map(key, max, prefer, check)
+            .await
+            .map(|((), read)| read)
+    }
+
+    /// `read`, where `check` also turns the bytes into what the caller wants.
+    pub async fn read_map<T, F>(
+        &self,
+        key: &str,
+        max: u64,
+        prefer: Option<&str>,
+        check: F,
+    ) -> Result<(T, Read), Vec<(String, String)>>
+    where
+        F: Fn(&[u8]) -> Result<T, String>,
+    {
         let mut skipped = Vec::new();
-        for l in order {
-            if let Some(why) = self.tripped(&l.name) {
-                skipped.push((l.name.clone(), format!("unreachable: {why}")));
-                continue;
-            }
-            let got = l.store.get(key).await;
-            self.note(&l.name, &got);
-            match got {
+        for l in self.order(prefer) {
+            match self.fetch(l, key, max).await {
                 Ok(Some(bytes)) => match check(&bytes) {
-                    Ok(()) => {
-                        return Ok(Read {
-                            bytes,
-                            location: l.name.clone(),
-                            skipped,
-                        });
+                    Ok(value) => {
+                        return Ok((
+                            value,
+                            Read {
+                                bytes,
+                                location: l.name.clone(),
+                                skipped,
+                            },
+                        ));
                     }
                     Err(why) => skipped.push((l.name.clone(), format!("damaged copy: {why}"))),
                 },
                 Ok(None) => skipped.push((l.name.clone(), "no copy".into())),
-                Err(e) => skipped.push((l.name.clone(), e.to_string())),
+                Err(e) => skipped.push((l.name.clone(), e)),
             }
         }
         Err(skipped)
@@ -267,7 +302,7 @@ mod tests {
         std::fs::remove_file(a.join("v1/f/x")).expect("rm");
         std::fs::write(a.join("v1/f/x"), b"bad!").expect("damage");
         let read = reps
-            .read("v1/f/x", None, |b| {
+            .read("v1/f/x", 100, None, |b| {
                 if b == b"good" {
                     Ok(())
                 } else {

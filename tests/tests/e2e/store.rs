@@ -152,13 +152,36 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
     assert!(again.is_exists(), "{again}");
     assert_eq!(
         stores[0]
-            .get("v1/f/snapshots/a.payload")
+            .get("v1/f/snapshots/a.payload", 3)
             .await
             .expect("get")
             .as_deref(),
         Some(&b"one"[..])
     );
-    assert_eq!(stores[0].get("v1/f/nothing").await.expect("get"), None);
+    assert_eq!(stores[0].get("v1/f/nothing", 3).await.expect("get"), None);
+    // A read is capped: a blob larger than its kind may be is refused after
+    // one byte past the cap (a ranged download), never fetched whole.
+    let big = vec![7u8; 3 << 20];
+    stores[0]
+        .put_new("v1/f/snapshots/big.manifest", big)
+        .await
+        .expect("put");
+    let err = stores[0]
+        .get("v1/f/snapshots/big.manifest", 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    stores[0]
+        .put_new("v1/f/snapshots/empty.manifest", Vec::new())
+        .await
+        .expect("put");
+    assert_eq!(
+        stores[0]
+            .get("v1/f/snapshots/empty.manifest", 100)
+            .await
+            .expect("an empty blob reads as empty"),
+        Some(Vec::new())
+    );
 
     // A read-only location (an RA-GRS secondary) is read, never written.
     let replicas = Replicas::new(vec![
@@ -184,14 +207,14 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
     assert_eq!(report.written, ["primary"]);
     assert_eq!(
         stores[0]
-            .get("v1/f/snapshots/b.payload")
+            .get("v1/f/snapshots/b.payload", 3)
             .await
             .expect("get"),
         None,
         "nothing reached the read-only location"
     );
     let read = replicas
-        .read("v1/f/snapshots/a.payload", None, |_| Ok(()))
+        .read("v1/f/snapshots/a.payload", 3, None, |_| Ok(()))
         .await
         .expect("read");
     assert_eq!(read.location, "secondary", "only the secondary holds it");
