@@ -123,6 +123,17 @@ async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
             (f.clone(), last.map(adfdr_core::snapshot::rfc3339))
         })
         .collect();
+    // Each factory's newest snapshot the catalog saw committed: the CLI
+    // compares it with what the store lists (a rollback shows as a newest
+    // snapshot no location holds).
+    let newest: BTreeMap<String, String> = view
+        .factories
+        .iter()
+        .filter_map(|f| {
+            let s = c.catalog.latest_snapshot(f).ok()??;
+            Some((f.clone(), s.id))
+        })
+        .collect();
     // Each factory's newest drill (from the catalog: the agent's drills and
     // those it learned from the store).
     let last_drill: BTreeMap<String, serde_json::Value> = view
@@ -136,6 +147,7 @@ async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
     Json(serde_json::json!({
         "agent": {"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")},
         "last_confirmed": confirmed,
+        "newest_snapshot": newest,
         "last_drill": last_drill,
         "factories": view.factories,
         "rpo_targets": view.rpo_targets,
@@ -193,8 +205,16 @@ async fn one(State(c): State<Arc<Control>>, UrlPath(id): UrlPath<String>) -> imp
 
 /// Binds the socket (replacing a stale one), mode 0660, and serves.
 pub async fn serve(path: &Path, control: Arc<Control>) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
     let shown = path.display();
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Only a stale socket is ours to replace: never a file, a link or a
+        // directory someone pointed agent.socket at.
+        if !meta.file_type().is_socket() {
+            return Err(format!(
+                "agent.socket {shown} exists and is not a socket; point agent.socket at a path of its own (nothing was removed)"
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(
                 "agent.socket {shown}: another agent is listening there"

@@ -316,6 +316,26 @@ async fn bad_input_is_refused_before_ready() {
         "{}",
         rig.log()
     );
+    // agent.socket names a file that is not a socket: refused, left alone.
+    let precious = rig.dir.join("precious.txt");
+    std::fs::write(&precious, b"keep me").expect("file");
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            &rig.socket().display().to_string(),
+            &precious.display().to_string(),
+        ),
+    )
+    .expect("config");
+    let (mut agent, _socket) = rig.spawn(&[]);
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(2),
+        "{}",
+        rig.log()
+    );
+    assert!(rig.log().contains("is not a socket"), "{}", rig.log());
+    assert_eq!(std::fs::read(&precious).expect("still there"), b"keep me");
     // No location answers.
     rig.write_config("backup = \"0 3 * * *\"");
     let text = std::fs::read_to_string(&rig.config).expect("config");
@@ -328,7 +348,7 @@ async fn bad_input_is_refused_before_ready() {
         )
         .replace(
             &rig.dir.join("neu").display().to_string(),
-            &missing.display().to_string(),
+            &rig.dir.join("gone-too").display().to_string(),
         ),
     )
     .expect("config");
@@ -715,6 +735,29 @@ async fn the_cli_goes_through_the_agent_while_it_runs() {
     assert!(
         text.contains("sales: 2 snapshots") && text.contains("would free"),
         "{text}"
+    );
+    // Read commands work beside the agent (the store answers); a rebuild
+    // says why it cannot run while the agent holds the catalog.
+    let out = cli(&["snapshots"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("sales").count(), 2, "{text}");
+    let out = cli(&["catalog", "rebuild"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has the catalog open; stop it first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let runs = control(&rig.socket(), "GET", "/runs", None).1;
     let jobs: Vec<&str> = runs

@@ -121,10 +121,30 @@ impl Catalog {
             path: path.display().to_string(),
             detail,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+        // The state directory 0700, the catalog 0600 (docs/SECURITY.md):
+        // also outside systemd, where no StateDirectoryMode= sets them.
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| err(format!("cannot open it: {e}")))?;
+        if let Ok(meta) = file.metadata()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+        drop(file);
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => err(
                 "in use by another adfdr process (the agent?); try again when it is done".into(),

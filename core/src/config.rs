@@ -296,10 +296,11 @@ impl<'de> Deserialize<'de> for HttpsUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         let url = Url::parse(&text)
-            .map_err(|e| serde::de::Error::custom(format!("'{text}' is not a URL: {e}")))?;
+            .map_err(|e| serde::de::Error::custom(format!("'{}' is not a URL: {e}", cut(&text))))?;
         if url.scheme() != "https" {
             return Err(serde::de::Error::custom(format!(
-                "'{text}' must use https: Entra tokens are only sent over TLS"
+                "'{}' must use https: Entra tokens are only sent over TLS",
+                cut(&text)
             )));
         }
         Ok(HttpsUrl(url))
@@ -315,7 +316,7 @@ pub enum LocationUrl {
 
 impl LocationUrl {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = Url::parse(text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+        let url = Url::parse(text).map_err(|e| format!("'{}' is not a URL: {e}", cut(text)))?;
         match url.scheme() {
             "https" => {
                 if url.query().is_some() {
@@ -326,7 +327,8 @@ impl LocationUrl {
                 }
                 if url.path().trim_matches('/').is_empty() {
                     return Err(format!(
-                        "'{text}' names no container; use https://ACCOUNT.blob.core.windows.net/CONTAINER"
+                        "'{}' names no container; use https://ACCOUNT.blob.core.windows.net/CONTAINER",
+                        cut(text)
                     ));
                 }
                 Ok(LocationUrl::Azure(url))
@@ -334,9 +336,11 @@ impl LocationUrl {
             "file" => url
                 .to_file_path()
                 .map(LocationUrl::Dir)
-                .map_err(|_| format!("'{text}' is not a local directory URL")),
+                .map_err(|_| format!("'{}' is not a local directory URL", cut(text))),
             other => Err(format!(
-                "'{text}': scheme {other} is not supported; use https:// (Azure Blob) or file:// (a directory)"
+                "'{}': scheme {} is not supported; use https:// (Azure Blob) or file:// (a directory)",
+                cut(text),
+                cut(other)
             )),
         }
     }
@@ -355,7 +359,12 @@ pub struct DurationSpec(pub std::time::Duration);
 
 impl DurationSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("'{text}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m");
+        let bad = || {
+            format!(
+                "'{}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m",
+                cut(text)
+            )
+        };
         let mut total = 0u64;
         let mut digits = String::new();
         for c in text.trim().chars() {
@@ -446,13 +455,14 @@ impl Config {
             )));
         }
         let mut names = BTreeMap::new();
+        let mut places: BTreeMap<String, String> = BTreeMap::new();
         for l in &self.locations {
             if !safe_name(&l.get_ref().name) {
                 return Err(invalid(
                     l.span(),
                     format!(
                         "location name '{}' may only use letters, digits, '-', '_' and '.'",
-                        l.get_ref().name
+                        cut(&l.get_ref().name)
                     ),
                 ));
             }
@@ -460,6 +470,16 @@ impl Config {
                 return Err(invalid(
                     l.span(),
                     format!("location name '{}' is used twice", l.get_ref().name),
+                ));
+            }
+            let here = place(&l.get_ref().url);
+            if let Some(first) = places.insert(here.clone(), l.get_ref().name.clone()) {
+                return Err(invalid(
+                    l.span(),
+                    format!(
+                        "location '{}' is the same place as location {first} ({here}): one copy would count twice; give each location its own container or directory",
+                        l.get_ref().name
+                    ),
                 ));
             }
             if l.get_ref().sas_file.is_some() && matches!(l.get_ref().url, LocationUrl::Dir(_)) {
@@ -502,7 +522,7 @@ impl Config {
                     k.span(),
                     format!(
                         "key id '{}' may only use letters, digits, '-', '_' and '.'",
-                        key.id
+                        cut(&key.id)
                     ),
                 ));
             }
@@ -519,7 +539,8 @@ impl Config {
                             k.span(),
                             format!(
                                 "key '{}': keyvault must look like https://VAULT.vault.azure.net/keys/NAME[/VERSION], got {}",
-                                key.id, url.0
+                                key.id,
+                                cut(url.0.as_str())
                             ),
                         ));
                     }
@@ -544,7 +565,7 @@ impl Config {
                     f.span(),
                     format!(
                         "factory name '{}' may only use letters, digits, '-', '_' and '.'",
-                        fc.name
+                        cut(&fc.name)
                     ),
                 ));
             }
@@ -554,24 +575,32 @@ impl Config {
                     format!("factory name '{}' is used twice", fc.name),
                 ));
             }
-            for (what, value) in [
-                ("subscription", &fc.subscription),
-                ("resource_group", &fc.resource_group),
-                ("factory", &fc.factory),
-            ] {
-                if value.is_empty() || value.contains('/') {
-                    return Err(invalid(
+            crate::model::names::factory_path(&fc.subscription, &fc.resource_group, &fc.factory)
+                .map_err(|e| {
+                    invalid(
                         f.span(),
-                        format!(
-                            "factory '{}': {what} '{value}' is not a valid Azure name",
-                            fc.name
-                        ),
-                    ));
-                }
+                        format!("factory '{}': {}", fc.name, cut_quoted(&e)),
+                    )
+                })?;
+            if let Some(t) = &fc.drill_target {
+                crate::model::names::factory_path(&t.subscription, &t.resource_group, &t.factory)
+                    .map_err(|e| {
+                    invalid(
+                        f.span(),
+                        format!("factory '{}': drill_target: {}", fc.name, cut_quoted(&e)),
+                    )
+                })?;
             }
             if let Some(tz) = &fc.timezone {
                 crate::plan::schedule::Schedule::parse("0 0 * * *", Some(tz)).map_err(|e| {
-                    invalid(f.span(), format!("factory '{}': timezone: {e}", fc.name))
+                    invalid(
+                        f.span(),
+                        format!(
+                            "factory '{}': timezone: {}",
+                            fc.name,
+                            cut_quoted(&e.to_string())
+                        ),
+                    )
                 })?;
             }
             for (what, expr) in [
@@ -582,7 +611,16 @@ impl Config {
             ] {
                 if let Some(expr) = expr {
                     crate::plan::schedule::Schedule::parse(expr, fc.timezone.as_deref()).map_err(
-                        |e| invalid(f.span(), format!("factory '{}': {what} = {e}", fc.name)),
+                        |e| {
+                            invalid(
+                                f.span(),
+                                format!(
+                                    "factory '{}': {what} = {}",
+                                    fc.name,
+                                    cut_quoted(&e.to_string())
+                                ),
+                            )
+                        },
                     )?;
                 }
             }
@@ -637,6 +675,56 @@ impl Config {
     }
 }
 
+/// A value as error messages show it: cut short, so that a pasted secret
+/// or a runaway value never floods a log (the line number says where).
+pub fn cut(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        value.to_string()
+    } else {
+        let head: String = value.chars().take(MAX - 16).collect();
+        format!("{head}… ({} bytes)", value.len())
+    }
+}
+
+/// A naming-rule message with any long quoted value cut short.
+fn cut_quoted(message: &str) -> String {
+    if message.len() <= 200 {
+        message.to_string()
+    } else {
+        cut(message)
+    }
+}
+
+/// Where a location's data lives, to tell two names for one place: the
+/// resolved directory, or the container URL without case or slashes.
+fn place(url: &LocationUrl) -> String {
+    match url {
+        LocationUrl::Dir(path) => {
+            let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| {
+                // Not there yet: resolve `.` and `..` by hand.
+                let mut out = PathBuf::new();
+                for c in path.components() {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            out.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        c => out.push(c),
+                    }
+                }
+                out
+            });
+            format!("file://{}", resolved.display())
+        }
+        LocationUrl::Azure(u) => format!(
+            "https://{}{}",
+            u.host_str().unwrap_or("").to_ascii_lowercase(),
+            u.path().trim_end_matches('/').to_ascii_lowercase()
+        ),
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -644,7 +732,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// toml's message with its line. The offending source line is not echoed:
 /// it might hold something secret.
 fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
-    let message = e.message().trim().to_string();
+    let message = cut_quoted(e.message().trim());
     match e.span() {
         Some(span) => format!("line {}: {message}", line_of(text, span.start)),
         None => message,
@@ -743,6 +831,28 @@ keep = { last = 10, daily = 14 }
     }
 
     #[test]
+    fn one_place_under_two_names_and_long_values_are_refused_briefly() {
+        let twice = GOOD.replace(
+            "file:///srv/adfdr",
+            "https://ADFDRWEU.blob.core.windows.net/adfdr/",
+        );
+        let e = parse(&twice).unwrap_err().to_string();
+        assert!(e.contains("same place as location weu"), "{e}");
+        let huge = "x".repeat(10 << 20);
+        let long = GOOD.replace("name = \"sales-prod\"", &format!("name = \"{huge}\""));
+        let e = parse(&long).unwrap_err().to_string();
+        assert!(
+            e.len() < 400 && e.contains("bytes)"),
+            "{} bytes: {}",
+            e.len(),
+            &e[..200.min(e.len())]
+        );
+        let query = GOOD.replace("factory = \"adf-sales-prod\"", "factory = \"f?x=1\"");
+        let e = parse(&query).unwrap_err().to_string();
+        assert!(e.contains("Data Factory's rules"), "{e}");
+    }
+
+    #[test]
     fn bad_schedules_and_time_zones_are_named_with_their_factory_and_line() {
         let cron = GOOD.replace("\"*/15 * * * *\"", "\"*/15 * * *\"");
         let e = parse(&cron).unwrap_err().to_string();
@@ -755,7 +865,7 @@ keep = { last = 10, daily = 14 }
         let e = parse(&tz).unwrap_err().to_string();
         assert!(e.contains("unknown time zone 'Europe/Atlantis'"), "{e}");
         let ok = format!(
-            "{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\ndrill_target = {{ subscription = \"s\", resource_group = \"rg-dr\", factory = \"adf-drill\" }}\n"
+            "{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\ndrill_target = {{ subscription = \"00000000-0000-0000-0000-000000000000\", resource_group = \"rg-dr\", factory = \"adf-drill\" }}\n"
         );
         parse(&ok).expect("a valid zone and drill schedule");
         let e = parse(&format!("{GOOD}drill = \"0 3 * * SUN\"\n"))

@@ -93,23 +93,29 @@ pub fn retry_options() -> RetryOptions {
 
 /// Reads a secret file, refusing one that group or others can read.
 pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+    use std::io::Read;
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read {
+    let read_err = |source| IdentityError::Read {
         path: shown.clone(),
-        source: source.into(),
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
+        source,
+    };
+    // A regular file (no FIFO, no device), opened without blocking and
+    // capped, then its mode: a secret must not be readable by others.
+    let (file, len) =
+        crate::localfile::open_regular(path, crate::localfile::MAX_SECRET).map_err(read_err)?;
+    let mode = file
+        .metadata()
+        .map_err(|e| read_err(e.into()))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(IdentityError::Exposed { path: shown, mode });
     }
-    let bytes = Zeroizing::new(
-        crate::localfile::read_capped(path, crate::localfile::MAX_SECRET).map_err(|source| {
-            IdentityError::Read {
-                path: shown.clone(),
-                source,
-            }
-        })?,
-    );
+    let mut bytes = Zeroizing::new(Vec::with_capacity(len as usize));
+    file.take(crate::localfile::MAX_SECRET)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_err(e.into()))?;
     Ok(bytes)
 }
 

@@ -27,13 +27,35 @@ struct Probe {
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     let Command::Check { offline } = cmd;
     let config = ctx.load_config()?;
+    // Offline too, every local file the config names is opened as it will
+    // be: key files (regular, 0600, exactly 32 bytes), secret and SAS files.
+    let engine = adfdr_core::ops::Engine::new(config)?;
     if offline {
-        if !ctx.json {
-            println!("config {} is valid", config.path.display());
+        let keys: Vec<String> = engine
+            .keys
+            .files
+            .iter()
+            .map(|(k, p)| {
+                format!(
+                    "key {} (file {}): fingerprint {}",
+                    k.id,
+                    p.display(),
+                    k.fingerprint()
+                )
+            })
+            .collect();
+        if ctx.json {
+            output::json(&serde_json::json!({
+                "config": engine.config.path, "ok": true, "offline": true, "key_files": keys,
+            }));
+        } else {
+            println!("config {} is valid", engine.config.path.display());
+            for k in &keys {
+                println!("  ok    {k}");
+            }
         }
         return Ok(exit::OK);
     }
-    let engine = adfdr_core::ops::Engine::new(config)?;
     let who = engine.identity.description.clone();
     let mut probes = Vec::new();
 

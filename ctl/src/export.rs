@@ -32,8 +32,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     for (location, why) in opened.skipped.iter().chain(&from.skipped) {
         eprintln!("adfdr: warning: skipped location {location}: {why}");
     }
-    let written =
-        gitlayout::write(&args.out, &resources).map_err(|e| OpError::Failed(e.to_string()))?;
+    let written = gitlayout::write(&args.out, &resources).map_err(|e| match e {
+        gitlayout::GitLayoutError::NotEmpty { .. } => OpError::Usage(e.to_string()),
+        e => OpError::Failed(e.to_string()),
+    })?;
     if ctx.json {
         output::json(
             &serde_json::json!({"snapshot": id, "factory": f, "out": args.out, "files": written.files, "not_in_git_layout": written.skipped}),

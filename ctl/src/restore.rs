@@ -111,6 +111,9 @@ pub struct Args {
 
 /// What a restore runs with: from the config, or from the flags alone.
 struct Kit {
+    /// The newest snapshot of the factory the catalog saw committed (not in
+    /// incident mode): how a rollback in the store is noticed.
+    known_newest: Option<String>,
     replicas: Replicas,
     keys: KeyRing,
     arm: ArmClient,
@@ -193,6 +196,7 @@ fn incident_kit(args: &Args) -> Result<Kit, OpError> {
         .unwrap_or_else(std::env::temp_dir)
         .join("adfdr");
     Ok(Kit {
+        known_newest: None,
         replicas: Replicas::new(locations),
         keys,
         arm,
@@ -211,7 +215,22 @@ fn config_kit(ctx: &Ctx, args: &Args) -> Result<Kit, OpError> {
     }
     let engine = ctx.engine()?;
     let factory = crate::output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let known_newest =
+        factory
+            .as_deref()
+            .and_then(|f| match crate::agent::Agent::find(&engine.config) {
+                Some(agent) => agent
+                    .call("GET", "/status", None)
+                    .ok()
+                    .and_then(|(_, s)| s["newest_snapshot"][f].as_str().map(str::to_string)),
+                None => engine
+                    .catalog()
+                    .ok()
+                    .and_then(|c| c.latest_snapshot(f).ok().flatten())
+                    .map(|r| r.id),
+            });
     Ok(Kit {
+        known_newest,
         audit_dir: engine.config.agent.state_dir.clone(),
         identity: engine.identity.description.clone(),
         replicas: engine.replicas,
@@ -270,6 +289,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         kit.factory.as_deref(),
     )
     .await?;
+    if args.snapshot == "latest"
+        && let Some(known) = &kit.known_newest
+    {
+        let (listed, failed) = adfdr_core::ops::read::list(&kit.replicas, Some(&factory)).await;
+        if failed.is_empty() && adfdr_core::ops::read::vanished_newest(known, &listed) {
+            eprintln!(
+                "adfdr: warning: snapshot {known} of {factory} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {id}, the newest the store still holds. Run `adfdr verify`."
+            );
+        }
+    }
     let held = adfdr_core::ops::prune::hold(
         &kit.replicas,
         &factory,
@@ -399,7 +428,9 @@ async fn restore(
     prepared.timings.apply_ms = applying.elapsed().as_millis();
     let verifying = std::time::Instant::now();
     let expected_started = op::started_after(plan, &prepared.target_triggers);
-    let mismatches = op::verify(
+    // A read-back that fails (faults, throttling) must not hide what was
+    // written: the summary and the audit record come on every path.
+    let (mismatches, verify_error) = match op::verify(
         &kit.arm,
         target,
         &kit.identity,
@@ -407,10 +438,13 @@ async fn restore(
         &expected_started,
         args.concurrency,
     )
-    .await?
-    .0;
+    .await
+    {
+        Ok((m, _)) => (m, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
     prepared.timings.verify_ms = verifying.elapsed().as_millis();
-    let code = if !applied.failures.is_empty() {
+    let code = if !applied.failures.is_empty() || verify_error.is_some() {
         exit::FAILED
     } else if !mismatches.is_empty() {
         exit::CHECK_FAILED
@@ -433,7 +467,7 @@ async fn restore(
         "from": {"location": prepared.payload_location, "skipped": prepared.skipped_locations.iter().map(|(l, _)| l).collect::<Vec<_>>()},
         "to": target.describe(),
         "options": {"include": args.include, "exclude": args.exclude, "triggers": options.triggers, "delete_extraneous": args.delete_extraneous, "overrides": args.overrides},
-        "result": {"outcome": outcome, "written": applied.written, "deleted": applied.deleted, "stopped": applied.stopped, "started": applied.started, "skipped": plan.skipped.len(), "failures": applied.failures.len(), "mismatches": mismatches.len()},
+        "result": {"outcome": outcome, "written": applied.written, "deleted": applied.deleted, "stopped": applied.stopped, "started": applied.started, "skipped": plan.skipped.len(), "failures": applied.failures.len(), "mismatches": mismatches.len(), "read_back_error": verify_error},
         "seconds": clock.elapsed().as_secs_f64(),
     });
     let audit = op::audit(&kit.audit_dir, &record);
@@ -447,6 +481,7 @@ async fn restore(
     if ctx.json {
         crate::output::json(&json!({
             "source": head, "plan": plan, "applied": applied, "mismatches": mismatches,
+            "read_back_error": verify_error,
             "timings": prepared.timings, "outcome": outcome,
             "audit": audit.as_ref().ok(),
         }));
@@ -456,6 +491,9 @@ async fn restore(
         }
         for m in &mismatches {
             println!("MISMATCH {}: {}", m.resource, m.detail);
+        }
+        if let Some(e) = &verify_error {
+            println!("READ-BACK FAILED (what was written is not verified): {e}");
         }
         let t = &prepared.timings;
         println!(

@@ -1,8 +1,8 @@
 //! `adfdr snapshots [FACTORY] [--location NAME]`: what the store holds. The
 //! store is listed (it is the truth) and every manifest copy is checked
-//! without a key (digest, the factory and id its header binds, an id not in
-//! the future): a name that does not bear out is not a snapshot and is
-//! named as foreign. Details come from the public headers; the catalog, when
+//! (digest, the factory and id its header binds, an id not in the future,
+//! and that it decrypts with a configured key): a name that does not bear
+//! out is not a snapshot and is named as foreign. Details come from the public headers; the catalog, when
 //! this process can open it, learns what it did not know.
 
 use adfdr_core::ops::{OpError, exit, read, system_clock};
@@ -40,7 +40,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             Replicas::new(vec![location])
         }
     };
-    let inventory = read::inventory(&replicas, factory.as_deref(), None, system_clock()).await;
+    // With the configured keys every manifest must also decrypt: a header
+    // forged without a key (digest recomputed) is not listed.
+    let inventory = read::inventory(
+        &replicas,
+        factory.as_deref(),
+        Some(&engine.keys),
+        system_clock(),
+    )
+    .await;
     let failed = inventory.failed.clone();
     for (location, error) in &failed {
         eprintln!("adfdr: warning: location {location} could not be listed: {error}");

@@ -2,8 +2,8 @@
 //! target, the last drill, the agent's jobs (next runs, failures) and
 //! location health; from the agent when it runs, else from the local catalog.
 
-use adfdr_core::ops::{OpError, exit, system_clock};
-use adfdr_core::snapshot::parse_time;
+use adfdr_core::ops::{OpError, exit, read, system_clock};
+use adfdr_core::snapshot::{parse_time, snapshot_time};
 
 use crate::{Ctx, output};
 
@@ -20,8 +20,9 @@ fn age(seconds: i64) -> String {
 }
 
 pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
-    let config = ctx.load_config()?;
-    let agent = crate::agent::Agent::find(&config);
+    let engine = ctx.engine()?;
+    let config = &engine.config;
+    let agent = crate::agent::Agent::find(config);
     let agent_status = match &agent {
         Some(a) => Some(a.call("GET", "/status", None)?.1),
         None => None,
@@ -38,16 +39,38 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
     let mut rows = Vec::new();
     let mut late = false;
     let mut json = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     for f in config.factories.iter().map(|f| f.get_ref()) {
         let from_agent = agent_status
             .as_ref()
             .and_then(|s| s["last_confirmed"][f.name.as_str()].as_str())
             .and_then(parse_time);
-        let confirmed = from_agent.or_else(|| {
+        let mut confirmed = from_agent.or_else(|| {
             catalog
                 .as_ref()
                 .and_then(|c| c.last_confirmed(&f.name).ok().flatten())
         });
+        // The store is the truth: a newest snapshot the catalog knows and no
+        // location holds was deleted behind adfdr's back. Then the RPO is
+        // what the store still holds.
+        let known = match &agent_status {
+            Some(st) => st["newest_snapshot"][f.name.as_str()]
+                .as_str()
+                .map(str::to_string),
+            None => catalog
+                .as_ref()
+                .and_then(|c| c.latest_snapshot(&f.name).ok().flatten())
+                .map(|r| r.id),
+        };
+        let mut vanished = None;
+        if let Some(known) = known {
+            let (listed, failed) = read::list(&engine.replicas, Some(&f.name)).await;
+            if failed.is_empty() && read::vanished_newest(&known, &listed) {
+                confirmed = listed.last().and_then(|l| snapshot_time(&l.id));
+                vanished = Some(known);
+            }
+        }
+        late |= vanished.is_some();
         let drill: Option<adfdr_core::catalog::DrillRecord> = match &agent_status {
             Some(st) => serde_json::from_value(st["last_drill"][f.name.as_str()].clone()).ok(),
             None => catalog
@@ -95,7 +118,14 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             })
             .unwrap_or_default();
         json.push(serde_json::json!({"factory": f.name, "last_confirmed": confirmed.map(adfdr_core::snapshot::rfc3339),
-            "rpo_seconds": rpo, "rpo_target_seconds": target, "jobs": jobs, "last_drill": drill}));
+            "rpo_seconds": rpo, "rpo_target_seconds": target, "jobs": jobs, "last_drill": drill,
+            "vanished": vanished}));
+        if let Some(v) = &vanished {
+            warnings.push(format!(
+                "{}: snapshot {v} was committed, and no location holds it: deleted behind adfdr's back? (`adfdr verify`; RPO counts from what the store holds)",
+                f.name
+            ));
+        }
         rows.push(vec![
             f.name.clone(),
             confirmed.map_or("-".into(), adfdr_core::snapshot::rfc3339),
@@ -147,6 +177,9 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             ],
             &rows,
         );
+        for w in &warnings {
+            println!("VANISHED {w}");
+        }
         if let Some(locations) = agent_status
             .as_ref()
             .and_then(|s| s["locations"].as_object())

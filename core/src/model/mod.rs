@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod diff;
 pub mod kind;
+pub mod names;
 pub mod raw;
 pub mod references;
 pub mod restorability;

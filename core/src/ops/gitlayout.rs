@@ -42,6 +42,12 @@ pub fn git_body(r: &Resource) -> Value {
 }
 
 pub fn file_for(r: &Resource) -> Option<PathBuf> {
+    // A name is one path component (ARM names never hold '/'); anything else
+    // has no file in the layout rather than a path out of it.
+    let plain = |n: &str| !n.is_empty() && n != "." && n != ".." && !n.contains(['/', '\\', '\0']);
+    if !plain(&r.name) || r.parent.as_deref().is_some_and(|p| !plain(p)) {
+        return None;
+    }
     let file = format!("{}.json", r.name);
     match r.kind {
         ResourceKind::ManagedPrivateEndpoint => Some(
@@ -69,6 +75,13 @@ pub fn write(out: &Path, resources: &[Resource]) -> Result<Written, GitLayoutErr
             });
         }
     }
+    // Decrypted definitions: directories 0700, files 0600, never an
+    // existing file overwritten.
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true).mode(0o700);
+    dirs.create(out).map_err(io(out))?;
     let mut written = Written::default();
     for r in resources {
         let Some(rel) = file_for(r) else {
@@ -77,11 +90,17 @@ pub fn write(out: &Path, resources: &[Resource]) -> Result<Written, GitLayoutErr
         };
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            dirs.create(dir).map_err(io(dir))?;
         }
         let mut text = serde_json::to_string_pretty(&git_body(r)).expect("json");
         text.push('\n');
-        std::fs::write(&path, text).map_err(io(&path))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(io(&path))?;
         written.files += 1;
     }
     Ok(written)

@@ -1,7 +1,8 @@
 //! Who runs a factory's jobs: a lease on `v1/{factory}/lease` in the store.
 //!
 //! The lease lives in the first writable location, in configured order, that
-//! answers. When that location is unreachable the next one is used, and the
+//! answers. When that location is unreachable or refuses (read-only, a lease
+//! record that does not parse) the next one is used, and the
 //! holder keeps trying to move its lease back: if it finds the earlier
 //! location answering and leased by someone else, it gives its own up. A
 //! holder that died frees the lease when it expires (at most `seconds`), or
@@ -93,16 +94,19 @@ async fn try_from(
                         holder,
                     });
                 }
-                Err(e) if e.is_unreachable() => {
+                // Unreachable, or refusing (a read-only mount, a SAS without
+                // write, a lease record that is not ours): the next location
+                // decides. Every agent meets the same refusal, so they still
+                // agree on where the lease lives.
+                Err(e) => {
                     unreachable.push(format!("{}: {e}", l.name));
                     break;
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     }
     Err(OpError::Failed(format!(
-        "no writable location answered to take the lease of factory '{factory}': {}",
+        "no writable location would take the lease of factory '{factory}': {}",
         if unreachable.is_empty() {
             "none is configured".to_string()
         } else {

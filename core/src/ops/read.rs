@@ -93,6 +93,15 @@ pub async fn list(
     (out, failed)
 }
 
+/// Did `known`, the newest snapshot of a factory that a catalog saw
+/// committed, vanish? It did when no location lists it and it is newer than
+/// all they list: retention never deletes the newest intact snapshot, so
+/// that is a deletion behind adfdr's back (a rollback). Only meaningful when
+/// every location was listed.
+pub fn vanished_newest(known: &str, listed: &[Listed]) -> bool {
+    !listed.iter().any(|l| l.id == known) && listed.iter().all(|l| l.id.as_str() < known)
+}
+
 /// Checks one copy of a manifest against the name it was found under,
 /// without a key: digest, type, the factory and id its header binds, and
 /// (with `now`) an id time no later than `now` plus the clock skew.

@@ -54,11 +54,14 @@ impl TargetFactory {
             _ => parts,
         };
         match parts.as_slice() {
-            [sub, rg, f] => Ok(TargetFactory {
-                subscription: sub.to_string(),
-                resource_group: rg.to_string(),
-                factory: f.to_string(),
-            }),
+            [sub, rg, f] => {
+                crate::model::names::factory_path(sub, rg, f).map_err(|e| format!("--to: {e}"))?;
+                Ok(TargetFactory {
+                    subscription: sub.to_string(),
+                    resource_group: rg.to_string(),
+                    factory: f.to_string(),
+                })
+            }
             _ => Err(format!(
                 "--to {text:?}: expected SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or the factory's ARM id)"
             )),
@@ -818,12 +821,13 @@ mod tests {
 
     #[test]
     fn targets_parse_from_paths_and_arm_ids() {
-        let t = TargetFactory::parse("sub-1/rg-dr/adf-dr").expect("path");
+        let t = TargetFactory::parse("11111111-2222-3333-4444-555555555555/rg-dr/adf-dr")
+            .expect("path");
         assert_eq!(
             t.arm_path(),
-            "/subscriptions/sub-1/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr"
+            "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr"
         );
-        let id = TargetFactory::parse("/subscriptions/sub-1/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr").expect("id");
+        let id = TargetFactory::parse("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr").expect("id");
         assert_eq!(id, t);
         let e = TargetFactory::parse("adf-dr").expect_err("short");
         assert!(e.contains("SUBSCRIPTION/RESOURCE_GROUP/FACTORY"), "{e}");

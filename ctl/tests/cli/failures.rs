@@ -242,8 +242,9 @@ async fn a_sas_file_location_works_and_a_refused_sas_is_named() {
     assert!(stderr(&out).contains("chmod 600"), "{}", text(&out));
 
     // A full SAS: weu through the SAS, neu through Entra ID. The refused run
-    // stopped at the factory's lease (in weu, the first location) before
-    // writing anything, so this run writes the first snapshot, in both.
+    // took its lease in neu but committed nothing (weu refused the payload
+    // and the default needs every location), so this run writes the first
+    // snapshot, in both.
     std::fs::set_permissions(&sas_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::write(
         &sas_file,

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod drill;
 mod failures;
+mod hostile;
 mod integrity;
 mod prune;
 mod restore;

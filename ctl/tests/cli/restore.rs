@@ -725,7 +725,7 @@ async fn incident_mode_needs_only_a_login_a_store_and_a_key() {
             "--factory",
             "sales",
             "--to",
-            &format!("{SUB}/{DR_RG}/x"),
+            &format!("{SUB}/{DR_RG}/adf-x"),
         ])
         .args([
             "--store",

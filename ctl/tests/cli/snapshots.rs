@@ -142,8 +142,8 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let again = rig.adfdr(&["export", &s1, "--out", export_dir.to_str().expect("utf8")]);
     assert_eq!(
         code(&again),
-        1,
-        "never writes into a non-empty directory: {}",
+        2,
+        "never writes into a non-empty directory (a usage error): {}",
         text(&again)
     );
 

@@ -1,0 +1,103 @@
+//! ARM's naming rules for what adfdr puts into a request path: a name that
+//! breaks them is refused before any request, so `?`, `#`, `%2F`, `..` or a
+//! space can never smuggle a query or another path into a URL.
+//! Sources: Microsoft's "Naming rules and restrictions for Azure resources"
+//! (Microsoft.Resources/resourcegroups, Microsoft.DataFactory/factories) and
+//! the subscription id, a GUID.
+
+/// A subscription id: a GUID, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub fn subscription(id: &str) -> Result<(), String> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lengths)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "subscription {id:?} is not a subscription id (a GUID like 00000000-0000-0000-0000-000000000000)"
+        ))
+    }
+}
+
+/// A resource group: 1 to 90 letters, digits, `_`, `-`, `.`, `(`, `)`;
+/// not ending in `.`.
+pub fn resource_group(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    let ok = (1..=90).contains(&chars)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'))
+        && !name.ends_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "resource group {name:?} breaks ARM's rules: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'"
+        ))
+    }
+}
+
+/// A data factory: 3 to 63 ASCII letters, digits and single dashes, starting
+/// and ending with a letter or digit.
+pub fn factory(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let ok = (3..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "factory name {name:?} breaks Data Factory's rules: 3-63 letters, digits and single dashes, starting and ending with a letter or digit"
+        ))
+    }
+}
+
+/// All three, for `SUB/RG/FACTORY`.
+pub fn factory_path(subscription_id: &str, group: &str, name: &str) -> Result<(), String> {
+    subscription(subscription_id)?;
+    resource_group(group)?;
+    factory(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_bend_a_url_are_refused() {
+        let sub = "11111111-2222-3333-4444-555555555555";
+        assert!(factory_path(sub, "rg-prod", "adf-sales-prod").is_ok());
+        assert!(factory_path(sub, "rg_(x).y", "a1b").is_ok());
+        assert!(
+            factory_path(sub, "rg-dénia", "adf").is_ok(),
+            "Unicode letters are allowed in groups"
+        );
+        for (s, r, f) in [
+            (sub, "rg", "f?x=1"),
+            (sub, "..", "adf"),
+            (sub, "rg", "a#x"),
+            (sub, "rg", "a%2Fb"),
+            (sub, "rg", "my factory"),
+            (sub, "rg", "-adf"),
+            (sub, "rg", "adf-"),
+            (sub, "rg", "a--b"),
+            (sub, "rg", "ab"),
+            (sub, "rg.", "adf"),
+            (sub, "r/g", "adf"),
+            (sub, "", "adf"),
+            ("sub-1", "rg", "adf"),
+            ("11111111-2222-3333-4444-55555555555g", "rg", "adf"),
+        ] {
+            assert!(factory_path(s, r, f).is_err(), "{s}/{r}/{f} was accepted");
+        }
+        assert!(factory(&"a".repeat(64)).is_err());
+        assert!(resource_group(&"r".repeat(91)).is_err());
+    }
+}
