@@ -52,3 +52,32 @@ fn the_unit_file_verifies_and_is_hardened() {
     assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
     eprintln!("systemd-analyze security: {score}");
 }
+
+/// The control socket is reachable by the adfdr-ctl group under
+/// DynamicUser= and PrivateUsers=: the group is the service's own (mapped in
+/// its user namespace, owner of /run/adfdr 0750), and a bad config (exit 2)
+/// is not restarted in a loop.
+#[test]
+fn the_unit_lets_adfdr_ctl_reach_the_socket_and_does_not_loop_on_a_bad_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("systemd/adfdr-agent.service")).expect("unit");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for want in [
+        "DynamicUser=yes",
+        "Group=adfdr-ctl",
+        "RuntimeDirectoryMode=0750",
+        "RestartPreventExitStatus=2",
+        "PrivateUsers=yes",
+    ] {
+        assert!(lines.contains(&want), "{want} missing from the unit");
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("SupplementaryGroups=")),
+        "a supplementary group is not mapped under PrivateUsers="
+    );
+    let sysusers = std::fs::read_to_string(root.join("systemd/adfdr.sysusers")).expect("sysusers");
+    assert!(
+        sysusers.lines().any(|l| l.trim() == "g adfdr-ctl -"),
+        "{sysusers}"
+    );
+}
