@@ -1,51 +1,32 @@
 //! The control socket: HTTP with JSON on a Unix socket (mode 0660, group
 //! adfdr-ctl under the shipped unit), so only local users with access to the
-//! socket can control the agent. GET /status, POST /run {factory, job,
-//! force, options}, GET /runs, GET /runs/{id} (with the job's report).
+//! socket can control the agent. Every body is a type of
+//! `adfdr_core::ops::contract`: GET /status (StatusReply), POST /run
+//! (RunRequest → Accepted, or Refusal), GET /runs, GET /runs/{id} (RunState,
+//! with the job's outcome and report once done).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use adfdr_core::ops::contract::{
+    Accepted, AgentInfo, FactoryStatus, JobKind, JobOutcome, JobStatus, Phase, Refusal, RunRequest,
+    RunState, StatusReply, Trigger,
+};
 use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::metrics::Shared;
-use crate::scheduler::Kind;
+use crate::scheduler::Request;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct RunState {
-    pub id: String,
-    pub factory: String,
-    pub job: String,
-    /// `schedule` or `request`.
-    pub trigger: String,
-    /// `queued`, `running` or `done`.
-    pub state: String,
-    pub started: Option<String>,
-    pub finished: Option<String>,
-    pub ok: Option<bool>,
-    pub outcome: Option<String>,
-    /// The job's report (verify, prune), as the CLI prints it.
-    pub result: Option<serde_json::Value>,
-}
-
-#[derive(Debug)]
-pub struct Request {
-    pub id: String,
-    pub factory: String,
-    pub kind: Kind,
-    pub force: bool,
-    /// Job options from the CLI (verify: snapshot, read_data, location,
-    /// repair; prune: dry_run).
-    pub options: serde_json::Value,
-}
+/// How many finished runs the socket remembers.
+const KEEP_RUNS: usize = 200;
 
 pub struct Control {
     pub catalog: Arc<adfdr_core::catalog::Catalog>,
@@ -56,8 +37,8 @@ pub struct Control {
 }
 
 impl Control {
-    /// Registers a run; keeps the newest 200.
-    pub fn register(&self, factory: &str, kind: Kind, trigger: &str) -> String {
+    /// Registers a run; keeps the newest `KEEP_RUNS`.
+    pub fn register(&self, factory: &str, job: JobKind, trigger: Trigger) -> String {
         let id = format!(
             "{}-{}",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
@@ -69,102 +50,119 @@ impl Control {
             RunState {
                 id: id.clone(),
                 factory: factory.into(),
-                job: kind.name().into(),
-                trigger: trigger.into(),
-                state: "queued".into(),
+                job,
+                trigger,
+                state: Phase::Queued,
                 started: None,
                 finished: None,
-                ok: None,
                 outcome: None,
-                result: None,
             },
         );
-        while runs.len() > 200 {
+        while runs.len() > KEEP_RUNS {
             let oldest = runs.keys().next().cloned().expect("non-empty");
             runs.remove(&oldest);
         }
         id
     }
 
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut RunState)) {
+    pub fn started(&self, id: &str) {
+        self.update(id, |r| {
+            r.state = Phase::Running;
+            r.started = Some(now());
+        });
+    }
+
+    pub fn finish(&self, id: &str, outcome: JobOutcome) {
+        self.update(id, |r| {
+            r.state = Phase::Done;
+            r.finished = Some(now());
+            r.outcome = Some(outcome);
+        });
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut RunState)) {
         if let Some(r) = self.runs.lock().expect("runs").get_mut(id) {
             f(r);
         }
     }
+
+    /// What `GET /status` answers.
+    pub fn status(&self) -> StatusReply {
+        let view = self.view.lock().expect("view");
+        let jobs = view
+            .jobs
+            .iter()
+            .filter_map(|((factory, job), s)| {
+                Some(JobStatus {
+                    factory: factory.clone(),
+                    job: JobKind::parse(job)?,
+                    running: s.running,
+                    next: s
+                        .next
+                        .map(|n| n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    runs: s.runs,
+                    failures: s.failures,
+                    last_duration_secs: s.last_duration_secs,
+                })
+            })
+            .collect();
+        let factories = view
+            .factories
+            .iter()
+            .map(|f| FactoryStatus {
+                name: f.clone(),
+                last_confirmed: self
+                    .catalog
+                    .last_confirmed(f)
+                    .ok()
+                    .flatten()
+                    .map(adfdr_core::snapshot::rfc3339),
+                newest_snapshot: self.catalog.latest_snapshot(f).ok().flatten().map(|s| s.id),
+                rpo_target_seconds: view.rpo_targets.get(f).map(|t| *t as u64),
+                last_drill: self.catalog.drills(Some(f)).ok().and_then(|mut d| d.pop()),
+                lease: view.leases.get(f).cloned(),
+                owned: view
+                    .leases
+                    .get(f)
+                    .is_some_and(|h| h == crate::lease::THIS_AGENT),
+            })
+            .collect();
+        StatusReply {
+            agent: AgentInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            factories,
+            jobs,
+            locations: view.locations.clone(),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct RunBody {
-    factory: String,
-    job: String,
-    #[serde(default)]
-    force: bool,
-    #[serde(default)]
-    options: serde_json::Value,
+fn now() -> String {
+    adfdr_core::snapshot::rfc3339(adfdr_core::ops::system_clock())
 }
 
-async fn status(State(c): State<Arc<Control>>) -> impl IntoResponse {
-    let view = c.view.lock().expect("view");
-    let jobs: Vec<serde_json::Value> = view
-        .jobs
-        .iter()
-        .map(|((factory, job), s)| {
-            serde_json::json!({"factory": factory, "job": job, "running": s.running,
-                "next": s.next.map(|n| n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                "runs": s.runs, "failures": s.failures, "last_duration_secs": s.last_duration_secs})
-        })
-        .collect();
-    // When each factory's state was last confirmed in the store (snapshot or checkpoint).
-    let confirmed: BTreeMap<String, Option<String>> = view
-        .factories
-        .iter()
-        .map(|f| {
-            let last = c.catalog.last_confirmed(f).ok().flatten();
-            (f.clone(), last.map(adfdr_core::snapshot::rfc3339))
-        })
-        .collect();
-    // Each factory's newest snapshot the catalog saw committed: the CLI
-    // compares it with what the store lists (a rollback shows as a newest
-    // snapshot no location holds).
-    let newest: BTreeMap<String, String> = view
-        .factories
-        .iter()
-        .filter_map(|f| {
-            let s = c.catalog.latest_snapshot(f).ok()??;
-            Some((f.clone(), s.id))
-        })
-        .collect();
-    // Each factory's newest drill (from the catalog: the agent's drills and
-    // those it learned from the store).
-    let last_drill: BTreeMap<String, serde_json::Value> = view
-        .factories
-        .iter()
-        .filter_map(|f| {
-            let last = c.catalog.drills(Some(f)).ok()?.pop()?;
-            Some((f.clone(), serde_json::to_value(last).ok()?))
-        })
-        .collect();
-    Json(serde_json::json!({
-        "agent": {"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")},
-        "last_confirmed": confirmed,
-        "newest_snapshot": newest,
-        "last_drill": last_drill,
-        "factories": view.factories,
-        "rpo_targets": view.rpo_targets,
-        "jobs": jobs,
-        "locations": view.locations,
-        "leases": view.leases,
-    }))
+fn refuse(status: StatusCode, error: String) -> Response {
+    (status, Json(Refusal { error })).into_response()
 }
 
-async fn run(State(c): State<Arc<Control>>, Json(body): Json<RunBody>) -> impl IntoResponse {
-    let Some(kind) = Kind::parse(&body.job) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(
-                serde_json::json!({"error": format!("unknown job '{}': backup, verify, prune or drill", body.job)}),
-            ),
-        );
+async fn status(State(c): State<Arc<Control>>) -> Json<StatusReply> {
+    Json(c.status())
+}
+
+async fn run(
+    State(c): State<Arc<Control>>,
+    body: Result<Json<RunRequest>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("not a run request ({e}); jobs are backup, verify, prune and drill"),
+            );
+        }
     };
     if !c
         .factories
@@ -172,34 +170,28 @@ async fn run(State(c): State<Arc<Control>>, Json(body): Json<RunBody>) -> impl I
         .expect("factories")
         .contains(&body.factory)
     {
-        return (
+        return refuse(
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("unknown factory '{}'", body.factory)})),
+            format!("unknown factory '{}'", body.factory),
         );
     }
-    let id = c.register(&body.factory, kind, "request");
+    let id = c.register(&body.factory, body.job.kind(), Trigger::Request);
     let _ = c.requests.send(Request {
         id: id.clone(),
         factory: body.factory,
-        kind,
-        force: body.force,
-        options: body.options,
+        job: body.job,
     });
-    (StatusCode::ACCEPTED, Json(serde_json::json!({"id": id})))
+    (StatusCode::ACCEPTED, Json(Accepted { id })).into_response()
 }
 
-async fn runs(State(c): State<Arc<Control>>) -> impl IntoResponse {
-    let runs: Vec<RunState> = c.runs.lock().expect("runs").values().cloned().collect();
-    Json(runs)
+async fn runs(State(c): State<Arc<Control>>) -> Json<Vec<RunState>> {
+    Json(c.runs.lock().expect("runs").values().cloned().collect())
 }
 
-async fn one(State(c): State<Arc<Control>>, UrlPath(id): UrlPath<String>) -> impl IntoResponse {
+async fn one(State(c): State<Arc<Control>>, UrlPath(id): UrlPath<String>) -> Response {
     match c.runs.lock().expect("runs").get(&id) {
-        Some(r) => (StatusCode::OK, Json(serde_json::to_value(r).expect("json"))),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": "no such run"})),
-        ),
+        Some(r) => Json(r.clone()).into_response(),
+        None => refuse(StatusCode::NOT_FOUND, "no such run".into()),
     }
 }
 

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adfdr_core::ops::Engine;
+use adfdr_core::ops::contract::AuditAction;
 use adfdr_core::ops::lease::{self, Attempt, Lease};
 use adfdr_core::snapshot::rfc3339;
 use adfdr_core::store::Holder;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Shared;
+
+/// How the view names this agent as a factory's lease holder.
+pub const THIS_AGENT: &str = "this agent";
 
 #[derive(Debug)]
 pub enum Event {
@@ -77,7 +81,12 @@ pub async fn run(
                 if lost {
                     held.remove(factory);
                     note(&view, factory, "unknown (lease lost)".into());
-                    audit(&current, "lease-lost", factory, None);
+                    crate::audit(
+                        &current,
+                        AuditAction::LeaseLost {
+                            factory: factory.clone(),
+                        },
+                    );
                     let _ = events.send(Event::Lost(factory.clone()));
                 }
                 continue;
@@ -85,7 +94,13 @@ pub async fn run(
             match lease::acquire(&current.replicas, factory, seconds, &me).await {
                 Ok(Attempt::Taken(lease)) => {
                     tracing::info!(%factory, location = %lease.location, "lease taken: this agent runs the factory's jobs");
-                    audit(&current, "lease-taken", factory, Some(&lease.location));
+                    crate::audit(
+                        &current,
+                        AuditAction::LeaseTaken {
+                            factory: factory.clone(),
+                            location: lease.location.clone(),
+                        },
+                    );
                     held.insert(
                         factory.clone(),
                         Held {
@@ -93,7 +108,7 @@ pub async fn run(
                             renewed: Instant::now(),
                         },
                     );
-                    note(&view, factory, "this agent".into());
+                    note(&view, factory, THIS_AGENT.into());
                     let _ = events.send(Event::Gained(factory.clone()));
                 }
                 Ok(Attempt::Held { location, holder }) => {
@@ -130,15 +145,4 @@ fn note(view: &Shared, factory: &str, who: String) {
         .expect("view")
         .leases
         .insert(factory.to_string(), who);
-}
-
-fn audit(engine: &Engine, action: &str, factory: &str, location: Option<&str>) {
-    crate::audit(
-        engine,
-        &serde_json::json!({
-            "action": action,
-            "factory": factory,
-            "location": location,
-        }),
-    );
 }

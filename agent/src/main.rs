@@ -6,6 +6,8 @@
 //! signal quits at once: backups are crash-safe, nothing half-written lists).
 
 mod control;
+mod daemon;
+mod jobs;
 mod lease;
 mod metrics;
 mod scheduler;
@@ -30,18 +32,13 @@ struct Args {
 /// Appends a privileged action to the audit trail (state_dir/audit.jsonl,
 /// mode 0600) and to the log under the `audit` target. A trail that cannot be
 /// written is logged, not fatal: backups must go on.
-pub(crate) fn audit(engine: &adfdr_core::ops::Engine, record: &serde_json::Value) {
-    let mut record = record.clone();
-    if let Some(map) = record.as_object_mut() {
-        map.insert(
-            "time".into(),
-            adfdr_core::snapshot::rfc3339(adfdr_core::ops::system_clock()).into(),
-        );
-        map.insert("by".into(), "adfdr-agent".into());
-        map.insert("pid".into(), std::process::id().into());
-    }
-    tracing::info!(target: "audit", record = %record, "audit");
-    if let Err(e) = adfdr_core::ops::restore::audit(&engine.config.agent.state_dir, &record) {
+pub(crate) fn audit(
+    engine: &adfdr_core::ops::Engine,
+    action: adfdr_core::ops::contract::AuditAction,
+) {
+    use adfdr_core::ops::contract::{AuditEvent, audit};
+    let event = AuditEvent::now("adfdr-agent", action);
+    if let Err(e) = audit(&engine.config.agent.state_dir, &event) {
         tracing::warn!(error = %e, "could not write the audit trail");
     }
 }
@@ -79,7 +76,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match scheduler::run(
+    match daemon::run(
         path,
         config,
         std::time::Duration::from_secs(args.stop_timeout),
@@ -90,7 +87,11 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("adfdr-agent: {e}");
             tracing::error!(error = %e, "stopped");
-            ExitCode::from(e.exit_code() as u8)
+            // A config problem is 2 (systemd does not restart it); the rest 1.
+            ExitCode::from(match e.kind() {
+                adfdr_core::ops::Kind::Usage => 2,
+                _ => 1,
+            })
         }
     }
 }

@@ -607,9 +607,9 @@ async fn the_control_socket_runs_jobs_now_and_reports_them() {
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(run["ok"], true, "{run}");
+    assert_eq!(run["outcome"]["ok"], true, "{run}");
     assert!(
-        run["outcome"]
+        run["outcome"]["summary"]
             .as_str()
             .unwrap_or_default()
             .starts_with("snapshot "),
@@ -620,7 +620,8 @@ async fn the_control_socket_runs_jobs_now_and_reports_them() {
 
     let (code, status) = control(&rig.socket(), "GET", "/status", None);
     assert_eq!(code, 200);
-    assert_eq!(status["factories"], serde_json::json!(["sales"]));
+    assert_eq!(status["factories"][0]["name"], "sales", "{status}");
+    assert_eq!(status["factories"][0]["owned"], true, "{status}");
     assert_eq!(status["jobs"][0]["runs"], 2, "{status}");
     assert_eq!(status["locations"]["weu"], true, "{status}");
     let (code, _) = control(
@@ -803,7 +804,9 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
     until(
         "agent a holds the lease",
         Duration::from_secs(15),
-        async || control(&sock_a, "GET", "/status", None).1["leases"]["sales"] == "this agent",
+        async || {
+            control(&sock_a, "GET", "/status", None).1["factories"][0]["lease"] == "this agent"
+        },
     )
     .await;
     let (mut b, notify_b) = rig.spawn_with(&configs[1], "b.log", &[]);
@@ -814,11 +817,11 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
         Duration::from_secs(15),
         async || {
             status_b = control(&sock_b, "GET", "/status", None).1;
-            status_b["leases"]["sales"].is_string()
+            status_b["factories"][0]["lease"].is_string()
         },
     )
     .await;
-    let who = status_b["leases"]["sales"]
+    let who = status_b["factories"][0]["lease"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -843,9 +846,9 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["outcome"]["ok"], false, "{refused}");
     assert!(
-        refused["outcome"]
+        refused["outcome"]["summary"]
             .as_str()
             .unwrap_or_default()
             .contains("holds the factory's lease"),
@@ -854,17 +857,17 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
     // A check that changes nothing is answered by any agent.
     let checked = run_now(
         &sock_b,
-        r#"{"factory": "sales", "job": "verify", "options": {"read_data": false}}"#,
+        r#"{"factory": "sales", "job": "verify", "read_data": false}"#,
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(checked["ok"], true, "{checked}");
+    assert_eq!(checked["outcome"]["ok"], true, "{checked}");
 
     // a dies without a word; b takes over and runs the factory's jobs.
     a.kill().expect("kill a");
     a.wait().expect("reap a");
     until("b takes over", Duration::from_secs(40), async || {
-        control(&sock_b, "GET", "/status", None).1["leases"]["sales"] == "this agent"
+        control(&sock_b, "GET", "/status", None).1["factories"][0]["lease"] == "this agent"
     })
     .await;
     until("backups by b", Duration::from_secs(20), async || {
@@ -872,8 +875,9 @@ async fn two_agents_never_run_a_factory_at_once_and_the_survivor_takes_over() {
             .1
             .as_array()
             .is_some_and(|r| {
-                r.iter()
-                    .any(|r| r["state"] == "done" && r["ok"] == true && r["job"] == "backup")
+                r.iter().any(|r| {
+                    r["state"] == "done" && r["outcome"]["ok"] == true && r["job"] == "backup"
+                })
             })
     })
     .await;
@@ -935,7 +939,7 @@ async fn copies_missed_while_a_location_was_down_are_made_when_it_returns() {
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(run["ok"], true, "{run}");
+    assert_eq!(run["outcome"]["ok"], true, "{run}");
     let keys = |dir: PathBuf| async move {
         FsStore::new(dir)
             .list("v1/sales/snapshots/")

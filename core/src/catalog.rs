@@ -27,7 +27,7 @@ pub struct CatalogError {
     pub detail: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SnapshotRecord {
     pub factory: String,
     pub id: String,
@@ -48,7 +48,7 @@ pub struct SnapshotRecord {
     pub exported_at: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointRecord {
     pub factory: String,
     pub id: String,
@@ -58,7 +58,7 @@ pub struct CheckpointRecord {
     pub locations: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RepairRecord {
     pub location: String,
     pub key: String,
@@ -66,7 +66,7 @@ pub struct RepairRecord {
     pub since: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     pub id: String,
     pub kind: String,
@@ -78,7 +78,7 @@ pub struct RunRecord {
 }
 
 /// A drill's verdict and measurements (the report's plaintext summary).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DrillRecord {
     pub factory: String,
     pub id: String,

@@ -6,13 +6,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::Spanned;
+pub use toml::Spanned;
 use url::Url;
 
-use crate::snapshot::safe_name;
+use crate::model::names::safe_name;
 
 pub const DEFAULT_PATH: &str = "/etc/adfdr/adfdr.toml";
 pub const DEFAULT_ARM: &str = "https://management.azure.com";
+
+/// Azure blob leases last 15 to 60 seconds (or forever, which a dead
+/// holder would keep): `agent.lease_seconds` must be in that range.
+pub const LEASE_MIN_SECONDS: u32 = 15;
+pub const LEASE_MAX_SECONDS: u32 = 60;
+pub const LEASE_DEFAULT_SECONDS: u32 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,7 +83,7 @@ impl Default for AgentConfig {
 }
 
 fn default_lease_seconds() -> u32 {
-    crate::ops::lease::DEFAULT_SECONDS
+    LEASE_DEFAULT_SECONDS
 }
 
 fn default_state_dir() -> PathBuf {
@@ -224,7 +230,9 @@ pub struct FactoryConfig {
 }
 
 /// What a drill does with the scratch factory afterwards.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrillCleanup {
     /// Delete what the drill restored; keep the (empty) factory.
@@ -444,10 +452,7 @@ impl Config {
                 "no [[location]]: add two or more, in different regions".into(),
             ));
         }
-        let (lo, hi) = (
-            crate::ops::lease::MIN_SECONDS,
-            crate::ops::lease::MAX_SECONDS,
-        );
+        let (lo, hi) = (LEASE_MIN_SECONDS, LEASE_MAX_SECONDS);
         if !(lo..=hi).contains(&self.agent.lease_seconds) {
             return Err(whole(format!(
                 "agent.lease_seconds = {}: Azure blob leases last {lo} to {hi} seconds; pick one in that range",
@@ -534,7 +539,7 @@ impl Config {
             }
             match (&key.keyvault, &key.file) {
                 (Some(url), None) => {
-                    if crate::keys::parse_key_url(&url.0).is_none() {
+                    if parse_key_url(&url.0).is_none() {
                         return Err(invalid(
                             k.span(),
                             format!(
@@ -675,6 +680,25 @@ impl Config {
     }
 }
 
+/// `https://vault/keys/NAME[/VERSION]` -> (vault URL, name, version).
+pub fn parse_key_url(url: &Url) -> Option<(String, String, Option<String>)> {
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["keys", name] => Some((vault_of(url), name.to_string(), None)),
+        ["keys", name, version] => {
+            Some((vault_of(url), name.to_string(), Some(version.to_string())))
+        }
+        _ => None,
+    }
+}
+
+fn vault_of(url: &Url) -> String {
+    let mut vault = url.clone();
+    vault.set_path("/");
+    vault.set_query(None);
+    vault.to_string()
+}
+
 /// A value as error messages show it: cut short, so that a pasted secret
 /// or a runaway value never floods a log (the line number says where).
 pub fn cut(value: &str) -> String {
@@ -736,6 +760,20 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     match e.span() {
         Some(span) => format!("line {}: {message}", line_of(text, span.start)),
         None => message,
+    }
+}
+
+impl From<&Keep> for crate::plan::retention::Policy {
+    fn from(k: &Keep) -> Self {
+        crate::plan::retention::Policy {
+            last: k.last,
+            hourly: k.hourly,
+            daily: k.daily,
+            weekly: k.weekly,
+            monthly: k.monthly,
+            yearly: k.yearly,
+            within: k.within.as_ref().map(|d| d.0),
+        }
     }
 }
 

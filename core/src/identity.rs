@@ -2,7 +2,6 @@
 //! ARM, Blob and Key Vault clients. azure_identity caches tokens and refreshes
 //! them five minutes before expiry; the bearer policy refetches after a 401.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -93,30 +92,16 @@ pub fn retry_options() -> RetryOptions {
 
 /// Reads a secret file, refusing one that group or others can read.
 pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
-    use std::io::Read;
     let shown = path.display().to_string();
-    let read_err = |source| IdentityError::Read {
-        path: shown.clone(),
-        source,
-    };
-    // A regular file (no FIFO, no device), opened without blocking and
-    // capped, then its mode: a secret must not be readable by others.
-    let (file, len) =
-        crate::localfile::open_regular(path, crate::localfile::MAX_SECRET).map_err(read_err)?;
-    let mode = file
-        .metadata()
-        .map_err(|e| read_err(e.into()))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(IdentityError::Exposed { path: shown, mode });
-    }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(len as usize));
-    file.take(crate::localfile::MAX_SECRET)
-        .read_to_end(&mut bytes)
-        .map_err(|e| read_err(e.into()))?;
-    Ok(bytes)
+    crate::localfile::read_private(path).map_err(|source| match source {
+        crate::localfile::LocalFileError::Exposed { mode } => {
+            IdentityError::Exposed { path: shown, mode }
+        }
+        source => IdentityError::Read {
+            path: shown,
+            source,
+        },
+    })
 }
 
 pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, IdentityError> {
@@ -217,6 +202,7 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_group_readable_secret_file_is_refused() {

@@ -41,24 +41,7 @@ pub enum KeyError {
     Write { path: String, detail: String },
 }
 
-/// `https://vault/keys/NAME[/VERSION]` -> (vault URL, name, version).
-pub fn parse_key_url(url: &Url) -> Option<(String, String, Option<String>)> {
-    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        ["keys", name] => Some((vault_of(url), name.to_string(), None)),
-        ["keys", name, version] => {
-            Some((vault_of(url), name.to_string(), Some(version.to_string())))
-        }
-        _ => None,
-    }
-}
-
-fn vault_of(url: &Url) -> String {
-    let mut vault = url.clone();
-    vault.set_path("/");
-    vault.set_query(None);
-    vault.to_string()
-}
+pub use crate::config::parse_key_url;
 
 pub struct VaultKey {
     pub id: String,

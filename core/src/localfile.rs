@@ -20,6 +20,10 @@ pub enum LocalFileError {
     NotRegular(&'static str),
     #[error("is larger than {max} bytes ({size}); is it the right file?")]
     TooLarge { size: u64, max: u64 },
+    #[error(
+        "is readable by group or others (mode {mode:o}); run: chmod 600 on it (or use a systemd credential)"
+    )]
+    Exposed { mode: u32 },
 }
 
 impl LocalFileError {
@@ -68,6 +72,20 @@ pub fn open_regular(path: &Path, max: u64) -> Result<(std::fs::File, u64), Local
         });
     }
     Ok((file, meta.len()))
+}
+
+/// Reads a secret: a regular file of at most `MAX_SECRET` bytes that only
+/// its owner can read, into a buffer that wipes itself.
+pub fn read_private(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, LocalFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (file, len) = open_regular(path, MAX_SECRET)?;
+    let mode = file.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(LocalFileError::Exposed { mode });
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(len as usize));
+    file.take(MAX_SECRET).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Reads a whole regular file of at most `max` bytes (also if it grows while read).

@@ -1,23 +1,23 @@
-//! Talking to a running adfdr-agent through its control socket (HTTP/1.0
-//! with JSON on a Unix socket). Commands that the agent also runs (backup,
-//! verify, prune, status) go through it when it answers, so one process owns
-//! the catalog and the factories' leases.
+//! Talking to a running adfdr-agent through its control socket: HTTP/1.1
+//! (hyper) over tokio's UnixStream, every body a type of
+//! `adfdr_core::ops::contract`. Commands the agent also runs (backup,
+//! verify, prune, drill, status) go through it when it answers, so one
+//! process owns the catalog and the factories' leases.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use adfdr_core::config::Config;
 use adfdr_core::ops::OpError;
-use serde_json::Value;
+use adfdr_core::ops::contract::{
+    Accepted, Job, JobOutcome, Phase, Refusal, RunRequest, RunState, StatusReply,
+};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde::de::DeserializeOwned;
 
-/// A job the agent finished: its verdict, one line, and its report.
-pub struct Done {
-    pub ok: bool,
-    pub outcome: String,
-    pub result: Value,
-}
+/// No answer from the socket within this is an error, not a hang.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Agent {
     socket: PathBuf,
@@ -27,7 +27,7 @@ impl Agent {
     /// The agent, when its socket accepts a connection.
     pub fn find(config: &Config) -> Option<Agent> {
         let socket = config.agent.socket.clone();
-        UnixStream::connect(&socket).ok()?;
+        std::os::unix::net::UnixStream::connect(&socket).ok()?;
         Some(Agent { socket })
     }
 
@@ -35,70 +35,100 @@ impl Agent {
         &self.socket
     }
 
-    pub fn call(
+    fn fail(&self, what: impl std::fmt::Display) -> OpError {
+        OpError::failed(format!(
+            "agent control socket {}: {what}",
+            self.socket.display()
+        ))
+    }
+
+    /// One request; the status and the body's bytes.
+    async fn send(
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), OpError> {
-        let fail = |e: std::io::Error| {
-            OpError::Failed(format!(
-                "agent control socket {}: {e}",
-                self.socket.display()
-            ))
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), OpError> {
+        let call = async {
+            let stream = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map_err(|e| self.fail(e))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| self.fail(e))?;
+            tokio::spawn(conn);
+            let request = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "adfdr-agent")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| self.fail(e))?;
+            let reply = sender
+                .send_request(request)
+                .await
+                .map_err(|e| self.fail(e))?;
+            let status = reply.status().as_u16();
+            let bytes = reply
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.fail(e))?
+                .to_bytes();
+            Ok((status, bytes))
         };
-        let mut s = UnixStream::connect(&self.socket).map_err(fail)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(fail)?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: adfdr-agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .map_err(fail)?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).map_err(fail)?;
-        let status = reply
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        Ok((status, serde_json::from_str(json).unwrap_or(Value::Null)))
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| self.fail(format!("no answer within {} s", CALL_TIMEOUT.as_secs())))?
     }
 
-    /// Asks the agent to run `job` for `factory` now (with the job's
-    /// options) and waits for the result.
-    pub async fn run(
+    /// A typed answer, or the agent's refusal as an error.
+    async fn call<T: DeserializeOwned>(
         &self,
-        factory: &str,
-        job: &str,
-        force: bool,
-        options: &Value,
-    ) -> Result<Done, OpError> {
-        let (status, reply) = self.call(
-            "POST",
-            "/run",
-            Some(
-                &serde_json::json!({"factory": factory, "job": job, "force": force, "options": options}),
-            ),
-        )?;
-        if status != 202 {
-            return Err(OpError::Failed(format!(
-                "the agent refused to run {job} for {factory}: {}",
-                reply["error"].as_str().unwrap_or("no reason given")
-            )));
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        want: u16,
+    ) -> Result<T, OpError> {
+        let (status, bytes) = self.send(method, path, body).await?;
+        if status != want {
+            let why = serde_json::from_slice::<Refusal>(&bytes)
+                .map(|r| r.error)
+                .unwrap_or_else(|_| format!("HTTP {status}"));
+            return Err(if status == 404 || status == 400 {
+                OpError::usage(format!("the agent refused: {why}"))
+            } else {
+                OpError::failed(format!("the agent refused: {why}"))
+            });
         }
-        let id = reply["id"].as_str().unwrap_or_default().to_string();
+        serde_json::from_slice(&bytes).map_err(|e| {
+            self.fail(format!(
+                "{method} {path}: an answer that is not the contract's ({e})"
+            ))
+        })
+    }
+
+    pub async fn status(&self) -> Result<StatusReply, OpError> {
+        self.call("GET", "/status", None, 200).await
+    }
+
+    /// Asks the agent to run `job` for `factory` now and waits for it.
+    pub async fn run(&self, factory: &str, job: Job) -> Result<JobOutcome, OpError> {
+        let request = RunRequest {
+            factory: factory.to_string(),
+            job,
+        };
+        let body = serde_json::to_vec(&request).expect("a request serializes");
+        let accepted: Accepted = self.call("POST", "/run", Some(body), 202).await?;
         loop {
-            let (_, run) = self.call("GET", &format!("/runs/{id}"), None)?;
-            if run["state"] == "done" {
-                return Ok(Done {
-                    ok: run["ok"] == true,
-                    outcome: run["outcome"].as_str().unwrap_or_default().to_string(),
-                    result: run["result"].clone(),
-                });
+            let run: RunState = self
+                .call("GET", &format!("/runs/{}", accepted.id), None, 200)
+                .await?;
+            if run.state == Phase::Done {
+                return run
+                    .outcome
+                    .ok_or_else(|| self.fail("a finished run without an outcome"));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -1,8 +1,12 @@
-//! `adfdr backup [FACTORY…|--all] [--force]`
+//! `adfdr backup [FACTORY…|--all] [--force]`: each factory's backup, through
+//! the agent when it runs (it owns the catalog and the leases), else here
+//! under the factory's lease. Both paths print the same `BackupOutput`.
 
-use adfdr_core::ops::backup::{Outcome, backup};
+use adfdr_core::ops::contract::{BackupReport, BackupResult, Job, JobReport};
 use adfdr_core::ops::{OpError, exit, system_clock};
 use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::{Ctx, output};
 
@@ -18,154 +22,194 @@ pub struct Args {
     force: bool,
 }
 
+/// `adfdr backup --json` (schema `adfdr.backup.v1`).
+#[derive(Serialize, JsonSchema)]
+pub struct BackupOutput {
+    pub factories: Vec<FactoryBackup>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct FactoryBackup {
+    pub factory: String,
+    /// Backed up, every copy written.
+    pub ok: bool,
+    /// Backed up, but a location missed its copy (queued for repair).
+    pub degraded: bool,
+    /// `agent` or `process`.
+    pub through: String,
+    pub report: Option<BackupReport>,
+    /// Why it failed.
+    pub error: Option<ErrorOut>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ErrorOut {
+    pub kind: String,
+    pub message: String,
+}
+
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let names = output::select_factories(&engine.config, &args.factories, args.all)?;
-    if let Some(agent) = crate::agent::Agent::find(&engine.config) {
-        return through_agent(ctx, &agent, &names, args.force).await;
-    }
-    let parallel = engine.config.backup.parallel_factories.max(1);
-    let engine_ref = &engine;
-    let json_out = ctx.json;
-    let results: Vec<(String, Result<Outcome, OpError>)> = futures::stream::iter(names)
-        .map(|name| async move {
-            let fc = engine_ref.config.factory(&name).expect("selected").clone();
-            let spinner = output::spinner(json_out, format!("backing up {name} ({})…", fc.factory));
-            // Another agent or command may be working on this factory: the
-            // factory's lease in the store says who may.
-            let result = match adfdr_core::ops::lease::exclusive(
-                &engine_ref.replicas,
-                &name,
-                engine_ref.config.agent.lease_seconds,
-                "cli",
-            )
-            .await
-            {
-                Ok(guard) => {
-                    let result = backup(engine_ref, &fc, args.force, system_clock).await;
-                    guard.release().await;
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            if let Some(s) = spinner {
-                s.finish_and_clear();
-            }
-            (name, result)
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-
-    let (mut usage, mut failed_any, mut degraded) = (false, false, false);
-    let mut json = Vec::new();
-    for (name, result) in results {
-        match result {
-            Ok(outcome) => {
-                degraded |= outcome.degraded();
-                let (failed, line, value) = match &outcome {
-                    Outcome::Created { record, failed } => (
-                        failed,
-                        format!(
-                            "{name}: snapshot {} ({} resources, {}) in {}",
-                            record.id,
-                            record.resources,
-                            output::size(record.payload_size + record.manifest_size),
-                            record.locations.join(", ")
-                        ),
-                        serde_json::json!({"factory": name, "result": "created", "snapshot": record.id,
-                            "resources": record.resources, "bytes": record.payload_size + record.manifest_size,
-                            "locations": record.locations}),
-                    ),
-                    Outcome::Unchanged {
-                        snapshot,
-                        checkpoint,
-                        failed,
-                    } => (
-                        failed,
-                        format!("{name}: unchanged since {snapshot} (checkpoint {checkpoint})"),
-                        serde_json::json!({"factory": name, "result": "unchanged", "snapshot": snapshot, "checkpoint": checkpoint}),
-                    ),
-                };
-                let mut value = value;
-                value["degraded"] = serde_json::json!(
-                    failed
-                        .iter()
-                        .map(|(l, e)| serde_json::json!({"location": l, "error": e}))
-                        .collect::<Vec<_>>()
-                );
-                if ctx.json {
-                    json.push(value);
-                } else {
-                    println!("{line}");
-                    for (location, error) in failed {
-                        eprintln!(
-                            "adfdr: warning: {name}: location {location} missed its copy: {error}"
-                        );
-                        eprintln!(
-                            "adfdr: warning: queued for repair; run `adfdr verify --repair` when {location} is back"
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                usage |= e.exit_code() == exit::USAGE;
-                failed_any = true;
-                if ctx.json {
-                    json.push(serde_json::json!({"factory": name, "result": "failed", "error": e.to_string()}));
-                }
-                eprintln!("adfdr: error: {name}: {e}");
-            }
+    let results = match crate::agent::Agent::find(&engine.config) {
+        Some(agent) => through_agent(&agent, &names, args.force).await?,
+        None => in_process(ctx, &engine, names, args.force).await,
+    };
+    let code = exit_code(&results);
+    if ctx.json {
+        crate::json::emit("backup", &BackupOutput { factories: results });
+    } else {
+        for r in &results {
+            print(r);
         }
     }
-    if ctx.json {
-        output::json(&serde_json::Value::Array(json));
-    }
-    // Usage errors win (2), then failures (1), then degraded (3).
-    Ok(if usage {
+    Ok(code)
+}
+
+/// Usage errors win (2), then failures (1), then degraded (3).
+fn exit_code(results: &[FactoryBackup]) -> i32 {
+    if results
+        .iter()
+        .any(|r| r.error.as_ref().is_some_and(|e| e.kind == "usage"))
+    {
         exit::USAGE
-    } else if failed_any {
+    } else if results.iter().any(|r| r.error.is_some()) {
         exit::FAILED
-    } else if degraded {
+    } else if results.iter().any(|r| r.degraded) {
         exit::DEGRADED
     } else {
         exit::OK
-    })
+    }
+}
+
+fn print(r: &FactoryBackup) {
+    let by = if r.through == "agent" {
+        " (run by the agent)"
+    } else {
+        ""
+    };
+    if let Some(e) = &r.error {
+        eprintln!("adfdr: error: {}: {}{by}", r.factory, e.message);
+        return;
+    }
+    let Some(report) = &r.report else { return };
+    match report.result {
+        BackupResult::Created => println!(
+            "{}: snapshot {} ({} resources) in {}{by}",
+            r.factory,
+            report.snapshot,
+            report.resources.unwrap_or(0),
+            report.locations.join(", ")
+        ),
+        BackupResult::Unchanged => println!(
+            "{}: unchanged since {} (checkpoint {}){by}",
+            r.factory,
+            report.snapshot,
+            report.checkpoint.as_deref().unwrap_or("?")
+        ),
+    }
+    for m in &report.missed {
+        eprintln!(
+            "adfdr: warning: {}: location {} missed its copy: {}",
+            r.factory, m.location, m.error
+        );
+        eprintln!(
+            "adfdr: warning: queued for repair; run `adfdr verify --repair` when {} is back",
+            m.location
+        );
+    }
+}
+
+async fn in_process(
+    ctx: &Ctx,
+    engine: &adfdr_core::ops::Engine,
+    names: Vec<String>,
+    force: bool,
+) -> Vec<FactoryBackup> {
+    let parallel = engine.config.backup.parallel_factories.max(1);
+    let json_out = ctx.json;
+    futures::stream::iter(names)
+        .map(|name| async move {
+            let fc = engine.config.factory(&name).expect("selected").clone();
+            let spinner = output::spinner(json_out, format!("backing up {name} ({})…", fc.factory));
+            let result = backup_one(engine, &fc, force).await;
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            match result {
+                Ok(report) => FactoryBackup {
+                    degraded: !report.missed.is_empty(),
+                    ok: report.missed.is_empty(),
+                    factory: name,
+                    through: "process".into(),
+                    report: Some(report),
+                    error: None,
+                },
+                Err(e) => failed(name, "process", &e),
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+/// One backup under the factory's lease: another agent or command may be
+/// working on it, and the lease in the store says who may.
+async fn backup_one(
+    engine: &adfdr_core::ops::Engine,
+    fc: &adfdr_core::config::FactoryConfig,
+    force: bool,
+) -> Result<BackupReport, OpError> {
+    let guard = adfdr_core::ops::lease::exclusive(
+        &engine.replicas,
+        &fc.name,
+        engine.config.agent.lease_seconds,
+        "cli",
+    )
+    .await?;
+    let result = adfdr_core::ops::backup::backup(engine, fc, force, system_clock).await;
+    guard.release().await;
+    result.map(|o| BackupReport::from_outcome(&fc.name, &o))
+}
+
+fn failed(factory: String, through: &str, e: &OpError) -> FactoryBackup {
+    FactoryBackup {
+        factory,
+        ok: false,
+        degraded: false,
+        through: through.into(),
+        report: None,
+        error: Some(ErrorOut {
+            kind: e.kind().as_str().into(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// The agent owns the catalog while it runs: it does the backups.
 async fn through_agent(
-    ctx: &Ctx,
     agent: &crate::agent::Agent,
     names: &[String],
     force: bool,
-) -> Result<i32, OpError> {
-    let (mut failed_any, mut degraded_any) = (false, false);
-    let mut json = Vec::new();
+) -> Result<Vec<FactoryBackup>, OpError> {
+    let mut out = Vec::new();
     for name in names {
-        let done = agent
-            .run(name, "backup", force, &serde_json::Value::Null)
-            .await?;
-        let (ok, outcome) = (done.ok, done.outcome);
-        let degraded = !ok && outcome.contains("degraded");
-        failed_any |= !ok && !degraded;
-        degraded_any |= degraded;
-        if ctx.json {
-            json.push(serde_json::json!({"factory": name, "ok": ok, "outcome": outcome, "through": "agent"}));
-        } else if ok {
-            println!("{name}: {outcome} (run by the agent)");
-        } else {
-            eprintln!("adfdr: error: {name}: {outcome} (run by the agent)");
-        }
+        let done = agent.run(name, Job::Backup { force }).await?;
+        let report = match done.report {
+            Some(JobReport::Backup(r)) => Some(r),
+            _ => None,
+        };
+        out.push(match report {
+            Some(report) => FactoryBackup {
+                factory: name.clone(),
+                ok: done.ok,
+                degraded: done.degraded,
+                through: "agent".into(),
+                report: Some(report),
+                error: None,
+            },
+            None => failed(name.clone(), "agent", &OpError::failed(done.summary)),
+        });
     }
-    if ctx.json {
-        output::json(&serde_json::Value::Array(json));
-    }
-    Ok(if failed_any {
-        exit::FAILED
-    } else if degraded_any {
-        exit::DEGRADED
-    } else {
-        exit::OK
-    })
+    Ok(out)
 }

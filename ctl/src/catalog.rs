@@ -3,7 +3,7 @@
 
 use adfdr_core::ops::{OpError, exit, system_clock};
 
-use crate::{Ctx, output};
+use crate::Ctx;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -16,7 +16,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     if let Some(agent) = crate::agent::Agent::find(&engine.config) {
         // The agent holds the catalog open (redb allows one process).
-        return Err(OpError::Usage(format!(
+        return Err(OpError::usage(format!(
             "the agent (socket {}) has the catalog open; stop it first (systemctl stop adfdr-agent), rebuild, then start it: the agent never rebuilds under a running job",
             agent.socket().display()
         )));
@@ -26,11 +26,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
         adfdr_core::ops::catalog::rebuild(&engine.replicas, &engine.keys, &catalog, system_clock())
             .await?;
     if ctx.json {
-        output::json(&serde_json::json!({
-            "snapshots": rebuilt.snapshots, "checkpoints": rebuilt.checkpoints,
-            "drills": rebuilt.drills, "vanished": rebuilt.vanished, "left_out": rebuilt.left_out,
-            "unlisted_locations": rebuilt.unlisted.iter().map(|(l, _)| l).collect::<Vec<_>>(),
-        }));
+        crate::json::emit("catalog-rebuild", &rebuilt);
     } else {
         println!(
             "catalog {} rebuilt: {} snapshots, {} checkpoints, {} drills",

@@ -7,7 +7,7 @@ use adfdr_core::factory::arm::ARM_SCOPE;
 use adfdr_core::ops::{OpError, exit};
 use adfdr_core::snapshot::DataKey;
 
-use crate::{Ctx, output};
+use crate::Ctx;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -17,6 +17,27 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+}
+
+/// `adfdr config check --json` (schema `adfdr.config-check.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct CheckOutput {
+    pub config: std::path::PathBuf,
+    /// The config is valid and every probe answered.
+    pub ok: bool,
+    /// Only the file and the local files it names were checked.
+    pub offline: bool,
+    /// With --offline: each key file, opened and fingerprinted.
+    pub key_files: Vec<String>,
+    /// Without --offline: each identity, factory, location and key probed.
+    pub probes: Vec<ProbeOut>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ProbeOut {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 struct Probe {
@@ -45,9 +66,16 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             })
             .collect();
         if ctx.json {
-            output::json(&serde_json::json!({
-                "config": engine.config.path, "ok": true, "offline": true, "key_files": keys,
-            }));
+            crate::json::emit(
+                "config-check",
+                &CheckOutput {
+                    config: engine.config.path.clone(),
+                    ok: true,
+                    offline: true,
+                    key_files: keys,
+                    probes: Vec::new(),
+                },
+            );
         } else {
             println!("config {} is valid", engine.config.path.display());
             for k in &keys {
@@ -181,13 +209,25 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
 
     let failed = probes.iter().filter(|p| p.result.is_err()).count();
     if ctx.json {
-        output::json(&serde_json::json!({
-            "config": engine.config.path, "ok": failed == 0,
-            "probes": probes.iter().map(|p| match &p.result {
-                Ok(m) => serde_json::json!({"what": p.what, "ok": true, "detail": m}),
-                Err(m) => serde_json::json!({"what": p.what, "ok": false, "detail": m}),
-            }).collect::<Vec<_>>(),
-        }));
+        crate::json::emit(
+            "config-check",
+            &CheckOutput {
+                config: engine.config.path.clone(),
+                ok: failed == 0,
+                offline: false,
+                key_files: Vec::new(),
+                probes: probes
+                    .iter()
+                    .map(|p| ProbeOut {
+                        what: p.what.clone(),
+                        ok: p.result.is_ok(),
+                        detail: match &p.result {
+                            Ok(m) | Err(m) => m.clone(),
+                        },
+                    })
+                    .collect(),
+            },
+        );
     } else {
         println!("config {} is valid", engine.config.path.display());
         for p in &probes {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use adf_emulator::kinds::Kind;
 use adf_emulator::{Config, Emulator, SeedSpec};
+use adfdr_core::factory::FactoryApi;
 use adfdr_core::factory::arm::ArmClient;
 use anyhow::Context;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -23,6 +24,44 @@ const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000000";
 const RESOURCE_GROUP: &str = "rg-demo";
 const FACTORY: &str = "adf-sample";
 
+/// With --json the narrative goes to stderr and stdout carries only the
+/// `adfdr.demo.v1` summary.
+static NARRATIVE_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+macro_rules! say {
+    ($($t:tt)*) => {
+        if NARRATIVE_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+
+macro_rules! say_raw {
+    ($($t:tt)*) => {
+        if NARRATIVE_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            eprint!($($t)*)
+        } else {
+            print!($($t)*)
+        }
+    };
+}
+
+/// `adfdr demo --json` (schema `adfdr.demo.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DemoOutput {
+    /// Where the demo left its files (config, store, reports).
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    /// The two snapshots it made (before and after a portal hot-fix).
+    pub snapshots: Vec<String>,
+    pub drill: adfdr_core::catalog::DrillRecord,
+    pub reports: Vec<PathBuf>,
+    pub passed: bool,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Where to put the demo's files (default: a new folder under the temp dir).
@@ -30,7 +69,8 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
+    NARRATIVE_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
     let dir = args
         .dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("adfdr-demo-{}", std::process::id())));
@@ -51,11 +91,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let emulator = Emulator::start(config)
         .await
         .context("starting the emulator")?;
-    println!(
+    say!(
         "adf-emulator is answering at {} (ARM, Entra, Key Vault)",
         emulator.urls().arm
     );
-    println!(
+    say!(
         "seeded {SUBSCRIPTION}/{RESOURCE_GROUP}/{FACTORY} from {}",
         factory_dir.display()
     );
@@ -68,7 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .get(&factory_path)
         .await
         .context("reading the factory")?;
-    println!(
+    say!(
         "\nfactory {} in {}: system identity {}, global parameters: {}",
         factory["name"].as_str().unwrap_or_default(),
         factory["location"].as_str().unwrap_or_default(),
@@ -82,7 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     );
-    println!("\n{:<28} {:>5}  names", "kind", "count");
+    say!("\n{:<28} {:>5}  names", "kind", "count");
     let mut total = 0;
     for kind in Kind::ALL
         .into_iter()
@@ -114,28 +154,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         total += items.len();
-        println!(
+        say!(
             "{:<28} {:>5}  {}",
             kind.label(),
             items.len(),
             names.join(", ")
         );
     }
-    println!("{total} resources, read with nextLink paging (5 per page)");
+    say!("{total} resources, read with nextLink paging (5 per page)");
 
     // The service's rules hold: a referenced linked service cannot be deleted.
     match arm
         .delete(&format!("{factory_path}/linkedservices/LS_KeyVault"))
         .await
     {
-        Err(e) => println!(
+        Err(e) => say!(
             "\nas in Azure, deleting LS_KeyVault is refused: {}",
             e.code().unwrap_or("?")
         ),
         Ok(_) => anyhow::bail!("the emulator let a referenced linked service be deleted"),
     }
-    let passed = backups(&dir, &emulator, &tls.ca, &arm, &factory_path).await?;
-    println!("\ndemo files: {}", dir.display());
+    let mut out = backups(&dir, &emulator, &tls.ca, arm.as_ref(), &factory_path).await?;
+    say!("\ndemo files: {}", dir.display());
+    let passed = out.passed;
+    if json {
+        out.dir = dir.clone();
+        crate::json::emit("demo", &out);
+    }
     if !passed {
         anyhow::bail!("the demo's drill failed (see its report above)");
     }
@@ -148,9 +193,9 @@ async fn backups(
     dir: &std::path::Path,
     emulator: &Emulator,
     ca: &std::path::Path,
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     factory_path: &str,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<DemoOutput> {
     use adfdr_core::ops::{backup::Outcome, read, system_clock};
     use std::os::unix::fs::PermissionsExt;
 
@@ -219,10 +264,10 @@ drill_cleanup = "keep"
     let engine = adfdr_core::ops::Engine::new(config)?;
     let fc = engine.config.factory("sample").expect("configured").clone();
 
-    println!("\n== backup: sealed into {}/{{weu,neu}}", store.display());
+    say!("\n== backup: sealed into {}/{{weu,neu}}", store.display());
     let first = match adfdr_core::ops::backup::backup(&engine, &fc, false, system_clock).await? {
         Outcome::Created { record, .. } => {
-            println!(
+            say!(
                 "snapshot {} : {} resources, {} bytes, in {}",
                 record.id,
                 record.resources,
@@ -238,15 +283,15 @@ drill_cleanup = "keep"
             snapshot,
             checkpoint,
             ..
-        } => println!(
+        } => say!(
             "unchanged since {snapshot}: wrote only checkpoint {checkpoint} (fresh RPO, no new snapshot)"
         ),
         Outcome::Created { record, .. } => {
-            println!("snapshot {} (the factory changed meanwhile)", record.id)
+            say!("snapshot {} (the factory changed meanwhile)", record.id)
         }
     }
 
-    println!("\n== a portal hot-fix: PL_Smoke gets a new description");
+    say!("\n== a portal hot-fix: PL_Smoke gets a new description");
     let path = format!("{factory_path}/pipelines/PL_Smoke");
     let mut pipeline = arm.get(&path).await?;
     pipeline["properties"]["description"] =
@@ -266,9 +311,9 @@ drill_cleanup = "keep"
         &a.manifest.trigger_states,
         &b.manifest.trigger_states,
     );
-    println!("snapshot {second}; diff against {first}:");
+    say!("snapshot {second}; diff against {first}:");
     for (resource, paths) in &d.changed {
-        println!("  ~ {resource}: {}", paths.join(", "));
+        say!("  ~ {resource}: {}", paths.join(", "));
     }
 
     let report = adfdr_core::ops::verify::verify(
@@ -283,7 +328,7 @@ drill_cleanup = "keep"
         },
     )
     .await?;
-    println!(
+    say!(
         "\n== verify --read-data: {} snapshots, every object digest and resource hash checked in {}: {}",
         report.snapshots,
         report
@@ -301,31 +346,38 @@ drill_cleanup = "keep"
     if !report.healthy() {
         anyhow::bail!("the demo's own backups did not verify");
     }
-    println!("\nrestorability report of {second} (what needs a human after a restore):");
+    say!("\nrestorability report of {second} (what needs a human after a restore):");
     for finding in b.manifest.report.iter().take(6) {
-        println!("  {}: {}", finding.resource, finding.detail);
+        say!("  {}: {}", finding.resource, finding.detail);
     }
 
-    println!(
+    say!(
         "\n== drill: restore {second} into {SUBSCRIPTION}/{RESOURCE_GROUP}-drills/{FACTORY}-drill, prove it, measure RTO and RPO"
     );
     let options = adfdr_core::ops::drill::Options::from_config(&fc, 16);
     let report =
         adfdr_core::ops::drill::drill(&engine, &fc, &options, system_clock, &|_| {}).await?;
-    print!("{}", crate::drill::text(&report));
+    say_raw!("{}", crate::drill::text(&report));
     let (md, html) = (dir.join("drill-report.md"), dir.join("drill-report.html"));
     std::fs::write(&md, crate::drill::markdown(&report))?;
     std::fs::write(&html, crate::drill::html(&report))?;
-    println!(
+    say!(
         "report for auditors: {} and {}",
         md.display(),
         html.display()
     );
-    println!(
+    say!(
         "\nexplore the store (no emulator needed): adfdr -c {} snapshots | show {second} | export {second} --out DIR | verify --read-data | drills",
         config_path.display()
     );
-    Ok(report.passed())
+    Ok(DemoOutput {
+        dir: PathBuf::new(),
+        config: config_path.clone(),
+        snapshots: vec![first.clone(), second.clone()],
+        drill: report.record(),
+        reports: vec![md, html],
+        passed: report.passed(),
+    })
 }
 
 fn describe(kind: Kind, item: &Value) -> String {
@@ -341,7 +393,7 @@ fn describe(kind: Kind, item: &Value) -> String {
     }
 }
 
-fn client(emulator: &Emulator, ca: &std::path::Path) -> anyhow::Result<ArmClient> {
+fn client(emulator: &Emulator, ca: &std::path::Path) -> anyhow::Result<Arc<dyn FactoryApi>> {
     let mut cloud = CustomConfiguration::default();
     cloud.authority_host = emulator.urls().authority.clone();
     let options = ClientOptions {
@@ -357,9 +409,9 @@ fn client(emulator: &Emulator, ca: &std::path::Path) -> anyhow::Result<ArmClient
             client_options: options.clone(),
         }),
     )?;
-    Ok(ArmClient::new(
+    Ok(Arc::new(ArmClient::new(
         Url::parse(&emulator.urls().arm)?,
         credential,
         options,
-    ))
+    )))
 }

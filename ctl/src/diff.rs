@@ -6,6 +6,15 @@ use adfdr_core::snapshot::manifest::encode_payload;
 
 use crate::{Ctx, output};
 
+/// `adfdr diff --json` (schema `adfdr.diff.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DiffOutput {
+    pub from: String,
+    /// The other snapshot, or `live`.
+    pub to: String,
+    pub diff: adfdr_core::model::diff::Diff,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The older snapshot (id, or `latest` with --factory).
@@ -23,7 +32,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = ctx.engine()?;
     let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
     if args.to.is_none() && !args.live {
-        return Err(OpError::Usage("give a second snapshot or --live".into()));
+        return Err(OpError::usage("give a second snapshot or --live"));
     }
     let a = read::open_reference(
         &engine.replicas,
@@ -36,12 +45,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let (ra, _) = read::payload(&engine.replicas, &a).await?;
     let (rb, sb, label) = if args.live {
         let fc = engine.config.factory(&f).ok_or_else(|| {
-            OpError::Usage(format!(
+            OpError::usage(format!(
                 "factory {f} is not in the config; --live needs its ARM coordinates"
             ))
         })?;
         let mut live = export::export(
-            &engine.arm,
+            engine.arm.as_ref(),
             fc,
             &engine.identity.description,
             engine.config.backup.concurrency,
@@ -58,7 +67,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     };
     let d = diff(&ra, &rb, &a.manifest.trigger_states, &sb);
     if ctx.json {
-        output::json(&serde_json::json!({"from": id, "to": label, "diff": d}));
+        crate::json::emit(
+            "diff",
+            &DiffOutput {
+                from: id.clone(),
+                to: label.clone(),
+                diff: d,
+            },
+        );
     } else if d.is_empty() {
         println!("{id} and {label} are identical");
     } else {

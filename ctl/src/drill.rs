@@ -17,6 +17,18 @@ use adfdr_core::plan::drill::human;
 
 use crate::{Ctx, output};
 
+/// `adfdr drill --json` (schema `adfdr.drill.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DrillOutput {
+    pub reports: Vec<Report>,
+}
+
+/// `adfdr drills --json` (schema `adfdr.drills.v1`): the history, oldest first.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DrillsOutput {
+    pub drills: Vec<adfdr_core::catalog::DrillRecord>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Factories to drill (configured names; default: every one with a drill_target).
@@ -59,8 +71,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             .map(|f| f.name.clone())
             .collect();
         if with_target.is_empty() {
-            return Err(OpError::Usage(
-                "no factory has a drill_target: add drill_target = { subscription = \"…\", resource_group = \"…\", factory = \"…\" } to a [[factory]]".into(),
+            return Err(OpError::usage(
+                "no factory has a drill_target: add drill_target = { subscription = \"…\", resource_group = \"…\", factory = \"…\" } to a [[factory]]",
             ));
         }
         with_target
@@ -71,7 +83,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         (Some(id), _) => Some(Pick::Id(id.clone())),
         (None, Some(window)) => Some(Pick::RandomWithin(
             adfdr_core::config::DurationSpec::parse(window)
-                .map_err(|e| OpError::Usage(format!("--random-within {e}")))?
+                .map_err(|e| OpError::usage(format!("--random-within {e}")))?
                 .0,
         )),
         (None, None) => None,
@@ -90,23 +102,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         let report = match &agent {
             // The agent owns the catalog and the factory's lease: it drills.
             Some(agent) => {
-                let done = agent
-                    .run(
-                        name,
-                        "drill",
-                        false,
-                        &serde_json::json!({
-                            "snapshot": args.snapshot, "random_within": args.random_within,
-                            "cleanup": args.cleanup, "concurrency": args.concurrency,
-                        }),
-                    )
-                    .await?;
-                serde_json::from_value::<Report>(done.result).map_err(|_| {
-                    OpError::Failed(format!(
-                        "the agent's drill of {name} ended without a report: {}",
-                        done.outcome
-                    ))
-                })?
+                use adfdr_core::ops::contract::{DrillOptions, Job, JobReport};
+                let job = Job::Drill(DrillOptions {
+                    snapshot: args.snapshot.clone(),
+                    random_within: args.random_within.clone(),
+                    cleanup: args.cleanup.as_deref().and_then(DrillCleanup::parse),
+                    concurrency: Some(args.concurrency),
+                });
+                let done = agent.run(name, job).await?;
+                match done.report {
+                    Some(JobReport::Drill(r)) => *r,
+                    _ => {
+                        return Err(OpError::failed(format!(
+                            "the agent's drill of {name} ended without a report: {}",
+                            done.summary
+                        )));
+                    }
+                }
             }
             None => {
                 let guard = adfdr_core::ops::lease::exclusive(
@@ -151,7 +163,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         reports.push(report);
     }
     if ctx.json {
-        output::json(&serde_json::to_value(&reports).expect("json"));
+        crate::json::emit(
+            "drill",
+            &DrillOutput {
+                reports: reports.clone(),
+            },
+        );
     }
     Ok(if reports.iter().all(Report::passed) {
         exit::OK
@@ -174,7 +191,7 @@ fn write(path: &std::path::Path, body: &str, many: bool, report: &Report) -> Res
         path.to_path_buf()
     };
     std::fs::write(&path, body).map_err(|e| {
-        OpError::Failed(format!(
+        OpError::failed(format!(
             "cannot write the report to {}: {e}",
             path.display()
         ))
@@ -461,7 +478,7 @@ pub async fn run_history(ctx: &Ctx, args: HistoryArgs) -> Result<i32, OpError> {
     )
     .await?;
     if ctx.json {
-        output::json(&serde_json::to_value(&records).expect("json"));
+        crate::json::emit("drills", &DrillsOutput { drills: records });
         return Ok(exit::OK);
     }
     if records.is_empty() {

@@ -6,6 +6,17 @@ use adfdr_core::ops::{OpError, exit, gitlayout, read};
 
 use crate::{Ctx, output};
 
+/// `adfdr export --json` (schema `adfdr.export.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ExportOutput {
+    pub snapshot: String,
+    pub factory: String,
+    pub out: PathBuf,
+    pub files: usize,
+    /// Resources the git layout has no place for (kept in the snapshot).
+    pub not_in_git_layout: Vec<String>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Snapshot id, or `latest` with --factory.
@@ -33,12 +44,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         eprintln!("adfdr: warning: skipped location {location}: {why}");
     }
     let written = gitlayout::write(&args.out, &resources).map_err(|e| match e {
-        gitlayout::GitLayoutError::NotEmpty { .. } => OpError::Usage(e.to_string()),
-        e => OpError::Failed(e.to_string()),
+        gitlayout::GitLayoutError::NotEmpty { .. } => OpError::usage(e.to_string()),
+        e => OpError::failed(e.to_string()),
     })?;
     if ctx.json {
-        output::json(
-            &serde_json::json!({"snapshot": id, "factory": f, "out": args.out, "files": written.files, "not_in_git_layout": written.skipped}),
+        crate::json::emit(
+            "export",
+            &ExportOutput {
+                snapshot: id,
+                factory: f,
+                out: args.out.clone(),
+                files: written.files,
+                not_in_git_layout: written.skipped,
+            },
         );
     } else {
         println!(

@@ -5,7 +5,15 @@ use std::path::PathBuf;
 use adfdr_core::keys::generate_key_file;
 use adfdr_core::ops::{OpError, exit};
 
-use crate::{Ctx, output};
+use crate::Ctx;
+
+/// `adfdr key generate --json` (schema `adfdr.key-generate.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct KeyOutput {
+    pub file: PathBuf,
+    /// Names the key without revealing it (also in every manifest it wraps).
+    pub fingerprint: String,
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -18,9 +26,15 @@ pub enum Command {
 
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     let Command::Generate { out } = cmd;
-    let fingerprint = generate_key_file(&out).map_err(|e| OpError::Usage(e.to_string()))?;
+    let fingerprint = generate_key_file(&out).map_err(|e| OpError::usage(e.to_string()))?;
     if ctx.json {
-        output::json(&serde_json::json!({"file": out, "fingerprint": fingerprint}));
+        crate::json::emit(
+            "key-generate",
+            &KeyOutput {
+                file: out,
+                fingerprint,
+            },
+        );
     } else {
         println!(
             "wrote {} (mode 0600), fingerprint {fingerprint}",

@@ -10,6 +10,8 @@ mod demo;
 mod diff;
 mod drill;
 mod export;
+mod incident;
+mod json;
 mod key;
 mod output;
 mod prune;
@@ -82,6 +84,8 @@ enum Command {
     /// The local index.
     #[command(subcommand)]
     Catalog(catalog::Command),
+    /// The JSON Schema of a command's --json output (docs/JSON.md).
+    Schema(json::SchemaArgs),
     /// Offline showcase: starts adf-emulator in-process with the built-in sample
     /// factory and walks it through the same client stack the agent uses.
     Demo(demo::Args),
@@ -149,16 +153,23 @@ async fn main() -> ExitCode {
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
-        Command::Demo(args) => demo::run(args)
+        Command::Schema(args) => json::run(args),
+        Command::Demo(args) => demo::run(args, ctx.json)
             .await
             .map(|()| exit::OK)
-            .map_err(|e| OpError::Failed(format!("{e:#}"))),
+            .map_err(|e| OpError::failed(format!("{e:#}"))),
     };
     let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("adfdr: error: {e}");
-            e.exit_code()
+            if let Some(hint) = e.hint() {
+                eprintln!("adfdr: hint: {hint}");
+            }
+            if ctx.json {
+                json::error(&e);
+            }
+            output::exit_code(&e)
         }
     };
     ExitCode::from(code as u8)

@@ -3,8 +3,20 @@
 use adfdr_core::config::Config;
 use adfdr_core::ops::OpError;
 
-pub fn json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+/// The CLI contract's exit code for an error of each kind (design.md section
+/// 4): a usage or config problem, or a name that does not exist, is 2;
+/// everything else that stops a command is 1.
+pub fn exit_code(e: &OpError) -> i32 {
+    use adfdr_core::ops::{Kind, exit};
+    match e.kind() {
+        Kind::Usage | Kind::NotFound => exit::USAGE,
+        Kind::Denied
+        | Kind::Unreachable
+        | Kind::Damaged
+        | Kind::Conflict
+        | Kind::Throttled
+        | Kind::Failed => exit::FAILED,
+    }
 }
 
 pub fn size(bytes: u64) -> String {
@@ -54,7 +66,7 @@ pub fn select_factories(
     let configured = config.factory_names();
     if all || (names.is_empty() && configured.len() == 1) {
         if configured.is_empty() {
-            return Err(OpError::Usage(format!(
+            return Err(OpError::usage(format!(
                 "config {} has no [[factory]]",
                 config.path.display()
             )));
@@ -62,7 +74,7 @@ pub fn select_factories(
         return Ok(configured);
     }
     if names.is_empty() {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::usage(format!(
             "name a factory or pass --all; configured: {}",
             configured.join(", ")
         )));
@@ -71,7 +83,7 @@ pub fn select_factories(
         .iter()
         .map(|n| {
             config.factory(n).map(|f| f.name.clone()).ok_or_else(|| {
-                OpError::Usage(format!(
+                OpError::usage(format!(
                     "unknown factory '{n}'; configured: {}",
                     if configured.is_empty() {
                         "none".to_string()

@@ -7,6 +7,12 @@ use adfdr_core::plan::retention::{Policy, zone};
 
 use crate::{Ctx, output};
 
+/// `adfdr prune --json` (schema `adfdr.prune.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct PruneOutput {
+    pub factories: Vec<Report>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Factories to prune (configured names).
@@ -26,21 +32,24 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if let Some(agent) = crate::agent::Agent::find(&engine.config) {
         // The agent owns the catalog and the factories' leases: it prunes.
         for name in &names {
+            use adfdr_core::ops::contract::{Job, JobReport};
             let done = agent
                 .run(
                     name,
-                    "prune",
-                    false,
-                    &serde_json::json!({"dry_run": args.dry_run}),
+                    Job::Prune {
+                        dry_run: args.dry_run,
+                    },
                 )
                 .await?;
-            let report: Report = serde_json::from_value(done.result).map_err(|_| {
-                OpError::Failed(format!(
-                    "the agent's prune of {name} failed: {}",
-                    done.outcome
-                ))
-            })?;
-            reports.push(report);
+            match done.report {
+                Some(JobReport::Prune(r)) => reports.push(*r),
+                _ => {
+                    return Err(OpError::failed(format!(
+                        "the agent's prune of {name} failed: {}",
+                        done.summary
+                    )));
+                }
+            }
         }
         return Ok(print(ctx, &reports));
     }
@@ -91,7 +100,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
 fn print(ctx: &Ctx, reports: &[Report]) -> i32 {
     let failed = reports.iter().any(|r| !r.failures.is_empty());
     if ctx.json {
-        output::json(&serde_json::to_value(reports).expect("json"));
+        crate::json::emit(
+            "prune",
+            &PruneOutput {
+                factories: reports.to_vec(),
+            },
+        );
     } else {
         for r in reports {
             let going = r.snapshots.iter().filter(|s| !s.keep).count();

@@ -5,6 +5,27 @@ use adfdr_core::ops::{OpError, exit, read};
 
 use crate::{Ctx, output};
 
+/// `adfdr show --json` (schema `adfdr.show.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ShowOutput {
+    pub id: String,
+    pub factory: String,
+    pub created: String,
+    pub source: adfdr_core::snapshot::Source,
+    pub region: Option<String>,
+    pub exported_at: String,
+    pub root: String,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub resources: Vec<adfdr_core::snapshot::Entry>,
+    pub trigger_states: std::collections::BTreeMap<String, String>,
+    pub keys: Vec<String>,
+    pub payload: adfdr_core::snapshot::manifest::ObjectRef,
+    /// The restorability report: what needs a human after a restore.
+    pub report: Vec<adfdr_core::model::restorability::Finding>,
+    /// The location the manifest was read from.
+    pub read_from: String,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Snapshot id, or `latest` with --factory.
@@ -33,13 +54,25 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     }
     let m = &opened.manifest;
     if ctx.json {
-        output::json(&serde_json::json!({
-            "id": id, "factory": f, "created": opened.header.created,
-            "source": m.source, "region": m.region, "exported_at": m.exported_at, "root": m.root,
-            "counts": opened.public.counts, "resources": m.resources,
-            "trigger_states": m.trigger_states, "keys": opened.public.keys.iter().map(|k| k.describe()).collect::<Vec<_>>(),
-            "payload": opened.public.payload, "report": m.report, "read_from": opened.location,
-        }));
+        crate::json::emit(
+            "show",
+            &ShowOutput {
+                id,
+                factory: f,
+                created: opened.header.created.clone(),
+                source: m.source.clone(),
+                region: m.region.clone(),
+                exported_at: m.exported_at.clone(),
+                root: m.root.clone(),
+                counts: opened.public.counts.clone(),
+                resources: m.resources.clone(),
+                trigger_states: m.trigger_states.clone(),
+                keys: opened.public.keys.iter().map(|k| k.describe()).collect(),
+                payload: opened.public.payload.clone(),
+                report: m.report.clone(),
+                read_from: opened.location.clone(),
+            },
+        );
         return Ok(exit::OK);
     }
     println!("snapshot   {id}");

@@ -10,6 +10,29 @@ use adfdr_core::store::Replicas;
 
 use crate::{Ctx, output};
 
+/// `adfdr snapshots --json` (schema `adfdr.snapshots.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct SnapshotsOutput {
+    /// Oldest first; only snapshots with a copy that checks out.
+    pub snapshots: Vec<SnapshotRow>,
+    /// Manifest copies that do not check out (planted, forged, damaged).
+    pub not_counted: Vec<read::Rejected>,
+    /// Locations that could not be listed.
+    pub unlisted: Vec<String>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub created: String,
+    pub factory: String,
+    pub resources: usize,
+    pub bytes: u64,
+    /// Locations holding a copy that checks out.
+    pub locations: Vec<String>,
+    pub keys: Vec<String>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only this factory (configured name).
@@ -26,7 +49,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         None => engine.replicas.clone(),
         Some(name) => {
             let location = engine.replicas.get(name).cloned().ok_or_else(|| {
-                OpError::Usage(format!(
+                OpError::usage(format!(
                     "unknown location '{name}'; configured: {}",
                     engine
                         .replicas
@@ -54,7 +77,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         eprintln!("adfdr: warning: location {location} could not be listed: {error}");
     }
     if !failed.is_empty() && failed.len() == replicas.locations.len() {
-        return Err(OpError::Failed("no location could be listed".into()));
+        return Err(OpError::failed("no location could be listed"));
     }
     for f in inventory.foreign.iter().chain(&inventory.damaged) {
         eprintln!(
@@ -95,11 +118,29 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         records.push(record);
     }
     if ctx.json {
-        output::json(
-            &serde_json::json!(records.iter().map(|r| serde_json::json!({
-            "id": r.id, "created": r.created, "factory": r.factory, "resources": r.resources,
-            "bytes": r.payload_size + r.manifest_size, "locations": r.locations, "keys": r.keys,
-        })).collect::<Vec<_>>()),
+        crate::json::emit(
+            "snapshots",
+            &SnapshotsOutput {
+                snapshots: records
+                    .iter()
+                    .map(|r| SnapshotRow {
+                        id: r.id.clone(),
+                        created: r.created.clone(),
+                        factory: r.factory.clone(),
+                        resources: r.resources,
+                        bytes: r.payload_size + r.manifest_size,
+                        locations: r.locations.clone(),
+                        keys: r.keys.clone(),
+                    })
+                    .collect(),
+                not_counted: inventory
+                    .foreign
+                    .iter()
+                    .chain(&inventory.damaged)
+                    .cloned()
+                    .collect(),
+                unlisted: failed.iter().map(|(l, _)| l.clone()).collect(),
+            },
         );
     } else if records.is_empty() {
         println!(

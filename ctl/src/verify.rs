@@ -9,6 +9,14 @@ use adfdr_core::ops::{OpError, exit, system_clock};
 
 use crate::{Ctx, output};
 
+/// `adfdr verify --json` (schema `adfdr.verify.v1`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct VerifyOutput<'a> {
+    pub healthy: bool,
+    #[serde(flatten)]
+    pub report: &'a Report,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     factory: Option<String>,
@@ -36,7 +44,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if let Some(l) = &args.location
         && engine.replicas.get(l).is_none()
     {
-        return Err(OpError::Usage(format!("unknown location '{l}'")));
+        return Err(OpError::usage(format!("unknown location '{l}'")));
     }
     let scope = Scope {
         factory: factory.as_deref(),
@@ -64,20 +72,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     }
     let healthy = report.healthy();
     if ctx.json {
-        output::json(&serde_json::json!({
-            "healthy": healthy, "snapshots": report.snapshots, "read_data": report.read_data,
-            "authenticated": report.authenticated, "vanished": report.vanished,
-            "locations": report.locations.iter().map(|l| serde_json::json!({
-                "name": l.name, "read_only": l.read_only, "error": l.error, "objects": l.checked, "bytes": l.bytes,
-                "damaged": l.damaged.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
-                "missing": l.missing.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
-                "foreign": l.foreign.iter().map(|p| serde_json::json!({"key": p.key, "problem": p.problem})).collect::<Vec<_>>(),
-                "incomplete": l.incomplete,
-            })).collect::<Vec<_>>(),
-            "repaired": report.repaired.iter().map(|r| serde_json::json!({"location": r.location, "object": format!("{} (from {})", r.key, r.from)})).collect::<Vec<_>>(),
-            "repair_failed": report.repair_failed.iter().map(|(l, k, e)| serde_json::json!({"location": l, "object": k, "error": e})).collect::<Vec<_>>(),
-            "deleted_foreign": report.deleted_foreign.iter().map(|(l, k)| serde_json::json!({"location": l, "object": k})).collect::<Vec<_>>(),
-        }));
+        crate::json::emit(
+            "verify",
+            &VerifyOutput {
+                healthy,
+                report: &report,
+            },
+        );
     } else {
         print_text(&report, &args);
     }
@@ -172,23 +173,29 @@ async fn through_agent(
         Some(f) => vec![f.to_string()],
         None => config.factory_names(),
     };
-    let options = serde_json::json!({
-        "snapshot": args.snapshot, "read_data": args.read_data,
-        "location": args.location, "repair": args.repair,
-        "delete_foreign": args.delete_foreign,
+    use adfdr_core::ops::contract::{Job, JobReport, VerifyOptions};
+    let job = Job::Verify(VerifyOptions {
+        snapshot: args.snapshot.clone(),
+        location: args.location.clone(),
+        read_data: args.read_data,
+        repair: args.repair,
+        delete_foreign: args.delete_foreign,
     });
     let mut report = Report::default();
     for name in names {
-        let done = agent.run(&name, "verify", false, &options).await?;
-        if done.result.is_null() && done.outcome.contains("not in any location") {
-            return Err(OpError::Usage(done.outcome));
-        }
-        let part: Report = serde_json::from_value(done.result.clone()).map_err(|_| {
-            OpError::Failed(format!(
-                "the agent's verify of {name} ended without a report: {}",
-                done.outcome
-            ))
-        })?;
+        let done = agent.run(&name, job.clone()).await?;
+        let part = match done.report {
+            Some(JobReport::Verify(r)) => *r,
+            _ if done.summary.contains("not in any location") => {
+                return Err(OpError::not_found(done.summary));
+            }
+            _ => {
+                return Err(OpError::failed(format!(
+                    "the agent's verify of {name} ended without a report: {}",
+                    done.summary
+                )));
+            }
+        };
         report.merge(part);
     }
     Ok(report)

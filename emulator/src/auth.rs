@@ -157,7 +157,7 @@ impl TokenSigner {
         if exp <= now {
             let fmt = |t: i64| {
                 time::OffsetDateTime::from_unix_timestamp(t)
-                    .map(crate::state::rfc3339)
+                    .map(crate::clock::rfc3339)
                     .unwrap_or_default()
             };
             return Err(ApiError::new(401, "ExpiredAuthenticationToken", format!(
@@ -261,7 +261,7 @@ pub fn oauth_error(status: u16, error: &str, description: String) -> ApiError {
         "error": error,
         "error_description": description,
         "error_codes": [],
-        "timestamp": crate::state::now_rfc3339(),
+        "timestamp": crate::clock::now_rfc3339(),
     }))
 }
 

@@ -94,14 +94,7 @@ pub fn factory_id(subscription: &str, resource_group: &str, factory: &str) -> St
     )
 }
 
-pub fn now_rfc3339() -> String {
-    rfc3339(OffsetDateTime::now_utc())
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
+pub use crate::clock::{now_rfc3339, rfc3339};
 
 fn factory_not_found(resource_group: &str, factory: &str) -> ApiError {
     ApiError::not_found(

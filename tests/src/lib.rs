@@ -118,13 +118,16 @@ pub async fn start_emulator(tweak: impl FnOnce(&mut Config)) -> Emulator {
 }
 
 /// An ARM client on the emulator, authenticating as `client_id`.
-pub fn arm_client(emulator: &Emulator, client_id: &str) -> adfdr_core::factory::arm::ArmClient {
+pub fn arm_client(
+    emulator: &Emulator,
+    client_id: &str,
+) -> Arc<dyn adfdr_core::factory::FactoryApi> {
     let credential = secret_credential(emulator, client_id, "test-secret");
-    adfdr_core::factory::arm::ArmClient::new(
+    Arc::new(adfdr_core::factory::arm::ArmClient::new(
         Url::parse(&emulator.urls().arm).expect("arm url"),
         credential,
         client_options_for(emulator),
-    )
+    ))
 }
 
 /// A free loopback port (bound and released; the small race is acceptable in tests).

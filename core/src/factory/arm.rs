@@ -67,6 +67,11 @@ impl ArmError {
             _ => None,
         }
     }
+
+    /// ARM said 429 (after the retry policy gave up).
+    pub fn is_throttled(&self) -> bool {
+        self.status() == Some(429)
+    }
 }
 
 /// An error and its sources, joined: "outer: cause: root cause".
@@ -141,27 +146,6 @@ impl ArmClient {
         Ok(url)
     }
 
-    /// Sends one request; returns the status and the JSON body (Null when empty).
-    pub async fn send(
-        &self,
-        method: Method,
-        path_or_url: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), ArmError> {
-        let (status, bytes) = self.send_raw(method, path_or_url, body).await?;
-        if bytes.is_empty() {
-            return Ok((status, Value::Null));
-        }
-        let value = serde_json::from_slice(&bytes).map_err(|e| ArmError::Body {
-            method: method.to_string(),
-            url: self
-                .url(path_or_url)
-                .map_or_else(|_| path_or_url.to_string(), |u| u.to_string()),
-            detail: e.to_string(),
-        })?;
-        Ok((status, value))
-    }
-
     /// Sends one request; returns the status and the body as it came (a
     /// success), or the service's error.
     pub async fn send_raw(
@@ -223,94 +207,6 @@ impl ArmClient {
                 message,
             })
         }
-    }
-
-    pub async fn get(&self, path: &str) -> Result<Value, ArmError> {
-        Ok(self.send(Method::Get, path, None).await?.1)
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
-        Ok(self.send(Method::Put, path, Some(body)).await?.1)
-    }
-
-    /// Returns whether something was deleted (200) rather than already absent (204).
-    pub async fn delete(&self, path: &str) -> Result<bool, ArmError> {
-        Ok(self.send(Method::Delete, path, None).await?.0 == 200)
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
-        Ok(self.send(Method::Post, path, Some(body)).await?.1)
-    }
-
-    /// Every item of a list, following nextLink to the last page.
-    pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
-        let mut items = Vec::new();
-        self.list_each(path, |item| items.push(item)).await?;
-        Ok(items)
-    }
-
-    /// Hands each item of a list to `each` as the bytes ARM answered, page by
-    /// page (no value trees: `model::raw` canonicalizes them).
-    pub async fn list_each_raw(
-        &self,
-        path: &str,
-        mut each: impl FnMut(&[u8]),
-    ) -> Result<(), ArmError> {
-        #[derive(serde::Deserialize)]
-        struct Page<'a> {
-            #[serde(borrow)]
-            value: Option<Vec<&'a serde_json::value::RawValue>>,
-            #[serde(rename = "nextLink", default)]
-            next_link: Option<String>,
-        }
-        let mut next = Some(path.to_string());
-        while let Some(link) = next.take() {
-            let (_, bytes) = self.send_raw(Method::Get, &link, None).await?;
-            let body_error = |detail: String| ArmError::Body {
-                method: "GET".into(),
-                url: link.clone(),
-                detail,
-            };
-            let page: Page =
-                serde_json::from_slice(&bytes).map_err(|e| body_error(e.to_string()))?;
-            // A page without a `value` array is not an empty list: treating it
-            // as one would back up a factory with resources silently missing.
-            let Some(values) = page.value else {
-                return Err(body_error("a list page without a \"value\" array".into()));
-            };
-            for item in values {
-                each(item.get().as_bytes());
-            }
-            next = page.next_link.filter(|s| !s.is_empty());
-        }
-        Ok(())
-    }
-
-    /// Hands each item of a list to `each` as its page arrives (one page in
-    /// memory at a time).
-    pub async fn list_each(&self, path: &str, mut each: impl FnMut(Value)) -> Result<(), ArmError> {
-        let mut next = Some(path.to_string());
-        while let Some(link) = next.take() {
-            let mut page = self.get(&link).await?;
-            // A page without a `value` array is not an empty list: treating it
-            // as one would back up a factory with resources silently missing.
-            match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(values)) => values.into_iter().for_each(&mut each),
-                _ => {
-                    return Err(ArmError::Body {
-                        method: "GET".into(),
-                        url: link.clone(),
-                        detail: "a list page without a \"value\" array".into(),
-                    });
-                }
-            }
-            next = page
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
-        }
-        Ok(())
     }
 }
 

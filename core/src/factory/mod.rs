@@ -1,4 +1,147 @@
-//! Data Factory adapters: the ARM client (and, later, the FactoryApi trait the
-//! use cases depend on).
+//! Data Factory adapters: the `FactoryApi` trait the use cases depend on (one
+//! primitive, a request; lists, paging and JSON on top of it), its ARM client,
+//! and an in-memory factory for unit tests of the use cases.
 
 pub mod arm;
+pub mod memory;
+
+use async_trait::async_trait;
+use azure_core::http::Method;
+use serde_json::Value;
+
+pub use arm::{ArmClient, ArmError};
+
+/// The ARM surface of Data Factory, as the use cases see it.
+#[async_trait]
+pub trait FactoryApi: Send + Sync {
+    /// Sends one request to a path (`/subscriptions/...`) or an absolute URL
+    /// (a nextLink); returns the status and the body as it came (a success),
+    /// or the service's error.
+    async fn send_raw(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), ArmError>;
+}
+
+#[async_trait]
+impl FactoryApi for ArmClient {
+    async fn send_raw(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), ArmError> {
+        ArmClient::send_raw(self, method, path_or_url, body).await
+    }
+}
+
+impl dyn FactoryApi + '_ {
+    /// Sends one request; returns the status and the JSON body (Null when empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ArmError> {
+        let (status, bytes) = self.send_raw(method, path_or_url, body).await?;
+        if bytes.is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| ArmError::Body {
+            method: method.to_string(),
+            url: path_or_url.to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok((status, value))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Get, path, None).await?.1)
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Put, path, Some(body)).await?.1)
+    }
+
+    /// Returns whether something was deleted (200) rather than already absent (204).
+    pub async fn delete(&self, path: &str) -> Result<bool, ArmError> {
+        Ok(self.send(Method::Delete, path, None).await?.0 == 200)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        Ok(self.send(Method::Post, path, Some(body)).await?.1)
+    }
+
+    /// Every item of a list, following nextLink to the last page.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
+        let mut items = Vec::new();
+        self.list_each(path, |item| items.push(item)).await?;
+        Ok(items)
+    }
+
+    /// Hands each item of a list to `each` as the bytes ARM answered, page by
+    /// page (no value trees: `model::raw` canonicalizes them).
+    pub async fn list_each_raw(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), ArmError> {
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(borrow)]
+            value: Option<Vec<&'a serde_json::value::RawValue>>,
+            #[serde(rename = "nextLink", default)]
+            next_link: Option<String>,
+        }
+        let mut next = Some(path.to_string());
+        while let Some(link) = next.take() {
+            let (_, bytes) = self.send_raw(Method::Get, &link, None).await?;
+            let body_error = |detail: String| ArmError::Body {
+                method: "GET".into(),
+                url: link.clone(),
+                detail,
+            };
+            let page: Page =
+                serde_json::from_slice(&bytes).map_err(|e| body_error(e.to_string()))?;
+            // A page without a `value` array is not an empty list: treating it
+            // as one would back up a factory with resources silently missing.
+            let Some(values) = page.value else {
+                return Err(body_error("a list page without a \"value\" array".into()));
+            };
+            for item in values {
+                each(item.get().as_bytes());
+            }
+            next = page.next_link.filter(|s| !s.is_empty());
+        }
+        Ok(())
+    }
+
+    /// Hands each item of a list to `each` as its page arrives (one page in
+    /// memory at a time).
+    pub async fn list_each(&self, path: &str, mut each: impl FnMut(Value)) -> Result<(), ArmError> {
+        let mut next = Some(path.to_string());
+        while let Some(link) = next.take() {
+            let mut page = self.get(&link).await?;
+            // A page without a `value` array is not an empty list: treating it
+            // as one would back up a factory with resources silently missing.
+            match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(values)) => values.into_iter().for_each(&mut each),
+                _ => {
+                    return Err(ArmError::Body {
+                        method: "GET".into(),
+                        url: link.clone(),
+                        detail: "a list page without a \"value\" array".into(),
+                    });
+                }
+            }
+            next = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+        }
+        Ok(())
+    }
+}

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::snapshot::Resource;
+use crate::model::Resource;
 
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Diff {
     pub added: Vec<String>,
     pub removed: Vec<String>,

@@ -7,6 +7,7 @@ pub mod kind;
 pub mod names;
 pub mod raw;
 pub mod references;
+pub mod resource;
 pub mod restorability;
 
 pub use canonical::{
@@ -14,3 +15,4 @@ pub use canonical::{
 };
 pub use kind::ResourceKind;
 pub use references::{Reference, references};
+pub use resource::Resource;

@@ -5,6 +5,16 @@
 //! (Microsoft.Resources/resourcegroups, Microsoft.DataFactory/factories) and
 //! the subscription id, a GUID.
 
+/// Is `name` usable as a store namespace (configured factory names, ids)?
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.')
+}
+
 /// A subscription id: a GUID, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
 pub fn subscription(id: &str) -> Result<(), String> {
     let groups: Vec<&str> = id.split('-').collect();

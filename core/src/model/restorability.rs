@@ -8,12 +8,12 @@ use serde_json::Value;
 
 use super::kind::ResourceKind;
 use super::references::references;
-use crate::snapshot::manifest::{Resource, key, label};
+use crate::model::resource::{Resource, key, label};
 
 /// The mask the service puts on inline SecureString values.
 pub const MASK: &str = "**********";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     /// An inline SecureString came back masked: its value is not in the snapshot.
@@ -32,7 +32,7 @@ pub enum Category {
     DanglingReference,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     pub category: Category,
     /// The resource it concerns (`linkedService:LS_Sql`).

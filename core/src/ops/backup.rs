@@ -14,7 +14,7 @@ use crate::snapshot::{DataKey, rfc3339, snapshot_id};
 use crate::store::layout;
 
 /// The encrypted body of a checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointBody {
     pub root: String,
     pub exported_at: String,
@@ -54,7 +54,7 @@ pub async fn backup(
     // Each resource is encoded as its page arrives and its value tree dropped:
     // memory holds canonical bytes, not trees.
     let exported = export::export_encoded(
-        &engine.arm,
+        engine.arm.as_ref(),
         fc,
         &engine.identity.description,
         engine.config.backup.concurrency,
@@ -116,7 +116,7 @@ pub async fn backup(
             let report = engine.replicas.put_new(&key, &sealed, &targets).await;
             let failed = failures(&report);
             if report.written.is_empty() {
-                return Err(OpError::Failed(format!(
+                return Err(OpError::failed(format!(
                     "checkpoint for {} could not be written anywhere: {}",
                     fc.name,
                     read::describe(&failed)
@@ -202,7 +202,7 @@ pub async fn backup(
     // a promise that its payload is there). Short of that, nothing lists.
     if first.written.len() < min {
         record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
-        return Err(OpError::Failed(format!(
+        return Err(OpError::failed(format!(
             "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); nothing was committed (the payload copies written are leftovers that `adfdr verify` lists as incomplete)",
             fc.name,
             first.written.len(),
@@ -227,7 +227,7 @@ pub async fn backup(
             }
         }
         record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
-        return Err(OpError::Failed(format!(
+        return Err(OpError::failed(format!(
             "snapshot {id} of {}: its manifest reached {} of the {min} locations needed to commit ({}); {}",
             fc.name,
             second.written.len(),

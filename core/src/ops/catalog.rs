@@ -16,7 +16,7 @@ use crate::store::layout::{self, Parsed};
 use crate::store::{MAX_OBJECT, Replicas};
 
 /// What a rebuild found.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Rebuilt {
     pub snapshots: usize,
     pub checkpoints: usize,
@@ -78,7 +78,7 @@ pub async fn rebuild(
         .filter_map(|l| l.error.clone().map(|e| (l.name.clone(), e)))
         .collect();
     if !replicas.locations.is_empty() && unlisted.len() == replicas.locations.len() {
-        return Err(OpError::Failed(format!(
+        return Err(OpError::failed(format!(
             "no location could be listed ({}); the catalog was left as it was",
             read::describe(&unlisted)
         )));

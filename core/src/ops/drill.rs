@@ -61,7 +61,7 @@ impl Options {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cleanup {
     pub mode: String,
     pub ok: bool,
@@ -69,7 +69,7 @@ pub struct Cleanup {
 }
 
 /// Everything a drill found: the evidence auditors ask for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub id: String,
     pub factory: String,
@@ -102,7 +102,7 @@ pub struct Report {
 }
 
 /// One line of the proof: what was checked and how it came out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
@@ -137,13 +137,13 @@ impl Report {
     }
 }
 
-fn ms(t: time::OffsetDateTime) -> i128 {
-    t.unix_timestamp_nanos() / 1_000_000
+fn ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn target_of(fc: &FactoryConfig) -> Result<(TargetFactory, Option<String>), OpError> {
     let t = fc.drill_target.as_ref().ok_or_else(|| {
-        OpError::Usage(format!(
+        OpError::usage(format!(
             "factory '{}' has no drill_target: add drill_target = {{ subscription = \"…\", resource_group = \"…\", factory = \"…\" }} (a scratch factory; never the source)",
             fc.name
         ))
@@ -154,7 +154,7 @@ fn target_of(fc: &FactoryConfig) -> Result<(TargetFactory, Option<String>), OpEr
         factory: t.factory.clone(),
     };
     if target.arm_path().eq_ignore_ascii_case(&fc.arm_path()) {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::usage(format!(
             "factory '{}': drill_target is the source factory itself; a drill must never touch the source",
             fc.name
         )));
@@ -177,7 +177,7 @@ async fn choose(
     }
     let listed = inventory.snapshots;
     if listed.is_empty() {
-        return Err(OpError::Failed(format!(
+        return Err(OpError::failed(format!(
             "factory '{}' has no snapshot to drill: run `adfdr backup {}` first",
             fc.name, fc.name
         )));
@@ -192,7 +192,7 @@ async fn choose(
             .find(|l| &l.id == id)
             .map(|l| (l.id.clone(), "requested".into()))
             .ok_or_else(|| {
-                OpError::Usage(format!(
+                OpError::not_found(format!(
                     "snapshot {id} of factory '{}' is not in the store (adfdr snapshots {} lists them)",
                     fc.name, fc.name
                 ))
@@ -205,7 +205,7 @@ async fn choose(
                 .map(|l| l.id.as_str())
                 .collect();
             if eligible.is_empty() {
-                return Err(OpError::Failed(format!(
+                return Err(OpError::failed(format!(
                     "factory '{}' has no snapshot from the last {}",
                     fc.name,
                     crate::plan::drill::human(window.as_secs_f64())
@@ -258,134 +258,38 @@ pub async fn drill(
         .as_deref()
         .map(Overrides::load)
         .transpose()
-        .map_err(|e| OpError::Usage(format!("factory '{}': drill_overrides: {e}", fc.name)))?;
+        .map_err(|e| OpError::usage(format!("factory '{}': drill_overrides: {e}", fc.name)))?;
     let started = clock();
     let wall = Instant::now();
     let (snapshot, pick) = choose(engine, fc, &options.pick, started).await?;
     let confirmed_at = confirmed(engine, &fc.name, &snapshot);
-    let held = super::prune::hold(
-        &engine.replicas,
-        &fc.name,
-        &snapshot,
-        &format!("drill into {}", target.describe()),
-        started,
-    )
-    .await;
     let mut facts = Facts {
         started_ms: ms(started),
         confirmed_ms: ms(confirmed_at),
         ..Default::default()
     };
-    let mut phases = Vec::new();
-    let mut checks = Vec::new();
-    let mut report_counts = (0, 0, 0, 0);
-    let mut skipped = Vec::new();
-    let mut warnings = Vec::new();
-    let mut state_after: Option<TargetState> = None;
-
-    let plan_options = PlanOptions {
-        triggers: TriggerMode::Stopped,
-        delete_extraneous: true,
-        placeholder_secrets: true,
-        region: region.clone(),
-        ..Default::default()
+    let request = op::Request {
+        snapshot: snapshot.clone(),
+        factory: Some(fc.name.clone()),
+        target: target.clone(),
+        overrides,
+        options: PlanOptions {
+            triggers: TriggerMode::Stopped,
+            delete_extraneous: true,
+            placeholder_secrets: true,
+            region: region.clone(),
+            ..Default::default()
+        },
+        concurrency: options.concurrency,
+        known_newest: None,
+        by: "drill".into(),
+        audit_dir: None,
+        asked: op::Asked::default(),
     };
-    let identity = &engine.identity.description;
-    let prepared = op::prepare(
-        &engine.replicas,
-        &engine.keys,
-        &engine.arm,
-        identity,
-        &snapshot,
-        Some(&fc.name),
-        &target,
-        overrides.as_ref(),
-        &plan_options,
-        options.concurrency,
-    )
-    .await;
-    match prepared {
-        Err(e) => facts.restore_error = Some(e.to_string()),
-        Ok(mut prepared) => {
-            phases.push(Phase {
-                name: "fetch".into(),
-                ms: prepared.timings.fetch_ms,
-            });
-            phases.push(Phase {
-                name: "decrypt".into(),
-                ms: prepared.timings.decrypt_ms,
-            });
-            phases.push(Phase {
-                name: "plan".into(),
-                ms: prepared.timings.plan_ms,
-            });
-            let plan = &prepared.plan;
-            skipped = plan
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.label, s.reason))
-                .collect();
-            warnings = plan.warnings.clone();
-            let applying = Instant::now();
-            let applied = op::apply(
-                &engine.arm,
-                identity,
-                &target,
-                plan,
-                options.concurrency,
-                progress,
-            )
-            .await;
-            prepared.timings.apply_ms = applying.elapsed().as_millis();
-            phases.push(Phase {
-                name: "apply".into(),
-                ms: prepared.timings.apply_ms,
-            });
-            facts.apply_failures = applied
-                .failures
-                .iter()
-                .map(|f| format!("{}: {}", f.what, f.error))
-                .collect();
-            let verifying = Instant::now();
-            let expected_started = op::started_after(plan, &prepared.target_triggers);
-            match op::verify(
-                &engine.arm,
-                &target,
-                identity,
-                plan,
-                &expected_started,
-                options.concurrency,
-            )
-            .await
-            {
-                Ok((mismatches, state)) => {
-                    phases.push(Phase {
-                        name: "verify".into(),
-                        ms: verifying.elapsed().as_millis(),
-                    });
-                    facts.mismatches = mismatches
-                        .iter()
-                        .map(|m| format!("{} {}", m.resource, m.detail))
-                        .collect();
-                    if facts.apply_failures.is_empty() {
-                        facts.verified_ms =
-                            Some(facts.started_ms + wall.elapsed().as_millis() as i128);
-                    }
-                    prove(plan, &state, &mut facts, &mut checks);
-                    state_after = Some(state);
-                }
-                Err(e) => facts.restore_error = Some(format!("reading the restore back: {e}")),
-            }
-            let placeholders = plan.secrets.iter().filter(|s| s.filled).count();
-            report_counts = (
-                plan.expected.len() + plan.skipped.len(),
-                applied.written,
-                plan.unchanged.len(),
-                placeholders,
-            );
-        }
-    }
-
+    let restored = restore(engine, request, &mut facts, wall, progress).await;
+    let mut phases = restored.phases;
+    let mut checks = restored.checks;
+    let state_after = restored.state;
     // The smoke pipeline runs in the restored factory (not part of the RTO).
     if let Some(pipeline) = &fc.smoke_pipeline {
         let smoking = Instant::now();
@@ -411,7 +315,7 @@ pub async fn drill(
         facts.smoke = Some(smoke);
         phases.push(Phase {
             name: "smoke".into(),
-            ms: smoking.elapsed().as_millis(),
+            ms: super::millis(smoking.elapsed()),
         });
     }
 
@@ -426,9 +330,8 @@ pub async fn drill(
     let cleanup = clean(engine, &target, state_after, region, options).await;
     phases.push(Phase {
         name: "cleanup".into(),
-        ms: cleaning.elapsed().as_millis(),
+        ms: super::millis(cleaning.elapsed()),
     });
-    super::prune::release(&engine.replicas, &held).await;
 
     let finished = clock();
     let mut report = Report {
@@ -443,12 +346,12 @@ pub async fn drill(
         finished: rfc3339(finished),
         judgement,
         phases,
-        resources: report_counts.0,
-        written: report_counts.1,
-        unchanged: report_counts.2,
-        placeholder_secrets: report_counts.3,
-        skipped,
-        warnings,
+        resources: restored.counts.0,
+        written: restored.counts.1,
+        unchanged: restored.counts.2,
+        placeholder_secrets: restored.counts.3,
+        skipped: restored.skipped,
+        warnings: restored.warnings,
         checks,
         cleanup,
         facts,
@@ -459,6 +362,94 @@ pub async fn drill(
         catalog.put_drill(&report.record())?;
     }
     Ok(report)
+}
+
+/// What the restore part of a drill found.
+#[derive(Default)]
+struct Restored {
+    phases: Vec<Phase>,
+    checks: Vec<Check>,
+    /// Resources in the snapshot, written, unchanged, placeholder secrets.
+    counts: (usize, usize, usize, usize),
+    skipped: Vec<String>,
+    warnings: Vec<String>,
+    /// The scratch factory as read back, when the restore got that far.
+    state: Option<TargetState>,
+}
+
+/// The restore into the scratch factory (the same use case as `adfdr
+/// restore`), measured by phase; RTO ends when it reads back as planned.
+async fn restore(
+    engine: &Engine,
+    request: op::Request,
+    facts: &mut Facts,
+    wall: Instant,
+    progress: op::Progress<'_>,
+) -> Restored {
+    let mut prepared = match op::prepare(engine, request).await {
+        Ok(p) => p,
+        Err(e) => {
+            facts.restore_error = Some(e.to_string());
+            return Restored::default();
+        }
+    };
+    let phase = |name: &str, ms: u64| Phase {
+        name: name.into(),
+        ms,
+    };
+    let mut out = Restored {
+        phases: vec![
+            phase("fetch", prepared.timings.fetch_ms),
+            phase("decrypt", prepared.timings.decrypt_ms),
+            phase("plan", prepared.timings.plan_ms),
+        ],
+        skipped: prepared
+            .plan
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.label, s.reason))
+            .collect(),
+        warnings: prepared.plan.warnings.clone(),
+        ..Default::default()
+    };
+    let outcome = op::execute(engine, &mut prepared, progress).await;
+    let plan = &prepared.plan;
+    let placeholders = plan.secrets.iter().filter(|s| s.filled).count();
+    out.phases.push(phase("apply", outcome.timings.apply_ms));
+    facts.apply_failures = outcome
+        .applied
+        .failures
+        .iter()
+        .map(|f| format!("{}: {}", f.what, f.error))
+        .collect();
+    match (outcome.state, outcome.read_back_error) {
+        (Some(state), None) => {
+            out.phases.push(phase("verify", outcome.timings.verify_ms));
+            facts.mismatches = outcome
+                .mismatches
+                .iter()
+                .map(|m| format!("{} {}", m.resource, m.detail))
+                .collect();
+            if facts.apply_failures.is_empty() {
+                facts.verified_ms = Some(facts.started_ms + super::millis(wall.elapsed()) as i64);
+            }
+            prove(plan, &state, facts, &mut out.checks);
+            out.state = Some(state);
+        }
+        (_, e) => {
+            facts.restore_error = Some(format!(
+                "reading the restore back: {}",
+                e.unwrap_or_default()
+            ))
+        }
+    }
+    out.counts = (
+        plan.expected.len() + plan.skipped.len(),
+        outcome.applied.written,
+        plan.unchanged.len(),
+        placeholders,
+    );
+    out
 }
 
 /// The checks beyond "reads back as planned": references resolve, global
@@ -681,8 +672,13 @@ async fn clean(
             // Read what is there now (a failed restore leaves some of it).
             let state = match state {
                 Some(s) => s,
-                None => match op::read_target(&engine.arm, target, identity, options.concurrency)
-                    .await
+                None => match op::read_target(
+                    engine.arm.as_ref(),
+                    target,
+                    identity,
+                    options.concurrency,
+                )
+                .await
                 {
                     Ok(s) => s,
                     Err(e) => {
@@ -724,7 +720,7 @@ async fn clean(
             match plan {
                 Ok(plan) => {
                     let applied = op::apply(
-                        &engine.arm,
+                        engine.arm.as_ref(),
                         identity,
                         target,
                         &plan,
@@ -788,7 +784,7 @@ async fn store(engine: &Engine, report: &Report) -> Result<Vec<String>, OpError>
         tracing::warn!(%location, error = %e, "drill report not stored there");
     }
     if put.written.is_empty() {
-        return Err(OpError::Failed(format!(
+        return Err(OpError::failed(format!(
             "the drill report could not be stored anywhere: {}",
             put.failed
                 .iter()
@@ -823,7 +819,7 @@ pub async fn open(engine: &Engine, factory: &str, id: &str) -> Result<Report, Op
             Err(why) => skipped.push((l.name.clone(), why)),
         }
     }
-    Err(OpError::Failed(format!(
+    Err(OpError::failed(format!(
         "drill report {id} of '{factory}' opens nowhere: {}",
         super::read::describe(&skipped)
     )))

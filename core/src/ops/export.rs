@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use crate::config::FactoryConfig;
-use crate::factory::arm::{ArmClient, ArmError};
+use crate::factory::{ArmError, FactoryApi};
 use crate::model::{ResourceKind, canonicalize_owned};
 use crate::snapshot::Resource;
 
@@ -92,7 +92,7 @@ type Sink<'s> = Mutex<
 
 /// Reads the factory and hands every resource to `sink` as its page arrives.
 async fn walk(
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,
@@ -216,7 +216,7 @@ async fn walk(
 
 /// Exports the factory `fc` describes, as value trees (diff against live).
 pub async fn export(
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,
@@ -270,7 +270,7 @@ pub struct Encoded {
 }
 
 pub async fn export_encoded(
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,

@@ -15,9 +15,9 @@ use super::OpError;
 use crate::store::{BlobStore, Holder, LeaseAttempt, Replicas, StoreError, layout};
 
 /// Azure allows 15 to 60 seconds (or infinite, which a dead holder would keep).
-pub const MIN_SECONDS: u32 = 15;
-pub const MAX_SECONDS: u32 = 60;
-pub const DEFAULT_SECONDS: u32 = 30;
+pub const MIN_SECONDS: u32 = crate::config::LEASE_MIN_SECONDS;
+pub const MAX_SECONDS: u32 = crate::config::LEASE_MAX_SECONDS;
+pub const DEFAULT_SECONDS: u32 = crate::config::LEASE_DEFAULT_SECONDS;
 
 /// A lease this process holds.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ async fn try_from(
             }
         }
     }
-    Err(OpError::Failed(format!(
+    Err(OpError::failed(format!(
         "no writable location would take the lease of factory '{factory}': {}",
         if unreachable.is_empty() {
             "none is configured".to_string()
@@ -181,7 +181,7 @@ pub async fn exclusive(
     let mut lease = match acquire(replicas, factory, seconds, &me).await? {
         Attempt::Taken(l) => l,
         Attempt::Held { location, holder } => {
-            return Err(OpError::Failed(Attempt::held_message(
+            return Err(OpError::conflict(Attempt::held_message(
                 factory, &location, &holder,
             )));
         }

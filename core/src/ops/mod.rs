@@ -4,13 +4,16 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod contract;
 pub mod drill;
 pub mod export;
 pub mod gitlayout;
+pub mod hold;
 pub mod lease;
 pub mod prune;
 pub mod read;
 pub mod restore;
+pub mod status;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -18,14 +21,15 @@ use std::sync::Arc;
 
 use azure_core::http::{ClientOptions, Url};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::Catalog;
 use crate::config::{Config, LocationConfig, LocationUrl};
+use crate::factory::FactoryApi;
 use crate::factory::arm::ArmClient;
-use crate::identity::{self, Identity, IdentityError};
-use crate::keys::{KeyError, KeyRing, VaultKey, load_key_file};
+use crate::identity::{self, Identity};
+use crate::keys::{KeyRing, VaultKey, load_key_file};
 use crate::store::azure::{AzureAuth, AzureStore};
 use crate::store::fs::FsStore;
-use crate::store::{BlobStore, Location, Replicas, StoreError};
+use crate::store::{BlobStore, Location, Replicas};
 
 /// Exit codes of the CLI contract (design.md section 4).
 pub mod exit {
@@ -36,56 +40,33 @@ pub mod exit {
     pub const CHECK_FAILED: i32 = 4;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum OpError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Export(Box<export::ExportError>),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Failed(String),
-}
+pub mod error;
 
-impl From<export::ExportError> for OpError {
-    fn from(e: export::ExportError) -> Self {
-        OpError::Export(Box::new(e))
-    }
-}
-
-impl OpError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            OpError::Config(_) | OpError::Usage(_) => exit::USAGE,
-            OpError::Identity(IdentityError::Missing { .. } | IdentityError::Exposed { .. }) => {
-                exit::USAGE
-            }
-            // A key file that is exposed, missing or the wrong size is a config problem.
-            OpError::Key(KeyError::File { .. } | KeyError::Length { .. }) => exit::USAGE,
-            _ => exit::FAILED,
-        }
-    }
-}
+pub use error::{Kind, OpError};
 
 /// Everything a use case needs, built once from the config.
 pub struct Engine {
     pub config: Config,
     pub identity: Identity,
     pub options: ClientOptions,
-    pub arm: ArmClient,
+    pub arm: Arc<dyn FactoryApi>,
     pub replicas: Replicas,
     pub keys: KeyRing,
     pub catalog_path: PathBuf,
+    /// Built from flags alone (`--store`/`--key`): no config file, no
+    /// catalog, locations only read.
+    pub incident: bool,
     catalog: std::sync::OnceLock<Arc<Catalog>>,
+}
+
+/// Incident mode (design.md section 4): what a restore needs when there is no
+/// config file and no agent, only a login, the stores and a key.
+pub struct Incident {
+    /// Location URLs (https container or file://); only read.
+    pub stores: Vec<String>,
+    /// Key files, or Key Vault key URLs (`https://VAULT/keys/NAME`).
+    pub keys: Vec<String>,
+    pub auth: crate::config::AuthConfig,
 }
 
 impl Engine {
@@ -93,11 +74,11 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, OpError> {
         let options = identity::client_options(&config.auth)?;
         let identity = identity::build(&config.auth, &options)?;
-        let arm = ArmClient::new(
+        let arm: Arc<dyn FactoryApi> = Arc::new(ArmClient::new(
             config.auth.arm_endpoint.0.clone(),
             identity.credential.clone(),
             options.clone(),
-        );
+        ));
         let locations = config
             .locations
             .iter()
@@ -123,8 +104,76 @@ impl Engine {
             replicas: Replicas::new(locations),
             keys,
             catalog_path,
+            incident: false,
             catalog: std::sync::OnceLock::new(),
         })
+    }
+
+    /// An engine from incident-mode flags: the stores (read-only, named
+    /// `store1`, `store2`, …) and keys (`key1`, …) as given, the audit trail
+    /// under `$XDG_STATE_HOME/adfdr` (or `~/.local/state/adfdr`).
+    pub fn incident(incident: Incident) -> Result<Engine, OpError> {
+        use crate::config::{AgentConfig, BackupConfig, HttpsUrl, KeyConfig, Spanned};
+        if incident.keys.is_empty() {
+            return Err(OpError::usage(
+                "incident mode (--store) needs --key FILE or --key https://VAULT/keys/NAME",
+            ));
+        }
+        let mut locations = Vec::new();
+        for (i, url) in incident.stores.iter().enumerate() {
+            let url =
+                LocationUrl::parse(url).map_err(|e| OpError::usage(format!("--store {e}")))?;
+            locations.push(Spanned::new(
+                0..0,
+                LocationConfig {
+                    name: format!("store{}", i + 1),
+                    url,
+                    read_only: true,
+                    sas_file: None,
+                    immutability_days: None,
+                },
+            ));
+        }
+        let mut keys = Vec::new();
+        for (i, k) in incident.keys.iter().enumerate() {
+            let id = format!("key{}", i + 1);
+            let key = if k.starts_with("https://") {
+                let url = Url::parse(k)
+                    .map_err(|e| OpError::usage(format!("--key {k:?} is not a URL: {e}")))?;
+                KeyConfig {
+                    id,
+                    keyvault: Some(HttpsUrl(url)),
+                    file: None,
+                }
+            } else {
+                KeyConfig {
+                    id,
+                    keyvault: None,
+                    file: Some(PathBuf::from(k)),
+                }
+            };
+            keys.push(Spanned::new(0..0, key));
+        }
+        let state_dir = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("adfdr");
+        let config = Config {
+            agent: AgentConfig {
+                state_dir,
+                ..AgentConfig::default()
+            },
+            auth: incident.auth,
+            backup: BackupConfig::default(),
+            locations,
+            keys,
+            factories: Vec::new(),
+            path: PathBuf::from("(incident mode: --store and --key)"),
+        };
+        let mut engine = Engine::new(config)?;
+        engine.incident = true;
+        Ok(engine)
     }
 
     /// Hands an already open catalog to this engine (a reloaded config in
@@ -135,6 +184,11 @@ impl Engine {
 
     /// The catalog, opened once per process (redb allows one opener).
     pub fn catalog(&self) -> Result<Arc<Catalog>, OpError> {
+        if self.incident {
+            return Err(OpError::usage(
+                "incident mode keeps no catalog: run this with a config file",
+            ));
+        }
         if let Some(c) = self.catalog.get() {
             return Ok(c.clone());
         }
@@ -184,6 +238,12 @@ pub fn location(
         store,
         read_only: l.read_only,
     })
+}
+
+/// Milliseconds of a duration, as the reports keep them (u64: JSON has no
+/// 128-bit integers).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `now`, injectable: pure decisions take time as a parameter.

@@ -5,7 +5,6 @@
 //! a snapshot; the newest intact snapshot is always kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
@@ -19,12 +18,9 @@ use crate::snapshot::{object, snapshot_time};
 use crate::store::layout::{self, Parsed};
 use crate::store::{MAX_OBJECT, Replicas};
 
-/// A hold older than this is left over from a process that died.
-pub const HOLD_TTL: Duration = Duration::from_secs(12 * 3600);
-/// A hold is a line of JSON.
-const MAX_HOLD: u64 = 64 << 10;
+use super::hold::{HOLD_TTL, HoldBody, MAX_HOLD};
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[derive(PartialEq, Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Snapshot {
     pub id: String,
     pub time: String,
@@ -33,7 +29,7 @@ pub struct Snapshot {
     pub reasons: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[derive(PartialEq, Clone, Debug, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub factory: String,
     pub dry_run: bool,
@@ -77,44 +73,6 @@ async fn listing(replicas: &Replicas, factory: &str, report: &mut Report) -> Lis
         }
     }
     Listing { objects, holds }
-}
-
-/// A hold's content: who, since when.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct HoldBody {
-    pub by: String,
-    pub since: String,
-}
-
-/// Marks `snapshot` as in use in every writable location (best effort: a
-/// read-only incident-mode restore cannot write one). Returns the keys written.
-pub async fn hold(
-    replicas: &Replicas,
-    factory: &str,
-    snapshot: &str,
-    by: &str,
-    now: OffsetDateTime,
-) -> Vec<(String, String)> {
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let key = layout::hold(factory, snapshot, &token);
-    let body = serde_json::to_vec(&HoldBody {
-        by: by.into(),
-        since: crate::snapshot::rfc3339(now),
-    })
-    .expect("json");
-    let targets = replicas.writable_names();
-    let put = replicas.put_new(&key, &body, &targets).await;
-    put.written.into_iter().map(|l| (l, key.clone())).collect()
-}
-
-pub async fn release(replicas: &Replicas, held: &[(String, String)]) {
-    for (location, key) in held {
-        if let Some(l) = replicas.get(location)
-            && let Err(e) = l.store.delete(key).await
-        {
-            tracing::warn!(location, key, error = %e, "could not remove a hold; it expires by itself");
-        }
-    }
 }
 
 /// Decides retention for `factory` and, unless `dry_run`, deletes.

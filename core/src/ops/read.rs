@@ -146,7 +146,7 @@ pub fn plausible_id(id: &str, now: time::OffsetDateTime) -> bool {
 
 fn check_binding(header: &Header, factory: &str, id: &str) -> Result<(), OpError> {
     if header.factory != factory || header.snapshot != id {
-        return Err(OpError::Failed(format!(
+        return Err(OpError::damaged(format!(
             "object for {factory}/{id} claims to be {}/{}: it was moved, swapped or planted",
             header.factory, header.snapshot
         )));
@@ -176,10 +176,10 @@ pub async fn read_header(
         })
         .await
         .map_err(|skipped| {
-            OpError::Failed(format!("no intact copy of {key}: {}", describe(&skipped)))
+            OpError::damaged(format!("no intact copy of {key}: {}", describe(&skipped)))
         })?;
     let header = object::parse(&read.bytes)
-        .map_err(|e| OpError::Failed(e.to_string()))?
+        .map_err(|e| OpError::failed(e.to_string()))?
         .header;
     Ok((header, read))
 }
@@ -310,7 +310,7 @@ pub async fn open(
     {
         return Err(e.into());
     }
-    Err(OpError::Failed(format!(
+    Err(OpError::damaged(format!(
         "no copy of snapshot {factory}/{id} opens: {}",
         describe(&skipped)
     )))
@@ -326,10 +326,10 @@ pub async fn open_latest(
 ) -> Result<Opened, OpError> {
     let (listed, failed) = list(replicas, Some(factory)).await;
     if listed.is_empty() && !failed.is_empty() && failed.len() == replicas.locations.len() {
-        return Err(OpError::Failed(format!(
-            "no location could be listed: {}",
-            describe(&failed)
-        )));
+        return Err(OpError::new(
+            super::Kind::Unreachable,
+            format!("no location could be listed: {}", describe(&failed)),
+        ));
     }
     let mut passed_over = Vec::new();
     for l in listed.iter().rev() {
@@ -356,11 +356,11 @@ pub async fn open_latest(
         }
     }
     if passed_over.is_empty() {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::not_found(format!(
             "factory {factory} has no snapshots in the store"
         )));
     }
-    Err(OpError::Failed(format!(
+    Err(OpError::damaged(format!(
         "factory {factory} has no snapshot that opens: {}",
         describe(&passed_over)
     )))
@@ -375,8 +375,8 @@ pub async fn open_reference(
 ) -> Result<Opened, OpError> {
     if reference == "latest" {
         let Some(f) = factory else {
-            return Err(OpError::Usage(
-                "'latest' needs a factory: name one (--factory NAME)".into(),
+            return Err(OpError::usage(
+                "'latest' needs a factory: name one (--factory NAME)",
             ));
         };
         let f = find_factory(replicas, f).await;
@@ -420,16 +420,16 @@ pub async fn resolve_id(
 ) -> Result<(String, String), OpError> {
     let (all, failed) = list(replicas, factory).await;
     if all.is_empty() && !failed.is_empty() && failed.len() == replicas.locations.len() {
-        return Err(OpError::Failed(format!(
-            "no location could be listed: {}",
-            describe(&failed)
-        )));
+        return Err(OpError::new(
+            super::Kind::Unreachable,
+            format!("no location could be listed: {}", describe(&failed)),
+        ));
     }
     all.into_iter()
         .find(|l| l.id == id)
         .map(|l| (l.factory, l.id))
         .ok_or_else(|| {
-            OpError::Usage(format!(
+            OpError::not_found(format!(
                 "snapshot {id} is not in any location; list them with `adfdr snapshots`"
             ))
         })
@@ -466,7 +466,7 @@ pub async fn payload_timed(
         })
         .await
         .map_err(|skipped| {
-            OpError::Failed(format!("no intact copy of {key}: {}", describe(&skipped)))
+            OpError::damaged(format!("no intact copy of {key}: {}", describe(&skipped)))
         })?;
     Ok((resources, read, decrypting))
 }
@@ -489,7 +489,9 @@ fn open_payload(bytes: &[u8], opened: &Opened) -> Result<Vec<Resource>, String> 
 }
 
 /// One copy of a manifest that does not check out.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Rejected {
     pub location: String,
     pub key: String,

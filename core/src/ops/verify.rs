@@ -27,13 +27,17 @@ use crate::store::{MAX_OBJECT, Replicas};
 /// Objects read at once.
 const PARALLEL_READS: usize = 16;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Problem {
     pub key: String,
     pub problem: String,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    PartialEq, Clone, Debug, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct LocationReport {
     pub name: String,
     pub read_only: bool,
@@ -66,14 +70,18 @@ impl LocationReport {
 }
 
 /// One object copied into a location from a healthy one.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Repaired {
     pub location: String,
     pub key: String,
     pub from: String,
 }
 
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, Debug, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Report {
     pub locations: Vec<LocationReport>,
     pub snapshots: usize,
@@ -163,8 +171,8 @@ pub async fn check(
     catalog: Option<&crate::catalog::Catalog>,
 ) -> Result<Report, OpError> {
     if (repair.copy || repair.delete_foreign) && scope.keys.is_none() {
-        return Err(OpError::Usage(
-            "repair copies only objects it can authenticate: it needs a key (--key, or a [[key]] in the config)".into(),
+        return Err(OpError::usage(
+            "repair copies only objects it can authenticate: it needs a key (--key, or a [[key]] in the config)",
         ));
     }
     let mut outcome = verify_inner(replicas, scope, catalog).await?;
@@ -305,7 +313,7 @@ async fn verify_inner(
         })
         && !catalog_knows(catalog, scope.factory, want)
     {
-        return Err(OpError::Usage(format!(
+        return Err(OpError::not_found(format!(
             "snapshot {want} is not in any location{}; list them with `adfdr snapshots`",
             scope.factory.map(|f| format!(" for factory {f}")).unwrap_or_default()
         )));

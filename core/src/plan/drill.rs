@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// What the smoke pipeline did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Smoke {
     pub pipeline: String,
     pub run_id: Option<String>,
@@ -18,20 +18,20 @@ pub struct Smoke {
 }
 
 /// One phase and how long it took.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Phase {
     pub name: String,
-    pub ms: u128,
+    pub ms: u64,
 }
 
 /// What a drill observed (all times in milliseconds since the Unix epoch).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Facts {
-    pub started_ms: i128,
+    pub started_ms: i64,
     /// When the restore was verified (None: it never was).
-    pub verified_ms: Option<i128>,
+    pub verified_ms: Option<i64>,
     /// When the snapshot's state was last confirmed in the store.
-    pub confirmed_ms: i128,
+    pub confirmed_ms: i64,
     /// A restore that could not run or finish.
     pub restore_error: Option<String>,
     /// Writes that failed.
@@ -51,14 +51,14 @@ pub struct Facts {
     pub smoke: Option<Smoke>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Passed,
     Failed,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Judgement {
     pub verdict: Verdict,
     pub reasons: Vec<String>,

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use crate::model::resource::{Resource, key, label};
 use crate::model::{ResourceKind, references};
-use crate::snapshot::manifest::{Resource, key, label};
 
 pub type Key = (ResourceKind, String, String);
 

@@ -179,8 +179,12 @@ impl Overrides {
                         (Zeroizing::new(value), format!("environment variable {var}"))
                     }
                     (None, Some(file)) => {
-                        let bytes = crate::identity::read_secret_file(&file)
-                            .map_err(|e| err(format!("fill {pointer}: {e}")))?;
+                        let bytes = crate::localfile::read_private(&file).map_err(|e| {
+                            err(format!(
+                                "fill {pointer}: secret file {}: {e}",
+                                file.display()
+                            ))
+                        })?;
                         let text = std::str::from_utf8(&bytes).map_err(|_| {
                             err(format!(
                                 "fill {pointer}: {} is not UTF-8 text",

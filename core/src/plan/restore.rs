@@ -11,11 +11,11 @@ use serde_json::Value;
 use super::graph::{Cycle, Graph, Key};
 use super::overrides::{Overrides, set_pointer};
 use super::select::Selector;
+use crate::model::resource::{Resource, key};
 use crate::model::restorability::{MASK, masked_pointers};
 use crate::model::{ResourceKind, canonical_bytes};
-use crate::snapshot::manifest::{Resource, key};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TriggerMode {
     /// Every restored trigger ends stopped (the default: a DR copy must not
@@ -71,7 +71,7 @@ pub struct TargetState {
     pub trigger_states: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Create,
@@ -79,7 +79,7 @@ pub enum Action {
     Unchanged,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FactoryPlan {
     pub action: Action,
     pub region: String,
@@ -96,7 +96,7 @@ pub struct FactoryPlan {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub kind: ResourceKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,13 +114,13 @@ pub struct Step {
     pub changes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Skipped {
     pub label: String,
     pub reason: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Delete {
     pub kind: ResourceKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,7 +132,7 @@ pub struct Delete {
     pub after: Vec<usize>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SecretNeed {
     pub resource: String,
     pub pointer: String,
@@ -149,7 +149,7 @@ pub struct Expected {
     pub definition: Value,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub factory: FactoryPlan,
     /// Resources to write, dependencies first.

@@ -28,20 +28,6 @@ impl Policy {
     }
 }
 
-impl From<&crate::config::Keep> for Policy {
-    fn from(k: &crate::config::Keep) -> Self {
-        Policy {
-            last: k.last,
-            hourly: k.hourly,
-            daily: k.daily,
-            weekly: k.weekly,
-            monthly: k.monthly,
-            yearly: k.yearly,
-            within: k.within.as_ref().map(|d| d.0),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub id: String,
@@ -52,7 +38,7 @@ pub struct Candidate {
     pub held_by: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Decision {
     pub id: String,
     pub keep: bool,

@@ -40,7 +40,7 @@ impl std::fmt::Debug for DataKey {
 }
 
 /// How a data key was wrapped, as recorded in the manifest's public header.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WrappedKey {
     /// The configured key id (`[[key]] id`).
     pub id: String,

@@ -13,45 +13,10 @@ use crate::model::raw::canonicalize_raw;
 use crate::model::restorability::{Finding, Partial, inspect_scanned};
 use crate::model::{ResourceKind, canonical_bytes, write_canonical};
 
-/// One exported resource: its identity and its canonical definition.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Resource {
-    pub kind: ResourceKind,
-    /// The managed virtual network of a managed private endpoint.
-    pub parent: Option<String>,
-    pub name: String,
-    pub definition: Value,
-}
-
-impl Resource {
-    /// Sort and identity key: names are case-insensitive in ADF.
-    pub fn key(&self) -> (ResourceKind, String, String) {
-        key(self.kind, self.parent.as_deref(), &self.name)
-    }
-
-    pub fn label(&self) -> String {
-        label(self.kind, self.parent.as_deref(), &self.name)
-    }
-}
-
-pub fn key(kind: ResourceKind, parent: Option<&str>, name: &str) -> (ResourceKind, String, String) {
-    (
-        kind,
-        parent.unwrap_or("").to_lowercase(),
-        name.to_lowercase(),
-    )
-}
-
-/// `pipeline:PL_Load`, `managedPrivateEndpoint:default/mpe1`.
-pub fn label(kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
-    match parent {
-        Some(p) => format!("{}:{p}/{name}", kind.label()),
-        None => format!("{}:{name}", kind.label()),
-    }
-}
+pub use crate::model::resource::{Resource, key, label};
 
 /// Public, key-less fields of a manifest header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PublicManifest {
     pub resources: usize,
     pub counts: BTreeMap<String, usize>,
@@ -60,14 +25,14 @@ pub struct PublicManifest {
     pub tool: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectRef {
     /// SHA-256 (hex) of the whole stored object, digest trailer included.
     pub sha256: String,
     pub size: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Source {
     pub subscription: String,
     pub resource_group: String,
@@ -83,7 +48,7 @@ impl Source {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     pub kind: ResourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,7 +66,7 @@ impl Entry {
 }
 
 /// The encrypted part of a manifest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     pub source: Source,
     /// The factory's Azure region (`location`), the default for a restore.

@@ -31,7 +31,7 @@ const DIGEST: usize = 32;
 /// Default cap on a decompressed body: a hostile object cannot exhaust memory.
 pub const DEFAULT_MAX_PLAIN: u64 = 1 << 30;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectType {
     Manifest,
@@ -89,7 +89,7 @@ pub enum ObjectError {
 }
 
 /// The public part of an object, readable without a key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Header {
     pub format: u8,
     pub object: ObjectType,

@@ -27,7 +27,7 @@ use super::{BlobStore, Holder, LeaseAttempt, ObjectInfo, StoreError};
 /// A lease in a directory: a small JSON record, read and rewritten under an
 /// exclusive `flock` of the file itself, so that two processes (on one host,
 /// or on hosts sharing the mount) decide one at a time.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 struct LeaseRecord {
     id: String,
     /// Milliseconds since the Unix epoch.

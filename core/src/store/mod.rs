@@ -108,7 +108,9 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 /// Who holds a lease, so that another process can say who, and can tell a
 /// holder that died on this very host (same boot, process gone) from one
 /// that is alive elsewhere.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Holder {
     pub host: String,
     pub boot: String,

@@ -55,7 +55,7 @@ async fn every_corpus_factory_passes_a_drill_and_the_source_is_never_touched() {
     let out = rig.adfdr(&["drill", "--json"]);
     let reports = json(&out);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let reports = reports.as_array().expect("reports");
+    let reports = reports["reports"].as_array().expect("reports");
     assert_eq!(reports.len(), names.len());
     for (r, dir) in reports.iter().zip(&dirs) {
         let what = dir.display();
@@ -99,12 +99,12 @@ async fn every_corpus_factory_passes_a_drill_and_the_source_is_never_touched() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let history = json(&out);
     assert_eq!(
-        history.as_array().map(Vec::len),
+        history["drills"].as_array().map(Vec::len),
         Some(names.len()),
         "{history}"
     );
     assert!(
-        history
+        history["drills"]
             .as_array()
             .expect("rows")
             .iter()
@@ -209,7 +209,7 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     .await;
     let out = rig.adfdr(&["drill", "sales", "--json"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
-    let report = &json(&out)[0];
+    let report = &json(&out)["reports"][0];
     let reasons = report["judgement"]["reasons"].to_string();
     assert!(
         reasons.contains("differ from the snapshot") && reasons.contains("PL_Load_Dw"),
@@ -244,7 +244,7 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     // An older snapshot picked on purpose restores too, and is not held to rpo_target.
     let out = rig.adfdr(&["drill", "sales", "--random-within", "1d", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let report = &json(&out)[0];
+    let report = &json(&out)["reports"][0];
     assert!(
         report["pick"]
             .as_str()

@@ -96,7 +96,10 @@ async fn bad_input_gets_a_clear_error_and_the_usage_exit_code() {
     // diff names exactly that property.
     let out = rig.adfdr(&["backup", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let s1 = json(&out)[0]["snapshot"].as_str().expect("id").to_string();
+    let s1 = json(&out)["factories"][0]["report"]["snapshot"]
+        .as_str()
+        .expect("id")
+        .to_string();
     admin(&rig.emu, "mutations", json!({"on": "get", "kind": "pipelines", "name": "PL_Load_Dw", "pointer": "/properties/activities", "set": "garbage"})).await;
     let out = rig.adfdr(&["diff", &s1, "--live"]);
     assert_eq!(code(&out), 0, "{}", text(&out));

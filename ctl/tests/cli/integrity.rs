@@ -7,7 +7,10 @@ async fn tampering_is_found_repaired_and_a_wrong_key_names_the_keys_that_open() 
     let rig = Rig::start("tamper", &[("sales", "adf-sales", &sample_factory())]).await;
     let out = rig.adfdr(&["backup", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let s1 = json(&out)[0]["snapshot"].as_str().expect("id").to_string();
+    let s1 = json(&out)["factories"][0]["report"]["snapshot"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let objects = rig.objects().await;
     assert_eq!(objects.len(), 4);
 

@@ -32,7 +32,7 @@ async fn prune_keeps_what_the_policy_says_and_what_is_in_use() {
         assert_eq!(code(&out), 0, "{}", text(&out));
         let v = json(&out);
         ids.push(
-            v[0]["snapshot"]
+            v["factories"][0]["report"]["snapshot"]
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_default(),
@@ -54,7 +54,7 @@ async fn prune_keeps_what_the_policy_says_and_what_is_in_use() {
 
     let out = rig.adfdr(&["prune", "--dry-run", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let report = &json(&out)[0];
+    let report = &json(&out)["factories"][0];
     let decisions: Vec<(String, bool, String)> = report["snapshots"]
         .as_array()
         .expect("snapshots")
@@ -125,5 +125,8 @@ async fn prune_keeps_what_the_policy_says_and_what_is_in_use() {
         .expect("release");
     let out = rig.adfdr(&["prune", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(json(&out)[0]["deleted"], serde_json::json!([s1]));
+    assert_eq!(
+        json(&out)["factories"][0]["deleted"],
+        serde_json::json!([s1])
+    );
 }

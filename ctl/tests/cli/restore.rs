@@ -692,9 +692,9 @@ async fn incident_mode_needs_only_a_login_a_store_and_a_key() {
     let record: Value = serde_json::from_str(audit.trim()).expect("one JSON line");
     assert_eq!(record["action"], "restore");
     assert_eq!(record["to"], format!("{SUB}/{DR_RG}/adf-incident"));
-    assert_eq!(record["what"]["factory"], "sales");
+    assert_eq!(record["factory"], "sales");
     assert!(
-        record["who"]["identity"]
+        record["identity"]
             .as_str()
             .unwrap_or_default()
             .contains("Azure CLI"),

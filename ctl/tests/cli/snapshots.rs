@@ -28,9 +28,10 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let out = rig.adfdr(&["backup", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let first = json(&out);
-    assert_eq!(first[0]["result"], "created", "{first}");
-    let s1 = first[0]["snapshot"].as_str().expect("id").to_string();
-    let mut locations: Vec<_> = first[0]["locations"]
+    let first = &first["factories"][0]["report"];
+    assert_eq!(first["result"], "created", "{first}");
+    let s1 = first["snapshot"].as_str().expect("id").to_string();
+    let mut locations: Vec<_> = first["locations"]
         .as_array()
         .expect("locations")
         .iter()
@@ -109,9 +110,16 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let out = rig.adfdr(&["snapshots", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let list = json(&out);
-    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-    assert_eq!(list[0]["locations"].as_array().map(Vec::len), Some(2));
-    let keys = list[0]["keys"].to_string();
+    assert_eq!(
+        list["snapshots"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    assert_eq!(
+        list["snapshots"][0]["locations"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let keys = list["snapshots"][0]["keys"].to_string();
     assert!(
         keys.contains("kv (Key Vault key") && keys.contains("breakglass (key file"),
         "{keys}"
@@ -167,7 +175,10 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     );
     let out = rig.adfdr(&["backup", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let s2 = json(&out)[0]["snapshot"].as_str().expect("id").to_string();
+    let s2 = json(&out)["factories"][0]["report"]["snapshot"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert_ne!(s1, s2);
     let out = rig.adfdr(&["diff", &s1, &s2, "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -188,5 +199,5 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         text(&out)
     );
     let out = rig.adfdr(&["snapshots", "sales", "--json"]);
-    assert_eq!(json(&out).as_array().map(Vec::len), Some(2));
+    assert_eq!(json(&out)["snapshots"].as_array().map(Vec::len), Some(2));
 }

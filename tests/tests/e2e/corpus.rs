@@ -26,7 +26,7 @@ fn listable_kinds() -> impl Iterator<Item = Kind> {
 
 /// Lists every child resource of a factory: (kind, vnet, lower name) -> body.
 async fn list_all(
-    arm: &adfdr_core::factory::arm::ArmClient,
+    arm: &dyn adfdr_core::factory::FactoryApi,
     f: &str,
 ) -> BTreeMap<(Kind, String, String), Value> {
     let mut out = BTreeMap::new();
@@ -84,7 +84,7 @@ async fn corpus_factories_seed_list_back_and_redeploy_in_dependency_order() {
             .unwrap_or_else(|e| panic!("{label} seeds: {e:#}"));
         let seed = load_git_layout(dir).expect("loads");
         let src = factory_path(SUB, "rg-source", &source_name);
-        let listed = list_all(&arm, &src).await;
+        let listed = list_all(arm.as_ref(), &src).await;
 
         // Lossless: every file comes back as written (but for masked secrets and server fields).
         assert_eq!(
@@ -173,7 +173,7 @@ async fn corpus_factories_seed_list_back_and_redeploy_in_dependency_order() {
             "{label}: dependency depth bounds the rounds ({rounds})"
         );
 
-        let restored = list_all(&arm, &dst).await;
+        let restored = list_all(arm.as_ref(), &dst).await;
         for (key, body) in &restored {
             assert_eq!(
                 normalize(key.0, body),
@@ -222,7 +222,7 @@ async fn core_model_agrees_with_the_referee_on_real_factories() {
         let target = format!("{SUB}/rg-model/adf-model-{i}");
         emu.seed(&target, dir).expect("seeds");
         let listed = list_all(
-            &arm,
+            arm.as_ref(),
             &factory_path(SUB, "rg-model", &format!("adf-model-{i}")),
         )
         .await;

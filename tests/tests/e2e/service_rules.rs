@@ -495,11 +495,12 @@ async fn workload_identity_federated_tokens_are_exchanged() {
         token_file_path: Some(token_file),
     };
     let credential = WorkloadIdentityCredential::new(Some(options)).expect("credential");
-    let arm = adfdr_core::factory::arm::ArmClient::new(
+    let client = adfdr_core::factory::arm::ArmClient::new(
         azure_core::http::Url::parse(&emu.urls().arm).expect("url"),
         credential,
         adfdr_tests::client_options_for(&emu),
     );
+    let arm: &dyn adfdr_core::factory::FactoryApi = &client;
     let listed = arm
         .list(&format!(
             "/subscriptions/{SUB}/providers/Microsoft.DataFactory/factories"

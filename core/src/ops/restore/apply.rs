@@ -1,12 +1,8 @@
-//! `adfdr restore`: read a snapshot (first intact location), read the target,
-//! plan (`plan::restore`), then carry the plan out: factory, trigger stops,
-//! every write as soon as its dependencies are done (bounded concurrency,
-//! backing off together on throttling), deletes dependents first, the
-//! factory's staging back-reference, trigger starts dependencies first; then
-//! read everything back and compare canonical hashes with the plan.
-//!
-//! Works from the store and a key alone (incident mode): nothing here needs
-//! a config file or the catalog.
+//! Carrying a restore plan out: the factory, trigger stops, every write as
+//! soon as its dependencies are done (bounded concurrency, backing off
+//! together on throttling), deletes dependents first, the factory's staging
+//! back-reference, trigger starts dependencies first (event triggers
+//! subscribe first).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,204 +12,20 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::OpError;
-use super::export::{self, ExportError, encode};
-use super::read::{self, Opened};
-use crate::config::FactoryConfig;
-use crate::factory::arm::{ArmClient, ArmError};
-use crate::keys::KeyRing;
-use crate::model::{ResourceKind, canonical_bytes};
-use crate::plan::overrides::Overrides;
-use crate::plan::restore::{Action, Plan, PlanOptions, TargetState, plan};
-use crate::store::Replicas;
-
-/// `SUB/RG/FACTORY`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TargetFactory {
-    pub subscription: String,
-    pub resource_group: String,
-    pub factory: String,
-}
-
-impl TargetFactory {
-    pub fn parse(text: &str) -> Result<TargetFactory, String> {
-        let text = text.trim_start_matches("/subscriptions/");
-        let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
-        let parts: Vec<&str> = match parts.as_slice() {
-            [
-                sub,
-                "resourceGroups",
-                rg,
-                "providers",
-                "Microsoft.DataFactory",
-                "factories",
-                f,
-            ] => {
-                vec![sub, rg, f]
-            }
-            _ => parts,
-        };
-        match parts.as_slice() {
-            [sub, rg, f] => {
-                crate::model::names::factory_path(sub, rg, f).map_err(|e| format!("--to: {e}"))?;
-                Ok(TargetFactory {
-                    subscription: sub.to_string(),
-                    resource_group: rg.to_string(),
-                    factory: f.to_string(),
-                })
-            }
-            _ => Err(format!(
-                "--to {text:?}: expected SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or the factory's ARM id)"
-            )),
-        }
-    }
-
-    pub fn config(&self) -> FactoryConfig {
-        FactoryConfig::adhoc(
-            &self.factory,
-            &self.subscription,
-            &self.resource_group,
-            &self.factory,
-        )
-    }
-
-    pub fn arm_path(&self) -> String {
-        self.config().arm_path()
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.subscription, self.resource_group, self.factory
-        )
-    }
-}
-
-/// Wall time per phase.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Timings {
-    pub fetch_ms: u128,
-    pub decrypt_ms: u128,
-    pub plan_ms: u128,
-    pub apply_ms: u128,
-    pub verify_ms: u128,
-}
-
-/// A snapshot read and a plan made against the target's current state.
-pub struct Prepared {
-    pub opened: Opened,
-    /// Where the payload came from, and the locations skipped on the way.
-    pub payload_location: String,
-    pub skipped_locations: Vec<(String, String)>,
-    pub target: TargetFactory,
-    pub target_existed: bool,
-    /// The target's trigger states before the restore.
-    pub target_triggers: TargetStateTriggers,
-    pub plan: Plan,
-    pub timings: Timings,
-}
-
-/// Reads the target factory; a factory that does not exist is an empty state.
-pub async fn read_target(
-    arm: &ArmClient,
-    target: &TargetFactory,
-    identity: &str,
-    concurrency: usize,
-) -> Result<TargetState, OpError> {
-    match export::export(arm, &target.config(), identity, concurrency).await {
-        Ok(exported) => {
-            let mut resources = exported.resources;
-            let factory = resources
-                .iter()
-                .position(|r| r.kind == ResourceKind::Factory)
-                .map(|i| resources.remove(i).definition);
-            Ok(TargetState {
-                factory,
-                resources,
-                trigger_states: exported.trigger_states,
-            })
-        }
-        Err(ExportError::NotFound { .. }) => Ok(TargetState::default()),
-        Err(ExportError::Denied {
-            identity,
-            path,
-            status,
-            code,
-        }) => Err(OpError::Failed(format!(
-            "{identity} may not read the target factory {path} (HTTP {status} {code}); grant it 'Data Factory Contributor' on the target factory or its resource group"
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub async fn prepare(
-    replicas: &Replicas,
-    keys: &KeyRing,
-    arm: &ArmClient,
-    identity: &str,
-    snapshot: &str,
-    factory: Option<&str>,
-    target: &TargetFactory,
-    overrides: Option<&Overrides>,
-    options: &PlanOptions,
-    concurrency: usize,
-) -> Result<Prepared, OpError> {
-    let fetching = Instant::now();
-    let opened = read::open_reference(replicas, keys, snapshot, factory).await?;
-    let (resources, from, decrypt) = read::payload_timed(replicas, &opened).await?;
-    let fetch = fetching.elapsed().saturating_sub(decrypt);
-    let planning = Instant::now();
-    let state = read_target(arm, target, identity, concurrency).await?;
-    let target_existed = state.factory.is_some();
-    let target_triggers = state.trigger_states.clone();
-    let plan = plan(
-        &resources,
-        &opened.manifest.trigger_states,
-        opened.manifest.region.as_deref(),
-        &state,
-        overrides,
-        options,
-    )
-    .map_err(|e| {
-        use crate::plan::PlanError;
-        let text = format!("cannot plan the restore: {e}");
-        match e {
-            // What the operator asked for cannot work: usage (exit 2).
-            PlanError::Strict(_) | PlanError::MissingDependency { .. } | PlanError::NoRegion => {
-                OpError::Usage(text)
-            }
-            PlanError::Cycle(_) | PlanError::NoFactory => OpError::Failed(text),
-        }
-    })?;
-    let mut skipped_locations = opened.skipped.clone();
-    skipped_locations.extend(from.skipped.iter().cloned());
-    skipped_locations.dedup();
-    Ok(Prepared {
-        payload_location: from.location,
-        skipped_locations,
-        target: target.clone(),
-        target_existed,
-        target_triggers,
-        plan,
-        timings: Timings {
-            fetch_ms: fetch.as_millis(),
-            decrypt_ms: decrypt.as_millis(),
-            plan_ms: planning.elapsed().as_millis(),
-            ..Default::default()
-        },
-        opened,
-    })
-}
+use super::TargetFactory;
+use crate::factory::{ArmError, FactoryApi};
+use crate::model::ResourceKind;
+use crate::ops::export::encode;
+use crate::plan::restore::{Action, Plan};
 
 /// One thing that went wrong while applying.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Failure {
     pub what: String,
     pub error: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Applied {
     pub written: usize,
     pub deleted: usize,
@@ -272,7 +84,7 @@ fn provisioning(e: &ArmError) -> bool {
 /// already honoured Retry-After; this outer loop outlasts a throttling storm
 /// instead of failing the restore after its few retries).
 async fn write(
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     throttle: &Throttle,
     method: azure_core::http::Method,
     path: &str,
@@ -399,7 +211,7 @@ fn explain(e: &ArmError, identity: &str, target: &TargetFactory) -> String {
 /// Carries the plan out. Never writes a masked secret (the plan skipped
 /// those resources); stops at nothing but reports every failure.
 pub async fn apply(
-    arm: &ArmClient,
+    arm: &dyn FactoryApi,
     identity: &str,
     target: &TargetFactory,
     plan: &Plan,
@@ -614,7 +426,7 @@ pub async fn apply(
 }
 
 /// subscribeToEvents, then poll getEventSubscriptionStatus until Enabled.
-async fn subscribe(arm: &ArmClient, throttle: &Throttle, trigger: &str) -> Result<(), String> {
+async fn subscribe(arm: &dyn FactoryApi, throttle: &Throttle, trigger: &str) -> Result<(), String> {
     use azure_core::http::Method;
     write(
         arm,
@@ -654,184 +466,9 @@ async fn subscribe(arm: &ArmClient, throttle: &Throttle, trigger: &str) -> Resul
     }
 }
 
-/// A restored resource that does not read back as planned.
-#[derive(Clone, Debug, Serialize)]
-pub struct Mismatch {
-    pub resource: String,
-    pub detail: String,
-}
-
-/// Reads the target back and compares every planned resource (canonical
-/// bytes, secrets masked as the service masks them), the factory, and the
-/// trigger states.
-/// Also hands back the target as it was read (drills check more of it).
-pub async fn verify(
-    arm: &ArmClient,
-    target: &TargetFactory,
-    identity: &str,
-    plan: &Plan,
-    started_triggers_expected: &[String],
-    concurrency: usize,
-) -> Result<(Vec<Mismatch>, TargetState), OpError> {
-    let state = read_target(arm, target, identity, concurrency).await?;
-    let actual: HashMap<_, _> = state.resources.iter().map(|r| (r.key(), r)).collect();
-    let mut out = Vec::new();
-    for e in &plan.expected {
-        match actual.get(&e.key) {
-            None => out.push(Mismatch {
-                resource: e.label.clone(),
-                detail: "missing from the target".into(),
-            }),
-            Some(r) if canonical_bytes(&r.definition) != canonical_bytes(&e.definition) => out
-                .push(Mismatch {
-                    resource: e.label.clone(),
-                    detail: format!(
-                        "differs from the snapshot at {}",
-                        first_difference(&e.definition, &r.definition, "")
-                            .unwrap_or_else(|| "the top".into())
-                    ),
-                }),
-            Some(_) => {}
-        }
-    }
-    match &state.factory {
-        None => out.push(Mismatch {
-            resource: format!("factory {}", target.describe()),
-            detail: "missing".into(),
-        }),
-        Some(f) if canonical_bytes(f) != canonical_bytes(&plan.expected_factory) => {
-            out.push(Mismatch {
-                resource: format!("factory {}", target.describe()),
-                detail: format!(
-                    "differs from the plan at {}",
-                    first_difference(&plan.expected_factory, f, "")
-                        .unwrap_or_else(|| "the top".into())
-                ),
-            })
-        }
-        Some(_) => {}
-    }
-    for e in plan
-        .expected
-        .iter()
-        .filter(|e| e.key.0 == ResourceKind::Trigger)
-    {
-        let name = &actual
-            .get(&e.key)
-            .map(|r| r.name.clone())
-            .unwrap_or_default();
-        let is_started = state
-            .trigger_states
-            .iter()
-            .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started");
-        let should = started_triggers_expected
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&e.key.2));
-        if is_started != should && !name.is_empty() {
-            out.push(Mismatch {
-                resource: e.label.clone(),
-                detail: format!(
-                    "is {}, expected {}",
-                    if is_started { "started" } else { "stopped" },
-                    if should { "started" } else { "stopped" }
-                ),
-            });
-        }
-    }
-    Ok((out, state))
-}
-
-/// The JSON Pointer of the first place two values differ.
-fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                match (x.get(k), y.get(k)) {
-                    (Some(p), Some(q)) => first_difference(p, q, &here),
-                    _ => Some(here),
-                }
-            })
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}/{i}"))),
-        _ if a == b => None,
-        _ => Some(if at.is_empty() { "/".into() } else { at.into() }),
-    }
-}
-
-/// The triggers that must be started after the restore: those the plan
-/// starts, and restored ones that were already started and stay so.
-pub fn started_after(plan: &Plan, before: &TargetStateTriggers) -> Vec<String> {
-    let mut out: Vec<String> = plan.start_triggers.clone();
-    for e in plan
-        .expected
-        .iter()
-        .filter(|e| e.key.0 == ResourceKind::Trigger)
-    {
-        let was = before
-            .iter()
-            .any(|(n, s)| n.eq_ignore_ascii_case(&e.key.2) && s == "Started");
-        let stopped = plan
-            .stop_triggers
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&e.key.2));
-        if was && !stopped && !out.iter().any(|n| n.eq_ignore_ascii_case(&e.key.2)) {
-            out.push(e.key.2.clone());
-        }
-    }
-    out
-}
-
-/// Trigger name → runtime state, as read before the restore.
-pub type TargetStateTriggers = std::collections::BTreeMap<String, String>;
-
-/// Appends one line to the audit trail (JSON lines, mode 0600). A restore
-/// in an incident must not fail because the trail cannot be written: the
-/// caller warns instead.
-pub fn audit(dir: &std::path::Path, record: &Value) -> std::io::Result<std::path::PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let path = dir.join("audit.jsonl");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)?;
-    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    file.write_all(&line)?;
-    file.sync_all()?;
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_parse_from_paths_and_arm_ids() {
-        let t = TargetFactory::parse("11111111-2222-3333-4444-555555555555/rg-dr/adf-dr")
-            .expect("path");
-        assert_eq!(
-            t.arm_path(),
-            "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr"
-        );
-        let id = TargetFactory::parse("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr").expect("id");
-        assert_eq!(id, t);
-        let e = TargetFactory::parse("adf-dr").expect_err("short");
-        assert!(e.contains("SUBSCRIPTION/RESOURCE_GROUP/FACTORY"), "{e}");
-    }
 
     #[tokio::test]
     async fn the_dag_runs_dependencies_first_and_skips_after_failures() {
@@ -871,16 +508,5 @@ mod tests {
             Err("not attempted: needs job1, which failed".into())
         );
         assert!(results[4].is_ok());
-    }
-
-    #[test]
-    fn the_first_difference_is_named_by_pointer() {
-        let a = serde_json::json!({"properties": {"a": [1, 2], "b": "x"}});
-        let b = serde_json::json!({"properties": {"a": [1, 3], "b": "x"}});
-        assert_eq!(
-            first_difference(&a, &b, "").as_deref(),
-            Some("/properties/a/1")
-        );
-        assert_eq!(first_difference(&a, &a, ""), None);
     }
 }

@@ -1,0 +1,411 @@
+//! The agent's event loop: one `select!` that hands each event (a timer, a
+//! request from the control socket, a lease gained or lost, a job done,
+//! SIGHUP, SIGTERM) to one method. The decisions are the scheduler's
+//! (scheduler.rs, pure); the jobs are core's use cases (jobs.rs); this
+//! module owns the IO: tasks, channels, signals, sd_notify.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adfdr_core::catalog::Catalog;
+use adfdr_core::config::Config;
+use adfdr_core::ops::contract::{JobKind, JobOutcome, Trigger};
+use adfdr_core::ops::{Engine, OpError};
+use adfdr_core::store::layout;
+use chrono::{DateTime, Utc};
+use sd_notify::NotifyState;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use crate::control::Control;
+use crate::metrics::Shared;
+use crate::scheduler::{Request, Scheduler, Start};
+
+/// A finished job: factory, kind, outcome, duration, run id.
+struct Done {
+    factory: String,
+    kind: JobKind,
+    outcome: JobOutcome,
+    took: Duration,
+    id: String,
+}
+
+struct Daemon {
+    path: PathBuf,
+    engine: Arc<Engine>,
+    catalog: Arc<Catalog>,
+    view: Shared,
+    control: Arc<Control>,
+    scheduler: Scheduler,
+    limit: Arc<Semaphore>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    engine_tx: watch::Sender<Arc<Engine>>,
+    /// Running jobs by factory: abort handle and run id.
+    handles: HashMap<String, (tokio::task::AbortHandle, String)>,
+}
+
+fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify");
+    }
+}
+
+/// When the catalog says a job of a factory last started.
+fn last_run(catalog: &Catalog, factory: &str, kind: JobKind) -> Option<DateTime<Utc>> {
+    catalog
+        .last_run(kind.name(), factory)
+        .ok()
+        .flatten()
+        .and_then(|r| adfdr_core::snapshot::parse_time(&r.started))
+        .map(to_chrono)
+}
+
+fn schedule(
+    config: &Config,
+    catalog: &Catalog,
+) -> Result<Vec<crate::scheduler::Scheduled>, OpError> {
+    crate::scheduler::plan(config, &|f, k| last_run(catalog, f, k), Utc::now())
+        .map_err(OpError::usage)
+}
+
+/// The store must answer before READY: at least one location lists.
+async fn store_answers(engine: &Engine, view: &Shared) -> Result<(), OpError> {
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for (location, result) in engine.replicas.list_all(layout::ROOT).await {
+        view.lock()
+            .expect("view")
+            .locations
+            .insert(location.clone(), result.is_ok());
+        match result {
+            Ok(_) => ok += 1,
+            Err(e) => failures.push(format!("{location}: {e}")),
+        }
+    }
+    for f in &failures {
+        tracing::warn!(location = %f, "location unreachable at start-up");
+    }
+    if ok == 0 {
+        return Err(OpError::failed(format!(
+            "no location answered: {}",
+            failures.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, OpError> {
+        let s = |kind| signal(kind).map_err(|e| OpError::failed(e.to_string()));
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+        })
+    }
+}
+
+pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
+    let engine = Arc::new(Engine::new(config)?);
+    let catalog = engine.catalog()?;
+    let view: Shared = Arc::default();
+    view.lock().expect("view").configure(&engine.config);
+    store_answers(&engine, &view).await?;
+    let scheduler = Scheduler::new(schedule(&engine.config, &catalog)?);
+    if let Some(addr) = &engine.config.agent.metrics {
+        let bound = crate::metrics::serve(addr, catalog.clone(), view.clone())
+            .await
+            .map_err(OpError::usage)?;
+        tracing::info!(address = %bound, "metrics at /metrics, health at /healthz");
+    }
+    let mut signals = Signals::new()?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    // Leases: which factories this agent runs (several agents share a store).
+    let (engine_tx, engine_rx) = watch::channel(engine.clone());
+    let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<crate::lease::Event>();
+    let (lease_stop, lease_stop_rx) = oneshot::channel();
+    let leases = tokio::spawn(crate::lease::run(
+        engine_rx,
+        view.clone(),
+        lease_tx,
+        lease_stop_rx,
+    ));
+    let (request_tx, mut request_rx) = mpsc::unbounded_channel::<Request>();
+    let control = Arc::new(Control {
+        catalog: catalog.clone(),
+        runs: Default::default(),
+        requests: request_tx,
+        view: view.clone(),
+        factories: std::sync::Mutex::new(engine.config.factory_names()),
+    });
+    crate::control::serve(&engine.config.agent.socket, control.clone())
+        .await
+        .map_err(OpError::usage)?;
+    let mut d = Daemon {
+        limit: Arc::new(Semaphore::new(
+            engine.config.backup.parallel_factories.max(1),
+        )),
+        path,
+        engine,
+        catalog,
+        view,
+        control,
+        scheduler,
+        done_tx,
+        engine_tx,
+        handles: HashMap::new(),
+    };
+    let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
+    tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&d.scheduler.status_line()),
+    ]);
+    loop {
+        d.start_due();
+        let wait = d.wait().min(watchdog.unwrap_or(Duration::MAX));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(request) = request_rx.recv() => d.on_request(request),
+            Some(event) = lease_rx.recv() => d.on_lease(event),
+            Some(done) = done_rx.recv() => d.on_done(done),
+            _ = signals.hup.recv() => d.on_reload().await,
+            _ = signals.term.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
+            _ = signals.int.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+    }
+}
+
+impl Daemon {
+    /// Who holds the leases of factories this agent does not run.
+    fn holders(&self) -> BTreeMap<String, String> {
+        self.view.lock().expect("view").leases.clone()
+    }
+
+    /// Starts what the scheduler says is due; tells refused requests why.
+    fn start_due(&mut self) {
+        let (starts, refused) = self.scheduler.due(Utc::now(), &self.holders());
+        for r in refused {
+            tracing::warn!(run = %r.id, "refused: {}", r.why);
+            self.control.finish(&r.id, JobOutcome::failed(r.why));
+        }
+        for start in starts {
+            self.spawn(start);
+        }
+        self.publish();
+        notify(&[NotifyState::Status(&self.scheduler.status_line())]);
+    }
+
+    fn spawn(&mut self, start: Start) {
+        let kind = start.job.kind();
+        let id = match start.id {
+            Some(id) => id,
+            None => self
+                .control
+                .register(&start.factory, kind, Trigger::Schedule),
+        };
+        tracing::info!(factory = %start.factory, job = kind.name(), run = %id, "starting");
+        let (engine, limit, done, control, view) = (
+            self.engine.clone(),
+            self.limit.clone(),
+            self.done_tx.clone(),
+            self.control.clone(),
+            self.view.clone(),
+        );
+        let (factory, run_id) = (start.factory.clone(), id.clone());
+        let task = tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            control.started(&id);
+            let clock = std::time::Instant::now();
+            let outcome = crate::jobs::run(engine, view, factory.clone(), start.job).await;
+            let took = clock.elapsed();
+            let _ = done.send(Done {
+                factory,
+                kind,
+                outcome,
+                took,
+                id,
+            });
+        });
+        self.handles
+            .insert(start.factory, (task.abort_handle(), run_id));
+    }
+
+    /// How long to sleep: until the next due job (an hour at most).
+    fn wait(&self) -> Duration {
+        self.scheduler
+            .next_wake()
+            .map(|n| (n - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// The scheduler's jobs as the metrics endpoint and /status show them.
+    fn publish(&self) {
+        let mut v = self.view.lock().expect("view");
+        let keep: HashSet<(String, String)> = self
+            .scheduler
+            .jobs()
+            .iter()
+            .map(|j| (j.factory.clone(), j.kind.name().to_string()))
+            .collect();
+        v.jobs.retain(|k, _| keep.contains(k));
+        for j in self.scheduler.jobs() {
+            let stats = v
+                .jobs
+                .entry((j.factory.clone(), j.kind.name().to_string()))
+                .or_default();
+            stats.next = (!j.running).then_some(j.next);
+            stats.running = j.running;
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        tracing::info!(factory = %request.factory, job = request.job.kind().name(), run = %request.id, "requested through the control socket");
+        self.scheduler.request(request);
+    }
+
+    fn on_lease(&mut self, event: crate::lease::Event) {
+        match event {
+            crate::lease::Event::Gained(factory) => {
+                let catalog = self.catalog.clone();
+                self.scheduler
+                    .gained(&factory, Utc::now(), &|f, k| last_run(&catalog, f, k));
+            }
+            crate::lease::Event::Lost(factory) => {
+                if self.scheduler.lost(&factory, Utc::now())
+                    && let Some((task, id)) = self.handles.remove(&factory)
+                {
+                    // Another agent may start on it: stop writing now (an
+                    // abandoned upload leaves nothing that lists).
+                    task.abort();
+                    let why = "abandoned: the factory's lease was lost (another agent runs it now)";
+                    tracing::warn!(%factory, run = %id, "{why}");
+                    self.control.finish(&id, JobOutcome::failed(why));
+                    let mut v = self.view.lock().expect("view");
+                    for ((f, _), stats) in v.jobs.iter_mut() {
+                        if *f == factory && stats.running {
+                            stats.failures += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        self.handles.remove(&done.factory);
+        self.scheduler
+            .finished(&done.factory, done.kind, Utc::now());
+        let ok = done.outcome.ok;
+        {
+            let mut v = self.view.lock().expect("view");
+            let stats = v
+                .jobs
+                .entry((done.factory.clone(), done.kind.name().to_string()))
+                .or_default();
+            stats.runs += 1;
+            stats.failures += u64::from(!ok);
+            stats.last_duration_secs = done.took.as_secs_f64();
+        }
+        let summary = done.outcome.summary.clone();
+        self.control.finish(&done.id, done.outcome);
+        if ok {
+            tracing::info!(factory = %done.factory, job = done.kind.name(), outcome = %summary, "done");
+        } else {
+            tracing::error!(factory = %done.factory, job = done.kind.name(), outcome = %summary, "failed");
+        }
+    }
+
+    async fn on_reload(&mut self) {
+        notify(&[
+            NotifyState::Reloading,
+            NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Custom("")),
+        ]);
+        match self.reloaded().await {
+            Ok(engine) => {
+                self.limit = Arc::new(Semaphore::new(
+                    engine.config.backup.parallel_factories.max(1),
+                ));
+                self.view.lock().expect("view").configure(&engine.config);
+                *self.control.factories.lock().expect("factories") = engine.config.factory_names();
+                self.engine = engine;
+                let _ = self.engine_tx.send(self.engine.clone());
+                tracing::info!(jobs = self.scheduler.jobs().len(), "config reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; still running on the previous config")
+            }
+        }
+        notify(&[
+            NotifyState::Ready,
+            NotifyState::Status(&self.scheduler.status_line()),
+        ]);
+    }
+
+    /// The new config's engine, its jobs handed to the scheduler.
+    async fn reloaded(&mut self) -> Result<Arc<Engine>, OpError> {
+        let config = Config::load(&self.path)?;
+        let engine = Engine::new(config)?;
+        if engine.catalog_path != *self.catalog.path() {
+            tracing::warn!("agent.state_dir changed: it takes effect at the next restart");
+        }
+        engine.adopt_catalog(self.catalog.clone());
+        self.scheduler
+            .reload(schedule(&engine.config, &self.catalog)?);
+        Ok(Arc::new(engine))
+    }
+
+    /// Stops scheduling; lets running jobs finish within the deadline (a
+    /// second signal quits at once); gives the leases up so that another
+    /// agent takes over at once.
+    async fn shut_down(
+        &self,
+        signals: &mut Signals,
+        done: &mut mpsc::UnboundedReceiver<Done>,
+        timeout: Duration,
+        lease_stop: oneshot::Sender<()>,
+        leases: tokio::task::JoinHandle<()>,
+    ) -> Result<(), OpError> {
+        notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+        let mut busy = self.scheduler.busy().clone();
+        tracing::info!(running = busy.len(), "stopping: waiting for running jobs");
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !busy.is_empty() {
+            tokio::select! {
+                Some(d) = done.recv() => {
+                    tracing::info!(factory = %d.factory, job = d.kind.name(), outcome = %d.outcome.summary, "finished before stopping");
+                    busy.remove(&d.factory);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(abandoned = ?busy, "stop deadline reached: abandoning running jobs (nothing half-written lists)");
+                    break;
+                }
+                _ = signals.term.recv() => { tracing::warn!("second signal: quitting now"); break; }
+                _ = signals.int.recv() => { tracing::warn!("second signal: quitting now"); break; }
+            }
+        }
+        let _ = lease_stop.send(());
+        if tokio::time::timeout(Duration::from_secs(10), leases)
+            .await
+            .is_err()
+        {
+            tracing::warn!("leases not released in time: they expire by themselves");
+        }
+        Ok(())
+    }
+}

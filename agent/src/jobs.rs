@@ -1,0 +1,370 @@
+//! Running one job of one factory: the core use case it names, its audit
+//! record, its run in the catalog, and the location health it found. The
+//! use cases are core's (ops::backup, verify, prune, drill); this module only
+//! turns a `Job` into the call and the result into a `JobOutcome`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use adfdr_core::catalog::RunRecord;
+use adfdr_core::config::FactoryConfig;
+use adfdr_core::ops::contract::{
+    AuditAction, BackupReport, DrillOptions, Job, JobOutcome, JobReport, VerifyOptions,
+};
+use adfdr_core::ops::{Engine, backup, prune, system_clock, verify};
+use adfdr_core::plan::retention::{Policy, zone};
+use adfdr_core::snapshot::rfc3339;
+use adfdr_core::store::layout;
+
+use crate::metrics::Shared;
+
+/// Runs `job` for `factory` and says how it ended.
+pub async fn run(engine: Arc<Engine>, view: Shared, factory: String, job: Job) -> JobOutcome {
+    let started = system_clock();
+    // A location that was down for an earlier job may be back.
+    engine.replicas.retry_unreachable();
+    let outcome = match engine.config.factory(&factory).cloned() {
+        None => JobOutcome::failed("factory no longer configured"),
+        Some(fc) => dispatch(&engine, &view, &fc, &job).await,
+    };
+    record(&engine, &factory, &job, started, &outcome);
+    note_locations(&engine, &view);
+    outcome
+}
+
+async fn dispatch(
+    engine: &Arc<Engine>,
+    view: &Shared,
+    fc: &FactoryConfig,
+    job: &Job,
+) -> JobOutcome {
+    match job {
+        Job::Backup { force } => run_backup(engine, view, fc, *force).await,
+        Job::Verify(o) => run_verify(engine, view, fc, o).await,
+        Job::Prune { dry_run } => run_prune(engine, fc, *dry_run).await,
+        Job::Drill(o) => run_drill(engine, fc, o).await,
+    }
+}
+
+async fn run_backup(
+    engine: &Arc<Engine>,
+    view: &Shared,
+    fc: &FactoryConfig,
+    force: bool,
+) -> JobOutcome {
+    repair_pending(engine, view, &fc.name).await;
+    match backup::backup(engine, fc, force, system_clock).await {
+        Ok(o) => {
+            let report = BackupReport::from_outcome(&fc.name, &o);
+            let degraded = o.degraded();
+            let mut summary = match &o {
+                backup::Outcome::Created { record, .. } => {
+                    format!("snapshot {} ({} resources)", record.id, record.resources)
+                }
+                backup::Outcome::Unchanged { snapshot, .. } => {
+                    format!("unchanged since {snapshot} (checkpoint written)")
+                }
+            };
+            if degraded {
+                summary.push_str("; degraded: a location missed its copy");
+            }
+            crate::audit(
+                engine,
+                AuditAction::Backup {
+                    factory: fc.name.clone(),
+                    report: report.clone(),
+                },
+            );
+            JobOutcome {
+                ok: !degraded,
+                degraded,
+                summary,
+                report: Some(JobReport::Backup(report)),
+            }
+        }
+        Err(e) => JobOutcome::failed(e.to_string()),
+    }
+}
+
+async fn run_verify(
+    engine: &Arc<Engine>,
+    view: &Shared,
+    fc: &FactoryConfig,
+    o: &VerifyOptions,
+) -> JobOutcome {
+    let repair = verify::Repair {
+        copy: o.repair,
+        delete_foreign: o.delete_foreign,
+    };
+    // Every manifest is decrypted (a forged copy is damage); payloads too
+    // with read_data.
+    let scope = verify::Scope {
+        factory: Some(&fc.name),
+        snapshot: o.snapshot.as_deref(),
+        location: o.location.as_deref(),
+        keys: Some(&engine.keys),
+        read_data: o.read_data,
+        now: system_clock(),
+    };
+    let catalog = engine.catalog().ok();
+    match verify::check(&engine.replicas, &scope, repair, catalog.as_deref()).await {
+        Ok(report) => {
+            note_repairs(engine, view, &fc.name, &report.repaired);
+            let ok = report.healthy();
+            JobOutcome {
+                ok,
+                degraded: !ok && !report.failed_check(),
+                summary: if ok {
+                    "healthy"
+                } else {
+                    "damaged or incomplete"
+                }
+                .into(),
+                report: Some(JobReport::Verify(Box::new(report))),
+            }
+        }
+        Err(e) => JobOutcome::failed(e.to_string()),
+    }
+}
+
+async fn run_prune(engine: &Arc<Engine>, fc: &FactoryConfig, dry_run: bool) -> JobOutcome {
+    let tz = fc
+        .timezone
+        .as_deref()
+        .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let catalog = engine.catalog().ok();
+    let result = prune::prune(
+        &engine.replicas,
+        &engine.keys,
+        catalog.as_deref(),
+        &fc.name,
+        &Policy::from(&fc.keep),
+        &zone(tz),
+        system_clock(),
+        dry_run,
+    )
+    .await;
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return JobOutcome::failed(e.to_string()),
+    };
+    if !dry_run && !r.deleted.is_empty() {
+        crate::audit(
+            engine,
+            AuditAction::Prune {
+                factory: fc.name.clone(),
+                deleted: r.deleted.clone(),
+                freed_bytes: r.freed_bytes,
+                failures: r.failures.clone(),
+            },
+        );
+    }
+    let summary = format!(
+        "{} {} snapshots, {} {} bytes",
+        if dry_run { "would delete" } else { "deleted" },
+        r.snapshots.iter().filter(|s| !s.keep).count(),
+        if dry_run { "would free" } else { "freed" },
+        r.freed_bytes
+    );
+    JobOutcome {
+        ok: r.failures.is_empty() && r.foreign.is_empty(),
+        degraded: !r.failures.is_empty(),
+        summary,
+        report: Some(JobReport::Prune(Box::new(r))),
+    }
+}
+
+fn drill_options(
+    fc: &FactoryConfig,
+    o: &DrillOptions,
+) -> Result<adfdr_core::ops::drill::Options, String> {
+    use adfdr_core::ops::drill::{Options, Pick};
+    let mut options = Options::from_config(fc, 16);
+    if let Some(id) = &o.snapshot {
+        options.pick = Pick::Id(id.clone());
+    } else if let Some(w) = &o.random_within {
+        let d =
+            adfdr_core::config::DurationSpec::parse(w).map_err(|e| format!("random_within {e}"))?;
+        options.pick = Pick::RandomWithin(d.0);
+    }
+    if let Some(c) = o.cleanup {
+        options.cleanup = c;
+    }
+    if let Some(n) = o.concurrency {
+        options.concurrency = n.max(1);
+    }
+    Ok(options)
+}
+
+async fn run_drill(engine: &Arc<Engine>, fc: &FactoryConfig, o: &DrillOptions) -> JobOutcome {
+    let options = match drill_options(fc, o) {
+        Ok(o) => o,
+        Err(e) => return JobOutcome::failed(e),
+    };
+    let report =
+        match adfdr_core::ops::drill::drill(engine, fc, &options, system_clock, &|_| {}).await {
+            Ok(r) => r,
+            Err(e) => return JobOutcome::failed(e.to_string()),
+        };
+    let ok = report.passed();
+    let verdict = if ok { "passed" } else { "failed" };
+    crate::audit(
+        engine,
+        AuditAction::Drill {
+            factory: fc.name.clone(),
+            report: report.id.clone(),
+            snapshot: report.snapshot.clone(),
+            target: report.target.clone(),
+            verdict: verdict.into(),
+            cleanup: report.cleanup.mode.clone(),
+        },
+    );
+    let summary = format!(
+        "drill {} {verdict}{}",
+        report.id,
+        report
+            .judgement
+            .reasons
+            .first()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    JobOutcome {
+        ok,
+        degraded: false,
+        summary,
+        report: Some(JobReport::Drill(Box::new(report))),
+    }
+}
+
+/// The run in the catalog's history: the verdict and the summary, not the
+/// whole report.
+fn record(
+    engine: &Engine,
+    factory: &str,
+    job: &Job,
+    started: time::OffsetDateTime,
+    o: &JobOutcome,
+) {
+    let Ok(catalog) = engine.catalog() else {
+        return;
+    };
+    let record = RunRecord {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        kind: job.kind().name().into(),
+        factory: factory.to_string(),
+        started: rfc3339(started),
+        finished: rfc3339(system_clock()),
+        outcome: if o.ok { "ok".into() } else { "failed".into() },
+        detail: serde_json::json!({"summary": o.summary, "degraded": o.degraded}),
+    };
+    if let Err(e) = catalog.record_run(&record) {
+        tracing::warn!(error = %e, "could not record the run");
+    }
+}
+
+/// Location health as this job found it.
+fn note_locations(engine: &Engine, view: &Shared) {
+    let down: HashSet<String> = engine
+        .replicas
+        .unreachable()
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    let mut v = view.lock().expect("view");
+    for l in &engine.replicas.locations {
+        v.locations.insert(l.name.clone(), !down.contains(&l.name));
+    }
+}
+
+/// Copies left missing by degraded backups are made again, before the next
+/// backup of the factory, once their location answers.
+async fn repair_pending(engine: &Engine, view: &Shared, factory: &str) {
+    let Ok(catalog) = engine.catalog() else {
+        return;
+    };
+    let prefix = layout::factory_prefix(factory);
+    let pending: Vec<_> = catalog
+        .repairs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.key.starts_with(&prefix))
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    tracing::info!(%factory, pending = pending.len(), "copying what degraded runs left missing");
+    let scope = verify::Scope {
+        factory: Some(factory),
+        snapshot: None,
+        location: None,
+        keys: Some(&engine.keys),
+        read_data: false,
+        now: system_clock(),
+    };
+    let repair = verify::Repair {
+        copy: true,
+        delete_foreign: false,
+    };
+    match verify::check(&engine.replicas, &scope, repair, Some(&catalog)).await {
+        Ok(report) => {
+            note_repairs(engine, view, factory, &report.repaired);
+            forget_done_repairs(&catalog, &pending, &report);
+        }
+        Err(e) => tracing::warn!(%factory, error = %e, "repair pass failed"),
+    }
+}
+
+/// What the store no longer misses (repaired, or pruned since) is done.
+fn forget_done_repairs(
+    catalog: &adfdr_core::catalog::Catalog,
+    pending: &[adfdr_core::catalog::RepairRecord],
+    report: &verify::Report,
+) {
+    let missing: HashSet<(String, String)> = report
+        .locations
+        .iter()
+        .flat_map(|l| {
+            l.missing
+                .iter()
+                .chain(&l.damaged)
+                .map(|p| (l.name.clone(), p.key.clone()))
+        })
+        .collect();
+    let unreachable: HashSet<String> = report
+        .locations
+        .iter()
+        .filter(|l| l.error.is_some())
+        .map(|l| l.name.clone())
+        .collect();
+    for r in pending {
+        if !unreachable.contains(&r.location)
+            && !missing.contains(&(r.location.clone(), r.key.clone()))
+        {
+            let _ = catalog.remove_repair(&r.location, &r.key);
+        }
+    }
+}
+
+fn note_repairs(engine: &Engine, view: &Shared, factory: &str, repaired: &[verify::Repaired]) {
+    if repaired.is_empty() {
+        return;
+    }
+    {
+        let mut v = view.lock().expect("view");
+        for r in repaired {
+            *v.repaired.entry(r.location.clone()).or_default() += 1;
+        }
+    }
+    for r in repaired {
+        tracing::info!(%factory, location = %r.location, object = %r.key, from = %r.from, "repaired a missing copy");
+    }
+    crate::audit(
+        engine,
+        AuditAction::Repair {
+            factory: factory.to_string(),
+            objects: repaired.to_vec(),
+        },
+    );
+}

@@ -1,0 +1,166 @@
+//! An in-memory factory behind `FactoryApi`, for unit tests of the use cases
+//! where a real process adds nothing: PUT stores a body (with an `etag`),
+//! GET answers it or 404, DELETE removes it, a GET of a collection lists its
+//! children in one page, POST answers `{}`. Every request is recorded. It
+//! checks nothing else: the emulator is the referee of the service's rules.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use azure_core::http::Method;
+use serde_json::{Value, json};
+
+use super::{ArmError, FactoryApi};
+
+#[derive(Debug, Default)]
+pub struct MemoryFactory {
+    /// Lowercased path (no query) -> body.
+    items: Mutex<BTreeMap<String, Value>>,
+    /// Every request, as "METHOD path".
+    pub log: Mutex<Vec<String>>,
+    /// Paths (lowercased, substring) whose PUT fails with 400.
+    pub refuse_put: Mutex<Vec<String>>,
+}
+
+fn path_of(path_or_url: &str) -> String {
+    let path = match path_or_url.find("/subscriptions/") {
+        Some(i) => &path_or_url[i..],
+        None => path_or_url,
+    };
+    path.split('?')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .to_lowercase()
+}
+
+impl MemoryFactory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What is stored at `path`.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.items
+            .lock()
+            .expect("items")
+            .get(&path_of(path))
+            .cloned()
+    }
+
+    /// Stores `body` at `path` (seeding a test).
+    pub fn put(&self, path: &str, body: Value) {
+        self.items
+            .lock()
+            .expect("items")
+            .insert(path_of(path), body);
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    fn status(method: &Method, url: &str, status: u16, code: &str, message: &str) -> ArmError {
+        ArmError::Status {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ArmError> {
+        let mut items = self.items.lock().expect("items");
+        match *method {
+            Method::Put => {
+                if self
+                    .refuse_put
+                    .lock()
+                    .expect("refuse")
+                    .iter()
+                    .any(|p| path.contains(p))
+                {
+                    return Err(Self::status(
+                        method,
+                        url,
+                        400,
+                        "BadRequest",
+                        "refused by the test",
+                    ));
+                }
+                let mut stored = body.cloned().unwrap_or(Value::Null);
+                if let Some(map) = stored.as_object_mut() {
+                    map.insert("name".into(), json!(path.rsplit('/').next().unwrap_or("")));
+                    map.insert("etag".into(), json!(uuid::Uuid::new_v4().to_string()));
+                }
+                items.insert(path.to_string(), stored.clone());
+                Ok((200, stored))
+            }
+            Method::Delete => Ok((
+                if items.remove(path).is_some() {
+                    200
+                } else {
+                    204
+                },
+                Value::Null,
+            )),
+            Method::Get => {
+                if let Some(v) = items.get(path) {
+                    return Ok((200, v.clone()));
+                }
+                let prefix = format!("{path}/");
+                let children: Vec<Value> = items
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                let parent = path
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default();
+                if children.is_empty() && !items.contains_key(&parent) {
+                    return Err(Self::status(
+                        method,
+                        url,
+                        404,
+                        "ResourceNotFound",
+                        "not found",
+                    ));
+                }
+                Ok((200, json!({ "value": children })))
+            }
+            _ => Ok((200, json!({}))),
+        }
+    }
+}
+
+#[async_trait]
+impl FactoryApi for MemoryFactory {
+    async fn send_raw(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), ArmError> {
+        let path = path_of(path_or_url);
+        self.log
+            .lock()
+            .expect("log")
+            .push(format!("{method} {path}"));
+        let (status, value) = self.answer(&method, &path, path_or_url, body)?;
+        let bytes = if value.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&value).expect("json")
+        };
+        Ok((status, bytes))
+    }
+}

@@ -1,0 +1,486 @@
+//! The contract between the front ends: the agent's control socket, the CLI
+//! that talks to it, the audit trail and `--json` all serialize these types
+//! (and nothing looser). JSON Schemas are generated from them (docs/JSON.md).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::DrillRecord;
+use crate::config::DrillCleanup;
+
+/// The kinds of job the agent schedules and runs on request.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Backup,
+    Verify,
+    Prune,
+    Drill,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Backup,
+        JobKind::Verify,
+        JobKind::Prune,
+        JobKind::Drill,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Verify => "verify",
+            JobKind::Prune => "prune",
+            JobKind::Drill => "drill",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.name() == text)
+    }
+}
+
+/// A job with its options, as the CLI asks the agent for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "job", rename_all = "lowercase")]
+pub enum Job {
+    Backup {
+        /// A new snapshot even when nothing changed.
+        #[serde(default)]
+        force: bool,
+    },
+    Verify(VerifyOptions),
+    Prune {
+        /// Decide and report; delete nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    Drill(DrillOptions),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VerifyOptions {
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub read_data: bool,
+    #[serde(default)]
+    pub repair: bool,
+    #[serde(default)]
+    pub delete_foreign: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrillOptions {
+    /// This snapshot id, instead of the latest.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// A random snapshot from this window (`7d`), instead of the latest.
+    #[serde(default)]
+    pub random_within: Option<String>,
+    #[serde(default)]
+    pub cleanup: Option<DrillCleanup>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Backup { .. } => JobKind::Backup,
+            Job::Verify(_) => JobKind::Verify,
+            Job::Prune { .. } => JobKind::Prune,
+            Job::Drill(_) => JobKind::Drill,
+        }
+    }
+
+    /// The job a schedule starts: default options.
+    pub fn scheduled(kind: JobKind) -> Job {
+        match kind {
+            JobKind::Backup => Job::Backup { force: false },
+            JobKind::Verify => Job::Verify(VerifyOptions::default()),
+            JobKind::Prune => Job::Prune { dry_run: false },
+            JobKind::Drill => Job::Drill(DrillOptions::default()),
+        }
+    }
+
+    /// Checks that change nothing need no lease: any agent answers them.
+    pub fn changes_nothing(&self) -> bool {
+        match self {
+            Job::Verify(o) => !o.repair && !o.delete_foreign,
+            Job::Prune { dry_run } => *dry_run,
+            Job::Backup { .. } | Job::Drill(_) => false,
+        }
+    }
+}
+
+/// `POST /run`: run a job for a factory now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunRequest {
+    pub factory: String,
+    #[serde(flatten)]
+    pub job: Job,
+}
+
+/// The reply to an accepted `POST /run`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Accepted {
+    pub id: String,
+}
+
+/// Any refusal of the control socket (4xx).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Refusal {
+    pub error: String,
+}
+
+/// Why a run started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Request,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Queued,
+    Running,
+    Done,
+}
+
+/// One run of a job, as `GET /runs` and `GET /runs/{id}` show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunState {
+    pub id: String,
+    pub factory: String,
+    pub job: JobKind,
+    pub trigger: Trigger,
+    pub state: Phase,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// Set when the run is done.
+    pub outcome: Option<JobOutcome>,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobOutcome {
+    /// It did what it was asked, fully.
+    pub ok: bool,
+    /// It did it, but a location missed a copy (a backup) or a copy is
+    /// only missing (verify): data is intact elsewhere.
+    pub degraded: bool,
+    /// One line for logs and the CLI.
+    pub summary: String,
+    /// The job's own report; None when it failed before it had one.
+    pub report: Option<JobReport>,
+}
+
+impl JobOutcome {
+    pub fn failed(summary: impl Into<String>) -> JobOutcome {
+        JobOutcome {
+            ok: false,
+            degraded: false,
+            summary: summary.into(),
+            report: None,
+        }
+    }
+}
+
+/// Each kind of job's report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "job", rename_all = "lowercase")]
+pub enum JobReport {
+    Backup(BackupReport),
+    Verify(Box<super::verify::Report>),
+    Prune(Box<super::prune::Report>),
+    Drill(Box<super::drill::Report>),
+}
+
+/// What a backup did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupReport {
+    pub factory: String,
+    /// `created` or `unchanged`.
+    pub result: BackupResult,
+    pub snapshot: String,
+    /// The checkpoint written when unchanged.
+    pub checkpoint: Option<String>,
+    pub resources: Option<usize>,
+    /// Locations holding it.
+    pub locations: Vec<String>,
+    /// Locations that missed their copy (queued for repair), with why.
+    pub missed: Vec<Missed>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupResult {
+    Created,
+    Unchanged,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Missed {
+    pub location: String,
+    pub error: String,
+}
+
+impl BackupReport {
+    pub fn from_outcome(factory: &str, o: &super::backup::Outcome) -> BackupReport {
+        use super::backup::Outcome;
+        let missed = |failed: &[(String, String)]| {
+            failed
+                .iter()
+                .map(|(l, e)| Missed {
+                    location: l.clone(),
+                    error: e.clone(),
+                })
+                .collect()
+        };
+        match o {
+            Outcome::Created { record, failed } => BackupReport {
+                factory: factory.to_string(),
+                result: BackupResult::Created,
+                snapshot: record.id.clone(),
+                checkpoint: None,
+                resources: Some(record.resources),
+                locations: record.locations.clone(),
+                missed: missed(failed),
+            },
+            Outcome::Unchanged {
+                snapshot,
+                checkpoint,
+                failed,
+            } => BackupReport {
+                factory: factory.to_string(),
+                result: BackupResult::Unchanged,
+                snapshot: snapshot.clone(),
+                checkpoint: Some(checkpoint.clone()),
+                resources: None,
+                locations: Vec::new(),
+                missed: missed(failed),
+            },
+        }
+    }
+}
+
+/// `GET /status`: what the agent is doing and what it knows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusReply {
+    pub agent: AgentInfo,
+    pub factories: Vec<FactoryStatus>,
+    pub jobs: Vec<JobStatus>,
+    /// Location name -> answered at the last job.
+    pub locations: BTreeMap<String, bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentInfo {
+    pub pid: u32,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FactoryStatus {
+    pub name: String,
+    /// When its state was last confirmed in the store (snapshot or checkpoint).
+    pub last_confirmed: Option<String>,
+    /// The newest snapshot the catalog saw committed.
+    pub newest_snapshot: Option<String>,
+    pub rpo_target_seconds: Option<u64>,
+    pub last_drill: Option<DrillRecord>,
+    /// Who holds the factory's lease (this agent or another), when known.
+    pub lease: Option<String>,
+    /// This agent holds the lease and runs the factory's jobs.
+    pub owned: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobStatus {
+    pub factory: String,
+    pub job: JobKind,
+    pub running: bool,
+    /// The next scheduled run (RFC 3339), when not running.
+    pub next: Option<String>,
+    pub runs: u64,
+    pub failures: u64,
+    pub last_duration_secs: f64,
+}
+
+/// One line of the audit trail: a privileged action, who did it, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditEvent {
+    /// RFC 3339.
+    pub time: String,
+    /// `adfdr-agent` or `adfdr`.
+    pub by: String,
+    pub pid: u32,
+    /// The user and host, for commands run by a person.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(flatten)]
+    pub action: AuditAction,
+}
+
+/// What was done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum AuditAction {
+    Backup {
+        factory: String,
+        report: BackupReport,
+    },
+    Prune {
+        factory: String,
+        deleted: Vec<String>,
+        freed_bytes: u64,
+        failures: Vec<String>,
+    },
+    Repair {
+        factory: String,
+        objects: Vec<super::verify::Repaired>,
+    },
+    Drill {
+        factory: String,
+        report: String,
+        snapshot: String,
+        target: String,
+        verdict: String,
+        cleanup: String,
+    },
+    Restore(Box<RestoreAudit>),
+    LeaseTaken {
+        factory: String,
+        location: String,
+    },
+    LeaseLost {
+        factory: String,
+    },
+}
+
+/// A restore's audit record: who restored which snapshot from where to
+/// where, and what it did (not what it wrote).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreAudit {
+    /// The identity that wrote to the target.
+    pub identity: String,
+    pub factory: String,
+    pub snapshot: String,
+    pub location: String,
+    pub skipped_locations: Vec<String>,
+    pub to: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub triggers: String,
+    pub delete_extraneous: bool,
+    pub overrides: Option<String>,
+    pub outcome: RestoreResult,
+    pub written: usize,
+    pub deleted: usize,
+    pub stopped: usize,
+    pub started: usize,
+    pub skipped: usize,
+    pub failures: usize,
+    pub mismatches: usize,
+    pub read_back_error: Option<String>,
+    pub seconds: f64,
+}
+
+/// How a restore ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreResult {
+    Restored,
+    RestoredWithSkips,
+    VerifyFailed,
+    Failed,
+}
+
+impl AuditEvent {
+    pub fn now(by: &str, action: AuditAction) -> AuditEvent {
+        AuditEvent {
+            time: crate::snapshot::rfc3339(super::system_clock()),
+            by: by.to_string(),
+            pid: std::process::id(),
+            user: None,
+            host: None,
+            action,
+        }
+    }
+}
+
+/// Appends `event` to `dir/audit.jsonl` (0600 in a 0700 directory), and
+/// logs it under the `audit` target. Returns the trail's path.
+pub fn audit(dir: &std::path::Path, event: &AuditEvent) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    tracing::info!(target: "audit", action = ?event.action, "audit");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let path = dir.join("audit.jsonl");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)?;
+    let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.sync_all()?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_runs_round_trip_as_json() {
+        let r = RunRequest {
+            factory: "sales".into(),
+            job: Job::Verify(VerifyOptions {
+                repair: true,
+                ..Default::default()
+            }),
+        };
+        let text = serde_json::to_string(&r).expect("json");
+        assert!(
+            text.contains("\"job\":\"verify\"") && text.contains("\"repair\":true"),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<RunRequest>(&text).expect("back"), r);
+        // Unknown jobs do not parse: the socket answers 400.
+        assert!(serde_json::from_str::<RunRequest>(r#"{"factory":"f","job":"explode"}"#).is_err());
+        assert!(!r.job.changes_nothing());
+        assert!(Job::Prune { dry_run: true }.changes_nothing());
+        assert_eq!(JobKind::parse("drill"), Some(JobKind::Drill));
+    }
+
+    #[test]
+    fn audit_events_are_flat_json_lines() {
+        let e = AuditEvent::now(
+            "adfdr-agent",
+            AuditAction::LeaseTaken {
+                factory: "sales".into(),
+                location: "weu".into(),
+            },
+        );
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["action"], "lease-taken");
+        assert_eq!(v["factory"], "sales");
+        assert_eq!(v["by"], "adfdr-agent");
+    }
+}

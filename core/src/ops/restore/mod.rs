@@ -1,0 +1,487 @@
+//! `adfdr restore` and the restore inside a drill: one use case in two
+//! steps. `prepare` resolves the snapshot (`latest` is the newest that
+//! opens), holds it so no prune deletes it, reads it (first copy that
+//! counts) and the target, and plans (`plan::restore`); the front end shows
+//! the plan and asks. `execute` carries it out (apply.rs), reads everything
+//! back (readback.rs), judges, writes the typed audit record and releases
+//! the hold. A declined plan is `release`d.
+//!
+//! Works from the store and a key alone (incident mode): nothing here needs
+//! a config file or the catalog.
+
+mod apply;
+mod readback;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use apply::{Applied, Failure, Progress, apply};
+pub use readback::{Mismatch, TargetStateTriggers, started_after, verify};
+
+use super::contract::{AuditAction, AuditEvent, RestoreAudit, RestoreResult};
+use super::export::{self, ExportError};
+use super::read::{self, Opened};
+use super::{Engine, OpError};
+use crate::config::FactoryConfig;
+use crate::factory::FactoryApi;
+use crate::model::ResourceKind;
+use crate::plan::overrides::Overrides;
+use crate::plan::restore::{Plan, PlanOptions, TargetState, plan};
+
+/// `SUB/RG/FACTORY`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct TargetFactory {
+    pub subscription: String,
+    pub resource_group: String,
+    pub factory: String,
+}
+
+impl TargetFactory {
+    pub fn parse(text: &str) -> Result<TargetFactory, String> {
+        let text = text.trim_start_matches("/subscriptions/");
+        let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
+        let parts: Vec<&str> = match parts.as_slice() {
+            [
+                sub,
+                "resourceGroups",
+                rg,
+                "providers",
+                "Microsoft.DataFactory",
+                "factories",
+                f,
+            ] => {
+                vec![sub, rg, f]
+            }
+            _ => parts,
+        };
+        match parts.as_slice() {
+            [sub, rg, f] => {
+                crate::model::names::factory_path(sub, rg, f).map_err(|e| format!("--to: {e}"))?;
+                Ok(TargetFactory {
+                    subscription: sub.to_string(),
+                    resource_group: rg.to_string(),
+                    factory: f.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "--to {text:?}: expected SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or the factory's ARM id)"
+            )),
+        }
+    }
+
+    pub fn config(&self) -> FactoryConfig {
+        FactoryConfig::adhoc(
+            &self.factory,
+            &self.subscription,
+            &self.resource_group,
+            &self.factory,
+        )
+    }
+
+    pub fn arm_path(&self) -> String {
+        self.config().arm_path()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
+}
+
+/// Wall time per phase.
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
+pub struct Timings {
+    pub fetch_ms: u64,
+    pub decrypt_ms: u64,
+    pub plan_ms: u64,
+    pub apply_ms: u64,
+    pub verify_ms: u64,
+}
+
+/// What to restore, where, and how.
+pub struct Request {
+    /// A snapshot id, or `latest` (with `factory`).
+    pub snapshot: String,
+    /// The factory's name in the store.
+    pub factory: Option<String>,
+    pub target: TargetFactory,
+    pub overrides: Option<Overrides>,
+    pub options: PlanOptions,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+    /// The newest snapshot of the factory a catalog saw committed: with
+    /// `latest`, a newer one no location holds is reported (a rollback).
+    pub known_newest: Option<String>,
+    /// Who restores, for the hold ("restore by alice@host").
+    pub by: String,
+    /// Where the audit trail goes; None: no record (a drill keeps its own).
+    pub audit_dir: Option<PathBuf>,
+    /// What the operator asked for, as the audit record keeps it.
+    pub asked: Asked,
+}
+
+/// The selection and override file as given, for the audit record.
+#[derive(Clone, Debug, Default)]
+pub struct Asked {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub overrides: Option<String>,
+}
+
+/// A snapshot read and a plan made against the target's current state.
+pub struct Prepared {
+    pub opened: Opened,
+    /// Where the payload came from, and the locations skipped on the way.
+    pub payload_location: String,
+    pub skipped_locations: Vec<(String, String)>,
+    pub target: TargetFactory,
+    pub target_existed: bool,
+    /// The target's trigger states before the restore.
+    pub target_triggers: TargetStateTriggers,
+    pub plan: Plan,
+    pub timings: Timings,
+    /// With `latest`: a newer snapshot the catalog saw committed that no
+    /// location holds (deleted behind adfdr's back).
+    pub vanished: Option<String>,
+    /// The hold objects written (location, key), released by `execute`.
+    held: Vec<(String, String)>,
+    request: Request,
+    started: time::OffsetDateTime,
+    clock: Instant,
+}
+
+/// Reads the target factory; a factory that does not exist is an empty state.
+pub async fn read_target(
+    arm: &dyn FactoryApi,
+    target: &TargetFactory,
+    identity: &str,
+    concurrency: usize,
+) -> Result<TargetState, OpError> {
+    match export::export(arm, &target.config(), identity, concurrency).await {
+        Ok(exported) => {
+            let mut resources = exported.resources;
+            let factory = resources
+                .iter()
+                .position(|r| r.kind == ResourceKind::Factory)
+                .map(|i| resources.remove(i).definition);
+            Ok(TargetState {
+                factory,
+                resources,
+                trigger_states: exported.trigger_states,
+            })
+        }
+        Err(ExportError::NotFound { .. }) => Ok(TargetState::default()),
+        Err(ExportError::Denied {
+            identity,
+            path,
+            status,
+            code,
+        }) => Err(OpError::failed(format!(
+            "{identity} may not read the target factory {path} (HTTP {status} {code}); grant it 'Data Factory Contributor' on the target factory or its resource group"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves and holds the snapshot, reads it and the target, and plans.
+/// The hold is released again when anything fails.
+pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpError> {
+    let started = time::OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let (factory, id) = read::resolve(
+        &engine.replicas,
+        &engine.keys,
+        &request.snapshot,
+        request.factory.as_deref(),
+    )
+    .await?;
+    let vanished = vanished(engine, &request, &factory).await;
+    let by = format!("{} to {}", request.by, request.target.describe());
+    let held = super::hold::hold(&engine.replicas, &factory, &id, &by, started).await;
+    match read_and_plan(engine, &request, &factory, &id).await {
+        Ok(mut prepared) => {
+            prepared.vanished = vanished;
+            prepared.held = held;
+            prepared.started = started;
+            prepared.clock = clock;
+            prepared.request = request;
+            Ok(prepared)
+        }
+        Err(e) => {
+            super::hold::release(&engine.replicas, &held).await;
+            Err(e)
+        }
+    }
+}
+
+/// The newer snapshot `latest` passed over because no location holds it.
+async fn vanished(engine: &Engine, request: &Request, factory: &str) -> Option<String> {
+    let known = request
+        .known_newest
+        .as_ref()
+        .filter(|_| request.snapshot == "latest")?;
+    let (listed, failed) = read::list(&engine.replicas, Some(factory)).await;
+    (failed.is_empty() && read::vanished_newest(known, &listed)).then(|| known.clone())
+}
+
+async fn read_and_plan(
+    engine: &Engine,
+    request: &Request,
+    factory: &str,
+    id: &str,
+) -> Result<Prepared, OpError> {
+    let fetching = Instant::now();
+    let opened = read::open(&engine.replicas, &engine.keys, factory, id).await?;
+    let (resources, from, decrypt) = read::payload_timed(&engine.replicas, &opened).await?;
+    let fetch = fetching.elapsed().saturating_sub(decrypt);
+    let planning = Instant::now();
+    let identity = &engine.identity.description;
+    let state = read_target(
+        engine.arm.as_ref(),
+        &request.target,
+        identity,
+        request.concurrency,
+    )
+    .await?;
+    let target_existed = state.factory.is_some();
+    let target_triggers = state.trigger_states.clone();
+    let plan = plan(
+        &resources,
+        &opened.manifest.trigger_states,
+        opened.manifest.region.as_deref(),
+        &state,
+        request.overrides.as_ref(),
+        &request.options,
+    )
+    .map_err(plan_error)?;
+    let mut skipped_locations = opened.skipped.clone();
+    skipped_locations.extend(from.skipped.iter().cloned());
+    skipped_locations.dedup();
+    Ok(Prepared {
+        payload_location: from.location,
+        skipped_locations,
+        target: request.target.clone(),
+        target_existed,
+        target_triggers,
+        plan,
+        timings: Timings {
+            fetch_ms: super::millis(fetch),
+            decrypt_ms: super::millis(decrypt),
+            plan_ms: super::millis(planning.elapsed()),
+            ..Default::default()
+        },
+        opened,
+        vanished: None,
+        held: Vec::new(),
+        request: Request::placeholder(),
+        started: time::OffsetDateTime::now_utc(),
+        clock: Instant::now(),
+    })
+}
+
+fn plan_error(e: crate::plan::PlanError) -> OpError {
+    use crate::plan::PlanError;
+    let text = format!("cannot plan the restore: {e}");
+    match e {
+        // What the operator asked for cannot work: usage (exit 2).
+        PlanError::Strict(_) | PlanError::MissingDependency { .. } | PlanError::NoRegion => {
+            OpError::usage(text)
+        }
+        PlanError::Cycle(_) | PlanError::NoFactory => OpError::failed(text),
+    }
+}
+
+impl Request {
+    fn placeholder() -> Request {
+        Request {
+            snapshot: String::new(),
+            factory: None,
+            target: TargetFactory {
+                subscription: String::new(),
+                resource_group: String::new(),
+                factory: String::new(),
+            },
+            overrides: None,
+            options: PlanOptions::default(),
+            concurrency: 1,
+            known_newest: None,
+            by: String::new(),
+            audit_dir: None,
+            asked: Asked::default(),
+        }
+    }
+}
+
+/// How a restore ended.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RestoreOutcome {
+    pub result: RestoreResult,
+    pub applied: Applied,
+    pub mismatches: Vec<Mismatch>,
+    /// The read-back failed: what was written is not verified.
+    pub read_back_error: Option<String>,
+    pub timings: Timings,
+    /// The audit trail it was recorded in (or why it could not be).
+    pub audit: Option<PathBuf>,
+    pub audit_error: Option<String>,
+    /// The target as read back (drills prove more from it).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub state: Option<TargetState>,
+}
+
+impl RestoreOutcome {
+    pub fn outcome_word(&self) -> &'static str {
+        match self.result {
+            RestoreResult::Restored => "restored",
+            RestoreResult::RestoredWithSkips => "restored-with-skips",
+            RestoreResult::VerifyFailed => "verify-failed",
+            RestoreResult::Failed => "failed",
+        }
+    }
+}
+
+/// A declined plan: gives the snapshot's hold back.
+pub async fn release(engine: &Engine, prepared: &mut Prepared) {
+    let held = std::mem::take(&mut prepared.held);
+    super::hold::release(&engine.replicas, &held).await;
+}
+
+/// Carries the plan out, reads it back, judges it, records it in the audit
+/// trail (on every path: a restore that wrote and then failed says so) and
+/// releases the hold.
+pub async fn execute(
+    engine: &Engine,
+    prepared: &mut Prepared,
+    progress: Progress<'_>,
+) -> RestoreOutcome {
+    let identity = engine.identity.description.clone();
+    let concurrency = prepared.request.concurrency;
+    let applying = Instant::now();
+    let applied = apply(
+        engine.arm.as_ref(),
+        &identity,
+        &prepared.target,
+        &prepared.plan,
+        concurrency,
+        progress,
+    )
+    .await;
+    prepared.timings.apply_ms = super::millis(applying.elapsed());
+    let verifying = Instant::now();
+    let expected = started_after(&prepared.plan, &prepared.target_triggers);
+    let read_back = verify(
+        engine.arm.as_ref(),
+        &prepared.target,
+        &identity,
+        &prepared.plan,
+        &expected,
+        concurrency,
+    )
+    .await;
+    prepared.timings.verify_ms = super::millis(verifying.elapsed());
+    let (mismatches, state, read_back_error) = match read_back {
+        Ok((m, state)) => (m, Some(state), None),
+        Err(e) => (Vec::new(), None, Some(e.to_string())),
+    };
+    let result = verdict(
+        &applied,
+        &mismatches,
+        read_back_error.is_some(),
+        &prepared.plan,
+    );
+    let mut outcome = RestoreOutcome {
+        result,
+        applied,
+        mismatches,
+        read_back_error,
+        timings: prepared.timings.clone(),
+        audit: None,
+        audit_error: None,
+        state,
+    };
+    if let Some(dir) = prepared.request.audit_dir.clone() {
+        let event = audit_event(engine, prepared, &outcome);
+        match super::contract::audit(&dir, &event) {
+            Ok(path) => outcome.audit = Some(path),
+            Err(e) => outcome.audit_error = Some(format!("{}: {e}", dir.display())),
+        }
+    }
+    release(engine, prepared).await;
+    outcome
+}
+
+/// Failed (writes or the read-back failed), verify-failed (reads back
+/// otherwise than planned), restored with skips, or restored.
+pub fn verdict(
+    applied: &Applied,
+    mismatches: &[Mismatch],
+    read_back_failed: bool,
+    plan: &Plan,
+) -> RestoreResult {
+    if !applied.failures.is_empty() || read_back_failed {
+        RestoreResult::Failed
+    } else if !mismatches.is_empty() {
+        RestoreResult::VerifyFailed
+    } else if !plan.skipped.is_empty() {
+        RestoreResult::RestoredWithSkips
+    } else {
+        RestoreResult::Restored
+    }
+}
+
+fn audit_event(engine: &Engine, p: &Prepared, o: &RestoreOutcome) -> AuditEvent {
+    let (user, host) = super::hold::who();
+    let r = &p.request;
+    let record = RestoreAudit {
+        identity: engine.identity.description.clone(),
+        factory: p.opened.factory.clone(),
+        snapshot: p.opened.id.clone(),
+        location: p.payload_location.clone(),
+        skipped_locations: p.skipped_locations.iter().map(|(l, _)| l.clone()).collect(),
+        to: p.target.describe(),
+        include: r.asked.include.clone(),
+        exclude: r.asked.exclude.clone(),
+        triggers: format!("{:?}", r.options.triggers).to_lowercase(),
+        delete_extraneous: r.options.delete_extraneous,
+        overrides: r.asked.overrides.clone(),
+        outcome: o.result,
+        written: o.applied.written,
+        deleted: o.applied.deleted,
+        stopped: o.applied.stopped,
+        started: o.applied.started,
+        skipped: p.plan.skipped.len(),
+        failures: o.applied.failures.len(),
+        mismatches: o.mismatches.len(),
+        read_back_error: o.read_back_error.clone(),
+        seconds: p.clock.elapsed().as_secs_f64(),
+    };
+    let mut event = AuditEvent::now("adfdr", AuditAction::Restore(Box::new(record)));
+    event.time = crate::snapshot::rfc3339(p.started);
+    event.user = Some(user);
+    event.host = Some(host);
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_from_paths_and_arm_ids() {
+        let t = TargetFactory::parse("11111111-2222-3333-4444-555555555555/rg-dr/adf-dr")
+            .expect("path");
+        assert_eq!(
+            t.arm_path(),
+            "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr"
+        );
+        let id = TargetFactory::parse("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr").expect("id");
+        assert_eq!(id, t);
+        let e = TargetFactory::parse("adf-dr").expect_err("short");
+        assert!(e.contains("SUBSCRIPTION/RESOURCE_GROUP/FACTORY"), "{e}");
+    }
+}

@@ -1,0 +1,97 @@
+//! Incident mode's flags: `--store URL… --key FILE|KEYVAULT-KEY-URL` and how
+//! to sign in, with no config file (the engine is `Engine::incident`).
+
+use std::path::PathBuf;
+
+use adfdr_core::config::{AuthConfig, AuthMethod, HttpsUrl};
+use adfdr_core::ops::{Incident, OpError};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Auth {
+    AzureCli,
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IncidentArgs {
+    /// Incident mode: read snapshots from this location (repeatable; https
+    /// container URL or file://), without a config file.
+    #[arg(long, value_name = "URL", help_heading = "Incident mode")]
+    pub store: Vec<String>,
+    /// Incident mode: a key file or a Key Vault key URL (repeatable).
+    #[arg(long, value_name = "FILE|URL", help_heading = "Incident mode")]
+    pub key: Vec<String>,
+    /// Incident mode: how to sign in.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "azure-cli",
+        help_heading = "Incident mode"
+    )]
+    pub auth: Auth,
+    #[arg(long, help_heading = "Incident mode")]
+    pub client_id: Option<String>,
+    #[arg(long, help_heading = "Incident mode")]
+    pub tenant_id: Option<String>,
+    #[arg(long, value_name = "FILE", help_heading = "Incident mode")]
+    pub client_secret_file: Option<PathBuf>,
+    #[arg(long, value_name = "URL", help_heading = "Incident mode", default_value = adfdr_core::config::DEFAULT_ARM)]
+    pub arm_endpoint: String,
+    #[arg(long, value_name = "URL", help_heading = "Incident mode")]
+    pub authority_host: Option<String>,
+    /// Extra CA certificates (PEM) to trust.
+    #[arg(long, value_name = "FILE", help_heading = "Incident mode")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn https(flag: &str, text: &str) -> Result<HttpsUrl, OpError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| OpError::usage(format!("{flag} {text:?} is not a URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(OpError::usage(format!(
+            "{flag} {text:?} must use https: Entra tokens are only sent over TLS"
+        )));
+    }
+    Ok(HttpsUrl(url))
+}
+
+impl IncidentArgs {
+    /// Incident mode when `--store` is given; `--key` without it is a
+    /// usage error (with a config, keys come from [[key]]).
+    pub fn incident(&self) -> Result<Option<Incident>, OpError> {
+        if self.store.is_empty() {
+            if !self.key.is_empty() {
+                return Err(OpError::usage(
+                    "--key is for incident mode (with --store); with a config, keys come from [[key]]",
+                ));
+            }
+            return Ok(None);
+        }
+        let auth = AuthConfig {
+            method: match self.auth {
+                Auth::AzureCli => AuthMethod::AzureCli,
+                Auth::ManagedIdentity => AuthMethod::ManagedIdentity,
+                Auth::WorkloadIdentity => AuthMethod::WorkloadIdentity,
+                Auth::ClientSecret => AuthMethod::ClientSecret,
+            },
+            client_id: self.client_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            client_secret_file: self.client_secret_file.clone(),
+            token_file: None,
+            arm_endpoint: https("--arm-endpoint", &self.arm_endpoint)?,
+            authority_host: self
+                .authority_host
+                .as_deref()
+                .map(|a| https("--authority-host", a))
+                .transpose()?,
+            ca_file: self.ca_file.clone(),
+        };
+        Ok(Some(Incident {
+            stores: self.store.clone(),
+            keys: self.key.clone(),
+            auth,
+        }))
+    }
+}

@@ -1,0 +1,250 @@
+//! `adfdr restore SNAPSHOT|latest --factory NAME --to SUB/RG/FACTORY [...]`:
+//! parse, prepare (core: resolve, hold, read, plan), show the plan and ask
+//! (or --yes), execute (core: apply, read back, judge, audit, release),
+//! render. Incident mode: `--store URL... --key FILE|KEYVAULT-KEY-URL` needs
+//! no config file, no catalog and no agent.
+
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use adfdr_core::ops::restore::{self as op, Asked, TargetFactory};
+use adfdr_core::ops::{Engine, OpError, exit};
+use adfdr_core::plan::restore::{PlanOptions, TriggerMode};
+use adfdr_core::plan::{Overrides, Selector};
+
+pub use render::RestoreOutput;
+
+use crate::Ctx;
+use crate::incident::IncidentArgs;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Triggers {
+    /// Restored triggers stay stopped.
+    Stopped,
+    /// Triggers started at backup time are started again.
+    AsBackedUp,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id, or `latest` (with --factory).
+    snapshot: String,
+    /// The factory's name in the store (its [[factory]] name).
+    #[arg(long)]
+    factory: Option<String>,
+    /// Target factory: SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or its ARM id).
+    #[arg(long, value_name = "SUB/RG/FACTORY")]
+    to: String,
+    /// Region of a factory that must be created [default: the snapshot's].
+    #[arg(long)]
+    region: Option<String>,
+    /// Restore only these (KIND:GLOB, repeatable); what they need comes along.
+    #[arg(long, value_name = "KIND:GLOB")]
+    include: Vec<String>,
+    /// Leave these out (KIND:GLOB, repeatable).
+    #[arg(long, value_name = "KIND:GLOB")]
+    exclude: Vec<String>,
+    /// Rules that set, remove or fill JSON Pointer paths (docs/OPERATIONS.md).
+    #[arg(long, value_name = "FILE")]
+    overrides: Option<PathBuf>,
+    /// Trigger state after the restore.
+    #[arg(long, value_enum, default_value = "stopped")]
+    triggers: Triggers,
+    /// Delete target resources that are not in the snapshot.
+    #[arg(long)]
+    delete_extraneous: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    plan: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Override paths that match nothing, and secrets nobody fills, are errors.
+    #[arg(long)]
+    strict: bool,
+    /// Also restore the git configuration (not wanted on a DR copy).
+    #[arg(long)]
+    with_git: bool,
+    /// Writes in flight at once (throttling is waited out together).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[command(flatten)]
+    incident: IncidentArgs,
+}
+
+fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
+    let selectors = |list: &[String]| {
+        list.iter()
+            .map(|s| {
+                Selector::parse(s).map_err(|e| OpError::usage(format!("--include/--exclude {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(PlanOptions {
+        include: selectors(&args.include)?,
+        exclude: selectors(&args.exclude)?,
+        triggers: match args.triggers {
+            Triggers::Stopped => TriggerMode::Stopped,
+            Triggers::AsBackedUp => TriggerMode::AsBackedUp,
+        },
+        delete_extraneous: args.delete_extraneous,
+        strict: args.strict,
+        with_git: args.with_git,
+        region: args.region.clone(),
+        placeholder_secrets: false,
+    })
+}
+
+/// The engine (from the config, or incident mode's flags), the factory in
+/// the store, and the newest snapshot the catalog knows of it.
+async fn engine(
+    ctx: &Ctx,
+    args: &Args,
+) -> Result<(Engine, Option<String>, Option<String>), OpError> {
+    if let Some(incident) = args.incident.incident()? {
+        return Ok((Engine::incident(incident)?, args.factory.clone(), None));
+    }
+    let engine = ctx.engine()?;
+    let factory = crate::output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let known = match &factory {
+        None => None,
+        Some(f) => match crate::agent::Agent::find(&engine.config) {
+            Some(agent) => agent.status().await.ok().and_then(|s| {
+                s.factories
+                    .into_iter()
+                    .find(|x| &x.name == f)
+                    .and_then(|x| x.newest_snapshot)
+            }),
+            None => engine
+                .catalog()
+                .ok()
+                .and_then(|c| c.latest_snapshot(f).ok().flatten())
+                .map(|r| r.id),
+        },
+    };
+    Ok((engine, factory, known))
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let target = TargetFactory::parse(&args.to).map_err(OpError::usage)?;
+    let options = plan_options(&args)?;
+    let overrides = args
+        .overrides
+        .as_deref()
+        .map(Overrides::load)
+        .transpose()
+        .map_err(|e| OpError::usage(e.to_string()))?;
+    let (engine, factory, known_newest) = engine(ctx, &args).await?;
+    if args.snapshot == "latest" && factory.is_none() {
+        return Err(OpError::usage(
+            "`latest` needs --factory NAME (the factory's name in the store)",
+        ));
+    }
+    let (user, host) = adfdr_core::ops::hold::who();
+    let request = op::Request {
+        snapshot: args.snapshot.clone(),
+        factory,
+        target,
+        overrides,
+        options,
+        concurrency: args.concurrency,
+        known_newest,
+        by: format!("restore by {user}@{host}"),
+        audit_dir: Some(engine.config.agent.state_dir.clone()),
+        asked: Asked {
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+            overrides: args.overrides.as_ref().map(|p| p.display().to_string()),
+        },
+    };
+    let spinner = crate::output::spinner(ctx.json, "reading the snapshot and the target".into());
+    let prepared = op::prepare(&engine, request).await;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
+    }
+    let mut prepared = prepared?;
+    warn(&prepared);
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let apply =
+        !args.plan && (args.yes || (interactive && !ctx.json && render::confirm(&prepared)));
+    if !apply {
+        show_unapplied(ctx, &args, &prepared, interactive);
+        op::release(&engine, &mut prepared).await;
+        return Ok(exit::OK);
+    }
+    if !ctx.json && !interactive {
+        render::plan(&prepared, &prepared.plan);
+    }
+    execute(ctx, &engine, &mut prepared).await
+}
+
+fn warn(prepared: &op::Prepared) {
+    for (location, why) in &prepared.skipped_locations {
+        eprintln!(
+            "adfdr: warning: skipped location {location}: {why}; read the snapshot from {}",
+            prepared.payload_location
+        );
+    }
+    if let Some(known) = &prepared.vanished {
+        eprintln!(
+            "adfdr: warning: snapshot {known} of {} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {}, the newest the store still holds. Run `adfdr verify`.",
+            prepared.opened.factory, prepared.opened.id
+        );
+    }
+}
+
+fn show_unapplied(ctx: &Ctx, args: &Args, prepared: &op::Prepared, interactive: bool) {
+    if ctx.json {
+        crate::json::emit("restore", &render::output(prepared, None));
+        return;
+    }
+    render::plan(prepared, &prepared.plan);
+    if !args.plan {
+        println!(
+            "not applied: pass --yes to apply{}",
+            if interactive {
+                ""
+            } else {
+                " (stdin is not a terminal)"
+            }
+        );
+    }
+}
+
+async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Result<i32, OpError> {
+    let bar = (!ctx.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(prepared.plan.writes() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+                .expect("template"),
+        );
+        bar
+    });
+    let quiet = ctx.json;
+    let progress = |line: &str| match &bar {
+        Some(b) => {
+            b.inc(1);
+            b.set_message(line.to_string());
+        }
+        None if !quiet => eprintln!("{line}"),
+        None => {}
+    };
+    let outcome = op::execute(engine, prepared, &progress).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if ctx.json {
+        crate::json::emit("restore", &render::output(prepared, Some(&outcome)));
+    } else {
+        render::outcome(prepared, &outcome);
+    }
+    use adfdr_core::ops::contract::RestoreResult;
+    Ok(match outcome.result {
+        RestoreResult::Failed => exit::FAILED,
+        RestoreResult::VerifyFailed => exit::CHECK_FAILED,
+        RestoreResult::RestoredWithSkips => exit::DEGRADED,
+        RestoreResult::Restored => exit::OK,
+    })
+}
