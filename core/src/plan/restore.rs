@@ -99,7 +99,7 @@ pub struct FactoryPlan {
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub kind: ResourceKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub name: String,
     pub label: String,
@@ -110,7 +110,7 @@ pub struct Step {
     /// Steps (indices) that must be done first.
     #[serde(skip)]
     pub deps: Vec<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
 }
 
@@ -123,7 +123,7 @@ pub struct Skipped {
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Delete {
     pub kind: ResourceKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub name: String,
     pub label: String,

@@ -12,6 +12,7 @@ mod drill;
 mod failures;
 mod hostile;
 mod integrity;
+mod json;
 mod prune;
 mod restore;
 mod snapshots;

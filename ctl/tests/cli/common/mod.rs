@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod files;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
