@@ -253,70 +253,200 @@ pub fn plan(
     overrides: Option<&Overrides>,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let mut warnings = Vec::new();
-    let mut strict = Vec::new();
     let source_factory = snapshot
         .iter()
         .find(|r| r.kind == ResourceKind::Factory)
         .ok_or(PlanError::NoFactory)?;
-    let children: Vec<&Resource> = snapshot
-        .iter()
-        .filter(|r| r.kind != ResourceKind::Factory)
-        .collect();
-    let in_target: HashMap<Key, &Resource> = target
-        .resources
-        .iter()
-        .filter(|r| r.kind != ResourceKind::Factory)
-        .map(|r| (r.key(), r))
-        .collect();
-    let graph = Graph::build(children.iter().copied());
+    let mut p = Planner::new(snapshot, target, overrides, options);
+    let chosen = p.select()?;
+    let mut prepared = p.prepare(&chosen);
+    p.skip_dangling(&chosen, &mut prepared.skip);
+    if !p.strict.is_empty() {
+        return Err(PlanError::Strict(std::mem::take(&mut p.strict)));
+    }
+    p.propagate_skips(&chosen, &mut prepared.skip);
+    let staged = p.stage(&chosen, &mut prepared);
+    let (steps, depth) = p.order(&staged.writes)?;
+    let (delete, extraneous_kept) = p.extraneous(&staged.expected);
+    let triggers = p.triggers(snapshot_triggers, &steps, &delete, &staged.expected);
+    let factory = p.factory(source_factory, snapshot_region)?;
+    Ok(Plan {
+        factory: factory.plan,
+        steps,
+        unchanged: staged.unchanged,
+        skipped: staged.skipped,
+        delete,
+        extraneous_kept,
+        stop_triggers: triggers.stop,
+        start_triggers: triggers.start,
+        unstartable: triggers.unstartable,
+        secrets: prepared.secrets,
+        warnings: p.warnings,
+        depth,
+        expected: staged.expected,
+        expected_factory: factory.expected,
+    })
+}
 
-    // Selection, then the dependencies the selection needs.
-    let mut chosen: Vec<bool> = children
-        .iter()
-        .map(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
-        .collect();
-    let mut queue: Vec<usize> = (0..children.len()).filter(|&i| chosen[i]).collect();
-    while let Some(i) = queue.pop() {
-        for &d in &graph.deps[i] {
-            if chosen[d] || in_target.contains_key(&graph.keys[d]) {
-                continue;
-            }
-            let dep = children[d];
-            if options
-                .exclude
-                .iter()
-                .any(|s| s.matches(dep.kind, dep.parent.as_deref(), &dep.name))
-            {
-                return Err(PlanError::MissingDependency {
-                    resource: graph.labels[i].clone(),
-                    needs: graph.labels[d].clone(),
-                    why: "excluded and not in the target factory".into(),
-                });
-            }
-            chosen[d] = true;
-            queue.push(d);
+/// What every phase of planning reads, and the warnings it collects.
+struct Planner<'a> {
+    options: &'a PlanOptions,
+    overrides: Option<&'a Overrides>,
+    target: &'a TargetState,
+    /// The snapshot's resources but the factory, and their graph.
+    children: Vec<&'a Resource>,
+    graph: Graph,
+    in_target: HashMap<Key, &'a Resource>,
+    warnings: Vec<String>,
+    /// What `--strict` refuses.
+    strict: Vec<String>,
+}
+
+/// A chosen resource's definition after overrides, with the override
+/// notes and the pointers of the secrets they filled.
+type Prepared = (Value, Vec<String>, Vec<String>);
+
+/// Per resource (index into `children`): why it is skipped, its prepared
+/// definition; and every secret that needs a value.
+struct Preparation {
+    skip: Vec<Option<String>>,
+    definitions: Vec<Option<Prepared>>,
+    secrets: Vec<SecretNeed>,
+}
+
+/// A write before ordering: the resource, the action, its definition and
+/// the override notes.
+type Write = (usize, Action, Value, Vec<String>);
+
+struct Staged {
+    writes: Vec<Write>,
+    unchanged: Vec<String>,
+    skipped: Vec<Skipped>,
+    expected: Vec<Expected>,
+}
+
+struct Triggers {
+    stop: Vec<String>,
+    start: Vec<String>,
+    unstartable: Vec<Skipped>,
+}
+
+struct Factory {
+    plan: FactoryPlan,
+    /// The factory as it must read back.
+    expected: Value,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        snapshot: &'a [Resource],
+        target: &'a TargetState,
+        overrides: Option<&'a Overrides>,
+        options: &'a PlanOptions,
+    ) -> Planner<'a> {
+        let children: Vec<&Resource> = snapshot
+            .iter()
+            .filter(|r| r.kind != ResourceKind::Factory)
+            .collect();
+        let in_target = target
+            .resources
+            .iter()
+            .filter(|r| r.kind != ResourceKind::Factory)
+            .map(|r| (r.key(), r))
+            .collect();
+        Planner {
+            graph: Graph::build(children.iter().copied()),
+            children,
+            in_target,
+            options,
+            overrides,
+            target,
+            warnings: Vec::new(),
+            strict: Vec::new(),
         }
     }
 
-    // Skips: not restorable by PUT, references to what exists nowhere, masked
-    // secrets nobody filled; then whatever needs a skipped resource the
-    // target does not have.
-    let mut skip: Vec<Option<String>> = vec![None; children.len()];
-    let mut definitions: Vec<Option<Prepared>> = vec![None; children.len()];
-    let mut secrets = Vec::new();
-    let mut rule_used: HashSet<usize> = HashSet::new();
-    for (i, r) in children.iter().enumerate() {
-        if !chosen[i] {
-            continue;
+    /// A warning, or under `--strict` a refusal.
+    fn warn_or_refuse(&mut self, line: String) {
+        if self.options.strict {
+            self.strict.push(line);
+        } else {
+            self.warnings.push(line);
         }
-        if !restorable(r.kind) {
-            skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
-            continue;
+    }
+
+    /// The selection, then the dependencies the selection needs (unless the
+    /// target has them); an excluded dependency the target lacks refuses.
+    fn select(&self) -> Result<Vec<bool>, PlanError> {
+        let (children, graph, options) = (&self.children, &self.graph, self.options);
+        let mut chosen: Vec<bool> = children
+            .iter()
+            .map(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
+            .collect();
+        let mut queue: Vec<usize> = (0..children.len()).filter(|&i| chosen[i]).collect();
+        while let Some(i) = queue.pop() {
+            for &d in &graph.deps[i] {
+                if chosen[d] || self.in_target.contains_key(&graph.keys[d]) {
+                    continue;
+                }
+                let dep = children[d];
+                if options
+                    .exclude
+                    .iter()
+                    .any(|s| s.matches(dep.kind, dep.parent.as_deref(), &dep.name))
+                {
+                    return Err(PlanError::MissingDependency {
+                        resource: graph.labels[i].clone(),
+                        needs: graph.labels[d].clone(),
+                        why: "excluded and not in the target factory".into(),
+                    });
+                }
+                chosen[d] = true;
+                queue.push(d);
+            }
         }
+        Ok(chosen)
+    }
+
+    /// Each chosen resource's definition after overrides and placeholders;
+    /// skips for what PUT cannot make and for masked secrets nobody fills;
+    /// override rules that matched nothing.
+    fn prepare(&mut self, chosen: &[bool]) -> Preparation {
+        let n = self.children.len();
+        let mut out = Preparation {
+            skip: vec![None; n],
+            definitions: vec![None; n],
+            secrets: Vec::new(),
+        };
+        let mut rule_used: HashSet<usize> = HashSet::new();
+        for i in (0..n).filter(|&i| chosen[i]) {
+            let r = self.children[i];
+            if !restorable(r.kind) {
+                out.skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
+                continue;
+            }
+            let (definition, changes, filled, skip) =
+                self.prepare_one(i, &mut rule_used, &mut out.secrets);
+            out.skip[i] = skip;
+            out.definitions[i] = Some((definition, changes, filled));
+        }
+        self.unused_rules(&rule_used);
+        out
+    }
+
+    /// One resource: overrides, secrets filled or placeholders, and the skip
+    /// reason when a masked secret stays unfilled.
+    fn prepare_one(
+        &mut self,
+        i: usize,
+        rule_used: &mut HashSet<usize>,
+        secrets: &mut Vec<SecretNeed>,
+    ) -> (Value, Vec<String>, Vec<String>, Option<String>) {
+        let r = self.children[i];
+        let label = self.graph.labels[i].clone();
         let mut definition = r.definition.clone();
         let (mut changes, mut filled) = (Vec::new(), Vec::new());
-        if let Some(o) = overrides {
+        if let Some(o) = self.overrides {
             for rule in &o.rules {
                 if Overrides::rule_matches(rule, r.kind, r.parent.as_deref(), &r.name) {
                     rule_used.insert(rule.number);
@@ -324,230 +454,267 @@ pub fn plan(
             }
             let applied = o.apply(r.kind, r.parent.as_deref(), &r.name, &mut definition);
             for miss in applied.misses {
-                let line = format!("{}: {miss} matches nothing", graph.labels[i]);
-                if options.strict {
-                    strict.push(line);
-                } else {
-                    warnings.push(line);
-                }
+                self.warn_or_refuse(format!("{label}: {miss} matches nothing"));
             }
             changes = applied.changes;
             filled = applied.filled;
         }
-        for pointer in &filled {
-            secrets.push(SecretNeed {
-                resource: graph.labels[i].clone(),
-                pointer: pointer.clone(),
-                filled: true,
-            });
-        }
+        let need = |pointer: &str, filled: bool| SecretNeed {
+            resource: label.clone(),
+            pointer: pointer.to_string(),
+            filled,
+        };
+        secrets.extend(filled.iter().map(|p| need(p, true)));
         let mut masked = masked_pointers(&definition);
-        if options.placeholder_secrets {
+        if self.options.placeholder_secrets {
             for pointer in masked.drain(..) {
                 set_pointer(
                     &mut definition,
                     &pointer,
                     Value::String(PLACEHOLDER_SECRET.into()),
                 );
-                secrets.push(SecretNeed {
-                    resource: graph.labels[i].clone(),
-                    pointer: pointer.clone(),
-                    filled: true,
-                });
+                secrets.push(need(&pointer, true));
                 filled.push(pointer);
             }
         }
         // The target already holds this definition (its secret included, as
         // far as anyone can tell through the mask): nothing to write.
-        let same_in_target = in_target.get(&r.key()).is_some_and(|t| {
+        let same_in_target = self.in_target.get(&r.key()).is_some_and(|t| {
             let mut view = definition.clone();
             for pointer in &filled {
                 set_pointer(&mut view, pointer, Value::String(MASK.into()));
             }
             canon(&t.definition) == canon(&view)
         });
+        let mut skip = None;
         if !masked.is_empty() && !same_in_target {
-            for pointer in &masked {
-                secrets.push(SecretNeed {
-                    resource: graph.labels[i].clone(),
-                    pointer: pointer.clone(),
-                    filled: false,
-                });
-            }
+            secrets.extend(masked.iter().map(|p| need(p, false)));
             let reason = format!(
                 "secret {} came back masked at backup and no override fills it; add a [[rule]] with fill = {{ \"{}\" = {{ env = \"VAR\" }} }} to --overrides",
                 masked.join(", "),
                 masked[0]
             );
-            if options.strict {
-                strict.push(format!("{}: {reason}", graph.labels[i]));
+            if self.options.strict {
+                self.strict.push(format!("{label}: {reason}"));
             }
-            skip[i] = Some(reason);
+            skip = Some(reason);
         }
-        definitions[i] = Some((definition, changes, filled));
+        (definition, changes, filled, skip)
     }
-    if let Some(o) = overrides {
+
+    fn unused_rules(&mut self, used: &HashSet<usize>) {
+        let Some(o) = self.overrides else { return };
         for rule in &o.rules {
-            if !rule_used.contains(&rule.number) {
-                let line = format!(
+            if !used.contains(&rule.number) {
+                self.warn_or_refuse(format!(
                     "{}: rule {} ({}) matches no resource being restored",
                     o.source, rule.number, rule.what
+                ));
+            }
+        }
+    }
+
+    /// References to what exists neither in the snapshot nor in the target.
+    fn skip_dangling(&mut self, chosen: &[bool], skip: &mut [Option<String>]) {
+        for e in &self.graph.external {
+            if chosen[e.from] && skip[e.from].is_none() && !self.in_target.contains_key(&e.to) {
+                let reason = format!(
+                    "references {} (at {}), which is neither in the snapshot nor in the target factory",
+                    e.label, e.pointer
                 );
-                if options.strict {
-                    strict.push(line);
-                } else {
-                    warnings.push(line);
+                if self.options.strict {
+                    self.strict
+                        .push(format!("{}: {reason}", self.graph.labels[e.from]));
+                }
+                skip[e.from] = Some(reason);
+            }
+        }
+    }
+
+    /// Whatever needs a skipped resource the target does not have is
+    /// skipped too, in dependency order (a cycle is reported later, on the
+    /// resources actually written).
+    fn propagate_skips(&self, chosen: &[bool], skip: &mut [Option<String>]) {
+        let graph = &self.graph;
+        let order: Vec<usize> = match graph.waves() {
+            Ok(w) => w.into_iter().flatten().collect(),
+            Err(_) => (0..self.children.len()).collect(),
+        };
+        // One pass in dependency order suffices; the loop only matters when
+        // a cycle leaves the order arbitrary.
+        loop {
+            let mut changed = false;
+            for &i in &order {
+                if !chosen[i] || skip[i].is_some() {
+                    continue;
+                }
+                if let Some(&d) = graph.deps[i]
+                    .iter()
+                    .find(|&&d| skip[d].is_some() && !self.in_target.contains_key(&graph.keys[d]))
+                {
+                    skip[i] = Some(format!("needs {}, which is skipped", graph.labels[d]));
+                    changed = true;
                 }
             }
-        }
-    }
-    for e in &graph.external {
-        if chosen[e.from] && skip[e.from].is_none() && !in_target.contains_key(&e.to) {
-            let reason = format!(
-                "references {} (at {}), which is neither in the snapshot nor in the target factory",
-                e.label, e.pointer
-            );
-            if options.strict {
-                strict.push(format!("{}: {reason}", graph.labels[e.from]));
+            if !changed {
+                break;
             }
-            skip[e.from] = Some(reason);
-        }
-    }
-    if !strict.is_empty() {
-        return Err(PlanError::Strict(strict));
-    }
-    // Propagate skips in dependency order (a cycle is reported below, on
-    // the resources actually written).
-    let order: Vec<usize> = match graph.waves() {
-        Ok(w) => w.into_iter().flatten().collect(),
-        Err(_) => (0..children.len()).collect(),
-    };
-    // One pass in dependency order suffices; the loop only matters when a
-    // cycle leaves the order arbitrary.
-    loop {
-        let mut changed = false;
-        for &i in &order {
-            if !chosen[i] || skip[i].is_some() {
-                continue;
-            }
-            if let Some(&d) = graph.deps[i]
-                .iter()
-                .find(|&&d| skip[d].is_some() && !in_target.contains_key(&graph.keys[d]))
-            {
-                skip[i] = Some(format!("needs {}, which is skipped", graph.labels[d]));
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
         }
     }
 
-    // Create, update or unchanged.
-    let mut steps_of: Vec<Option<usize>> = vec![None; children.len()];
-    let mut staged: Vec<(usize, Action, Value, Vec<String>)> = Vec::new();
-    let mut unchanged = Vec::new();
-    let mut skipped = Vec::new();
-    let mut expected = Vec::new();
-    for i in 0..children.len() {
-        if !chosen[i] {
-            continue;
-        }
-        if let Some(reason) = &skip[i] {
-            skipped.push(Skipped {
-                label: graph.labels[i].clone(),
-                reason: reason.clone(),
-            });
-            continue;
-        }
-        let (definition, changes, filled) = definitions[i].take().expect("chosen and not skipped");
-        let mut masked = definition.clone();
-        for pointer in &filled {
-            set_pointer(&mut masked, pointer, Value::String(MASK.into()));
-        }
-        expected.push(Expected {
-            key: graph.keys[i].clone(),
-            label: graph.labels[i].clone(),
-            definition: masked.clone(),
-        });
-        let action = match in_target.get(&graph.keys[i]) {
-            None => Action::Create,
-            Some(t) if canon(&t.definition) == canon(&masked) => {
-                unchanged.push(graph.labels[i].clone());
-                continue;
-            }
-            Some(_) => Action::Update,
+    /// Create, update or unchanged, and what each must read back as.
+    fn stage(&self, chosen: &[bool], prepared: &mut Preparation) -> Staged {
+        let graph = &self.graph;
+        let mut staged = Staged {
+            writes: Vec::new(),
+            unchanged: Vec::new(),
+            skipped: Vec::new(),
+            expected: Vec::new(),
         };
-        steps_of[i] = Some(staged.len());
-        staged.push((i, action, definition, changes));
-    }
-    // Order the writes: their own graph, so a cycle is reported on what is
-    // actually written.
-    let write_graph = Graph::build(staged.iter().map(|(i, ..)| children[*i]));
-    let waves = write_graph.waves()?;
-    let depth = waves.len();
-    let mut position = vec![0usize; staged.len()];
-    let order: Vec<usize> = waves.into_iter().flatten().collect();
-    for (pos, &s) in order.iter().enumerate() {
-        position[s] = pos;
-    }
-    let mut steps: Vec<Step> = Vec::with_capacity(staged.len());
-    for &s in &order {
-        let (i, action, definition, changes) = &staged[s];
-        let r = children[*i];
-        steps.push(Step {
-            kind: r.kind,
-            parent: r.parent.clone(),
-            name: r.name.clone(),
-            label: graph.labels[*i].clone(),
-            action: *action,
-            definition: definition.clone(),
-            deps: write_graph.deps[s].iter().map(|&d| position[d]).collect(),
-            changes: changes.clone(),
-        });
+        for i in (0..self.children.len()).filter(|&i| chosen[i]) {
+            if let Some(reason) = &prepared.skip[i] {
+                staged.skipped.push(Skipped {
+                    label: graph.labels[i].clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            let (definition, changes, filled) = prepared.definitions[i]
+                .take()
+                .expect("chosen and not skipped");
+            let mut masked = definition.clone();
+            for pointer in &filled {
+                set_pointer(&mut masked, pointer, Value::String(MASK.into()));
+            }
+            staged.expected.push(Expected {
+                key: graph.keys[i].clone(),
+                label: graph.labels[i].clone(),
+                definition: masked.clone(),
+            });
+            let action = match self.in_target.get(&graph.keys[i]) {
+                None => Action::Create,
+                Some(t) if canon(&t.definition) == canon(&masked) => {
+                    staged.unchanged.push(graph.labels[i].clone());
+                    continue;
+                }
+                Some(_) => Action::Update,
+            };
+            staged.writes.push((i, action, definition, changes));
+        }
+        staged
     }
 
-    // Extraneous: in the target (and the selection), not in the snapshot.
-    let in_snapshot: HashSet<Key> = children.iter().map(|r| r.key()).collect();
-    let extraneous: Vec<&Resource> = target
-        .resources
-        .iter()
-        .filter(|r| r.kind != ResourceKind::Factory && !in_snapshot.contains(&r.key()))
-        .filter(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
-        .collect();
-    let mut delete = Vec::new();
-    let mut extraneous_kept = Vec::new();
-    if options.delete_extraneous && !extraneous.is_empty() {
-        // What stays references what must stay: final definitions are the
-        // restored ones where restored, the target's elsewhere.
+    /// The writes in dependency order, each with the positions of the writes
+    /// it needs: their own graph, so a cycle is reported on what is written.
+    fn order(&self, writes: &[Write]) -> Result<(Vec<Step>, usize), PlanError> {
+        let write_graph = Graph::build(writes.iter().map(|(i, ..)| self.children[*i]));
+        let waves = write_graph.waves()?;
+        let depth = waves.len();
+        let mut position = vec![0usize; writes.len()];
+        let order: Vec<usize> = waves.into_iter().flatten().collect();
+        for (pos, &s) in order.iter().enumerate() {
+            position[s] = pos;
+        }
+        let steps = order
+            .iter()
+            .map(|&s| {
+                let (i, action, definition, changes) = &writes[s];
+                let r = self.children[*i];
+                Step {
+                    kind: r.kind,
+                    parent: r.parent.clone(),
+                    name: r.name.clone(),
+                    label: self.graph.labels[*i].clone(),
+                    action: *action,
+                    definition: definition.clone(),
+                    deps: write_graph.deps[s].iter().map(|&d| position[d]).collect(),
+                    changes: changes.clone(),
+                }
+            })
+            .collect();
+        Ok((steps, depth))
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// In the target (and the selection), not in the snapshot: deleted with
+    /// --delete-extraneous, dependents first, unless what stays still
+    /// references it; else kept, each with why.
+    fn extraneous(&mut self, expected: &[Expected]) -> (Vec<Delete>, Vec<Skipped>) {
+        let in_snapshot: HashSet<Key> = self.children.iter().map(|r| r.key()).collect();
+        let options = self.options;
+        let extraneous: Vec<&'a Resource> = self
+            .target
+            .resources
+            .iter()
+            .filter(|r| r.kind != ResourceKind::Factory && !in_snapshot.contains(&r.key()))
+            .filter(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
+            .collect();
+        if !self.options.delete_extraneous || extraneous.is_empty() {
+            let kept = extraneous
+                .iter()
+                .map(|r| Skipped {
+                    label: r.label(),
+                    reason: "not in the snapshot; --delete-extraneous removes it".into(),
+                })
+                .collect();
+            return (Vec::new(), kept);
+        }
+        let mut blocked = self.blocked(&extraneous, expected);
+        let keep = keep_closure(&extraneous, &mut blocked);
+        let going: Vec<&Resource> = extraneous
+            .iter()
+            .copied()
+            .filter(|r| !keep.contains(&r.key()))
+            .collect();
+        let delete = self.deletions(&going);
+        let kept = extraneous
+            .iter()
+            .filter(|r| keep.contains(&r.key()))
+            .map(|r| Skipped {
+                label: r.label(),
+                reason: format!(
+                    "not in the snapshot, but {} still references it",
+                    blocked
+                        .get(&r.key())
+                        .map_or("a resource that stays", String::as_str)
+                ),
+            })
+            .collect();
+        (delete, kept)
+    }
+
+    /// Extraneous resources that something staying references, and who:
+    /// final definitions are the restored ones where restored, the
+    /// target's elsewhere.
+    fn blocked(&self, extraneous: &[&Resource], expected: &[Expected]) -> HashMap<Key, String> {
         let doomed: HashSet<Key> = extraneous.iter().map(|r| r.key()).collect();
         let restored: HashMap<Key, &Value> = expected
             .iter()
             .map(|e| (e.key.clone(), &e.definition))
             .collect();
         let mut finals: Vec<Resource> = Vec::new();
-        for r in target
+        for r in self
+            .target
             .resources
             .iter()
-            .filter(|r| r.kind != ResourceKind::Factory)
+            .filter(|r| r.kind != ResourceKind::Factory && !doomed.contains(&r.key()))
         {
-            if doomed.contains(&r.key()) {
-                continue;
-            }
             let definition = restored.get(&r.key()).map_or(&r.definition, |d| *d).clone();
             finals.push(Resource {
                 definition,
                 ..r.clone()
             });
         }
-        for e in &expected {
-            if !in_target.contains_key(&e.key) {
-                let r = children[graph.index(&e.key).expect("in graph")];
-                finals.push(Resource {
-                    definition: e.definition.clone(),
-                    ..r.clone()
-                });
-            }
+        for e in expected
+            .iter()
+            .filter(|e| !self.in_target.contains_key(&e.key))
+        {
+            let r = self.children[self.graph.index(&e.key).expect("in graph")];
+            finals.push(Resource {
+                definition: e.definition.clone(),
+                ..r.clone()
+            });
         }
         let mut blocked: HashMap<Key, String> = HashMap::new();
         for r in &finals {
@@ -560,39 +727,16 @@ pub fn plan(
                 }
             }
         }
-        let all = &extraneous;
-        let mut keep: HashSet<Key> = HashSet::new();
-        // Whatever a kept resource needs is kept too (to a fixed point).
-        let g = Graph::build(all.iter().copied());
-        loop {
-            let before = keep.len();
-            for (i, r) in all.iter().enumerate() {
-                if blocked.contains_key(&r.key()) || keep.contains(&r.key()) {
-                    keep.insert(r.key());
-                    for &d in &g.deps[i] {
-                        if keep.insert(g.keys[d].clone()) {
-                            blocked
-                                .entry(g.keys[d].clone())
-                                .or_insert_with(|| r.label());
-                        }
-                    }
-                }
-            }
-            if keep.len() == before {
-                break;
-            }
-        }
-        let going: Vec<&Resource> = all
-            .iter()
-            .copied()
-            .filter(|r| !keep.contains(&r.key()))
-            .collect();
+        blocked
+    }
+
+    /// Deletes of `going`, dependents first: the reverse of dependency order.
+    fn deletions(&mut self, going: &[&Resource]) -> Vec<Delete> {
         let g = Graph::build(going.iter().copied());
-        // Dependents first: the reverse of the dependency order.
         let order: Vec<usize> = match g.waves() {
             Ok(w) => w.into_iter().rev().flatten().collect(),
             Err(c) => {
-                warnings.push(format!(
+                self.warnings.push(format!(
                     "extraneous resources form a {c}; deleting them in name order"
                 ));
                 (0..going.len()).collect()
@@ -603,111 +747,110 @@ pub fn plan(
             pos[i] = p;
         }
         let dependents = g.dependents();
-        for &i in &order {
-            let r = going[i];
-            delete.push(Delete {
-                kind: r.kind,
-                parent: r.parent.clone(),
-                name: r.name.clone(),
-                label: r.label(),
-                after: dependents[i].iter().map(|&d| pos[d]).collect(),
-            });
-        }
-        for r in all.iter().filter(|r| keep.contains(&r.key())) {
-            extraneous_kept.push(Skipped {
-                label: r.label(),
-                reason: format!(
-                    "not in the snapshot, but {} still references it",
-                    blocked
-                        .get(&r.key())
-                        .map_or("a resource that stays", String::as_str)
-                ),
-            });
-        }
-    } else {
-        for r in &extraneous {
-            extraneous_kept.push(Skipped {
-                label: r.label(),
-                reason: "not in the snapshot; --delete-extraneous removes it".into(),
-            });
+        order
+            .iter()
+            .map(|&i| {
+                let r = going[i];
+                Delete {
+                    kind: r.kind,
+                    parent: r.parent.clone(),
+                    name: r.name.clone(),
+                    label: r.label(),
+                    after: dependents[i].iter().map(|&d| pos[d]).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Which triggers to stop first (started target triggers that are
+    /// rewritten, deleted or restored stopped; dependents first) and to
+    /// start after (restored triggers that should run; dependencies first).
+    fn triggers(
+        &self,
+        snapshot_triggers: &BTreeMap<String, String>,
+        steps: &[Step],
+        delete: &[Delete],
+        expected: &[Expected],
+    ) -> Triggers {
+        let restored: Vec<&Expected> = expected
+            .iter()
+            .filter(|e| e.key.0 == ResourceKind::Trigger)
+            .collect();
+        let want_started = |name: &str| {
+            self.options.triggers == TriggerMode::AsBackedUp
+                && snapshot_triggers
+                    .iter()
+                    .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started")
+        };
+        let stop = self.stops(steps, delete, &restored, &want_started);
+        let (start, unstartable) = self.starts(&restored, &stop, &want_started);
+        Triggers {
+            stop,
+            start,
+            unstartable,
         }
     }
 
-    // Triggers.
-    let started = |name: &str| {
-        target
+    fn started_in_target(&self, name: &str) -> bool {
+        self.target
             .trigger_states
             .iter()
             .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started")
-    };
-    let backed_up_started = |name: &str| {
-        snapshot_triggers
-            .iter()
-            .any(|(n, s)| n.eq_ignore_ascii_case(name) && s == "Started")
-    };
-    let written: HashSet<String> = steps
-        .iter()
-        .filter(|s| s.kind == ResourceKind::Trigger)
-        .map(|s| s.name.to_lowercase())
-        .collect();
-    let deleted: HashSet<String> = delete
-        .iter()
-        .filter(|d| d.kind == ResourceKind::Trigger)
-        .map(|d| d.name.to_lowercase())
-        .collect();
-    let restored_triggers: Vec<&Expected> = expected
-        .iter()
-        .filter(|e| e.key.0 == ResourceKind::Trigger)
-        .collect();
-    let want_started =
-        |name: &str| options.triggers == TriggerMode::AsBackedUp && backed_up_started(name);
-    // Stop: started target triggers that are rewritten, deleted, or restored
-    // to stopped.
-    let mut stop: Vec<String> = Vec::new();
-    let target_triggers: Vec<&Resource> = target
-        .resources
-        .iter()
-        .filter(|r| r.kind == ResourceKind::Trigger)
-        .collect();
-    for t in &target_triggers {
-        let lower = t.name.to_lowercase();
-        let restored = restored_triggers.iter().any(|e| e.key.2 == lower);
-        if started(&t.name)
-            && (written.contains(&lower)
-                || deleted.contains(&lower)
-                || (restored && !want_started(&t.name)))
-        {
-            stop.push(t.name.clone());
-        }
     }
-    let trigger_graph = Graph::build(target_triggers.iter().copied());
-    // Dependency level of each trigger by name (0 when a cycle leaves it unordered).
-    let levels = |g: &Graph| -> HashMap<String, usize> {
-        g.waves()
-            .unwrap_or_default()
+
+    fn stops(
+        &self,
+        steps: &[Step],
+        delete: &[Delete],
+        restored: &[&Expected],
+        want_started: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let names = |kinds: &mut dyn Iterator<Item = (ResourceKind, &String)>| -> HashSet<String> {
+            kinds
+                .filter(|(k, _)| *k == ResourceKind::Trigger)
+                .map(|(_, n)| n.to_lowercase())
+                .collect()
+        };
+        let written = names(&mut steps.iter().map(|s| (s.kind, &s.name)));
+        let deleted = names(&mut delete.iter().map(|d| (d.kind, &d.name)));
+        let target_triggers: Vec<&Resource> = self
+            .target
+            .resources
             .iter()
-            .enumerate()
-            .flat_map(|(level, w)| w.iter().map(move |&i| (g.keys[i].2.clone(), level)))
-            .collect()
-    };
-    let rank = |levels: &HashMap<String, usize>, name: &str| {
-        levels.get(&name.to_lowercase()).copied().unwrap_or(0)
-    };
-    let target_levels = levels(&trigger_graph);
-    stop.sort_by_key(|n| (std::cmp::Reverse(rank(&target_levels, n)), n.to_lowercase()));
-    // Start: restored triggers that should run and will not be running.
-    let snapshot_trigger_resources: Vec<&Resource> = children
-        .iter()
-        .copied()
-        .filter(|r| r.kind == ResourceKind::Trigger)
-        .collect();
-    let source_trigger_graph = Graph::build(snapshot_trigger_resources.iter().copied());
-    let mut start: Vec<String> = Vec::new();
-    let mut unstartable = Vec::new();
-    for e in &restored_triggers {
-        let r = children[graph.index(&e.key).expect("in graph")];
-        let stopped_here = stop.iter().any(|s| s.eq_ignore_ascii_case(&r.name));
-        if want_started(&r.name) && (!started(&r.name) || stopped_here) {
+            .filter(|r| r.kind == ResourceKind::Trigger)
+            .collect();
+        let mut stop: Vec<String> = Vec::new();
+        for t in &target_triggers {
+            let lower = t.name.to_lowercase();
+            let is_restored = restored.iter().any(|e| e.key.2 == lower);
+            if self.started_in_target(&t.name)
+                && (written.contains(&lower)
+                    || deleted.contains(&lower)
+                    || (is_restored && !want_started(&t.name)))
+            {
+                stop.push(t.name.clone());
+            }
+        }
+        let levels = trigger_levels(&Graph::build(target_triggers.iter().copied()));
+        stop.sort_by_key(|n| (std::cmp::Reverse(rank(&levels, n)), n.to_lowercase()));
+        stop
+    }
+
+    fn starts(
+        &self,
+        restored: &[&Expected],
+        stop: &[String],
+        want_started: &dyn Fn(&str) -> bool,
+    ) -> (Vec<String>, Vec<Skipped>) {
+        let mut start: Vec<String> = Vec::new();
+        let mut unstartable = Vec::new();
+        for e in restored {
+            let i = self.graph.index(&e.key).expect("in graph");
+            let r = self.children[i];
+            let stopped_here = stop.iter().any(|s| s.eq_ignore_ascii_case(&r.name));
+            if !want_started(&r.name) || (self.started_in_target(&r.name) && !stopped_here) {
+                continue;
+            }
             // The service refuses to start a trigger that runs no pipeline
             // (a git file can still say Started).
             let runs_something = crate::model::references(&e.definition)
@@ -717,20 +860,66 @@ pub fn plan(
                 start.push(r.name.clone());
             } else {
                 unstartable.push(Skipped {
-                    label: graph.labels[graph.index(&e.key).expect("in graph")].clone(),
+                    label: self.graph.labels[i].clone(),
                     reason: "was started at backup, but references no pipeline: the service refuses to start it".into(),
                 });
             }
         }
+        let source: Vec<&Resource> = self
+            .children
+            .iter()
+            .copied()
+            .filter(|r| r.kind == ResourceKind::Trigger)
+            .collect();
+        let levels = trigger_levels(&Graph::build(source.iter().copied()));
+        start.sort_by_key(|n| (rank(&levels, n), n.to_lowercase()));
+        (start, unstartable)
     }
-    let source_levels = levels(&source_trigger_graph);
-    start.sort_by_key(|n| (rank(&source_levels, n), n.to_lowercase()));
 
-    // The factory.
-    let mut notes = Vec::new();
-    let mut body = source_factory.definition.clone();
-    let current = target.factory.as_ref();
-    if !options.with_git {
+    /// The factory's body: the snapshot's, without its git link on a DR
+    /// copy (the target's own kept), in the target's region (or the one
+    /// asked, or the snapshot's), its staging back-reference set only once
+    /// that linked service exists.
+    fn factory(
+        &mut self,
+        source: &Resource,
+        snapshot_region: Option<&str>,
+    ) -> Result<Factory, PlanError> {
+        let mut notes = Vec::new();
+        let mut body = source.definition.clone();
+        let current = self.target.factory.as_ref();
+        if !self.options.with_git {
+            self.git(&mut body, current, &mut notes);
+        }
+        let region = self.region(&body, current, snapshot_region)?;
+        if let Some(map) = body.as_object_mut() {
+            map.insert("location".into(), Value::String(region.clone()));
+        }
+        let (first_body, mut final_body) = self.staging(&body, &mut notes);
+        let action = match current {
+            None => Action::Create,
+            Some(c) if canon(c) == canon(&body) => Action::Unchanged,
+            Some(_) => Action::Update,
+        };
+        if action == Action::Unchanged {
+            final_body = None;
+        }
+        Ok(Factory {
+            plan: FactoryPlan {
+                action,
+                region,
+                body: first_body,
+                second_write: final_body.is_some(),
+                final_body,
+                notes,
+            },
+            expected: body,
+        })
+    }
+
+    /// A DR copy gets no git link of the source; a PUT replaces the whole
+    /// factory, so the target's own git link is carried over.
+    fn git(&self, body: &mut Value, current: Option<&Value>, notes: &mut Vec<String>) {
         let had = body
             .pointer_mut("/properties")
             .and_then(Value::as_object_mut)
@@ -739,7 +928,6 @@ pub fn plan(
         if had {
             notes.push("git configuration not restored (DR copy); --with-git restores it".into());
         }
-        // A PUT replaces the whole factory: keep the target's own git link.
         if let Some(repo) = current.and_then(|c| c.pointer("/properties/repoConfiguration"))
             && let Some(props) = body
                 .pointer_mut("/properties")
@@ -749,95 +937,113 @@ pub fn plan(
             notes.push("the target's own git configuration is kept".into());
         }
     }
-    let region = match current
-        .and_then(|c| c.get("location"))
-        .and_then(Value::as_str)
-    {
-        Some(existing) => {
-            if let Some(asked) = &options.region
-                && !asked.eq_ignore_ascii_case(existing)
-            {
-                warnings.push(format!(
-                    "--region {asked} ignored: the target factory exists in {existing} (location is fixed at creation)"
-                ));
-            }
-            existing.to_string()
-        }
-        None => options
-            .region
-            .clone()
-            .or_else(|| snapshot_region.map(str::to_string))
-            .or_else(|| {
-                body.get("location")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .ok_or(PlanError::NoRegion)?,
-    };
-    if let Some(map) = body.as_object_mut() {
-        map.insert("location".into(), Value::String(region.clone()));
-    }
-    // The staging back-reference waits for its linked service.
-    let staging_ls = body
-        .pointer("/properties/globalConfigurations/factoryStagingLSReferenceName")
-        .and_then(Value::as_str)
-        .map(str::to_lowercase);
-    let mut final_body = None;
-    let mut first_body = body.clone();
-    if let Some(ls) = &staging_ls {
-        let present = in_target.contains_key(&key(ResourceKind::LinkedService, None, ls));
-        if !present {
-            if let Some(gc) = first_body
-                .pointer_mut("/properties/globalConfigurations")
-                .and_then(Value::as_object_mut)
-            {
-                for k in STAGING {
-                    gc.shift_remove(*k);
+
+    /// An existing factory's location is fixed; a new one takes --region,
+    /// else the snapshot's region.
+    fn region(
+        &mut self,
+        body: &Value,
+        current: Option<&Value>,
+        snapshot_region: Option<&str>,
+    ) -> Result<String, PlanError> {
+        match current
+            .and_then(|c| c.get("location"))
+            .and_then(Value::as_str)
+        {
+            Some(existing) => {
+                if let Some(asked) = &self.options.region
+                    && !asked.eq_ignore_ascii_case(existing)
+                {
+                    self.warnings.push(format!(
+                        "--region {asked} ignored: the target factory exists in {existing} (location is fixed at creation)"
+                    ));
                 }
+                Ok(existing.to_string())
             }
-            final_body = Some(body.clone());
-            notes.push(format!(
-                "default staging linked service {ls} is set after it is restored"
-            ));
+            None => self
+                .options
+                .region
+                .clone()
+                .or_else(|| snapshot_region.map(str::to_string))
+                .or_else(|| {
+                    body.get("location")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .ok_or(PlanError::NoRegion),
         }
-    }
-    let action = match current {
-        None => Action::Create,
-        Some(c) if canon(c) == canon(&body) => Action::Unchanged,
-        Some(_) => Action::Update,
-    };
-    if action == Action::Unchanged {
-        final_body = None;
     }
 
-    Ok(Plan {
-        factory: FactoryPlan {
-            action,
-            region,
-            body: first_body,
-            second_write: final_body.is_some(),
-            final_body,
-            notes,
-        },
-        steps,
-        unchanged,
-        skipped,
-        delete,
-        extraneous_kept,
-        stop_triggers: stop,
-        start_triggers: start,
-        unstartable,
-        secrets,
-        warnings,
-        depth,
-        expected,
-        expected_factory: body,
-    })
+    /// The first body (without the staging back-reference when its linked
+    /// service is not there yet) and the body written after it exists.
+    fn staging(&self, body: &Value, notes: &mut Vec<String>) -> (Value, Option<Value>) {
+        let mut first = body.clone();
+        let Some(ls) = body
+            .pointer("/properties/globalConfigurations/factoryStagingLSReferenceName")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+        else {
+            return (first, None);
+        };
+        if self
+            .in_target
+            .contains_key(&key(ResourceKind::LinkedService, None, &ls))
+        {
+            return (first, None);
+        }
+        if let Some(gc) = first
+            .pointer_mut("/properties/globalConfigurations")
+            .and_then(Value::as_object_mut)
+        {
+            for k in STAGING {
+                gc.shift_remove(*k);
+            }
+        }
+        notes.push(format!(
+            "default staging linked service {ls} is set after it is restored"
+        ));
+        (first, Some(body.clone()))
+    }
 }
 
-/// A chosen resource's definition after overrides, with the override
-/// notes and the pointers of the secrets they filled.
-type Prepared = (Value, Vec<String>, Vec<String>);
+/// Whatever a kept extraneous resource needs is kept too (to a fixed point);
+/// `blocked` learns who keeps each.
+fn keep_closure(all: &[&Resource], blocked: &mut HashMap<Key, String>) -> HashSet<Key> {
+    let mut keep: HashSet<Key> = HashSet::new();
+    let g = Graph::build(all.iter().copied());
+    loop {
+        let before = keep.len();
+        for (i, r) in all.iter().enumerate() {
+            if blocked.contains_key(&r.key()) || keep.contains(&r.key()) {
+                keep.insert(r.key());
+                for &d in &g.deps[i] {
+                    if keep.insert(g.keys[d].clone()) {
+                        blocked
+                            .entry(g.keys[d].clone())
+                            .or_insert_with(|| r.label());
+                    }
+                }
+            }
+        }
+        if keep.len() == before {
+            return keep;
+        }
+    }
+}
+
+/// Dependency level of each trigger by name (0 when a cycle leaves it unordered).
+fn trigger_levels(g: &Graph) -> HashMap<String, usize> {
+    g.waves()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .flat_map(|(level, w)| w.iter().map(move |&i| (g.keys[i].2.clone(), level)))
+        .collect()
+}
+
+fn rank(levels: &HashMap<String, usize>, name: &str) -> usize {
+    levels.get(&name.to_lowercase()).copied().unwrap_or(0)
+}
 
 /// Human name of an action.
 pub fn action_word(a: Action) -> &'static str {
