@@ -86,119 +86,70 @@ fn label(pairs: &[(&str, &str)]) -> Labels {
 /// The text exposition, built from the catalog and the scheduler's view.
 pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<String, String> {
     let mut registry = Registry::default();
+    factories(&mut registry, catalog, view, now)?;
+    jobs(&mut registry, view);
+    locations(&mut registry, catalog, view)?;
+    let mut out = String::new();
+    encode(&mut out, &registry).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Per factory: RPO evidence, snapshots, the last drill, the lease.
+fn factories(
+    registry: &mut Registry,
+    catalog: &Catalog,
+    view: &View,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let registry = &mut *registry;
     let last_backup = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_last_backup_timestamp_seconds",
         "When the factory's state was last confirmed in the store (snapshot or checkpoint)",
     );
     let rpo = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_rpo_seconds",
         "Now minus the time the factory's current state was last confirmed in the store",
     );
     let rpo_target = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_rpo_target_seconds",
         "The factory's rpo_target",
     );
-    let snapshots = gauge_family(&mut registry, "adfdr_snapshots", "Snapshots in the catalog");
+    let snapshots = gauge_family(registry, "adfdr_snapshots", "Snapshots in the catalog");
     let bytes = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_snapshot_bytes",
         "Bytes of the factory's snapshots (one copy)",
     );
-    let duration = gauge_family(
-        &mut registry,
-        "adfdr_job_last_duration_seconds",
-        "Duration of the job's last run",
-    );
-    let next = gauge_family(
-        &mut registry,
-        "adfdr_next_run_timestamp_seconds",
-        "When the job runs next",
-    );
-    let running = gauge_family(&mut registry, "adfdr_job_running", "1 while the job runs");
-    let location_up = gauge_family(
-        &mut registry,
-        "adfdr_location_up",
-        "1 when the location answered at the last check",
-    );
-    let runs = Family::<Labels, Counter>::default();
-    registry.register(
-        "adfdr_job_runs",
-        "Job runs since the agent started",
-        runs.clone(),
-    );
-    let failures = Family::<Labels, Counter>::default();
-    registry.register(
-        "adfdr_job_failures",
-        "Failed job runs since the agent started",
-        failures.clone(),
-    );
-
     let owned = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_factory_owned",
         "1 when this agent holds the factory's lease and runs its jobs",
     );
-    let throttled = Family::<Labels, Counter>::default();
-    registry.register(
-        "adfdr_throttled_responses",
-        "429 and 503 answers retried since the agent started, by service",
-        throttled.clone(),
-    );
-    for (service, n) in adfdr_core::telemetry::throttled() {
-        throttled
-            .get_or_create(&label(&[("service", service)]))
-            .inc_by(n);
-    }
-    let repaired = Family::<Labels, Counter>::default();
-    registry.register(
-        "adfdr_repaired_objects",
-        "Missing copies made again from a healthy location since the agent started",
-        repaired.clone(),
-    );
-    let pending = gauge_family(
-        &mut registry,
-        "adfdr_repairs_pending",
-        "Copies a location still misses (queued for repair)",
-    );
-    for (location, n) in &view.repaired {
-        repaired
-            .get_or_create(&label(&[("location", location)]))
-            .inc_by(*n);
-    }
-    let mut queued: BTreeMap<String, u64> = view.locations.keys().map(|l| (l.clone(), 0)).collect();
-    for r in catalog.repairs().map_err(|e| e.to_string())? {
-        *queued.entry(r.location).or_default() += 1;
-    }
-    for (location, n) in &queued {
-        pending
-            .get_or_create(&label(&[("location", location)]))
-            .set(*n as f64);
-    }
     let drill_time = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_last_drill_timestamp_seconds",
         "When the factory's last drill started",
     );
     let drill_passed = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_last_drill_passed",
         "1 when the factory's last drill passed, 0 when it failed",
     );
     let drill_rto = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_last_drill_rto_seconds",
         "The last drill's RTO: drill start to verified restore",
     );
     let drill_rpo = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_last_drill_rpo_seconds",
         "The last drill's RPO: drill start minus when the snapshot's state was last confirmed",
     );
     let verified_rpo = gauge_family(
-        &mut registry,
+        registry,
         "adfdr_verified_rpo_seconds",
         "Now minus when the newest snapshot that passed a drill was last confirmed",
     );
@@ -257,6 +208,36 @@ pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<Stri
             rpo_target.get_or_create(&f).set(*target);
         }
     }
+    Ok(())
+}
+
+/// Per job: runs, failures, duration, next run, running.
+fn jobs(registry: &mut Registry, view: &View) {
+    let registry = &mut *registry;
+    let duration = gauge_family(
+        registry,
+        "adfdr_job_last_duration_seconds",
+        "Duration of the job's last run",
+    );
+    let next = gauge_family(
+        registry,
+        "adfdr_next_run_timestamp_seconds",
+        "When the job runs next",
+    );
+    let running = gauge_family(registry, "adfdr_job_running", "1 while the job runs");
+    let runs = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_job_runs",
+        "Job runs since the agent started",
+        runs.clone(),
+    );
+    let failures = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_job_failures",
+        "Failed job runs since the agent started",
+        failures.clone(),
+    );
+
     for ((factory, job), stats) in &view.jobs {
         let l = label(&[("factory", factory), ("job", job)]);
         if let Some(n) = stats.next {
@@ -269,14 +250,58 @@ pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<Stri
         runs.get_or_create(&l).inc_by(stats.runs);
         failures.get_or_create(&l).inc_by(stats.failures);
     }
+}
+
+/// Per location: health, repairs; per service: throttling.
+fn locations(registry: &mut Registry, catalog: &Catalog, view: &View) -> Result<(), String> {
+    let registry = &mut *registry;
+    let location_up = gauge_family(
+        registry,
+        "adfdr_location_up",
+        "1 when the location answered at the last check",
+    );
+    let throttled = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_throttled_responses",
+        "429 and 503 answers retried since the agent started, by service",
+        throttled.clone(),
+    );
+    for (service, n) in adfdr_core::telemetry::throttled() {
+        throttled
+            .get_or_create(&label(&[("service", service)]))
+            .inc_by(n);
+    }
+    let repaired = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_repaired_objects",
+        "Missing copies made again from a healthy location since the agent started",
+        repaired.clone(),
+    );
+    let pending = gauge_family(
+        registry,
+        "adfdr_repairs_pending",
+        "Copies a location still misses (queued for repair)",
+    );
+    for (location, n) in &view.repaired {
+        repaired
+            .get_or_create(&label(&[("location", location)]))
+            .inc_by(*n);
+    }
+    let mut queued: BTreeMap<String, u64> = view.locations.keys().map(|l| (l.clone(), 0)).collect();
+    for r in catalog.repairs().map_err(|e| e.to_string())? {
+        *queued.entry(r.location).or_default() += 1;
+    }
+    for (location, n) in &queued {
+        pending
+            .get_or_create(&label(&[("location", location)]))
+            .set(*n as f64);
+    }
     for (location, up) in &view.locations {
         location_up
             .get_or_create(&label(&[("location", location)]))
             .set(if *up { 1.0 } else { 0.0 });
     }
-    let mut out = String::new();
-    encode(&mut out, &registry).map_err(|e| e.to_string())?;
-    Ok(out)
+    Ok(())
 }
 
 /// Binds the metrics address (loopback only) and serves until the process ends.

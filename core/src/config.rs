@@ -447,6 +447,16 @@ impl Config {
             path: self.path.display().to_string(),
             message,
         };
+        self.validate_locations(&invalid, &whole)?;
+        self.validate_keys(&invalid, &whole)?;
+        self.validate_factories(&invalid)
+    }
+
+    fn validate_locations(
+        &self,
+        invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        whole: &dyn Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         if self.locations.is_empty() {
             return Err(whole(
                 "no [[location]]: add two or more, in different regions".into(),
@@ -514,6 +524,14 @@ impl Config {
                 "backup.min_copies = {min}, but there are {writable} writable locations; use 1..={writable}"
             )));
         }
+        Ok(())
+    }
+
+    fn validate_keys(
+        &self,
+        invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        whole: &dyn Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         if self.keys.is_empty() {
             return Err(whole(
                 "no [[key]]: add a Key Vault key and an offline break-glass key file (adfdr key generate)".into(),
@@ -562,6 +580,13 @@ impl Config {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_factories(
+        &self,
+        invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         let mut fnames = BTreeMap::new();
         for f in &self.factories {
             let fc = f.get_ref();

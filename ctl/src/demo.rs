@@ -187,18 +187,14 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Backups through the same engine the CLI uses: two directory locations, a
-/// break-glass key generated on the spot, the emulator's Entra endpoint.
-async fn backups(
+/// The demo's store (two directory "regions"), break-glass key, client
+/// secret and config: the same contract as /etc/adfdr/adfdr.toml.
+fn write_config(
     dir: &std::path::Path,
     emulator: &Emulator,
     ca: &std::path::Path,
-    arm: &dyn FactoryApi,
-    factory_path: &str,
-) -> anyhow::Result<DemoOutput> {
-    use adfdr_core::ops::{backup::Outcome, read, system_clock};
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
-
     let store = dir.join("store");
     for region in ["weu", "neu"] {
         std::fs::create_dir_all(store.join(region))?;
@@ -260,6 +256,21 @@ drill_cleanup = "keep"
             key = key.display(),
         ),
     )?;
+    Ok((config_path, store))
+}
+
+/// Backups through the same engine the CLI uses: two directory locations, a
+/// break-glass key generated on the spot, the emulator's Entra endpoint.
+async fn backups(
+    dir: &std::path::Path,
+    emulator: &Emulator,
+    ca: &std::path::Path,
+    arm: &dyn FactoryApi,
+    factory_path: &str,
+) -> anyhow::Result<DemoOutput> {
+    use adfdr_core::ops::{backup::Outcome, read, system_clock};
+
+    let (config_path, store) = write_config(dir, emulator, ca)?;
     let config = adfdr_core::config::Config::load(&config_path)?;
     let engine = adfdr_core::ops::Engine::new(config)?;
     let fc = engine.config.factory("sample").expect("configured").clone();
@@ -351,12 +362,25 @@ drill_cleanup = "keep"
         say!("  {}: {}", finding.resource, finding.detail);
     }
 
+    drill(&engine, &fc, dir, &config_path, first, second).await
+}
+
+/// The drill into the scratch factory, its report for auditors, and the
+/// demo's summary.
+async fn drill(
+    engine: &adfdr_core::ops::Engine,
+    fc: &adfdr_core::config::FactoryConfig,
+    dir: &std::path::Path,
+    config_path: &std::path::Path,
+    first: String,
+    second: String,
+) -> anyhow::Result<DemoOutput> {
+    use adfdr_core::ops::system_clock;
     say!(
         "\n== drill: restore {second} into {SUBSCRIPTION}/{RESOURCE_GROUP}-drills/{FACTORY}-drill, prove it, measure RTO and RPO"
     );
-    let options = adfdr_core::ops::drill::Options::from_config(&fc, 16);
-    let report =
-        adfdr_core::ops::drill::drill(&engine, &fc, &options, system_clock, &|_| {}).await?;
+    let options = adfdr_core::ops::drill::Options::from_config(fc, 16);
+    let report = adfdr_core::ops::drill::drill(engine, fc, &options, system_clock, &|_| {}).await?;
     say_raw!("{}", crate::drill::text(&report));
     let (md, html) = (dir.join("drill-report.md"), dir.join("drill-report.html"));
     std::fs::write(&md, crate::drill::markdown(&report))?;
@@ -372,7 +396,7 @@ drill_cleanup = "keep"
     );
     Ok(DemoOutput {
         dir: PathBuf::new(),
-        config: config_path.clone(),
+        config: config_path.to_path_buf(),
         snapshots: vec![first.clone(), second.clone()],
         drill: report.record(),
         reports: vec![md, html],

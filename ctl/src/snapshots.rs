@@ -63,60 +63,32 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             Replicas::new(vec![location])
         }
     };
-    // With the configured keys every manifest must also decrypt: a header
-    // forged without a key (digest recomputed) is not listed.
-    let inventory = read::inventory(
+    // The agent holds the catalog while it runs: then the store alone
+    // answers. A listing of one location does not update it.
+    let catalog = if args.location.is_some() || crate::agent::Agent::find(&engine.config).is_some()
+    {
+        None
+    } else {
+        engine.catalog().ok()
+    };
+    let listing = adfdr_core::ops::catalog::list(
         &replicas,
+        &engine.keys,
+        catalog.as_deref(),
         factory.as_deref(),
-        Some(&engine.keys),
         system_clock(),
     )
-    .await;
-    let failed = inventory.failed.clone();
-    for (location, error) in &failed {
+    .await?;
+    for (location, error) in &listing.unlisted {
         eprintln!("adfdr: warning: location {location} could not be listed: {error}");
     }
-    if !failed.is_empty() && failed.len() == replicas.locations.len() {
-        return Err(OpError::failed("no location could be listed"));
-    }
-    for f in inventory.foreign.iter().chain(&inventory.damaged) {
+    for f in &listing.not_counted {
         eprintln!(
             "adfdr: warning: {} in {} is not counted: {} (see `adfdr verify`)",
             f.key, f.location, f.why
         );
     }
-    // The agent holds the catalog while it runs: then the store alone answers.
-    let catalog = if crate::agent::Agent::find(&engine.config).is_some() {
-        None
-    } else {
-        engine.catalog().ok()
-    };
-    let total = engine.replicas.locations.len();
-    let mut records = Vec::new();
-    for l in &inventory.snapshots {
-        let (header, _) = read::read_header(&replicas, &l.factory, &l.id).await?;
-        let Some(record) = adfdr_core::ops::catalog::snapshot_record(
-            &l.factory,
-            &l.id,
-            &header,
-            l.manifest_size,
-            l.locations.clone(),
-        ) else {
-            continue;
-        };
-        if args.location.is_none()
-            && let Some(c) = &catalog
-        {
-            // What the catalog knew (root, export time) stays; locations are now.
-            let mut known = c
-                .snapshot(&l.id)?
-                .filter(|r| r.factory == l.factory)
-                .unwrap_or_else(|| record.clone());
-            known.locations = l.locations.clone();
-            c.put_snapshot(&known)?;
-        }
-        records.push(record);
-    }
+    let records = &listing.snapshots;
     if ctx.json {
         crate::json::emit(
             "snapshots",
@@ -133,13 +105,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                         keys: r.keys.clone(),
                     })
                     .collect(),
-                not_counted: inventory
-                    .foreign
-                    .iter()
-                    .chain(&inventory.damaged)
-                    .cloned()
-                    .collect(),
-                unlisted: failed.iter().map(|(l, _)| l.clone()).collect(),
+                not_counted: listing.not_counted.clone(),
+                unlisted: listing.unlisted.iter().map(|(l, _)| l.clone()).collect(),
             },
         );
     } else if records.is_empty() {
@@ -148,6 +115,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             factory.map(|f| format!(" of {f}")).unwrap_or_default()
         );
     } else {
+        table(records, engine.replicas.locations.len());
+    }
+    Ok(if !listing.not_counted.is_empty() {
+        exit::CHECK_FAILED
+    } else if listing.unlisted.is_empty() {
+        exit::OK
+    } else {
+        exit::DEGRADED
+    })
+}
+
+fn table(records: &[adfdr_core::catalog::SnapshotRecord], total: usize) {
+    {
         let rows: Vec<Vec<String>> = records
             .iter()
             .map(|r| {
@@ -184,13 +164,4 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             &rows,
         );
     }
-    Ok(
-        if !inventory.foreign.is_empty() || !inventory.damaged.is_empty() {
-            exit::CHECK_FAILED
-        } else if failed.is_empty() {
-            exit::OK
-        } else {
-            exit::DEGRADED
-        },
-    )
 }

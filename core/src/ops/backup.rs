@@ -60,178 +60,302 @@ pub async fn backup(
         engine.config.backup.concurrency,
     )
     .await?;
-    let plain = exported.plain;
-    let entries = exported.entries;
-    let report = exported.report;
-    let root = manifest::root(&entries, &exported.trigger_states);
-    let exported_at = rfc3339(started);
-    let targets = engine.replicas.writable_names();
+    let root = manifest::root(&exported.entries, &exported.trigger_states);
     let catalog = engine.catalog()?;
+    let run = Run {
+        engine,
+        catalog: &catalog,
+        fc,
+        started,
+        clock,
+        exported_at: rfc3339(started),
+        targets: engine.replicas.writable_names(),
+    };
+    if !force && let Some(unchanged) = run.confirm_unchanged(&root).await? {
+        return Ok(unchanged);
+    }
+    let sealed = run.seal(exported, root).await?;
+    run.commit(sealed).await
+}
 
-    if !force {
-        // The newest snapshot that opens: a newer name that does not (planted,
-        // damaged everywhere, sealed for a retired key) is passed over, and
-        // an unopenable latest must not stop backups: a fresh snapshot is
-        // written instead.
-        let opened = match read::open_latest(&engine.replicas, &engine.keys, &fc.name, clock())
-            .await
+/// One backup run: what every step of it needs.
+struct Run<'a> {
+    engine: &'a Engine,
+    catalog: &'a crate::catalog::Catalog,
+    fc: &'a FactoryConfig,
+    started: time::OffsetDateTime,
+    clock: super::Clock,
+    exported_at: String,
+    targets: Vec<String>,
+}
+
+/// A new snapshot, sealed and not yet stored.
+struct Sealed {
+    id: String,
+    created: String,
+    payload: Vec<u8>,
+    manifest: Vec<u8>,
+    public: PublicManifest,
+    root: String,
+}
+
+impl Run<'_> {
+    /// When the newest snapshot that opens holds this very state, writes a
+    /// checkpoint confirming it (completing its missing copies first) and
+    /// returns the outcome; None when a new snapshot is needed. A newer
+    /// name that does not open (planted, damaged everywhere, sealed for a
+    /// retired key) is passed over, and an unopenable latest does not stop
+    /// backups: a fresh snapshot is written instead.
+    async fn confirm_unchanged(&self, root: &str) -> Result<Option<Outcome>, OpError> {
+        let (engine, fc) = (self.engine, self.fc);
+        let opened = match read::open_latest(
+            &engine.replicas,
+            &engine.keys,
+            &fc.name,
+            (self.clock)(),
+        )
+        .await
         {
-            Ok(o) => Some(o),
+            Ok(o) if o.manifest.root == root => o,
+            Ok(_) => return Ok(None),
             Err(e) => {
                 tracing::debug!(factory = %fc.name, error = %e, "no earlier snapshot opens; writing a new one");
-                None
+                return Ok(None);
             }
         };
-        let latest = match &opened {
-            Some(o) => read::list(&engine.replicas, Some(&fc.name))
-                .await
-                .0
-                .into_iter()
-                .find(|l| l.id == o.id),
-            None => None,
+        let listed = read::list(&engine.replicas, Some(&fc.name))
+            .await
+            .0
+            .into_iter()
+            .find(|l| l.id == opened.id);
+        let Some(latest) = listed else {
+            return Ok(None);
         };
-        if let (Some(opened), Some(latest)) = (opened, latest)
-            && opened.manifest.root == root
-        {
-            // The state is already stored; if an earlier run left it short of
-            // a copy, this run completes it before confirming it.
-            if targets.iter().any(|t| !latest.locations.contains(t)) {
-                heal(engine, &catalog, &fc.name, &latest.id).await;
-            }
-            let id = snapshot_id(clock(), rand_u32());
-            let mut header = Header::new(
-                ObjectType::Checkpoint,
-                &fc.name,
-                &latest.id,
-                &rfc3339(clock()),
-            );
-            header.id = Some(id.clone());
-            let body = serde_json::to_vec(&CheckpointBody {
-                root: root.clone(),
-                exported_at: exported_at.clone(),
-            })
-            .expect("serialize");
-            let sealed = object::seal(header, &body, &opened.dek);
-            let key = layout::checkpoint(&fc.name, &id);
-            let report = engine.replicas.put_new(&key, &sealed, &targets).await;
-            let failed = failures(&report);
-            if report.written.is_empty() {
-                return Err(OpError::failed(format!(
-                    "checkpoint for {} could not be written anywhere: {}",
-                    fc.name,
-                    read::describe(&failed)
-                )));
-            }
-            queue_repairs(&catalog, &failed, &[key], clock)?;
-            catalog.put_checkpoint(&CheckpointRecord {
-                factory: fc.name.clone(),
-                id: id.clone(),
-                snapshot: latest.id.clone(),
-                created: rfc3339(clock()),
-                locations: report.written.clone(),
-            })?;
-            record_run(
-                &catalog,
-                "backup",
-                &fc.name,
-                started,
-                clock,
-                "unchanged",
-                &id,
-            )?;
-            return Ok(Outcome::Unchanged {
-                snapshot: latest.id.clone(),
-                checkpoint: id,
-                failed,
-            });
+        // The state is already stored; if an earlier run left it short of a
+        // copy, this run completes it before confirming it.
+        if self.targets.iter().any(|t| !latest.locations.contains(t)) {
+            heal(engine, self.catalog, &fc.name, &latest.id).await;
         }
+        self.checkpoint(&opened, root).await.map(Some)
     }
 
-    let id = snapshot_id(started, rand_u32());
-    let created = rfc3339(clock());
-    let manifest_body = Manifest {
-        source: Source {
-            subscription: fc.subscription.clone(),
-            resource_group: fc.resource_group.clone(),
-            factory: fc.factory.clone(),
-        },
-        region: exported.region,
-        exported_at: exported_at.clone(),
-        root: root.clone(),
-        resources: entries.clone(),
-        trigger_states: exported.trigger_states,
-        report,
-    };
-    let dek = DataKey::generate();
-    let wrapped = engine.keys.wrap_all(&dek, &fc.name, &id).await?;
-    let payload = object::seal(
-        Header::new(ObjectType::Payload, &fc.name, &id, &created),
-        &plain,
-        &dek,
-    );
-    drop(plain);
-    let public = PublicManifest {
-        resources: entries.len(),
-        counts: manifest::counts(&entries),
-        payload: ObjectRef {
-            sha256: hex(&Sha256::digest(&payload)),
-            size: payload.len() as u64,
-        },
-        keys: wrapped,
-        tool: format!("adfdr {}", env!("CARGO_PKG_VERSION")),
-    };
-    let mut header = Header::new(ObjectType::Manifest, &fc.name, &id, &created);
-    header.manifest = Some(public.clone());
-    let manifest_bytes = object::seal(
-        header,
-        &serde_json::to_vec(&manifest_body).expect("serialize"),
-        &dek,
-    );
-
-    let payload_key = layout::payload(&fc.name, &id);
-    let manifest_key = layout::manifest(&fc.name, &id);
-    let min = engine.config.min_copies();
-    let first = engine
-        .replicas
-        .put_new(&payload_key, &payload, &targets)
-        .await;
-    drop(payload);
-    let mut failed = failures(&first);
-    // Commit (docs/FORMAT.md): manifests are written only once the payload
-    // reached min_copies locations, and only where it landed (a manifest is
-    // a promise that its payload is there). Short of that, nothing lists.
-    if first.written.len() < min {
-        record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
-        return Err(OpError::failed(format!(
-            "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); nothing was committed (the payload copies written are leftovers that `adfdr verify` lists as incomplete)",
-            fc.name,
-            first.written.len(),
-            read::describe(&failed)
-        )));
+    async fn checkpoint(&self, opened: &read::Opened, root: &str) -> Result<Outcome, OpError> {
+        let (fc, clock) = (self.fc, self.clock);
+        let id = snapshot_id(clock(), rand_u32());
+        let mut header = Header::new(
+            ObjectType::Checkpoint,
+            &fc.name,
+            &opened.id,
+            &rfc3339(clock()),
+        );
+        header.id = Some(id.clone());
+        let body = serde_json::to_vec(&CheckpointBody {
+            root: root.to_string(),
+            exported_at: self.exported_at.clone(),
+        })
+        .expect("serialize");
+        let sealed = object::seal(header, &body, &opened.dek);
+        let key = layout::checkpoint(&fc.name, &id);
+        let report = self
+            .engine
+            .replicas
+            .put_new(&key, &sealed, &self.targets)
+            .await;
+        let failed = failures(&report);
+        if report.written.is_empty() {
+            return Err(OpError::failed(format!(
+                "checkpoint for {} could not be written anywhere: {}",
+                fc.name,
+                read::describe(&failed)
+            )));
+        }
+        queue_repairs(self.catalog, &failed, &[key], clock)?;
+        self.catalog.put_checkpoint(&CheckpointRecord {
+            factory: fc.name.clone(),
+            id: id.clone(),
+            snapshot: opened.id.clone(),
+            created: rfc3339(clock()),
+            locations: report.written.clone(),
+        })?;
+        record_run(
+            self.catalog,
+            "backup",
+            &fc.name,
+            self.started,
+            clock,
+            "unchanged",
+            &id,
+        )?;
+        Ok(Outcome::Unchanged {
+            snapshot: opened.id.clone(),
+            checkpoint: id,
+            failed,
+        })
     }
-    let second = engine
-        .replicas
-        .put_new(&manifest_key, &manifest_bytes, &first.written)
-        .await;
-    failed.extend(failures(&second));
-    if second.written.len() < min {
-        // Take back the manifests that did land, so the snapshot is not
-        // listed short of min_copies. Under WORM a delete may be refused:
-        // then the copies stay and `verify --repair` completes them.
+
+    /// Seals the payload and the manifest under a fresh data key wrapped
+    /// under every configured key.
+    async fn seal(&self, exported: export::Encoded, root: String) -> Result<Sealed, OpError> {
+        let fc = self.fc;
+        let id = snapshot_id(self.started, rand_u32());
+        let created = rfc3339((self.clock)());
+        let manifest_body = Manifest {
+            source: Source {
+                subscription: fc.subscription.clone(),
+                resource_group: fc.resource_group.clone(),
+                factory: fc.factory.clone(),
+            },
+            region: exported.region,
+            exported_at: self.exported_at.clone(),
+            root: root.clone(),
+            resources: exported.entries.clone(),
+            trigger_states: exported.trigger_states,
+            report: exported.report,
+        };
+        let dek = DataKey::generate();
+        let wrapped = self.engine.keys.wrap_all(&dek, &fc.name, &id).await?;
+        let payload = object::seal(
+            Header::new(ObjectType::Payload, &fc.name, &id, &created),
+            &exported.plain,
+            &dek,
+        );
+        let public = PublicManifest {
+            resources: exported.entries.len(),
+            counts: manifest::counts(&exported.entries),
+            payload: ObjectRef {
+                sha256: hex(&Sha256::digest(&payload)),
+                size: payload.len() as u64,
+            },
+            keys: wrapped,
+            tool: format!("adfdr {}", env!("CARGO_PKG_VERSION")),
+        };
+        let mut header = Header::new(ObjectType::Manifest, &fc.name, &id, &created);
+        header.manifest = Some(public.clone());
+        let manifest = object::seal(
+            header,
+            &serde_json::to_vec(&manifest_body).expect("serialize"),
+            &dek,
+        );
+        Ok(Sealed {
+            id,
+            created,
+            payload,
+            manifest,
+            public,
+            root,
+        })
+    }
+
+    /// Stores a sealed snapshot (docs/FORMAT.md): the payload everywhere;
+    /// manifests only once the payload reached min_copies locations, and
+    /// only where it landed (a manifest is a promise that its payload is
+    /// there). Short of that, nothing lists.
+    async fn commit(&self, sealed: Sealed) -> Result<Outcome, OpError> {
+        let (engine, fc) = (self.engine, self.fc);
+        let id = sealed.id.clone();
+        let payload_key = layout::payload(&fc.name, &id);
+        let manifest_key = layout::manifest(&fc.name, &id);
+        let min = engine.config.min_copies();
+        let first = engine
+            .replicas
+            .put_new(&payload_key, &sealed.payload, &self.targets)
+            .await;
+        let mut failed = failures(&first);
+        if first.written.len() < min {
+            self.failed_run(&id)?;
+            return Err(OpError::failed(format!(
+                "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); nothing was committed (the payload copies written are leftovers that `adfdr verify` lists as incomplete)",
+                fc.name,
+                first.written.len(),
+                read::describe(&failed)
+            )));
+        }
+        let second = engine
+            .replicas
+            .put_new(&manifest_key, &sealed.manifest, &first.written)
+            .await;
+        failed.extend(failures(&second));
+        if second.written.len() < min {
+            return Err(self
+                .take_back(&id, &manifest_key, &second.written, &failed, min)
+                .await);
+        }
+        queue_repairs(
+            self.catalog,
+            &failed,
+            &[payload_key, manifest_key],
+            self.clock,
+        )?;
+        let record = SnapshotRecord {
+            factory: fc.name.clone(),
+            id: id.clone(),
+            created: sealed.created,
+            resources: sealed.public.resources,
+            counts: sealed.public.counts.clone(),
+            payload_size: sealed.public.payload.size,
+            manifest_size: sealed.manifest.len() as u64,
+            keys: sealed.public.keys.iter().map(|k| k.describe()).collect(),
+            locations: second.written.clone(),
+            root: Some(sealed.root),
+            exported_at: Some(self.exported_at.clone()),
+        };
+        self.catalog.put_snapshot(&record)?;
+        let outcome = if failed.is_empty() {
+            "created"
+        } else {
+            "degraded"
+        };
+        record_run(
+            self.catalog,
+            "backup",
+            &fc.name,
+            self.started,
+            self.clock,
+            outcome,
+            &id,
+        )?;
+        Ok(Outcome::Created { record, failed })
+    }
+
+    fn failed_run(&self, id: &str) -> Result<(), OpError> {
+        record_run(
+            self.catalog,
+            "backup",
+            &self.fc.name,
+            self.started,
+            self.clock,
+            "failed",
+            id,
+        )
+    }
+
+    /// Takes back the manifests that did land short of min_copies, so the
+    /// snapshot is not listed. Under WORM a delete may be refused: then the
+    /// copies stay and `verify --repair` completes them.
+    async fn take_back(
+        &self,
+        id: &str,
+        manifest_key: &str,
+        written: &[String],
+        failed: &[(String, String)],
+        min: usize,
+    ) -> OpError {
         let mut kept = Vec::new();
-        for name in &second.written {
-            if let Some(l) = engine.replicas.get(name)
-                && let Err(e) = l.store.delete(&manifest_key).await
+        for name in written {
+            if let Some(l) = self.engine.replicas.get(name)
+                && let Err(e) = l.store.delete(manifest_key).await
             {
                 kept.push(format!("{name}: {e}"));
             }
         }
-        record_run(&catalog, "backup", &fc.name, started, clock, "failed", &id)?;
-        return Err(OpError::failed(format!(
+        if let Err(e) = self.failed_run(id) {
+            return e;
+        }
+        OpError::failed(format!(
             "snapshot {id} of {}: its manifest reached {} of the {min} locations needed to commit ({}); {}",
-            fc.name,
-            second.written.len(),
-            read::describe(&failed),
+            self.fc.name,
+            written.len(),
+            read::describe(failed),
             if kept.is_empty() {
                 "the manifests written were taken back: nothing was committed".to_string()
             } else {
@@ -240,37 +364,8 @@ pub async fn backup(
                     kept.join("; ")
                 )
             }
-        )));
+        ))
     }
-    queue_repairs(&catalog, &failed, &[payload_key, manifest_key], clock)?;
-    let record = SnapshotRecord {
-        factory: fc.name.clone(),
-        id: id.clone(),
-        created,
-        resources: entries.len(),
-        counts: public.counts.clone(),
-        payload_size: public.payload.size,
-        manifest_size: manifest_bytes.len() as u64,
-        keys: public.keys.iter().map(|k| k.describe()).collect(),
-        locations: second.written.clone(),
-        root: Some(root),
-        exported_at: Some(exported_at),
-    };
-    catalog.put_snapshot(&record)?;
-    record_run(
-        &catalog,
-        "backup",
-        &fc.name,
-        started,
-        clock,
-        if failed.is_empty() {
-            "created"
-        } else {
-            "degraded"
-        },
-        &id,
-    )?;
-    Ok(Outcome::Created { record, failed })
 }
 
 /// Copies a snapshot's objects into writable locations that miss them.

@@ -190,6 +190,72 @@ async fn records(
     (snapshots, checkpoints, drills)
 }
 
+/// What `adfdr snapshots` lists.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Snapshots with a copy that checks out, oldest first.
+    pub snapshots: Vec<SnapshotRecord>,
+    /// Manifest copies that do not check out (planted, forged, damaged).
+    pub not_counted: Vec<read::Rejected>,
+    /// Locations that could not be listed (location, error).
+    pub unlisted: Vec<(String, String)>,
+}
+
+/// The snapshots the store holds: every manifest copy checked (with the
+/// keys: it must decrypt), details from its public header. The catalog,
+/// when given, learns each one's current locations (what it knew beyond
+/// the header, root and export time, stays).
+pub async fn list(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    catalog: Option<&Catalog>,
+    factory: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Result<Listing, OpError> {
+    let inventory = read::inventory(replicas, factory, Some(keys), now).await;
+    if !inventory.failed.is_empty() && inventory.failed.len() == replicas.locations.len() {
+        return Err(OpError::new(
+            super::Kind::Unreachable,
+            format!(
+                "no location could be listed: {}",
+                read::describe(&inventory.failed)
+            ),
+        ));
+    }
+    let mut out = Listing {
+        not_counted: inventory
+            .foreign
+            .iter()
+            .chain(&inventory.damaged)
+            .cloned()
+            .collect(),
+        unlisted: inventory.failed.clone(),
+        ..Default::default()
+    };
+    for l in &inventory.snapshots {
+        let (header, _) = read::read_header(replicas, &l.factory, &l.id).await?;
+        let Some(record) = snapshot_record(
+            &l.factory,
+            &l.id,
+            &header,
+            l.manifest_size,
+            l.locations.clone(),
+        ) else {
+            continue;
+        };
+        if let Some(c) = catalog {
+            let mut known = c
+                .snapshot(&l.id)?
+                .filter(|r| r.factory == l.factory)
+                .unwrap_or_else(|| record.clone());
+            known.locations = l.locations.clone();
+            c.put_snapshot(&known)?;
+        }
+        out.snapshots.push(record);
+    }
+    Ok(out)
+}
+
 /// Every drill report's summary for `factory` (or all) that checks out in
 /// the store (with `keys`: that opens), oldest first.
 pub async fn drill_history(

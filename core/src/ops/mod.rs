@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod check;
 pub mod contract;
 pub mod drill;
 pub mod export;

@@ -99,90 +99,9 @@ pub async fn prune(
             l.name
         ));
     }
-    // Snapshots: names with a manifest copy that opens with a configured
-    // key. Whatever else a location lists under a snapshot's name never
-    // fills a keep rule and is never deleted here.
-    let inventory = read::inventory(replicas, Some(factory), Some(keys), now).await;
-    for f in &inventory.foreign {
-        let id = match layout::parse(&f.key) {
-            Some(Parsed::Manifest { snapshot, .. }) => snapshot,
-            _ => f.key.clone(),
-        };
-        let line = format!(
-            "{id} in {}: {} (left alone; see `adfdr verify`)",
-            f.location, f.why
-        );
-        if !report.foreign.contains(&line) {
-            report.foreign.push(line);
-        }
-    }
-    let committed: BTreeSet<String> = inventory.snapshots.iter().map(|l| l.id.clone()).collect();
-    // Each snapshot's size in the location that holds most of it.
-    let mut per_location: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for ((location, key), size) in &listed.objects {
-        let snapshot = match layout::parse(key) {
-            Some(Parsed::Manifest { snapshot, .. } | Parsed::Payload { snapshot, .. }) => snapshot,
-            _ => continue,
-        };
-        if committed.contains(&snapshot) {
-            *per_location
-                .entry(snapshot)
-                .or_default()
-                .entry(location.clone())
-                .or_default() += size;
-        }
-    }
-    let snapshots: BTreeMap<String, u64> = committed
-        .into_iter()
-        .map(|id| {
-            let bytes = per_location
-                .get(&id)
-                .and_then(|m| m.values().max().copied())
-                .unwrap_or(0);
-            (id, bytes)
-        })
-        .collect();
-    // Live holds.
-    let mut held: BTreeMap<String, String> = BTreeMap::new();
-    for (key, snapshot) in &listed.holds {
-        let body = match replicas.read(key, MAX_HOLD, None, |_| Ok(())).await {
-            Ok(r) => serde_json::from_slice::<HoldBody>(&r.bytes).ok(),
-            Err(_) => None,
-        };
-        let live = body.as_ref().is_some_and(|b| {
-            crate::snapshot::parse_time(&b.since)
-                .is_some_and(|t| now - t < HOLD_TTL && t <= now + read::CLOCK_SKEW)
-        });
-        if live {
-            let by = body
-                .map(|b| format!("{} since {}", b.by, b.since))
-                .unwrap_or_default();
-            held.insert(snapshot.clone(), by);
-        }
-    }
-    let mut candidates = Vec::new();
-    for id in snapshots.keys() {
-        let Some(time) = snapshot_time(id) else {
-            report
-                .failures
-                .push(format!("{id}: not a snapshot id adfdr writes; left alone"));
-            continue;
-        };
-        candidates.push(Candidate {
-            id: id.clone(),
-            time,
-            intact: false,
-            held_by: held.get(id).cloned(),
-        });
-    }
-    // The newest intact snapshot: check digests newest first until one passes.
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.time));
-    for c in &mut candidates {
-        if intact(replicas, keys, factory, &c.id).await {
-            c.intact = true;
-            break;
-        }
-    }
+    let snapshots = snapshots(replicas, keys, factory, now, &listed, &mut report).await;
+    let held = live_holds(replicas, &listed, now).await;
+    let candidates = candidates(replicas, keys, factory, &snapshots, &held, &mut report).await;
     let decisions: Vec<Decision> = decide(&candidates, policy, offset);
     for d in &decisions {
         let c = candidates.iter().find(|c| c.id == d.id).expect("decided");
@@ -202,27 +121,7 @@ pub async fn prune(
     if doomed.is_empty() {
         return Ok(report);
     }
-    // Checkpoints of doomed snapshots: each copy's own header names the
-    // snapshot it confirms, so a copy in one location never decides a
-    // delete in another.
-    let mut checkpoints: Vec<(String, String, u64)> = Vec::new();
-    for ((location, key), size) in &listed.objects {
-        if !matches!(layout::parse(key), Some(Parsed::Checkpoint { .. })) {
-            continue;
-        }
-        let Some(l) = replicas.get(location) else {
-            continue;
-        };
-        let Ok(Some(bytes)) = replicas.fetch(l, key, MAX_OBJECT).await else {
-            continue;
-        };
-        let Ok(parsed) = object::parse(&bytes) else {
-            continue;
-        };
-        if doomed.contains(&parsed.header.snapshot) {
-            checkpoints.push((location.clone(), key.clone(), *size));
-        }
-    }
+    let checkpoints = doomed_checkpoints(replicas, &listed, &doomed).await;
     if dry_run {
         report.freed_bytes = report
             .snapshots
@@ -234,10 +133,162 @@ pub async fn prune(
         report.checkpoints_deleted = checkpoints.len();
         return Ok(report);
     }
-    for id in &doomed {
+    delete_snapshots(replicas, catalog, factory, &listed, &doomed, &mut report).await;
+    delete_checkpoints(replicas, checkpoints, &mut report).await;
+    Ok(report)
+}
+
+/// The snapshots that count (a manifest copy opens with a configured key)
+/// and each one's size in the location that holds most of it. Whatever else
+/// a location lists under a snapshot's name never fills a keep rule and is
+/// never deleted here: it is reported as foreign.
+async fn snapshots(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    factory: &str,
+    now: OffsetDateTime,
+    listed: &Listing,
+    report: &mut Report,
+) -> BTreeMap<String, u64> {
+    let inventory = read::inventory(replicas, Some(factory), Some(keys), now).await;
+    for f in &inventory.foreign {
+        let id = match layout::parse(&f.key) {
+            Some(Parsed::Manifest { snapshot, .. }) => snapshot,
+            _ => f.key.clone(),
+        };
+        let line = format!(
+            "{id} in {}: {} (left alone; see `adfdr verify`)",
+            f.location, f.why
+        );
+        if !report.foreign.contains(&line) {
+            report.foreign.push(line);
+        }
+    }
+    let committed: BTreeSet<String> = inventory.snapshots.iter().map(|l| l.id.clone()).collect();
+    let mut per_location: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ((location, key), size) in &listed.objects {
+        let snapshot = match layout::parse(key) {
+            Some(Parsed::Manifest { snapshot, .. } | Parsed::Payload { snapshot, .. }) => snapshot,
+            _ => continue,
+        };
+        if committed.contains(&snapshot) {
+            *per_location
+                .entry(snapshot)
+                .or_default()
+                .entry(location.clone())
+                .or_default() += size;
+        }
+    }
+    committed
+        .into_iter()
+        .map(|id| {
+            let bytes = per_location
+                .get(&id)
+                .and_then(|m| m.values().max().copied())
+                .unwrap_or(0);
+            (id, bytes)
+        })
+        .collect()
+}
+
+/// Snapshot id -> who holds it, for holds younger than `HOLD_TTL` (and not
+/// from the future).
+async fn live_holds(
+    replicas: &Replicas,
+    listed: &Listing,
+    now: OffsetDateTime,
+) -> BTreeMap<String, String> {
+    let mut held = BTreeMap::new();
+    for (key, snapshot) in &listed.holds {
+        let body = match replicas.read(key, MAX_HOLD, None, |_| Ok(())).await {
+            Ok(r) => serde_json::from_slice::<HoldBody>(&r.bytes).ok(),
+            Err(_) => None,
+        };
+        let live = body.as_ref().is_some_and(|b| {
+            crate::snapshot::parse_time(&b.since)
+                .is_some_and(|t| now - t < HOLD_TTL && t <= now + read::CLOCK_SKEW)
+        });
+        if let (true, Some(b)) = (live, body) {
+            held.insert(snapshot.clone(), format!("{} since {}", b.by, b.since));
+        }
+    }
+    held
+}
+
+/// The retention candidates, newest first, the newest intact one marked
+/// (checked newest first until one passes).
+async fn candidates(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    factory: &str,
+    snapshots: &BTreeMap<String, u64>,
+    held: &BTreeMap<String, String>,
+    report: &mut Report,
+) -> Vec<Candidate> {
+    let mut candidates = Vec::new();
+    for id in snapshots.keys() {
+        let Some(time) = snapshot_time(id) else {
+            report
+                .failures
+                .push(format!("{id}: not a snapshot id adfdr writes; left alone"));
+            continue;
+        };
+        candidates.push(Candidate {
+            id: id.clone(),
+            time,
+            intact: false,
+            held_by: held.get(id).cloned(),
+        });
+    }
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.time));
+    for c in &mut candidates {
+        if intact(replicas, keys, factory, &c.id).await {
+            c.intact = true;
+            break;
+        }
+    }
+    candidates
+}
+
+/// Checkpoints of doomed snapshots, as (location, key, size): each copy's
+/// own header names the snapshot it confirms, so a copy in one location
+/// never decides a delete in another.
+async fn doomed_checkpoints(
+    replicas: &Replicas,
+    listed: &Listing,
+    doomed: &BTreeSet<String>,
+) -> Vec<(String, String, u64)> {
+    let mut checkpoints = Vec::new();
+    for ((location, key), size) in &listed.objects {
+        if !matches!(layout::parse(key), Some(Parsed::Checkpoint { .. })) {
+            continue;
+        }
+        let Some(l) = replicas.get(location) else {
+            continue;
+        };
+        let Ok(Some(bytes)) = replicas.fetch(l, key, MAX_OBJECT).await else {
+            continue;
+        };
+        if object::parse(&bytes).is_ok_and(|p| doomed.contains(&p.header.snapshot)) {
+            checkpoints.push((location.clone(), key.clone(), *size));
+        }
+    }
+    checkpoints
+}
+
+/// Deletes each doomed snapshot in every writable location, manifest first:
+/// once it is gone the snapshot no longer lists, and a payload left behind
+/// by a failure is only garbage.
+async fn delete_snapshots(
+    replicas: &Replicas,
+    catalog: Option<&Catalog>,
+    factory: &str,
+    listed: &Listing,
+    doomed: &BTreeSet<String>,
+    report: &mut Report,
+) {
+    for id in doomed {
         let mut ok = true;
-        // Manifest first: once it is gone the snapshot no longer lists, and
-        // a payload left behind by a failure is only garbage.
         for key in [layout::manifest(factory, id), layout::payload(factory, id)] {
             for l in replicas.writable() {
                 let Some(size) = listed.objects.get(&(l.name.clone(), key.clone())) else {
@@ -261,6 +312,13 @@ pub async fn prune(
             }
         }
     }
+}
+
+async fn delete_checkpoints(
+    replicas: &Replicas,
+    checkpoints: Vec<(String, String, u64)>,
+    report: &mut Report,
+) {
     for (location, key, size) in checkpoints {
         if let Some(l) = replicas.get(&location).filter(|l| !l.read_only) {
             match l.store.delete(&key).await {
@@ -272,7 +330,6 @@ pub async fn prune(
             }
         }
     }
-    Ok(report)
 }
 
 /// A copy of the manifest that opens, and a copy of the payload whose

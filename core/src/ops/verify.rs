@@ -271,51 +271,19 @@ async fn verify_inner(
     scope: &Scope<'_>,
     catalog: Option<&crate::catalog::Catalog>,
 ) -> Result<Survey, OpError> {
-    let prefix = scope
-        .factory
-        .map(layout::factory_prefix)
-        .unwrap_or_else(|| layout::ROOT.to_string());
-    let listings = replicas.list_all(&prefix).await;
-    let mut objects: BTreeMap<String, Object> = BTreeMap::new();
-    let mut unknown: Vec<(String, String)> = Vec::new();
-    let mut errors: BTreeMap<String, String> = BTreeMap::new();
-    for (location, result) in &listings {
-        match result {
-            Ok(list) => {
-                for o in list {
-                    match layout::parse(&o.key) {
-                        Some(p) if in_scope(&p, scope) => {
-                            objects
-                                .entry(o.key.clone())
-                                .or_insert_with(|| Object {
-                                    parsed: p,
-                                    copies: BTreeMap::new(),
-                                })
-                                .copies
-                                .insert(location.clone(), o.size);
-                        }
-                        Some(_) => {}
-                        None if scope.snapshot.is_none() && scope.factory_matches(&o.key) => {
-                            unknown.push((location.clone(), o.key.clone()))
-                        }
-                        None => {}
-                    }
-                }
-            }
-            Err(e) => {
-                errors.insert(location.clone(), e.to_string());
-            }
-        }
-    }
+    let listed = list_objects(replicas, scope).await;
     if let Some(want) = scope.snapshot
-        && !objects.keys().any(|k| {
+        && !listed.objects.keys().any(|k| {
             matches!(layout::parse(k), Some(Parsed::Manifest { snapshot, .. }) if snapshot == want)
         })
         && !catalog_knows(catalog, scope.factory, want)
     {
         return Err(OpError::not_found(format!(
             "snapshot {want} is not in any location{}; list them with `adfdr snapshots`",
-            scope.factory.map(|f| format!(" for factory {f}")).unwrap_or_default()
+            scope
+                .factory
+                .map(|f| format!(" for factory {f}"))
+                .unwrap_or_default()
         )));
     }
     let mut checker = Checker {
@@ -326,30 +294,125 @@ async fn verify_inner(
         verdicts: BTreeMap::new(),
     };
     // Manifests first: they say which payloads and checkpoints are real.
-    checker.manifests(&objects).await;
-    checker.others(&objects).await;
+    checker.manifests(&listed.objects).await;
+    checker.others(&listed.objects).await;
+    let valid: Vec<(String, String)> = checker.payload_refs.keys().cloned().collect();
+    let mut per_location = location_reports(replicas, scope, &listed.errors);
+    let good = classify(&listed.objects, &checker.verdicts, &mut per_location);
+    for (location, key) in listed.unknown {
+        if let Some(report) = per_location.get_mut(&location) {
+            report.foreign.push(Problem {
+                key,
+                problem: "not an object of adfdr's layout".into(),
+            });
+        }
+    }
+    let vanished = match catalog {
+        Some(catalog) if listed.errors.is_empty() => vanished(catalog, scope.factory, &valid)?
+            .into_iter()
+            .filter(|v| scope.snapshot.is_none_or(|s| v.ends_with(&format!("/{s}"))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    // Keep the configured order of locations.
+    let order: Vec<&str> = replicas.locations.iter().map(|l| l.name.as_str()).collect();
+    let mut locations: Vec<LocationReport> = per_location.into_values().collect();
+    locations.sort_by_key(|l| order.iter().position(|n| *n == l.name));
+    Ok(Survey {
+        report: Report {
+            locations,
+            snapshots: valid.len(),
+            read_data: scope.read_data && scope.keys.is_some(),
+            authenticated: scope.keys.is_some(),
+            vanished,
+            ..Default::default()
+        },
+        good,
+    })
+}
 
-    let mut outcome = Survey::default();
-    let valid_snapshots: BTreeSet<(String, String)> =
-        checker.payload_refs.keys().cloned().collect();
-    let mut per_location: BTreeMap<String, LocationReport> = replicas
+/// What the locations list in scope: objects by key (with their copies),
+/// keys that are not adfdr's layout, and locations that could not be listed.
+struct Listed {
+    objects: BTreeMap<String, Object>,
+    unknown: Vec<(String, String)>,
+    errors: BTreeMap<String, String>,
+}
+
+async fn list_objects(replicas: &Replicas, scope: &Scope<'_>) -> Listed {
+    let prefix = scope
+        .factory
+        .map(layout::factory_prefix)
+        .unwrap_or_else(|| layout::ROOT.to_string());
+    let mut out = Listed {
+        objects: BTreeMap::new(),
+        unknown: Vec::new(),
+        errors: BTreeMap::new(),
+    };
+    for (location, result) in replicas.list_all(&prefix).await {
+        let list = match result {
+            Ok(list) => list,
+            Err(e) => {
+                out.errors.insert(location, e.to_string());
+                continue;
+            }
+        };
+        for o in list {
+            match layout::parse(&o.key) {
+                Some(p) if in_scope(&p, scope) => {
+                    out.objects
+                        .entry(o.key.clone())
+                        .or_insert_with(|| Object {
+                            parsed: p,
+                            copies: BTreeMap::new(),
+                        })
+                        .copies
+                        .insert(location.clone(), o.size);
+                }
+                Some(_) => {}
+                None if scope.snapshot.is_none() && scope.factory_matches(&o.key) => {
+                    out.unknown.push((location.clone(), o.key.clone()))
+                }
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+/// An empty report per location in scope (with its listing error).
+fn location_reports(
+    replicas: &Replicas,
+    scope: &Scope<'_>,
+    errors: &BTreeMap<String, String>,
+) -> BTreeMap<String, LocationReport> {
+    replicas
         .locations
         .iter()
         .filter(|l| scope.location.is_none_or(|n| n == l.name))
         .map(|l| {
-            (
-                l.name.clone(),
-                LocationReport {
-                    name: l.name.clone(),
-                    read_only: l.read_only,
-                    error: errors.get(&l.name).cloned(),
-                    ..Default::default()
-                },
-            )
+            let report = LocationReport {
+                name: l.name.clone(),
+                read_only: l.read_only,
+                error: errors.get(&l.name).cloned(),
+                ..Default::default()
+            };
+            (l.name.clone(), report)
         })
-        .collect();
-    for (key, object) in &objects {
-        let verdicts = checker.verdicts.get(key);
+        .collect()
+}
+
+/// Each object's copies sorted into the location reports: checked, damaged
+/// (a good copy exists elsewhere), foreign (no copy checks out), missing,
+/// or an interrupted backup's leftover. Returns where the good copies are.
+fn classify(
+    objects: &BTreeMap<String, Object>,
+    verdicts: &BTreeMap<String, BTreeMap<String, Verdict>>,
+    per_location: &mut BTreeMap<String, LocationReport>,
+) -> BTreeMap<String, Good> {
+    let mut goods = BTreeMap::new();
+    for (key, object) in objects {
+        let verdicts = verdicts.get(key);
         let good: Vec<(&String, &String, u64)> = verdicts
             .map(|v| {
                 v.iter()
@@ -361,7 +424,7 @@ async fn verify_inner(
             })
             .unwrap_or_default();
         if let Some((l, sha, size)) = good.first() {
-            outcome.good.insert(
+            goods.insert(
                 key.clone(),
                 Good {
                     location: (*l).clone(),
@@ -373,84 +436,60 @@ async fn verify_inner(
         }
         let leftover = match &object.parsed {
             Parsed::Payload { factory, snapshot } => {
-                let manifest = layout::manifest(factory, snapshot);
-                !objects.contains_key(&manifest)
+                !objects.contains_key(&layout::manifest(factory, snapshot))
             }
             _ => false,
         };
         for (name, report) in per_location.iter_mut() {
-            if report.error.is_some() {
-                continue;
-            }
-            match verdicts.and_then(|v| v.get(name)) {
-                None if object.copies.contains_key(name) => {}
-                None => {
-                    if !good.is_empty() {
-                        report.missing.push(Problem {
-                            key: key.clone(),
-                            problem: "missing here, present in another location".into(),
-                        });
-                    }
-                }
-                Some(Verdict::Good { bytes, .. }) => {
-                    report.checked += 1;
-                    report.bytes += bytes;
-                }
-                Some(Verdict::Unreadable(why)) => report.damaged.push(Problem {
-                    key: key.clone(),
-                    problem: format!("cannot read: {why}"),
-                }),
-                Some(Verdict::Bad { why, bytes }) => {
-                    report.checked += 1;
-                    report.bytes += bytes;
-                    let problem = Problem {
-                        key: key.clone(),
-                        problem: why.clone(),
-                    };
-                    if leftover {
-                        report.incomplete.push(key.clone());
-                    } else if good.is_empty() {
-                        report.foreign.push(problem);
-                    } else {
-                        report.damaged.push(problem);
-                    }
-                }
+            if report.error.is_none() {
+                let verdict = verdicts.and_then(|v| v.get(name));
+                file(report, key, object, verdict, !good.is_empty(), leftover);
             }
         }
     }
-    for (location, key) in unknown {
-        if let Some(report) = per_location.get_mut(&location) {
-            report.foreign.push(Problem {
-                key,
-                problem: "not an object of adfdr's layout".into(),
-            });
+    goods
+}
+
+/// Files one copy (or its absence) of `key` in one location's report.
+fn file(
+    report: &mut LocationReport,
+    key: &str,
+    object: &Object,
+    verdict: Option<&Verdict>,
+    good_elsewhere: bool,
+    leftover: bool,
+) {
+    match verdict {
+        None if object.copies.contains_key(&report.name) => {}
+        None if good_elsewhere => report.missing.push(Problem {
+            key: key.to_string(),
+            problem: "missing here, present in another location".into(),
+        }),
+        None => {}
+        Some(Verdict::Good { bytes, .. }) => {
+            report.checked += 1;
+            report.bytes += bytes;
+        }
+        Some(Verdict::Unreadable(why)) => report.damaged.push(Problem {
+            key: key.to_string(),
+            problem: format!("cannot read: {why}"),
+        }),
+        Some(Verdict::Bad { why, bytes }) => {
+            report.checked += 1;
+            report.bytes += bytes;
+            let problem = Problem {
+                key: key.to_string(),
+                problem: why.clone(),
+            };
+            if leftover {
+                report.incomplete.push(key.to_string());
+            } else if good_elsewhere {
+                report.damaged.push(problem);
+            } else {
+                report.foreign.push(problem);
+            }
         }
     }
-    let vanished = match catalog {
-        Some(catalog) if errors.is_empty() => {
-            let held: Vec<(String, String)> = valid_snapshots.iter().cloned().collect();
-            vanished(catalog, scope.factory, &held)?
-                .into_iter()
-                .filter(|v| scope.snapshot.is_none_or(|s| v.ends_with(&format!("/{s}"))))
-                .collect()
-        }
-        _ => Vec::new(),
-    };
-    outcome.report = Report {
-        locations: per_location.into_values().collect(),
-        snapshots: valid_snapshots.len(),
-        read_data: scope.read_data && scope.keys.is_some(),
-        authenticated: scope.keys.is_some(),
-        vanished,
-        ..Default::default()
-    };
-    // Keep the configured order of locations.
-    let order: Vec<&str> = replicas.locations.iter().map(|l| l.name.as_str()).collect();
-    outcome
-        .report
-        .locations
-        .sort_by_key(|l| order.iter().position(|n| *n == l.name));
-    Ok(outcome)
 }
 
 /// Snapshots the catalog saw committed that no location holds, that no

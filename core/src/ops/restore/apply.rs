@@ -218,211 +218,260 @@ pub async fn apply(
     concurrency: usize,
     progress: Progress<'_>,
 ) -> Applied {
-    use azure_core::http::Method;
-    let base = target.arm_path();
-    let throttle = Throttle::default();
+    let a = Applier {
+        arm,
+        identity,
+        target,
+        base: target.arm_path(),
+        throttle: Throttle::default(),
+        failures: Mutex::new(Vec::new()),
+        progress,
+    };
     let mut applied = Applied::default();
-    let failures = Mutex::new(Vec::<Failure>::new());
-    let fail = |what: String, error: String| {
-        failures
+    // 1. The factory: everything else lives in it.
+    match a.factory(plan).await {
+        Ok(written) => applied.written += written,
+        Err(()) => {
+            // Nothing else can succeed without the factory.
+            applied.failures = a.failures.into_inner().expect("failures");
+            return applied;
+        }
+    }
+    // 2. Stop the started triggers that are rewritten, deleted or restored stopped.
+    applied.stopped = a.stop_triggers(plan).await;
+    // 3. Writes, each as soon as what it references exists.
+    applied.written += a.writes(plan, concurrency).await;
+    // 4. Deletes, dependents first.
+    applied.deleted = a.deletes(plan, concurrency).await;
+    // 5. The factory's staging back-reference, now that its linked service exists.
+    applied.written += a.staging(plan).await;
+    // 6. Start triggers, dependencies first; event triggers subscribe first.
+    applied.started = a.start_triggers(plan).await;
+    applied.failures = a.failures.into_inner().expect("failures");
+    applied
+}
+
+/// What every phase of an apply shares.
+struct Applier<'a> {
+    arm: &'a dyn FactoryApi,
+    identity: &'a str,
+    target: &'a TargetFactory,
+    base: String,
+    throttle: Throttle,
+    failures: Mutex<Vec<Failure>>,
+    progress: Progress<'a>,
+}
+
+impl Applier<'_> {
+    fn fail(&self, what: String, error: String) {
+        self.failures
             .lock()
             .expect("failures")
             .push(Failure { what, error });
-    };
+    }
 
-    // 1. The factory: everything else lives in it.
-    if plan.factory.action != Action::Unchanged {
+    fn explain(&self, e: &ArmError) -> String {
+        explain(e, self.identity, self.target)
+    }
+
+    /// The factory PUT: 1 write, 0 when unchanged, Err when it failed.
+    async fn factory(&self, plan: &Plan) -> Result<usize, ()> {
+        use azure_core::http::Method;
+        if plan.factory.action == Action::Unchanged {
+            return Ok(0);
+        }
+        let body = Some(&plan.factory.body);
         match write(
-            arm,
-            &throttle,
+            self.arm,
+            &self.throttle,
             Method::Put,
-            &base,
-            Some(&plan.factory.body),
+            &self.base,
+            body,
             false,
         )
         .await
         {
             Ok(_) => {
-                applied.written += 1;
-                progress(&format!(
-                    "{} factory {}",
-                    if plan.factory.action == Action::Create {
-                        "created"
-                    } else {
-                        "updated"
-                    },
-                    target.describe()
-                ));
+                let verb = if plan.factory.action == Action::Create {
+                    "created"
+                } else {
+                    "updated"
+                };
+                (self.progress)(&format!("{verb} factory {}", self.target.describe()));
+                Ok(1)
             }
             Err(e) => {
-                // Nothing else can succeed without the factory.
-                fail(
-                    format!("factory {}", target.describe()),
-                    explain(&e, identity, target),
+                self.fail(
+                    format!("factory {}", self.target.describe()),
+                    self.explain(&e),
                 );
-                applied.failures = failures.into_inner().expect("failures");
-                return applied;
+                Err(())
             }
         }
     }
 
-    // 2. Stop the started triggers that are rewritten, deleted or restored stopped.
-    for name in &plan.stop_triggers {
-        let path = format!("{base}/triggers/{}/stop", encode(name));
-        match write(arm, &throttle, Method::Post, &path, None, true).await {
-            Ok(_) => {
-                applied.stopped += 1;
-                progress(&format!("stopped trigger:{name}"));
+    async fn stop_triggers(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let mut stopped = 0;
+        for name in &plan.stop_triggers {
+            let path = format!("{}/triggers/{}/stop", self.base, encode(name));
+            match write(self.arm, &self.throttle, Method::Post, &path, None, true).await {
+                Ok(_) => {
+                    stopped += 1;
+                    (self.progress)(&format!("stopped trigger:{name}"));
+                }
+                Err(e) => self.fail(format!("stop trigger:{name}"), self.explain(&e)),
             }
-            Err(e) => fail(
-                format!("stop trigger:{name}"),
-                explain(&e, identity, target),
-            ),
         }
+        stopped
     }
 
-    // 3. Writes, each as soon as what it references exists.
-    let results = run_dag(
-        plan.steps.len(),
-        |i| plan.steps[i].deps.clone(),
-        |i| plan.steps[i].label.clone(),
-        concurrency,
-        |i| {
-            let step = &plan.steps[i];
-            let path = resource_path(&base, step.kind, step.parent.as_deref(), &step.name);
-            let throttle = &throttle;
-            async move {
-                write(
-                    arm,
-                    throttle,
-                    Method::Put,
-                    &path,
-                    Some(&step.definition),
-                    false,
-                )
-                .await
-                .map(|_| {
-                    progress(&format!(
-                        "{} {}",
-                        if step.action == Action::Create {
+    async fn writes(&self, plan: &Plan, concurrency: usize) -> usize {
+        use azure_core::http::Method;
+        let results = run_dag(
+            plan.steps.len(),
+            |i| plan.steps[i].deps.clone(),
+            |i| plan.steps[i].label.clone(),
+            concurrency,
+            |i| {
+                let step = &plan.steps[i];
+                let path = resource_path(&self.base, step.kind, step.parent.as_deref(), &step.name);
+                async move {
+                    write(
+                        self.arm,
+                        &self.throttle,
+                        Method::Put,
+                        &path,
+                        Some(&step.definition),
+                        false,
+                    )
+                    .await
+                    .map(|_| {
+                        let verb = if step.action == Action::Create {
                             "created"
                         } else {
                             "updated"
-                        },
-                        step.label
-                    ))
-                })
-                .map_err(|e| e.to_string())
+                        };
+                        (self.progress)(&format!("{verb} {}", step.label))
+                    })
+                    .map_err(|e| e.to_string())
+                }
+            },
+        )
+        .await;
+        let mut written = 0;
+        for (step, result) in plan.steps.iter().zip(results) {
+            match result {
+                Ok(()) => written += 1,
+                Err(e) => self.fail(step.label.clone(), e),
             }
-        },
-    )
-    .await;
-    for (step, result) in plan.steps.iter().zip(results) {
-        match result {
-            Ok(()) => applied.written += 1,
-            Err(e) => fail(step.label.clone(), e),
         }
+        written
     }
 
-    // 4. Deletes, dependents first.
-    let results = run_dag(
-        plan.delete.len(),
-        |i| plan.delete[i].after.clone(),
-        |i| plan.delete[i].label.clone(),
-        concurrency,
-        |i| {
-            let d = &plan.delete[i];
-            let path = resource_path(&base, d.kind, d.parent.as_deref(), &d.name);
-            let throttle = &throttle;
-            async move {
-                write(arm, throttle, Method::Delete, &path, None, false)
-                    .await
-                    .map(|_| progress(&format!("deleted {}", d.label)))
-                    .map_err(|e| explain(&e, identity, target))
+    async fn deletes(&self, plan: &Plan, concurrency: usize) -> usize {
+        use azure_core::http::Method;
+        let results = run_dag(
+            plan.delete.len(),
+            |i| plan.delete[i].after.clone(),
+            |i| plan.delete[i].label.clone(),
+            concurrency,
+            |i| {
+                let d = &plan.delete[i];
+                let path = resource_path(&self.base, d.kind, d.parent.as_deref(), &d.name);
+                async move {
+                    write(self.arm, &self.throttle, Method::Delete, &path, None, false)
+                        .await
+                        .map(|_| (self.progress)(&format!("deleted {}", d.label)))
+                        .map_err(|e| self.explain(&e))
+                }
+            },
+        )
+        .await;
+        let mut deleted = 0;
+        for (d, result) in plan.delete.iter().zip(results) {
+            match result {
+                Ok(()) => deleted += 1,
+                Err(e) => self.fail(format!("delete {}", d.label), e),
             }
-        },
-    )
-    .await;
-    for (d, result) in plan.delete.iter().zip(results) {
-        match result {
-            Ok(()) => applied.deleted += 1,
-            Err(e) => fail(format!("delete {}", d.label), e),
         }
+        deleted
     }
 
-    // 5. The factory's staging back-reference, now that its linked service exists.
-    if let Some(body) = &plan.factory.final_body {
-        match write(arm, &throttle, Method::Put, &base, Some(body), false).await {
-            Ok(_) => {
-                applied.written += 1;
-                progress("set the factory's default staging linked service");
-            }
-            Err(e) => fail(
-                "factory staging linked service".into(),
-                explain(&e, identity, target),
-            ),
-        }
-    }
-
-    // 6. Start triggers, dependencies first; event triggers subscribe first.
-    let types: HashMap<String, String> = plan
-        .expected
-        .iter()
-        .filter(|e| e.key.0 == ResourceKind::Trigger)
-        .map(|e| {
-            (
-                e.key.2.clone(),
-                e.definition
-                    .pointer("/properties/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect();
-    let failed_now: Vec<String> = failures
-        .lock()
-        .expect("failures")
-        .iter()
-        .map(|f| f.what.to_lowercase())
-        .collect();
-    for name in &plan.start_triggers {
-        if failed_now.contains(&format!("trigger:{}", name.to_lowercase())) {
-            continue;
-        }
-        let kind = types
-            .get(&name.to_lowercase())
-            .map(String::as_str)
-            .unwrap_or("");
-        let trigger = format!("{base}/triggers/{}", encode(name));
-        if matches!(kind, "BlobEventsTrigger" | "CustomEventsTrigger")
-            && let Err(e) = subscribe(arm, &throttle, &trigger).await
-        {
-            fail(format!("subscribe trigger:{name} to events"), e);
-            continue;
-        }
+    async fn staging(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let Some(body) = &plan.factory.final_body else {
+            return 0;
+        };
         match write(
-            arm,
-            &throttle,
-            Method::Post,
-            &format!("{trigger}/start"),
-            None,
-            true,
+            self.arm,
+            &self.throttle,
+            Method::Put,
+            &self.base,
+            Some(body),
+            false,
         )
         .await
         {
             Ok(_) => {
-                applied.started += 1;
-                progress(&format!("started trigger:{name}"));
+                (self.progress)("set the factory's default staging linked service");
+                1
             }
-            Err(e) => fail(
-                format!("start trigger:{name}"),
-                explain(&e, identity, target),
-            ),
+            Err(e) => {
+                self.fail("factory staging linked service".into(), self.explain(&e));
+                0
+            }
         }
     }
-    applied.failures = failures.into_inner().expect("failures");
-    applied
+
+    async fn start_triggers(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let types: HashMap<String, String> = plan
+            .expected
+            .iter()
+            .filter(|e| e.key.0 == ResourceKind::Trigger)
+            .map(|e| {
+                let kind = e
+                    .definition
+                    .pointer("/properties/type")
+                    .and_then(Value::as_str);
+                (e.key.2.clone(), kind.unwrap_or_default().to_string())
+            })
+            .collect();
+        let failed_now: Vec<String> = self
+            .failures
+            .lock()
+            .expect("failures")
+            .iter()
+            .map(|f| f.what.to_lowercase())
+            .collect();
+        let mut started = 0;
+        for name in &plan.start_triggers {
+            if failed_now.contains(&format!("trigger:{}", name.to_lowercase())) {
+                continue;
+            }
+            let kind = types
+                .get(&name.to_lowercase())
+                .map(String::as_str)
+                .unwrap_or("");
+            let trigger = format!("{}/triggers/{}", self.base, encode(name));
+            if matches!(kind, "BlobEventsTrigger" | "CustomEventsTrigger")
+                && let Err(e) = subscribe(self.arm, &self.throttle, &trigger).await
+            {
+                self.fail(format!("subscribe trigger:{name} to events"), e);
+                continue;
+            }
+            let start = format!("{trigger}/start");
+            match write(self.arm, &self.throttle, Method::Post, &start, None, true).await {
+                Ok(_) => {
+                    started += 1;
+                    (self.progress)(&format!("started trigger:{name}"));
+                }
+                Err(e) => self.fail(format!("start trigger:{name}"), self.explain(&e)),
+            }
+        }
+        started
+    }
 }
 
 /// subscribeToEvents, then poll getEventSubscriptionStatus until Enabled.
@@ -469,6 +518,112 @@ async fn subscribe(arm: &dyn FactoryApi, throttle: &Throttle, trigger: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::factory::memory::MemoryFactory;
+    use crate::model::Resource;
+    use crate::plan::restore::{PlanOptions, TargetState, plan};
+    use serde_json::json;
+
+    fn resource(kind: ResourceKind, name: &str, definition: Value) -> Resource {
+        Resource {
+            kind,
+            parent: None,
+            name: name.into(),
+            definition,
+        }
+    }
+
+    fn snapshot() -> Vec<Resource> {
+        let ls = |n: &str| json!({"referenceName": n, "type": "LinkedServiceReference"});
+        vec![
+            resource(
+                ResourceKind::Factory,
+                "adf",
+                json!({"location": "westeurope", "properties": {}}),
+            ),
+            resource(
+                ResourceKind::LinkedService,
+                "LS",
+                json!({"properties": {"type": "AzureBlobStorage", "typeProperties": {}}}),
+            ),
+            resource(
+                ResourceKind::Dataset,
+                "DS",
+                json!({"properties": {"type": "Json", "linkedServiceName": ls("LS")}}),
+            ),
+            resource(
+                ResourceKind::Pipeline,
+                "PL",
+                json!({"properties": {"activities": [{"name": "c", "type": "Copy",
+                "inputs": [{"referenceName": "DS", "type": "DatasetReference"}], "outputs": []}]}}),
+            ),
+        ]
+    }
+
+    fn target() -> TargetFactory {
+        TargetFactory::parse("11111111-2222-3333-4444-555555555555/rg/adf-dr").expect("target")
+    }
+
+    /// The use case against an in-memory factory: the factory first, each
+    /// write after what it references, nothing after a failure it needs.
+    #[tokio::test]
+    async fn apply_writes_in_dependency_order_and_stops_below_a_failure() {
+        let plan = plan(
+            &snapshot(),
+            &Default::default(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let memory = MemoryFactory::new();
+        let applied = apply(&memory, "test", &target(), &plan, 4, &|_| {}).await;
+        assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+        assert_eq!(applied.written, 4);
+        let puts: Vec<String> = memory
+            .requests()
+            .into_iter()
+            .filter(|r| r.starts_with("PUT"))
+            .collect();
+        let at = |what: &str| puts.iter().position(|p| p.contains(what)).expect(what);
+        assert_eq!(at("/factories/adf-dr"), 0, "{puts:?}");
+        assert!(
+            at("/linkedservices/ls") < at("/datasets/ds")
+                && at("/datasets/ds") < at("/pipelines/pl"),
+            "{puts:?}"
+        );
+        let (mismatches, _) = super::super::verify(&memory, &target(), "test", &plan, &[], 4)
+            .await
+            .expect("read back");
+        assert!(mismatches.is_empty(), "{mismatches:?}");
+
+        let refusing = MemoryFactory::new();
+        refusing
+            .refuse_put
+            .lock()
+            .expect("refuse")
+            .push("/datasets/".into());
+        let applied = apply(&refusing, "test", &target(), &plan, 4, &|_| {}).await;
+        let failed: Vec<&str> = applied.failures.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(
+            failed,
+            ["dataset:DS", "pipeline:PL"],
+            "{:?}",
+            applied.failures
+        );
+        assert!(
+            applied.failures[1]
+                .error
+                .contains("needs dataset:DS, which failed")
+        );
+        assert!(
+            !refusing
+                .requests()
+                .iter()
+                .any(|r| r.contains("/pipelines/")),
+            "never attempted"
+        );
+    }
 
     #[tokio::test]
     async fn the_dag_runs_dependencies_first_and_skips_after_failures() {

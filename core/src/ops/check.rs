@@ -1,0 +1,170 @@
+//! `adfdr config check` as a use case: probe every identity, factory, drill
+//! target, location and key the way backups and drills use them, and name
+//! the missing role when access is refused.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::Engine;
+use crate::factory::arm::ARM_SCOPE;
+use crate::snapshot::DataKey;
+
+/// One thing probed, and how it answered.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Probe {
+    pub what: String,
+    pub ok: bool,
+    /// What works, or what to grant or fix.
+    pub detail: String,
+}
+
+struct Probes(Vec<Probe>);
+
+impl Probes {
+    fn push(&mut self, what: String, result: Result<String, String>) {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        self.0.push(Probe { what, ok, detail });
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}
+
+/// Every probe, in order: identity, factories (and drill targets),
+/// locations, keys.
+pub async fn probe(engine: &Engine) -> Vec<Probe> {
+    let mut probes = Probes(Vec::new());
+    identity(engine, &mut probes).await;
+    for f in &engine.config.factories {
+        factory(engine, f.get_ref(), &mut probes).await;
+    }
+    for l in &engine.replicas.locations {
+        location(l, &mut probes).await;
+    }
+    keys(engine, &mut probes).await;
+    probes.0
+}
+
+async fn identity(engine: &Engine, probes: &mut Probes) {
+    let who = engine.identity.description.clone();
+    let token = engine
+        .identity
+        .credential
+        .get_token(&[ARM_SCOPE], None)
+        .await;
+    probes.push(
+        format!("identity: {who}"),
+        token
+            .map(|_| "token issued for ARM".into())
+            .map_err(|e| format!("no token: {}", first_line(&e.to_string()))),
+    );
+}
+
+async fn factory(engine: &Engine, fc: &crate::config::FactoryConfig, probes: &mut Probes) {
+    let who = engine.identity.description.clone();
+    let result = match engine.arm.get(&fc.arm_path()).await {
+        Ok(_) => Ok("readable".into()),
+        Err(e) if matches!(e.status(), Some(401 | 403)) => Err(format!(
+            "{who} may not read it (HTTP {} {}); grant 'Reader' on the factory",
+            e.status().unwrap_or(0),
+            e.code().unwrap_or("")
+        )),
+        Err(e) if e.status() == Some(404) => {
+            Err("not found: check subscription, resource_group and factory".into())
+        }
+        Err(e) => Err(first_line(&e.to_string()).to_string()),
+    };
+    probes.push(
+        format!(
+            "factory {} ({}/{}/{})",
+            fc.name, fc.subscription, fc.resource_group, fc.factory
+        ),
+        result,
+    );
+    // The drill's scratch factory: drills create and write it.
+    if let Some(t) = &fc.drill_target {
+        let path = crate::config::FactoryConfig::adhoc(
+            &t.factory,
+            &t.subscription,
+            &t.resource_group,
+            &t.factory,
+        )
+        .arm_path();
+        let result = match engine.arm.get(&path).await {
+            Ok(_) => Ok("readable; drills write here (needs 'Data Factory Contributor')".into()),
+            Err(e) if e.status() == Some(404) => Ok(format!(
+                "does not exist yet: the first drill creates it (needs 'Data Factory Contributor' on resource group {})",
+                t.resource_group
+            )),
+            Err(e) if matches!(e.status(), Some(401 | 403)) => Err(format!(
+                "{who} may not use it (HTTP {} {}); grant 'Data Factory Contributor' on it or on resource group {}",
+                e.status().unwrap_or(0),
+                e.code().unwrap_or(""),
+                t.resource_group
+            )),
+            Err(e) => Err(first_line(&e.to_string()).to_string()),
+        };
+        probes.push(
+            format!(
+                "drill target of {} ({}/{}/{})",
+                fc.name, t.subscription, t.resource_group, t.factory
+            ),
+            result,
+        );
+    }
+}
+
+async fn location(l: &crate::store::Location, probes: &mut Probes) {
+    let what = format!(
+        "location {} ({}){}",
+        l.name,
+        l.store.describe(),
+        if l.read_only { " read-only" } else { "" }
+    );
+    let result = async {
+        l.store.list("v1/").await.map_err(|e| e.to_string())?;
+        if l.read_only {
+            return Ok("listable".to_string());
+        }
+        let key = format!("v1/.probe-{}", uuid::Uuid::new_v4().simple());
+        l.store
+            .put_new(&key, b"adfdr config check".to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
+        l.store.delete(&key).await.map_err(|e| e.to_string())?;
+        Ok("list, write and delete work".to_string())
+    }
+    .await;
+    probes.push(what, result);
+}
+
+async fn keys(engine: &Engine, probes: &mut Probes) {
+    let dek = DataKey::generate();
+    for (key, path) in &engine.keys.files {
+        // The key was loaded (and its file mode checked) with the engine.
+        let wrapped = key.wrap(&dek, "probe", "probe");
+        let result = key
+            .unwrap(&wrapped, "probe", "probe")
+            .map(|_| format!("fingerprint {}", key.fingerprint()))
+            .ok_or_else(|| "a wrap made with this key did not unwrap".to_string());
+        probes.push(format!("key {} (file {})", key.id, path.display()), result);
+    }
+    for vault in &engine.keys.vaults {
+        let result = match vault.wrap(&dek).await {
+            Ok(w) => vault
+                .unwrap(&w)
+                .await
+                .map(|_| "wrap and unwrap work".into())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        probes.push(
+            format!("key {} (Key Vault {})", vault.id, vault.url),
+            result,
+        );
+    }
+}
