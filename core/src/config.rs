@@ -294,6 +294,14 @@ impl FactoryConfig {
             self.subscription, self.resource_group, self.factory
         )
     }
+
+    /// `SUBSCRIPTION/GROUP/FACTORY`, as errors name the factory.
+    pub fn path_text(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
 }
 
 /// An https URL (bearer tokens are only sent over TLS).

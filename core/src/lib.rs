@@ -1,9 +1,11 @@
 //! adfdr-core: the engine every adfdr binary shares.
 //!
 //! Layout (docs/ARCHITECTURE.md): pure decisions (model, snapshot, plan) apart
-//! from adapters behind traits (factory, store, catalog); use cases in ops.
-//! This crate grows issue by issue; today it holds the HTTP transport and the
-//! ARM client for Data Factory.
+//! from adapters behind traits (factory: `FactoryApi`, store: `BlobStore`,
+//! keys, catalog); every use case in ops, which the CLI and the agent call
+//! and whose inputs and outputs (ops::contract) they share. Nothing here
+//! decides an exit code or prints: errors carry a kind (ops::error) and the
+//! front ends map and render them.
 
 pub mod catalog;
 pub mod config;

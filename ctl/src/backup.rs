@@ -2,8 +2,9 @@
 //! the agent when it runs (it owns the catalog and the leases), else here
 //! under the factory's lease. Both paths print the same `BackupOutput`.
 
+use crate::exit;
 use adfdr_core::ops::contract::{BackupReport, BackupResult, Job, JobReport};
-use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::ops::{OpError, system_clock};
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;

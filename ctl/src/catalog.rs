@@ -1,7 +1,8 @@
 //! `adfdr catalog rebuild`: recreate the local index from the store alone
 //! (the use case is `adfdr_core::ops::catalog::rebuild`).
 
-use adfdr_core::ops::{OpError, exit, system_clock};
+use crate::exit;
+use adfdr_core::ops::{OpError, system_clock};
 
 use crate::Ctx;
 

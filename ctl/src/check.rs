@@ -3,7 +3,8 @@
 //! role when access is refused. Exit 2 for an invalid config, 1 when a probe
 //! fails.
 
-use adfdr_core::ops::{OpError, exit};
+use crate::exit;
+use adfdr_core::ops::OpError;
 
 use crate::Ctx;
 

@@ -1,7 +1,8 @@
 //! `adfdr diff SNAPSHOT [SNAPSHOT|--live]`
 
+use crate::exit;
 use adfdr_core::model::diff::diff;
-use adfdr_core::ops::{OpError, exit, export, read};
+use adfdr_core::ops::{OpError, export, read};
 use adfdr_core::snapshot::manifest::encode_payload;
 
 use crate::{Ctx, output};

@@ -10,9 +10,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use crate::exit;
 use adfdr_core::config::DrillCleanup;
 use adfdr_core::ops::drill::{self, Options, Pick, Report};
-use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::ops::{OpError, system_clock};
 use adfdr_core::plan::drill::human;
 
 use crate::{Ctx, output};

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use adfdr_core::ops::{OpError, exit, gitlayout, read};
+use crate::exit;
+use adfdr_core::ops::{OpError, gitlayout, read};
 
 use crate::{Ctx, output};
 

@@ -144,5 +144,5 @@ pub fn run(args: SchemaArgs) -> Result<i32, adfdr_core::ops::OpError> {
             })?,
     };
     println!("{}", serde_json::to_string_pretty(&value).expect("json"));
-    Ok(adfdr_core::ops::exit::OK)
+    Ok(crate::exit::OK)
 }

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::exit;
 use adfdr_core::keys::generate_key_file;
-use adfdr_core::ops::{OpError, exit};
+use adfdr_core::ops::OpError;
 
 use crate::Ctx;
 

@@ -9,6 +9,7 @@ mod check;
 mod demo;
 mod diff;
 mod drill;
+mod exit;
 mod export;
 mod incident;
 mod json;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use adfdr_core::config::Config;
-use adfdr_core::ops::{Engine, OpError, exit};
+use adfdr_core::ops::{Engine, OpError};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]

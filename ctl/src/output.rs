@@ -7,7 +7,8 @@ use adfdr_core::ops::OpError;
 /// 4): a usage or config problem, or a name that does not exist, is 2;
 /// everything else that stops a command is 1.
 pub fn exit_code(e: &OpError) -> i32 {
-    use adfdr_core::ops::{Kind, exit};
+    use crate::exit;
+    use adfdr_core::ops::Kind;
     match e.kind() {
         Kind::Usage | Kind::NotFound => exit::USAGE,
         Kind::Denied

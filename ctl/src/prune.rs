@@ -1,8 +1,9 @@
 //! `adfdr prune [FACTORY…|--all] [--dry-run]`: apply each factory's `keep`
 //! policy; every decision is shown with its reason.
 
+use crate::exit;
 use adfdr_core::ops::prune::{Report, prune};
-use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::ops::{OpError, system_clock};
 use adfdr_core::plan::retention::{Policy, zone};
 
 use crate::{Ctx, output};

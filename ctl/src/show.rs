@@ -1,7 +1,8 @@
 //! `adfdr show SNAPSHOT`: manifest, counts by kind, trigger states and the
 //! restorability report (what needs a human after a restore).
 
-use adfdr_core::ops::{OpError, exit, read};
+use crate::exit;
+use adfdr_core::ops::{OpError, read};
 
 use crate::{Ctx, output};
 

@@ -5,7 +5,8 @@
 //! out is not a snapshot and is named as foreign. Details come from the public headers; the catalog, when
 //! this process can open it, learns what it did not know.
 
-use adfdr_core::ops::{OpError, exit, read, system_clock};
+use crate::exit;
+use adfdr_core::ops::{OpError, read, system_clock};
 use adfdr_core::store::Replicas;
 
 use crate::{Ctx, output};

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::exit;
 use adfdr_core::ops::status::{FactoryRow, locations, report};
-use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::ops::{OpError, system_clock};
 use schemars::JsonSchema;
 use serde::Serialize;
 

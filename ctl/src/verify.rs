@@ -4,8 +4,9 @@
 //! sits in a location, or a snapshot vanished; 3 when a copy is only missing
 //! or a location is unreachable; 2 for an unknown snapshot or location.
 
+use crate::exit;
 use adfdr_core::ops::verify::{Repair, Report, Scope, check};
-use adfdr_core::ops::{OpError, exit, system_clock};
+use adfdr_core::ops::{OpError, system_clock};
 
 use crate::{Ctx, output};
 

@@ -687,6 +687,16 @@ struct FactoryCtx<'a> {
     f: &'a str,
 }
 
+/// An operation on one named resource: `POST .../triggers/{name}/start` is verb `start`, no rest.
+struct Action<'a> {
+    name: &'a str,
+    /// The first segment after the name, lowercased.
+    verb: &'a str,
+    /// The segments after the verb (e.g. `operationresults/{id}`).
+    rest: &'a [&'a str],
+    method: &'a str,
+}
+
 impl FactoryCtx<'_> {
     fn tenant(&self) -> &str {
         &self.shared.signer.tenant_id
@@ -869,89 +879,95 @@ impl FactoryCtx<'_> {
     }
 
     fn action(&self, segment: &str, name: &str, action: &[&str]) -> Result<Reply, ApiError> {
-        let (sub, rg, f) = (self.sub, self.rg, self.f);
         let kind = Kind::from_segment(segment);
         let verb = action
             .first()
             .map(|a| a.to_ascii_lowercase())
             .unwrap_or_default();
-        let method = self.call.method.as_str();
-        let shared = self.shared;
-        match (kind, verb.as_str(), action.len(), method) {
-            (Some(Kind::Trigger), v @ ("start" | "stop"), 1, "POST") => {
-                shared
-                    .world()
-                    .set_trigger_state(sub, rg, f, name, v == "start")?;
-                Ok(Reply::Empty(200))
+        let op = Action {
+            name,
+            verb: verb.as_str(),
+            rest: &action[action.len().min(1)..],
+            method: self.call.method.as_str(),
+        };
+        let reply = match kind {
+            Some(Kind::Trigger) => self.trigger_action(&op)?,
+            Some(Kind::IntegrationRuntime) => self.runtime_action(&op)?,
+            Some(Kind::Pipeline) => self.pipeline_action(&op)?,
+            Some(Kind::ChangeDataCapture) => self.cdc_action(&op)?,
+            None if eq(segment, "pipelineruns") => self.run_action(&op)?,
+            _ => None,
+        };
+        match reply {
+            Some(reply) => Ok(reply),
+            // A known collection, but not one of its operations.
+            None if kind.is_some() || eq(segment, "pipelineruns") => Err(ApiError::new(
+                400,
+                "InvalidResourceType",
+                format!(
+                    "'{} {}' is not an operation of {segment} in Microsoft.DataFactory api version {API_VERSION}.",
+                    op.method,
+                    action.join("/")
+                ),
+            )),
+            None => Err(unknown_type(segment)),
+        }
+    }
+
+    /// A 202 whose Location the client polls, as ARM's long-running operations answer.
+    fn accepted(&self, location: String) -> Reply {
+        Reply::Headers(
+            202,
+            Value::Null,
+            vec![
+                ("Location".into(), location),
+                ("Retry-After".into(), "0".into()),
+            ],
+        )
+    }
+
+    fn trigger_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
+        let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
+        let world = || self.shared.world();
+        Ok(Some(match (op.verb, op.rest, op.method) {
+            (v @ ("start" | "stop"), [], "POST") => {
+                world().set_trigger_state(sub, rg, f, name, v == "start")?;
+                Reply::Empty(200)
             }
-            (
-                Some(Kind::Trigger),
-                v @ ("subscribetoevents" | "unsubscribefromevents"),
-                1,
-                "POST",
-            ) => {
-                shared.world().set_trigger_subscription(
-                    sub,
-                    rg,
-                    f,
-                    name,
-                    v == "subscribetoevents",
-                )?;
-                let location = format!(
+            (v @ ("subscribetoevents" | "unsubscribefromevents"), [], "POST") => {
+                world().set_trigger_subscription(sub, rg, f, name, v == "subscribetoevents")?;
+                self.accepted(format!(
                     "{}{}/triggers/{name}/getEventSubscriptionStatus?api-version={API_VERSION}",
-                    shared.urls.arm,
+                    self.shared.urls.arm,
                     self.factory_path()
-                );
-                Ok(Reply::Headers(
-                    202,
-                    Value::Null,
-                    vec![
-                        ("Location".into(), location),
-                        ("Retry-After".into(), "0".into()),
-                    ],
                 ))
             }
-            (Some(Kind::Trigger), "geteventsubscriptionstatus", 1, "POST" | "GET") => {
-                Ok(Reply::Json(
-                    200,
-                    shared
-                        .world()
-                        .trigger_subscription_status(sub, rg, f, name)?,
-                ))
+            ("geteventsubscriptionstatus", [], "POST" | "GET") => {
+                Reply::Json(200, world().trigger_subscription_status(sub, rg, f, name)?)
             }
-            (Some(Kind::IntegrationRuntime), v @ ("start" | "stop"), 1, "POST") => {
-                shared
-                    .world()
-                    .set_ir_state(sub, rg, f, name, v == "start")?;
-                let location = format!(
+            _ => return Ok(None),
+        }))
+    }
+
+    fn runtime_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
+        let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
+        let world = || self.shared.world();
+        Ok(Some(match (op.verb, op.rest, op.method) {
+            (v @ ("start" | "stop"), [], "POST") => {
+                world().set_ir_state(sub, rg, f, name, v == "start")?;
+                self.accepted(format!(
                     "{}{}/integrationRuntimes/{name}/{v}/operationresults/{}?api-version={API_VERSION}",
-                    shared.urls.arm,
+                    self.shared.urls.arm,
                     self.factory_path(),
                     uuid::Uuid::new_v4().simple()
-                );
-                Ok(Reply::Headers(
-                    202,
-                    Value::Null,
-                    vec![
-                        ("Location".into(), location),
-                        ("Retry-After".into(), "0".into()),
-                    ],
                 ))
             }
-            (Some(Kind::IntegrationRuntime), "start" | "stop", 3, "GET")
-                if eq(action[1], "operationresults") =>
-            {
-                Ok(Reply::Json(
-                    200,
-                    shared.world().ir_status(sub, rg, f, name)?,
-                ))
+            ("start" | "stop", [results, _], "GET") if eq(results, "operationresults") => {
+                Reply::Json(200, world().ir_status(sub, rg, f, name)?)
             }
-            (Some(Kind::IntegrationRuntime), "getstatus", 1, "POST") => Ok(Reply::Json(
-                200,
-                shared.world().ir_status(sub, rg, f, name)?,
-            )),
-            (Some(Kind::IntegrationRuntime), "listauthkeys" | "regenerateauthkey", 1, "POST") => {
-                shared.world().ir_status(sub, rg, f, name)?;
+            ("getstatus", [], "POST") => Reply::Json(200, world().ir_status(sub, rg, f, name)?),
+            ("listauthkeys" | "regenerateauthkey", [], "POST") => {
+                world().ir_status(sub, rg, f, name)?;
                 let key = |n: u8| {
                     format!(
                         "IR@{}@{f}@ServiceEndpoint=emulator@key{n}={}",
@@ -959,53 +975,54 @@ impl FactoryCtx<'_> {
                         uuid::Uuid::new_v4().simple()
                     )
                 };
-                Ok(Reply::Json(
-                    200,
-                    json!({"authKey1": key(1), "authKey2": key(2)}),
-                ))
+                Reply::Json(200, json!({"authKey1": key(1), "authKey2": key(2)}))
             }
-            (Some(Kind::Pipeline), "createrun", 1, "POST") => {
-                let params = self.call.json()?;
-                let duration = shared.settings().run_duration_ms;
-                Ok(Reply::Json(
-                    200,
-                    shared
-                        .world()
-                        .create_run(sub, rg, f, name, params, duration)?,
-                ))
-            }
-            (None, "cancel", 1, "POST") if eq(segment, "pipelineruns") => {
-                shared.world().cancel_run(sub, rg, f, name)?;
-                Ok(Reply::Empty(200))
-            }
-            (None, "queryactivityruns", 1, "POST") if eq(segment, "pipelineruns") => {
-                shared.world().get_run(sub, rg, f, name)?;
-                Ok(Reply::Json(
-                    200,
-                    json!({"value": [], "continuationToken": null}),
-                ))
-            }
-            (Some(Kind::ChangeDataCapture), v @ ("start" | "stop"), 1, "POST") => {
-                shared
-                    .world()
-                    .set_cdc_state(sub, rg, f, name, v == "start")?;
-                Ok(Reply::Empty(200))
-            }
-            (Some(Kind::ChangeDataCapture), "status", 1, "GET" | "POST") => Ok(Reply::Json(
-                200,
-                shared.world().cdc_status(sub, rg, f, name)?,
-            )),
-            // A known collection, but not one of its operations.
-            _ if kind.is_some() || eq(segment, "pipelineruns") => Err(ApiError::new(
-                400,
-                "InvalidResourceType",
-                format!(
-                    "'{method} {}' is not an operation of {segment} in Microsoft.DataFactory api version {API_VERSION}.",
-                    action.join("/")
-                ),
-            )),
-            _ => Err(unknown_type(segment)),
+            _ => return Ok(None),
+        }))
+    }
+
+    fn pipeline_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
+        if !(op.verb == "createrun" && op.rest.is_empty() && op.method == "POST") {
+            return Ok(None);
         }
+        let params = self.call.json()?;
+        let duration = self.shared.settings().run_duration_ms;
+        let run = self
+            .shared
+            .world()
+            .create_run(self.sub, self.rg, self.f, op.name, params, duration)?;
+        Ok(Some(Reply::Json(200, run)))
+    }
+
+    fn run_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
+        let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
+        let world = || self.shared.world();
+        Ok(Some(match (op.verb, op.rest, op.method) {
+            ("cancel", [], "POST") => {
+                world().cancel_run(sub, rg, f, name)?;
+                Reply::Empty(200)
+            }
+            ("queryactivityruns", [], "POST") => {
+                world().get_run(sub, rg, f, name)?;
+                Reply::Json(200, json!({"value": [], "continuationToken": null}))
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn cdc_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
+        let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
+        let world = || self.shared.world();
+        Ok(Some(match (op.verb, op.rest, op.method) {
+            (v @ ("start" | "stop"), [], "POST") => {
+                world().set_cdc_state(sub, rg, f, name, v == "start")?;
+                Reply::Empty(200)
+            }
+            ("status", [], "GET" | "POST") => {
+                Reply::Json(200, world().cdc_status(sub, rg, f, name)?)
+            }
+            _ => return Ok(None),
+        }))
     }
 
     fn factory_path(&self) -> String {
@@ -1038,8 +1055,32 @@ fn method_not_allowed(call: &Call) -> ApiError {
 
 fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
     let body = call.json()?;
-    let bad = |e: serde_json::Error| ApiError::bad_request(format!("admin request body: {e}"));
-    match (call.method.as_str(), s) {
+    let method = call.method.as_str();
+    if let Some(reply) = admin_control(shared, method, s, body.clone())? {
+        return Ok(reply);
+    }
+    if let Some(reply) = admin_identity(shared, method, s, body)? {
+        return Ok(reply);
+    }
+    Err(ApiError::not_found(
+        "NotFound",
+        format!("No admin route {method} /_emulator/{}", s.join("/")),
+    ))
+}
+
+fn bad_body(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("admin request body: {e}"))
+}
+
+/// The emulator's own state: health, counters, settings, scripted faults and mutations.
+fn admin_control(
+    shared: &Shared,
+    method: &str,
+    s: &[&str],
+    body: Value,
+) -> Result<Option<Reply>, ApiError> {
+    let bad = bad_body;
+    let reply: Result<Reply, ApiError> = match (method, s) {
         ("GET", ["health"]) => Ok(Reply::Json(200, json!({"status": "ok"}))),
         ("GET", ["counters"]) => Ok(Reply::Json(
             200,
@@ -1111,6 +1152,20 @@ fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
             shared.world().failing_pipelines.insert(key);
             Ok(Reply::Empty(204))
         }
+        _ => return Ok(None),
+    };
+    reply.map(Some)
+}
+
+/// Who exists and may do what: apps, role assignments, seeded factories, minted tokens.
+fn admin_identity(
+    shared: &Shared,
+    method: &str,
+    s: &[&str],
+    body: Value,
+) -> Result<Option<Reply>, ApiError> {
+    let bad = bad_body;
+    let reply: Result<Reply, ApiError> = match (method, s) {
         ("POST", ["apps"]) => {
             let client_id = body["client_id"]
                 .as_str()
@@ -1163,9 +1218,7 @@ fn admin(shared: &Shared, call: &Call, s: &[&str]) -> Result<Reply, ApiError> {
                 json!({"access_token": token, "expires_on": exp}),
             ))
         }
-        _ => Err(ApiError::not_found(
-            "NotFound",
-            format!("No admin route {} /_emulator/{}", call.method, s.join("/")),
-        )),
-    }
+        _ => return Ok(None),
+    };
+    reply.map(Some)
 }

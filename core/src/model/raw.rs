@@ -436,74 +436,21 @@ impl<'a> Parser<'a> {
             let key_end = after - 1;
             let key = &self.input[key_start..key_end];
             self.expect(b':')?;
-            let strip = match ctx {
-                Ctx::Top => ENVELOPE.iter().any(|e| e.as_bytes() == key),
-                Ctx::Properties => self
-                    .kind
-                    .server_properties()
-                    .iter()
-                    .any(|e| e.as_bytes() == key),
-                Ctx::FactoryIdentity => key == b"principalId" || key == b"tenantId",
-                Ctx::Other => false,
-            };
-            let child = match (ctx, key) {
-                (Ctx::Top, b"properties") => Ctx::Properties,
-                (Ctx::Top, b"identity") if self.kind == ResourceKind::Factory => {
-                    Ctx::FactoryIdentity
-                }
-                _ => Ctx::Other,
-            };
+            let strip = self.strips(ctx, key);
             let member = out.len();
             if self.entries.len() > first {
                 out.push(b',');
             }
             let written = out.len();
-            // `"key":` as it came when the colon follows the key directly
-            // (ARM's compact answers): one copy instead of three.
-            let compact = self.pos == after + 1;
             let (refs_before, masked_before) = (self.scan.references.len(), self.scan.masked.len());
-            self.ws();
-            let start = self.pos;
-            let plain_string = if compact && start == after + 1 && self.peek() == Some(b'"') {
-                // A string right after the colon: `"key":"value"` is copied
-                // in one piece when it holds no escapes. Strings hold no
-                // findings, so the path is not needed.
-                let (end, escaped) = self.string_end()?;
-                if escaped {
-                    out.extend_from_slice(&self.input[key_start - 1..start]);
-                    let text: String =
-                        serde_json::from_slice(&self.input[start..end]).map_err(|_| Decline)?;
-                    serde_json::to_writer(&mut *out, &text).map_err(|_| Decline)?;
-                    false
-                } else {
-                    out.extend_from_slice(&self.input[key_start - 1..end]);
-                    true
-                }
-            } else {
-                if compact {
-                    out.extend_from_slice(&self.input[key_start - 1..after + 1]);
-                } else {
-                    out.push(b'"');
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(b"\":");
-                }
-                self.path.push(Seg::Key(key_start as u32, key_end as u32));
-                let plain = self.value(child, depth, out)?;
-                self.path.pop();
-                plain
-            };
+            let (start, plain_string) =
+                self.member_value(ctx, (key_start, key_end), after, depth, out)?;
             let v = Val {
                 start: start as u32,
                 end: self.pos as u32,
                 plain_string: u32::from(plain_string),
             };
-            match (ctx, key) {
-                (Ctx::Top, b"name") => self.scan.name = self.text(v)?.map(Cow::into_owned),
-                (Ctx::Properties, b"runtimeState") => {
-                    self.scan.runtime_state = self.text(v)?.map(Cow::into_owned)
-                }
-                _ => {}
-            }
+            self.note(ctx, key, v)?;
             if strip {
                 // Gone from the definition, with whatever was found inside.
                 out.truncate(member);
@@ -534,6 +481,90 @@ impl<'a> Parser<'a> {
         }
         self.close(first, body, out)?;
         self.findings(ty, reference_name, value, refs_at, masked_at)?;
+        Ok(())
+    }
+
+    /// Whether the member `key` of an object in `ctx` is the server's, not the definition's.
+    fn strips(&self, ctx: Ctx, key: &[u8]) -> bool {
+        match ctx {
+            Ctx::Top => ENVELOPE.iter().any(|e| e.as_bytes() == key),
+            Ctx::Properties => self
+                .kind
+                .server_properties()
+                .iter()
+                .any(|e| e.as_bytes() == key),
+            Ctx::FactoryIdentity => key == b"principalId" || key == b"tenantId",
+            Ctx::Other => false,
+        }
+    }
+
+    /// The context of the value of member `key` of an object in `ctx`.
+    fn child(&self, ctx: Ctx, key: &[u8]) -> Ctx {
+        match (ctx, key) {
+            (Ctx::Top, b"properties") => Ctx::Properties,
+            (Ctx::Top, b"identity") if self.kind == ResourceKind::Factory => Ctx::FactoryIdentity,
+            _ => Ctx::Other,
+        }
+    }
+
+    /// Writes `"key":value` for the member whose key spans `key` and whose
+    /// colon ends before `after + 1`; answers where the value starts and
+    /// whether it was a string without escapes.
+    fn member_value(
+        &mut self,
+        ctx: Ctx,
+        (key_start, key_end): (usize, usize),
+        after: usize,
+        depth: usize,
+        out: &mut Vec<u8>,
+    ) -> R<(usize, bool)> {
+        let input = self.input;
+        let key = &input[key_start..key_end];
+        // `"key":` as it came when the colon follows the key directly
+        // (ARM's compact answers): one copy instead of three.
+        let compact = self.pos == after + 1;
+        self.ws();
+        let start = self.pos;
+        let plain_string = if compact && start == after + 1 && self.peek() == Some(b'"') {
+            // A string right after the colon: `"key":"value"` is copied
+            // in one piece when it holds no escapes. Strings hold no
+            // findings, so the path is not needed.
+            let (end, escaped) = self.string_end()?;
+            if escaped {
+                out.extend_from_slice(&self.input[key_start - 1..start]);
+                let text: String =
+                    serde_json::from_slice(&self.input[start..end]).map_err(|_| Decline)?;
+                serde_json::to_writer(&mut *out, &text).map_err(|_| Decline)?;
+                false
+            } else {
+                out.extend_from_slice(&self.input[key_start - 1..end]);
+                true
+            }
+        } else {
+            if compact {
+                out.extend_from_slice(&self.input[key_start - 1..after + 1]);
+            } else {
+                out.push(b'"');
+                out.extend_from_slice(key);
+                out.extend_from_slice(b"\":");
+            }
+            self.path.push(Seg::Key(key_start as u32, key_end as u32));
+            let plain = self.value(self.child(ctx, key), depth, out)?;
+            self.path.pop();
+            plain
+        };
+        Ok((start, plain_string))
+    }
+
+    /// Remembers the resource's name and an integration runtime's state as they pass.
+    fn note(&mut self, ctx: Ctx, key: &[u8], v: Val) -> R<()> {
+        match (ctx, key) {
+            (Ctx::Top, b"name") => self.scan.name = self.text(v)?.map(Cow::into_owned),
+            (Ctx::Properties, b"runtimeState") => {
+                self.scan.runtime_state = self.text(v)?.map(Cow::into_owned)
+            }
+            _ => {}
+        }
         Ok(())
     }
 

@@ -53,7 +53,7 @@ pub enum ExportError {
 }
 
 fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
-    let path = format!("{}/{}/{}", fc.subscription, fc.resource_group, fc.factory);
+    let path = fc.path_text();
     if let ArmError::Transport {
         credential: true,
         detail,
@@ -90,16 +90,26 @@ type Sink<'s> = Mutex<
         + 's,
 >;
 
-/// Reads the factory and hands every resource to `sink` as its page arrives.
-async fn walk(
+fn bad_json(path: &str, url: &str, e: serde_json::Error) -> ExportError {
+    ExportError::Arm {
+        path: path.to_string(),
+        source: ArmError::Body {
+            method: "GET".into(),
+            url: url.to_string(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// Reads the factory itself, hands it to `sink` and answers its region.
+async fn read_factory(
     arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
-    concurrency: usize,
     sink: &Sink<'_>,
-) -> Result<Walked, ExportError> {
+) -> Result<Option<String>, ExportError> {
     let base = fc.arm_path();
-    let path_text = format!("{}/{}/{}", fc.subscription, fc.resource_group, fc.factory);
+    let path_text = fc.path_text();
     let factory = match arm
         .send_raw(azure_core::http::Method::Get, &base, None)
         .await
@@ -114,21 +124,13 @@ async fn walk(
         }
         Err(e) => return Err(classify(e, fc, identity)),
     };
-    let bad_json = |url: &str, e: serde_json::Error| ExportError::Arm {
-        path: path_text.clone(),
-        source: ArmError::Body {
-            method: "GET".into(),
-            url: url.to_string(),
-            detail: e.to_string(),
-        },
-    };
     let region = serde_json::from_slice::<Value>(&factory)
-        .map_err(|e| bad_json(&base, e))?
+        .map_err(|e| bad_json(&path_text, &base, e))?
         .get("location")
         .and_then(Value::as_str)
         .map(str::to_string);
     if (sink.lock().expect("sink"))(ResourceKind::Factory, None, &factory)
-        .map_err(|e| bad_json(&base, e))?
+        .map_err(|e| bad_json(&path_text, &base, e))?
         .is_none()
     {
         return Err(ExportError::Unnamed {
@@ -136,10 +138,13 @@ async fn walk(
             what: "the factory".into(),
         });
     }
-    drop(factory);
+    Ok(region)
+}
 
-    // The kinds that run to many pages go first: a backup lasts as long as
-    // its longest nextLink chain, so that chain must start at once.
+/// The child kinds listed at the factory, those that run to many pages
+/// first: a backup lasts as long as its longest nextLink chain, so that
+/// chain must start at once. (Private endpoints are listed per managed VNet.)
+fn listed_kinds() -> Vec<ResourceKind> {
     let mut kinds: Vec<ResourceKind> = ResourceKind::CHILDREN
         .into_iter()
         .filter(|k| *k != ResourceKind::ManagedPrivateEndpoint)
@@ -152,6 +157,21 @@ async fn walk(
         ResourceKind::DataFlow => 4,
         _ => 5,
     });
+    kinds
+}
+
+/// Reads the factory and hands every resource to `sink` as its page arrives.
+async fn walk(
+    arm: &dyn FactoryApi,
+    fc: &FactoryConfig,
+    identity: &str,
+    concurrency: usize,
+    sink: &Sink<'_>,
+) -> Result<Walked, ExportError> {
+    let region = read_factory(arm, fc, identity, sink).await?;
+    let base = fc.arm_path();
+    let path_text = fc.path_text();
+    let kinds = listed_kinds();
     let problem = Mutex::new(None::<ExportError>);
     let vnets = Mutex::new(Vec::<String>::new());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
@@ -167,7 +187,7 @@ async fn walk(
                 path: path_text.clone(),
                 what: kind.label().to_string(),
             },
-            Err(e) => bad_json(url, e),
+            Err(e) => bad_json(&path_text, url, e),
         };
         problem.lock().expect("lock").get_or_insert(failed);
     };

@@ -1,6 +1,9 @@
-//! Use cases: backup, verify (and repair), read a snapshot, catalog rebuild,
-//! export to git layout, diff. They combine the pure parts (model, snapshot)
-//! with the adapters (ARM, stores, keys, catalog) held by an `Engine`.
+//! Use cases, every one the CLI or the agent runs: backup, verify (and
+//! repair), prune, read a snapshot, restore (prepare, execute), drill, holds,
+//! status, catalog rebuild and listing, config probes, export to git layout,
+//! diff, leases. They combine the pure parts (model, snapshot, plan) with the
+//! adapters (ARM, stores, keys, catalog) held by an `Engine`, answer typed
+//! results (`contract`) and fail with an `OpError` that carries a kind.
 
 pub mod backup;
 pub mod catalog;
@@ -31,15 +34,6 @@ use crate::keys::{KeyRing, VaultKey, load_key_file};
 use crate::store::azure::{AzureAuth, AzureStore};
 use crate::store::fs::FsStore;
 use crate::store::{BlobStore, Location, Replicas};
-
-/// Exit codes of the CLI contract (design.md section 4).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const DEGRADED: i32 = 3;
-    pub const CHECK_FAILED: i32 = 4;
-}
 
 pub mod error;
 

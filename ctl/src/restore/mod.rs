@@ -9,8 +9,9 @@ mod render;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use crate::exit;
 use adfdr_core::ops::restore::{self as op, Asked, TargetFactory};
-use adfdr_core::ops::{Engine, OpError, exit};
+use adfdr_core::ops::{Engine, OpError};
 use adfdr_core::plan::restore::{PlanOptions, TriggerMode};
 use adfdr_core::plan::{Overrides, Selector};
 
@@ -165,12 +166,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         s.finish_and_clear();
     }
     let mut prepared = prepared?;
-    warn(&prepared);
+    render::warnings(&prepared);
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let apply =
         !args.plan && (args.yes || (interactive && !ctx.json && render::confirm(&prepared)));
     if !apply {
-        show_unapplied(ctx, &args, &prepared, interactive);
+        render::unapplied(ctx.json, args.plan, &prepared, interactive);
         op::release(&engine, &mut prepared).await;
         return Ok(exit::OK);
     }
@@ -178,39 +179,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         render::plan(&prepared, &prepared.plan);
     }
     execute(ctx, &engine, &mut prepared).await
-}
-
-fn warn(prepared: &op::Prepared) {
-    for (location, why) in &prepared.skipped_locations {
-        eprintln!(
-            "adfdr: warning: skipped location {location}: {why}; read the snapshot from {}",
-            prepared.payload_location
-        );
-    }
-    if let Some(known) = &prepared.vanished {
-        eprintln!(
-            "adfdr: warning: snapshot {known} of {} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {}, the newest the store still holds. Run `adfdr verify`.",
-            prepared.opened.factory, prepared.opened.id
-        );
-    }
-}
-
-fn show_unapplied(ctx: &Ctx, args: &Args, prepared: &op::Prepared, interactive: bool) {
-    if ctx.json {
-        crate::json::emit("restore", &render::output(prepared, None));
-        return;
-    }
-    render::plan(prepared, &prepared.plan);
-    if !args.plan {
-        println!(
-            "not applied: pass --yes to apply{}",
-            if interactive {
-                ""
-            } else {
-                " (stdin is not a terminal)"
-            }
-        );
-    }
 }
 
 async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Result<i32, OpError> {

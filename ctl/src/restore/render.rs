@@ -204,3 +204,38 @@ pub fn plan(prepared: &op::Prepared, plan: &Plan) {
         plan.depth
     );
 }
+
+/// What the on-call person must know before deciding: locations passed over, a vanished snapshot.
+pub(super) fn warnings(prepared: &op::Prepared) {
+    for (location, why) in &prepared.skipped_locations {
+        eprintln!(
+            "adfdr: warning: skipped location {location}: {why}; read the snapshot from {}",
+            prepared.payload_location
+        );
+    }
+    if let Some(known) = &prepared.vanished {
+        eprintln!(
+            "adfdr: warning: snapshot {known} of {} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {}, the newest the store still holds. Run `adfdr verify`.",
+            prepared.opened.factory, prepared.opened.id
+        );
+    }
+}
+
+/// The plan, when it is not applied (--plan, no --yes, or no answer).
+pub(super) fn unapplied(json: bool, plan_only: bool, prepared: &op::Prepared, interactive: bool) {
+    if json {
+        crate::json::emit("restore", &output(prepared, None));
+        return;
+    }
+    plan(prepared, &prepared.plan);
+    if !plan_only {
+        println!(
+            "not applied: pass --yes to apply{}",
+            if interactive {
+                ""
+            } else {
+                " (stdin is not a terminal)"
+            }
+        );
+    }
+}

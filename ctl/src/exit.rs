@@ -1,0 +1,9 @@
+//! Exit codes of the CLI contract (design.md section 4). Only the CLI
+//! decides them: core answers outcomes and error kinds, and
+//! `output::exit_code` maps a kind to one of these.
+
+pub const OK: i32 = 0;
+pub const FAILED: i32 = 1;
+pub const USAGE: i32 = 2;
+pub const DEGRADED: i32 = 3;
+pub const CHECK_FAILED: i32 = 4;
