@@ -17,6 +17,7 @@ mod key;
 mod output;
 mod prune;
 mod restore;
+mod schema;
 mod show;
 mod snapshots;
 mod status;
@@ -86,7 +87,7 @@ enum Command {
     #[command(subcommand)]
     Catalog(catalog::Command),
     /// The JSON Schema of a command's --json output (docs/JSON.md).
-    Schema(json::SchemaArgs),
+    Schema(schema::SchemaArgs),
     /// Offline showcase: starts adf-emulator in-process with the built-in sample
     /// factory and walks it through the same client stack the agent uses.
     Demo(demo::Args),
@@ -154,7 +155,7 @@ async fn main() -> ExitCode {
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
-        Command::Schema(args) => json::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Demo(args) => demo::run(args, ctx.json)
             .await
             .map(|()| exit::OK)

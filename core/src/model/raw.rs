@@ -444,7 +444,7 @@ impl<'a> Parser<'a> {
             let written = out.len();
             let (refs_before, masked_before) = (self.scan.references.len(), self.scan.masked.len());
             let (start, plain_string) =
-                self.member_value(ctx, (key_start, key_end), after, depth, out)?;
+                self.member_value(ctx, key, key_start, after, depth, out)?;
             let v = Val {
                 start: start as u32,
                 end: self.pos as u32,
@@ -485,6 +485,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Whether the member `key` of an object in `ctx` is the server's, not the definition's.
+    #[inline(always)]
     fn strips(&self, ctx: Ctx, key: &[u8]) -> bool {
         match ctx {
             Ctx::Top => ENVELOPE.iter().any(|e| e.as_bytes() == key),
@@ -499,6 +500,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The context of the value of member `key` of an object in `ctx`.
+    #[inline(always)]
     fn child(&self, ctx: Ctx, key: &[u8]) -> Ctx {
         match (ctx, key) {
             (Ctx::Top, b"properties") => Ctx::Properties,
@@ -507,19 +509,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Writes `"key":value` for the member whose key spans `key` and whose
-    /// colon ends before `after + 1`; answers where the value starts and
+    /// Writes `"key":value` for the member whose key (`key`, at `key_start`
+    /// in the input) ends its string at `after`; answers where the value starts and
     /// whether it was a string without escapes.
+    #[inline(always)]
     fn member_value(
         &mut self,
         ctx: Ctx,
-        (key_start, key_end): (usize, usize),
+        key: &'a [u8],
+        key_start: usize,
         after: usize,
         depth: usize,
         out: &mut Vec<u8>,
     ) -> R<(usize, bool)> {
-        let input = self.input;
-        let key = &input[key_start..key_end];
         // `"key":` as it came when the colon follows the key directly
         // (ARM's compact answers): one copy instead of three.
         let compact = self.pos == after + 1;
@@ -548,6 +550,7 @@ impl<'a> Parser<'a> {
                 out.extend_from_slice(key);
                 out.extend_from_slice(b"\":");
             }
+            let key_end = key_start + key.len();
             self.path.push(Seg::Key(key_start as u32, key_end as u32));
             let plain = self.value(self.child(ctx, key), depth, out)?;
             self.path.pop();
@@ -557,6 +560,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Remembers the resource's name and an integration runtime's state as they pass.
+    #[inline(always)]
     fn note(&mut self, ctx: Ctx, key: &[u8], v: Val) -> R<()> {
         match (ctx, key) {
             (Ctx::Top, b"name") => self.scan.name = self.text(v)?.map(Cow::into_owned),
