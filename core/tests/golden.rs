@@ -101,9 +101,12 @@ fn regenerate() {
         },
         region: Some("westeurope".into()),
         exported_at: created.into(),
-        root: manifest::root(&entries, &states),
+        root: manifest::root(&entries, &states, &Default::default()),
         resources: entries.clone(),
         trigger_states: states,
+        runtimes: Default::default(),
+        created: None,
+        not_offered: Vec::new(),
         report: adfdr_core::model::restorability::report(&rs),
     };
     let mut header = Header::new(ObjectType::Manifest, FACTORY, SNAPSHOT, created);
@@ -174,7 +177,7 @@ fn the_golden_v1_snapshot_still_opens_and_yields_the_same_resources() {
         expected["entries"]
     );
     assert_eq!(
-        manifest::root(&body.resources, &body.trigger_states),
+        manifest::root(&body.resources, &body.trigger_states, &body.runtimes),
         body.root
     );
     let payload = object::parse(&payload_bytes).expect("payload digest");

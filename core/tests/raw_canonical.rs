@@ -28,7 +28,7 @@ fn tree(kind: ResourceKind, raw: &[u8]) -> (Vec<u8>, Scan) {
         .and_then(Value::as_str)
         .map(str::to_string);
     let runtime_state = answer
-        .pointer("/properties/runtimeState")
+        .pointer(adfdr_core::model::raw::state_pointer(kind))
         .and_then(Value::as_str)
         .map(str::to_string);
     let d = canonicalize_owned(kind, answer);

@@ -19,6 +19,12 @@ pub struct ShowOutput {
     pub counts: std::collections::BTreeMap<String, usize>,
     pub resources: Vec<adfdr_core::snapshot::Entry>,
     pub trigger_states: std::collections::BTreeMap<String, String>,
+    /// What the integration runtimes and CDCs were doing at backup.
+    pub runtimes: adfdr_core::snapshot::manifest::Runtimes,
+    /// The source factory's createTime.
+    pub factory_created: Option<String>,
+    /// Kinds the service did not offer where the factory lives.
+    pub not_offered: Vec<adfdr_core::model::ResourceKind>,
     pub keys: Vec<String>,
     pub payload: adfdr_core::snapshot::manifest::ObjectRef,
     /// The restorability report: what needs a human after a restore.
@@ -68,6 +74,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 counts: opened.public.counts.clone(),
                 resources: m.resources.clone(),
                 trigger_states: m.trigger_states.clone(),
+                runtimes: m.runtimes.clone(),
+                factory_created: m.created.clone(),
+                not_offered: m.not_offered.clone(),
                 keys: opened.public.keys.iter().map(|k| k.describe()).collect(),
                 payload: opened.public.payload.clone(),
                 report: m.report.clone(),
@@ -114,6 +123,33 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         for (name, state) in &m.trigger_states {
             println!("  {name:<28} {state}");
         }
+    }
+    let runtimes = m
+        .runtimes
+        .integration_runtimes
+        .iter()
+        .map(|(n, s)| (format!("integrationRuntime:{n}"), s))
+        .chain(
+            m.runtimes
+                .change_data_captures
+                .iter()
+                .map(|(n, s)| (format!("changeDataCapture:{n}"), s)),
+        )
+        .collect::<Vec<_>>();
+    if !runtimes.is_empty() {
+        println!();
+        println!("runtime states (running ones are started again unless --runtimes stopped):");
+        for (label, state) in runtimes {
+            println!("  {label:<44} {state}");
+        }
+    }
+    if !m.not_offered.is_empty() {
+        println!();
+        let kinds: Vec<&str> = m.not_offered.iter().map(|k| k.label()).collect();
+        println!(
+            "not offered where the factory lives (absent, not forgotten): {}",
+            kinds.join(", ")
+        );
     }
     println!();
     if m.report.is_empty() {

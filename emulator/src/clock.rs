@@ -10,3 +10,8 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
+
+/// Milliseconds since the epoch: when long-running operations settle.
+pub fn now_ms() -> i128 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}

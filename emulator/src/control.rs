@@ -176,6 +176,11 @@ pub struct Settings {
     pub token_lifetime_secs: i64,
     /// How long a pipeline run takes before it succeeds (or fails, when told to).
     pub run_duration_ms: u64,
+    /// Real durations of long-running operations (an Azure-SSIS IR start
+    /// takes about 22 minutes, TestSsisAzureIntegrationRuntime.json) and
+    /// their Retry-After (15 s), multiplied by this: 0.001 keeps tests fast,
+    /// 1.0 is the service's pace.
+    pub time_scale: f64,
 }
 
 impl Default for Settings {
@@ -187,6 +192,7 @@ impl Default for Settings {
             fault_rate: 0.0,
             token_lifetime_secs: 3600,
             run_duration_ms: 1500,
+            time_scale: 0.001,
         }
     }
 }
@@ -200,9 +206,21 @@ pub struct SettingsPatch {
     pub fault_rate: Option<f64>,
     pub token_lifetime_secs: Option<i64>,
     pub run_duration_ms: Option<u64>,
+    pub time_scale: Option<f64>,
 }
 
 impl Settings {
+    /// A real duration at the emulator's pace.
+    pub fn scaled(&self, real: std::time::Duration) -> i128 {
+        (real.as_millis() as f64 * self.time_scale) as i128
+    }
+
+    /// The Retry-After (whole seconds) the service sends with a long-running
+    /// operation (15 s), at the emulator's pace.
+    pub fn retry_after(&self) -> String {
+        ((15.0 * self.time_scale).round() as u64).to_string()
+    }
+
     pub fn apply(&mut self, patch: SettingsPatch) -> Result<(), String> {
         if let Some(p) = patch.page_size {
             if p == 0 {
@@ -224,6 +242,12 @@ impl Settings {
             .token_lifetime_secs
             .unwrap_or(self.token_lifetime_secs);
         self.run_duration_ms = patch.run_duration_ms.unwrap_or(self.run_duration_ms);
+        if let Some(scale) = patch.time_scale {
+            if !(0.0..=10.0).contains(&scale) {
+                return Err("time_scale must be between 0 and 10".into());
+            }
+            self.time_scale = scale;
+        }
         Ok(())
     }
 }

@@ -9,6 +9,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// `error.target`: the resource the error is about (ARM puts its id there).
+    pub target: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Option<Box<Value>>,
 }
@@ -19,6 +21,7 @@ impl ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
+            target: None,
             headers: Vec::new(),
             body: None,
         }
@@ -30,6 +33,11 @@ impl ApiError {
 
     pub fn not_found(code: &str, message: impl Into<String>) -> Self {
         ApiError::new(404, code, message)
+    }
+
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -44,7 +52,7 @@ impl ApiError {
 
     pub fn body(&self) -> Value {
         self.body.as_deref().cloned().unwrap_or_else(|| {
-            json!({"error": {"code": self.code, "message": self.message, "target": null, "details": null}})
+            json!({"error": {"code": self.code, "message": self.message, "target": self.target, "details": null}})
         })
     }
 }

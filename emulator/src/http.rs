@@ -867,6 +867,9 @@ impl FactoryCtx<'_> {
                     .put_child(sub, rg, f, kind, parent, name, body, if_match)?;
                 Ok(Reply::Json(200, view))
             }
+            // The REST spec has no DELETE for managed virtual networks
+            // (adf-api.md A.1): a managed VNet goes only with its factory.
+            "DELETE" if kind == Kind::ManagedVirtualNetwork => Err(method_not_allowed(self.call)),
             "DELETE" => {
                 let existed = self
                     .shared
@@ -914,18 +917,6 @@ impl FactoryCtx<'_> {
         }
     }
 
-    /// A 202 whose Location the client polls, as ARM's long-running operations answer.
-    fn accepted(&self, location: String) -> Reply {
-        Reply::Headers(
-            202,
-            Value::Null,
-            vec![
-                ("Location".into(), location),
-                ("Retry-After".into(), "0".into()),
-            ],
-        )
-    }
-
     fn trigger_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
         let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
         let world = || self.shared.world();
@@ -934,14 +925,12 @@ impl FactoryCtx<'_> {
                 world().set_trigger_state(sub, rg, f, name, v == "start")?;
                 Reply::Empty(200)
             }
-            (v @ ("subscribetoevents" | "unsubscribefromevents"), [], "POST") => {
-                world().set_trigger_subscription(sub, rg, f, name, v == "subscribetoevents")?;
-                self.accepted(format!(
-                    "{}{}/triggers/{name}/getEventSubscriptionStatus?api-version={API_VERSION}",
-                    self.shared.urls.arm,
-                    self.factory_path()
-                ))
-            }
+            // Answered at once with the new status, as the service did in
+            // TestBlobEventTriggerSubscriptions.json (200 {"triggerName", "status"}).
+            (v @ ("subscribetoevents" | "unsubscribefromevents"), [], "POST") => Reply::Json(
+                200,
+                world().set_trigger_subscription(sub, rg, f, name, v == "subscribetoevents")?,
+            ),
             ("geteventsubscriptionstatus", [], "POST" | "GET") => {
                 Reply::Json(200, world().trigger_subscription_status(sub, rg, f, name)?)
             }
@@ -952,18 +941,64 @@ impl FactoryCtx<'_> {
     fn runtime_action(&self, op: &Action) -> Result<Option<Reply>, ApiError> {
         let (sub, rg, f, name) = (self.sub, self.rg, self.f, op.name);
         let world = || self.shared.world();
+        let now = crate::clock::now_ms();
         Ok(Some(match (op.verb, op.rest, op.method) {
+            // A long-running operation, as recorded from the service
+            // (TestSsisAzureIntegrationRuntime.json): 202, no body, Location
+            // (operationresults), Azure-AsyncOperation (operationstatuses)
+            // and Retry-After 15.
             (v @ ("start" | "stop"), [], "POST") => {
-                world().set_ir_state(sub, rg, f, name, v == "start")?;
-                self.accepted(format!(
-                    "{}{}/integrationRuntimes/{name}/{v}/operationresults/{}?api-version={API_VERSION}",
-                    self.shared.urls.arm,
-                    self.factory_path(),
-                    uuid::Uuid::new_v4().simple()
-                ))
+                let settings = self.shared.settings();
+                let id = world()
+                    .set_ir_state(sub, rg, f, name, v == "start", now, |d| settings.scaled(d))?;
+                let at = |what: &str| {
+                    format!(
+                        "{}{}/integrationRuntimes/{name}/{v}/{what}/{id}?api-version={API_VERSION}",
+                        self.shared.urls.arm,
+                        self.factory_path(),
+                    )
+                };
+                Reply::Headers(
+                    202,
+                    Value::Null,
+                    vec![
+                        ("Location".into(), at("operationresults")),
+                        ("Azure-AsyncOperation".into(), at("operationstatuses")),
+                        ("Retry-After".into(), settings.retry_after()),
+                    ],
+                )
             }
-            ("start" | "stop", [results, _], "GET") if eq(results, "operationresults") => {
-                Reply::Json(200, world().ir_status(sub, rg, f, name)?)
+            (v @ ("start" | "stop"), [what, id], "GET") if eq(what, "operationstatuses") => {
+                let (done, status) = world().operation(sub, rg, f, name, v, id, now)?;
+                Reply::Json(
+                    200,
+                    json!({
+                        "status": if done { "Succeeded" } else { "InProgress" },
+                        "name": id,
+                        "properties": if done { status } else { Value::Null },
+                        "error": null,
+                    }),
+                )
+            }
+            (v @ ("start" | "stop"), [what, id], "GET") if eq(what, "operationresults") => {
+                let (done, status) = world().operation(sub, rg, f, name, v, id, now)?;
+                if done {
+                    Reply::Json(200, status)
+                } else {
+                    let location = format!(
+                        "{}{}/integrationRuntimes/{name}/{v}/operationresults/{id}?api-version={API_VERSION}",
+                        self.shared.urls.arm,
+                        self.factory_path(),
+                    );
+                    Reply::Headers(
+                        202,
+                        Value::Null,
+                        vec![
+                            ("Location".into(), location),
+                            ("Retry-After".into(), self.shared.settings().retry_after()),
+                        ],
+                    )
+                }
             }
             ("getstatus", [], "POST") => Reply::Json(200, world().ir_status(sub, rg, f, name)?),
             ("listauthkeys" | "regenerateauthkey", [], "POST") => {

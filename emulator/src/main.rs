@@ -52,6 +52,10 @@ struct Args {
     /// How long a pipeline run takes before it succeeds or fails.
     #[arg(long, default_value_t = 1500)]
     run_duration_ms: u64,
+    /// Long-running operations (an Azure-SSIS IR start: ~22 minutes) and
+    /// their Retry-After at this fraction of the service's pace (1 = real).
+    #[arg(long, default_value_t = 0.001)]
+    time_scale: f64,
     /// Write a generated factory of N resources in git layout to DIR and exit
     /// (for benchmarks: N:DIR, e.g. 5000:/tmp/big).
     #[arg(long, value_name = "N:DIR")]
@@ -111,6 +115,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.settings.fault_rate = args.fault_rate;
     config.settings.token_lifetime_secs = args.token_lifetime;
     config.settings.run_duration_ms = args.run_duration_ms;
+    if !(0.0..=10.0).contains(&args.time_scale) {
+        anyhow::bail!(
+            "--time-scale {} is out of range: give a fraction of the service's pace between 0 and 10",
+            args.time_scale
+        );
+    }
+    config.settings.time_scale = args.time_scale;
     let emulator = Emulator::start(config).await?;
     for w in emulator.seed_warnings() {
         eprintln!("adf-emulator: seed: dangling reference: {w}");

@@ -31,6 +31,31 @@ pub struct Child {
     /// Server-generated read-only properties merged into `properties` on output.
     #[serde(default)]
     pub server: Map<String, Value>,
+    /// Managed IRs mid start or stop: the state shown (Starting, Stopping)
+    /// until the epoch millisecond given, then `runtime_state`.
+    #[serde(default)]
+    pub settling: Option<(String, i128)>,
+}
+
+impl Child {
+    /// The state as the service shows it at `now_ms`.
+    pub fn state_at(&self, now_ms: i128) -> Option<String> {
+        match &self.settling {
+            Some((shown, until)) if now_ms < *until => Some(shown.clone()),
+            _ => self.runtime_state.clone(),
+        }
+    }
+}
+
+/// A long-running operation the service answered 202 for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Operation {
+    pub factory_key: String,
+    pub kind: Kind,
+    pub name: String,
+    /// start, stop.
+    pub verb: String,
+    pub done_ms: i128,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,6 +100,9 @@ pub struct World {
     pub apps: Vec<crate::auth::App>,
     #[serde(default)]
     pub role_assignments: Vec<crate::auth::RoleAssignment>,
+    /// Long-running operations by id.
+    #[serde(default)]
+    pub operations: BTreeMap<String, Operation>,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {
@@ -85,6 +113,24 @@ fn child_key(parent: Option<&str>, name: &str) -> String {
     match parent {
         Some(p) => format!("{p}/{name}").to_ascii_lowercase(),
         None => name.to_ascii_lowercase(),
+    }
+}
+
+/// The ARM id of a child resource.
+pub fn child_id(
+    sub: &str,
+    rg: &str,
+    factory: &str,
+    kind: Kind,
+    parent: Option<&str>,
+    name: &str,
+) -> String {
+    let base = factory_id(sub, rg, factory);
+    match parent {
+        Some(vnet) => {
+            format!("{base}/managedVirtualNetworks/{vnet}/managedPrivateEndpoints/{name}")
+        }
+        None => format!("{base}/{}/{name}", kind.segment()),
     }
 }
 
@@ -239,6 +285,14 @@ fn strip_factory_read_only(body: &mut Value) {
     for key in ["principalId", "tenantId"] {
         remove_pointer(body, "/identity", key);
     }
+    if let Some(Value::Object(uamis)) = body.pointer_mut("/identity/userAssignedIdentities") {
+        for uami in uamis.values_mut() {
+            if let Value::Object(u) = uami {
+                u.remove("clientId");
+                u.remove("principalId");
+            }
+        }
+    }
 }
 
 impl World {
@@ -344,6 +398,23 @@ impl World {
                         400,
                         "LocationRequired",
                         "The location property is required for this definition.",
+                    ));
+                }
+                // Factory names are global: the same name in any other
+                // subscription or resource group is taken (the service's
+                // answer, quoted in Microsoft's incremental-copy tutorial).
+                if let Some(taken) = self
+                    .factories
+                    .values()
+                    .find(|f| f.name.eq_ignore_ascii_case(name))
+                {
+                    return Err(ApiError::new(
+                        409,
+                        "DataFactoryNameInUse",
+                        format!(
+                            "The specified resource name '{}' is already in use. Resource names must be globally unique.",
+                            taken.name
+                        ),
                     ));
                 }
                 (now_rfc3339(), None, name.to_string())
@@ -499,7 +570,14 @@ impl World {
             && kind == Kind::Trigger
             && old.runtime_state.as_deref() == Some("Started")
         {
-            return Err(trigger_enabled(&old.name));
+            return Err(trigger_enabled(&child_id(
+                sub,
+                rg,
+                factory_name,
+                kind,
+                parent,
+                &old.name,
+            )));
         }
         for reference in references(&body) {
             let is_self = reference.kind == kind && reference.name.eq_ignore_ascii_case(name);
@@ -511,7 +589,8 @@ impl World {
                 return Err(ApiError::bad_request(format!(
                     "The document creation or update failed because of invalid reference '{}'.",
                     reference.name.to_ascii_lowercase()
-                )));
+                ))
+                .with_target(child_id(sub, rg, factory_name, kind, parent, name)));
             }
         }
         let child = new_child(kind, factory, existing, parent, name, body, etag);
@@ -604,7 +683,14 @@ impl World {
             return Ok(false);
         };
         if kind == Kind::Trigger && child.runtime_state.as_deref() == Some("Started") {
-            return Err(trigger_enabled(&child.name));
+            return Err(trigger_enabled(&child_id(
+                sub,
+                rg,
+                factory_name,
+                kind,
+                parent,
+                &child.name,
+            )));
         }
         if kind == Kind::ManagedVirtualNetwork {
             let prefix = format!("{key}/");
@@ -633,6 +719,8 @@ impl World {
         name: &str,
         start: bool,
     ) -> ApiResult<()> {
+        // Start and stop change the trigger's etag (TestBlobEventTriggerSubscriptions.json).
+        let etag = self.next_etag();
         let trigger = self.child_mut(sub, rg, f, Kind::Trigger, name)?;
         if start {
             let pipelines = trigger.body.pointer("/properties/pipelines");
@@ -647,6 +735,7 @@ impl World {
             }
         }
         trigger.runtime_state = Some(if start { "Started" } else { "Stopped" }.into());
+        trigger.etag = etag;
         Ok(())
     }
 
@@ -708,6 +797,10 @@ impl World {
 
     // ----- integration runtimes and CDC ---------------------------------------------
 
+    /// Starts or stops a Managed IR: a long-running operation that settles
+    /// after the service's usual time (an Azure-SSIS IR ~22 minutes to start,
+    /// TestSsisAzureIntegrationRuntime.json), scaled. Returns the operation id.
+    #[allow(clippy::too_many_arguments)]
     pub fn set_ir_state(
         &mut self,
         sub: &str,
@@ -715,7 +808,9 @@ impl World {
         f: &str,
         name: &str,
         start: bool,
-    ) -> ApiResult<Value> {
+        now_ms: i128,
+        scaled: impl Fn(std::time::Duration) -> i128,
+    ) -> ApiResult<String> {
         let ir = self.child_mut(sub, rg, f, Kind::IntegrationRuntime, name)?;
         if !is_managed_ir(&ir.body) {
             return Err(ApiError::bad_request(format!(
@@ -723,16 +818,84 @@ impl World {
                 ir.name
             )));
         }
-        ir.runtime_state = Some(if start { "Started" } else { "Stopped" }.into());
-        Ok(ir_status(f, ir))
+        let target = if start { "Started" } else { "Stopped" };
+        let ssis = ir
+            .body
+            .pointer("/properties/typeProperties/ssisProperties")
+            .is_some();
+        let minutes = |m: f64| scaled(std::time::Duration::from_secs_f64(m * 60.0));
+        let takes = match (ir.state_at(now_ms).as_deref() == Some(target), start, ssis) {
+            (true, _, _) => 0,
+            (false, true, true) => minutes(22.5),
+            (false, true, false) => minutes(2.0),
+            (false, false, true) => minutes(3.0),
+            (false, false, false) => minutes(1.0),
+        };
+        ir.runtime_state = Some(target.into());
+        ir.settling = (takes > 0).then(|| {
+            let shown = if start { "Starting" } else { "Stopping" };
+            (shown.to_string(), now_ms + takes)
+        });
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let operation = Operation {
+            factory_key: factory_key(sub, rg, f),
+            kind: Kind::IntegrationRuntime,
+            name: name.to_ascii_lowercase(),
+            verb: if start { "start" } else { "stop" }.into(),
+            done_ms: now_ms + takes,
+        };
+        self.operations.insert(id.clone(), operation);
+        Ok(id)
+    }
+
+    /// A long-running operation of `name`: done or not, and the resource's
+    /// status once done (the service's operationstatuses/operationresults).
+    #[allow(clippy::too_many_arguments)]
+    pub fn operation(
+        &self,
+        sub: &str,
+        rg: &str,
+        f: &str,
+        name: &str,
+        verb: &str,
+        id: &str,
+        now_ms: i128,
+    ) -> ApiResult<(bool, Value)> {
+        let op = self
+            .operations
+            .get(id)
+            .filter(|o| {
+                o.factory_key == factory_key(sub, rg, f)
+                    && o.name == name.to_ascii_lowercase()
+                    && o.verb.eq_ignore_ascii_case(verb)
+            })
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "OperationNotFound",
+                    format!("The operation '{id}' of '{name}' was not found."),
+                )
+            })?;
+        let done = now_ms >= op.done_ms;
+        Ok((done, self.ir_status_at(sub, rg, f, name, now_ms)?))
     }
 
     pub fn ir_status(&self, sub: &str, rg: &str, f: &str, name: &str) -> ApiResult<Value> {
+        self.ir_status_at(sub, rg, f, name, crate::clock::now_ms())
+    }
+
+    fn ir_status_at(
+        &self,
+        sub: &str,
+        rg: &str,
+        f: &str,
+        name: &str,
+        now_ms: i128,
+    ) -> ApiResult<Value> {
         let factory = self.factory(sub, rg, f)?;
         factory
             .children(Kind::IntegrationRuntime)
             .get(&name.to_ascii_lowercase())
-            .map(|ir| ir_status(&factory.name, ir))
+            .map(|ir| ir_status(&factory.name, ir, now_ms))
             .ok_or_else(|| entity_not_found(Kind::IntegrationRuntime, name))
     }
 
@@ -889,10 +1052,20 @@ impl World {
         self.put_factory(sub, rg, name, body, None, tenant_id)?;
         for resource in seed.resources {
             let mut body = resource.body;
+            // What the factory was doing: a trigger's runtimeState, a Managed
+            // IR's state, a CDC's status (a seed's way of saying "running").
+            let pointer = match resource.kind {
+                Kind::IntegrationRuntime => "/properties/state",
+                Kind::ChangeDataCapture => "/properties/status",
+                _ => "/properties/runtimeState",
+            };
             let state = body
-                .pointer("/properties/runtimeState")
+                .pointer(pointer)
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            if resource.kind == Kind::ChangeDataCapture {
+                remove_pointer(&mut body, "/properties", "status");
+            }
             strip_child_read_only(resource.kind, &mut body);
             let etag = self.next_etag();
             let factory = self.factory_mut(sub, rg, name)?;
@@ -909,11 +1082,18 @@ impl World {
                 body,
                 etag,
             );
-            if resource.kind == Kind::Trigger && state.as_deref() == Some("Started") {
-                child.runtime_state = state;
-                if is_event_trigger(&child.body) {
-                    child.subscription = Some("Enabled".into());
+            match (resource.kind, state.as_deref()) {
+                (Kind::Trigger, Some("Started")) => {
+                    child.runtime_state = state;
+                    if is_event_trigger(&child.body) {
+                        child.subscription = Some("Enabled".into());
+                    }
                 }
+                (Kind::IntegrationRuntime, Some("Started")) if is_managed_ir(&child.body) => {
+                    child.runtime_state = state;
+                }
+                (Kind::ChangeDataCapture, Some("Running")) => child.runtime_state = state,
+                _ => {}
             }
             factory
                 .children
@@ -942,12 +1122,14 @@ fn invalid_content(detail: &str) -> ApiError {
     )
 }
 
-fn trigger_enabled(name: &str) -> ApiError {
+/// The service's words (adf-api.md B.1: azure.datafactory.tools #350, liprec#63).
+fn trigger_enabled(id: &str) -> ApiError {
     ApiError::new(
         400,
         "TriggerEnabledCannotUpdate",
-        format!("Cannot update enabled Trigger '{name}'; the trigger needs to be disabled first."),
+        "Cannot update enabled Trigger; the trigger needs to be disabled first.",
     )
+    .with_target(id)
 }
 
 fn referenced_by(referrer: &str) -> ApiError {
@@ -1035,6 +1217,7 @@ fn new_child(
             .as_ref()
             .map_or_else(|| name.to_string(), |c| c.name.clone()),
         parent: parent.map(str::to_string),
+        settling: existing.as_ref().and_then(|c| c.settling.clone()),
         subscription: existing.and_then(|c| c.subscription),
         body,
         etag,
@@ -1074,6 +1257,20 @@ pub fn factory_view(f: &Factory, tenant_id: &str) -> Value {
         identity.insert("principalId".into(), principal.clone().into());
         identity.insert("tenantId".into(), tenant_id.into());
     }
+    // User-assigned identities come back with their ids filled in
+    // (DataFactoryTests/TestCreateDataFactoryV2WithUserAssignedIdentity.json).
+    if let Some(Value::Object(uamis)) = out
+        .get_mut("identity")
+        .and_then(|i| i.get_mut("userAssignedIdentities"))
+    {
+        for (id, uami) in uamis.iter_mut() {
+            let key = id.to_ascii_lowercase();
+            *uami = json!({
+                "principalId": crate::auth::derived_guid(&format!("uami-principal:{key}")),
+                "clientId": crate::auth::derived_guid(&format!("uami-client:{key}")),
+            });
+        }
+    }
     let mut view = Value::Object(out);
     mask_secure_strings(&mut view);
     view
@@ -1095,6 +1292,11 @@ pub fn child_view(f: &Factory, kind: Kind, c: &Child) -> Value {
     if let Value::Object(body) = &c.body {
         out.extend(body.clone());
     }
+    // What the service generates is always there, also for a resource seeded
+    // from an old git export without `properties` (a managed VNet file).
+    if !c.server.is_empty() && !out.get("properties").is_some_and(Value::is_object) {
+        out.insert("properties".into(), json!({}));
+    }
     if let Some(Value::Object(props)) = out.get_mut("properties") {
         props.extend(c.server.clone());
         match kind {
@@ -1108,7 +1310,7 @@ pub fn child_view(f: &Factory, kind: Kind, c: &Child) -> Value {
                 );
             }
             Kind::IntegrationRuntime if c.runtime_state.is_some() => {
-                props.insert("state".into(), c.runtime_state.clone().into());
+                props.insert("state".into(), c.state_at(crate::clock::now_ms()).into());
             }
             _ => {}
         }
@@ -1119,14 +1321,14 @@ pub fn child_view(f: &Factory, kind: Kind, c: &Child) -> Value {
     view
 }
 
-fn ir_status(factory_name: &str, ir: &Child) -> Value {
+fn ir_status(factory_name: &str, ir: &Child, now_ms: i128) -> Value {
     let ty = ir
         .body
         .pointer("/properties/type")
         .and_then(Value::as_str)
         .unwrap_or("SelfHosted");
     let state = match ty {
-        "Managed" => ir.runtime_state.clone().unwrap_or_else(|| "Initial".into()),
+        "Managed" => ir.state_at(now_ms).unwrap_or_else(|| "Initial".into()),
         "SelfHosted"
             if ir
                 .body

@@ -394,6 +394,8 @@ pub fn comparable(kind: adf_emulator::kinds::Kind, body: &serde_json::Value) -> 
             Kind::IntegrationRuntime => &["state"],
             Kind::ManagedVirtualNetwork => &["vNetId", "alias"],
             Kind::ManagedPrivateEndpoint => &["provisioningState", "connectionState", "isReserved"],
+            // The seed's way of saying "running" (the service keeps it apart).
+            Kind::ChangeDataCapture => &["status"],
             _ => &[],
         };
         for key in server {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
+use azure_core::http::headers::HeaderName;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
     ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, Url,
@@ -50,6 +51,23 @@ pub enum ArmError {
         method: String,
         url: String,
         detail: String,
+    },
+    /// A long-running operation still running when adfdr stopped waiting.
+    #[error(
+        "{what} did not finish within {waited}: the service still says {last}; it may finish later (check it in the portal), then run again"
+    )]
+    Unfinished {
+        what: String,
+        waited: String,
+        last: String,
+    },
+    /// A long-running operation that ended Failed or Canceled.
+    #[error("{what} ended {status}: {code}: {message}")]
+    OperationFailed {
+        what: String,
+        status: String,
+        code: String,
+        message: String,
     },
 }
 
@@ -126,19 +144,28 @@ impl ArmClient {
         ArmClient { pipeline, endpoint }
     }
 
-    /// Resolves a path (`/subscriptions/...`) or an absolute URL (a nextLink).
+    /// Resolves a path (`/subscriptions/...`) or an absolute URL (a nextLink,
+    /// a polling URL). An absolute URL must be on the ARM endpoint itself: a
+    /// token is never sent to a host an answer names.
     fn url(&self, path_or_url: &str) -> Result<Url, ArmError> {
-        let mut url =
-            if path_or_url.starts_with("https://") || path_or_url.starts_with("http://") {
-                Url::parse(path_or_url)
-            } else {
-                self.endpoint.join(path_or_url)
-            }
-            .map_err(|e| ArmError::Url {
+        let absolute = path_or_url.starts_with("https://") || path_or_url.starts_with("http://");
+        let mut url = if absolute {
+            Url::parse(path_or_url)
+        } else {
+            self.endpoint.join(path_or_url)
+        }
+        .map_err(|e| ArmError::Url {
+            path: path_or_url.into(),
+            endpoint: self.endpoint.to_string(),
+            detail: e.to_string(),
+        })?;
+        if absolute && url.origin() != self.endpoint.origin() {
+            return Err(ArmError::Url {
                 path: path_or_url.into(),
                 endpoint: self.endpoint.to_string(),
-                detail: e.to_string(),
-            })?;
+                detail: "an answer pointed at another host; adfdr sends its token only to the ARM endpoint".into(),
+            });
+        }
         if !url.query_pairs().any(|(k, _)| k == "api-version") {
             url.query_pairs_mut()
                 .append_pair("api-version", API_VERSION);
@@ -146,14 +173,14 @@ impl ArmClient {
         Ok(url)
     }
 
-    /// Sends one request; returns the status and the body as it came (a
-    /// success), or the service's error.
-    pub async fn send_raw(
+    /// Sends one request; returns the answer (a success), or the service's
+    /// error.
+    pub async fn request(
         &self,
         method: Method,
         path_or_url: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, Vec<u8>), ArmError> {
+    ) -> Result<super::Answer, ArmError> {
         let url = self.url(path_or_url)?;
         let shown = url.to_string();
         let mut request = Request::new(url, method);
@@ -177,9 +204,26 @@ impl ArmClient {
                 detail: error_chain(&source),
             })?;
         let status = u16::from(response.status());
+        let header = |name: &'static str| {
+            response
+                .headers()
+                .get_optional_str(&HeaderName::from_static(name))
+                .map(str::to_string)
+        };
+        let async_operation = header("azure-asyncoperation");
+        let location = header("location");
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
         let bytes = response.into_body();
         if (200..300).contains(&status) || status == 304 {
-            Ok((status, bytes.to_vec()))
+            Ok(super::Answer {
+                status,
+                body: bytes.to_vec(),
+                async_operation,
+                location,
+                retry_after,
+            })
         } else {
             // A proxy's HTML page is still an HTTP error, not a JSON error.
             let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

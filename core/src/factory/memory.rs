@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use azure_core::http::Method;
 use serde_json::{Value, json};
 
-use super::{ArmError, FactoryApi};
+use super::{Answer, ArmError, FactoryApi};
 
 #[derive(Debug, Default)]
 pub struct MemoryFactory {
@@ -21,6 +21,9 @@ pub struct MemoryFactory {
     pub log: Mutex<Vec<String>>,
     /// Paths (lowercased, substring) whose PUT fails with 400.
     pub refuse_put: Mutex<Vec<String>>,
+    /// POSTs of `start`/`stop` answer 202 and poll as the service does: this
+    /// many InProgress answers, then Succeeded (or Failed with the code).
+    lro: Mutex<Option<(usize, Option<String>)>>,
 }
 
 fn path_of(path_or_url: &str) -> String {
@@ -55,6 +58,55 @@ impl MemoryFactory {
             .lock()
             .expect("items")
             .insert(path_of(path), body);
+    }
+
+    /// Makes start/stop long-running (see `lro`).
+    pub fn long_running(&self, in_progress: usize, fail: Option<&str>) {
+        *self.lro.lock().expect("lro") = Some((in_progress, fail.map(str::to_string)));
+    }
+
+    /// The long-running answers, when `long_running` was set and `path` is one.
+    fn long_running_answer(&self, method: &Method, path: &str) -> Option<Answer> {
+        let mut lro = self.lro.lock().expect("lro");
+        let (left, fail) = lro.as_mut()?;
+        let state = |done: bool| {
+            let verb = if path.contains("/stop/") {
+                "Stopped"
+            } else {
+                "Started"
+            };
+            json!({"name": "ir", "properties": {"state": if done { verb } else { "Starting" }}})
+        };
+        if *method == Method::Post && (path.ends_with("/start") || path.ends_with("/stop")) {
+            return Some(Answer {
+                status: 202,
+                body: Vec::new(),
+                async_operation: Some(format!("{path}/operationstatuses/op1")),
+                location: Some(format!("{path}/operationresults/op1")),
+                retry_after: None,
+            });
+        }
+        if *method == Method::Get && path.contains("/operationstatuses/") {
+            let body = if *left > 0 {
+                *left -= 1;
+                json!({"status": "InProgress", "name": "op1", "properties": null, "error": null})
+            } else if let Some(code) = fail {
+                json!({"status": "Failed", "name": "op1", "properties": null,
+                       "error": {"code": code, "message": "refused by the test"}})
+            } else {
+                json!({"status": "Succeeded", "name": "op1", "properties": state(true), "error": null})
+            };
+            return Some(Answer::new(200, serde_json::to_vec(&body).expect("json")));
+        }
+        if *method == Method::Get && path.contains("/operationresults/") {
+            let body = state(*left == 0 && fail.is_none());
+            let status = if *left == 0 { 200 } else { 202 };
+            return Some(Answer::new(
+                status,
+                serde_json::to_vec(&body).expect("json"),
+            ));
+        }
+        None
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -144,23 +196,26 @@ impl MemoryFactory {
 
 #[async_trait]
 impl FactoryApi for MemoryFactory {
-    async fn send_raw(
+    async fn request(
         &self,
         method: Method,
         path_or_url: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, Vec<u8>), ArmError> {
+    ) -> Result<Answer, ArmError> {
         let path = path_of(path_or_url);
         self.log
             .lock()
             .expect("log")
             .push(format!("{method} {path}"));
+        if let Some(answer) = self.long_running_answer(&method, &path) {
+            return Ok(answer);
+        }
         let (status, value) = self.answer(&method, &path, path_or_url, body)?;
         let bytes = if value.is_null() {
             Vec::new()
         } else {
             serde_json::to_vec(&value).expect("json")
         };
-        Ok((status, bytes))
+        Ok(Answer::new(status, bytes))
     }
 }

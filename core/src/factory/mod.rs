@@ -1,9 +1,13 @@
 //! Data Factory adapters: the `FactoryApi` trait the use cases depend on (one
-//! primitive, a request; lists, paging and JSON on top of it), its ARM client,
-//! and an in-memory factory for unit tests of the use cases.
+//! primitive, a request; lists, paging, JSON and long-running operations on
+//! top of it), its ARM client, and an in-memory factory for unit tests of the
+//! use cases.
 
 pub mod arm;
+pub mod lro;
 pub mod memory;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::http::Method;
@@ -11,33 +15,72 @@ use serde_json::Value;
 
 pub use arm::{ArmClient, ArmError};
 
+/// A successful answer: its status, its body as it came, and the headers of
+/// a long-running operation (ARM's `Azure-AsyncOperation`, `Location`,
+/// `Retry-After`).
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub async_operation: Option<String>,
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    pub fn new(status: u16, body: Vec<u8>) -> Self {
+        Answer {
+            status,
+            body,
+            ..Default::default()
+        }
+    }
+
+    /// 201 or 202 with somewhere to poll: the work goes on after the answer.
+    pub fn is_long_running(&self) -> bool {
+        matches!(self.status, 201 | 202)
+            && (self.async_operation.is_some() || self.location.is_some())
+    }
+}
+
 /// The ARM surface of Data Factory, as the use cases see it.
 #[async_trait]
 pub trait FactoryApi: Send + Sync {
     /// Sends one request to a path (`/subscriptions/...`) or an absolute URL
-    /// (a nextLink); returns the status and the body as it came (a success),
-    /// or the service's error.
-    async fn send_raw(
+    /// (a nextLink, a polling URL); returns the answer (a success), or the
+    /// service's error.
+    async fn request(
         &self,
         method: Method,
         path_or_url: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, Vec<u8>), ArmError>;
+    ) -> Result<Answer, ArmError>;
 }
 
 #[async_trait]
 impl FactoryApi for ArmClient {
-    async fn send_raw(
+    async fn request(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, ArmError> {
+        ArmClient::request(self, method, path_or_url, body).await
+    }
+}
+
+impl dyn FactoryApi + '_ {
+    /// Sends one request; returns the status and the body as it came.
+    pub async fn send_raw(
         &self,
         method: Method,
         path_or_url: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Vec<u8>), ArmError> {
-        ArmClient::send_raw(self, method, path_or_url, body).await
+        let answer = self.request(method, path_or_url, body).await?;
+        Ok((answer.status, answer.body))
     }
-}
 
-impl dyn FactoryApi + '_ {
     /// Sends one request; returns the status and the JSON body (Null when empty).
     pub async fn send(
         &self,

@@ -40,6 +40,15 @@ pub fn canonicalize_owned(kind: ResourceKind, mut body: Value) -> Value {
         {
             identity.shift_remove("principalId");
             identity.shift_remove("tenantId");
+            // Each user-assigned identity's ids are the service's (read-only).
+            if let Some(Value::Object(uamis)) = identity.get_mut("userAssignedIdentities") {
+                for uami in uamis.values_mut() {
+                    if let Value::Object(u) = uami {
+                        u.shift_remove("clientId");
+                        u.shift_remove("principalId");
+                    }
+                }
+            }
         }
     }
     body

@@ -26,7 +26,7 @@ use super::restorability::{MASK, masked_pointers};
 pub struct Scan {
     /// The answer's top-level `name`.
     pub name: Option<String>,
-    /// `properties.runtimeState` (triggers).
+    /// `properties.runtimeState` (triggers), `properties.state` (IRs).
     pub runtime_state: Option<String>,
     /// Every reference in the canonical definition, in document order.
     pub references: Vec<Reference>,
@@ -47,6 +47,15 @@ pub fn canonicalize_raw(
     Ok(canonicalize_tree(kind, serde_json::from_slice(raw)?, out))
 }
 
+/// Where an answer says its runtime state: a trigger's `runtimeState`, a
+/// Managed IR's `state` (both the service's, never part of the definition).
+pub fn state_pointer(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::IntegrationRuntime => "/properties/state",
+        _ => "/properties/runtimeState",
+    }
+}
+
 /// The tree path: what `canonicalize_raw` does for answers the fast path
 /// declines, slower, and the reference its output is tested against.
 pub fn canonicalize_tree(kind: ResourceKind, answer: Value, out: &mut Vec<u8>) -> Scan {
@@ -55,7 +64,7 @@ pub fn canonicalize_tree(kind: ResourceKind, answer: Value, out: &mut Vec<u8>) -
         .and_then(Value::as_str)
         .map(str::to_string);
     let runtime_state = answer
-        .pointer("/properties/runtimeState")
+        .pointer(state_pointer(kind))
         .and_then(Value::as_str)
         .map(str::to_string);
     let definition = canonicalize_owned(kind, answer);
@@ -153,6 +162,10 @@ enum Ctx {
     Top,
     Properties,
     FactoryIdentity,
+    /// `identity.userAssignedIdentities` of a factory.
+    UserAssigned,
+    /// One user-assigned identity in it.
+    UserAssignedOne,
     Other,
 }
 
@@ -495,7 +508,8 @@ impl<'a> Parser<'a> {
                 .iter()
                 .any(|e| e.as_bytes() == key),
             Ctx::FactoryIdentity => key == b"principalId" || key == b"tenantId",
-            Ctx::Other => false,
+            Ctx::UserAssignedOne => key == b"clientId" || key == b"principalId",
+            Ctx::UserAssigned | Ctx::Other => false,
         }
     }
 
@@ -505,6 +519,8 @@ impl<'a> Parser<'a> {
         match (ctx, key) {
             (Ctx::Top, b"properties") => Ctx::Properties,
             (Ctx::Top, b"identity") if self.kind == ResourceKind::Factory => Ctx::FactoryIdentity,
+            (Ctx::FactoryIdentity, b"userAssignedIdentities") => Ctx::UserAssigned,
+            (Ctx::UserAssigned, _) => Ctx::UserAssignedOne,
             _ => Ctx::Other,
         }
     }
@@ -565,6 +581,9 @@ impl<'a> Parser<'a> {
         match (ctx, key) {
             (Ctx::Top, b"name") => self.scan.name = self.text(v)?.map(Cow::into_owned),
             (Ctx::Properties, b"runtimeState") => {
+                self.scan.runtime_state = self.text(v)?.map(Cow::into_owned)
+            }
+            (Ctx::Properties, b"state") if self.kind == ResourceKind::IntegrationRuntime => {
                 self.scan.runtime_state = self.text(v)?.map(Cow::into_owned)
             }
             _ => {}
@@ -793,6 +812,10 @@ mod tests {
                 r#"{"name":"f","location":"westeurope","identity":{"type":"SystemAssigned","principalId":"p","tenantId":"t"},"properties":{"createTime":"x","version":"2018-06-01","provisioningState":"Succeeded","globalParameters":{}}}"#,
             ),
             (
+                ResourceKind::Factory,
+                r#"{"name":"f","location":"westeurope","identity":{"type":"SystemAssigned,UserAssigned","principalId":"p","tenantId":"t","userAssignedIdentities":{"/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u":{"clientId":"c","principalId":"p2"}}},"properties":{}}"#,
+            ),
+            (
                 ResourceKind::LinkedService,
                 r#"{"name":"LS","properties":{"type":"AzureSqlDatabase","typeProperties":{"password":{"value":"**********","type":"SecureString"},"a/b":{"c~d":{"type":"SecureString","value":"**********"}}}}}"#,
             ),
@@ -810,6 +833,14 @@ mod tests {
             assert!(fast(kind, raw).is_some(), "fast path declined {raw}");
             same(kind, raw);
         }
+        // A user-assigned identity's ids are the service's, not the definition's.
+        let (bytes, _) = fast(ResourceKind::Factory, cases[3].1).expect("fast");
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(
+            text.contains(r#""userAssignedIdentities":{"/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u":{}}"#)
+                && !text.contains("clientId"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub async fn backup(
         engine.config.backup.concurrency,
     )
     .await?;
-    let root = manifest::root(&exported.entries, &exported.trigger_states);
+    let root = manifest::root(
+        &exported.entries,
+        &exported.trigger_states,
+        &exported.runtimes,
+    );
     let catalog = engine.catalog()?;
     let run = Run {
         engine,
@@ -210,6 +214,9 @@ impl Run<'_> {
             root: root.clone(),
             resources: exported.entries.clone(),
             trigger_states: exported.trigger_states,
+            runtimes: exported.runtimes,
+            created: exported.created,
+            not_offered: exported.not_offered,
             report: exported.report,
         };
         let dek = DataKey::generate();

@@ -327,7 +327,20 @@ pub async fn drill(
     let judgement = judge(&facts, fc.rto_target.as_ref().map(|d| d.0), rpo_target);
 
     let cleaning = Instant::now();
-    let cleanup = clean(engine, &target, state_after, region, options).await;
+    // Runtimes the drill started are stopped whatever the cleanup keeps: a
+    // running Azure-SSIS IR is billed by the hour.
+    let stopped = stop_runtimes(engine, &target, &restored.runtimes).await;
+    let mut cleanup = clean(engine, &target, state_after, region, options).await;
+    if let Err(failed) = stopped {
+        cleanup.ok = false;
+        cleanup.detail = format!("{failed}; {}", cleanup.detail);
+    } else if !restored.runtimes.is_empty() {
+        cleanup.detail = format!(
+            "stopped {}; {}",
+            restored.runtimes.join(", "),
+            cleanup.detail
+        );
+    }
     phases.push(Phase {
         name: "cleanup".into(),
         ms: super::millis(cleaning.elapsed()),
@@ -375,6 +388,49 @@ struct Restored {
     warnings: Vec<String>,
     /// The scratch factory as read back, when the restore got that far.
     state: Option<TargetState>,
+    /// Integration runtimes the restore started (the cleanup stops them).
+    runtimes: Vec<String>,
+}
+
+/// Stops the integration runtimes a drill started, each followed to its end.
+async fn stop_runtimes(
+    engine: &Engine,
+    target: &TargetFactory,
+    names: &[String],
+) -> Result<(), String> {
+    let base = target.arm_path();
+    let stops = names.iter().map(|name| {
+        let path = format!(
+            "{base}/integrationRuntimes/{}/stop",
+            super::export::encode(name)
+        );
+        let what = format!("the stop of integrationRuntime:{name}");
+        async move {
+            engine
+                .arm
+                .send_following(
+                    azure_core::http::Method::Post,
+                    &path,
+                    None,
+                    &what,
+                    op::RUNTIME_LIMIT,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+    });
+    let failed: Vec<String> = futures::future::join_all(stops)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "could not stop every integration runtime the drill started (they are billed while running): {}",
+            failed.join("; ")
+        )),
+    }
 }
 
 /// The restore into the scratch factory (the same use case as `adfdr
@@ -416,6 +472,18 @@ async fn restore(
     let plan = &prepared.plan;
     let placeholders = plan.secrets.iter().filter(|s| s.filled).count();
     out.phases.push(phase("apply", outcome.timings.apply_ms));
+    if !plan.start_runtimes.is_empty() {
+        // Overlaps the apply: the runtimes start as soon as each exists.
+        out.phases
+            .push(phase("runtimes", outcome.timings.runtimes_ms));
+    }
+    out.runtimes = outcome
+        .applied
+        .runtimes
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    facts.runtimes_not_running = runtime_checks(plan, &outcome.applied, &mut out.checks);
     facts.apply_failures = outcome
         .applied
         .failures
@@ -450,6 +518,72 @@ async fn restore(
         placeholders,
     );
     out
+}
+
+/// "Restored" means runnable: every integration runtime that was running at
+/// backup runs again, and every CDC that was running is started.
+fn runtime_checks(
+    plan: &crate::plan::Plan,
+    applied: &op::Applied,
+    checks: &mut Vec<Check>,
+) -> Vec<String> {
+    let mut down = Vec::new();
+    if !plan.start_runtimes.is_empty() {
+        let not_running: Vec<&String> = plan
+            .start_runtimes
+            .iter()
+            .filter(|n| {
+                !applied
+                    .runtimes
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(n) && r.state == "Started")
+            })
+            .collect();
+        checks.push(Check {
+            name: "integration runtimes running".into(),
+            ok: not_running.is_empty(),
+            detail: match not_running.is_empty() {
+                true => format!(
+                    "{} started: {}",
+                    applied.runtimes.len(),
+                    plan.start_runtimes.join(", ")
+                ),
+                false => format!(
+                    "not running: {}",
+                    not_running
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        });
+        down.extend(
+            not_running
+                .iter()
+                .map(|n| format!("integrationRuntime:{n}")),
+        );
+    }
+    if !plan.start_cdcs.is_empty() {
+        checks.push(Check {
+            name: "change data captures started".into(),
+            ok: applied.cdcs_started == plan.start_cdcs.len(),
+            detail: format!(
+                "{} of {} started: {}",
+                applied.cdcs_started,
+                plan.start_cdcs.len(),
+                plan.start_cdcs.join(", ")
+            ),
+        });
+        if applied.cdcs_started < plan.start_cdcs.len() {
+            down.push(format!(
+                "{} of {} change data captures",
+                plan.start_cdcs.len() - applied.cdcs_started,
+                plan.start_cdcs.len()
+            ));
+        }
+    }
+    down
 }
 
 /// The checks beyond "reads back as planned": references resolve, global
@@ -656,7 +790,17 @@ async fn clean(
             ok: true,
             detail: format!("kept {} for inspection", target.describe()),
         },
-        DrillCleanup::DeleteFactory => match engine.arm.delete(&target.arm_path()).await {
+        DrillCleanup::DeleteFactory => match engine
+            .arm
+            .send_following(
+                azure_core::http::Method::Delete,
+                &target.arm_path(),
+                None,
+                &format!("the delete of factory {}", target.describe()),
+                Duration::from_secs(600),
+            )
+            .await
+        {
             Ok(_) => Cleanup {
                 mode,
                 ok: true,

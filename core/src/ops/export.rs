@@ -18,7 +18,12 @@ use crate::snapshot::Resource;
 pub struct Exported {
     pub resources: Vec<Resource>,
     pub trigger_states: BTreeMap<String, String>,
+    pub runtimes: Runtimes,
     pub region: Option<String>,
+    /// The factory's `createTime`: a factory re-created under the same name is another one.
+    pub created: Option<String>,
+    /// Kinds the service does not offer here (their list answered 404 or "not supported").
+    pub not_offered: Vec<ResourceKind>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +55,21 @@ pub enum ExportError {
     },
     #[error("factory {path}: {what} has no name in ARM's answer")]
     Unnamed { path: String, what: String },
+    /// One kind's list refused: a snapshot without it would be silently partial.
+    #[error(
+        "{identity} may not list the {kind}s of factory {path} (HTTP {status} {code}): its role lacks Microsoft.DataFactory/factories/{segment}/read; grant 'Data Factory Contributor' (or add that action to the custom role), then back up again"
+    )]
+    DeniedKind {
+        identity: String,
+        path: String,
+        kind: String,
+        segment: String,
+        status: u16,
+        code: String,
+    },
 }
+
+pub use crate::snapshot::manifest::Runtimes;
 
 fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
     let path = fc.path_text();
@@ -80,6 +99,40 @@ fn classify(err: ArmError, fc: &FactoryConfig, identity: &str) -> ExportError {
 /// What the walk learned besides the items.
 struct Walked {
     region: Option<String>,
+    created: Option<String>,
+    not_offered: Vec<ResourceKind>,
+    cdc_status: BTreeMap<String, String>,
+}
+
+/// A list's refusal, sorted: a kind not offered here is recorded, one the
+/// identity may not read fails the export (naming the permission).
+#[allow(clippy::result_large_err)] // once per kind, like the async fns around it
+fn listed(
+    result: Result<(), ArmError>,
+    kind: ResourceKind,
+    fc: &FactoryConfig,
+    identity: &str,
+) -> Result<Option<ResourceKind>, ExportError> {
+    let Err(e) = result else {
+        return Ok(None);
+    };
+    let not_supported = |e: &ArmError| {
+        let text = format!("{} {}", e.code().unwrap_or(""), e).to_ascii_lowercase();
+        text.contains("not supported") || text.contains("notsupported")
+    };
+    match e.status() {
+        Some(404) => Ok(Some(kind)),
+        Some(400) if not_supported(&e) => Ok(Some(kind)),
+        Some(status @ (401 | 403)) => Err(ExportError::DeniedKind {
+            identity: identity.to_string(),
+            path: fc.path_text(),
+            kind: kind.label().to_string(),
+            segment: kind.segment().to_string(),
+            status,
+            code: e.code().unwrap_or("").to_string(),
+        }),
+        _ => Err(classify(e, fc, identity)),
+    }
 }
 
 /// Takes one ARM answer (kind, managed VNet of an MPE, the bytes as they came)
@@ -101,13 +154,13 @@ fn bad_json(path: &str, url: &str, e: serde_json::Error) -> ExportError {
     }
 }
 
-/// Reads the factory itself, hands it to `sink` and answers its region.
+/// Reads the factory itself, hands it to `sink` and answers its region and `createTime`.
 async fn read_factory(
     arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
     sink: &Sink<'_>,
-) -> Result<Option<String>, ExportError> {
+) -> Result<(Option<String>, Option<String>), ExportError> {
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let factory = match arm
@@ -124,11 +177,15 @@ async fn read_factory(
         }
         Err(e) => return Err(classify(e, fc, identity)),
     };
-    let region = serde_json::from_slice::<Value>(&factory)
-        .map_err(|e| bad_json(&path_text, &base, e))?
-        .get("location")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let answer =
+        serde_json::from_slice::<Value>(&factory).map_err(|e| bad_json(&path_text, &base, e))?;
+    let text = |p: &str| {
+        answer
+            .pointer(p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (region, created) = (text("/location"), text("/properties/createTime"));
     if (sink.lock().expect("sink"))(ResourceKind::Factory, None, &factory)
         .map_err(|e| bad_json(&path_text, &base, e))?
         .is_none()
@@ -138,7 +195,7 @@ async fn read_factory(
             what: "the factory".into(),
         });
     }
-    Ok(region)
+    Ok((region, created))
 }
 
 /// The child kinds listed at the factory, those that run to many pages
@@ -168,18 +225,21 @@ async fn walk(
     concurrency: usize,
     sink: &Sink<'_>,
 ) -> Result<Walked, ExportError> {
-    let region = read_factory(arm, fc, identity, sink).await?;
+    let (region, created) = read_factory(arm, fc, identity, sink).await?;
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let kinds = listed_kinds();
     let problem = Mutex::new(None::<ExportError>);
     let vnets = Mutex::new(Vec::<String>::new());
+    let cdcs = Mutex::new(Vec::<String>::new());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
         let named = (sink.lock().expect("sink"))(kind, parent, item);
         let failed = match named {
             Ok(Some(name)) => {
-                if kind == ResourceKind::ManagedVirtualNetwork {
-                    vnets.lock().expect("lock").push(name);
+                match kind {
+                    ResourceKind::ManagedVirtualNetwork => vnets.lock().expect("lock").push(name),
+                    ResourceKind::ChangeDataCapture => cdcs.lock().expect("lock").push(name),
+                    _ => {}
                 }
                 return;
             }
@@ -191,19 +251,23 @@ async fn walk(
         };
         problem.lock().expect("lock").get_or_insert(failed);
     };
-    stream::iter(kinds)
+    let not_offered: Vec<ResourceKind> = stream::iter(kinds)
         .map(|kind| {
             let url = format!("{base}/{}", kind.segment());
             let take = &take;
             async move {
-                arm.list_each_raw(&url, |item| take(kind, None, &url, item))
-                    .await
+                let result = arm
+                    .list_each_raw(&url, |item| take(kind, None, &url, item))
+                    .await;
+                listed(result, kind, fc, identity)
             }
         })
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await
-        .map_err(|e| classify(e, fc, identity))?;
+        .try_collect::<Vec<Option<ResourceKind>>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     let vnet_names = std::mem::take(&mut *vnets.lock().expect("lock"));
     stream::iter(vnet_names)
         .map(|vnet| {
@@ -231,7 +295,35 @@ async fn walk(
     if let Some(problem) = problem.lock().expect("lock").take() {
         return Err(problem);
     }
-    Ok(Walked { region })
+    let cdc_names = std::mem::take(&mut *cdcs.lock().expect("lock"));
+    let cdc_status = cdc_statuses(arm, &base, cdc_names, concurrency)
+        .await
+        .map_err(|e| classify(e, fc, identity))?;
+    Ok(Walked {
+        region,
+        created,
+        not_offered,
+        cdc_status,
+    })
+}
+
+/// Each change data capture's status (`GET …/adfcdcs/{name}/status`
+/// answers a JSON string, ChangeDataCapture_Status.json).
+async fn cdc_statuses(
+    arm: &dyn FactoryApi,
+    base: &str,
+    names: Vec<String>,
+    concurrency: usize,
+) -> Result<BTreeMap<String, String>, ArmError> {
+    stream::iter(names)
+        .map(|name| async move {
+            let url = format!("{base}/adfcdcs/{}/status", encode(&name));
+            let status = arm.get(&url).await?;
+            Ok((name, status.as_str().unwrap_or("Unknown").to_string()))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await
 }
 
 /// Exports the factory `fc` describes, as value trees (diff against live).
@@ -243,6 +335,7 @@ pub async fn export(
 ) -> Result<Exported, ExportError> {
     let mut resources = Vec::new();
     let mut trigger_states = BTreeMap::new();
+    let mut ir_states = BTreeMap::new();
     let walked = {
         let sink = Mutex::new(|kind: ResourceKind, parent: Option<String>, item: &[u8]| {
             let answer: Value = serde_json::from_slice(item)?;
@@ -253,13 +346,11 @@ pub async fn export(
             else {
                 return Ok(None);
             };
-            if kind == ResourceKind::Trigger
-                && let Some(state) = answer
-                    .pointer("/properties/runtimeState")
-                    .and_then(Value::as_str)
-            {
-                trigger_states.insert(name.clone(), state.to_string());
-            }
+            let state = answer
+                .pointer(crate::model::raw::state_pointer(kind))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            note_state(kind, &name, state, &mut trigger_states, &mut ir_states);
             resources.push(Resource {
                 kind,
                 parent,
@@ -273,8 +364,35 @@ pub async fn export(
     Ok(Exported {
         resources,
         trigger_states,
+        runtimes: Runtimes {
+            integration_runtimes: ir_states,
+            change_data_captures: walked.cdc_status,
+        },
         region: walked.region,
+        created: walked.created,
+        not_offered: walked.not_offered,
     })
+}
+
+/// Keeps the runtime state an answer carried: a trigger's, or a Managed IR's
+/// (self-hosted and Azure IRs carry none in their definition).
+fn note_state(
+    kind: ResourceKind,
+    name: &str,
+    state: Option<String>,
+    triggers: &mut BTreeMap<String, String>,
+    runtimes: &mut BTreeMap<String, String>,
+) {
+    let Some(state) = state else { return };
+    match kind {
+        ResourceKind::Trigger => {
+            triggers.insert(name.to_string(), state);
+        }
+        ResourceKind::IntegrationRuntime => {
+            runtimes.insert(name.to_string(), state);
+        }
+        _ => {}
+    }
 }
 
 /// An export already encoded for a snapshot: each answer is canonicalized
@@ -286,7 +404,10 @@ pub struct Encoded {
     pub entries: Vec<crate::snapshot::Entry>,
     pub report: Vec<crate::model::restorability::Finding>,
     pub trigger_states: BTreeMap<String, String>,
+    pub runtimes: Runtimes,
     pub region: Option<String>,
+    pub created: Option<String>,
+    pub not_offered: Vec<ResourceKind>,
 }
 
 pub async fn export_encoded(
@@ -299,17 +420,14 @@ pub async fn export_encoded(
     use crate::snapshot::manifest::{self, encode_answer};
     let mut items: Vec<(manifest::Encoded, Partial)> = Vec::new();
     let mut trigger_states = BTreeMap::new();
+    let mut ir_states = BTreeMap::new();
     let walked = {
         let sink = Mutex::new(|kind: ResourceKind, parent: Option<String>, item: &[u8]| {
             let Some((encoded, partial, state)) = encode_answer(kind, parent, item)? else {
                 return Ok(None);
             };
             let name = encoded.entry.name.clone();
-            if kind == ResourceKind::Trigger
-                && let Some(state) = state
-            {
-                trigger_states.insert(name.clone(), state);
-            }
+            note_state(kind, &name, state, &mut trigger_states, &mut ir_states);
             items.push((encoded, partial));
             Ok(Some(name))
         });
@@ -325,7 +443,13 @@ pub async fn export_encoded(
         entries,
         report,
         trigger_states,
+        runtimes: Runtimes {
+            integration_runtimes: ir_states,
+            change_data_captures: walked.cdc_status,
+        },
         region: walked.region,
+        created: walked.created,
+        not_offered: walked.not_offered,
     })
 }
 

@@ -229,7 +229,12 @@ pub async fn authenticate(
     let (plain, dek) = plain;
     let manifest: Manifest = serde_json::from_slice(&plain)
         .map_err(|e| AuthFailure::Damaged(format!("its body does not parse: {e}")))?;
-    if root(&manifest.resources, &manifest.trigger_states) != manifest.root {
+    if root(
+        &manifest.resources,
+        &manifest.trigger_states,
+        &manifest.runtimes,
+    ) != manifest.root
+    {
         return Err(AuthFailure::Damaged(
             "its root hash does not match its entries".into(),
         ));

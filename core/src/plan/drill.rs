@@ -48,6 +48,10 @@ pub struct Facts {
     pub triggers_missing: Vec<String>,
     pub triggers_extra: Vec<String>,
     pub triggers_started: Vec<String>,
+    /// Integration runtimes and CDCs running at backup that do not run in
+    /// the scratch factory: it could not run what depends on them.
+    #[serde(default)]
+    pub runtimes_not_running: Vec<String>,
     pub smoke: Option<Smoke>,
 }
 
@@ -118,6 +122,13 @@ pub fn judge(
             "{} resource(s) differ from the snapshot after restore: {}",
             facts.mismatches.len(),
             list(&facts.mismatches)
+        ));
+    }
+    if !facts.runtimes_not_running.is_empty() {
+        reasons.push(format!(
+            "{} runtime(s) running at backup do not run in the restored factory: {}",
+            facts.runtimes_not_running.len(),
+            list(&facts.runtimes_not_running)
         ));
     }
     if !facts.broken_references.is_empty() {

@@ -14,6 +14,7 @@ use super::select::Selector;
 use crate::model::resource::{Resource, key};
 use crate::model::restorability::{MASK, masked_pointers};
 use crate::model::{ResourceKind, canonical_bytes};
+use crate::snapshot::manifest::Runtimes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -25,11 +26,25 @@ pub enum TriggerMode {
     AsBackedUp,
 }
 
+/// What happens to integration runtimes and change data captures that were
+/// running at backup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeMode {
+    /// Started again (the default: a restored factory must run, and an
+    /// Azure-SSIS IR takes 20-30 minutes to start, so it starts at once).
+    #[default]
+    AsBackedUp,
+    /// Left stopped.
+    Stopped,
+}
+
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     pub include: Vec<Selector>,
     pub exclude: Vec<Selector>,
     pub triggers: TriggerMode,
+    pub runtimes: RuntimeMode,
     pub delete_extraneous: bool,
     /// Override misses and unfillable secrets are errors, not warnings.
     pub strict: bool,
@@ -52,6 +67,7 @@ impl Default for PlanOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             triggers: TriggerMode::Stopped,
+            runtimes: RuntimeMode::AsBackedUp,
             delete_extraneous: false,
             strict: false,
             with_git: false,
@@ -165,6 +181,13 @@ pub struct Plan {
     pub start_triggers: Vec<String>,
     /// Triggers started at backup that cannot be started again, and why.
     pub unstartable: Vec<Skipped>,
+    /// Managed IRs running at backup: each is started as soon as it exists
+    /// (a long-running operation, in parallel with the rest).
+    pub start_runtimes: Vec<String>,
+    /// Change data captures running at backup, started at the end.
+    pub start_cdcs: Vec<String>,
+    /// Runtimes and CDCs running at backup that stay stopped, and why.
+    pub runtimes_left: Vec<Skipped>,
     pub secrets: Vec<SecretNeed>,
     pub warnings: Vec<String>,
     /// Longest dependency chain among the steps (sequential round trips).
@@ -184,6 +207,8 @@ impl Plan {
             && self.delete.is_empty()
             && self.stop_triggers.is_empty()
             && self.start_triggers.is_empty()
+            && self.start_runtimes.is_empty()
+            && self.start_cdcs.is_empty()
     }
 
     pub fn writes(&self) -> usize {
@@ -280,12 +305,64 @@ pub fn plan(
         stop_triggers: triggers.stop,
         start_triggers: triggers.start,
         unstartable: triggers.unstartable,
+        start_runtimes: Vec::new(),
+        start_cdcs: Vec::new(),
+        runtimes_left: Vec::new(),
         secrets: prepared.secrets,
         warnings: p.warnings,
         depth,
         expected: staged.expected,
         expected_factory: factory.expected,
     })
+}
+
+/// Which runtimes the restore starts: Managed IRs that were Started (or
+/// Starting) at backup and CDCs that were Running, when they are part of the
+/// restore and `mode` is as-backed-up; the others running at backup are
+/// listed with why they stay stopped.
+pub fn plan_runtimes(plan: &mut Plan, runtimes: &Runtimes, mode: RuntimeMode) {
+    let restored = |kind: ResourceKind, name: &str| {
+        let label = crate::model::resource::label(kind, None, name);
+        plan.steps.iter().any(|s| s.label == label) || plan.unchanged.contains(&label)
+    };
+    let running = [
+        (
+            ResourceKind::IntegrationRuntime,
+            &runtimes.integration_runtimes,
+            &["Started", "Starting"][..],
+        ),
+        (
+            ResourceKind::ChangeDataCapture,
+            &runtimes.change_data_captures,
+            &["Running"][..],
+        ),
+    ];
+    let (mut start_irs, mut start_cdcs, mut left) = (Vec::new(), Vec::new(), Vec::new());
+    for (kind, states, up) in running {
+        for (name, state) in states {
+            if !up.iter().any(|u| u.eq_ignore_ascii_case(state)) {
+                continue;
+            }
+            let label = crate::model::resource::label(kind, None, name);
+            let reason = match (restored(kind, name), mode) {
+                (false, _) => format!("{state} at backup, but not restored"),
+                (true, RuntimeMode::Stopped) => {
+                    format!("{state} at backup; left stopped (--runtimes stopped)")
+                }
+                (true, RuntimeMode::AsBackedUp) => {
+                    match kind {
+                        ResourceKind::IntegrationRuntime => start_irs.push(name.clone()),
+                        _ => start_cdcs.push(name.clone()),
+                    }
+                    continue;
+                }
+            };
+            left.push(Skipped { label, reason });
+        }
+    }
+    plan.start_runtimes = start_irs;
+    plan.start_cdcs = start_cdcs;
+    plan.runtimes_left = left;
 }
 
 /// What every phase of planning reads, and the warnings it collects.
@@ -445,6 +522,14 @@ impl<'a> Planner<'a> {
         let r = self.children[i];
         let label = self.graph.labels[i].clone();
         let mut definition = r.definition.clone();
+        // Older ADF git exports store a managed VNet without `properties`;
+        // the service refuses a PUT without it (400) and serves `{}` plus
+        // its read-only fields, so that is what is sent and compared.
+        if let Some(map) = definition.as_object_mut()
+            && !map.get("properties").is_some_and(Value::is_object)
+        {
+            map.insert("properties".into(), Value::Object(Default::default()));
+        }
         let (mut changes, mut filled) = (Vec::new(), Vec::new());
         if let Some(o) = self.overrides {
             for rule in &o.rules {
@@ -650,6 +735,20 @@ impl<'a> Planner<'a> {
             .filter(|r| r.kind != ResourceKind::Factory && !in_snapshot.contains(&r.key()))
             .filter(|r| selected(options, r.kind, r.parent.as_deref(), &r.name))
             .collect();
+        // What could not come back, or is not adfdr's to remove, stays.
+        let (never, extraneous): (Vec<&'a Resource>, Vec<&'a Resource>) = extraneous
+            .into_iter()
+            .partition(|r| never_deleted(r).is_some());
+        let mut never_kept: Vec<Skipped> = never
+            .iter()
+            .map(|r| Skipped {
+                label: r.label(),
+                reason: format!(
+                    "not in the snapshot, kept: {}",
+                    never_deleted(r).unwrap_or_default()
+                ),
+            })
+            .collect();
         if !self.options.delete_extraneous || extraneous.is_empty() {
             let kept = extraneous
                 .iter()
@@ -657,6 +756,7 @@ impl<'a> Planner<'a> {
                     label: r.label(),
                     reason: "not in the snapshot; --delete-extraneous removes it".into(),
                 })
+                .chain(never_kept)
                 .collect();
             return (Vec::new(), kept);
         }
@@ -680,7 +780,9 @@ impl<'a> Planner<'a> {
                         .map_or("a resource that stays", String::as_str)
                 ),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut kept = kept;
+        kept.append(&mut never_kept);
         (delete, kept)
     }
 
@@ -895,6 +997,8 @@ impl<'a> Planner<'a> {
         if let Some(map) = body.as_object_mut() {
             map.insert("location".into(), Value::String(region.clone()));
         }
+        identity(&mut body, current, &mut notes);
+        self.identity_credentials(&body);
         let (first_body, mut final_body) = self.staging(&body, &mut notes);
         let action = match current {
             None => Action::Create,
@@ -915,6 +1019,39 @@ impl<'a> Planner<'a> {
             },
             expected: body,
         })
+    }
+
+    /// Credentials of kind ManagedIdentity name a user-assigned identity;
+    /// the restored factory must have it attached, or they cannot work.
+    fn identity_credentials(&mut self, factory: &Value) {
+        let attached: Vec<String> = factory
+            .pointer("/identity/userAssignedIdentities")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        for r in self
+            .children
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Credential)
+        {
+            let uses = r
+                .definition
+                .pointer("/properties/typeProperties/resourceId")
+                .and_then(Value::as_str);
+            let managed = r
+                .definition
+                .pointer("/properties/type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("ManagedIdentity"));
+            if let (true, Some(id)) = (managed, uses)
+                && !attached.contains(&id.to_ascii_lowercase())
+            {
+                self.warnings.push(format!(
+                    "{} uses the user-assigned identity {id}, which the restored factory does not have attached: attach it (identity.userAssignedIdentities of the factory) or point the credential at one it has",
+                    r.label()
+                ));
+            }
+        }
     }
 
     /// A DR copy gets no git link of the source; a PUT replaces the whole
@@ -1003,6 +1140,101 @@ impl<'a> Planner<'a> {
             "default staging linked service {ls} is set after it is restored"
         ));
         (first, Some(body.clone()))
+    }
+}
+
+/// The factory's identity in the PUT: the snapshot's, plus whatever the
+/// target already has (a factory PUT replaces the identity, and a removed
+/// system-assigned identity never comes back: a new one is a new principal
+/// without the old one's access). User-assigned identities go without their
+/// read-only `clientId`/`principalId`.
+fn identity(body: &mut Value, current: Option<&Value>, notes: &mut Vec<String>) {
+    let types = |v: Option<&Value>| -> (bool, bool) {
+        let t = v
+            .and_then(|v| v.pointer("/identity/type"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        (t.contains("systemassigned"), t.contains("userassigned"))
+    };
+    let (snap_system, snap_user) = types(Some(body));
+    let (target_system, target_user) = types(current);
+    let mut uamis = serde_json::Map::new();
+    for source in [current, Some(&*body)].into_iter().flatten() {
+        if let Some(map) = source
+            .pointer("/identity/userAssignedIdentities")
+            .and_then(Value::as_object)
+        {
+            for id in map.keys() {
+                if !uamis.keys().any(|k| k.eq_ignore_ascii_case(id)) {
+                    uamis.insert(id.clone(), Value::Object(Default::default()));
+                }
+            }
+        }
+    }
+    let system = snap_system || target_system;
+    let user = snap_user || target_user || !uamis.is_empty();
+    if target_system && !snap_system {
+        notes.push("the target's system-assigned identity is kept: removing it would lose its principal and every role granted to it".into());
+    }
+    let kept_uamis = current
+        .and_then(|c| c.pointer("/identity/userAssignedIdentities"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.keys()
+                .filter(|k| {
+                    !body
+                        .pointer("/identity/userAssignedIdentities")
+                        .and_then(Value::as_object)
+                        .is_some_and(|b| b.keys().any(|x| x.eq_ignore_ascii_case(k)))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if kept_uamis > 0 {
+        notes.push(format!(
+            "{kept_uamis} user-assigned identit{} the target has attached stay attached",
+            if kept_uamis == 1 { "y" } else { "ies" }
+        ));
+    }
+    if current.is_none() && system {
+        notes.push("a new factory gets a new system-assigned principal: grant it the source's access (Key Vault, storage, databases)".into());
+    }
+    let Some(map) = body.as_object_mut() else {
+        return;
+    };
+    let ty = match (system, user) {
+        (true, true) => "SystemAssigned,UserAssigned",
+        (true, false) => "SystemAssigned",
+        (false, true) => "UserAssigned",
+        (false, false) => return,
+    };
+    let mut identity = map
+        .get("identity")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    identity.insert("type".into(), Value::String(ty.into()));
+    if uamis.is_empty() {
+        identity.shift_remove("userAssignedIdentities");
+    } else {
+        identity.insert("userAssignedIdentities".into(), Value::Object(uamis));
+    }
+    map.insert("identity".into(), Value::Object(identity));
+}
+
+/// Why a target resource is never deleted, even with --delete-extraneous:
+/// it could not come back, or it is not the factory's to remove. (The
+/// factory's own identity is kept by the factory's plan: `identity`.)
+pub fn never_deleted(r: &Resource) -> Option<&'static str> {
+    match r.kind {
+        ResourceKind::ManagedVirtualNetwork => Some(
+            "a managed virtual network has no DELETE in the REST API; it goes only with its factory",
+        ),
+        ResourceKind::PrivateEndpointConnection => Some(
+            "an inbound private endpoint connection, approved for someone else's endpoint; adfdr never removes it",
+        ),
+        _ => None,
     }
 }
 
@@ -1425,6 +1657,120 @@ mod tests {
         )
         .expect("plan");
         assert!(p.steps.is_empty(), "{:?}", labels(&p.steps));
+    }
+
+    /// --delete-extraneous never deletes what could not come back: managed
+    /// VNets have no DELETE (the REST spec), inbound private endpoint
+    /// connections are someone else's approval, identity credentials carry
+    /// the factory's access. The plan says which stay and why.
+    #[test]
+    fn delete_extraneous_keeps_what_cannot_come_back() {
+        let mut extra = source();
+        extra.push(r(
+            ResourceKind::ManagedVirtualNetwork,
+            "default",
+            json!({"properties": {}}),
+        ));
+        extra.push(r(
+            ResourceKind::PrivateEndpointConnection,
+            "pe-from-consumer",
+            json!({"properties": {"privateLinkServiceConnectionState": {"status": "Approved"}}}),
+        ));
+        extra.push(r(
+            ResourceKind::Pipeline,
+            "PL_Stray",
+            json!({"properties": {"activities": []}}),
+        ));
+        let target = target_from(extra, &[]);
+        let options = PlanOptions {
+            delete_extraneous: true,
+            ..Default::default()
+        };
+        let p = plan(&source(), &states(), None, &target, None, &options).expect("plan");
+        let deleted: Vec<&str> = p.delete.iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(deleted, ["pipeline:PL_Stray"]);
+        let kept: Vec<(&str, &str)> = p
+            .extraneous_kept
+            .iter()
+            .map(|k| (k.label.as_str(), k.reason.as_str()))
+            .collect();
+        for (label, why) in [
+            ("managedVirtualNetwork:default", "has no DELETE"),
+            (
+                "privateEndpointConnection:pe-from-consumer",
+                "never removes it",
+            ),
+        ] {
+            assert!(
+                kept.iter().any(|(l, r)| *l == label && r.contains(why)),
+                "{label} kept because {why}: {kept:?}"
+            );
+        }
+    }
+
+    /// An old git export's managed VNet (no `properties`) is sent with
+    /// `"properties": {}`, which the service requires, and equals the
+    /// target's when that is all it has.
+    #[test]
+    fn a_managed_vnet_without_properties_is_sent_with_empty_properties() {
+        let mut src = source();
+        src.push(r(
+            ResourceKind::ManagedVirtualNetwork,
+            "default",
+            json!({"name": "default"}),
+        ));
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let step = p
+            .steps
+            .iter()
+            .find(|s| s.kind == ResourceKind::ManagedVirtualNetwork)
+            .expect("vnet step");
+        assert_eq!(
+            step.definition["properties"],
+            json!({}),
+            "{}",
+            step.definition
+        );
+        let served = r(
+            ResourceKind::ManagedVirtualNetwork,
+            "default",
+            json!({"name": "default", "properties": {}}),
+        );
+        let target = target_from(
+            src.iter()
+                .filter(|r| {
+                    r.kind != ResourceKind::Factory && r.kind != ResourceKind::ManagedVirtualNetwork
+                })
+                .cloned()
+                .chain([served])
+                .collect(),
+            &["TR_Up", "TR_Down"],
+        );
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &target,
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        assert!(
+            p.unchanged
+                .iter()
+                .any(|u| u == "managedVirtualNetwork:default"),
+            "{:?} / {:?}",
+            p.unchanged,
+            labels(&p.steps)
+        );
     }
 
     #[test]

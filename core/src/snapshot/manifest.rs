@@ -79,12 +79,50 @@ pub struct Manifest {
     pub resources: Vec<Entry>,
     /// Trigger name -> runtime state (`Started`, `Stopped`, `Disabled`).
     pub trigger_states: BTreeMap<String, String>,
+    /// What the IRs and CDCs were doing (absent in snapshots before 2026-12).
+    #[serde(default, skip_serializing_if = "Runtimes::is_empty")]
+    pub runtimes: Runtimes,
+    /// The source factory's `createTime`: with `source`, which factory this
+    /// is (one re-created under the same name is another, and credentials
+    /// encrypted for the old one do not work in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Kinds the service did not offer where the factory lives (their list
+    /// answered 404 or "not supported"): absent, not forgotten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_offered: Vec<ResourceKind>,
     pub report: Vec<Finding>,
 }
 
+/// What a factory's integration runtimes and change data captures were
+/// doing: state the service keeps outside the definitions (a Managed IR's
+/// `state`, a CDC's `status`), needed to bring a restored factory back
+/// running.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Runtimes {
+    /// Managed IR name -> state (`Started`, `Stopped`, `Initial`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub integration_runtimes: BTreeMap<String, String>,
+    /// CDC name -> status (`Running`, `Stopped`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub change_data_captures: BTreeMap<String, String>,
+}
+
+impl Runtimes {
+    pub fn is_empty(&self) -> bool {
+        self.integration_runtimes.is_empty() && self.change_data_captures.is_empty()
+    }
+}
+
 /// The root hash: SHA-256 over `kind \0 parent \0 name \0 hash \n` for every
-/// entry in order, then `trigger-state \0 name \0 state \n` per trigger.
-pub fn root(entries: &[Entry], trigger_states: &BTreeMap<String, String>) -> String {
+/// entry in order, then `trigger-state \0 name \0 state \n` per trigger,
+/// then `runtime-state \0 kind \0 name \0 state \n` per IR and CDC (none in
+/// older snapshots, whose roots are unchanged).
+pub fn root(
+    entries: &[Entry],
+    trigger_states: &BTreeMap<String, String>,
+    runtimes: &Runtimes,
+) -> String {
     let mut h = Sha256::new();
     for e in entries {
         h.update(e.kind.label().as_bytes());
@@ -102,6 +140,27 @@ pub fn root(entries: &[Entry], trigger_states: &BTreeMap<String, String>) -> Str
         h.update([0]);
         h.update(state.as_bytes());
         h.update(b"\n");
+    }
+    let kinds = [
+        (
+            ResourceKind::IntegrationRuntime,
+            &runtimes.integration_runtimes,
+        ),
+        (
+            ResourceKind::ChangeDataCapture,
+            &runtimes.change_data_captures,
+        ),
+    ];
+    for (kind, states) in kinds {
+        for (name, state) in states {
+            h.update(b"runtime-state\0");
+            h.update(kind.label().as_bytes());
+            h.update([0]);
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(state.as_bytes());
+            h.update(b"\n");
+        }
     }
     hex(&h.finalize())
 }
@@ -402,8 +461,32 @@ mod tests {
         let (plain2, entries2) = encode_payload(&mut reversed);
         assert_eq!(plain, plain2);
         let states = BTreeMap::from([("t".to_string(), "Started".to_string())]);
-        assert_eq!(root(&entries, &states), root(&entries2, &states));
-        assert_ne!(root(&entries, &states), root(&entries, &BTreeMap::new()));
+        let none = Runtimes::default();
+        assert_eq!(
+            root(&entries, &states, &none),
+            root(&entries2, &states, &none)
+        );
+        assert_ne!(
+            root(&entries, &states, &none),
+            root(&entries, &BTreeMap::new(), &none)
+        );
+        // A started IR is state too: stopping it makes another snapshot.
+        let running = Runtimes {
+            integration_runtimes: BTreeMap::from([("ssis".to_string(), "Started".to_string())]),
+            ..Default::default()
+        };
+        let stopped = Runtimes {
+            integration_runtimes: BTreeMap::from([("ssis".to_string(), "Stopped".to_string())]),
+            ..Default::default()
+        };
+        assert_ne!(
+            root(&entries, &states, &running),
+            root(&entries, &states, &stopped)
+        );
+        assert_ne!(
+            root(&entries, &states, &running),
+            root(&entries, &states, &none)
+        );
     }
 
     #[test]

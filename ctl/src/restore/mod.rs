@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::exit;
 use adfdr_core::ops::restore::{self as op, Asked, TargetFactory};
 use adfdr_core::ops::{Engine, OpError};
-use adfdr_core::plan::restore::{PlanOptions, TriggerMode};
+use adfdr_core::plan::restore::{PlanOptions, RuntimeMode, TriggerMode};
 use adfdr_core::plan::{Overrides, Selector};
 
 pub use render::RestoreOutput;
@@ -26,6 +26,14 @@ pub enum Triggers {
     Stopped,
     /// Triggers started at backup time are started again.
     AsBackedUp,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Runtimes {
+    /// Integration runtimes and CDCs running at backup are started again.
+    AsBackedUp,
+    /// They stay stopped.
+    Stopped,
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,6 +61,10 @@ pub struct Args {
     /// Trigger state after the restore.
     #[arg(long, value_enum, default_value = "stopped")]
     triggers: Triggers,
+    /// Integration runtimes (an Azure-SSIS IR takes 20-30 minutes) and
+    /// change data captures after the restore.
+    #[arg(long, value_enum, default_value = "as-backed-up")]
+    runtimes: Runtimes,
     /// Delete target resources that are not in the snapshot.
     #[arg(long)]
     delete_extraneous: bool,
@@ -89,6 +101,10 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         triggers: match args.triggers {
             Triggers::Stopped => TriggerMode::Stopped,
             Triggers::AsBackedUp => TriggerMode::AsBackedUp,
+        },
+        runtimes: match args.runtimes {
+            Runtimes::AsBackedUp => RuntimeMode::AsBackedUp,
+            Runtimes::Stopped => RuntimeMode::Stopped,
         },
         delete_extraneous: args.delete_extraneous,
         strict: args.strict,

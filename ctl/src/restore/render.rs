@@ -97,10 +97,29 @@ pub fn outcome(p: &op::Prepared, o: &RestoreOutcome) {
         p.plan.skipped.len(),
         p.plan.expected.len() + 1,
     );
+    for r in &a.runtimes {
+        println!(
+            "integration runtime {}: {} after {:.1} s",
+            r.name,
+            r.state,
+            r.ready_ms as f64 / 1000.0
+        );
+    }
+    if a.cdcs_started > 0 {
+        println!("change data captures started: {}", a.cdcs_started);
+    }
     let t = &o.timings;
     println!(
-        "phases: fetch {} ms · decrypt {} ms · plan {} ms · apply {} ms · verify {} ms",
-        t.fetch_ms, t.decrypt_ms, t.plan_ms, t.apply_ms, t.verify_ms
+        "phases: fetch {} ms · decrypt {} ms · plan {} ms · apply {} ms{} · verify {} ms",
+        t.fetch_ms,
+        t.decrypt_ms,
+        t.plan_ms,
+        t.apply_ms,
+        match t.runtimes_ms {
+            0 => String::new(),
+            ms => format!(" (runtimes running after {ms} ms)"),
+        },
+        t.verify_ms
     );
     if let Some(path) = &o.audit {
         println!("audit: {}", path.display());
@@ -185,6 +204,21 @@ pub fn plan(prepared: &op::Prepared, plan: &Plan) {
         println!("start triggers after: {}", plan.start_triggers.join(", "));
     }
     for u in &plan.unstartable {
+        println!("  not started: {}: {}", u.label, u.reason);
+    }
+    if !plan.start_runtimes.is_empty() {
+        println!(
+            "start integration runtimes as soon as each exists: {}",
+            plan.start_runtimes.join(", ")
+        );
+    }
+    if !plan.start_cdcs.is_empty() {
+        println!(
+            "start change data captures after: {}",
+            plan.start_cdcs.join(", ")
+        );
+    }
+    for u in &plan.runtimes_left {
         println!("  not started: {}: {}", u.label, u.reason);
     }
     let missing = plan.secrets.iter().filter(|s| !s.filled).count();

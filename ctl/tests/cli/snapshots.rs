@@ -133,7 +133,10 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "[self-hosted-nodes] integrationRuntime:ir-selfhosted",
         "TR_Daily",
         "Started",
-        "24 resources",
+        "25 resources",
+        "integrationRuntime:ir-ssis",
+        "changeDataCapture:CDC_Orders",
+        "Running",
     ] {
         assert!(
             shown.contains(expected),

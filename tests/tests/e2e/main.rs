@@ -9,6 +9,7 @@ mod corpus;
 mod format_by_hand;
 mod keyvault;
 mod python_sdk;
+mod recorded;
 mod service_rules;
 mod store;
 mod throttling;

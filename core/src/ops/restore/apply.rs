@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::TargetFactory;
+use crate::factory::lro::{self, transient};
 use crate::factory::{ArmError, FactoryApi};
 use crate::model::ResourceKind;
 use crate::ops::export::encode;
@@ -31,7 +32,21 @@ pub struct Applied {
     pub deleted: usize,
     pub stopped: usize,
     pub started: usize,
+    /// Integration runtimes started, each with how long its start took.
+    pub runtimes: Vec<RuntimeStarted>,
+    /// Change data captures started.
+    pub cdcs_started: usize,
     pub failures: Vec<Failure>,
+}
+
+/// An integration runtime the restore started.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct RuntimeStarted {
+    pub name: String,
+    /// As the service reported it at the end (`Started`).
+    pub state: String,
+    /// From the start of the apply until it was running.
+    pub ready_ms: u64,
 }
 
 /// Progress lines (`created pipeline:PL_Load`).
@@ -67,13 +82,13 @@ impl Throttle {
 /// How long writes keep being retried on throttling and transient faults.
 const WRITE_DEADLINE: Duration = Duration::from_secs(600);
 
-fn transient(e: &ArmError) -> bool {
-    match e {
-        ArmError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-        ArmError::Transport { credential, .. } => !credential,
-        _ => false,
-    }
-}
+/// How long a long-running write (a trigger start, an event subscription,
+/// a factory delete) is followed before it is reported unfinished.
+const OPERATION_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long an integration runtime start is followed: an Azure-SSIS IR
+/// takes 20-30 minutes (recorded: 22), so well beyond that.
+pub const RUNTIME_LIMIT: Duration = Duration::from_secs(45 * 60);
 
 /// "Resource cannot be updated during provisioning" (event triggers after a write).
 fn provisioning(e: &ArmError) -> bool {
@@ -82,7 +97,9 @@ fn provisioning(e: &ArmError) -> bool {
 
 /// Sends one write, retrying what is transient (azure_core's retry policy
 /// already honoured Retry-After; this outer loop outlasts a throttling storm
-/// instead of failing the restore after its few retries).
+/// instead of failing the restore after its few retries). A write the
+/// service answers as long-running (201/202 with somewhere to poll) is
+/// followed to its end: an accepted operation is not a finished one.
 async fn write(
     arm: &dyn FactoryApi,
     throttle: &Throttle,
@@ -91,12 +108,46 @@ async fn write(
     body: Option<&Value>,
     retry_provisioning: bool,
 ) -> Result<Value, ArmError> {
+    let call = Call {
+        method,
+        path,
+        body,
+        retry_provisioning,
+        limit: OPERATION_LIMIT,
+    };
+    write_call(arm, throttle, call).await
+}
+
+/// One write: what `write` sends, with the wait for its operation.
+struct Call<'a> {
+    method: azure_core::http::Method,
+    path: &'a str,
+    body: Option<&'a Value>,
+    retry_provisioning: bool,
+    limit: Duration,
+}
+
+async fn write_call(
+    arm: &dyn FactoryApi,
+    throttle: &Throttle,
+    call: Call<'_>,
+) -> Result<Value, ArmError> {
+    let Call {
+        method,
+        path,
+        body,
+        retry_provisioning,
+        limit,
+    } = call;
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
         throttle.wait().await;
-        match arm.send(method, path, body).await {
-            Ok((_, v)) => return Ok(v),
+        match arm.request(method, path, body).await {
+            Ok(answer) => {
+                let what = format!("{method} {}", short_path(path));
+                return lro::follow(arm, answer, &what, limit).await;
+            }
             Err(e)
                 if (transient(&e) || (retry_provisioning && provisioning(&e)))
                     && started.elapsed() < WRITE_DEADLINE =>
@@ -110,6 +161,14 @@ async fn write(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A path from the factory down (`…/triggers/T/start`), for messages.
+fn short_path(path: &str) -> String {
+    match path.find("/factories/") {
+        Some(i) => format!("…{}", &path[i..]),
+        None => path.to_string(),
     }
 }
 
@@ -197,6 +256,12 @@ where
 /// An ARM error as an operator reads it: a refusal names the identity and
 /// the role it needs.
 fn explain(e: &ArmError, identity: &str, target: &TargetFactory) -> String {
+    if e.code() == Some("DataFactoryNameInUse") {
+        return format!(
+            "the factory name '{}' is taken: factory names are global across Azure, and another subscription or tenant has a factory by that name; restore with --to {}/{}/ANOTHER-NAME",
+            target.factory, target.subscription, target.resource_group
+        );
+    }
     match e.status() {
         Some(401 | 403) => format!(
             "{identity} may not change factory {} (HTTP {} {}); grant it 'Data Factory Contributor' on the target factory or its resource group",
@@ -226,6 +291,8 @@ pub async fn apply(
         throttle: Throttle::default(),
         failures: Mutex::new(Vec::new()),
         progress,
+        began: Instant::now(),
+        start_runtimes: &plan.start_runtimes,
     };
     let mut applied = Applied::default();
     // 1. The factory: everything else lives in it.
@@ -239,14 +306,34 @@ pub async fn apply(
     }
     // 2. Stop the started triggers that are rewritten, deleted or restored stopped.
     applied.stopped = a.stop_triggers(plan).await;
-    // 3. Writes, each as soon as what it references exists.
-    applied.written += a.writes(plan, concurrency).await;
-    // 4. Deletes, dependents first.
-    applied.deleted = a.deletes(plan, concurrency).await;
-    // 5. The factory's staging back-reference, now that its linked service exists.
-    applied.written += a.staging(plan).await;
-    // 6. Start triggers, dependencies first; event triggers subscribe first.
-    applied.started = a.start_triggers(plan).await;
+    // Runtimes that were running start as soon as each exists, alongside
+    // everything after this (an Azure-SSIS IR start takes 20-30 minutes).
+    let (ready, written) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for name in &plan.start_runtimes {
+        if !plan.steps.iter().any(|s| is_runtime(s.kind, &s.name, name)) {
+            let _ = ready.send(name.clone());
+        }
+    }
+    let rest = async {
+        // 3. Writes, each as soon as what it references exists.
+        let written = a.writes(plan, concurrency, ready).await;
+        // 4. Deletes, dependents first.
+        let deleted = a.deletes(plan, concurrency).await;
+        // 5. The factory's staging back-reference, now that its linked service exists.
+        let staged = a.staging(plan).await;
+        // 6. Start triggers, dependencies first; event triggers subscribe first.
+        let started = a.start_triggers(plan).await;
+        // 7. Change data captures that were running.
+        let cdcs = a.start_cdcs(plan).await;
+        (written + staged, deleted, started, cdcs)
+    };
+    let ((written, deleted, started, cdcs), runtimes) =
+        tokio::join!(rest, a.start_runtimes(written));
+    applied.written += written;
+    applied.deleted = deleted;
+    applied.started = started;
+    applied.cdcs_started = cdcs;
+    applied.runtimes = runtimes;
     applied.failures = a.failures.into_inner().expect("failures");
     applied
 }
@@ -260,6 +347,14 @@ struct Applier<'a> {
     throttle: Throttle,
     failures: Mutex<Vec<Failure>>,
     progress: Progress<'a>,
+    began: Instant,
+    /// Runtimes to start once written.
+    start_runtimes: &'a [String],
+}
+
+/// Is this step the integration runtime `name`?
+fn is_runtime(kind: ResourceKind, step: &str, name: &str) -> bool {
+    kind == ResourceKind::IntegrationRuntime && step.eq_ignore_ascii_case(name)
 }
 
 impl Applier<'_> {
@@ -326,8 +421,14 @@ impl Applier<'_> {
         stopped
     }
 
-    async fn writes(&self, plan: &Plan, concurrency: usize) -> usize {
+    async fn writes(
+        &self,
+        plan: &Plan,
+        concurrency: usize,
+        ready: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> usize {
         use azure_core::http::Method;
+        let ready = &ready;
         let results = run_dag(
             plan.steps.len(),
             |i| plan.steps[i].deps.clone(),
@@ -352,7 +453,14 @@ impl Applier<'_> {
                         } else {
                             "updated"
                         };
-                        (self.progress)(&format!("{verb} {}", step.label))
+                        (self.progress)(&format!("{verb} {}", step.label));
+                        if let Some(name) = self
+                            .start_runtimes
+                            .iter()
+                            .find(|n| is_runtime(step.kind, &step.name, n))
+                        {
+                            let _ = ready.send(name.clone());
+                        }
                     })
                     .map_err(|e| e.to_string())
                 }
@@ -424,6 +532,81 @@ impl Applier<'_> {
         }
     }
 
+    /// Starts each runtime named on `ready` at once, all in parallel, and
+    /// follows every start to its end.
+    async fn start_runtimes(
+        &self,
+        mut ready: tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) -> Vec<RuntimeStarted> {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let mut running = FuturesUnordered::new();
+        let mut open = true;
+        let mut started = Vec::new();
+        loop {
+            tokio::select! {
+                next = ready.recv(), if open => match next {
+                    Some(name) => running.push(self.start_runtime(name)),
+                    None => open = false,
+                },
+                Some(done) = running.next(), if !running.is_empty() => {
+                    started.extend(done);
+                }
+                else => break,
+            }
+        }
+        started
+    }
+
+    async fn start_runtime(&self, name: String) -> Option<RuntimeStarted> {
+        use azure_core::http::Method;
+        let label = format!("integrationRuntime:{name}");
+        (self.progress)(&format!("starting {label}"));
+        let path = format!("{}/integrationRuntimes/{}/start", self.base, encode(&name));
+        let call = Call {
+            method: Method::Post,
+            path: &path,
+            body: None,
+            retry_provisioning: true,
+            limit: RUNTIME_LIMIT,
+        };
+        match write_call(self.arm, &self.throttle, call).await {
+            Ok(status) => {
+                let state = status
+                    .pointer("/properties/state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Started")
+                    .to_string();
+                let ready_ms = crate::ops::millis(self.began.elapsed());
+                (self.progress)(&format!("started {label} ({state})"));
+                Some(RuntimeStarted {
+                    name,
+                    state,
+                    ready_ms,
+                })
+            }
+            Err(e) => {
+                self.fail(format!("start {label}"), self.explain(&e));
+                None
+            }
+        }
+    }
+
+    async fn start_cdcs(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let mut started = 0;
+        for name in &plan.start_cdcs {
+            let path = format!("{}/adfcdcs/{}/start", self.base, encode(name));
+            match write(self.arm, &self.throttle, Method::Post, &path, None, true).await {
+                Ok(_) => {
+                    started += 1;
+                    (self.progress)(&format!("started changeDataCapture:{name}"));
+                }
+                Err(e) => self.fail(format!("start changeDataCapture:{name}"), self.explain(&e)),
+            }
+        }
+        started
+    }
+
     async fn start_triggers(&self, plan: &Plan) -> usize {
         use azure_core::http::Method;
         let types: HashMap<String, String> = plan
@@ -477,7 +660,7 @@ impl Applier<'_> {
 /// subscribeToEvents, then poll getEventSubscriptionStatus until Enabled.
 async fn subscribe(arm: &dyn FactoryApi, throttle: &Throttle, trigger: &str) -> Result<(), String> {
     use azure_core::http::Method;
-    write(
+    let subscribed = write(
         arm,
         throttle,
         Method::Post,
@@ -486,7 +669,13 @@ async fn subscribe(arm: &dyn FactoryApi, throttle: &Throttle, trigger: &str) -> 
         true,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())
+    .map(|answer| answer.get("status").and_then(Value::as_str) == Some("Enabled"))?;
+    // The service answers the new status at once (recorded); one that is
+    // still Provisioning is polled.
+    if subscribed {
+        return Ok(());
+    }
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut delay = Duration::from_millis(200);
     loop {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use apply::{Applied, Failure, Progress, apply};
+pub use apply::{Applied, Failure, Progress, RUNTIME_LIMIT, RuntimeStarted, apply};
 pub use readback::{Mismatch, TargetStateTriggers, started_after, verify};
 
 use super::contract::{AuditAction, AuditEvent, RestoreAudit, RestoreResult};
@@ -99,6 +99,9 @@ pub struct Timings {
     pub decrypt_ms: u64,
     pub plan_ms: u64,
     pub apply_ms: u64,
+    /// From the start of the apply until the last runtime it started was
+    /// running (0: none to start); overlaps the apply.
+    pub runtimes_ms: u64,
     pub verify_ms: u64,
 }
 
@@ -249,7 +252,7 @@ async fn read_and_plan(
     .await?;
     let target_existed = state.factory.is_some();
     let target_triggers = state.trigger_states.clone();
-    let plan = plan(
+    let mut plan = plan(
         &resources,
         &opened.manifest.trigger_states,
         opened.manifest.region.as_deref(),
@@ -258,6 +261,11 @@ async fn read_and_plan(
         &request.options,
     )
     .map_err(plan_error)?;
+    crate::plan::restore::plan_runtimes(
+        &mut plan,
+        &opened.manifest.runtimes,
+        request.options.runtimes,
+    );
     let mut skipped_locations = opened.skipped.clone();
     skipped_locations.extend(from.skipped.iter().cloned());
     skipped_locations.dedup();
@@ -372,6 +380,12 @@ pub async fn execute(
     )
     .await;
     prepared.timings.apply_ms = super::millis(applying.elapsed());
+    prepared.timings.runtimes_ms = applied
+        .runtimes
+        .iter()
+        .map(|r| r.ready_ms)
+        .max()
+        .unwrap_or(0);
     let verifying = Instant::now();
     let expected = started_after(&prepared.plan, &prepared.target_triggers);
     let read_back = verify(

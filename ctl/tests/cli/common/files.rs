@@ -133,25 +133,45 @@ factory = "adf-sales"
 }
 
 pub fn run_within(cmd: &mut Command, within: Duration) -> Output {
+    use std::io::Read;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("adfdr runs");
+    // Drained while it runs: an output bigger than a pipe's buffer would
+    // otherwise block the child and look like a hang.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
     let deadline = Instant::now() + within;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let (status, hung) = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break (status, false);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "adfdr did not finish within {within:?} (it hangs):\n{}",
-                text(&out)
-            );
+            break (child.wait().expect("reaped"), true);
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    if hung {
+        panic!(
+            "adfdr did not finish within {within:?} (it hangs):\n{}",
+            text(&out)
+        );
     }
+    out
 }
