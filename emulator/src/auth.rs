@@ -38,6 +38,11 @@ pub struct RoleAssignment {
     /// An ARM scope prefix (`/subscriptions/x/resourceGroups/y`), `/` for everything,
     /// or `/keyvault` for the emulated vault.
     pub scope: String,
+    /// A custom role: the built-in role's actions minus these (ARM's
+    /// `notActions`, e.g. `Microsoft.DataFactory/factories/adfcdcs/read`;
+    /// a trailing `*` matches any rest).
+    #[serde(default)]
+    pub not_actions: Vec<String>,
 }
 
 /// What a verified token says about its caller.
@@ -224,11 +229,33 @@ pub fn authorize(
     access: Access,
     resource: &str,
 ) -> bool {
+    authorize_action(assignments, caller, access, resource, None)
+}
+
+/// `authorize`, also honouring the assignments' `notActions` for `action`.
+pub fn authorize_action(
+    assignments: &[RoleAssignment],
+    caller: &Caller,
+    access: Access,
+    resource: &str,
+    action: Option<&str>,
+) -> bool {
+    let excluded = |a: &RoleAssignment| {
+        action.is_some_and(|action| {
+            a.not_actions.iter().any(|n| match n.strip_suffix('*') {
+                Some(prefix) => action
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase()),
+                None => n.eq_ignore_ascii_case(action),
+            })
+        })
+    };
     assignments.is_empty()
         || assignments.iter().any(|a| {
             a.principal_id.eq_ignore_ascii_case(&caller.object_id)
                 && scope_covers(&a.scope, resource)
                 && role_grants(&a.role, access)
+                && !excluded(a)
         })
 }
 
@@ -322,6 +349,7 @@ mod tests {
             principal_id: "p".into(),
             role: "Reader".into(),
             scope: "/subscriptions/s".into(),
+            not_actions: Vec::new(),
         }];
         assert!(authorize(
             &reader,
@@ -342,10 +370,22 @@ mod tests {
             "/subscriptions/other"
         ));
         assert!(authorize(&[], &caller, Access::Delete, "/x"));
+        // A custom role: Data Factory Contributor without reading CDCs.
+        let custom = vec![RoleAssignment {
+            principal_id: "p".into(),
+            role: "Data Factory Contributor".into(),
+            scope: "/subscriptions/s".into(),
+            not_actions: vec!["Microsoft.DataFactory/factories/adfcdcs/*".into()],
+        }];
+        let (r, path) = (Access::Read, "/subscriptions/s/resourceGroups/r");
+        let may = |action: &str| authorize_action(&custom, &caller, r, path, Some(action));
+        assert!(may("Microsoft.DataFactory/factories/pipelines/read"));
+        assert!(!may("Microsoft.DataFactory/factories/adfcdcs/read"));
         let crypto = vec![RoleAssignment {
             principal_id: "p".into(),
             role: "Key Vault Crypto User".into(),
             scope: "/keyvault".into(),
+            not_actions: Vec::new(),
         }];
         assert!(authorize(
             &crypto,

@@ -627,14 +627,11 @@ fn authorize(
         "DELETE" => (Access::Delete, "delete"),
         _ => (Access::Action, "action"),
     };
-    if auth::authorize(&assignments, caller, access, scope) {
+    let action = format!("Microsoft.DataFactory/{what}/{verb}");
+    if auth::authorize_action(&assignments, caller, access, scope, Some(&action)) {
         Ok(())
     } else {
-        Err(auth::arm_forbidden(
-            caller,
-            &format!("Microsoft.DataFactory/{what}/{verb}"),
-            scope,
-        ))
+        Err(auth::arm_forbidden(caller, &action, scope))
     }
 }
 

@@ -14,7 +14,7 @@
 //! Tests start it in-process with [`Emulator::start`] on ephemeral ports.
 
 pub mod auth;
-mod clock;
+pub mod clock;
 pub mod control;
 pub mod error;
 pub mod generate;

@@ -161,6 +161,7 @@ impl OpError {
             OpError::Export(e) => match e.as_ref() {
                 crate::ops::export::ExportError::NotFound { .. } => Kind::NotFound,
                 crate::ops::export::ExportError::Denied { .. }
+                | crate::ops::export::ExportError::DeniedKind { .. }
                 | crate::ops::export::ExportError::SignIn { .. } => Kind::Denied,
                 crate::ops::export::ExportError::Arm { source, .. } if source.is_throttled() => {
                     Kind::Throttled

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::common::*;
-use adfdr_tests::admin;
+use adfdr_tests::{admin, admin_delete};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,6 +171,64 @@ async fn refused_access_names_the_identity_the_resource_and_the_role() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let out = rig.adfdr(&["backup"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+/// A backup is complete or says why not: a custom role that may not list
+/// one kind (here CDCs) fails the backup naming the missing permission, and
+/// nothing partial is committed; a kind the service does not offer where
+/// the factory lives is recorded as not offered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_is_complete_or_names_the_missing_permission() {
+    let rig = Rig::start("partial", &[("sales", "adf-sales", &sample_factory())]).await;
+    let mi = adf_emulator::auth::derived_guid("mi:system-assigned");
+    admin(
+        &rig.emu,
+        "role-assignments",
+        json!({"principal_id": mi, "role": "Data Factory Contributor",
+        "scope": format!("/subscriptions/{SUB}/resourceGroups/{RG}"),
+        "not_actions": ["Microsoft.DataFactory/factories/adfcdcs/read"]}),
+    )
+    .await;
+    admin(
+        &rig.emu,
+        "role-assignments",
+        json!({"principal_id": mi, "role": "Key Vault Crypto User", "scope": "/keyvault"}),
+    )
+    .await;
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("may not list the changeDataCaptures of factory")
+            && err.contains("Microsoft.DataFactory/factories/adfcdcs/read"),
+        "{err}"
+    );
+    let out = rig.adfdr(&["snapshots", "--json"]);
+    assert_eq!(
+        json(&out)["snapshots"],
+        json!([]),
+        "nothing partial was committed"
+    );
+
+    // A kind this cloud does not offer (its list: 400 "not supported"):
+    // recorded in the snapshot, which is complete for what exists.
+    admin_delete(&rig.emu, "role-assignments").await;
+    admin(&rig.emu, "faults", json!({"method": "GET", "path_contains": "/adfcdcs", "status": 400,
+        "code": "InvalidResourceType", "message": "The resource type 'factories/adfcdcs' is not supported in this cloud.", "count": 1})).await;
+    let out = rig.adfdr(&["backup", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let id = json(&out)["factories"][0]["report"]["snapshot"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = rig.adfdr(&["show", &id]);
+    assert!(
+        stdout(&out).contains(
+            "not offered where the factory lives (absent, not forgotten): changeDataCapture"
+        ),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -907,3 +907,150 @@ async fn triggers_start_as_backed_up_through_provisioning_refusals_and_throttlin
         "the faults were served: {counters:?}"
     );
 }
+
+/// "Restored" means running: the Azure-SSIS IR and the managed-VNet IR that
+/// ran at backup run again and the CDC is started; each IR start is a
+/// long-running operation followed through faults and throttling on its
+/// polls (the recorded protocol: 202, Azure-AsyncOperation, Retry-After).
+/// `--runtimes stopped` leaves them, and the plan says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_factory_runs_its_runtimes_again_through_faults_on_the_polls() {
+    let rig = Rig::start(
+        "restore-runtimes",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    for fault in [
+        serde_json::json!({"method": "GET", "path_contains": "/operationstatuses/", "status": 503,
+            "code": "ServiceUnavailable", "message": "try again", "count": 3}),
+        serde_json::json!({"method": "GET", "path_contains": "/operationstatuses/", "status": 429,
+            "code": "TooManyRequests", "message": "throttled", "retry_after": 1, "count": 2}),
+    ] {
+        adfdr_tests::admin(&rig.emu, "faults", fault).await;
+    }
+    let file = overrides(&rig, FILL_ERP);
+    let restore = |to: &str, extra: &[&str]| {
+        let mut cmd = rig.command();
+        cmd.env("ERP_CONNECTION", "x")
+            .args([
+                "restore",
+                "latest",
+                "--factory",
+                "sales",
+                "--to",
+                &format!("{SUB}/{DR_RG}/{to}"),
+                "--yes",
+                "--json",
+                "--overrides",
+                &file,
+            ])
+            .args(extra);
+        cmd.output().expect("runs")
+    };
+    let out = restore("adf-sales-running", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report = json(&out);
+    let mut runtimes: Vec<(String, String)> = report["applied"]["runtimes"]
+        .as_array()
+        .expect("runtimes")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_string(),
+                r["state"].as_str().expect("state").to_string(),
+            )
+        })
+        .collect();
+    runtimes.sort();
+    assert_eq!(
+        runtimes,
+        [
+            (
+                "AutoResolveIntegrationRuntime".to_string(),
+                "Started".to_string()
+            ),
+            ("ir-ssis".to_string(), "Started".to_string())
+        ]
+    );
+    assert_eq!(report["applied"]["cdcs_started"], 1, "{report}");
+    assert!(report["timings"]["runtimes_ms"].as_u64().expect("ms") > 0);
+    let states = rig.emu.with_world(|w| {
+        let f = w.factory(SUB, DR_RG, "adf-sales-running").expect("dr");
+        let now = adf_emulator::clock::now_ms();
+        (
+            f.children(Kind::IntegrationRuntime)["ir-ssis"].state_at(now),
+            f.children(Kind::ChangeDataCapture)["cdc_orders"]
+                .runtime_state
+                .clone(),
+        )
+    });
+    assert_eq!(states, (Some("Started".into()), Some("Running".into())));
+    assert!(
+        rig.emu.counters().injected_faults >= 5,
+        "the polls met the faults: {:?}",
+        rig.emu.counters()
+    );
+
+    let out = restore("adf-sales-cold", &["--runtimes", "stopped"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["applied"]["runtimes"], serde_json::json!([]));
+    let left = report["plan"]["runtimes_left"].to_string();
+    assert!(
+        left.contains("integrationRuntime:ir-ssis") && left.contains("--runtimes stopped"),
+        "{left}"
+    );
+    let ssis = rig.emu.with_world(|w| {
+        w.factory(SUB, DR_RG, "adf-sales-cold")
+            .expect("dr")
+            .children(Kind::IntegrationRuntime)["ir-ssis"]
+            .state_at(adf_emulator::clock::now_ms())
+    });
+    assert_eq!(ssis.as_deref(), Some("Initial"), "never started");
+}
+
+/// Factory names are global (409 DataFactoryNameInUse, as Microsoft's docs
+/// quote the service): a restore into a name another subscription holds
+/// says so and what to do, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_into_a_name_taken_elsewhere_says_to_choose_another() {
+    let rig = Rig::start(
+        "restore-taken",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    rig.emu
+        .with_world(|w| {
+            w.put_factory(
+                "99999999-9999-9999-9999-999999999999",
+                "rg-someone-else",
+                "adf-taken",
+                serde_json::json!({"location": "westeurope"}),
+                None,
+                "tenant",
+            )
+        })
+        .expect("someone else's factory");
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &format!("{SUB}/{DR_RG}/adf-taken"),
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("the factory name 'adf-taken' is taken")
+            && report.contains(&format!("--to {SUB}/{DR_RG}/ANOTHER-NAME")),
+        "{report}"
+    );
+    assert!(
+        contents(&rig, DR_RG, "adf-taken").is_none(),
+        "nothing written"
+    );
+}

@@ -447,22 +447,24 @@ impl Applier<'_> {
                         false,
                     )
                     .await
-                    .map(|_| {
-                        let verb = if step.action == Action::Create {
-                            "created"
-                        } else {
-                            "updated"
-                        };
-                        (self.progress)(&format!("{verb} {}", step.label));
-                        if let Some(name) = self
-                            .start_runtimes
-                            .iter()
-                            .find(|n| is_runtime(step.kind, &step.name, n))
-                        {
-                            let _ = ready.send(name.clone());
-                        }
-                    })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                    let verb = if step.action == Action::Create {
+                        "created"
+                    } else {
+                        "updated"
+                    };
+                    (self.progress)(&format!("{verb} {}", step.label));
+                    if let Some(name) = self
+                        .start_runtimes
+                        .iter()
+                        .find(|n| is_runtime(step.kind, &step.name, n))
+                    {
+                        let _ = ready.send(name.clone());
+                        // Let the runtime starter send the start now, not
+                        // after writes that happen not to wait on anything.
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(())
                 }
             },
         )
@@ -811,6 +813,80 @@ mod tests {
                 .iter()
                 .any(|r| r.contains("/pipelines/")),
             "never attempted"
+        );
+    }
+
+    /// A runtime that was running starts as soon as it is written, while
+    /// the rest of the restore goes on, and its start is followed to the end.
+    #[tokio::test]
+    async fn runtimes_start_as_soon_as_they_exist_alongside_the_writes() {
+        let mut resources = snapshot();
+        resources.push(resource(
+            ResourceKind::IntegrationRuntime,
+            "ir-ssis",
+            json!({"properties": {"type": "Managed", "typeProperties": {"ssisProperties": {}}}}),
+        ));
+        for i in 0..6 {
+            resources.push(resource(
+                ResourceKind::Pipeline,
+                &format!("PL_{i}"),
+                json!({"properties": {"activities": [{"name": "c", "type": "Copy",
+                "inputs": [{"referenceName": "DS", "type": "DatasetReference"}], "outputs": []}]}}),
+            ));
+        }
+        let mut plan = plan(
+            &resources,
+            &Default::default(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let runtimes = crate::snapshot::manifest::Runtimes {
+            integration_runtimes: [("ir-ssis".to_string(), "Started".to_string())].into(),
+            ..Default::default()
+        };
+        crate::plan::restore::plan_runtimes(&mut plan, &runtimes, Default::default());
+        assert_eq!(plan.start_runtimes, ["ir-ssis"]);
+        let memory = MemoryFactory::new();
+        memory.long_running(1, None);
+        let applied = apply(&memory, "test", &target(), &plan, 1, &|_| {}).await;
+        assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+        assert_eq!(applied.runtimes.len(), 1, "{:?}", applied.runtimes);
+        assert_eq!(applied.runtimes[0].state, "Started");
+        let log = memory.requests();
+        let start = log
+            .iter()
+            .position(|r| {
+                r.starts_with("POST") && r.ends_with("/integrationruntimes/ir-ssis/start")
+            })
+            .expect("started");
+        let last_put = log
+            .iter()
+            .rposition(|r| r.starts_with("PUT"))
+            .expect("puts");
+        assert!(
+            start < last_put,
+            "the start did not wait for the other writes: {log:?}"
+        );
+        assert!(
+            log.iter().any(|r| r.contains("/operationstatuses/")),
+            "the start was followed: {log:?}"
+        );
+
+        // --runtimes stopped: nothing started, and the plan says why.
+        let mut stopped = plan.clone();
+        crate::plan::restore::plan_runtimes(
+            &mut stopped,
+            &runtimes,
+            crate::plan::restore::RuntimeMode::Stopped,
+        );
+        assert!(stopped.start_runtimes.is_empty());
+        assert!(
+            stopped.runtimes_left[0]
+                .reason
+                .contains("--runtimes stopped")
         );
     }
 
