@@ -941,14 +941,29 @@ impl World {
         let failing = self
             .failing_pipelines
             .contains(&format!("{key}/{}", pipeline.to_ascii_lowercase()));
+        let foreign = factory.foreign_credential(Kind::Pipeline, &stored.name);
         let run = PipelineRun {
             run_id: uuid::Uuid::new_v4().to_string(),
             factory_key: key,
             pipeline: stored.name.clone(),
-            parameters: if parameters.is_object() { parameters } else { json!({}) },
+            parameters: if parameters.is_object() {
+                parameters
+            } else {
+                json!({})
+            },
             start_unix_ms: OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
             duration_ms,
-            failure: failing.then(|| format!("Operation on target {} failed: the run was told to fail (adf-emulator fault injection).", stored.name)),
+            failure: match (&foreign, failing) {
+                (Some(ls), _) => Some(format!(
+                    "Operation on target {} failed: the credential of linked service '{ls}' cannot be decrypted: its encryptedCredential was issued by another data factory's credential store. Enter the linked service's credentials again in this factory.",
+                    stored.name
+                )),
+                (None, true) => Some(format!(
+                    "Operation on target {} failed: the run was told to fail (adf-emulator fault injection).",
+                    stored.name
+                )),
+                (None, false) => None,
+            },
             cancelled_unix_ms: None,
         };
         let run_id = run.run_id.clone();
@@ -1422,6 +1437,38 @@ fn run_filter_matches(run: &Value, filter: &Value) -> bool {
 }
 
 impl Factory {
+    /// A linked service that `kind:name` uses (through datasets, data flows,
+    /// child pipelines) whose encryptedCredential this factory did not issue:
+    /// the service names its credential `FACTORY_guid` (recorded in
+    /// TestBlobEventTriggerSubscriptions.json), and decrypts only its own.
+    pub fn foreign_credential(&self, kind: Kind, name: &str) -> Option<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![(kind, name.to_ascii_lowercase())];
+        while let Some((kind, name)) = todo.pop() {
+            if !seen.insert((kind, name.clone())) {
+                continue;
+            }
+            let Some(child) = self.children(kind).get(&name) else {
+                continue;
+            };
+            if kind == Kind::LinkedService
+                && let Some(blob) = child
+                    .body
+                    .pointer("/properties/typeProperties/encryptedCredential")
+                    .and_then(Value::as_str)
+                && !issued_by(blob, &self.name)
+            {
+                return Some(child.name.clone());
+            }
+            todo.extend(
+                references(&child.body)
+                    .into_iter()
+                    .map(|r| (r.kind, r.name.to_ascii_lowercase())),
+            );
+        }
+        None
+    }
+
     pub fn children(&self, kind: Kind) -> &BTreeMap<String, Child> {
         static EMPTY: BTreeMap<String, Child> = BTreeMap::new();
         self.children.get(&kind).unwrap_or(&EMPTY)
@@ -1464,4 +1511,21 @@ impl Factory {
         }
         out
     }
+}
+
+/// Whether an encryptedCredential (base64 of `{"CredentialId": "FACTORY_guid", ...}`)
+/// was issued by `factory`'s credential store.
+fn issued_by(blob: &str, factory: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(blob.trim())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| {
+            v.get("CredentialId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .and_then(|id| id.split_once('_').map(|(f, _)| f.to_string()))
+        .is_some_and(|f| f.eq_ignore_ascii_case(factory))
 }

@@ -174,7 +174,7 @@ fn kind_findings(kind: ResourceKind, definition: &Value, here: &str, out: &mut V
                         category: Category::EncryptedCredential,
                         resource: here.clone(),
                         pointer: Some("/properties/typeProperties/encryptedCredential".into()),
-                        detail: format!("encrypted by integration runtime {ir}; it decrypts only there: re-enter the credential if {ir} is re-created"),
+                        detail: format!("encrypted by integration runtime {ir} into this factory's credential store: it works in no other factory (and a DR copy is always another: factory names are global), so a restore elsewhere needs the linked service's credentials from an override, which replaces it"),
                     });
             }
         }

@@ -58,6 +58,9 @@ pub struct PlanOptions {
     pub placeholder_secrets: bool,
 }
 
+/// Where a linked service keeps credentials encrypted for its own factory.
+pub const ENCRYPTED_CREDENTIAL: &str = "/properties/typeProperties/encryptedCredential";
+
 /// What a drill writes where a secret came back masked and nothing fills it.
 pub const PLACEHOLDER_SECRET: &str = "adfdr-drill-placeholder";
 
@@ -85,6 +88,11 @@ pub struct TargetState {
     pub resources: Vec<Resource>,
     /// Trigger name → runtimeState.
     pub trigger_states: BTreeMap<String, String>,
+    /// The target factory's createTime, as read.
+    pub created: Option<String>,
+    /// The target is the very factory the snapshot came from (same resource
+    /// id, same createTime): only there does an encryptedCredential work.
+    pub is_source: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -562,6 +570,10 @@ impl<'a> Planner<'a> {
                 filled.push(pointer);
             }
         }
+        let credential = self.encrypted_credential(r, &mut definition, &changes, &filled);
+        if let Some(filled_by) = credential {
+            secrets.push(need(ENCRYPTED_CREDENTIAL, filled_by));
+        }
         // The target already holds this definition (its secret included, as
         // far as anyone can tell through the mask): nothing to write.
         let same_in_target = self.in_target.get(&r.key()).is_some_and(|t| {
@@ -572,7 +584,17 @@ impl<'a> Planner<'a> {
             canon(&t.definition) == canon(&view)
         });
         let mut skip = None;
-        if !masked.is_empty() && !same_in_target {
+        if credential == Some(false) && !same_in_target {
+            let reason = format!(
+                "its encryptedCredential was made for the source factory's credential store and works in no other; supply the linked service's credentials with an override (a [[rule]] that sets or fills {}/...), which replaces it",
+                "/properties/typeProperties"
+            );
+            if self.options.strict {
+                self.strict.push(format!("{label}: {reason}"));
+            }
+            skip = Some(reason);
+        }
+        if !masked.is_empty() && !same_in_target && skip.is_none() {
             secrets.extend(masked.iter().map(|p| need(p, false)));
             let reason = format!(
                 "secret {} came back masked at backup and no override fills it; add a [[rule]] with fill = {{ \"{}\" = {{ env = \"VAR\" }} }} to --overrides",
@@ -585,6 +607,38 @@ impl<'a> Planner<'a> {
             skip = Some(reason);
         }
         (definition, changes, filled, skip)
+    }
+
+    /// A linked service's encryptedCredential, restored anywhere but its own
+    /// factory: dropped when an override supplies the credentials (or a drill
+    /// uses placeholders); None when there is none or the target is the source.
+    /// Some(true): replaced; Some(false): still needed.
+    fn encrypted_credential(
+        &self,
+        r: &Resource,
+        definition: &mut Value,
+        changes: &[String],
+        filled: &[String],
+    ) -> Option<bool> {
+        let present = definition
+            .pointer(ENCRYPTED_CREDENTIAL)
+            .is_some_and(Value::is_string);
+        if r.kind != ResourceKind::LinkedService || !present || self.target.is_source {
+            return None;
+        }
+        let supplied = changes.iter().chain(filled).any(|c| {
+            c.contains("/properties/typeProperties/") && !c.contains("encryptedCredential")
+        });
+        if !(supplied || self.options.placeholder_secrets) {
+            return Some(false);
+        }
+        if let Some(props) = definition
+            .pointer_mut("/properties/typeProperties")
+            .and_then(Value::as_object_mut)
+        {
+            props.shift_remove("encryptedCredential");
+        }
+        Some(true)
     }
 
     fn unused_rules(&mut self, used: &HashSet<usize>) {
@@ -1470,6 +1524,8 @@ mod tests {
                 })
                 .collect(),
             resources,
+            created: None,
+            is_source: false,
         }
     }
 
@@ -1770,6 +1826,95 @@ mod tests {
             "{:?} / {:?}",
             p.unchanged,
             labels(&p.steps)
+        );
+    }
+
+    /// An encryptedCredential points into its own factory's credential
+    /// store: kept only when restoring into that very factory; elsewhere the
+    /// linked service needs its credentials (an override replaces it, a
+    /// drill drops it as a placeholder), or is skipped saying why.
+    #[test]
+    fn encrypted_credentials_work_only_in_their_own_factory() {
+        let mut src = source();
+        src[1].definition["properties"]["typeProperties"] =
+            json!({"connectionString": "AccountName=a;", "encryptedCredential": "ew0KfQ=="});
+        let into = |target: &TargetState, overrides: Option<&Overrides>, placeholders: bool| {
+            let options = PlanOptions {
+                placeholder_secrets: placeholders,
+                ..Default::default()
+            };
+            plan(&src, &states(), None, target, overrides, &options).expect("plan")
+        };
+        let same = TargetState {
+            is_source: true,
+            ..Default::default()
+        };
+        let p = into(&same, None, false);
+        let ls = p
+            .steps
+            .iter()
+            .find(|s| s.label == "linkedService:LS_Blob")
+            .expect("ls");
+        assert_eq!(
+            ls.definition["properties"]["typeProperties"]["encryptedCredential"],
+            "ew0KfQ=="
+        );
+
+        let p = into(&TargetState::default(), None, false);
+        let skipped = p
+            .skipped
+            .iter()
+            .find(|s| s.label == "linkedService:LS_Blob")
+            .expect("skip");
+        assert!(
+            skipped.reason.contains("works in no other"),
+            "{}",
+            skipped.reason
+        );
+        assert!(
+            p.secrets
+                .iter()
+                .any(|s| s.pointer == ENCRYPTED_CREDENTIAL && !s.filled)
+        );
+
+        let rules = Overrides::parse(
+            r#"
+[[rule]]
+kind = "linkedService"
+name = "LS_Blob"
+set = { "/properties/typeProperties/accountKey" = { type = "SecureString", value = "k" } }
+"#,
+            "test.toml",
+            &|_| None,
+        )
+        .expect("rules");
+        let p = into(&TargetState::default(), Some(&rules), false);
+        let ls = p
+            .steps
+            .iter()
+            .find(|s| s.label == "linkedService:LS_Blob")
+            .expect("ls");
+        let props = &ls.definition["properties"]["typeProperties"];
+        assert!(
+            props.get("encryptedCredential").is_none() && props["accountKey"]["value"] == "k",
+            "{props}"
+        );
+
+        let p = into(&TargetState::default(), None, true);
+        let ls = p
+            .steps
+            .iter()
+            .find(|s| s.label == "linkedService:LS_Blob")
+            .expect("ls");
+        assert!(
+            ls.definition["properties"]["typeProperties"]
+                .get("encryptedCredential")
+                .is_none()
+        );
+        assert!(
+            p.secrets
+                .iter()
+                .any(|s| s.pointer == ENCRYPTED_CREDENTIAL && s.filled)
         );
     }
 

@@ -67,7 +67,11 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
         let what = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let source = contents(&rig, RG, arm_name).expect("source factory");
         let target = format!("{SUB}/{DR_RG}/{arm_name}-dr");
-        let out = rig.adfdr(&[
+        // Credentials encrypted for the source factory work in no other:
+        // the operator gives them again (here: one override per such linked
+        // service, as the plan asks).
+        let rules = credential_rules(dir);
+        let mut args = vec![
             "restore",
             "latest",
             "--factory",
@@ -76,7 +80,17 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
             &target,
             "--yes",
             "--json",
-        ]);
+        ];
+        let file = (!rules.is_empty()).then(|| overrides(&rig, &rules));
+        if let Some(file) = &file {
+            args.extend(["--overrides", file.as_str()]);
+        }
+        let out = rig
+            .command()
+            .env("CORPUS_PASSWORD", "given-again")
+            .args(&args)
+            .output()
+            .expect("runs");
         assert!(matches!(code(&out), 0 | 3), "{what}: {}", text(&out));
         let report = json(&out);
         assert_eq!(
@@ -95,10 +109,13 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
             .iter()
             .map(|s| {
                 let reason = s["reason"].as_str().unwrap_or_default();
+                // A credential encrypted for the source factory works in no
+                // other: without an override it is skipped, saying so.
                 assert!(
                     reason.contains("neither in the snapshot nor in the target")
-                        || reason.contains("which is skipped"),
-                    "{what}: only dangling references may be skipped: {s}"
+                        || reason.contains("which is skipped")
+                        || reason.contains("encryptedCredential was made for the source factory"),
+                    "{what}: only dangling references and foreign credentials may be skipped: {s}"
                 );
                 s["label"].as_str().unwrap_or_default().to_lowercase()
             })
@@ -110,10 +127,23 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
         );
         let restored =
             contents(&rig, DR_RG, &format!("{arm_name}-dr")).expect("target factory created");
+        let given_again = |k: &(String, String), v: &Value| -> Value {
+            let mut v = v.clone();
+            if k.0 == "LinkedService" && v.pointer("/typeProperties/encryptedCredential").is_some()
+            {
+                let props = v["typeProperties"].as_object_mut().expect("typeProperties");
+                props.remove("encryptedCredential");
+                props.insert(
+                    "password".into(),
+                    serde_json::json!({"type": "SecureString", "value": "**********"}),
+                );
+            }
+            v
+        };
         let expected: Contents = source
             .iter()
             .filter(|(k, _)| !skipped.contains(&label(k)))
-            .map(|(k, (v, _))| (k.clone(), (v.clone(), None)))
+            .map(|(k, (v, _))| (k.clone(), (given_again(k, v), None)))
             .collect();
         let restored_defs: Contents = restored
             .iter()
@@ -211,6 +241,35 @@ async fn every_corpus_factory_restores_into_an_empty_factory() {
     assert!(restored_total > 50, "restored {restored_total} resources");
 }
 
+/// An override per linked service of `dir` whose credentials are encrypted
+/// for its own factory: the password given again as a SecureString.
+fn credential_rules(dir: &std::path::Path) -> String {
+    let mut rules = String::new();
+    for entry in std::fs::read_dir(dir.join("linkedService"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(body) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        let Ok(ls) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
+        if ls
+            .pointer("/properties/typeProperties/encryptedCredential")
+            .is_none()
+        {
+            continue;
+        }
+        let name = ls["name"].as_str().unwrap_or_default();
+        rules.push_str(&format!(
+            "[[rule]]\nkind = \"linkedService\"\nname = \"{name}\"\nset = {{ \"/properties/typeProperties/password\" = {{ type = \"SecureString\", value = \"\" }} }}\n[rule.fill]\n\"/properties/typeProperties/password/value\" = {{ env = \"CORPUS_PASSWORD\" }}\n\n"
+        ));
+    }
+    rules
+}
+
 fn factory_of(rig: &Rig, rg: &str, name: &str) -> Contents {
     contents(rig, rg, name).unwrap_or_else(|| panic!("factory {rg}/{name} exists"))
 }
@@ -241,6 +300,15 @@ name = "LS_OnPrem*"
 set = { "/properties/description" = "restored by adfdr" }
 [rule.fill]
 "/properties/typeProperties/connectionString" = { env = "ERP_CONNECTION" }
+
+# The share's password lives in the source factory's credential store
+# (encryptedCredential): another factory needs it given again.
+[[rule]]
+kind = "linkedService"
+name = "LS_Erp_Files"
+set = { "/properties/typeProperties/password" = { type = "SecureString", value = "" } }
+[rule.fill]
+"/properties/typeProperties/password/value" = { env = "ERP_CONNECTION" }
 "#;
 
 #[tokio::test(flavor = "multi_thread")]

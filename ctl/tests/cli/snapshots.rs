@@ -133,7 +133,7 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "[self-hosted-nodes] integrationRuntime:ir-selfhosted",
         "TR_Daily",
         "Started",
-        "25 resources",
+        "26 resources",
         "integrationRuntime:ir-ssis",
         "changeDataCapture:CDC_Orders",
         "Running",

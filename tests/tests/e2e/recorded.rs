@@ -413,3 +413,77 @@ async fn user_assigned_identities_come_back_with_their_ids() {
         "{canonical}"
     );
 }
+
+/// An encryptedCredential names the credential store that issued it
+/// (`{"CredentialId": "PS6554_e76a…"}` for factory ps6554, recorded in
+/// TestBlobEventTriggerSubscriptions.json): a run in another factory that
+/// uses it fails, as the service cannot decrypt it, so smoke pipelines catch
+/// a restore that copied one over.
+#[tokio::test]
+async fn runs_fail_on_a_credential_issued_by_another_factory() {
+    use base64::Engine;
+    let emu = start_emulator(|c| c.settings.run_duration_ms = 50).await;
+    let arm = arm_client(&emu, "app-recorded");
+    let arm = arm.as_ref();
+    let f = factory_path(SUB, "rg", "adf-dr-copy");
+    factory(arm, &f).await;
+    let blob = |factory: &str| {
+        base64::engine::general_purpose::STANDARD.encode(
+            json!({"Version": "2017-11-30", "ProtectionMode": "Key", "SecretContentType": "Plaintext",
+                "CredentialId": format!("{}_e76a3961-ee88-4e59-afd3-f988def992d0", factory.to_uppercase())})
+            .to_string(),
+        )
+    };
+    for (ls, issuer) in [("LS_Foreign", "adf-prod"), ("LS_Own", "adf-dr-copy")] {
+        arm.put(
+            &format!("{f}/linkedservices/{ls}"),
+            &json!({"properties": {"type": "AzureStorage", "typeProperties": {
+                "connectionString": "DefaultEndpointsProtocol=https;AccountName=a;", "encryptedCredential": blob(issuer)}}}),
+        )
+        .await
+        .expect("ls");
+        arm.put(
+            &format!("{f}/datasets/DS_{ls}"),
+            &json!({"properties": {"type": "AzureBlob", "linkedServiceName": {"referenceName": ls, "type": "LinkedServiceReference"}}}),
+        )
+        .await
+        .expect("dataset");
+        arm.put(
+            &format!("{f}/pipelines/PL_{ls}"),
+            &json!({"properties": {"activities": [{"name": "copy", "type": "Copy",
+                "inputs": [{"referenceName": format!("DS_{ls}"), "type": "DatasetReference"}], "outputs": []}]}}),
+        )
+        .await
+        .expect("pipeline");
+    }
+    let mut results = Vec::new();
+    for pl in ["PL_LS_Foreign", "PL_LS_Own"] {
+        let run = arm
+            .post(&format!("{f}/pipelines/{pl}/createRun"), &json!({}))
+            .await
+            .expect("run");
+        let id = run["runId"].as_str().expect("runId").to_string();
+        let begun = Instant::now();
+        let done = loop {
+            let r = arm
+                .get(&format!("{f}/pipelineruns/{id}"))
+                .await
+                .expect("run");
+            if !matches!(r["status"].as_str(), Some("Queued" | "InProgress")) {
+                break r;
+            }
+            assert!(begun.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        results.push(done);
+    }
+    assert_eq!(results[0]["status"], "Failed", "{}", results[0]);
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("LS_Foreign") && m.contains("another data factory")),
+        "{}",
+        results[0]
+    );
+    assert_eq!(results[1]["status"], "Succeeded", "{}", results[1]);
+}

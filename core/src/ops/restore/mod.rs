@@ -175,6 +175,8 @@ pub async fn read_target(
                 factory,
                 resources,
                 trigger_states: exported.trigger_states,
+                created: exported.created,
+                is_source: false,
             })
         }
         Err(ExportError::NotFound { .. }) => Ok(TargetState::default()),
@@ -250,6 +252,15 @@ async fn read_and_plan(
         request.concurrency,
     )
     .await?;
+    let mut state = state;
+    // The very factory the snapshot came from: same path, same createTime
+    // (one re-created under the name is another, with another credential store).
+    state.is_source = request
+        .target
+        .describe()
+        .eq_ignore_ascii_case(&opened.manifest.source.path())
+        && state.created.is_some()
+        && state.created == opened.manifest.created;
     let target_existed = state.factory.is_some();
     let target_triggers = state.trigger_states.clone();
     let mut plan = plan(
