@@ -307,6 +307,9 @@ pub fn text(r: &Report) -> String {
     for reason in &r.judgement.reasons {
         line(&mut out, format!("  reason     {reason}"));
     }
+    for note in &r.judgement.notes {
+        line(&mut out, format!("  by hand    {note}"));
+    }
     line(
         &mut out,
         format!("  report     stored in {}", r.locations.join(", ")),
@@ -379,6 +382,12 @@ pub fn markdown(r: &Report) -> String {
             md.push_str(&format!("- {reason}\n"));
         }
     }
+    if !r.judgement.notes.is_empty() {
+        md.push_str("\n## Still to do by hand\n\n");
+        for note in &r.judgement.notes {
+            md.push_str(&format!("- {note}\n"));
+        }
+    }
     if !r.skipped.is_empty() {
         md.push_str("\n## Not restored (by design)\n\n");
         for s in &r.skipped {
@@ -414,6 +423,12 @@ pub fn html(r: &Report) -> String {
     let reasons: String = r
         .judgement
         .reasons
+        .iter()
+        .map(|x| format!("<li>{}</li>", esc(x)))
+        .collect();
+    let notes: String = r
+        .judgement
+        .notes
         .iter()
         .map(|x| format!("<li>{}</li>", esc(x)))
         .collect();
@@ -463,6 +478,10 @@ pub fn html(r: &Report) -> String {
             String::new()
         } else {
             format!("<h2>Why it failed</h2><ul>{reasons}</ul>")
+        } + &if notes.is_empty() {
+            String::new()
+        } else {
+            format!("<h2>Still to do by hand</h2><ul>{notes}</ul>")
         },
         locations = esc(&r.locations.join(", ")),
     )

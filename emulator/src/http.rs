@@ -858,10 +858,21 @@ impl FactoryCtx<'_> {
                 } else {
                     self.call.header("if-match")
                 };
-                let view = self
+                let provisioning = self
                     .shared
-                    .world()
-                    .put_child(sub, rg, f, kind, parent, name, body, if_match)?;
+                    .settings()
+                    .scaled(std::time::Duration::from_secs(60));
+                let view = self.shared.world().put_child(
+                    sub,
+                    rg,
+                    f,
+                    kind,
+                    parent,
+                    name,
+                    body,
+                    if_match,
+                    provisioning,
+                )?;
                 Ok(Reply::Json(200, view))
             }
             // The REST spec has no DELETE for managed virtual networks
@@ -1213,6 +1224,26 @@ fn admin_identity(
             let out = json!({"client_id": app.client_id, "object_id": app.object_id});
             shared.world().apps.push(app);
             Ok(Reply::Json(200, out))
+        }
+        ("POST", ["private-endpoints", "approve"]) => {
+            // Stands in for the target resource's owner approving (or
+            // rejecting) the managed private endpoint's connection.
+            let target = body["factory"].as_str().unwrap_or_default();
+            let parts: Vec<&str> = target.split('/').collect();
+            let ([sub, rg, f], Some(vnet), Some(name)) = (
+                parts.as_slice(),
+                body["vnet"].as_str(),
+                body["name"].as_str(),
+            ) else {
+                return Err(ApiError::bad_request(
+                    "private-endpoints/approve needs {\"factory\": \"SUB/RG/FACTORY\", \"vnet\": NAME, \"name\": NAME}",
+                ));
+            };
+            let status = body["status"].as_str().unwrap_or("Approved");
+            let state = shared
+                .world()
+                .set_endpoint_approval(sub, rg, f, vnet, name, status)?;
+            Ok(Reply::Json(200, state))
         }
         ("POST", ["role-assignments"]) => {
             let a: auth::RoleAssignment = serde_json::from_value(body).map_err(bad)?;

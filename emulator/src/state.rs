@@ -519,6 +519,7 @@ impl World {
         name: &str,
         mut body: Value,
         if_match: Option<&str>,
+        provisioning_ms: i128,
     ) -> ApiResult<Value> {
         kind.check_name(name).map_err(ApiError::bad_request)?;
         let size = body.to_string().len();
@@ -593,7 +594,16 @@ impl World {
                 .with_target(child_id(sub, rg, factory_name, kind, parent, name)));
             }
         }
-        let child = new_child(kind, factory, existing, parent, name, body, etag);
+        let created = existing.is_none();
+        let mut child = new_child(kind, factory, existing, parent, name, body, etag);
+        if kind == Kind::ManagedPrivateEndpoint && created {
+            // Provisioned asynchronously: Provisioning for about a minute
+            // (scaled), then Succeeded.
+            child.settling = Some((
+                "Provisioning".into(),
+                crate::clock::now_ms() + provisioning_ms,
+            ));
+        }
         let view = child_view(factory, kind, &child);
         factory.children.entry(kind).or_default().insert(key, child);
         Ok(view)
@@ -707,6 +717,32 @@ impl World {
         }
         factory.children.entry(kind).or_default().remove(&key);
         Ok(true)
+    }
+
+    /// The target resource's owner approves (or rejects) a managed private
+    /// endpoint's connection: what the admin API stands in for.
+    pub fn set_endpoint_approval(
+        &mut self,
+        sub: &str,
+        rg: &str,
+        f: &str,
+        vnet: &str,
+        name: &str,
+        status: &str,
+    ) -> ApiResult<Value> {
+        let factory = self.factory_mut(sub, rg, f)?;
+        let key = child_key(Some(vnet), name);
+        let mpe = factory
+            .children
+            .entry(Kind::ManagedPrivateEndpoint)
+            .or_default()
+            .get_mut(&key)
+            .ok_or_else(|| entity_not_found(Kind::ManagedPrivateEndpoint, name))?;
+        mpe.server.insert(
+            "connectionState".into(),
+            json!({"status": status, "description": format!("{status} by the resource owner"), "actionsRequired": "None"}),
+        );
+        Ok(mpe.server["connectionState"].clone())
     }
 
     // ----- triggers ------------------------------------------------------------------
@@ -1211,6 +1247,7 @@ fn new_child(
         }
         Kind::ManagedPrivateEndpoint => {
             server.insert("provisioningState".into(), "Succeeded".into());
+            // Approval is the target resource owner's: Pending until then.
             server.entry("connectionState").or_insert_with(
                 || json!({"status": "Pending", "description": "", "actionsRequired": "None"}),
             );
@@ -1326,6 +1363,13 @@ pub fn child_view(f: &Factory, kind: Kind, c: &Child) -> Value {
             }
             Kind::IntegrationRuntime if c.runtime_state.is_some() => {
                 props.insert("state".into(), c.state_at(crate::clock::now_ms()).into());
+            }
+            Kind::ManagedPrivateEndpoint => {
+                if let Some((shown, until)) = &c.settling
+                    && crate::clock::now_ms() < *until
+                {
+                    props.insert("provisioningState".into(), shown.clone().into());
+                }
             }
             _ => {}
         }

@@ -484,6 +484,7 @@ async fn restore(
         .map(|r| r.name.clone())
         .collect();
     facts.runtimes_not_running = runtime_checks(plan, &outcome.applied, &mut out.checks);
+    endpoint_checks(&outcome.applied, facts, &mut out.checks);
     facts.apply_failures = outcome
         .applied
         .failures
@@ -584,6 +585,42 @@ fn runtime_checks(
         }
     }
     down
+}
+
+/// Managed private endpoints: provisioned, and approved or awaiting their
+/// approval (which is the target resource owner's, so it is noted, not
+/// failed).
+fn endpoint_checks(applied: &op::Applied, facts: &mut Facts, checks: &mut Vec<Check>) {
+    if applied.endpoints.is_empty() {
+        return;
+    }
+    let provisioned = |e: &&op::EndpointState| e.provisioning == "Succeeded";
+    facts.endpoints_failed = applied
+        .endpoints
+        .iter()
+        .filter(|e| !provisioned(e))
+        .filter_map(op::EndpointState::blocker)
+        .collect();
+    facts.endpoints_pending = applied
+        .endpoints
+        .iter()
+        .filter(provisioned)
+        .filter_map(op::EndpointState::blocker)
+        .collect();
+    let approved = applied.endpoints.iter().filter(|e| e.is_ready()).count();
+    checks.push(Check {
+        name: "managed private endpoints".into(),
+        ok: facts.endpoints_failed.is_empty(),
+        detail: format!(
+            "{} defined, {} provisioned, {approved} approved{}",
+            applied.endpoints.len(),
+            applied.endpoints.iter().filter(provisioned).count(),
+            match facts.endpoints_pending.len() {
+                0 => String::new(),
+                n => format!(", {n} awaiting approval on the resource they reach"),
+            }
+        ),
+    });
 }
 
 /// The checks beyond "reads back as planned": references resolve, global

@@ -52,6 +52,15 @@ pub struct Facts {
     /// the scratch factory: it could not run what depends on them.
     #[serde(default)]
     pub runtimes_not_running: Vec<String>,
+    /// Managed private endpoints that failed to provision (or never
+    /// finished): the restored factory cannot reach what they lead to.
+    #[serde(default)]
+    pub endpoints_failed: Vec<String>,
+    /// Managed private endpoints defined and provisioned but not approved on
+    /// the resource they reach: a step for that resource's owner, not a
+    /// failure of the restore.
+    #[serde(default)]
+    pub endpoints_pending: Vec<String>,
     pub smoke: Option<Smoke>,
 }
 
@@ -66,6 +75,11 @@ pub enum Verdict {
 pub struct Judgement {
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// What keeps the restored factory from running that is not the
+    /// restore's to do (approvals on other teams' resources): reported, not
+    /// failing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Drill start to verified restore.
     pub rto_seconds: Option<f64>,
     pub rto_target_seconds: Option<f64>,
@@ -131,6 +145,18 @@ pub fn judge(
             list(&facts.runtimes_not_running)
         ));
     }
+    if !facts.endpoints_failed.is_empty() {
+        reasons.push(format!(
+            "{} managed private endpoint(s) not provisioned: {}",
+            facts.endpoints_failed.len(),
+            list(&facts.endpoints_failed)
+        ));
+    }
+    let notes = facts
+        .endpoints_pending
+        .iter()
+        .map(|e| format!("defined, not approved: {e}"))
+        .collect();
     if !facts.broken_references.is_empty() {
         reasons.push(format!(
             "{} reference(s) do not resolve in the restored factory: {}",
@@ -211,6 +237,7 @@ pub fn judge(
             Verdict::Failed
         },
         reasons,
+        notes,
         rto_seconds,
         rto_target_seconds,
         rpo_seconds,
@@ -258,6 +285,28 @@ mod tests {
         assert_eq!(j.rto_target_seconds, Some(120.0));
         // No targets: measured, nothing to miss.
         assert_eq!(judge(&healthy(), None, None).verdict, Verdict::Passed);
+    }
+
+    /// Defined is not approved: an endpoint awaiting its owner's approval is
+    /// noted and passes; one that failed to provision fails the drill.
+    #[test]
+    fn endpoints_awaiting_approval_are_noted_and_failed_ones_fail() {
+        let mut f = healthy();
+        f.endpoints_pending = vec!["mpe-lake awaits approval on /subscriptions/s/…/lake".into()];
+        let j = judge(&f, None, None);
+        assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.reasons);
+        assert_eq!(
+            j.notes,
+            ["defined, not approved: mpe-lake awaits approval on /subscriptions/s/…/lake"]
+        );
+        f.endpoints_failed = vec!["mpe-sql failed to provision".into()];
+        let j = judge(&f, None, None);
+        assert_eq!(j.verdict, Verdict::Failed);
+        assert!(
+            j.reasons[0].contains("1 managed private endpoint(s) not provisioned: mpe-sql"),
+            "{:?}",
+            j.reasons
+        );
     }
 
     #[test]

@@ -170,6 +170,9 @@ pub struct SecretNeed {
 pub struct Expected {
     pub key: Key,
     pub label: String,
+    /// As the snapshot spells them (the key is lower case).
+    pub parent: Option<String>,
+    pub name: String,
     pub definition: Value,
 }
 
@@ -728,6 +731,8 @@ impl<'a> Planner<'a> {
             staged.expected.push(Expected {
                 key: graph.keys[i].clone(),
                 label: graph.labels[i].clone(),
+                parent: self.children[i].parent.clone(),
+                name: self.children[i].name.clone(),
                 definition: masked.clone(),
             });
             let action = match self.in_target.get(&graph.keys[i]) {

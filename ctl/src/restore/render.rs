@@ -108,6 +108,12 @@ pub fn outcome(p: &op::Prepared, o: &RestoreOutcome) {
     if a.cdcs_started > 0 {
         println!("change data captures started: {}", a.cdcs_started);
     }
+    for e in &a.endpoints {
+        match e.blocker() {
+            None => println!("{}: provisioned, approved", e.endpoint),
+            Some(why) => println!("{why}"),
+        }
+    }
     let t = &o.timings;
     println!(
         "phases: fetch {} ms · decrypt {} ms · plan {} ms · apply {} ms{} · verify {} ms",

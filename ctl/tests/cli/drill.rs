@@ -165,7 +165,19 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
         printed.contains("masked secrets set to a placeholder"),
         "{printed}"
     );
+    // Defined is not approved: the endpoint provisioned, and the verdict
+    // names the resource whose owner has to approve it (not a failure of
+    // the restore: nobody in the drill can approve it).
+    assert!(
+        printed.contains("by hand    defined, not approved: managedPrivateEndpoint:default/mpe-datalake is provisioned and awaits approval on /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/salesdatalake (sub-resource dfs)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("1 defined, 1 provisioned, 0 approved, 1 awaiting approval"),
+        "{printed}"
+    );
     let md = std::fs::read_to_string(&md).expect("markdown");
+    assert!(md.contains("## Still to do by hand"), "{md}");
     assert!(
         md.starts_with("# Recovery drill ") && md.contains(": PASSED"),
         "{md}"

@@ -1043,6 +1043,20 @@ async fn a_restored_factory_runs_its_runtimes_again_through_faults_on_the_polls(
     );
     assert_eq!(report["applied"]["cdcs_started"], 1, "{report}");
     assert!(report["timings"]["runtimes_ms"].as_u64().expect("ms") > 0);
+    // The managed private endpoint was waited for until provisioned, and
+    // the report names the resource whose owner must approve it.
+    let endpoints = &report["applied"]["endpoints"];
+    assert_eq!(
+        endpoints,
+        &serde_json::json!([{
+            "endpoint": "managedPrivateEndpoint:default/mpe-datalake",
+            "provisioning": "Succeeded",
+            "approval": "Pending",
+            "resource": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/salesdatalake",
+            "group": "dfs",
+        }]),
+        "{report}"
+    );
     let states = rig.emu.with_world(|w| {
         let f = w.factory(SUB, DR_RG, "adf-sales-running").expect("dr");
         let now = adf_emulator::clock::now_ms();

@@ -487,3 +487,63 @@ async fn runs_fail_on_a_credential_issued_by_another_factory() {
     );
     assert_eq!(results[1]["status"], "Succeeded", "{}", results[1]);
 }
+
+/// Managed private endpoints provision asynchronously and wait for the
+/// owner of the resource they reach (Microsoft's docs, "Azure Data Factory
+/// managed virtual network": "a private endpoint connection is created in a
+/// Pending state ... the private link resource owner approves"): a new
+/// endpoint reads Provisioning, then Succeeded with its connection Pending,
+/// and Approved only once the resource's owner (the admin call stands in for
+/// it) approves. The REST example (ManagedPrivateEndpoints_Create.json)
+/// shows the same properties: provisioningState and connectionState.status.
+#[tokio::test]
+async fn managed_private_endpoints_provision_then_wait_for_approval() {
+    let emu = start_emulator(|c| c.settings.time_scale = 0.002).await;
+    let arm = arm_client(&emu, "app-recorded");
+    let arm = arm.as_ref();
+    let f = factory_path(SUB, "rg", "adf-mpe");
+    factory(arm, &f).await;
+    arm.put(
+        &format!("{f}/managedVirtualNetworks/default"),
+        &json!({"properties": {}}),
+    )
+    .await
+    .expect("vnet");
+    let mpe = format!("{f}/managedVirtualNetworks/default/managedPrivateEndpoints/mpe-lake");
+    let lake = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/lake";
+    let created = arm
+        .put(
+            &mpe,
+            &json!({"properties": {"privateLinkResourceId": lake, "groupId": "dfs"}}),
+        )
+        .await
+        .expect("mpe");
+    assert_eq!(
+        created["properties"]["provisioningState"], "Provisioning",
+        "{created}"
+    );
+    let started = Instant::now();
+    let provisioned = loop {
+        let now = arm.get(&mpe).await.expect("get");
+        if now["properties"]["provisioningState"] != "Provisioning" {
+            break now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{now}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(provisioned["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        provisioned["properties"]["connectionState"]["status"], "Pending",
+        "nobody approved it yet: {provisioned}"
+    );
+    assert_eq!(provisioned["properties"]["privateLinkResourceId"], lake);
+    let approved = admin(
+        &emu,
+        "private-endpoints/approve",
+        json!({"factory": format!("{SUB}/rg/adf-mpe"), "vnet": "default", "name": "mpe-lake"}),
+    )
+    .await;
+    assert_eq!(approved["status"], "Approved", "{approved}");
+    let now = arm.get(&mpe).await.expect("get");
+    assert_eq!(now["properties"]["connectionState"]["status"], "Approved");
+}

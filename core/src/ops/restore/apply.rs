@@ -36,7 +36,65 @@ pub struct Applied {
     pub runtimes: Vec<RuntimeStarted>,
     /// Change data captures started.
     pub cdcs_started: usize,
+    /// Managed private endpoints of the restore, once provisioned.
+    pub endpoints: Vec<EndpointState>,
     pub failures: Vec<Failure>,
+}
+
+/// A managed private endpoint after the restore: provisioned (or not) by
+/// the factory, approved (or not) by whoever owns the resource it reaches.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct EndpointState {
+    /// `managedPrivateEndpoint:default/mpe-sql`.
+    pub endpoint: String,
+    /// provisioningState: Succeeded, Failed, or still Provisioning when the
+    /// wait ran out.
+    pub provisioning: String,
+    /// The connection's status on the target resource: Approved, Pending,
+    /// Rejected or Disconnected.
+    pub approval: String,
+    /// The resource whose owner approves the connection (privateLinkResourceId).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl EndpointState {
+    /// Provisioned and approved: traffic can flow.
+    pub fn is_ready(&self) -> bool {
+        self.provisioning == "Succeeded" && self.approval == "Approved"
+    }
+
+    /// What keeps it from carrying traffic, for reports and verdicts.
+    pub fn blocker(&self) -> Option<String> {
+        let at = self.resource.as_deref().unwrap_or("its target resource");
+        let group = self
+            .group
+            .as_deref()
+            .map(|g| format!(" (sub-resource {g})"))
+            .unwrap_or_default();
+        match (self.provisioning.as_str(), self.approval.as_str()) {
+            ("Succeeded", "Approved") => None,
+            ("Succeeded", "Pending") => Some(format!(
+                "{} is provisioned and awaits approval on {at}{group}: its owner approves the private endpoint connection there",
+                self.endpoint
+            )),
+            ("Succeeded", other) => Some(format!(
+                "{}: the connection on {at} is {other}; ask its owner to approve it, or delete and restore the endpoint",
+                self.endpoint
+            )),
+            ("Failed", _) => Some(format!(
+                "{} failed to provision towards {at}{group}; check that the resource exists and the factory may reach it",
+                self.endpoint
+            )),
+            (other, _) => Some(format!(
+                "{} is still {other} after {}; it will carry traffic once provisioned and approved on {at}",
+                self.endpoint,
+                lro::human(ENDPOINT_LIMIT)
+            )),
+        }
+    }
 }
 
 /// An integration runtime the restore started.
@@ -89,6 +147,10 @@ const OPERATION_LIMIT: Duration = Duration::from_secs(600);
 /// How long an integration runtime start is followed: an Azure-SSIS IR
 /// takes 20-30 minutes (recorded: 22), so well beyond that.
 pub const RUNTIME_LIMIT: Duration = Duration::from_secs(45 * 60);
+
+/// How long a managed private endpoint's provisioning is waited for (the
+/// service takes a minute or two).
+pub const ENDPOINT_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 /// "Resource cannot be updated during provisioning" (event triggers after a write).
 fn provisioning(e: &ArmError) -> bool {
@@ -317,22 +379,28 @@ pub async fn apply(
     let rest = async {
         // 3. Writes, each as soon as what it references exists.
         let written = a.writes(plan, concurrency, ready).await;
-        // 4. Deletes, dependents first.
-        let deleted = a.deletes(plan, concurrency).await;
-        // 5. The factory's staging back-reference, now that its linked service exists.
-        let staged = a.staging(plan).await;
-        // 6. Start triggers, dependencies first; event triggers subscribe first.
-        let started = a.start_triggers(plan).await;
-        // 7. Change data captures that were running.
-        let cdcs = a.start_cdcs(plan).await;
-        (written + staged, deleted, started, cdcs)
+        let tail = async {
+            // 4. Deletes, dependents first.
+            let deleted = a.deletes(plan, concurrency).await;
+            // 5. The factory's staging back-reference, now that its linked service exists.
+            let staged = a.staging(plan).await;
+            // 6. Start triggers, dependencies first; event triggers subscribe first.
+            let started = a.start_triggers(plan).await;
+            // 7. Change data captures that were running.
+            let cdcs = a.start_cdcs(plan).await;
+            (staged, deleted, started, cdcs)
+        };
+        // Managed private endpoints provision meanwhile.
+        let ((staged, deleted, started, cdcs), endpoints) = tokio::join!(tail, a.endpoints(plan));
+        (written + staged, deleted, started, cdcs, endpoints)
     };
-    let ((written, deleted, started, cdcs), runtimes) =
+    let ((written, deleted, started, cdcs, endpoints), runtimes) =
         tokio::join!(rest, a.start_runtimes(written));
     applied.written += written;
     applied.deleted = deleted;
     applied.started = started;
     applied.cdcs_started = cdcs;
+    applied.endpoints = endpoints;
     applied.runtimes = runtimes;
     applied.failures = a.failures.into_inner().expect("failures");
     applied
@@ -593,6 +661,71 @@ impl Applier<'_> {
         }
     }
 
+    /// Waits (bounded) for each managed private endpoint of the restore to
+    /// finish provisioning, and reads its approval.
+    async fn endpoints(&self, plan: &Plan) -> Vec<EndpointState> {
+        let failed: Vec<String> = self
+            .failures
+            .lock()
+            .expect("failures")
+            .iter()
+            .map(|f| f.what.clone())
+            .collect();
+        let waits = plan
+            .expected
+            .iter()
+            .filter(|e| e.key.0 == ResourceKind::ManagedPrivateEndpoint)
+            .filter(|e| !failed.contains(&e.label))
+            .map(|e| self.endpoint(e));
+        futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn endpoint(&self, e: &crate::plan::restore::Expected) -> Option<EndpointState> {
+        use azure_core::http::Method;
+        let path = resource_path(
+            &self.base,
+            ResourceKind::ManagedPrivateEndpoint,
+            e.parent.as_deref(),
+            &e.name,
+        );
+        let deadline = Instant::now() + ENDPOINT_LIMIT;
+        let mut polls = 0;
+        loop {
+            let call = Call {
+                method: Method::Get,
+                path: &path,
+                body: None,
+                retry_provisioning: false,
+                limit: OPERATION_LIMIT,
+            };
+            let body = match write_call(self.arm, &self.throttle, call).await {
+                Ok(body) => body,
+                Err(err) => {
+                    self.fail(format!("read {}", e.label), self.explain(&err));
+                    return None;
+                }
+            };
+            let state = endpoint_state(&e.label, &body);
+            let settled = matches!(
+                state.provisioning.as_str(),
+                "Succeeded" | "Failed" | "Canceled"
+            );
+            if settled || Instant::now() >= deadline {
+                match state.blocker() {
+                    None => (self.progress)(&format!("{} provisioned and approved", e.label)),
+                    Some(why) => (self.progress)(&why),
+                }
+                return Some(state);
+            }
+            polls += 1;
+            tokio::time::sleep(lro::next_wait(None, polls)).await;
+        }
+    }
+
     async fn start_cdcs(&self, plan: &Plan) -> usize {
         use azure_core::http::Method;
         let mut started = 0;
@@ -656,6 +789,18 @@ impl Applier<'_> {
             }
         }
         started
+    }
+}
+
+/// A managed private endpoint as the service answers it.
+fn endpoint_state(label: &str, body: &Value) -> EndpointState {
+    let text = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
+    EndpointState {
+        endpoint: label.to_string(),
+        provisioning: text("/properties/provisioningState").unwrap_or_else(|| "Unknown".into()),
+        approval: text("/properties/connectionState/status").unwrap_or_else(|| "Unknown".into()),
+        resource: text("/properties/privateLinkResourceId"),
+        group: text("/properties/groupId"),
     }
 }
 

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use apply::{Applied, Failure, Progress, RUNTIME_LIMIT, RuntimeStarted, apply};
+pub use apply::{
+    Applied, ENDPOINT_LIMIT, EndpointState, Failure, Progress, RUNTIME_LIMIT, RuntimeStarted, apply,
+};
 pub use readback::{Mismatch, TargetStateTriggers, started_after, verify};
 
 use super::contract::{AuditAction, AuditEvent, RestoreAudit, RestoreResult};
