@@ -357,6 +357,7 @@ impl World {
         let key = factory_key(sub, rg, name);
         let existing = self.factories.get(&key);
         check_if_match(if_match, existing.map(|f| f.etag.as_str()))?;
+        check_encryption(&body, existing)?;
         let location = body
             .get("location")
             .and_then(Value::as_str)
@@ -1223,6 +1224,87 @@ fn global_parameters_view(factory: &Factory) -> Option<Value> {
         "properties": params,
         "etag": factory.global_parameters_etag,
     }))
+}
+
+/// The service's rules for a customer-managed key (Microsoft's docs,
+/// "Encrypt Azure Data Factory with customer-managed keys"): it can only be
+/// configured on an empty factory (no linked services, pipelines, data
+/// flows...), not on one with a managed virtual network, and the
+/// user-assigned identity it uses must be attached to the factory. Once
+/// set, it stays (the same key may be PUT again).
+fn check_encryption(body: &Value, existing: Option<&Factory>) -> ApiResult<()> {
+    let Some(encryption) = body
+        .pointer("/properties/encryption")
+        .filter(|e| !e.is_null())
+    else {
+        return Ok(());
+    };
+    let bad = |m: String| {
+        Err(ApiError::new(
+            400,
+            "InvalidCustomerManagedKeyConfiguration",
+            m,
+        ))
+    };
+    for field in ["keyName", "vaultBaseUrl"] {
+        if encryption
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return bad(format!(
+                "encryption.{field} is required for a customer-managed key."
+            ));
+        }
+    }
+    let before = existing.and_then(|f| f.body.pointer("/properties/encryption"));
+    let changed = before.is_none_or(|b| !same_key(b, encryption));
+    if let Some(f) = existing
+        && changed
+    {
+        if f.children
+            .get(&Kind::ManagedVirtualNetwork)
+            .is_some_and(|m| !m.is_empty())
+        {
+            return bad(format!(
+                "Customer-managed key encryption can't be enabled on factory '{}': it has a managed virtual network.",
+                f.name
+            ));
+        }
+        if f.children.values().any(|m| !m.is_empty()) {
+            return bad(format!(
+                "Customer-managed key can only be configured on an empty data factory; factory '{}' contains resources such as linked services, pipelines and data flows.",
+                f.name
+            ));
+        }
+    }
+    if let Some(uami) = encryption
+        .pointer("/identity/userAssignedIdentity")
+        .and_then(Value::as_str)
+    {
+        let attached = |b: &Value| {
+            b.pointer("/identity/userAssignedIdentities")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(uami)))
+        };
+        if !attached(body) {
+            return bad(format!(
+                "The user-assigned identity '{uami}' used for customer-managed key encryption is not associated with the factory; attach it (identity.userAssignedIdentities) first."
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn same_key(a: &Value, b: &Value) -> bool {
+    let text = |v: &Value, f: &str| {
+        v.get(f)
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+    };
+    ["keyName", "vaultBaseUrl", "keyVersion"]
+        .iter()
+        .all(|f| text(a, f) == text(b, f))
 }
 
 fn new_child(

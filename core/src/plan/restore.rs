@@ -250,6 +250,12 @@ pub enum PlanError {
     NoRegion,
     #[error("--strict: {}", .0.join("; "))]
     Strict(Vec<String>),
+    /// The source factory is encrypted with a customer-managed key, and the
+    /// service only accepts one on an empty factory without a managed VNet.
+    #[error(
+        "the snapshot's factory is encrypted with a customer-managed key ({key}), and {why}; restore with --to into a new factory name (it is created with the key before any resource), or remove the target's resources first"
+    )]
+    CustomerManagedKey { key: String, why: String },
 }
 
 /// Global configuration keys of the factory's staging back-reference to one
@@ -1058,6 +1064,7 @@ impl<'a> Planner<'a> {
         }
         identity(&mut body, current, &mut notes);
         self.identity_credentials(&body);
+        self.encryption(&body, current, &mut notes)?;
         let (first_body, mut final_body) = self.staging(&body, &mut notes);
         let action = match current {
             None => Action::Create,
@@ -1078,6 +1085,89 @@ impl<'a> Planner<'a> {
             },
             expected: body,
         })
+    }
+
+    /// A customer-managed key goes on with the factory's first PUT, before
+    /// any child, with the user-assigned identity it uses in the same body
+    /// (attached as the key is set). The service refuses it on a factory
+    /// that has resources or a managed virtual network ("Encrypt Azure Data
+    /// Factory with customer-managed keys"), so such a plan is refused here,
+    /// before anything is written.
+    fn encryption(
+        &self,
+        body: &Value,
+        current: Option<&Value>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), PlanError> {
+        let Some(encryption) = body
+            .pointer("/properties/encryption")
+            .filter(|e| e.is_object())
+        else {
+            return Ok(());
+        };
+        let text = |v: &Value, p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let key = format!(
+            "{}keys/{}",
+            text(encryption, "/vaultBaseUrl")
+                .trim_end_matches('/')
+                .to_string()
+                + "/",
+            text(encryption, "/keyName")
+        );
+        let same = current
+            .and_then(|c| c.pointer("/properties/encryption"))
+            .is_some_and(|c| canon(c) == canon(encryption));
+        if !same {
+            let vnet = self
+                .target
+                .resources
+                .iter()
+                .any(|r| r.kind == ResourceKind::ManagedVirtualNetwork);
+            let why = if vnet {
+                Some("the target factory has a managed virtual network, with which the service does not enable a customer-managed key".to_string())
+            } else if !self.target.resources.is_empty() {
+                Some(format!(
+                    "the service sets a customer-managed key only on an empty factory, and the target has {} resource(s)",
+                    self.target.resources.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(PlanError::CustomerManagedKey { key, why });
+            }
+        }
+        let uami = text(encryption, "/identity/userAssignedIdentity");
+        if !uami.is_empty() {
+            let attached = body
+                .pointer("/identity/userAssignedIdentities")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(&uami)));
+            if !attached {
+                return Err(PlanError::CustomerManagedKey {
+                    key,
+                    why: format!(
+                        "it uses the user-assigned identity {uami}, which the factory's definition does not attach"
+                    ),
+                });
+            }
+        }
+        if !same {
+            notes.push(format!(
+                "customer-managed key {key} set with the factory's first write, before any resource{}; the identity needs get, wrapKey and unwrapKey on the key",
+                if uami.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {uami} attached")
+                }
+            ));
+        }
+        Ok(())
     }
 
     /// Credentials of kind ManagedIdentity name a user-assigned identity;
@@ -1505,6 +1595,68 @@ mod tests {
             "dependencies first, stopped ones stay stopped"
         );
         assert_eq!(p.factory.region, "northeurope");
+    }
+
+    /// The service sets a customer-managed key only on an empty factory
+    /// without a managed VNet, with its user-assigned identity attached: a
+    /// plan that cannot meet that is refused before anything is written.
+    #[test]
+    fn a_customer_managed_key_goes_only_into_an_empty_factory_with_its_identity() {
+        let uami = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-cmk";
+        let mut snapshot = source();
+        snapshot[0].definition["identity"] =
+            json!({"type": "UserAssigned", "userAssignedIdentities": {uami: {}}});
+        snapshot[0].definition["properties"]["encryption"] = json!({
+            "vaultBaseUrl": "https://kv.vault.azure.net", "keyName": "adf",
+            "identity": {"userAssignedIdentity": uami}});
+        let run = |snapshot: &[Resource], target: &TargetState| {
+            plan(
+                snapshot,
+                &states(),
+                Some("westeurope"),
+                target,
+                None,
+                &PlanOptions::default(),
+            )
+        };
+        let p = run(&snapshot, &TargetState::default()).expect("a new factory takes it");
+        assert_eq!(
+            p.factory.body["properties"]["encryption"]["keyName"], "adf",
+            "set with the first write, before any child"
+        );
+        assert!(
+            p.factory.notes.iter().any(|n| n
+                .contains("customer-managed key https://kv.vault.azure.net/keys/adf")
+                && n.contains("uami-cmk attached")),
+            "{:?}",
+            p.factory.notes
+        );
+        let busy = target_from(source()[1..].to_vec(), &[]);
+        let e = run(&snapshot, &busy).expect_err("not into a factory with resources");
+        assert!(
+            e.to_string().contains("only on an empty factory")
+                && e.to_string().contains("7 resource(s)"),
+            "{e}"
+        );
+        let vnet = target_from(
+            vec![r(
+                ResourceKind::ManagedVirtualNetwork,
+                "default",
+                json!({"properties": {}}),
+            )],
+            &[],
+        );
+        let e = run(&snapshot, &vnet).expect_err("not with a managed VNet");
+        assert!(e.to_string().contains("managed virtual network"), "{e}");
+        // Already encrypted with that key: a re-restore converges.
+        let mut same = busy.clone();
+        same.factory.as_mut().expect("factory")["properties"]["encryption"] =
+            snapshot[0].definition["properties"]["encryption"].clone();
+        run(&snapshot, &same).expect("the same key is no change");
+        // The identity the key uses must be attached.
+        snapshot[0].definition["identity"] = json!({"type": "SystemAssigned"});
+        let e = run(&snapshot, &TargetState::default()).expect_err("identity missing");
+        assert!(e.to_string().contains("does not attach"), "{e}");
     }
 
     fn target_from(resources: Vec<Resource>, started: &[&str]) -> TargetState {

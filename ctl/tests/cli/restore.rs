@@ -1136,3 +1136,93 @@ async fn a_restore_into_a_name_taken_elsewhere_says_to_choose_another() {
         "nothing written"
     );
 }
+
+/// A factory encrypted with a customer-managed key (fixtures/cmk-factory)
+/// comes back with its key set by the first write, before any resource, and
+/// the identity the key uses attached in the same body; into a factory the
+/// service would refuse the key on (one with a managed VNet here), the plan
+/// says why and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_factory_with_a_customer_managed_key_restores_only_into_an_empty_one() {
+    let cmk = adfdr_tests::workspace_root().join("fixtures/cmk-factory");
+    let rig = Rig::start(
+        "restore-cmk",
+        &[
+            ("cmk", "adf-cmk", &cmk),
+            ("sales", "adf-sales", &sample_factory()),
+        ],
+    )
+    .await;
+    let out = rig.adfdr(&["backup", "--all"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let restore = |factory: &str, to: &str| {
+        rig.adfdr(&[
+            "restore",
+            "latest",
+            "--factory",
+            factory,
+            "--to",
+            &format!("{SUB}/{DR_RG}/{to}"),
+            "--yes",
+        ])
+    };
+    let out = restore("cmk", "adf-cmk-dr");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("customer-managed key https://kv-adf-cmk.vault.azure.net/keys/adf-cmk set with the factory's first write"),
+        "{}",
+        text(&out)
+    );
+    let body = rig.emu.with_world(|w| {
+        w.factory(SUB, DR_RG, "adf-cmk-dr")
+            .expect("restored")
+            .body
+            .clone()
+    });
+    assert_eq!(
+        body["properties"]["encryption"]["keyName"], "adf-cmk",
+        "{body}"
+    );
+    assert!(
+        body["identity"]["userAssignedIdentities"]
+            .as_object()
+            .expect("identities")
+            .keys()
+            .any(|k| k.ends_with("/uami-cmk")),
+        "{body}"
+    );
+
+    // A factory with a managed VNet (the sample) cannot take the key.
+    let file = overrides(&rig, FILL_ERP);
+    let out = rig
+        .command()
+        .env("ERP_CONNECTION", "x")
+        .args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--yes",
+            "--overrides",
+            &file,
+        ])
+        .args(["--to", &format!("{SUB}/{DR_RG}/adf-busy")])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before = contents(&rig, DR_RG, "adf-busy").expect("busy");
+    let out = restore("cmk", "adf-busy");
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("customer-managed key")
+            && stderr(&out).contains("managed virtual network")
+            && stderr(&out).contains("--to"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        contents(&rig, DR_RG, "adf-busy").expect("busy"),
+        before,
+        "nothing written"
+    );
+}

@@ -547,3 +547,76 @@ async fn managed_private_endpoints_provision_then_wait_for_approval() {
     let now = arm.get(&mpe).await.expect("get");
     assert_eq!(now["properties"]["connectionState"]["status"], "Approved");
 }
+
+/// Customer-managed keys (Microsoft's docs, "Encrypt Azure Data Factory with
+/// customer-managed keys"): "A customer-managed key can only be configured
+/// on an empty data factory. The data factory can't contain any resources
+/// such as linked services, pipelines and data flows"; the user-assigned
+/// identity it names must be associated with the factory; and it is not
+/// enabled on a factory with a managed virtual network.
+#[tokio::test]
+async fn a_customer_managed_key_is_set_only_on_an_empty_factory_with_its_identity() {
+    let emu = start_emulator(|_| {}).await;
+    let arm = arm_client(&emu, "app-recorded");
+    let arm = arm.as_ref();
+    let uami = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-identity/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-cmk";
+    let encrypted = |identity: Value| {
+        json!({"location": "westeurope", "identity": identity, "properties": {"encryption": {
+            "vaultBaseUrl": "https://kv.vault.azure.net", "keyName": "adf",
+            "identity": {"userAssignedIdentity": uami}}}})
+    };
+    let attached = json!({"type": "UserAssigned", "userAssignedIdentities": {uami: {}}});
+
+    let f = factory_path(SUB, "rg", "adf-cmk-new");
+    let err = arm
+        .put(&f, &encrypted(json!({"type": "SystemAssigned"})))
+        .await
+        .expect_err("the key's identity is not attached");
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        err.to_string().contains("not associated with the factory"),
+        "{err}"
+    );
+    let made = arm
+        .put(&f, &encrypted(attached.clone()))
+        .await
+        .expect("empty");
+    assert_eq!(made["properties"]["encryption"]["keyName"], "adf", "{made}");
+    // Resources after the key are fine, and the same key may be PUT again.
+    arm.put(&format!("{f}/pipelines/PL"), &pipeline())
+        .await
+        .expect("pipeline");
+    arm.put(&f, &encrypted(attached.clone()))
+        .await
+        .expect("the same key again");
+
+    let busy = factory_path(SUB, "rg", "adf-cmk-busy");
+    factory(arm, &busy).await;
+    arm.put(&format!("{busy}/pipelines/PL"), &pipeline())
+        .await
+        .expect("pipeline");
+    let err = arm
+        .put(&busy, &encrypted(attached.clone()))
+        .await
+        .expect_err("not on a factory with resources");
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        err.to_string()
+            .contains("only be configured on an empty data factory"),
+        "{err}"
+    );
+
+    let vnet = factory_path(SUB, "rg", "adf-cmk-vnet");
+    factory(arm, &vnet).await;
+    arm.put(
+        &format!("{vnet}/managedVirtualNetworks/default"),
+        &json!({"properties": {}}),
+    )
+    .await
+    .expect("vnet");
+    let err = arm
+        .put(&vnet, &encrypted(attached))
+        .await
+        .expect_err("not with a managed VNet");
+    assert!(err.to_string().contains("managed virtual network"), "{err}");
+}

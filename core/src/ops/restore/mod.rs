@@ -309,9 +309,10 @@ fn plan_error(e: crate::plan::PlanError) -> OpError {
     let text = format!("cannot plan the restore: {e}");
     match e {
         // What the operator asked for cannot work: usage (exit 2).
-        PlanError::Strict(_) | PlanError::MissingDependency { .. } | PlanError::NoRegion => {
-            OpError::usage(text)
-        }
+        PlanError::Strict(_)
+        | PlanError::MissingDependency { .. }
+        | PlanError::NoRegion
+        | PlanError::CustomerManagedKey { .. } => OpError::usage(text),
         PlanError::Cycle(_) | PlanError::NoFactory => OpError::failed(text),
     }
 }
