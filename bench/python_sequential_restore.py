@@ -23,10 +23,11 @@ git_dir, sub, rg, factory = sys.argv[1:5]
 client = DataFactoryManagementClient(ManagedIdentityCredential(), sub, base_url=os.environ["ADFDR_ARM"],
                                      credential_scopes=["https://management.azure.com/.default"])
 
-FOLDERS = {"integrationRuntime": "IntegrationRuntimeReference", "linkedService": "LinkedServiceReference",
+FOLDERS = {"managedVirtualNetwork": "ManagedVirtualNetworkReference", "integrationRuntime": "IntegrationRuntimeReference", "linkedService": "LinkedServiceReference",
            "dataset": "DatasetReference", "dataflow": "DataFlowReference", "pipeline": "PipelineReference",
-           "trigger": "TriggerReference", "credential": "CredentialReference"}
-ops = {"integrationRuntime": client.integration_runtimes, "linkedService": client.linked_services,
+           "trigger": "TriggerReference", "credential": "CredentialReference", "adfcdc": "ChangeDataCaptureReference"}
+ops = {"managedVirtualNetwork": client.managed_virtual_networks, "adfcdc": client.change_data_capture,
+       "integrationRuntime": client.integration_runtimes, "linkedService": client.linked_services,
        "dataset": client.datasets, "dataflow": client.data_flows, "pipeline": client.pipelines,
        "trigger": client.triggers, "credential": client.credential_operations}
 
@@ -34,7 +35,8 @@ resources = {}
 for folder, ref_type in FOLDERS.items():
     for f in sorted((Path(git_dir) / folder).glob("*.json")):
         body = json.loads(f.read_text())
-        body.get("properties", {}).pop("runtimeState", None)
+        for read_only in ("runtimeState", "state", "status"):
+            body.get("properties", {}).pop(read_only, None)
         resources[(ref_type, body["name"].lower())] = (folder, body)
 
 
@@ -73,8 +75,17 @@ body = json.loads(factory_file.read_text())
 client.factories.create_or_update(rg, factory, io.BytesIO(json.dumps(
     {"location": body.get("location", "westeurope"), "identity": body.get("identity"),
      "properties": {"globalParameters": body.get("properties", {}).get("globalParameters", {})}}).encode()))
+written = 1
 for key in order:
     folder, body = resources[key]
     payload = {"properties": body["properties"]}
     ops[folder].create_or_update(rg, factory, body["name"], io.BytesIO(json.dumps(payload).encode()))
-print(json.dumps({"written": len(order) + 1, "seconds": round(time.monotonic() - start, 3)}))
+    written += 1
+    if folder == "managedVirtualNetwork":
+        # Its managed private endpoints, once the network exists.
+        for f in sorted((Path(git_dir) / folder / body["name"] / "managedPrivateEndpoint").glob("*.json")):
+            mpe = json.loads(f.read_text())
+            client.managed_private_endpoints.create_or_update(
+                rg, factory, body["name"], mpe["name"], io.BytesIO(json.dumps({"properties": mpe["properties"]}).encode()))
+            written += 1
+print(json.dumps({"written": written, "seconds": round(time.monotonic() - start, 3)}))

@@ -2,7 +2,11 @@
 //! in ADF git layout: parameterized linked services with Key Vault secret
 //! references, datasets over them, data flows, pipelines in deep
 //! ExecutePipeline chains with Copy, ForEach and Lookup activities, and
-//! started schedule and tumbling-window triggers (with window dependencies).
+//! started schedule and tumbling-window triggers (with window dependencies),
+//! and what makes a factory run: a managed virtual network with managed
+//! private endpoints, a managed-VNet IR and an Azure-SSIS IR that are
+//! running, a running CDC, a credential with a user-assigned identity, and
+//! file-share linked services whose password is an encryptedCredential.
 //! Deterministic: the same size gives the same factory.
 
 use std::path::Path;
@@ -82,15 +86,87 @@ fn split(n: usize) -> (usize, usize, usize, usize, usize) {
     (ls, ds, df, pl, tr)
 }
 
+const UAMI: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-identity/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-generated";
+
+/// An encryptedCredential as the service mints it: base64 of a JSON blob
+/// whose CredentialId points into the factory's own credential store.
+fn encrypted_credential(i: usize) -> String {
+    use base64::Engine;
+    let blob = json!({"Version": "2017-11-30", "ProtectionMode": "Key", "SecretContentType": "Plaintext",
+        "CredentialId": format!("ADF-GENERATED_5d1f4b1e-6c2a-4c7e-9a1e-{i:012x}")});
+    base64::engine::general_purpose::STANDARD.encode(blob.to_string())
+}
+
+/// What makes the factory run, beyond its definitions (see the module doc).
+fn runnable(n: usize) -> Vec<(String, Value)> {
+    let mut files = vec![
+        (
+            "managedVirtualNetwork/default.json".to_string(),
+            json!({"name": "default", "type": "Microsoft.DataFactory/factories/managedvirtualnetworks", "properties": {}}),
+        ),
+        (
+            "integrationRuntime/ir-vnet.json".to_string(),
+            json!({"name": "ir-vnet", "properties": {"type": "Managed", "state": "Started",
+                "managedVirtualNetwork": {"type": "ManagedVirtualNetworkReference", "referenceName": "default"},
+                "typeProperties": {"computeProperties": {"location": "AutoResolve",
+                    "dataFlowProperties": {"computeType": "General", "coreCount": 8, "timeToLive": 10}}}}}),
+        ),
+        (
+            "integrationRuntime/ir-ssis.json".to_string(),
+            json!({"name": "ir-ssis", "properties": {"type": "Managed", "state": "Started",
+                "description": "Azure-SSIS IR (starts take 20-30 minutes)",
+                "typeProperties": {"computeProperties": {"location": "West Europe", "nodeSize": "Standard_D2_v3", "numberOfNodes": 2, "maxParallelExecutionsPerNode": 2},
+                    "ssisProperties": {"edition": "Standard", "licenseType": "LicenseIncluded"}}}}),
+        ),
+        (
+            "credential/cred-uami.json".to_string(),
+            json!({"name": "cred-uami", "properties": {"type": "ManagedIdentity", "typeProperties": {"resourceId": UAMI}}}),
+        ),
+        (
+            "adfcdc/CDC_Orders.json".to_string(),
+            json!({"name": "CDC_Orders", "properties": {"description": "continuous copy of orders", "allowVNetOverride": false, "status": "Running",
+                "sourceConnectionsInfo": [{"sourceEntities": [{"name": "dbo.orders", "properties": {}}],
+                    "connection": {"linkedService": {"referenceName": "LS_Sql_0000", "type": "LinkedServiceReference"}, "linkedServiceType": "AzureSqlDatabase", "type": "linkedservicetype", "isInlineDataset": true}}],
+                "targetConnectionsInfo": [{"targetEntities": [{"name": "sales.orders", "properties": {}}],
+                    "connection": {"linkedService": {"referenceName": "LS_Sql_0000", "type": "LinkedServiceReference"}, "linkedServiceType": "AzureSqlDatabase", "type": "linkedservicetype", "isInlineDataset": true},
+                    "dataMapperMappings": [], "relationships": []}],
+                "policy": {"mode": "Microbatch", "recurrence": {"frequency": "Minute", "interval": 15}}}}),
+        ),
+    ];
+    for k in 0..(n / 500).clamp(1, 8) {
+        let name = format!("mpe-sql-{k:02}");
+        files.push((
+            format!("managedVirtualNetwork/default/managedPrivateEndpoint/{name}.json"),
+            json!({"name": name, "properties": {"groupId": "sqlServer",
+                "privateLinkResourceId": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k:02}")}}),
+        ));
+    }
+    for k in 0..(n / 1000).clamp(1, 4) {
+        let name = format!("LS_Files_{k:02}");
+        files.push((
+            format!("linkedService/{name}.json"),
+            json!({"name": name, "properties": {"type": "FileServer",
+                "connectVia": {"referenceName": "ir-selfhosted", "type": "IntegrationRuntimeReference"},
+                "typeProperties": {"host": format!("\\\\files{k:02}\\exports"), "userId": "corp\\svc-adf",
+                    "encryptedCredential": encrypted_credential(k)}}}),
+        ));
+    }
+    files
+}
+
 /// A factory of about `n` resources (plus the factory file).
 pub fn factory(n: usize) -> Generated {
     let (ls, ds, df, pl, tr) = split(n);
+    let extra = runnable(n);
+    let pl = pl.saturating_sub(extra.len()).max(1);
     let mut files = Vec::with_capacity(n + 2);
     files.push((
         "factory/adf-generated.json".to_string(),
-        json!({"name": "adf-generated", "location": "westeurope", "identity": {"type": "SystemAssigned"},
+        json!({"name": "adf-generated", "location": "westeurope",
+               "identity": {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {UAMI: {}}},
                "properties": {"globalParameters": {"env": {"type": "String", "value": "prod"}, "batchSize": {"type": "Int", "value": 500}}}}),
     ));
+    files.extend(extra);
     files.push((
         "integrationRuntime/ir-selfhosted.json".to_string(),
         json!({"name": "ir-selfhosted", "properties": {"type": "SelfHosted", "description": "on-premises gateway"}}),
@@ -235,6 +311,46 @@ mod tests {
             .filter(|(_, b)| b.pointer("/properties/runtimeState") == Some(&json!("Started")))
             .count();
         assert!(started >= 400, "{started}");
+        // What makes it run: two running managed IRs, endpoints, a running
+        // CDC, a user-assigned credential, encryptedCredentials.
+        let count = |prefix: &str| {
+            g.files
+                .iter()
+                .filter(|(p, _)| p.starts_with(prefix))
+                .count()
+        };
+        let state = |path: &str, pointer: &str| {
+            g.files
+                .iter()
+                .find(|(p, _)| p == path)
+                .and_then(|(_, b)| b.pointer(pointer).cloned())
+        };
+        assert_eq!(
+            state("integrationRuntime/ir-ssis.json", "/properties/state"),
+            Some(json!("Started"))
+        );
+        assert_eq!(
+            state("integrationRuntime/ir-vnet.json", "/properties/state"),
+            Some(json!("Started"))
+        );
+        assert_eq!(
+            state("adfcdc/CDC_Orders.json", "/properties/status"),
+            Some(json!("Running"))
+        );
+        assert_eq!(
+            count("managedVirtualNetwork/default/managedPrivateEndpoint/"),
+            8
+        );
+        assert_eq!(count("credential/"), 1);
+        let encrypted = g
+            .files
+            .iter()
+            .filter(|(_, b)| {
+                b.pointer("/properties/typeProperties/encryptedCredential")
+                    .is_some()
+            })
+            .count();
+        assert_eq!(encrypted, 4);
         let dir = std::env::temp_dir().join(format!("adf-gen-{}", std::process::id()));
         let n = write(&dir, 300).expect("write");
         let seed = crate::seed::load_git_layout(&dir).expect("loads");
