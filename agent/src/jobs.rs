@@ -180,7 +180,7 @@ fn drill_options(
     o: &DrillOptions,
 ) -> Result<adfdr_core::ops::drill::Options, String> {
     use adfdr_core::ops::drill::{Options, Pick};
-    let mut options = Options::from_config(fc, 16);
+    let mut options = Options::from_config(fc, adfdr_core::ops::restore::window::CEILING);
     if let Some(id) = &o.snapshot {
         options.pick = Pick::Id(id.clone());
     } else if let Some(w) = &o.random_within {

@@ -49,8 +49,9 @@ pub struct Args {
     /// Also write the report as a standalone HTML page here.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
-    /// Resources written at once.
-    #[arg(long, default_value_t = 16)]
+    /// Most writes in flight: the restore starts with 16 and grows while the
+    /// service takes them, halving on throttling.
+    #[arg(long, default_value_t = adfdr_core::ops::restore::window::CEILING)]
     concurrency: usize,
 }
 

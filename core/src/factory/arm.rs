@@ -123,6 +123,30 @@ pub fn is_credential_error(error: &azure_core::Error) -> bool {
 pub struct ArmClient {
     pipeline: Pipeline,
     endpoint: Url,
+    throttled: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts every 429 the service sends, also the ones azure_core's retry
+/// policy then waits out: how a caller learns it is going too fast.
+#[derive(Debug)]
+struct ThrottleWatch(Arc<std::sync::atomic::AtomicU64>);
+
+#[async_trait::async_trait]
+impl azure_core::http::policies::Policy for ThrottleWatch {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn azure_core::http::policies::Policy>],
+    ) -> azure_core::http::policies::PolicyResult {
+        let answer = next[0].send(ctx, request, &next[1..]).await;
+        if let Ok(r) = &answer
+            && u16::from(r.status()) == 429
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        answer
+    }
 }
 
 impl ArmClient {
@@ -133,15 +157,26 @@ impl ArmClient {
         options: ClientOptions,
     ) -> Self {
         let auth = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [ARM_SCOPE]));
+        let throttled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let watch = Arc::new(ThrottleWatch(throttled.clone()));
         let pipeline = Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
             options,
             Vec::new(),
-            vec![auth],
+            vec![auth, watch],
             None,
         );
-        ArmClient { pipeline, endpoint }
+        ArmClient {
+            pipeline,
+            endpoint,
+            throttled,
+        }
+    }
+
+    /// 429s the service has sent this client so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Resolves a path (`/subscriptions/...`) or an absolute URL (a nextLink,

@@ -55,6 +55,12 @@ pub trait FactoryApi: Send + Sync {
         path_or_url: &str,
         body: Option<&Value>,
     ) -> Result<Answer, ArmError>;
+
+    /// How many 429s the service has answered so far, also those a retry
+    /// policy waited out unseen (0 where nothing counts them).
+    fn throttled(&self) -> u64 {
+        0
+    }
 }
 
 #[async_trait]
@@ -66,6 +72,10 @@ impl FactoryApi for ArmClient {
         body: Option<&Value>,
     ) -> Result<Answer, ArmError> {
         ArmClient::request(self, method, path_or_url, body).await
+    }
+
+    fn throttled(&self) -> u64 {
+        ArmClient::throttled(self)
     }
 }
 

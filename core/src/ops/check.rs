@@ -97,8 +97,8 @@ async fn factory(engine: &Engine, fc: &crate::config::FactoryConfig, probes: &mu
         let result = match engine.arm.get(&path).await {
             Ok(_) => Ok("readable; drills write here (needs 'Data Factory Contributor')".into()),
             Err(e) if e.status() == Some(404) => Ok(format!(
-                "does not exist yet: the first drill creates it (needs 'Data Factory Contributor' on resource group {})",
-                t.resource_group
+                "does not exist yet: the first drill creates it (needs 'Data Factory Contributor' on resource group {}); factory names are global across Azure and the API offers no availability check, so if another tenant holds '{}' the drill fails naming it: choose another drill_target name then",
+                t.resource_group, t.factory
             )),
             Err(e) if matches!(e.status(), Some(401 | 403)) => Err(format!(
                 "{who} may not use it (HTTP {} {}); grant 'Data Factory Contributor' on it or on resource group {}",

@@ -80,8 +80,9 @@ pub struct Args {
     /// Also restore the git configuration (not wanted on a DR copy).
     #[arg(long)]
     with_git: bool,
-    /// Writes in flight at once (throttling is waited out together).
-    #[arg(long, default_value_t = 16)]
+    /// Most writes in flight: the restore starts with 16 and grows while the
+    /// service takes them, halving (all writes together) on throttling.
+    #[arg(long, default_value_t = adfdr_core::ops::restore::window::CEILING)]
     concurrency: usize,
     #[command(flatten)]
     incident: IncidentArgs,

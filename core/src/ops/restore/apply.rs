@@ -1,18 +1,19 @@
 //! Carrying a restore plan out: the factory, trigger stops, every write as
-//! soon as its dependencies are done (bounded concurrency, backing off
+//! soon as its dependencies are done (as many in flight as the service
+//! takes: the window grows until a 429 and halves on one, backing off
 //! together on throttling), deletes dependents first, the factory's staging
 //! back-reference, trigger starts dependencies first (event triggers
 //! subscribe first).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use super::TargetFactory;
+use super::window::Window;
 use crate::factory::lro::{self, transient};
 use crate::factory::{ArmError, FactoryApi};
 use crate::model::ResourceKind;
@@ -38,6 +39,10 @@ pub struct Applied {
     pub cdcs_started: usize,
     /// Managed private endpoints of the restore, once provisioned.
     pub endpoints: Vec<EndpointState>,
+    /// The most writes in flight at once (the window grows while the
+    /// service takes them).
+    #[serde(default)]
+    pub in_flight_peak: usize,
     pub failures: Vec<Failure>,
 }
 
@@ -246,13 +251,13 @@ fn resource_path(base: &str, kind: ResourceKind, parent: Option<&str>, name: &st
 }
 
 /// Runs `jobs` (indices) so that each starts after the jobs it `needs` are
-/// done, at most `limit` at a time. A job whose prerequisite failed is not
-/// run; it fails naming that prerequisite.
+/// done, as many at a time as the window holds. A job whose prerequisite
+/// failed is not run; it fails naming that prerequisite.
 async fn run_dag<F, Fut>(
     count: usize,
     needs: impl Fn(usize) -> Vec<usize>,
     label: impl Fn(usize) -> String,
-    limit: usize,
+    window: &Window<'_>,
     job: F,
 ) -> Vec<Result<(), String>>
 where
@@ -271,14 +276,14 @@ where
     let mut ready: std::collections::VecDeque<usize> =
         (0..count).filter(|&i| waiting[i] == 0).collect();
     let mut running = FuturesUnordered::new();
-    let semaphore = Arc::new(Semaphore::new(limit.max(1)));
     loop {
         while let Some(i) = ready.pop_front() {
-            let permit = semaphore.clone().acquire_owned();
             let fut = job(i);
             running.push(async move {
-                let _permit = permit.await.expect("semaphore open");
-                (i, fut.await)
+                let slot = window.enter().await;
+                let result = fut.await;
+                window.done(slot);
+                (i, result)
             });
         }
         let Some((i, result)) = running.next().await else {
@@ -355,6 +360,7 @@ pub async fn apply(
         progress,
         began: Instant::now(),
         start_runtimes: &plan.start_runtimes,
+        window: Window::new(arm, concurrency),
     };
     let mut applied = Applied::default();
     // 1. The factory: everything else lives in it.
@@ -378,10 +384,10 @@ pub async fn apply(
     }
     let rest = async {
         // 3. Writes, each as soon as what it references exists.
-        let written = a.writes(plan, concurrency, ready).await;
+        let written = a.writes(plan, ready).await;
         let tail = async {
             // 4. Deletes, dependents first.
-            let deleted = a.deletes(plan, concurrency).await;
+            let deleted = a.deletes(plan).await;
             // 5. The factory's staging back-reference, now that its linked service exists.
             let staged = a.staging(plan).await;
             // 6. Start triggers, dependencies first; event triggers subscribe first.
@@ -402,6 +408,7 @@ pub async fn apply(
     applied.cdcs_started = cdcs;
     applied.endpoints = endpoints;
     applied.runtimes = runtimes;
+    applied.in_flight_peak = a.window.peak();
     applied.failures = a.failures.into_inner().expect("failures");
     applied
 }
@@ -418,6 +425,8 @@ struct Applier<'a> {
     began: Instant,
     /// Runtimes to start once written.
     start_runtimes: &'a [String],
+    /// Writes and deletes in flight.
+    window: Window<'a>,
 }
 
 /// Is this step the integration runtime `name`?
@@ -492,7 +501,6 @@ impl Applier<'_> {
     async fn writes(
         &self,
         plan: &Plan,
-        concurrency: usize,
         ready: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> usize {
         use azure_core::http::Method;
@@ -501,7 +509,7 @@ impl Applier<'_> {
             plan.steps.len(),
             |i| plan.steps[i].deps.clone(),
             |i| plan.steps[i].label.clone(),
-            concurrency,
+            &self.window,
             |i| {
                 let step = &plan.steps[i];
                 let path = resource_path(&self.base, step.kind, step.parent.as_deref(), &step.name);
@@ -547,13 +555,13 @@ impl Applier<'_> {
         written
     }
 
-    async fn deletes(&self, plan: &Plan, concurrency: usize) -> usize {
+    async fn deletes(&self, plan: &Plan) -> usize {
         use azure_core::http::Method;
         let results = run_dag(
             plan.delete.len(),
             |i| plan.delete[i].after.clone(),
             |i| plan.delete[i].label.clone(),
-            concurrency,
+            &self.window,
             |i| {
                 let d = &plan.delete[i];
                 let path = resource_path(&self.base, d.kind, d.parent.as_deref(), &d.name);
@@ -1045,11 +1053,12 @@ mod tests {
             _ => vec![],
         };
         let order = Mutex::new(Vec::new());
+        let arm = MemoryFactory::new();
         let results = run_dag(
             5,
             needs,
             |i| format!("job{i}"),
-            2,
+            &Window::new(&arm, 2),
             |i| {
                 let order = &order;
                 async move {
@@ -1073,5 +1082,75 @@ mod tests {
             Err("not attempted: needs job1, which failed".into())
         );
         assert!(results[4].is_ok());
+    }
+
+    /// A service that throttles whenever more than `room` writes are in
+    /// flight, and counts its 429s as the ARM client does.
+    struct Crowded {
+        room: usize,
+        in_flight: std::sync::atomic::AtomicUsize,
+        throttled: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl FactoryApi for Crowded {
+        async fn request(
+            &self,
+            _method: azure_core::http::Method,
+            _path: &str,
+            _body: Option<&Value>,
+        ) -> Result<crate::factory::Answer, ArmError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            if now > self.room {
+                self.throttled.fetch_add(1, SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(crate::factory::Answer::new(200, b"{}".to_vec()))
+        }
+
+        fn throttled(&self) -> u64 {
+            self.throttled.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Writes in flight grow past the 16 they start with while the service
+    /// takes them, and come back down to what it takes once it throttles.
+    #[tokio::test]
+    async fn writes_in_flight_grow_until_throttled_and_back_off_together() {
+        let run = |room: usize| async move {
+            let arm = Crowded {
+                room,
+                in_flight: Default::default(),
+                throttled: Default::default(),
+            };
+            let window = Window::new(&arm, 128);
+            let results = run_dag(
+                2_000,
+                |_| Vec::new(),
+                |i| format!("job{i}"),
+                &window,
+                |_| async {
+                    let a: &dyn FactoryApi = &arm;
+                    a.request(azure_core::http::Method::Put, "/x", None)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
+            )
+            .await;
+            assert!(results.iter().all(Result::is_ok));
+            (window.peak(), arm.throttled())
+        };
+        let (peak, throttled) = run(usize::MAX).await;
+        assert_eq!(throttled, 0);
+        assert_eq!(peak, 128, "grew to the ceiling without a 429");
+        let (peak, throttled) = run(40).await;
+        assert!(throttled > 0, "it met the throttle");
+        assert!(
+            peak < 128,
+            "halved on the 429s before reaching the ceiling: {peak}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 mod apply;
 mod readback;
+pub mod window;
 
 use std::path::PathBuf;
 use std::time::Instant;
