@@ -143,7 +143,10 @@ impl Poller<'_> {
         loop {
             self.pause(wait).await?;
             let answer = self.get(url).await?;
-            wait = answer.retry_after;
+            // A status answer without Retry-After keeps the interval the
+            // service gave last (as the Azure SDKs' pollers do), rather than
+            // backing off to 15 s polls of a 2-minute operation.
+            wait = answer.retry_after.or(wait);
             let body = json("GET", url, &answer.body)?;
             let status = body
                 .get("status")

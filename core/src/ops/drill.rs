@@ -471,6 +471,7 @@ async fn restore(
     let outcome = op::execute(engine, &mut prepared, progress).await;
     let plan = &prepared.plan;
     let placeholders = plan.secrets.iter().filter(|s| s.filled).count();
+    facts.credentials_to_give = credentials_to_give(plan);
     out.phases.push(phase("apply", outcome.timings.apply_ms));
     if !plan.start_runtimes.is_empty() {
         // Overlaps the apply: the runtimes start as soon as each exists.
@@ -585,6 +586,42 @@ fn runtime_checks(
         }
     }
     down
+}
+
+/// What the restored factory needs from people before its connections work:
+/// each resource given a placeholder (per resource, with the values), a new
+/// system-assigned principal, a credential whose identity is not attached.
+fn credentials_to_give(plan: &crate::plan::Plan) -> Vec<String> {
+    let mut by_resource: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for s in plan.secrets.iter().filter(|s| s.filled) {
+        by_resource
+            .entry(s.resource.as_str())
+            .or_default()
+            .push(s.pointer.as_str());
+    }
+    let mut out: Vec<String> = by_resource
+        .into_iter()
+        .map(|(resource, pointers)| {
+            format!(
+                "{resource}: a placeholder stands in for {} (give the real value with drill_overrides for a working connection)",
+                pointers.join(", ")
+            )
+        })
+        .collect();
+    out.extend(
+        plan.factory
+            .notes
+            .iter()
+            .filter(|n| n.contains("new system-assigned principal"))
+            .cloned(),
+    );
+    out.extend(
+        plan.warnings
+            .iter()
+            .filter(|w| w.contains("user-assigned identity"))
+            .cloned(),
+    );
+    out
 }
 
 /// Managed private endpoints: provisioned, and approved or awaiting their

@@ -61,6 +61,11 @@ pub struct Facts {
     /// failure of the restore.
     #[serde(default)]
     pub endpoints_pending: Vec<String>,
+    /// Credentials and identities the restored factory needs from people:
+    /// placeholders standing in for secrets, a new system-assigned
+    /// principal, a credential whose identity is not attached.
+    #[serde(default)]
+    pub credentials_to_give: Vec<String>,
     pub smoke: Option<Smoke>,
 }
 
@@ -156,6 +161,7 @@ pub fn judge(
         .endpoints_pending
         .iter()
         .map(|e| format!("defined, not approved: {e}"))
+        .chain(facts.credentials_to_give.iter().cloned())
         .collect();
     if !facts.broken_references.is_empty() {
         reasons.push(format!(
@@ -298,6 +304,13 @@ mod tests {
         assert_eq!(
             j.notes,
             ["defined, not approved: mpe-lake awaits approval on /subscriptions/s/…/lake"]
+        );
+        f.credentials_to_give = vec!["linkedService:LS_Files: a placeholder stands in".into()];
+        let j = judge(&f, None, None);
+        assert_eq!(j.verdict, Verdict::Passed);
+        assert_eq!(
+            j.notes[1],
+            "linkedService:LS_Files: a placeholder stands in"
         );
         f.endpoints_failed = vec!["mpe-sql failed to provision".into()];
         let j = judge(&f, None, None);

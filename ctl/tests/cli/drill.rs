@@ -176,6 +176,12 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
         printed.contains("1 defined, 1 provisioned, 0 approved, 1 awaiting approval"),
         "{printed}"
     );
+    // So do the credentials and identity access a person has to give.
+    assert!(
+        printed.contains("by hand    linkedService:LS_Erp_Files: a placeholder stands in for")
+            && printed.contains("by hand    a new factory gets a new system-assigned principal"),
+        "{printed}"
+    );
     let md = std::fs::read_to_string(&md).expect("markdown");
     assert!(md.contains("## Still to do by hand"), "{md}");
     assert!(
