@@ -220,6 +220,22 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     );
     adfdr_tests::admin_delete(&rig.emu, "pipeline-failures").await;
 
+    // The Azure-SSIS IR that ran at backup does not start: not runnable.
+    adfdr_tests::admin(
+        &rig.emu,
+        "faults",
+        serde_json::json!({"method": "POST", "path_contains": "/integrationRuntimes/ir-ssis/start",
+            "status": 400, "code": "BadRequest", "message": "the SSIS catalog database is unreachable", "count": 1}),
+    )
+    .await;
+    let out = rig.adfdr(&["drill", "sales"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("runtime(s) running at backup do not run in the restored factory: integrationRuntime:ir-ssis"),
+        "{}",
+        text(&out)
+    );
+
     // The service drops a property on PUT: the restore does not read back.
     adfdr_tests::admin(
         &rig.emu,
@@ -256,7 +272,7 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     let table = stdout(&out);
     assert_eq!(code(&out), 0, "{table}");
     assert_eq!(table.matches("PASSED").count(), 1, "{table}");
-    assert_eq!(table.matches("FAILED").count(), 3, "{table}");
+    assert_eq!(table.matches("FAILED").count(), 4, "{table}");
     assert_eq!(contents(&rig, RG, "adf-sales").expect("source"), source);
 
     // delete-factory removes the scratch factory.
@@ -301,7 +317,7 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     std::fs::remove_dir_all(rig.dir.join("state")).expect("rm catalog");
     let out = rig.adfdr(&["catalog", "rebuild"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(stdout(&out).contains(", 6 drills"), "{}", text(&out));
+    assert!(stdout(&out).contains(", 7 drills"), "{}", text(&out));
 }
 
 fn started(c: &crate::restore::Contents) -> Vec<String> {
