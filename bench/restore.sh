@@ -19,6 +19,7 @@ RUNS=${RUNS:-3}
 RESTORE_ARGS=${RESTORE_ARGS:-}
 TIME_SCALE=${TIME_SCALE:-0.001}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+command -v hyperfine >/dev/null || { echo "bench/restore.sh needs hyperfine (Debian: apt-get install hyperfine)" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/adfdr-restore-bench-XXXXXX)
 trap 'kill "${EMU_PID:-0}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
