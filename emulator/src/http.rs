@@ -502,6 +502,9 @@ fn eq(a: &str, b: &str) -> bool {
 }
 
 fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    if s.len() >= 8 && eq(s[4], "providers") && eq(s[5], "Microsoft.Storage") {
+        return storage(shared, call, caller, s);
+    }
     match call.query.get("api-version").map(String::as_str) {
         None => {
             return Err(ApiError::new(
@@ -611,6 +614,76 @@ fn unknown_type(segment: &str) -> ApiError {
             "The resource type 'factories/{segment}' could not be found in the namespace 'Microsoft.DataFactory' for api version '{API_VERSION}'."
         ),
     )
+}
+
+/// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.
+fn storage(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    use crate::storage as st;
+    match call.query.get("api-version").map(String::as_str) {
+        Some(v) if st::API_VERSIONS.contains(&v) => {}
+        other => {
+            return Err(ApiError::new(
+                400,
+                "InvalidApiVersionParameter",
+                format!(
+                    "The api-version '{}' is invalid. The supported versions are '{}'.",
+                    other.unwrap_or(""),
+                    st::API_VERSIONS.join(",")
+                ),
+            ));
+        }
+    }
+    let (sub, rg) = (s[1], s[3]);
+    if !eq(s[2], "resourceGroups") || !eq(s[6], "storageAccounts") {
+        return Err(ApiError::not_found(
+            "InvalidResourceType",
+            format!("No ARM route matches '{}'.", call.path),
+        ));
+    }
+    let name = s[7];
+    let blob = match &s[8..] {
+        [] => false,
+        [b, d] if eq(b, "blobServices") && eq(d, "default") => true,
+        _ => {
+            return Err(ApiError::not_found(
+                "InvalidResourceType",
+                format!("No ARM route matches '{}'.", call.path),
+            ));
+        }
+    };
+    let verb = if call.method == "GET" { "read" } else { "write" };
+    let action = if blob {
+        format!("Microsoft.Storage/storageAccounts/blobServices/{verb}")
+    } else {
+        format!("Microsoft.Storage/storageAccounts/{verb}")
+    };
+    let access = if verb == "read" {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let assignments = shared.world().role_assignments.clone();
+    let scope = call.path.clone();
+    if !auth::authorize_action(&assignments, caller, access, &scope, Some(&action)) {
+        return Err(auth::arm_forbidden(caller, &action, &scope));
+    }
+    let body = || call.json();
+    let mut world = shared.world();
+    let accounts = &mut world.storage_accounts;
+    let view = match (call.method.as_str(), blob) {
+        ("GET", false) => st::get_account(accounts, sub, rg, name)?,
+        ("PUT", false) => st::put_account(accounts, sub, rg, name, body()?)?,
+        ("GET", true) => st::get_blob_service(accounts, sub, rg, name)?,
+        ("PUT", true) => st::put_blob_service(accounts, sub, rg, name, body()?)?,
+        (m, _) => {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{m} is not served for storage accounts here"),
+            ));
+        }
+    };
+    Ok(Reply::Json(200, view))
 }
 
 fn authorize(

@@ -24,6 +24,7 @@ pub mod kinds;
 pub mod sample;
 pub mod seed;
 pub mod state;
+pub mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -103,6 +103,9 @@ pub struct World {
     /// Long-running operations by id.
     #[serde(default)]
     pub operations: BTreeMap<String, Operation>,
+    /// Storage accounts (Microsoft.Storage) by lower-cased id.
+    #[serde(default)]
+    pub storage_accounts: crate::storage::Accounts,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {
