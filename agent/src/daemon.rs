@@ -100,6 +100,30 @@ async fn store_answers(engine: &Engine, view: &Shared) -> Result<(), OpError> {
     Ok(())
 }
 
+/// How often the backup accounts' protection is read again (and at every
+/// reload): settings change rarely, and the loop sleeps in between.
+const POSTURE_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Keeps the posture gauge current: each location's storage account judged
+/// as `config check` judges it.
+async fn posture(mut engine: watch::Receiver<Arc<Engine>>, view: Shared) {
+    loop {
+        let current = engine.borrow_and_update().clone();
+        let findings = adfdr_core::ops::check::posture(&current).await;
+        for f in findings.iter().filter(|f| !f.ok) {
+            tracing::warn!(location = %f.location, check = %f.check, "backup account: {}", f.detail);
+        }
+        view.lock().expect("view").posture = findings
+            .into_iter()
+            .map(|f| ((f.location, f.check), f.ok))
+            .collect();
+        tokio::select! {
+            _ = tokio::time::sleep(POSTURE_EVERY) => {}
+            changed = engine.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
 struct Signals {
     term: Signal,
     int: Signal,
@@ -136,6 +160,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let (engine_tx, engine_rx) = watch::channel(engine.clone());
     let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<crate::lease::Event>();
     let (lease_stop, lease_stop_rx) = oneshot::channel();
+    tokio::spawn(posture(engine_tx.subscribe(), view.clone()));
     let leases = tokio::spawn(crate::lease::run(
         engine_rx,
         view.clone(),

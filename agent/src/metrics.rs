@@ -35,6 +35,8 @@ pub struct View {
     pub leases: BTreeMap<String, String>,
     /// Location → objects copied there by repair since the agent started.
     pub repaired: BTreeMap<String, u64>,
+    /// (location, check) → the backup account passes it (config check's posture).
+    pub posture: BTreeMap<(String, String), bool>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -300,6 +302,16 @@ fn locations(registry: &mut Registry, catalog: &Catalog, view: &View) -> Result<
         location_up
             .get_or_create(&label(&[("location", location)]))
             .set(if *up { 1.0 } else { 0.0 });
+    }
+    let posture = gauge_family(
+        registry,
+        "adfdr_location_posture",
+        "1 when the location's storage account passes the check (redundancy, soft delete, versioning, immutability, TLS, public and shared-key access, network; see adfdr config check), 0 when it is a warning",
+    );
+    for ((location, check), ok) in &view.posture {
+        posture
+            .get_or_create(&label(&[("location", location), ("check", check)]))
+            .set(if *ok { 1.0 } else { 0.0 });
     }
     Ok(())
 }

@@ -75,6 +75,7 @@ ca_file = "{ca}"
 [[location]]
 name = "weu"
 url = "file://{weu}"
+account = "/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/stadfdrweu"
 [[location]]
 name = "neu"
 url = "file://{neu}"
@@ -461,6 +462,16 @@ fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_endpoint_matches_the_catalog() {
     let rig = Rig::start("metrics").await;
+    rig.emu.with_world(|w| {
+        adf_emulator::storage::put_account(
+            &mut w.storage_accounts,
+            SUB,
+            "rg-backup",
+            "stadfdrweu",
+            serde_json::json!({"sku": {"name": "Standard_GZRS"}, "kind": "StorageV2", "location": "westeurope"}),
+        )
+        .expect("account")
+    });
     let port = rig.write_config_with_metrics(
         "backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\nrpo_target = \"30m\"",
     );
@@ -525,6 +536,16 @@ async fn the_metrics_endpoint_matches_the_catalog() {
         0.0
     );
     assert_eq!(scraped["adfdr_location_up{location=\"weu\"}"], 1.0);
+    // The backup account's protection, as config check judges it: the
+    // emulated account is geo-redundant but keeps TLS 1.0.
+    assert_eq!(
+        scraped["adfdr_location_posture{location=\"weu\",check=\"redundancy\"}"],
+        1.0
+    );
+    assert_eq!(
+        scraped["adfdr_location_posture{location=\"weu\",check=\"tls\"}"],
+        0.0
+    );
     assert_eq!(
         scraped[&format!("adfdr_factory_owned{f}")],
         1.0,

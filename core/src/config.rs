@@ -167,6 +167,24 @@ pub struct LocationConfig {
     pub sas_file: Option<PathBuf>,
     /// Upload every object with a time-based immutability policy of N days.
     pub immutability_days: Option<u32>,
+    /// The ARM id of the storage account behind the location (an Azure
+    /// container, or a directory that is a mounted blob container or share):
+    /// `/subscriptions/…/resourceGroups/…/providers/Microsoft.Storage/storageAccounts/NAME`.
+    /// `config check` and the agent judge its protection (Reader on the account).
+    pub account: Option<String>,
+}
+
+/// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A`.
+pub fn is_storage_account_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('/').collect();
+    parts.len() == 9
+        && parts[0].is_empty()
+        && parts[1].eq_ignore_ascii_case("subscriptions")
+        && parts[3].eq_ignore_ascii_case("resourceGroups")
+        && parts[5].eq_ignore_ascii_case("providers")
+        && parts[6].eq_ignore_ascii_case("Microsoft.Storage")
+        && parts[7].eq_ignore_ascii_case("storageAccounts")
+        && [2, 4, 8].iter().all(|&i| !parts[i].is_empty())
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -197,6 +215,25 @@ pub struct Keep {
     pub monthly: Option<u32>,
     pub yearly: Option<u32>,
     pub within: Option<DurationSpec>,
+}
+
+impl Keep {
+    /// How many days the longest of these rules holds a snapshot (`last`
+    /// depends on how often backups run, so it does not count).
+    pub fn span_days(&self) -> Option<u64> {
+        let n = |v: Option<u32>, days: u64| v.map(|v| u64::from(v) * days);
+        [
+            self.hourly.map(|h| u64::from(h).div_ceil(24)),
+            n(self.daily, 1),
+            n(self.weekly, 7),
+            n(self.monthly, 31),
+            n(self.yearly, 366),
+            self.within.as_ref().map(|d| d.0.as_secs().div_ceil(86_400)),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -502,6 +539,18 @@ impl Config {
                     format!(
                         "location '{}' is the same place as location {first} ({here}): one copy would count twice; give each location its own container or directory",
                         l.get_ref().name
+                    ),
+                ));
+            }
+            if let Some(id) = &l.get_ref().account
+                && !is_storage_account_id(id)
+            {
+                return Err(invalid(
+                    l.span(),
+                    format!(
+                        "location '{}': account = '{}' must be the ARM id of the location's storage account, /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Storage/storageAccounts/NAME",
+                        l.get_ref().name,
+                        cut(id)
                     ),
                 ));
             }

@@ -16,6 +16,7 @@ pub mod localfile;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod posture;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

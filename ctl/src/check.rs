@@ -30,6 +30,10 @@ pub struct CheckOutput {
     pub key_files: Vec<String>,
     /// Without --offline: each identity, factory, location and key probed.
     pub probes: Vec<adfdr_core::ops::check::Probe>,
+    /// Without --offline: how well each location's storage account protects
+    /// the backups. Warnings, never a failure of the check.
+    #[serde(default)]
+    pub posture: Vec<adfdr_core::posture::Finding>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
@@ -61,6 +65,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
                     offline: true,
                     key_files: keys,
                     probes: Vec::new(),
+                    posture: Vec::new(),
                 },
             );
         } else {
@@ -71,7 +76,10 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
         }
         return Ok(exit::OK);
     }
-    let probes = adfdr_core::ops::check::probe(&engine).await;
+    let (probes, posture) = tokio::join!(
+        adfdr_core::ops::check::probe(&engine),
+        adfdr_core::ops::check::posture(&engine)
+    );
     let failed = probes.iter().filter(|p| !p.ok).count();
     if ctx.json {
         crate::json::emit(
@@ -82,6 +90,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
                 offline: false,
                 key_files: Vec::new(),
                 probes: probes.clone(),
+                posture: posture.clone(),
             },
         );
     } else {
@@ -89,6 +98,10 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
         for p in &probes {
             let state = if p.ok { "ok  " } else { "FAIL" };
             println!("  {state}  {}: {}", p.what, p.detail);
+        }
+        for f in &posture {
+            let state = if f.ok { "ok  " } else { "warn" };
+            println!("  {state}  {} {}: {}", f.location, f.check, f.detail);
         }
     }
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })

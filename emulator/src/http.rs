@@ -651,7 +651,11 @@ fn storage(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<
             ));
         }
     };
-    let verb = if call.method == "GET" { "read" } else { "write" };
+    let verb = if call.method == "GET" {
+        "read"
+    } else {
+        "write"
+    };
     let action = if blob {
         format!("Microsoft.Storage/storageAccounts/blobServices/{verb}")
     } else {

@@ -24,7 +24,9 @@ pub struct Account {
 pub type Accounts = BTreeMap<String, Account>;
 
 fn account_id(sub: &str, rg: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}")
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}"
+    )
 }
 
 /// A storage account PUT: sku, kind and location required; what the
@@ -51,7 +53,8 @@ pub fn put_account(
         ));
     }
     let text = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let (Some(sku), Some(kind), Some(location)) = (text("/sku/name"), text("/kind"), text("/location"))
+    let (Some(sku), Some(kind), Some(location)) =
+        (text("/sku/name"), text("/kind"), text("/location"))
     else {
         return Err(ApiError::bad_request(
             "a storage account needs sku.name, kind and location",
@@ -91,7 +94,9 @@ pub fn put_account(
         }
     }
     props.entry("allowBlobPublicAccess").or_insert(false.into());
-    props.entry("supportsHttpsTrafficOnly").or_insert(true.into());
+    props
+        .entry("supportsHttpsTrafficOnly")
+        .or_insert(true.into());
     let geo = ["GRS", "RAGRS", "GZRS", "RAGZRS"]
         .iter()
         .any(|g| sku.ends_with(&format!("_{g}")));

@@ -168,3 +168,76 @@ async fn keys(engine: &Engine, probes: &mut Probes) {
         );
     }
 }
+
+/// The storage API version posture reads with.
+const STORAGE_API: &str = "2025-08-01";
+
+/// How well each location's storage account protects the backups (Reader
+/// on the account suffices): every finding of [`crate::posture`], a
+/// warning per location whose account is not configured or not readable,
+/// and the checks across locations.
+pub async fn posture(engine: &Engine) -> Vec<crate::posture::Finding> {
+    use crate::config::LocationUrl;
+    use crate::posture::{Finding, across, assess};
+    let keep_days = engine
+        .config
+        .factories
+        .iter()
+        .filter_map(|f| f.get_ref().keep.span_days())
+        .max();
+    let mut out = Vec::new();
+    let mut placed = Vec::new();
+    let warn = |location: &str, detail: String| Finding {
+        location: location.to_string(),
+        check: "readable".into(),
+        ok: false,
+        detail,
+    };
+    for l in &engine.config.locations {
+        let l = l.get_ref();
+        let Some(id) = &l.account else {
+            if !matches!(l.url, LocationUrl::Dir(_)) {
+                out.push(warn(
+                    &l.name,
+                    format!(
+                        "protection not checked: set account = \"/subscriptions/…/providers/Microsoft.Storage/storageAccounts/NAME\" on location {}",
+                        l.name
+                    ),
+                ));
+            }
+            continue;
+        };
+        let read = |path: String| async move {
+            engine
+                .arm
+                .get(&format!("{path}?api-version={STORAGE_API}"))
+                .await
+        };
+        let (account, blob) =
+            tokio::join!(read(id.clone()), read(format!("{id}/blobServices/default")));
+        match (account, blob) {
+            (Ok(account), Ok(blob)) => {
+                let region = account
+                    .get("location")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                out.extend(assess(&l.name, &account, &blob, keep_days));
+                placed.push((l.name.clone(), id.clone(), region));
+            }
+            (Err(e), _) | (_, Err(e)) => out.push(warn(
+                &l.name,
+                match e.status() {
+                    Some(401 | 403) => format!(
+                        "{} may not read storage account {id} (HTTP {}): grant it Reader on the account to have its protection checked",
+                        engine.identity.description,
+                        e.status().unwrap_or(0)
+                    ),
+                    _ => format!("could not read storage account {id}: {}", first_line(&e.to_string())),
+                },
+            )),
+        }
+    }
+    out.extend(across(&placed));
+    out
+}

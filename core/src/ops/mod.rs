@@ -126,6 +126,7 @@ impl Engine {
                     read_only: true,
                     sas_file: None,
                     immutability_days: None,
+                    account: None,
                 },
             ));
         }

@@ -13,6 +13,7 @@ mod failures;
 mod hostile;
 mod integrity;
 mod json;
+mod posture;
 mod prune;
 mod restore;
 mod snapshots;

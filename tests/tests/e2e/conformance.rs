@@ -407,7 +407,13 @@ impl Session {
 
 /// Compares documented and actual JSON: every documented key present with the
 /// same type; values equal unless generated. Returns the differences.
-pub(crate) fn shape_diff(doc: &Value, actual: &Value, path: &str, parent_key: &str, out: &mut Vec<String>) {
+pub(crate) fn shape_diff(
+    doc: &Value,
+    actual: &Value,
+    path: &str,
+    parent_key: &str,
+    out: &mut Vec<String>,
+) {
     match (doc, actual) {
         (Value::Null, _) => {}
         (Value::Object(d), Value::Object(a)) => {

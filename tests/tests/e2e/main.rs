@@ -11,6 +11,6 @@ mod keyvault;
 mod python_sdk;
 mod recorded;
 mod service_rules;
-mod surroundings;
 mod store;
+mod surroundings;
 mod throttling;

@@ -20,14 +20,24 @@ const NOT_MODELED: &[(&str, &str)] = &[
     ("/properties/geoReplicationStats", "only with $expand"),
     ("/properties/accountMigrationInProgress", "migrations"),
     ("/properties/isSkuConversionBlocked", "migrations"),
-    ("/properties/geoPriorityReplicationStatus", "preview feature"),
+    (
+        "/properties/geoPriorityReplicationStatus",
+        "preview feature",
+    ),
 ];
 
 /// Values the service makes up (times, endpoints of the example's account).
 fn generated(diff: &str) -> bool {
-    ["Time", "/primaryLocation", "/secondaryLocation", "/location", "/id:", "/tags"]
-        .iter()
-        .any(|g| diff.contains(g))
+    [
+        "Time",
+        "/primaryLocation",
+        "/secondaryLocation",
+        "/location",
+        "/id:",
+        "/tags",
+    ]
+    .iter()
+    .any(|g| diff.contains(g))
 }
 
 #[tokio::test]
@@ -89,7 +99,8 @@ async fn storage_accounts_and_blob_services_answer_as_documented() {
                 call("GET", account.clone(), None).await
             }
             _ => {
-                let body = json!({"sku": documented["sku"], "kind": "StorageV2", "location": "eastus"});
+                let body =
+                    json!({"sku": documented["sku"], "kind": "StorageV2", "location": "eastus"});
                 let (made, answer) = call("PUT", account.clone(), Some(body)).await;
                 assert_eq!(made, 200, "{answer}");
                 let blob = format!("{account}/blobServices/default");
@@ -105,7 +116,9 @@ async fn storage_accounts_and_blob_services_answer_as_documented() {
         };
         checked += 1;
         if status != 200 {
-            failures.push(format!("{name}: documented 200, answered {status}: {answer}"));
+            failures.push(format!(
+                "{name}: documented 200, answered {status}: {answer}"
+            ));
             continue;
         }
         let mut diffs = Vec::new();
