@@ -216,6 +216,25 @@ fn role_grants(role: &str, access: Access) -> bool {
     }
 }
 
+/// Whether the caller holds one of `roles` at a scope covering `resource`
+/// (or no role assignments exist at all: everyone may do everything).
+/// Built-in roles by what they carry: locks need Owner or User Access
+/// Administrator (`Microsoft.Authorization/locks/write`), diagnostic
+/// settings Owner, Contributor or Monitoring Contributor.
+pub fn holds_role(
+    assignments: &[RoleAssignment],
+    caller: &Caller,
+    resource: &str,
+    roles: &[&str],
+) -> bool {
+    assignments.is_empty()
+        || assignments.iter().any(|a| {
+            a.principal_id.eq_ignore_ascii_case(&caller.object_id)
+                && scope_covers(&a.scope, resource)
+                && roles.iter().any(|r| r.eq_ignore_ascii_case(&a.role))
+        })
+}
+
 fn scope_covers(scope: &str, resource: &str) -> bool {
     let scope = scope.trim_end_matches('/').to_ascii_lowercase();
     scope.is_empty() || resource.to_ascii_lowercase().starts_with(&scope)

@@ -502,6 +502,15 @@ fn eq(a: &str, b: &str) -> bool {
 }
 
 fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    if let Some(i) = (2..s.len().saturating_sub(2)).find(|&i| {
+        eq(s[i], "providers") && crate::extension::Extension::of(s[i + 1], s[i + 2]).is_some()
+    }) {
+        return extension(shared, call, caller, s, i);
+    }
+    if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)
+    {
+        return Err(e);
+    }
     if s.len() >= 8 && eq(s[4], "providers") && eq(s[5], "Microsoft.Storage") {
         return storage(shared, call, caller, s);
     }
@@ -614,6 +623,91 @@ fn unknown_type(segment: &str) -> ApiError {
             "The resource type 'factories/{segment}' could not be found in the namespace 'Microsoft.DataFactory' for api version '{API_VERSION}'."
         ),
     )
+}
+
+/// `{scope}/providers/Microsoft.Insights/diagnosticSettings[/NAME]` and
+/// `{scope}/providers/Microsoft.Authorization/locks[/NAME]`, on a factory or
+/// a resource group.
+fn extension(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+    i: usize,
+) -> Result<Reply, ApiError> {
+    use crate::extension::{self as ext, Extension};
+    let kind = Extension::of(s[i + 1], s[i + 2]).expect("matched");
+    match call.query.get("api-version").map(String::as_str) {
+        Some(v) if kind.api_versions().contains(&v) => {}
+        other => {
+            return Err(ApiError::new(
+                400,
+                "InvalidApiVersionParameter",
+                format!(
+                    "The api-version '{}' is invalid. The supported versions are '{}'.",
+                    other.unwrap_or(""),
+                    kind.api_versions().join(",")
+                ),
+            ));
+        }
+    }
+    let scope = format!("/{}", s[..i].join("/"));
+    let name = match &s[i + 3..] {
+        [] => None,
+        [n] => Some(*n),
+        _ => {
+            return Err(ApiError::not_found(
+                "InvalidResourceType",
+                format!("No ARM route matches '{}'.", call.path),
+            ));
+        }
+    };
+    // A factory scope must exist.
+    if s.len() > 7 && i == 8 && eq(s[5], "Microsoft.DataFactory") && eq(s[6], "factories") {
+        shared.world().factory(s[1], s[3], s[7])?;
+    }
+    if call.method != "GET" {
+        let roles: &[&str] = match kind {
+            Extension::Lock => &["Owner", "User Access Administrator"],
+            Extension::DiagnosticSetting => &["Owner", "Contributor", "Monitoring Contributor"],
+        };
+        let action = match kind {
+            Extension::Lock => "Microsoft.Authorization/locks/write",
+            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings/write",
+        };
+        let assignments = shared.world().role_assignments.clone();
+        if !auth::holds_role(&assignments, caller, &scope, roles) {
+            return Err(auth::arm_forbidden(caller, action, &scope));
+        }
+    } else {
+        let assignments = shared.world().role_assignments.clone();
+        if !auth::authorize_action(&assignments, caller, Access::Read, &scope, None) {
+            return Err(auth::arm_forbidden(caller, "read", &scope));
+        }
+    }
+    let mut world = shared.world();
+    let store = &mut world.extensions;
+    match (call.method.as_str(), name) {
+        ("GET", None) => Ok(Reply::Json(
+            200,
+            json!({"value": ext::list(store, &scope, kind)}),
+        )),
+        ("GET", Some(n)) => Ok(Reply::Json(200, ext::get(store, &scope, kind, n)?)),
+        ("PUT", Some(n)) => {
+            let (status, view) = ext::put(store, &scope, kind, n, call.json()?)?;
+            Ok(Reply::Json(status, view))
+        }
+        ("DELETE", Some(n)) => Ok(if ext::delete(store, &scope, kind, n) {
+            Reply::Empty(200)
+        } else {
+            Reply::Empty(204)
+        }),
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{m} is not served on {}", call.path),
+        )),
+    }
 }
 
 /// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod clock;
 pub mod control;
 pub mod error;
+pub mod extension;
 pub mod generate;
 mod http;
 pub mod keyvault;

@@ -106,6 +106,9 @@ pub struct World {
     /// Storage accounts (Microsoft.Storage) by lower-cased id.
     #[serde(default)]
     pub storage_accounts: crate::storage::Accounts,
+    /// Diagnostic settings and locks, on factories and resource groups.
+    #[serde(default)]
+    pub extensions: crate::extension::Extensions,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {

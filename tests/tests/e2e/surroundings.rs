@@ -141,3 +141,253 @@ async fn storage_accounts_and_blob_services_answer_as_documented() {
         failures.join("\n")
     );
 }
+
+/// A client for one emulator: `(status, body)` of a call at an api-version.
+struct Arm {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Arm {
+    async fn new(emu: &adf_emulator::Emulator) -> Arm {
+        Arm {
+            client: raw_client(),
+            base: emu.urls().arm.clone(),
+            token: emu.mint_token("https://management.azure.com/", "surroundings", 3600),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        version: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}?api-version={version}", self.base),
+            )
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+}
+
+fn example(dir: &std::path::Path, file: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(file)).expect("example")).expect("json")
+}
+
+/// Shape and values as documented, ids and the example's own scope aside.
+fn conforms(name: &str, documented: &Value, answer: &Value) -> Vec<String> {
+    let mut diffs = Vec::new();
+    shape_diff(documented, answer, "", "", &mut diffs);
+    diffs.retain(|d| !d.contains("/id:") && !d.starts_with("/id") && !d.contains("/id: "));
+    diffs.into_iter().map(|d| format!("{name}: {d}")).collect()
+}
+
+/// Diagnostic settings and management locks on a factory and its resource
+/// group, as Microsoft.Insights (2021-05-01-preview) and
+/// Microsoft.Authorization (2020-05-01) examples document them; and locks
+/// enforced as ARM does: CanNotDelete refuses deletes, ReadOnly every
+/// write, 409 ScopeLocked, for the scope and everything below it (Microsoft's
+/// docs, "Lock your resources to protect your infrastructure").
+#[tokio::test]
+async fn diagnostic_settings_and_locks_answer_as_documented_and_locks_hold() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let rg = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-locks";
+    let factory = format!("{rg}/providers/Microsoft.DataFactory/factories/adf-locks");
+    let (made, _) = arm
+        .call(
+            "PUT",
+            &factory,
+            "2018-06-01",
+            Some(&json!({"location": "westeurope"})),
+        )
+        .await;
+    assert_eq!(made, 200);
+    let mut failures = Vec::new();
+
+    let create = example(&dir, "insights/createOrUpdateDiagnosticSetting.json");
+    let diag = format!("{factory}/providers/Microsoft.Insights/diagnosticSettings/mysetting");
+    let v = "2021-05-01-preview";
+    let (status, answer) = arm
+        .call("PUT", &diag, v, Some(&create["parameters"]["parameters"]))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    failures.extend(conforms(
+        "createOrUpdateDiagnosticSetting",
+        &create["responses"]["200"]["body"],
+        &answer,
+    ));
+    let (status, got) = arm.call("GET", &diag, v, None).await;
+    assert_eq!(status, 200);
+    let documented = example(&dir, "insights/getDiagnosticSetting.json");
+    // The example's GET shows another setting's destinations: keys and types only.
+    let mut keys = Vec::new();
+    shape_diff(
+        &json!({"name": "mysetting", "type": documented["responses"]["200"]["body"]["type"]}),
+        &got,
+        "",
+        "",
+        &mut keys,
+    );
+    failures.extend(keys);
+    let (status, listed) = arm
+        .call(
+            "GET",
+            &format!("{factory}/providers/Microsoft.Insights/diagnosticSettings"),
+            v,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["value"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    let (status, refused) = arm
+        .call("PUT", &diag, v, Some(&json!({"properties": {"logs": []}})))
+        .await;
+    assert_eq!(status, 400, "a setting without a destination: {refused}");
+
+    let lv = "2020-05-01";
+    let rg_lock = example(
+        &dir,
+        "authorization/ManagementLocks_CreateOrUpdateAtResourceGroupLevel.json",
+    );
+    let at_rg = format!("{rg}/providers/Microsoft.Authorization/locks/testlock");
+    let (status, answer) = arm
+        .call(
+            "PUT",
+            &at_rg,
+            lv,
+            Some(&rg_lock["parameters"]["parameters"]),
+        )
+        .await;
+    assert_eq!(status, 201, "created: {answer}");
+    failures.extend(conforms(
+        "ManagementLocks_CreateOrUpdateAtResourceGroupLevel",
+        &rg_lock["responses"]["201"]["body"],
+        &answer,
+    ));
+    let (status, again) = arm
+        .call(
+            "PUT",
+            &at_rg,
+            lv,
+            Some(&rg_lock["parameters"]["parameters"]),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["properties"]["level"]),
+        (200, &json!("ReadOnly"))
+    );
+    // ReadOnly on the group: no write below it, reads go on.
+    let pipeline = json!({"properties": {"activities": []}});
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &format!("{factory}/pipelines/PL"),
+            "2018-06-01",
+            Some(&pipeline),
+        )
+        .await;
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(e["error"]["code"], "ScopeLocked", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot perform write operation because following scope(s) are locked"),
+        "{e}"
+    );
+    let (status, _) = arm.call("GET", &factory, "2018-06-01", None).await;
+    assert_eq!(status, 200, "reads are not locked");
+    // A resource's lock list holds what its group passes down.
+    let (status, inherited) = arm
+        .call(
+            "GET",
+            &format!("{factory}/providers/Microsoft.Authorization/locks"),
+            lv,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(inherited["value"][0]["name"], "testlock", "{inherited}");
+    let (status, _) = arm.call("DELETE", &at_rg, lv, None).await;
+    assert_eq!(status, 200, "removing the lock is how one unlocks");
+
+    // CanNotDelete on the factory: writes go on, deletes do not.
+    let on_factory = format!("{factory}/providers/Microsoft.Authorization/locks/keep");
+    let (status, _) = arm
+        .call(
+            "PUT",
+            &on_factory,
+            lv,
+            Some(&json!({"properties": {"level": "CanNotDelete", "notes": "production"}})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = arm
+        .call(
+            "PUT",
+            &format!("{factory}/pipelines/PL"),
+            "2018-06-01",
+            Some(&pipeline),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for path in [format!("{factory}/pipelines/PL"), factory.clone()] {
+        let (status, e) = arm.call("DELETE", &path, "2018-06-01", None).await;
+        assert_eq!(
+            (status, &e["error"]["code"]),
+            (409, &json!("ScopeLocked")),
+            "{path}: {e}"
+        );
+    }
+    let listed = example(
+        &dir,
+        "authorization/ManagementLocks_ListAtResourceLevel.json",
+    );
+    let (status, answer) = arm
+        .call(
+            "GET",
+            &format!("{factory}/providers/Microsoft.Authorization/locks"),
+            lv,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let documented_item = &listed["responses"]["200"]["body"]["value"][0];
+    let mut keys = Vec::new();
+    shape_diff(
+        &json!({"type": documented_item["type"], "properties": {"level": "CanNotDelete"}}),
+        &answer["value"][0],
+        "",
+        "",
+        &mut keys,
+    );
+    failures.extend(keys);
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &on_factory,
+            lv,
+            Some(&json!({"properties": {"level": "Sometimes"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,204 @@
+//! Extension resources that live on any scope (a factory, a resource
+//! group): diagnostic settings (Microsoft.Insights, 2021-05-01-preview) and
+//! management locks (Microsoft.Authorization, 2020-05-01), as their REST
+//! examples show them; and the locks enforced as ARM enforces them
+//! (CanNotDelete refuses deletes, ReadOnly every write, both 409
+//! ScopeLocked, for the locked scope and everything below it).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+
+/// One extension type the emulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extension {
+    DiagnosticSetting,
+    Lock,
+}
+
+impl Extension {
+    /// From `providers/{namespace}/{type}`.
+    pub fn of(namespace: &str, kind: &str) -> Option<Extension> {
+        match (
+            namespace.to_ascii_lowercase().as_str(),
+            kind.to_ascii_lowercase().as_str(),
+        ) {
+            ("microsoft.insights", "diagnosticsettings") => Some(Extension::DiagnosticSetting),
+            ("microsoft.authorization", "locks") => Some(Extension::Lock),
+            _ => None,
+        }
+    }
+
+    pub fn api_versions(self) -> &'static [&'static str] {
+        match self {
+            Extension::DiagnosticSetting => &["2021-05-01-preview"],
+            Extension::Lock => &["2016-09-01", "2020-05-01"],
+        }
+    }
+
+    fn provider_path(self) -> &'static str {
+        match self {
+            Extension::DiagnosticSetting => "providers/Microsoft.Insights/diagnosticSettings",
+            Extension::Lock => "providers/Microsoft.Authorization/locks",
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings",
+            Extension::Lock => "Microsoft.Authorization/locks",
+        }
+    }
+}
+
+/// Extension resources by lower-cased id.
+pub type Extensions = BTreeMap<String, Value>;
+
+fn id(scope: &str, ext: Extension, name: &str) -> String {
+    format!(
+        "{}/{}/{name}",
+        scope.trim_end_matches('/'),
+        ext.provider_path()
+    )
+}
+
+pub fn put(
+    store: &mut Extensions,
+    scope: &str,
+    ext: Extension,
+    name: &str,
+    body: Value,
+) -> ApiResult<(u16, Value)> {
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    match ext {
+        Extension::Lock => {
+            let level = props.get("level").and_then(Value::as_str).unwrap_or("");
+            if !matches!(level, "CanNotDelete" | "ReadOnly") {
+                return Err(ApiError::new(
+                    400,
+                    "LockLevelInvalid",
+                    format!(
+                        "The lock level '{level}' is invalid. The supported levels are 'CanNotDelete' and 'ReadOnly'."
+                    ),
+                ));
+            }
+        }
+        Extension::DiagnosticSetting => {
+            let has = |k: &str| {
+                props
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
+            if ![
+                "workspaceId",
+                "storageAccountId",
+                "eventHubAuthorizationRuleId",
+                "marketplacePartnerId",
+            ]
+            .iter()
+            .any(|k| has(k))
+            {
+                return Err(ApiError::bad_request(
+                    "A diagnostic setting needs at least one destination: workspaceId, storageAccountId, eventHubAuthorizationRuleId or marketplacePartnerId.",
+                ));
+            }
+        }
+    }
+    let id = id(scope, ext, name);
+    let view = json!({"id": id, "type": ext.type_name(), "name": name, "properties": props});
+    let created = store
+        .insert(id.to_ascii_lowercase(), view.clone())
+        .is_none();
+    // Locks answer 201 when created (ManagementLocks_CreateOrUpdate*).
+    let status = if created && ext == Extension::Lock {
+        201
+    } else {
+        200
+    };
+    Ok((status, view))
+}
+
+pub fn get(store: &Extensions, scope: &str, ext: Extension, name: &str) -> ApiResult<Value> {
+    store
+        .get(&id(scope, ext, name).to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "ResourceNotFound",
+                format!("The {} '{name}' was not found.", ext.type_name()),
+            )
+        })
+}
+
+pub fn delete(store: &mut Extensions, scope: &str, ext: Extension, name: &str) -> bool {
+    store
+        .remove(&id(scope, ext, name).to_ascii_lowercase())
+        .is_some()
+}
+
+/// Diagnostic settings at exactly `scope`; locks at `scope` and the scopes
+/// above it (ARM lists a resource's locks with those it inherits).
+pub fn list(store: &Extensions, scope: &str, ext: Extension) -> Vec<Value> {
+    let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+    let suffix = format!("/{}/", ext.provider_path().to_ascii_lowercase());
+    store
+        .iter()
+        .filter_map(|(k, v)| {
+            let at = &k[..k.find(&suffix)?];
+            let matches = match ext {
+                Extension::DiagnosticSetting => at == scope,
+                Extension::Lock => scope == at || scope.starts_with(&format!("{at}/")),
+            };
+            matches.then(|| v.clone())
+        })
+        .collect()
+}
+
+/// The lock that forbids `method` on `path` (a lock's own path is never
+/// locked by it: removing a lock is how one unlocks), as ARM answers it.
+pub fn locked(store: &Extensions, method: &str, path: &str) -> Option<ApiError> {
+    if method == "GET"
+        || path
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.authorization/locks")
+    {
+        return None;
+    }
+    let lower = path.trim_end_matches('/').to_ascii_lowercase();
+    let suffix = "/providers/microsoft.authorization/locks/";
+    // Reads through POST (status, run queries) are not writes.
+    let reads = [
+        "/getstatus",
+        "/querypipelineruns",
+        "/queryactivityruns",
+        "/geteventsubscriptionstatus",
+    ];
+    if method == "POST" && reads.iter().any(|r| lower.ends_with(r)) {
+        return None;
+    }
+    store.iter().find_map(|(k, v)| {
+        let at = &k[..k.find(suffix)?];
+        let below = lower == at || lower.starts_with(&format!("{at}/"));
+        let level = v.pointer("/properties/level").and_then(Value::as_str)?;
+        let blocks = match level {
+            "ReadOnly" => true,
+            "CanNotDelete" => method == "DELETE",
+            _ => false,
+        };
+        (below && blocks).then(|| {
+            let verb = if method == "DELETE" { "delete" } else { "write" };
+            let shown = v["id"].as_str().unwrap_or(k);
+            let scope = &shown[..shown.len().min(at.len())];
+            ApiError::new(
+                409,
+                "ScopeLocked",
+                format!(
+                    "The scope '{path}' cannot perform {verb} operation because following scope(s) are locked: '{scope}'. Please remove the lock and try again."
+                ),
+            )
+        })
+    })
+}
