@@ -25,6 +25,9 @@ pub struct SeedFactory {
     /// The factory's own definition (location, identity, global parameters...).
     pub factory: Option<Value>,
     pub resources: Vec<SeedResource>,
+    /// Diagnostic settings and locks on the factory (`surroundings/diagnosticSetting/`,
+    /// `surroundings/lock/`: adfdr's export writes them beside the git layout).
+    pub surroundings: Vec<(crate::extension::Extension, String, Value)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +165,19 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
                     });
                 }
             }
+        }
+    }
+    for (folder, ext) in [
+        (
+            "diagnosticSetting",
+            crate::extension::Extension::DiagnosticSetting,
+        ),
+        ("lock", crate::extension::Extension::Lock),
+    ] {
+        for path in json_files(&root.join("surroundings").join(folder))? {
+            let body = read_json(&path)?;
+            let name = named(&path, &body)?;
+            seed.surroundings.push((ext, name, body));
         }
     }
     if seed.factory.is_none() && seed.resources.is_empty() {

@@ -494,6 +494,12 @@ impl World {
     pub fn delete_factory(&mut self, sub: &str, rg: &str, name: &str) -> bool {
         let key = factory_key(sub, rg, name);
         self.runs.retain(|r| r.factory_key != key);
+        // Its diagnostic settings and locks go with it, as in ARM.
+        let below = format!(
+            "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.datafactory/factories/{name}/"
+        )
+        .to_ascii_lowercase();
+        self.extensions.retain(|id, _| !id.starts_with(&below));
         self.factories.remove(&key).is_some()
     }
 
@@ -1108,6 +1114,12 @@ impl World {
         }
         self.delete_factory(sub, rg, name);
         self.put_factory(sub, rg, name, body, None, tenant_id)?;
+        let scope = format!(
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}"
+        );
+        for (ext, ext_name, body) in seed.surroundings {
+            crate::extension::put(&mut self.extensions, &scope, ext, &ext_name, body)?;
+        }
         for resource in seed.resources {
             let mut body = resource.body;
             // What the factory was doing: a trigger's runtimeState, a Managed

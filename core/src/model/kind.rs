@@ -30,6 +30,10 @@ pub enum ResourceKind {
     ChangeDataCapture,
     Trigger,
     PrivateEndpointConnection,
+    /// Microsoft.Insights/diagnosticSettings on the factory.
+    DiagnosticSetting,
+    /// Microsoft.Authorization/locks on the factory.
+    Lock,
 }
 
 impl ResourceKind {
@@ -49,6 +53,24 @@ impl ResourceKind {
         ResourceKind::PrivateEndpointConnection,
     ];
 
+    /// Extension resources on the factory (`…/factories/{f}/providers/…`),
+    /// each read and written at its provider's api-version.
+    pub const SURROUNDINGS: [ResourceKind; 2] =
+        [ResourceKind::DiagnosticSetting, ResourceKind::Lock];
+
+    /// For an extension kind: the provider path below the factory and its
+    /// api-version.
+    pub fn extension(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            ResourceKind::DiagnosticSetting => Some((
+                "providers/Microsoft.Insights/diagnosticSettings",
+                "2021-05-01-preview",
+            )),
+            ResourceKind::Lock => Some(("providers/Microsoft.Authorization/locks", "2020-05-01")),
+            _ => None,
+        }
+    }
+
     /// The ARM path segment (`…/factories/{f}/{segment}`); managed private
     /// endpoints live under `managedVirtualNetworks/{vnet}/`.
     pub fn segment(self) -> &'static str {
@@ -66,6 +88,8 @@ impl ResourceKind {
             ResourceKind::ChangeDataCapture => "adfcdcs",
             ResourceKind::Trigger => "triggers",
             ResourceKind::PrivateEndpointConnection => "privateEndpointConnections",
+            ResourceKind::DiagnosticSetting => "providers/Microsoft.Insights/diagnosticSettings",
+            ResourceKind::Lock => "providers/Microsoft.Authorization/locks",
         }
     }
 
@@ -116,6 +140,8 @@ impl ResourceKind {
             ResourceKind::ChangeDataCapture => "changeDataCapture",
             ResourceKind::Trigger => "trigger",
             ResourceKind::PrivateEndpointConnection => "privateEndpointConnection",
+            ResourceKind::DiagnosticSetting => "diagnosticSetting",
+            ResourceKind::Lock => "lock",
         }
     }
 
@@ -140,6 +166,9 @@ impl ResourceKind {
             ResourceKind::Pipeline => "pipeline",
             ResourceKind::ChangeDataCapture => "adfcdc",
             ResourceKind::Trigger => "trigger",
+            // Not ADF git: `export` writes them beside it, in surroundings/.
+            ResourceKind::DiagnosticSetting => return None,
+            ResourceKind::Lock => return None,
             ResourceKind::GlobalParameters
             | ResourceKind::ManagedPrivateEndpoint
             | ResourceKind::PrivateEndpointConnection => return None,
@@ -155,6 +184,7 @@ mod tests {
     fn labels_are_the_serde_names() {
         for kind in ResourceKind::CHILDREN
             .into_iter()
+            .chain(ResourceKind::SURROUNDINGS)
             .chain([ResourceKind::Factory])
         {
             let json = serde_json::to_string(&kind).expect("kind");

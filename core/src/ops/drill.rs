@@ -277,6 +277,7 @@ pub async fn drill(
             triggers: TriggerMode::Stopped,
             delete_extraneous: true,
             placeholder_secrets: true,
+            locks: false,
             region: region.clone(),
             ..Default::default()
         },

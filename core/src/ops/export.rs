@@ -57,13 +57,14 @@ pub enum ExportError {
     Unnamed { path: String, what: String },
     /// One kind's list refused: a snapshot without it would be silently partial.
     #[error(
-        "{identity} may not list the {kind}s of factory {path} (HTTP {status} {code}): its role lacks Microsoft.DataFactory/factories/{segment}/read; grant 'Data Factory Contributor' (or add that action to the custom role), then back up again"
+        "{identity} may not list the {kind}s of factory {path} (HTTP {status} {code}): its role lacks {action}; {grant}, then back up again"
     )]
     DeniedKind {
         identity: String,
         path: String,
         kind: String,
-        segment: String,
+        action: String,
+        grant: String,
         status: u16,
         code: String,
     },
@@ -127,7 +128,17 @@ fn listed(
             identity: identity.to_string(),
             path: fc.path_text(),
             kind: kind.label().to_string(),
-            segment: kind.segment().to_string(),
+            action: match kind.extension() {
+                Some((provider, _)) => {
+                    format!("{}/read", provider.trim_start_matches("providers/"))
+                }
+                None => format!("Microsoft.DataFactory/factories/{}/read", kind.segment()),
+            },
+            grant: match kind.extension() {
+                Some(_) => "grant it Reader on the factory".into(),
+                None => "grant 'Data Factory Contributor' (or add that action to the custom role)"
+                    .into(),
+            },
             status,
             code: e.code().unwrap_or("").to_string(),
         }),
@@ -205,6 +216,7 @@ fn listed_kinds() -> Vec<ResourceKind> {
     let mut kinds: Vec<ResourceKind> = ResourceKind::CHILDREN
         .into_iter()
         .filter(|k| *k != ResourceKind::ManagedPrivateEndpoint)
+        .chain(ResourceKind::SURROUNDINGS)
         .collect();
     kinds.sort_by_key(|k| match k {
         ResourceKind::Pipeline => 0,
@@ -232,7 +244,13 @@ async fn walk(
     let problem = Mutex::new(None::<ExportError>);
     let vnets = Mutex::new(Vec::<String>::new());
     let cdcs = Mutex::new(Vec::<String>::new());
+    let own = format!("{}/", base.to_ascii_lowercase());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
+        // A factory's lock list holds its resource group's locks too: those
+        // are the group's, not the factory's.
+        if kind == ResourceKind::Lock && !inherits_not(item, &own) {
+            return;
+        }
         let named = (sink.lock().expect("sink"))(kind, parent, item);
         let failed = match named {
             Ok(Some(name)) => {
@@ -253,7 +271,10 @@ async fn walk(
     };
     let not_offered: Vec<ResourceKind> = stream::iter(kinds)
         .map(|kind| {
-            let url = format!("{base}/{}", kind.segment());
+            let url = match kind.extension() {
+                Some((provider, version)) => format!("{base}/{provider}?api-version={version}"),
+                None => format!("{base}/{}", kind.segment()),
+            };
             let take = &take;
             async move {
                 let result = arm
@@ -305,6 +326,18 @@ async fn walk(
         not_offered,
         cdc_status,
     })
+}
+
+/// Is this lock (raw JSON) on the factory itself (its id below `own`)?
+fn inherits_not(item: &[u8], own: &str) -> bool {
+    serde_json::from_slice::<Value>(item)
+        .ok()
+        .and_then(|v| {
+            v.get("id")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+        })
+        .is_some_and(|id| id.starts_with(own))
 }
 
 /// Each change data capture's status (`GET …/adfcdcs/{name}/status`

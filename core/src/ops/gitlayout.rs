@@ -56,6 +56,12 @@ pub fn file_for(r: &Resource) -> Option<PathBuf> {
                 .join("managedPrivateEndpoint")
                 .join(file),
         ),
+        // Not ADF git: the factory's surroundings, in a folder beside it.
+        ResourceKind::DiagnosticSetting | ResourceKind::Lock => Some(
+            PathBuf::from("surroundings")
+                .join(r.kind.label())
+                .join(file),
+        ),
         kind => kind
             .git_folder()
             .map(|folder| PathBuf::from(folder).join(file)),

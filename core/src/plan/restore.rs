@@ -56,6 +56,9 @@ pub struct PlanOptions {
     /// skipping their resource (drills into scratch factories: they prove the
     /// definitions restore; connections need real values from overrides).
     pub placeholder_secrets: bool,
+    /// Put the snapshot's management locks back (last). Drills do not: a
+    /// lock on the scratch factory would block its cleanup.
+    pub locks: bool,
 }
 
 /// Where a linked service keeps credentials encrypted for its own factory.
@@ -71,6 +74,7 @@ impl Default for PlanOptions {
             exclude: Vec::new(),
             triggers: TriggerMode::Stopped,
             runtimes: RuntimeMode::AsBackedUp,
+            locks: true,
             delete_extraneous: false,
             strict: false,
             with_git: false,
@@ -250,6 +254,15 @@ pub enum PlanError {
     NoRegion,
     #[error("--strict: {}", .0.join("; "))]
     Strict(Vec<String>),
+    /// A lock on the target forbids what the restore must do.
+    #[error(
+        "the target factory has the {level} lock '{lock}', which forbids {what}; remove it (az lock delete --name {lock} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY), restore, and the restore puts the snapshot's locks back last"
+    )]
+    Locked {
+        lock: String,
+        level: String,
+        what: String,
+    },
     /// The source factory is encrypted with a customer-managed key, and the
     /// service only accepts one on an empty factory without a managed VNet.
     #[error(
@@ -312,6 +325,7 @@ pub fn plan(
     let (delete, extraneous_kept) = p.extraneous(&staged.expected);
     let triggers = p.triggers(snapshot_triggers, &steps, &delete, &staged.expected);
     let factory = p.factory(source_factory, snapshot_region)?;
+    target_locks(target, &steps, &delete)?;
     Ok(Plan {
         factory: factory.plan,
         steps,
@@ -331,6 +345,34 @@ pub fn plan(
         expected: staged.expected,
         expected_factory: factory.expected,
     })
+}
+
+/// A lock already on the target blocks the restore's writes (ReadOnly) or
+/// deletes (CanNotDelete): refused before anything is written.
+fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Result<(), PlanError> {
+    let writes = steps.iter().any(|s| s.kind != ResourceKind::Lock);
+    for lock in target
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Lock)
+    {
+        let level = lock
+            .definition
+            .pointer("/properties/level")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let what = match level {
+            "ReadOnly" if writes || !delete.is_empty() => "every write",
+            "CanNotDelete" if !delete.is_empty() => "the deletes --delete-extraneous asks for",
+            _ => continue,
+        };
+        return Err(PlanError::Locked {
+            lock: lock.name.clone(),
+            level: level.to_string(),
+            what: what.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Which runtimes the restore starts: Managed IRs that were Started (or
@@ -517,6 +559,13 @@ impl<'a> Planner<'a> {
             let r = self.children[i];
             if !restorable(r.kind) {
                 out.skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
+                continue;
+            }
+            if r.kind == ResourceKind::Lock && !self.options.locks {
+                out.skip[i] = Some(
+                    "a drill puts no locks on its scratch factory: they would block its cleanup"
+                        .into(),
+                );
                 continue;
             }
             let (definition, changes, filled, skip) =
@@ -1382,6 +1431,9 @@ pub fn never_deleted(r: &Resource) -> Option<&'static str> {
         ),
         ResourceKind::PrivateEndpointConnection => Some(
             "an inbound private endpoint connection, approved for someone else's endpoint; adfdr never removes it",
+        ),
+        ResourceKind::Lock => Some(
+            "a management lock someone put on the target protects it; adfdr never removes one (az lock delete, if it must go)",
         ),
         _ => None,
     }

@@ -112,6 +112,7 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         with_git: args.with_git,
         region: args.region.clone(),
         placeholder_secrets: false,
+        locks: true,
     })
 }
 

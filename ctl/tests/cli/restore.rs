@@ -497,6 +497,17 @@ async fn a_drifted_factory_converges_and_delete_extraneous_removes_the_extras() 
     arm.send(Method::Post, &get("triggers", "TR_Extra/start"), None)
         .await
         .expect("start");
+    // The factory's CanNotDelete lock refuses the delete (409 ScopeLocked):
+    // whoever deletes by accident first removed the lock.
+    let lock = format!(
+        "{base}/providers/Microsoft.Authorization/locks/lock-no-delete?api-version=2020-05-01"
+    );
+    let refused = arm
+        .delete(&get("pipelines", "PL_Smoke"))
+        .await
+        .expect_err("locked");
+    assert_eq!(refused.code(), Some("ScopeLocked"), "{refused}");
+    arm.delete(&lock).await.expect("unlock");
     arm.delete(&get("pipelines", "PL_Smoke"))
         .await
         .expect("delete");
@@ -540,6 +551,35 @@ async fn a_drifted_factory_converges_and_delete_extraneous_removes_the_extras() 
         Some("Started"),
         "extras are left alone without --delete-extraneous"
     );
+    // The lock came back, last.
+    assert!(
+        text(&out).contains("locked: lock:lock-no-delete"),
+        "{}",
+        text(&out)
+    );
+    arm.get(&lock).await.expect("the lock is back");
+
+    // It refuses the deletes --delete-extraneous asks for, before any write.
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--yes",
+        "--triggers",
+        "as-backed-up",
+        "--delete-extraneous",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("the target factory has the CanNotDelete lock 'lock-no-delete'")
+            && stderr(&out).contains("az lock delete"),
+        "{}",
+        text(&out)
+    );
+    arm.delete(&lock).await.expect("unlock");
 
     let out = rig.adfdr(&[
         "restore",

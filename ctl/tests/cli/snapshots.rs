@@ -133,10 +133,13 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "[self-hosted-nodes] integrationRuntime:ir-selfhosted",
         "TR_Daily",
         "Started",
-        "26 resources",
+        "28 resources",
         "integrationRuntime:ir-ssis",
         "changeDataCapture:CDC_Orders",
         "Running",
+        // The factory's surroundings, kinds of their own.
+        "diagnosticSetting            1",
+        "lock                         1",
     ] {
         assert!(
             shown.contains(expected),
@@ -150,6 +153,20 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     assert_eq!(code(&out), 0, "{}", text(&out));
     let matched = crate::common::compare::same_factory("sample", &sample_factory(), &export_dir);
     assert!(matched >= 20);
+    // The surroundings beside the git layout, as the sample has them.
+    for file in [
+        "surroundings/lock/lock-no-delete.json",
+        "surroundings/diagnosticSetting/diag-to-workspace.json",
+    ] {
+        let exported: Value = serde_json::from_slice(
+            &std::fs::read(export_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),
+        )
+        .expect("json");
+        let source: Value =
+            serde_json::from_slice(&std::fs::read(sample_factory().join(file)).expect("fixture"))
+                .expect("json");
+        assert_eq!(exported["properties"], source["properties"], "{file}");
+    }
     let again = rig.adfdr(&["export", &s1, "--out", export_dir.to_str().expect("utf8")]);
     assert_eq!(
         code(&again),
@@ -169,10 +186,20 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let mut pipeline = arm.get(&path).await.expect("get");
     pipeline["properties"]["description"] = Value::String("hot-fixed in the portal".into());
     arm.put(&path, &pipeline).await.expect("put");
+    // ... and the diagnostic setting sent to another workspace.
+    let diag = format!(
+        "{}/providers/Microsoft.Insights/diagnosticSettings/diag-to-workspace?api-version=2021-05-01-preview",
+        factory_path(SUB, RG, "adf-sales")
+    );
+    let mut setting = arm.get(&diag).await.expect("get");
+    setting["properties"]["workspaceId"] = Value::String("/subscriptions/s/resourceGroups/r/providers/Microsoft.OperationalInsights/workspaces/other".into());
+    arm.put(&diag, &setting).await.expect("put");
     let out = rig.adfdr(&["diff", &s1, "--live"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
-        stdout(&out).contains("~ pipeline:PL_Smoke: /properties/description"),
+        stdout(&out).contains("~ pipeline:PL_Smoke: /properties/description")
+            && stdout(&out)
+                .contains("~ diagnosticSetting:diag-to-workspace: /properties/workspaceId"),
         "{}",
         text(&out)
     );

@@ -240,6 +240,9 @@ fn short_path(path: &str) -> String {
 }
 
 fn resource_path(base: &str, kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
+    if let Some((provider, version)) = kind.extension() {
+        return format!("{base}/{provider}/{}?api-version={version}", encode(name));
+    }
     match (kind, parent) {
         (ResourceKind::ManagedPrivateEndpoint, Some(vnet)) => format!(
             "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints/{}",
@@ -402,7 +405,9 @@ pub async fn apply(
     };
     let ((written, deleted, started, cdcs, endpoints), runtimes) =
         tokio::join!(rest, a.start_runtimes(written));
-    applied.written += written;
+    // 8. Locks last, once every runtime is started too.
+    let locked = a.locks(plan).await;
+    applied.written += written + locked;
     applied.deleted = deleted;
     applied.started = started;
     applied.cdcs_started = cdcs;
@@ -514,6 +519,10 @@ impl Applier<'_> {
                 let step = &plan.steps[i];
                 let path = resource_path(&self.base, step.kind, step.parent.as_deref(), &step.name);
                 async move {
+                    if step.kind == ResourceKind::Lock {
+                        // Locks go on last (`locks`): one would block the rest.
+                        return Ok(());
+                    }
                     write(
                         self.arm,
                         &self.throttle,
@@ -548,8 +557,54 @@ impl Applier<'_> {
         let mut written = 0;
         for (step, result) in plan.steps.iter().zip(results) {
             match result {
+                Ok(()) if step.kind == ResourceKind::Lock => {}
                 Ok(()) => written += 1,
                 Err(e) => self.fail(step.label.clone(), e),
+            }
+        }
+        written
+    }
+
+    /// Management locks, after everything else: a ReadOnly lock refuses
+    /// every later write (trigger starts included), a CanNotDelete one every
+    /// delete. Not when anything failed: a rerun must be able to write.
+    async fn locks(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let locks: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.kind == ResourceKind::Lock)
+            .collect();
+        if locks.is_empty() {
+            return 0;
+        }
+        if !self.failures.lock().expect("failures").is_empty() {
+            for step in locks {
+                self.fail(
+                    step.label.clone(),
+                    "not put on: the restore had failures, and a lock would block the rerun that fixes them; run the restore again".into(),
+                );
+            }
+            return 0;
+        }
+        let mut written = 0;
+        for step in locks {
+            let path = resource_path(&self.base, step.kind, None, &step.name);
+            match write(
+                self.arm,
+                &self.throttle,
+                Method::Put,
+                &path,
+                Some(&step.definition),
+                false,
+            )
+            .await
+            {
+                Ok(_) => {
+                    written += 1;
+                    (self.progress)(&format!("locked: {}", step.label));
+                }
+                Err(e) => self.fail(step.label.clone(), self.explain(&e)),
             }
         }
         written

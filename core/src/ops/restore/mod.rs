@@ -313,7 +313,8 @@ fn plan_error(e: crate::plan::PlanError) -> OpError {
         PlanError::Strict(_)
         | PlanError::MissingDependency { .. }
         | PlanError::NoRegion
-        | PlanError::CustomerManagedKey { .. } => OpError::usage(text),
+        | PlanError::CustomerManagedKey { .. }
+        | PlanError::Locked { .. } => OpError::usage(text),
         PlanError::Cycle(_) | PlanError::NoFactory => OpError::failed(text),
     }
 }
