@@ -16,6 +16,11 @@ use crate::error::{ApiError, ApiResult};
 pub enum Extension {
     DiagnosticSetting,
     Lock,
+    /// Resource-group resources of Microsoft.Insights that point at a
+    /// factory by id: metric alerts, activity-log alerts, action groups.
+    MetricAlert,
+    ActivityLogAlert,
+    ActionGroup,
 }
 
 impl Extension {
@@ -27,6 +32,9 @@ impl Extension {
         ) {
             ("microsoft.insights", "diagnosticsettings") => Some(Extension::DiagnosticSetting),
             ("microsoft.authorization", "locks") => Some(Extension::Lock),
+            ("microsoft.insights", "metricalerts") => Some(Extension::MetricAlert),
+            ("microsoft.insights", "activitylogalerts") => Some(Extension::ActivityLogAlert),
+            ("microsoft.insights", "actiongroups") => Some(Extension::ActionGroup),
             _ => None,
         }
     }
@@ -35,6 +43,9 @@ impl Extension {
         match self {
             Extension::DiagnosticSetting => &["2021-05-01-preview"],
             Extension::Lock => &["2016-09-01", "2020-05-01"],
+            Extension::MetricAlert => &["2018-03-01"],
+            Extension::ActivityLogAlert => &["2020-10-01"],
+            Extension::ActionGroup => &["2022-06-01", "2023-01-01"],
         }
     }
 
@@ -42,13 +53,27 @@ impl Extension {
         match self {
             Extension::DiagnosticSetting => "providers/Microsoft.Insights/diagnosticSettings",
             Extension::Lock => "providers/Microsoft.Authorization/locks",
+            Extension::MetricAlert => "providers/Microsoft.Insights/metricAlerts",
+            Extension::ActivityLogAlert => "providers/Microsoft.Insights/activityLogAlerts",
+            Extension::ActionGroup => "providers/Microsoft.Insights/actionGroups",
         }
+    }
+
+    /// Tracked resources (location, tags) rather than proxies on a scope.
+    fn tracked(self) -> bool {
+        matches!(
+            self,
+            Extension::MetricAlert | Extension::ActivityLogAlert | Extension::ActionGroup
+        )
     }
 
     fn type_name(self) -> &'static str {
         match self {
             Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings",
             Extension::Lock => "Microsoft.Authorization/locks",
+            Extension::MetricAlert => "Microsoft.Insights/metricAlerts",
+            Extension::ActivityLogAlert => "Microsoft.Insights/ActivityLogAlerts",
+            Extension::ActionGroup => "Microsoft.Insights/ActionGroups",
         }
     }
 }
@@ -106,9 +131,36 @@ pub fn put(
                 ));
             }
         }
+        Extension::MetricAlert | Extension::ActivityLogAlert => {
+            let scopes = props.get("scopes").and_then(Value::as_array);
+            if scopes.is_none_or(|s| s.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "The alert rule needs at least one scope.",
+                ));
+            }
+            let needs = if ext == Extension::MetricAlert {
+                "/criteria"
+            } else {
+                "/condition/allOf"
+            };
+            if props.pointer(needs).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "The alert rule needs {}.",
+                    needs.trim_start_matches('/')
+                )));
+            }
+        }
+        Extension::ActionGroup => {}
     }
     let id = id(scope, ext, name);
-    let view = json!({"id": id, "type": ext.type_name(), "name": name, "properties": props});
+    let mut view = json!({"id": id, "type": ext.type_name(), "name": name, "properties": props});
+    if ext.tracked() {
+        view["location"] = body
+            .get("location")
+            .cloned()
+            .unwrap_or_else(|| "global".into());
+        view["tags"] = body.get("tags").cloned().unwrap_or_else(|| json!({}));
+    }
     let created = store
         .insert(id.to_ascii_lowercase(), view.clone())
         .is_none();
@@ -149,8 +201,8 @@ pub fn list(store: &Extensions, scope: &str, ext: Extension) -> Vec<Value> {
         .filter_map(|(k, v)| {
             let at = &k[..k.find(&suffix)?];
             let matches = match ext {
-                Extension::DiagnosticSetting => at == scope,
                 Extension::Lock => scope == at || scope.starts_with(&format!("{at}/")),
+                _ => at == scope,
             };
             matches.then(|| v.clone())
         })

@@ -669,11 +669,14 @@ fn extension(
     if call.method != "GET" {
         let roles: &[&str] = match kind {
             Extension::Lock => &["Owner", "User Access Administrator"],
-            Extension::DiagnosticSetting => &["Owner", "Contributor", "Monitoring Contributor"],
+            _ => &["Owner", "Contributor", "Monitoring Contributor"],
         };
         let action = match kind {
             Extension::Lock => "Microsoft.Authorization/locks/write",
             Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings/write",
+            Extension::MetricAlert => "Microsoft.Insights/metricAlerts/write",
+            Extension::ActivityLogAlert => "Microsoft.Insights/activityLogAlerts/write",
+            Extension::ActionGroup => "Microsoft.Insights/actionGroups/write",
         };
         let assignments = shared.world().role_assignments.clone();
         if !auth::holds_role(&assignments, caller, &scope, roles) {

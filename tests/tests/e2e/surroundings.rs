@@ -391,3 +391,78 @@ async fn diagnostic_settings_and_locks_answer_as_documented_and_locks_hold() {
     assert_eq!(status, 400, "{e}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Metric alerts (2018-03-01), activity-log alerts (2020-10-01) and action
+/// groups (2023-01-01) in a resource group, as the Insights examples show
+/// them: PUT answers the rule back with location and tags, a list holds it,
+/// an alert without scopes is refused.
+#[tokio::test]
+async fn alerts_and_action_groups_answer_as_documented() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings/insights");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let rg = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-alerts";
+    let mut failures = Vec::new();
+    for (file, kind, version, param) in [
+        (
+            "createOrUpdateMetricAlertSingleResource.json",
+            "metricAlerts",
+            "2018-03-01",
+            "parameters",
+        ),
+        (
+            "ActivityLogAlertRule_CreateOrUpdate.json",
+            "activityLogAlerts",
+            "2020-10-01",
+            "activityLogAlertRule",
+        ),
+        (
+            "createOrUpdateActionGroup.json",
+            "actionGroups",
+            "2023-01-01",
+            "actionGroup",
+        ),
+    ] {
+        let doc = example(&dir, file);
+        let body = &doc["parameters"][param];
+        assert!(body.is_object(), "{file}: {param}");
+        let path = format!("{rg}/providers/Microsoft.Insights/{kind}/rule1");
+        let (status, answer) = arm.call("PUT", &path, version, Some(body)).await;
+        assert!(matches!(status, 200 | 201), "{file}: {status} {answer}");
+        let documented = doc["responses"]
+            .get(status.to_string())
+            .or_else(|| doc["responses"].get("200"))
+            .map(|r| r["body"].clone())
+            .unwrap_or_default();
+        let mut diffs = Vec::new();
+        shape_diff(
+            &json!({"type": documented["type"], "location": documented["location"], "properties": body["properties"]}),
+            &answer,
+            "",
+            "",
+            &mut diffs,
+        );
+        failures.extend(diffs.into_iter().map(|d| format!("{file}: {d}")));
+        let (status, listed) = arm
+            .call(
+                "GET",
+                &format!("{rg}/providers/Microsoft.Insights/{kind}"),
+                version,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(listed["value"][0]["name"], "rule1", "{listed}");
+    }
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &format!("{rg}/providers/Microsoft.Insights/metricAlerts/noscope"),
+            "2018-03-01",
+            Some(&json!({"location": "global", "properties": {"scopes": [], "criteria": {}}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
