@@ -173,6 +173,11 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
             crate::extension::Extension::DiagnosticSetting,
         ),
         ("lock", crate::extension::Extension::Lock),
+        ("metricAlert", crate::extension::Extension::MetricAlert),
+        (
+            "activityLogAlert",
+            crate::extension::Extension::ActivityLogAlert,
+        ),
     ] {
         for path in json_files(&root.join("surroundings").join(folder))? {
             let body = read_json(&path)?;

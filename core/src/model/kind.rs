@@ -34,7 +34,17 @@ pub enum ResourceKind {
     DiagnosticSetting,
     /// Microsoft.Authorization/locks on the factory.
     Lock,
+    /// Microsoft.Insights/metricAlerts in the factory's resource group
+    /// whose scopes hold the factory.
+    MetricAlert,
+    /// Microsoft.Insights/activityLogAlerts in its resource group that
+    /// watch the factory.
+    ActivityLogAlert,
 }
+
+/// Stands for the factory's own resource id inside the definitions of what
+/// points at it (alert scopes): a restore puts the target's id there.
+pub const FACTORY_ID: &str = "{factory}";
 
 impl ResourceKind {
     /// Child kinds, listed through `…/factories/{f}/{segment}`.
@@ -53,10 +63,24 @@ impl ResourceKind {
         ResourceKind::PrivateEndpointConnection,
     ];
 
-    /// Extension resources on the factory (`…/factories/{f}/providers/…`),
-    /// each read and written at its provider's api-version.
-    pub const SURROUNDINGS: [ResourceKind; 2] =
-        [ResourceKind::DiagnosticSetting, ResourceKind::Lock];
+    /// The factory's surroundings: extension resources on it
+    /// (`…/factories/{f}/providers/…`) and alerts in its resource group
+    /// that watch it, each read and written at its provider's api-version.
+    pub const SURROUNDINGS: [ResourceKind; 4] = [
+        ResourceKind::DiagnosticSetting,
+        ResourceKind::Lock,
+        ResourceKind::MetricAlert,
+        ResourceKind::ActivityLogAlert,
+    ];
+
+    /// Lives in the factory's resource group (not below the factory), and
+    /// points at the factory by id.
+    pub fn in_resource_group(self) -> bool {
+        matches!(
+            self,
+            ResourceKind::MetricAlert | ResourceKind::ActivityLogAlert
+        )
+    }
 
     /// For an extension kind: the provider path below the factory and its
     /// api-version.
@@ -67,6 +91,13 @@ impl ResourceKind {
                 "2021-05-01-preview",
             )),
             ResourceKind::Lock => Some(("providers/Microsoft.Authorization/locks", "2020-05-01")),
+            ResourceKind::MetricAlert => {
+                Some(("providers/Microsoft.Insights/metricAlerts", "2018-03-01"))
+            }
+            ResourceKind::ActivityLogAlert => Some((
+                "providers/Microsoft.Insights/activityLogAlerts",
+                "2020-10-01",
+            )),
             _ => None,
         }
     }
@@ -90,6 +121,8 @@ impl ResourceKind {
             ResourceKind::PrivateEndpointConnection => "privateEndpointConnections",
             ResourceKind::DiagnosticSetting => "providers/Microsoft.Insights/diagnosticSettings",
             ResourceKind::Lock => "providers/Microsoft.Authorization/locks",
+            ResourceKind::MetricAlert => "providers/Microsoft.Insights/metricAlerts",
+            ResourceKind::ActivityLogAlert => "providers/Microsoft.Insights/activityLogAlerts",
         }
     }
 
@@ -142,6 +175,8 @@ impl ResourceKind {
             ResourceKind::PrivateEndpointConnection => "privateEndpointConnection",
             ResourceKind::DiagnosticSetting => "diagnosticSetting",
             ResourceKind::Lock => "lock",
+            ResourceKind::MetricAlert => "metricAlert",
+            ResourceKind::ActivityLogAlert => "activityLogAlert",
         }
     }
 
@@ -167,8 +202,10 @@ impl ResourceKind {
             ResourceKind::ChangeDataCapture => "adfcdc",
             ResourceKind::Trigger => "trigger",
             // Not ADF git: `export` writes them beside it, in surroundings/.
-            ResourceKind::DiagnosticSetting => return None,
-            ResourceKind::Lock => return None,
+            ResourceKind::DiagnosticSetting
+            | ResourceKind::Lock
+            | ResourceKind::MetricAlert
+            | ResourceKind::ActivityLogAlert => return None,
             ResourceKind::GlobalParameters
             | ResourceKind::ManagedPrivateEndpoint
             | ResourceKind::PrivateEndpointConnection => return None,

@@ -278,6 +278,7 @@ pub async fn drill(
             delete_extraneous: true,
             placeholder_secrets: true,
             locks: false,
+            alerts: false,
             region: region.clone(),
             ..Default::default()
         },

@@ -251,6 +251,20 @@ async fn walk(
         if kind == ResourceKind::Lock && !inherits_not(item, &own) {
             return;
         }
+        // Alerts of the resource group: only those watching this factory,
+        // its id written as FACTORY_ID (a restore puts the target's there).
+        let relative;
+        let item = if kind.in_resource_group() {
+            match watching(item, &base) {
+                Some(bytes) => {
+                    relative = bytes;
+                    &relative[..]
+                }
+                None => return,
+            }
+        } else {
+            item
+        };
         let named = (sink.lock().expect("sink"))(kind, parent, item);
         let failed = match named {
             Ok(Some(name)) => {
@@ -272,6 +286,10 @@ async fn walk(
     let not_offered: Vec<ResourceKind> = stream::iter(kinds)
         .map(|kind| {
             let url = match kind.extension() {
+                Some((provider, version)) if kind.in_resource_group() => format!(
+                    "{}/{provider}?api-version={version}",
+                    resource_group_of(&base)
+                ),
                 Some((provider, version)) => format!("{base}/{provider}?api-version={version}"),
                 None => format!("{base}/{}", kind.segment()),
             };
@@ -326,6 +344,51 @@ async fn walk(
         not_offered,
         cdc_status,
     })
+}
+
+/// `/subscriptions/S/resourceGroups/R` of a factory's path.
+pub fn resource_group_of(factory: &str) -> &str {
+    let lower = factory.to_ascii_lowercase();
+    match lower.find("/providers/microsoft.datafactory/") {
+        Some(i) => &factory[..i],
+        None => factory,
+    }
+}
+
+/// An alert (raw JSON) that watches the factory at `factory` (in its
+/// scopes, or as the resourceId its condition names), with the factory's
+/// id written as FACTORY_ID and the service's hidden-link tags dropped;
+/// None for the group's other alerts.
+fn watching(item: &[u8], factory: &str) -> Option<Vec<u8>> {
+    use crate::model::kind::FACTORY_ID;
+    let mut v: Value = serde_json::from_slice(item).ok()?;
+    let id = factory.trim_end_matches('/');
+    let is_it = |s: &str| {
+        s.trim_start_matches('/')
+            .eq_ignore_ascii_case(id.trim_start_matches('/'))
+    };
+    fn relative(v: &mut Value, is_it: &dyn Fn(&str) -> bool, found: &mut bool) {
+        match v {
+            Value::String(s) if is_it(s) => {
+                *found = true;
+                *s = FACTORY_ID.to_string();
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| relative(x, is_it, found)),
+            Value::Object(m) => m.values_mut().for_each(|x| relative(x, is_it, found)),
+            _ => {}
+        }
+    }
+    let mut found = false;
+    if let Some(props) = v.get_mut("properties") {
+        relative(props, &is_it, &mut found);
+    }
+    if !found {
+        return None;
+    }
+    if let Some(tags) = v.get_mut("tags").and_then(Value::as_object_mut) {
+        tags.retain(|k, _| !k.starts_with("hidden-link:"));
+    }
+    serde_json::to_vec(&v).ok()
 }
 
 /// Is this lock (raw JSON) on the factory itself (its id below `own`)?

@@ -59,6 +59,9 @@ pub struct PlanOptions {
     /// Put the snapshot's management locks back (last). Drills do not: a
     /// lock on the scratch factory would block its cleanup.
     pub locks: bool,
+    /// Create the alerts that watch the factory. Drills do not: a scratch
+    /// factory's alerts would page people.
+    pub alerts: bool,
 }
 
 /// Where a linked service keeps credentials encrypted for its own factory.
@@ -75,6 +78,7 @@ impl Default for PlanOptions {
             triggers: TriggerMode::Stopped,
             runtimes: RuntimeMode::AsBackedUp,
             locks: true,
+            alerts: true,
             delete_extraneous: false,
             strict: false,
             with_git: false,
@@ -559,6 +563,13 @@ impl<'a> Planner<'a> {
             let r = self.children[i];
             if !restorable(r.kind) {
                 out.skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
+                continue;
+            }
+            if r.kind.in_resource_group() && !self.options.alerts {
+                out.skip[i] = Some(
+                    "a drill creates no alerts: they would page people about a scratch factory"
+                        .into(),
+                );
                 continue;
             }
             if r.kind == ResourceKind::Lock && !self.options.locks {

@@ -113,6 +113,7 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         region: args.region.clone(),
         placeholder_secrets: false,
         locks: true,
+        alerts: true,
     })
 }
 

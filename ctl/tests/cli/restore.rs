@@ -1266,3 +1266,131 @@ async fn a_factory_with_a_customer_managed_key_restores_only_into_an_empty_one()
         "nothing written"
     );
 }
+
+/// The alerts watching a factory live in its resource group: restored, they
+/// watch the target (its id in their scopes), beside the source's in the
+/// same group under a suffixed name (the source's are never overwritten),
+/// and under their own names in another group. Diagnostic settings go to
+/// the same destinations.
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_and_diagnostics_come_back_watching_the_restored_factory() {
+    let rig = Rig::start(
+        "restore-alerts",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let file = overrides(&rig, FILL_ERP);
+    let restore = |to: String| {
+        rig.command()
+            .env("ERP_CONNECTION", "x")
+            .args([
+                "restore",
+                "latest",
+                "--factory",
+                "sales",
+                "--yes",
+                "--overrides",
+                &file,
+                "--to",
+                &to,
+            ])
+            .output()
+            .expect("runs")
+    };
+    let alert = |rg: &str, name: &str| {
+        rig.emu.with_world(|w| {
+            w.extensions
+                .get(&format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Insights/metricAlerts/{name}").to_ascii_lowercase())
+                .cloned()
+        })
+    };
+    let id = |rg: &str, f: &str| {
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{f}"
+        )
+    };
+    let source_alert = alert(RG, "alert-pipeline-failures").expect("seeded");
+
+    let out = restore(format!("{SUB}/{DR_RG}/adf-sales-dr"));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let dr = alert(DR_RG, "alert-pipeline-failures").expect("in the DR group, same name");
+    assert_eq!(
+        dr["properties"]["scopes"],
+        serde_json::json!([id(DR_RG, "adf-sales-dr")]),
+        "{dr}"
+    );
+    assert_eq!(
+        dr["properties"]["criteria"],
+        source_alert["properties"]["criteria"]
+    );
+
+    let out = restore(format!("{SUB}/{RG}/adf-sales-copy"));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let beside =
+        alert(RG, "alert-pipeline-failures-adf-sales-copy").expect("suffixed beside the source's");
+    assert_eq!(
+        beside["properties"]["scopes"],
+        serde_json::json!([id(RG, "adf-sales-copy")]),
+        "{beside}"
+    );
+    assert_eq!(
+        alert(RG, "alert-pipeline-failures"),
+        Some(source_alert),
+        "the source's alert untouched"
+    );
+
+    let diag = rig.emu.with_world(|w| {
+        w.extensions
+            .get(
+                &format!(
+                    "{}/providers/Microsoft.Insights/diagnosticSettings/diag-to-workspace",
+                    id(DR_RG, "adf-sales-dr")
+                )
+                .to_ascii_lowercase(),
+            )
+            .cloned()
+    });
+    let diag = diag.expect("diagnostic setting restored");
+    assert!(
+        diag["properties"]["workspaceId"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/workspaces/law-data-platform"),
+        "{diag}"
+    );
+    // Restoring again changes nothing: the renamed alerts are recognised.
+    let out = rig
+        .command()
+        .env("ERP_CONNECTION", "x")
+        .args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--plan",
+            "--json",
+        ])
+        .args([
+            "--overrides",
+            &file,
+            "--to",
+            &format!("{SUB}/{RG}/adf-sales-copy"),
+        ])
+        .output()
+        .expect("runs");
+    let plan = json(&out);
+    assert!(
+        plan["plan"]["unchanged"]
+            .to_string()
+            .contains("metricAlert:alert-pipeline-failures-adf-sales-copy"),
+        "{plan}"
+    );
+    let steps: Vec<String> = plan["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["label"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!steps.iter().any(|l| l.contains("Alert")), "{steps:?}");
+}

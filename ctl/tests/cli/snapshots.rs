@@ -133,13 +133,15 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "[self-hosted-nodes] integrationRuntime:ir-selfhosted",
         "TR_Daily",
         "Started",
-        "28 resources",
+        "30 resources",
         "integrationRuntime:ir-ssis",
         "changeDataCapture:CDC_Orders",
         "Running",
         // The factory's surroundings, kinds of their own.
         "diagnosticSetting            1",
         "lock                         1",
+        "metricAlert                  1",
+        "activityLogAlert             1",
     ] {
         assert!(
             shown.contains(expected),
@@ -157,6 +159,8 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     for file in [
         "surroundings/lock/lock-no-delete.json",
         "surroundings/diagnosticSetting/diag-to-workspace.json",
+        "surroundings/metricAlert/alert-pipeline-failures.json",
+        "surroundings/activityLogAlert/alert-factory-deleted.json",
     ] {
         let exported: Value = serde_json::from_slice(
             &std::fs::read(export_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),

@@ -231,6 +231,21 @@ async fn write_call(
     }
 }
 
+/// An alert's definition with FACTORY_ID made the target factory's id.
+fn rescoped(definition: &Value, factory: &str) -> Value {
+    fn walk(v: &mut Value, id: &str) {
+        match v {
+            Value::String(s) if s == crate::model::kind::FACTORY_ID => *s = id.to_string(),
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, id)),
+            Value::Object(m) => m.values_mut().for_each(|x| walk(x, id)),
+            _ => {}
+        }
+    }
+    let mut out = definition.clone();
+    walk(&mut out, factory);
+    out
+}
+
 /// A path from the factory down (`…/triggers/T/start`), for messages.
 fn short_path(path: &str) -> String {
     match path.find("/factories/") {
@@ -240,6 +255,15 @@ fn short_path(path: &str) -> String {
 }
 
 fn resource_path(base: &str, kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
+    if let Some((provider, version)) = kind.extension()
+        && kind.in_resource_group()
+    {
+        return format!(
+            "{}/{provider}/{}?api-version={version}",
+            crate::ops::export::resource_group_of(base),
+            encode(name)
+        );
+    }
     if let Some((provider, version)) = kind.extension() {
         return format!("{base}/{provider}/{}?api-version={version}", encode(name));
     }
@@ -523,12 +547,18 @@ impl Applier<'_> {
                         // Locks go on last (`locks`): one would block the rest.
                         return Ok(());
                     }
+                    // What watches the factory watches the target now.
+                    let body = if step.kind.in_resource_group() {
+                        std::borrow::Cow::Owned(rescoped(&step.definition, &self.base))
+                    } else {
+                        std::borrow::Cow::Borrowed(&step.definition)
+                    };
                     write(
                         self.arm,
                         &self.throttle,
                         Method::Put,
                         &path,
-                        Some(&step.definition),
+                        Some(&body),
                         false,
                     )
                     .await

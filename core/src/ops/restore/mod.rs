@@ -195,6 +195,28 @@ pub async fn read_target(
     }
 }
 
+/// Alerts live in the resource group, not in the factory: restored beside
+/// the source (same group, another factory), each takes the target's name
+/// as a suffix so the source's own alert is never overwritten.
+fn alerts_beside(
+    mut resources: Vec<crate::model::Resource>,
+    source: &crate::snapshot::manifest::Source,
+    target: &TargetFactory,
+) -> Vec<crate::model::Resource> {
+    let same_group = source
+        .subscription
+        .eq_ignore_ascii_case(&target.subscription)
+        && source
+            .resource_group
+            .eq_ignore_ascii_case(&target.resource_group);
+    if same_group && !source.factory.eq_ignore_ascii_case(&target.factory) {
+        for r in resources.iter_mut().filter(|r| r.kind.in_resource_group()) {
+            r.name = format!("{}-{}", r.name, target.factory);
+        }
+    }
+    resources
+}
+
 /// Resolves and holds the snapshot, reads it and the target, and plans.
 /// The hold is released again when anything fails.
 pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpError> {
@@ -245,6 +267,7 @@ async fn read_and_plan(
     let fetching = Instant::now();
     let opened = read::open(&engine.replicas, &engine.keys, factory, id).await?;
     let (resources, from, decrypt) = read::payload_timed(&engine.replicas, &opened).await?;
+    let resources = alerts_beside(resources, &opened.manifest.source, &request.target);
     let fetch = fetching.elapsed().saturating_sub(decrypt);
     let planning = Instant::now();
     let identity = &engine.identity.description;
