@@ -6,7 +6,8 @@
 //! and what makes a factory run: a managed virtual network with managed
 //! private endpoints, a managed-VNet IR and an Azure-SSIS IR that are
 //! running, a running CDC, a credential with a user-assigned identity, and
-//! file-share linked services whose password is an encryptedCredential.
+//! file-share linked services whose password is an encryptedCredential;
+//! and its surroundings: a diagnostic setting, a lock, two alerts.
 //! Deterministic: the same size gives the same factory.
 
 use std::path::Path;
@@ -141,6 +142,38 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
                 "privateLinkResourceId": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k:02}")}}),
         ));
     }
+    // Its surroundings: diagnostics to a workspace, a lock, and the alerts
+    // that watch it (in its resource group, naming it as `{factory}`).
+    let action_group = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-oncall";
+    files.extend([
+        (
+            "surroundings/diagnosticSetting/diag-all.json".to_string(),
+            json!({"name": "diag-all", "properties": {
+                "workspaceId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.OperationalInsights/workspaces/law-generated",
+                "logs": [{"categoryGroup": "allLogs", "enabled": true}], "metrics": [{"category": "AllMetrics", "enabled": true}]}}),
+        ),
+        (
+            "surroundings/lock/lock-no-delete.json".to_string(),
+            json!({"name": "lock-no-delete", "properties": {"level": "CanNotDelete"}}),
+        ),
+        (
+            "surroundings/metricAlert/alert-failed-runs.json".to_string(),
+            json!({"name": "alert-failed-runs", "location": "global", "tags": {}, "properties": {
+                "severity": 1, "enabled": true, "scopes": ["{factory}"], "evaluationFrequency": "PT5M", "windowSize": "PT15M",
+                "criteria": {"odata.type": "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria", "allOf": [
+                    {"criterionType": "StaticThresholdCriterion", "name": "failed", "metricName": "PipelineFailedRuns",
+                     "dimensions": [], "operator": "GreaterThan", "threshold": 0, "timeAggregation": "Total"}]},
+                "actions": [{"actionGroupId": action_group, "webhookProperties": {}}]}}),
+        ),
+        (
+            "surroundings/activityLogAlert/alert-deleted.json".to_string(),
+            json!({"name": "alert-deleted", "location": "Global", "tags": {}, "properties": {
+                "enabled": true, "scopes": ["{factory}"],
+                "condition": {"allOf": [{"field": "category", "equals": "Administrative"},
+                                        {"field": "operationName", "equals": "Microsoft.DataFactory/factories/delete"}]},
+                "actions": {"actionGroups": [{"actionGroupId": action_group, "webhookProperties": {}}]}}}),
+        ),
+    ]);
     for k in 0..(n / 1000).clamp(1, 4) {
         let name = format!("LS_Files_{k:02}");
         files.push((
@@ -351,10 +384,11 @@ mod tests {
             })
             .count();
         assert_eq!(encrypted, 4);
+        assert_eq!(count("surroundings/"), 4, "diagnostics, a lock, two alerts");
         let dir = std::env::temp_dir().join(format!("adf-gen-{}", std::process::id()));
         let n = write(&dir, 300).expect("write");
         let seed = crate::seed::load_git_layout(&dir).expect("loads");
-        assert_eq!(seed.resources.len(), n);
+        assert_eq!(seed.resources.len() + seed.surroundings.len(), n);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -684,8 +684,15 @@ fn extension(
         }
     } else {
         let assignments = shared.world().role_assignments.clone();
-        if !auth::authorize_action(&assignments, caller, Access::Read, &scope, None) {
-            return Err(auth::arm_forbidden(caller, "read", &scope));
+        let action = match kind {
+            Extension::Lock => "Microsoft.Authorization/locks/read",
+            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings/read",
+            Extension::MetricAlert => "Microsoft.Insights/metricAlerts/read",
+            Extension::ActivityLogAlert => "Microsoft.Insights/activityLogAlerts/read",
+            Extension::ActionGroup => "Microsoft.Insights/actionGroups/read",
+        };
+        if !auth::authorize_action(&assignments, caller, Access::Read, &scope, Some(action)) {
+            return Err(auth::arm_forbidden(caller, action, &scope));
         }
     }
     let mut world = shared.world();

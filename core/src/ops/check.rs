@@ -85,6 +85,7 @@ async fn factory(engine: &Engine, fc: &crate::config::FactoryConfig, probes: &mu
         ),
         result,
     );
+    surroundings(engine, fc, probes).await;
     // The drill's scratch factory: drills create and write it.
     if let Some(t) = &fc.drill_target {
         let path = crate::config::FactoryConfig::adhoc(
@@ -167,6 +168,50 @@ async fn keys(engine: &Engine, probes: &mut Probes) {
             result,
         );
     }
+}
+
+/// The factory's surroundings a backup reads (diagnostic settings, locks,
+/// alerts in its resource group): Reader suffices; a refusal names it.
+async fn surroundings(engine: &Engine, fc: &crate::config::FactoryConfig, probes: &mut Probes) {
+    use crate::model::ResourceKind;
+    let base = fc.arm_path();
+    let mut refused = Vec::new();
+    let mut read = Vec::new();
+    for kind in ResourceKind::SURROUNDINGS {
+        let Some((provider, version)) = kind.extension() else {
+            continue;
+        };
+        let at = if kind.in_resource_group() {
+            crate::ops::export::resource_group_of(&base).to_string()
+        } else {
+            base.clone()
+        };
+        match engine
+            .arm
+            .get(&format!("{at}/{provider}?api-version={version}"))
+            .await
+        {
+            Ok(_) => read.push(kind.label()),
+            Err(e) if matches!(e.status(), Some(401 | 403)) => refused.push(format!(
+                "{}/read",
+                provider.trim_start_matches("providers/")
+            )),
+            // The factory probe already says what else is wrong.
+            Err(_) => return,
+        }
+    }
+    probes.push(
+        format!("surroundings of factory {}", fc.name),
+        if refused.is_empty() {
+            Ok(format!("readable: {}", read.join(", ")))
+        } else {
+            Err(format!(
+                "{} may not read {}: grant it 'Reader' on the factory and its resource group, or backups fail",
+                engine.identity.description,
+                refused.join(", ")
+            ))
+        },
+    );
 }
 
 /// The storage API version posture reads with.

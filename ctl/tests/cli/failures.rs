@@ -210,6 +210,41 @@ async fn a_backup_is_complete_or_names_the_missing_permission() {
         "nothing partial was committed"
     );
 
+    // The factory's surroundings likewise: a role that may not read locks
+    // fails the backup naming the permission, and config check says so first.
+    admin_delete(&rig.emu, "role-assignments").await;
+    for (role, scope, not) in [
+        (
+            "Data Factory Contributor",
+            format!("/subscriptions/{SUB}/resourceGroups/{RG}"),
+            json!(["Microsoft.Authorization/locks/read"]),
+        ),
+        ("Key Vault Crypto User", "/keyvault".to_string(), json!([])),
+    ] {
+        admin(
+            &rig.emu,
+            "role-assignments",
+            json!({"principal_id": mi, "role": role, "scope": scope, "not_actions": not}),
+        )
+        .await;
+    }
+    let out = rig.adfdr(&["config", "check"]);
+    assert!(
+        stdout(&out).contains("FAIL  surroundings of factory sales")
+            && stdout(&out).contains("Microsoft.Authorization/locks/read"),
+        "{}",
+        text(&out)
+    );
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("may not list the locks of factory")
+            && stderr(&out)
+                .contains("Microsoft.Authorization/locks/read; grant it Reader on the factory"),
+        "{}",
+        text(&out)
+    );
+
     // A kind this cloud does not offer (its list: 400 "not supported"):
     // recorded in the snapshot, which is complete for what exists.
     admin_delete(&rig.emu, "role-assignments").await;

@@ -147,6 +147,10 @@ async fn config_check_judges_each_backup_account_and_the_locations_together() {
         printed.contains("  warn  neu tls: minimum TLS is TLS1_0"),
         "{printed}"
     );
+    assert!(
+        printed.contains("  ok    surroundings of factory sales: readable: diagnosticSetting, lock, metricAlert, activityLogAlert"),
+        "{printed}"
+    );
 
     // An account that cannot be read is a warning that says so, not a failure.
     let missing = NEU.replace("stadfdrneu", "stnotthere");
