@@ -77,6 +77,28 @@ pub fn assess(
             ),
         )
     });
+    out.extend(soft_delete(blob, name, &finding));
+    out.push(if flag(blob, "/properties/isVersioningEnabled") == Some(true) {
+        finding("versioning", true, "blob versioning on".into())
+    } else {
+        finding(
+            "versioning",
+            false,
+            format!("blob versioning is off: an overwritten or deleted blob cannot be brought back; turn it on for {name}"),
+        )
+    });
+    out.push(immutability(account, name, keep_days, &finding));
+    out.extend(access(account, name, &finding));
+    out
+}
+
+/// Blob and container soft delete, 7 days or more.
+fn soft_delete(
+    blob: &Value,
+    name: &str,
+    finding: &dyn Fn(&str, bool, String) -> Finding,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     for (check, pointer, what) in [
         (
             "blob-soft-delete",
@@ -110,16 +132,16 @@ pub fn assess(
             ),
         });
     }
-    out.push(if flag(blob, "/properties/isVersioningEnabled") == Some(true) {
-        finding("versioning", true, "blob versioning on".into())
-    } else {
-        finding(
-            "versioning",
-            false,
-            format!("blob versioning is off: an overwritten or deleted blob cannot be brought back; turn it on for {name}"),
-        )
-    });
-    out.push(immutability(account, name, keep_days, &finding));
+    out
+}
+
+/// TLS, anonymous and shared-key access, network reach.
+fn access(
+    account: &Value,
+    name: &str,
+    finding: &dyn Fn(&str, bool, String) -> Finding,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     let tls = text(account, "/properties/minimumTlsVersion").unwrap_or("TLS1_0");
     out.push(if matches!(tls, "TLS1_2" | "TLS1_3") {
         finding("tls", true, format!("minimum {tls}"))

@@ -117,6 +117,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     for (kind, n) in &opened.public.counts {
         println!("  {kind:<28} {n}");
     }
+    states(m);
+    restorability(m);
+    Ok(exit::OK)
+}
+
+/// What the triggers, runtimes and CDCs were doing, and the kinds absent
+/// where the factory lives.
+fn states(m: &adfdr_core::snapshot::manifest::Manifest) {
     if !m.trigger_states.is_empty() {
         println!();
         println!("trigger states (restored stopped unless --triggers as-backed-up):");
@@ -151,6 +159,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             kinds.join(", ")
         );
     }
+}
+
+/// The restorability report: what needs a human after a restore.
+fn restorability(m: &adfdr_core::snapshot::manifest::Manifest) {
     println!();
     if m.report.is_empty() {
         println!("restorability: nothing needs a human after a restore");
@@ -176,5 +188,4 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             println!("      {}", finding.detail);
         }
     }
-    Ok(exit::OK)
 }

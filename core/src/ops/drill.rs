@@ -245,6 +245,39 @@ fn confirmed(engine: &Engine, factory: &str, snapshot: &str) -> time::OffsetDate
 
 /// Runs one drill. Errors are only for drills that cannot start (no target,
 /// no snapshot); everything after that is judged and reported.
+/// A drill's restore: into the scratch factory, triggers stopped,
+/// extraneous resources deleted, placeholders for masked secrets, no locks
+/// (they would block the cleanup) and no alerts (they would page people).
+fn drill_request(
+    fc: &FactoryConfig,
+    snapshot: &str,
+    target: &op::TargetFactory,
+    region: Option<String>,
+    overrides: Option<Overrides>,
+    options: &Options,
+) -> op::Request {
+    op::Request {
+        snapshot: snapshot.to_string(),
+        factory: Some(fc.name.clone()),
+        target: target.clone(),
+        overrides,
+        options: PlanOptions {
+            triggers: TriggerMode::Stopped,
+            delete_extraneous: true,
+            placeholder_secrets: true,
+            locks: false,
+            alerts: false,
+            region,
+            ..Default::default()
+        },
+        concurrency: options.concurrency,
+        known_newest: None,
+        by: "drill".into(),
+        audit_dir: None,
+        asked: op::Asked::default(),
+    }
+}
+
 pub async fn drill(
     engine: &Engine,
     fc: &FactoryConfig,
@@ -268,26 +301,7 @@ pub async fn drill(
         confirmed_ms: ms(confirmed_at),
         ..Default::default()
     };
-    let request = op::Request {
-        snapshot: snapshot.clone(),
-        factory: Some(fc.name.clone()),
-        target: target.clone(),
-        overrides,
-        options: PlanOptions {
-            triggers: TriggerMode::Stopped,
-            delete_extraneous: true,
-            placeholder_secrets: true,
-            locks: false,
-            alerts: false,
-            region: region.clone(),
-            ..Default::default()
-        },
-        concurrency: options.concurrency,
-        known_newest: None,
-        by: "drill".into(),
-        audit_dir: None,
-        asked: op::Asked::default(),
-    };
+    let request = drill_request(fc, &snapshot, &target, region.clone(), overrides, options);
     let restored = restore(engine, request, &mut facts, wall, progress).await;
     let mut phases = restored.phases;
     let mut checks = restored.checks;
@@ -859,7 +873,6 @@ async fn clean(
     options: &Options,
 ) -> Cleanup {
     let mode = options.cleanup.name().to_string();
-    let identity = &engine.identity.description;
     match options.cleanup {
         DrillCleanup::Keep => Cleanup {
             mode,
@@ -889,90 +902,99 @@ async fn clean(
             },
         },
         DrillCleanup::DeleteResources => {
-            // Read what is there now (a failed restore leaves some of it).
-            let state = match state {
-                Some(s) => s,
-                None => match op::read_target(
-                    engine.arm.as_ref(),
-                    target,
-                    identity,
-                    options.concurrency,
-                )
-                .await
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return Cleanup {
-                            mode,
-                            ok: false,
-                            detail: format!("could not read {}: {e}", target.describe()),
-                        };
-                    }
-                },
-            };
-            let Some(factory) = state.factory.clone() else {
+            delete_resources(engine, target, state, region, options, mode).await
+        }
+    }
+}
+
+/// Deletes what the drill restored (what is there now: a failed restore
+/// leaves some of it), dependents first; the empty factory stays.
+async fn delete_resources(
+    engine: &Engine,
+    target: &TargetFactory,
+    state: Option<TargetState>,
+    region: Option<String>,
+    options: &Options,
+    mode: String,
+) -> Cleanup {
+    let identity = &engine.identity.description;
+    // Read what is there now (a failed restore leaves some of it).
+    let state = match state {
+        Some(s) => s,
+        None => match op::read_target(engine.arm.as_ref(), target, identity, options.concurrency)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
                 return Cleanup {
                     mode,
-                    ok: true,
-                    detail: "nothing to delete: the scratch factory does not exist".into(),
-                };
-            };
-            // A plan to a snapshot holding only the factory deletes every
-            // child, dependents first.
-            let only = [Resource {
-                kind: ResourceKind::Factory,
-                parent: None,
-                name: target.factory.clone(),
-                definition: factory,
-            }];
-            let plan = crate::plan::restore::plan(
-                &only,
-                &BTreeMap::new(),
-                region.as_deref(),
-                &state,
-                None,
-                &PlanOptions {
-                    delete_extraneous: true,
-                    region: region.clone(),
-                    ..Default::default()
-                },
-            );
-            match plan {
-                Ok(plan) => {
-                    let applied = op::apply(
-                        engine.arm.as_ref(),
-                        identity,
-                        target,
-                        &plan,
-                        options.concurrency,
-                        &|_| {},
-                    )
-                    .await;
-                    Cleanup {
-                        mode,
-                        ok: applied.failures.is_empty(),
-                        detail: if applied.failures.is_empty() {
-                            format!(
-                                "deleted the {} restored resources; the empty factory stays",
-                                applied.deleted
-                            )
-                        } else {
-                            format!(
-                                "deleted {} resources; {} could not be deleted: {}",
-                                applied.deleted,
-                                applied.failures.len(),
-                                applied.failures[0].error
-                            )
-                        },
-                    }
-                }
-                Err(e) => Cleanup {
-                    mode,
                     ok: false,
-                    detail: format!("could not plan the cleanup: {e}"),
+                    detail: format!("could not read {}: {e}", target.describe()),
+                };
+            }
+        },
+    };
+    let Some(factory) = state.factory.clone() else {
+        return Cleanup {
+            mode,
+            ok: true,
+            detail: "nothing to delete: the scratch factory does not exist".into(),
+        };
+    };
+    // A plan to a snapshot holding only the factory deletes every
+    // child, dependents first.
+    let only = [Resource {
+        kind: ResourceKind::Factory,
+        parent: None,
+        name: target.factory.clone(),
+        definition: factory,
+    }];
+    let plan = crate::plan::restore::plan(
+        &only,
+        &BTreeMap::new(),
+        region.as_deref(),
+        &state,
+        None,
+        &PlanOptions {
+            delete_extraneous: true,
+            region: region.clone(),
+            ..Default::default()
+        },
+    );
+    match plan {
+        Ok(plan) => {
+            let applied = op::apply(
+                engine.arm.as_ref(),
+                identity,
+                target,
+                &plan,
+                options.concurrency,
+                &|_| {},
+            )
+            .await;
+            Cleanup {
+                mode,
+                ok: applied.failures.is_empty(),
+                detail: if applied.failures.is_empty() {
+                    format!(
+                        "deleted the {} restored resources; the empty factory stays",
+                        applied.deleted
+                    )
+                } else {
+                    format!(
+                        "deleted {} resources; {} could not be deleted: {}",
+                        applied.deleted,
+                        applied.failures.len(),
+                        applied.failures[0].error
+                    )
                 },
             }
         }
+        Err(e) => Cleanup {
+            mode,
+            ok: false,
+            detail: format!("could not plan the cleanup: {e}"),
+        },
     }
 }
 

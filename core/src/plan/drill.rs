@@ -143,26 +143,7 @@ pub fn judge(
             list(&facts.mismatches)
         ));
     }
-    if !facts.runtimes_not_running.is_empty() {
-        reasons.push(format!(
-            "{} runtime(s) running at backup do not run in the restored factory: {}",
-            facts.runtimes_not_running.len(),
-            list(&facts.runtimes_not_running)
-        ));
-    }
-    if !facts.endpoints_failed.is_empty() {
-        reasons.push(format!(
-            "{} managed private endpoint(s) not provisioned: {}",
-            facts.endpoints_failed.len(),
-            list(&facts.endpoints_failed)
-        ));
-    }
-    let notes = facts
-        .endpoints_pending
-        .iter()
-        .map(|e| format!("defined, not approved: {e}"))
-        .chain(facts.credentials_to_give.iter().cloned())
-        .collect();
+    let notes = not_runnable(facts, &mut reasons);
     if !facts.broken_references.is_empty() {
         reasons.push(format!(
             "{} reference(s) do not resolve in the restored factory: {}",
@@ -249,6 +230,32 @@ pub fn judge(
         rpo_seconds,
         rpo_target_seconds,
     }
+}
+
+/// What keeps the restored factory from running: runtimes down and
+/// endpoints not provisioned are reasons; what people must still do
+/// (approvals, credentials, access) comes back as notes.
+fn not_runnable(facts: &Facts, reasons: &mut Vec<String>) -> Vec<String> {
+    if !facts.runtimes_not_running.is_empty() {
+        reasons.push(format!(
+            "{} runtime(s) running at backup do not run in the restored factory: {}",
+            facts.runtimes_not_running.len(),
+            list(&facts.runtimes_not_running)
+        ));
+    }
+    if !facts.endpoints_failed.is_empty() {
+        reasons.push(format!(
+            "{} managed private endpoint(s) not provisioned: {}",
+            facts.endpoints_failed.len(),
+            list(&facts.endpoints_failed)
+        ));
+    }
+    facts
+        .endpoints_pending
+        .iter()
+        .map(|e| format!("defined, not approved: {e}"))
+        .chain(facts.credentials_to_give.iter().cloned())
+        .collect()
 }
 
 /// The first few items, and how many more.
