@@ -31,7 +31,7 @@ pub struct App {
     pub object_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleAssignment {
     pub principal_id: String,
     pub role: String,
@@ -43,6 +43,11 @@ pub struct RoleAssignment {
     /// a trailing `*` matches any rest).
     #[serde(default)]
     pub not_actions: Vec<String>,
+    /// Its name (a GUID) when made over REST.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub principal_type: String,
 }
 
 /// What a verified token says about its caller.
@@ -369,6 +374,7 @@ mod tests {
             role: "Reader".into(),
             scope: "/subscriptions/s".into(),
             not_actions: Vec::new(),
+            ..Default::default()
         }];
         assert!(authorize(
             &reader,
@@ -395,6 +401,7 @@ mod tests {
             role: "Data Factory Contributor".into(),
             scope: "/subscriptions/s".into(),
             not_actions: vec!["Microsoft.DataFactory/factories/adfcdcs/*".into()],
+            ..Default::default()
         }];
         let (r, path) = (Access::Read, "/subscriptions/s/resourceGroups/r");
         let may = |action: &str| authorize_action(&custom, &caller, r, path, Some(action));
@@ -405,6 +412,7 @@ mod tests {
             role: "Key Vault Crypto User".into(),
             scope: "/keyvault".into(),
             not_actions: Vec::new(),
+            ..Default::default()
         }];
         assert!(authorize(
             &crypto,

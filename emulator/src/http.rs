@@ -502,6 +502,13 @@ fn eq(a: &str, b: &str) -> bool {
 }
 
 fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
+        eq(s[i], "providers")
+            && eq(s[i + 1], "Microsoft.Authorization")
+            && eq(s[i + 2], "roleAssignments")
+    }) {
+        return role_assignments(shared, call, caller, s, i);
+    }
     if let Some(i) = (2..s.len().saturating_sub(2)).find(|&i| {
         eq(s[i], "providers") && crate::extension::Extension::of(s[i + 1], s[i + 2]).is_some()
     }) {
@@ -623,6 +630,68 @@ fn unknown_type(segment: &str) -> ApiError {
             "The resource type 'factories/{segment}' could not be found in the namespace 'Microsoft.DataFactory' for api version '{API_VERSION}'."
         ),
     )
+}
+
+/// `{scope}/providers/Microsoft.Authorization/roleAssignments[/NAME]`.
+fn role_assignments(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+    i: usize,
+) -> Result<Reply, ApiError> {
+    use crate::rbac;
+    match call.query.get("api-version").map(String::as_str) {
+        Some(v) if rbac::API_VERSIONS.contains(&v) => {}
+        other => {
+            return Err(ApiError::new(
+                400,
+                "InvalidApiVersionParameter",
+                format!(
+                    "The api-version '{}' is invalid. The supported versions are '{}'.",
+                    other.unwrap_or(""),
+                    rbac::API_VERSIONS.join(",")
+                ),
+            ));
+        }
+    }
+    let scope = format!("/{}", s[..i].join("/"));
+    let mut world = shared.world();
+    match (call.method.as_str(), &s[i + 3..]) {
+        ("GET", []) => {
+            let action = "Microsoft.Authorization/roleAssignments/read";
+            if !auth::authorize_action(
+                &world.role_assignments,
+                caller,
+                Access::Read,
+                &scope,
+                Some(action),
+            ) {
+                return Err(auth::arm_forbidden(caller, action, &scope));
+            }
+            let filter = call.query.get("$filter").map(String::as_str);
+            Ok(Reply::Json(
+                200,
+                json!({"value": rbac::list(&world.role_assignments, &scope, filter)}),
+            ))
+        }
+        ("PUT", [name]) => {
+            if !auth::holds_role(&world.role_assignments, caller, &scope, rbac::GRANTORS) {
+                return Err(auth::arm_forbidden(
+                    caller,
+                    "Microsoft.Authorization/roleAssignments/write",
+                    &scope,
+                ));
+            }
+            let view = rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
+            Ok(Reply::Json(201, view))
+        }
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{m} is not served on {}", call.path),
+        )),
+    }
 }
 
 /// `{scope}/providers/Microsoft.Insights/diagnosticSettings[/NAME]` and

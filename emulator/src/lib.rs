@@ -22,6 +22,7 @@ pub mod generate;
 mod http;
 pub mod keyvault;
 pub mod kinds;
+pub mod rbac;
 pub mod sample;
 pub mod seed;
 pub mod state;

@@ -40,11 +40,17 @@ pub enum ResourceKind {
     /// Microsoft.Insights/activityLogAlerts in its resource group that
     /// watch the factory.
     ActivityLogAlert,
+    /// A role the factory's system-assigned identity holds at some scope
+    /// (what its pipelines may reach); restored as a grant to the new one.
+    RoleAssignment,
 }
 
 /// Stands for the factory's own resource id inside the definitions of what
 /// points at it (alert scopes): a restore puts the target's id there.
 pub const FACTORY_ID: &str = "{factory}";
+
+/// The role assignments API version.
+pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 
 impl ResourceKind {
     /// Child kinds, listed through `…/factories/{f}/{segment}`.
@@ -123,6 +129,7 @@ impl ResourceKind {
             ResourceKind::Lock => "providers/Microsoft.Authorization/locks",
             ResourceKind::MetricAlert => "providers/Microsoft.Insights/metricAlerts",
             ResourceKind::ActivityLogAlert => "providers/Microsoft.Insights/activityLogAlerts",
+            ResourceKind::RoleAssignment => "providers/Microsoft.Authorization/roleAssignments",
         }
     }
 
@@ -177,6 +184,7 @@ impl ResourceKind {
             ResourceKind::Lock => "lock",
             ResourceKind::MetricAlert => "metricAlert",
             ResourceKind::ActivityLogAlert => "activityLogAlert",
+            ResourceKind::RoleAssignment => "roleAssignment",
         }
     }
 
@@ -205,7 +213,8 @@ impl ResourceKind {
             ResourceKind::DiagnosticSetting
             | ResourceKind::Lock
             | ResourceKind::MetricAlert
-            | ResourceKind::ActivityLogAlert => return None,
+            | ResourceKind::ActivityLogAlert
+            | ResourceKind::RoleAssignment => return None,
             ResourceKind::GlobalParameters
             | ResourceKind::ManagedPrivateEndpoint
             | ResourceKind::PrivateEndpointConnection => return None,

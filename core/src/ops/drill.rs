@@ -502,6 +502,12 @@ async fn restore(
         .collect();
     facts.runtimes_not_running = runtime_checks(plan, &outcome.applied, &mut out.checks);
     endpoint_checks(&outcome.applied, facts, &mut out.checks);
+    facts.access_not_granted = outcome
+        .applied
+        .grants_to_give
+        .iter()
+        .map(|g| format!("{}: {}", g.what, g.error))
+        .collect();
     facts.apply_failures = outcome
         .applied
         .failures

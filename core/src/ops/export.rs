@@ -136,6 +136,9 @@ fn listed(
             },
             grant: match kind.extension() {
                 Some(_) => "grant it Reader on the factory".into(),
+                None if kind == ResourceKind::RoleAssignment => {
+                    "grant it Reader on the subscription (role assignments are read there)".into()
+                }
                 None => "grant 'Data Factory Contributor' (or add that action to the custom role)"
                     .into(),
             },
@@ -171,7 +174,7 @@ async fn read_factory(
     fc: &FactoryConfig,
     identity: &str,
     sink: &Sink<'_>,
-) -> Result<(Option<String>, Option<String>), ExportError> {
+) -> Result<(Option<String>, Option<String>, Option<String>), ExportError> {
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let factory = match arm
@@ -197,6 +200,7 @@ async fn read_factory(
             .map(str::to_string)
     };
     let (region, created) = (text("/location"), text("/properties/createTime"));
+    let principal = text("/identity/principalId");
     if (sink.lock().expect("sink"))(ResourceKind::Factory, None, &factory)
         .map_err(|e| bad_json(&path_text, &base, e))?
         .is_none()
@@ -206,7 +210,7 @@ async fn read_factory(
             what: "the factory".into(),
         });
     }
-    Ok((region, created))
+    Ok((region, created, principal))
 }
 
 /// The child kinds listed at the factory, those that run to many pages
@@ -237,7 +241,7 @@ async fn walk(
     concurrency: usize,
     sink: &Sink<'_>,
 ) -> Result<Walked, ExportError> {
-    let (region, created) = read_factory(arm, fc, identity, sink).await?;
+    let (region, created, principal) = read_factory(arm, fc, identity, sink).await?;
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let kinds = listed_kinds();
@@ -331,6 +335,9 @@ async fn walk(
         .try_collect::<Vec<()>>()
         .await
         .map_err(|e| classify(e, fc, identity))?;
+    if let Some(principal) = principal {
+        roles(arm, fc, identity, &principal, &take).await?;
+    }
     if let Some(problem) = problem.lock().expect("lock").take() {
         return Err(problem);
     }
@@ -344,6 +351,83 @@ async fn walk(
         not_offered,
         cdc_status,
     })
+}
+
+/// Hands one listed item (kind, parent, the URL it came from, its bytes) on.
+type Take<'t> = dyn Fn(ResourceKind, Option<String>, &str, &[u8]) + Sync + 't;
+
+/// The roles the factory's system-assigned identity holds, listed at the
+/// subscription (every scope in it), or, for a reader of the resource group
+/// only, at the group (what is assigned there and above).
+async fn roles(
+    arm: &dyn FactoryApi,
+    fc: &FactoryConfig,
+    identity: &str,
+    principal: &str,
+    take: &Take<'_>,
+) -> Result<(), ExportError> {
+    let base = fc.arm_path();
+    // At the subscription (every scope in it); a reader of the resource
+    // group only sees what is assigned there and above.
+    let mut result = Err(ArmError::Unfinished {
+        what: String::new(),
+        waited: String::new(),
+        last: String::new(),
+    });
+    for scope in [
+        format!("/subscriptions/{}", fc.subscription),
+        resource_group_of(&base).to_string(),
+    ] {
+        let url = format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        result = arm
+            .list_each_raw(&url, |item| {
+                if let Some(bytes) = role_held(item, &base) {
+                    take(ResourceKind::RoleAssignment, None, &url, &bytes);
+                }
+            })
+            .await;
+        if !matches!(
+            result.as_ref().err().and_then(ArmError::status),
+            Some(401 | 403)
+        ) {
+            break;
+        }
+    }
+    listed(result, ResourceKind::RoleAssignment, fc, identity).map(|_| ())
+}
+
+/// A role assignment of the factory's system-assigned identity, as adfdr
+/// keeps it: named by role and scope (the assignment's own GUID and the
+/// principal are the old identity's), the factory's id in its scope written
+/// FACTORY_ID.
+fn role_held(item: &[u8], factory: &str) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let v: Value = serde_json::from_slice(item).ok()?;
+    let props = v.get("properties")?;
+    let role = props
+        .get("roleDefinitionId")
+        .and_then(Value::as_str)?
+        .rsplit('/')
+        .next()?
+        .to_ascii_lowercase();
+    let mut scope = props
+        .get("scope")
+        .and_then(Value::as_str)?
+        .trim_end_matches('/')
+        .to_string();
+    if scope.eq_ignore_ascii_case(factory.trim_end_matches('/')) {
+        scope = crate::model::kind::FACTORY_ID.to_string();
+    }
+    let digest = sha2::Sha256::digest(scope.to_ascii_lowercase().as_bytes());
+    let name = format!("{role}-{}", &crate::snapshot::manifest::hex(&digest)[..12]);
+    serde_json::to_vec(&serde_json::json!({
+        "name": name,
+        "properties": {"roleDefinitionId": role, "scope": scope, "principal": "systemAssigned"}
+    }))
+    .ok()
 }
 
 /// `/subscriptions/S/resourceGroups/R` of a factory's path.

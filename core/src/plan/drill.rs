@@ -66,6 +66,10 @@ pub struct Facts {
     /// principal, a credential whose identity is not attached.
     #[serde(default)]
     pub credentials_to_give: Vec<String>,
+    /// Roles the old identity held that the new one was not granted: what
+    /// its pipelines reached, they cannot reach.
+    #[serde(default)]
+    pub access_not_granted: Vec<String>,
     pub smoke: Option<Smoke>,
 }
 
@@ -236,6 +240,13 @@ pub fn judge(
 /// endpoints not provisioned are reasons; what people must still do
 /// (approvals, credentials, access) comes back as notes.
 fn not_runnable(facts: &Facts, reasons: &mut Vec<String>) -> Vec<String> {
+    if !facts.access_not_granted.is_empty() {
+        reasons.push(format!(
+            "{} role(s) of the source's identity not granted to the restored one: {}",
+            facts.access_not_granted.len(),
+            list(&facts.access_not_granted)
+        ));
+    }
     if !facts.runtimes_not_running.is_empty() {
         reasons.push(format!(
             "{} runtime(s) running at backup do not run in the restored factory: {}",

@@ -1446,6 +1446,9 @@ pub fn never_deleted(r: &Resource) -> Option<&'static str> {
         ResourceKind::Lock => Some(
             "a management lock someone put on the target protects it; adfdr never removes one (az lock delete, if it must go)",
         ),
+        ResourceKind::RoleAssignment => {
+            Some("access the target's identity holds; adfdr grants, it never takes access away")
+        }
         _ => None,
     }
 }

@@ -38,7 +38,10 @@ pub fn kind_names() -> String {
 }
 
 fn all_kinds() -> impl Iterator<Item = ResourceKind> {
-    std::iter::once(ResourceKind::Factory).chain(ResourceKind::CHILDREN)
+    std::iter::once(ResourceKind::Factory)
+        .chain(ResourceKind::CHILDREN)
+        .chain(ResourceKind::SURROUNDINGS)
+        .chain([ResourceKind::RoleAssignment])
 }
 
 /// `linkedService`, `linkedservice`, `*` (Some(None)); None when unknown.

@@ -108,6 +108,9 @@ pub fn outcome(p: &op::Prepared, o: &RestoreOutcome) {
     if a.cdcs_started > 0 {
         println!("change data captures started: {}", a.cdcs_started);
     }
+    for g in &a.grants_to_give {
+        println!("not granted: {}: {}", g.what, g.error);
+    }
     for e in &a.endpoints {
         match e.blocker() {
             None => println!("{}: provisioned, approved", e.endpoint),

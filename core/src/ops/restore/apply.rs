@@ -43,6 +43,11 @@ pub struct Applied {
     /// service takes them).
     #[serde(default)]
     pub in_flight_peak: usize,
+    /// Access the restoring identity could not grant the factory's new
+    /// identity: each with the command for someone who may. The factory is
+    /// restored, not yet runnable.
+    #[serde(default)]
+    pub grants_to_give: Vec<Failure>,
     pub failures: Vec<Failure>,
 }
 
@@ -231,6 +236,20 @@ async fn write_call(
     }
 }
 
+/// The same grant always gets the same assignment name (a name-based
+/// GUID of principal, role and scope): a rerun finds it, never doubles it.
+fn grant_name(principal: &str, role: &str, scope: &str) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(
+        format!("{principal}|{role}|{}", scope.to_ascii_lowercase()).as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes)
+}
+
 /// An alert's definition with FACTORY_ID made the target factory's id.
 fn rescoped(definition: &Value, factory: &str) -> Value {
     fn walk(v: &mut Value, id: &str) {
@@ -388,6 +407,7 @@ pub async fn apply(
         began: Instant::now(),
         start_runtimes: &plan.start_runtimes,
         window: Window::new(arm, concurrency),
+        ungranted: Mutex::new(Vec::new()),
     };
     let mut applied = Applied::default();
     // 1. The factory: everything else lives in it.
@@ -429,15 +449,18 @@ pub async fn apply(
     };
     let ((written, deleted, started, cdcs, endpoints), runtimes) =
         tokio::join!(rest, a.start_runtimes(written));
-    // 8. Locks last, once every runtime is started too.
+    // 8. The old identity's access, granted to the factory's own.
+    let granted = a.grants(plan).await;
+    // 9. Locks last, once every runtime is started too.
     let locked = a.locks(plan).await;
-    applied.written += written + locked;
+    applied.written += written + granted + locked;
     applied.deleted = deleted;
     applied.started = started;
     applied.cdcs_started = cdcs;
     applied.endpoints = endpoints;
     applied.runtimes = runtimes;
     applied.in_flight_peak = a.window.peak();
+    applied.grants_to_give = a.ungranted.into_inner().expect("grants");
     applied.failures = a.failures.into_inner().expect("failures");
     applied
 }
@@ -456,6 +479,8 @@ struct Applier<'a> {
     start_runtimes: &'a [String],
     /// Writes and deletes in flight.
     window: Window<'a>,
+    /// Grants the restoring identity may not make.
+    ungranted: Mutex<Vec<Failure>>,
 }
 
 /// Is this step the integration runtime `name`?
@@ -543,8 +568,9 @@ impl Applier<'_> {
                 let step = &plan.steps[i];
                 let path = resource_path(&self.base, step.kind, step.parent.as_deref(), &step.name);
                 async move {
-                    if step.kind == ResourceKind::Lock {
-                        // Locks go on last (`locks`): one would block the rest.
+                    if matches!(step.kind, ResourceKind::Lock | ResourceKind::RoleAssignment) {
+                        // Grants need the new principal (`grants`); locks go
+                        // on last (`locks`): one would block the rest.
                         return Ok(());
                     }
                     // What watches the factory watches the target now.
@@ -587,12 +613,84 @@ impl Applier<'_> {
         let mut written = 0;
         for (step, result) in plan.steps.iter().zip(results) {
             match result {
-                Ok(()) if step.kind == ResourceKind::Lock => {}
+                Ok(())
+                    if matches!(step.kind, ResourceKind::Lock | ResourceKind::RoleAssignment) => {}
                 Ok(()) => written += 1,
                 Err(e) => self.fail(step.label.clone(), e),
             }
         }
         written
+    }
+
+    /// Each role the snapshot's identity held, granted to the restored
+    /// factory's system-assigned identity at the same scope (the factory's
+    /// own id where it was the source's). A grant the restoring identity
+    /// may not make fails with the exact command for someone who may.
+    async fn grants(&self, plan: &Plan) -> usize {
+        use azure_core::http::Method;
+        let grants: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.kind == ResourceKind::RoleAssignment)
+            .collect();
+        if grants.is_empty() {
+            return 0;
+        }
+        let principal = match self.arm.get(&self.base).await {
+            Ok(f) => f
+                .pointer("/identity/principalId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Err(_) => None,
+        };
+        let Some(principal) = principal else {
+            for step in grants {
+                self.fail(
+                    step.label.clone(),
+                    "the restored factory has no system-assigned identity to grant it to".into(),
+                );
+            }
+            return 0;
+        };
+        let mut granted = 0;
+        for step in grants {
+            let text = |p: &str| {
+                step.definition
+                    .pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let role = text("/properties/roleDefinitionId");
+            let scope = match text("/properties/scope") {
+                s if s == crate::model::kind::FACTORY_ID => self.base.clone(),
+                s => s,
+            };
+            let name = grant_name(&principal, &role, &scope);
+            let path = format!(
+                "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
+                crate::model::kind::ROLE_ASSIGNMENTS_API
+            );
+            let body = serde_json::json!({"properties": {
+                "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+                "principalId": principal, "principalType": "ServicePrincipal"}});
+            match write(self.arm, &self.throttle, Method::Put, &path, Some(&body), false).await {
+                Ok(_) => {
+                    granted += 1;
+                    (self.progress)(&format!("granted {} to the factory's identity", step.label));
+                }
+                Err(e) if e.code() == Some("RoleAssignmentExists") => granted += 1,
+                Err(e) if matches!(e.status(), Some(401 | 403)) => self.ungranted.lock().expect("grants").push(Failure {
+                    what: step.label.clone(),
+                    error: format!(
+                        "{}; someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}",
+                        e
+                    ),
+                }),
+                Err(e) => self.fail(step.label.clone(), self.explain(&e)),
+            }
+        }
+        granted
     }
 
     /// Management locks, after everything else: a ReadOnly lock refuses

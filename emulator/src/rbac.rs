@@ -1,0 +1,167 @@
+//! Microsoft.Authorization role assignments over REST (2022-04-01), on the
+//! same assignments the emulator authorizes with: list at a scope (with
+//! `$filter=assignedTo('{principalId}')`), PUT and GET at any scope.
+//! Writing one needs Owner, User Access Administrator or Role Based Access
+//! Control Administrator at that scope, as in Azure.
+
+use serde_json::{Value, json};
+
+use crate::auth::RoleAssignment;
+use crate::error::{ApiError, ApiResult};
+
+pub const API_VERSIONS: &[&str] = &["2020-04-01-preview", "2022-04-01"];
+
+/// Built-in roles by their definition GUIDs (the same in every tenant).
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner"),
+    ("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor"),
+    ("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader"),
+    (
+        "673868aa-7521-48a0-acc6-0f60742d39f5",
+        "Data Factory Contributor",
+    ),
+    (
+        "18d7d88d-d35e-4fb5-a5c3-7773c2a72d9d",
+        "User Access Administrator",
+    ),
+    (
+        "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+        "Role Based Access Control Administrator",
+    ),
+    (
+        "749f88d5-cbae-40b8-bcfc-e573ddc772fa",
+        "Monitoring Contributor",
+    ),
+    (
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "Storage Blob Data Contributor",
+    ),
+    (
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "Storage Blob Data Reader",
+    ),
+    (
+        "4633458b-17de-408a-b874-0445c86b69e6",
+        "Key Vault Secrets User",
+    ),
+    (
+        "12338af0-0e69-4776-bea7-57ae8d297424",
+        "Key Vault Crypto User",
+    ),
+];
+
+/// Roles that may write role assignments.
+pub const GRANTORS: &[&str] = &[
+    "Owner",
+    "User Access Administrator",
+    "Role Based Access Control Administrator",
+];
+
+fn role_name(definition_id: &str) -> Option<&'static str> {
+    let guid = definition_id.rsplit('/').next().unwrap_or(definition_id);
+    BUILT_IN
+        .iter()
+        .find(|(g, _)| g.eq_ignore_ascii_case(guid))
+        .map(|(_, n)| *n)
+}
+
+fn role_guid(name: &str) -> Option<&'static str> {
+    BUILT_IN
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(g, _)| *g)
+}
+
+/// An assignment as the REST API answers it.
+pub fn view(a: &RoleAssignment) -> Value {
+    let scope = a.scope.trim_end_matches('/');
+    let guid = role_guid(&a.role).unwrap_or("00000000-0000-0000-0000-000000000000");
+    let name = if a.name.is_empty() {
+        crate::auth::derived_guid(&format!("{}|{}|{}", a.principal_id, a.role, scope))
+    } else {
+        a.name.clone()
+    };
+    json!({
+        "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
+        "type": "Microsoft.Authorization/roleAssignments",
+        "name": name,
+        "properties": {
+            "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+            "principalId": a.principal_id,
+            "principalType": if a.principal_type.is_empty() { "ServicePrincipal" } else { &a.principal_type },
+            "scope": scope,
+        }
+    })
+}
+
+/// Assignments at `scope` or below it (ARM's list at a scope with
+/// `atScope()` off), or for one principal with `assignedTo('…')`.
+pub fn list(all: &[RoleAssignment], scope: &str, filter: Option<&str>) -> Vec<Value> {
+    let principal = filter.and_then(|f| {
+        f.strip_prefix("assignedTo('")
+            .and_then(|rest| rest.strip_suffix("')"))
+    });
+    let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+    all.iter()
+        .filter(|a| a.scope != "/keyvault")
+        .filter(|a| principal.is_none_or(|p| a.principal_id.eq_ignore_ascii_case(p)))
+        .filter(|a| {
+            let at = a.scope.trim_end_matches('/').to_ascii_lowercase();
+            principal.is_some() || at.starts_with(&scope) || scope.starts_with(&at)
+        })
+        .map(view)
+        .collect()
+}
+
+/// A PUT: the assignment named `name` at `scope`.
+pub fn put(
+    all: &mut Vec<RoleAssignment>,
+    scope: &str,
+    name: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    let text = |p: &str| body.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let definition = text("/properties/roleDefinitionId");
+    let Some(role) = role_name(definition) else {
+        return Err(ApiError::new(
+            400,
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{definition}' does not exist."),
+        ));
+    };
+    let principal = text("/properties/principalId");
+    if principal.is_empty() {
+        return Err(ApiError::bad_request("properties.principalId is required"));
+    }
+    let scope = scope.trim_end_matches('/').to_string();
+    if let Some(same) = all.iter().find(|a| {
+        a.principal_id.eq_ignore_ascii_case(principal)
+            && a.role.eq_ignore_ascii_case(role)
+            && a.scope.eq_ignore_ascii_case(&scope)
+            && !a.name.eq_ignore_ascii_case(name)
+    }) {
+        return Err(ApiError::new(
+            409,
+            "RoleAssignmentExists",
+            format!(
+                "The role assignment already exists. The ID of the existing role assignment is {}.",
+                same.name
+            ),
+        ));
+    }
+    all.retain(|a| !a.name.eq_ignore_ascii_case(name));
+    let assignment = RoleAssignment {
+        principal_id: principal.to_string(),
+        role: role.to_string(),
+        scope,
+        not_actions: Vec::new(),
+        name: name.to_string(),
+        principal_type: match text("/properties/principalType") {
+            "" => "ServicePrincipal".to_string(),
+            t => t.to_string(),
+        },
+    };
+    let out = view(&assignment);
+    all.push(assignment);
+    Ok(out)
+}
