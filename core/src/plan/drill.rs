@@ -330,6 +330,19 @@ mod tests {
             j.notes[1],
             "linkedService:LS_Files: a placeholder stands in"
         );
+        f.access_not_granted = vec!["roleAssignment:kv-reader: az role assignment create …".into()];
+        let j = judge(&f, None, None);
+        assert_eq!(
+            j.verdict,
+            Verdict::Failed,
+            "not runnable without its access"
+        );
+        assert!(
+            j.reasons[0].contains("1 role(s) of the source's identity not granted"),
+            "{:?}",
+            j.reasons
+        );
+        f.access_not_granted.clear();
         f.endpoints_failed = vec!["mpe-sql failed to provision".into()];
         let j = judge(&f, None, None);
         assert_eq!(j.verdict, Verdict::Failed);
