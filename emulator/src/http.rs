@@ -683,8 +683,28 @@ fn role_assignments(
                     &scope,
                 ));
             }
-            let view = rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
-            Ok(Reply::Json(201, view))
+            let (status, view) =
+                rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
+            Ok(Reply::Json(status, view))
+        }
+        ("GET", [name]) => Ok(Reply::Json(
+            200,
+            rbac::get(&world.role_assignments, &scope, name)?,
+        )),
+        ("DELETE", [name]) => {
+            if !auth::holds_role(&world.role_assignments, caller, &scope, rbac::GRANTORS) {
+                return Err(auth::arm_forbidden(
+                    caller,
+                    "Microsoft.Authorization/roleAssignments/delete",
+                    &scope,
+                ));
+            }
+            Ok(
+                match rbac::delete(&mut world.role_assignments, &scope, name) {
+                    Some(gone) => Reply::Json(200, gone),
+                    None => Reply::Empty(204),
+                },
+            )
         }
         (m, _) => Err(ApiError::new(
             405,

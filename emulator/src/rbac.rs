@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::auth::RoleAssignment;
 use crate::error::{ApiError, ApiResult};
 
-pub const API_VERSIONS: &[&str] = &["2020-04-01-preview", "2022-04-01"];
+pub const API_VERSIONS: &[&str] = &["2020-04-01-preview", "2020-10-01-preview", "2022-04-01"];
 
 /// Built-in roles by their definition GUIDs (the same in every tenant).
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -57,25 +57,38 @@ pub const GRANTORS: &[&str] = &[
     "Role Based Access Control Administrator",
 ];
 
-fn role_name(definition_id: &str) -> Option<&'static str> {
+/// A built-in role's name; any other definition (a custom role, a
+/// built-in the emulator does not know) keeps its GUID, and grants nothing
+/// here.
+fn role_name(definition_id: &str) -> Option<String> {
     let guid = definition_id.rsplit('/').next().unwrap_or(definition_id);
-    BUILT_IN
-        .iter()
-        .find(|(g, _)| g.eq_ignore_ascii_case(guid))
-        .map(|(_, n)| *n)
+    if uuid::Uuid::parse_str(guid).is_err() {
+        return None;
+    }
+    Some(
+        BUILT_IN
+            .iter()
+            .find(|(g, _)| g.eq_ignore_ascii_case(guid))
+            .map_or_else(|| guid.to_ascii_lowercase(), |(_, n)| n.to_string()),
+    )
 }
 
-fn role_guid(name: &str) -> Option<&'static str> {
+fn role_guid(name: &str) -> Option<String> {
     BUILT_IN
         .iter()
         .find(|(_, n)| n.eq_ignore_ascii_case(name))
-        .map(|(g, _)| *g)
+        .map(|(g, _)| g.to_string())
+        .or_else(|| {
+            uuid::Uuid::parse_str(name)
+                .is_ok()
+                .then(|| name.to_ascii_lowercase())
+        })
 }
 
 /// An assignment as the REST API answers it.
 pub fn view(a: &RoleAssignment) -> Value {
     let scope = a.scope.trim_end_matches('/');
-    let guid = role_guid(&a.role).unwrap_or("00000000-0000-0000-0000-000000000000");
+    let guid = role_guid(&a.role).unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
     let name = if a.name.is_empty() {
         crate::auth::derived_guid(&format!("{}|{}|{}", a.principal_id, a.role, scope))
     } else {
@@ -113,13 +126,40 @@ pub fn list(all: &[RoleAssignment], scope: &str, filter: Option<&str>) -> Vec<Va
         .collect()
 }
 
-/// A PUT: the assignment named `name` at `scope`.
+fn at<'a>(all: &'a [RoleAssignment], scope: &str, name: &str) -> Option<&'a RoleAssignment> {
+    all.iter().find(|a| {
+        a.scope
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(scope.trim_end_matches('/'))
+            && view(a)["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
+pub fn get(all: &[RoleAssignment], scope: &str, name: &str) -> ApiResult<Value> {
+    at(all, scope, name).map(view).ok_or_else(|| {
+        ApiError::not_found(
+            "RoleAssignmentNotFound",
+            format!("The role assignment '{name}' is not found."),
+        )
+    })
+}
+
+/// DELETE: the assignment as it was (200), or None (204) when there was none.
+pub fn delete(all: &mut Vec<RoleAssignment>, scope: &str, name: &str) -> Option<Value> {
+    let gone = at(all, scope, name).map(view)?;
+    all.retain(|a| view(a)["id"] != gone["id"]);
+    Some(gone)
+}
+
+/// A PUT: the assignment named `name` at `scope`; 201 when new.
 pub fn put(
     all: &mut Vec<RoleAssignment>,
     scope: &str,
     name: &str,
     body: &Value,
-) -> ApiResult<Value> {
+) -> ApiResult<(u16, Value)> {
     let text = |p: &str| body.pointer(p).and_then(Value::as_str).unwrap_or_default();
     let definition = text("/properties/roleDefinitionId");
     let Some(role) = role_name(definition) else {
@@ -136,7 +176,7 @@ pub fn put(
     let scope = scope.trim_end_matches('/').to_string();
     if let Some(same) = all.iter().find(|a| {
         a.principal_id.eq_ignore_ascii_case(principal)
-            && a.role.eq_ignore_ascii_case(role)
+            && a.role.eq_ignore_ascii_case(&role)
             && a.scope.eq_ignore_ascii_case(&scope)
             && !a.name.eq_ignore_ascii_case(name)
     }) {
@@ -149,10 +189,11 @@ pub fn put(
             ),
         ));
     }
+    let existed = at(all, &scope, name).is_some();
     all.retain(|a| !a.name.eq_ignore_ascii_case(name));
     let assignment = RoleAssignment {
         principal_id: principal.to_string(),
-        role: role.to_string(),
+        role,
         scope,
         not_actions: Vec::new(),
         name: name.to_string(),
@@ -163,5 +204,5 @@ pub fn put(
     };
     let out = view(&assignment);
     all.push(assignment);
-    Ok(out)
+    Ok((if existed { 200 } else { 201 }, out))
 }

@@ -466,3 +466,82 @@ async fn alerts_and_action_groups_answer_as_documented() {
     assert_eq!(status, 400, "{e}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Role assignments as Microsoft.Authorization's examples show them: PUT at
+/// a resource's scope answers 201 with the assignment (its definition id
+/// without the subscription), GET and a list at the scope find it, DELETE
+/// answers it once and 204 after.
+#[tokio::test]
+async fn role_assignments_answer_as_documented() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings/authorization");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    // Once any assignment exists, callers need one: this caller is Owner.
+    adfdr_tests::admin(
+        &emu,
+        "role-assignments",
+        json!({"principal_id": "surroundings", "role": "Owner", "scope": "/"}),
+    )
+    .await;
+    let mut failures = Vec::new();
+    let create = example(&dir, "RoleAssignments_CreateForResource.json");
+    let p = &create["parameters"];
+    let scope = format!("/{}", p["scope"].as_str().expect("scope"));
+    let name = p["roleAssignmentName"].as_str().expect("name");
+    let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    let (status, answer) = arm
+        .call("PUT", &path, "2022-04-01", Some(&p["parameters"]))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    failures.extend(conforms(
+        "RoleAssignments_CreateForResource",
+        &create["responses"]["201"]["body"],
+        &answer,
+    ));
+    let (status, again) = arm
+        .call("PUT", &path, "2022-04-01", Some(&p["parameters"]))
+        .await;
+    assert_eq!(status, 200, "the same assignment again: {again}");
+    let (status, got) = arm.call("GET", &path, "2020-10-01-preview", None).await;
+    assert_eq!(status, 200);
+    failures.extend(conforms(
+        "RoleAssignments_Get",
+        &create["responses"]["201"]["body"],
+        &got,
+    ));
+    let (status, listed) = arm
+        .call(
+            "GET",
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments"),
+            "2022-04-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        listed["value"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|a| a["name"] == name)),
+        "{listed}"
+    );
+    let (status, gone) = arm.call("DELETE", &path, "2022-04-01", None).await;
+    assert_eq!(status, 200, "{gone}");
+    assert_eq!(gone["name"], name);
+    let (status, _) = arm.call("DELETE", &path, "2022-04-01", None).await;
+    assert_eq!(status, 204);
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &path,
+            "2022-04-01",
+            Some(&json!({"properties": {"roleDefinitionId": "not-a-guid", "principalId": "p"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (400, &json!("RoleDefinitionDoesNotExist")),
+        "{e}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
