@@ -657,6 +657,22 @@ fn role_assignments(
     }
     let scope = format!("/{}", s[..i].join("/"));
     let mut world = shared.world();
+    // Writing or removing an assignment: Owner, User Access Administrator
+    // or Role Based Access Control Administrator at the scope.
+    let verb = match call.method.as_str() {
+        "PUT" => Some("write"),
+        "DELETE" => Some("delete"),
+        _ => None,
+    };
+    if let Some(verb) = verb
+        && !auth::holds_role(&world.role_assignments, caller, &scope, rbac::GRANTORS)
+    {
+        return Err(auth::arm_forbidden(
+            caller,
+            &format!("Microsoft.Authorization/roleAssignments/{verb}"),
+            &scope,
+        ));
+    }
     match (call.method.as_str(), &s[i + 3..]) {
         ("GET", []) => {
             let action = "Microsoft.Authorization/roleAssignments/read";
@@ -676,13 +692,6 @@ fn role_assignments(
             ))
         }
         ("PUT", [name]) => {
-            if !auth::holds_role(&world.role_assignments, caller, &scope, rbac::GRANTORS) {
-                return Err(auth::arm_forbidden(
-                    caller,
-                    "Microsoft.Authorization/roleAssignments/write",
-                    &scope,
-                ));
-            }
             let (status, view) =
                 rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
             Ok(Reply::Json(status, view))
@@ -691,21 +700,12 @@ fn role_assignments(
             200,
             rbac::get(&world.role_assignments, &scope, name)?,
         )),
-        ("DELETE", [name]) => {
-            if !auth::holds_role(&world.role_assignments, caller, &scope, rbac::GRANTORS) {
-                return Err(auth::arm_forbidden(
-                    caller,
-                    "Microsoft.Authorization/roleAssignments/delete",
-                    &scope,
-                ));
-            }
-            Ok(
-                match rbac::delete(&mut world.role_assignments, &scope, name) {
-                    Some(gone) => Reply::Json(200, gone),
-                    None => Reply::Empty(204),
-                },
-            )
-        }
+        ("DELETE", [name]) => Ok(
+            match rbac::delete(&mut world.role_assignments, &scope, name) {
+                Some(gone) => Reply::Json(200, gone),
+                None => Reply::Empty(204),
+            },
+        ),
         (m, _) => Err(ApiError::new(
             405,
             "MethodNotAllowed",
