@@ -509,14 +509,16 @@ fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Repl
     }) {
         return role_assignments(shared, call, caller, s, i);
     }
+    // Locks hold for everything below their scope, extension resources
+    // (diagnostic settings, alerts) included; a lock's own path is exempt.
+    if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)
+    {
+        return Err(e);
+    }
     if let Some(i) = (2..s.len().saturating_sub(2)).find(|&i| {
         eq(s[i], "providers") && crate::extension::Extension::of(s[i + 1], s[i + 2]).is_some()
     }) {
         return extension(shared, call, caller, s, i);
-    }
-    if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)
-    {
-        return Err(e);
     }
     if s.len() >= 8 && eq(s[4], "providers") && eq(s[5], "Microsoft.Storage") {
         return storage(shared, call, caller, s);
@@ -632,6 +634,23 @@ fn unknown_type(segment: &str) -> ApiError {
     )
 }
 
+/// The api-versions a provider other than Data Factory answers, refused as
+/// ARM refuses any other.
+fn api_version(call: &Call, supported: &[&str]) -> ApiResult<()> {
+    match call.query.get("api-version").map(String::as_str) {
+        Some(v) if supported.contains(&v) => Ok(()),
+        other => Err(ApiError::new(
+            400,
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{}' is invalid. The supported versions are '{}'.",
+                other.unwrap_or(""),
+                supported.join(",")
+            ),
+        )),
+    }
+}
+
 /// `{scope}/providers/Microsoft.Authorization/roleAssignments[/NAME]`.
 fn role_assignments(
     shared: &Shared,
@@ -641,20 +660,7 @@ fn role_assignments(
     i: usize,
 ) -> Result<Reply, ApiError> {
     use crate::rbac;
-    match call.query.get("api-version").map(String::as_str) {
-        Some(v) if rbac::API_VERSIONS.contains(&v) => {}
-        other => {
-            return Err(ApiError::new(
-                400,
-                "InvalidApiVersionParameter",
-                format!(
-                    "The api-version '{}' is invalid. The supported versions are '{}'.",
-                    other.unwrap_or(""),
-                    rbac::API_VERSIONS.join(",")
-                ),
-            ));
-        }
-    }
+    api_version(call, rbac::API_VERSIONS)?;
     let scope = format!("/{}", s[..i].join("/"));
     let mut world = shared.world();
     // Writing or removing an assignment: Owner, User Access Administrator
@@ -726,20 +732,7 @@ fn extension(
 ) -> Result<Reply, ApiError> {
     use crate::extension::{self as ext, Extension};
     let kind = Extension::of(s[i + 1], s[i + 2]).expect("matched");
-    match call.query.get("api-version").map(String::as_str) {
-        Some(v) if kind.api_versions().contains(&v) => {}
-        other => {
-            return Err(ApiError::new(
-                400,
-                "InvalidApiVersionParameter",
-                format!(
-                    "The api-version '{}' is invalid. The supported versions are '{}'.",
-                    other.unwrap_or(""),
-                    kind.api_versions().join(",")
-                ),
-            ));
-        }
-    }
+    api_version(call, kind.api_versions())?;
     let scope = format!("/{}", s[..i].join("/"));
     let name = match &s[i + 3..] {
         [] => None,
@@ -812,20 +805,7 @@ fn extension(
 /// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.
 fn storage(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
     use crate::storage as st;
-    match call.query.get("api-version").map(String::as_str) {
-        Some(v) if st::API_VERSIONS.contains(&v) => {}
-        other => {
-            return Err(ApiError::new(
-                400,
-                "InvalidApiVersionParameter",
-                format!(
-                    "The api-version '{}' is invalid. The supported versions are '{}'.",
-                    other.unwrap_or(""),
-                    st::API_VERSIONS.join(",")
-                ),
-            ));
-        }
-    }
+    api_version(call, st::API_VERSIONS)?;
     let (sub, rg) = (s[1], s[3]);
     if !eq(s[2], "resourceGroups") || !eq(s[6], "storageAccounts") {
         return Err(ApiError::not_found(

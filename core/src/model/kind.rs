@@ -49,6 +49,30 @@ pub enum ResourceKind {
 /// points at it (alert scopes): a restore puts the target's id there.
 pub const FACTORY_ID: &str = "{factory}";
 
+/// Replaces every string in `v` that `matches` with `with`; whether any did.
+/// (The factory's id becomes FACTORY_ID at backup, and the target's id at
+/// restore.)
+pub fn replace_strings(
+    v: &mut serde_json::Value,
+    matches: &dyn Fn(&str) -> bool,
+    with: &str,
+) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if matches(s) => {
+            *s = with.to_string();
+            true
+        }
+        Value::Array(a) => a
+            .iter_mut()
+            .fold(false, |any, x| replace_strings(x, matches, with) | any),
+        Value::Object(m) => m
+            .values_mut()
+            .fold(false, |any, x| replace_strings(x, matches, with) | any),
+        _ => false,
+    }
+}
+
 /// The role assignments API version.
 pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 

@@ -252,7 +252,7 @@ async fn walk(
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
         // A factory's lock list holds its resource group's locks too: those
         // are the group's, not the factory's.
-        if kind == ResourceKind::Lock && !inherits_not(item, &own) {
+        if kind == ResourceKind::Lock && !on_factory(item, &own) {
             return;
         }
         // Alerts of the resource group: only those watching this factory,
@@ -444,29 +444,11 @@ pub fn resource_group_of(factory: &str) -> &str {
 /// id written as FACTORY_ID and the service's hidden-link tags dropped;
 /// None for the group's other alerts.
 fn watching(item: &[u8], factory: &str) -> Option<Vec<u8>> {
-    use crate::model::kind::FACTORY_ID;
+    use crate::model::kind::{FACTORY_ID, replace_strings};
     let mut v: Value = serde_json::from_slice(item).ok()?;
-    let id = factory.trim_end_matches('/');
-    let is_it = |s: &str| {
-        s.trim_start_matches('/')
-            .eq_ignore_ascii_case(id.trim_start_matches('/'))
-    };
-    fn relative(v: &mut Value, is_it: &dyn Fn(&str) -> bool, found: &mut bool) {
-        match v {
-            Value::String(s) if is_it(s) => {
-                *found = true;
-                *s = FACTORY_ID.to_string();
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| relative(x, is_it, found)),
-            Value::Object(m) => m.values_mut().for_each(|x| relative(x, is_it, found)),
-            _ => {}
-        }
-    }
-    let mut found = false;
-    if let Some(props) = v.get_mut("properties") {
-        relative(props, &is_it, &mut found);
-    }
-    if !found {
+    let id = factory.trim_matches('/');
+    let is_it = |s: &str| s.trim_matches('/').eq_ignore_ascii_case(id);
+    if !replace_strings(v.get_mut("properties")?, &is_it, FACTORY_ID) {
         return None;
     }
     if let Some(tags) = v.get_mut("tags").and_then(Value::as_object_mut) {
@@ -476,7 +458,7 @@ fn watching(item: &[u8], factory: &str) -> Option<Vec<u8>> {
 }
 
 /// Is this lock (raw JSON) on the factory itself (its id below `own`)?
-fn inherits_not(item: &[u8], own: &str) -> bool {
+fn on_factory(item: &[u8], own: &str) -> bool {
     serde_json::from_slice::<Value>(item)
         .ok()
         .and_then(|v| {

@@ -315,6 +315,17 @@ async fn diagnostic_settings_and_locks_answer_as_documented_and_locks_hold() {
     );
     let (status, _) = arm.call("GET", &factory, "2018-06-01", None).await;
     assert_eq!(status, 200, "reads are not locked");
+    // The lock applies to everything below the scope, the factory's
+    // extension resources too (the docs: "the lock applies to that
+    // resource and all its child resources").
+    let (status, e) = arm
+        .call("PUT", &diag, v, Some(&create["parameters"]["parameters"]))
+        .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (409, &json!("ScopeLocked")),
+        "{e}"
+    );
     // A resource's lock list holds what its group passes down.
     let (status, inherited) = arm
         .call(

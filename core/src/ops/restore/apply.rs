@@ -252,16 +252,9 @@ fn grant_name(principal: &str, role: &str, scope: &str) -> uuid::Uuid {
 
 /// An alert's definition with FACTORY_ID made the target factory's id.
 fn rescoped(definition: &Value, factory: &str) -> Value {
-    fn walk(v: &mut Value, id: &str) {
-        match v {
-            Value::String(s) if s == crate::model::kind::FACTORY_ID => *s = id.to_string(),
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, id)),
-            Value::Object(m) => m.values_mut().for_each(|x| walk(x, id)),
-            _ => {}
-        }
-    }
+    use crate::model::kind::{FACTORY_ID, replace_strings};
     let mut out = definition.clone();
-    walk(&mut out, factory);
+    replace_strings(&mut out, &|s| s == FACTORY_ID, factory);
     out
 }
 
@@ -537,19 +530,37 @@ impl Applier<'_> {
     }
 
     async fn stop_triggers(&self, plan: &Plan) -> usize {
+        self.act_on_each(
+            &plan.stop_triggers,
+            "triggers",
+            ("stop", "stopped"),
+            "trigger",
+        )
+        .await
+    }
+
+    /// POSTs `action` to each named resource in turn (trigger stops, CDC
+    /// starts), counting what succeeded and naming what did not.
+    async fn act_on_each(
+        &self,
+        names: &[String],
+        segment: &str,
+        (action, done_word): (&str, &str),
+        label: &str,
+    ) -> usize {
         use azure_core::http::Method;
-        let mut stopped = 0;
-        for name in &plan.stop_triggers {
-            let path = format!("{}/triggers/{}/stop", self.base, encode(name));
+        let mut done = 0;
+        for name in names {
+            let path = format!("{}/{segment}/{}/{action}", self.base, encode(name));
             match write(self.arm, &self.throttle, Method::Post, &path, None, true).await {
                 Ok(_) => {
-                    stopped += 1;
-                    (self.progress)(&format!("stopped trigger:{name}"));
+                    done += 1;
+                    (self.progress)(&format!("{done_word} {label}:{name}"));
                 }
-                Err(e) => self.fail(format!("stop trigger:{name}"), self.explain(&e)),
+                Err(e) => self.fail(format!("{action} {label}:{name}"), self.explain(&e)),
             }
         }
-        stopped
+        done
     }
 
     async fn writes(
@@ -918,19 +929,13 @@ impl Applier<'_> {
     }
 
     async fn start_cdcs(&self, plan: &Plan) -> usize {
-        use azure_core::http::Method;
-        let mut started = 0;
-        for name in &plan.start_cdcs {
-            let path = format!("{}/adfcdcs/{}/start", self.base, encode(name));
-            match write(self.arm, &self.throttle, Method::Post, &path, None, true).await {
-                Ok(_) => {
-                    started += 1;
-                    (self.progress)(&format!("started changeDataCapture:{name}"));
-                }
-                Err(e) => self.fail(format!("start changeDataCapture:{name}"), self.explain(&e)),
-            }
-        }
-        started
+        self.act_on_each(
+            &plan.start_cdcs,
+            "adfcdcs",
+            ("start", "started"),
+            "changeDataCapture",
+        )
+        .await
     }
 
     async fn start_triggers(&self, plan: &Plan) -> usize {
