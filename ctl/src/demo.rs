@@ -243,7 +243,7 @@ factory = "{FACTORY}"
 rpo_target = "30m"
 rto_target = "5m"
 drill_target = {{ subscription = "{SUBSCRIPTION}", resource_group = "{RESOURCE_GROUP}-drills", factory = "{FACTORY}-drill" }}
-smoke_pipeline = "PL_Smoke"
+smoke_pipeline = "PL_Smoke_Vault"
 drill_cleanup = "keep"
 "#,
             state = dir.join("state").display(),

@@ -48,6 +48,17 @@ pub struct RoleAssignment {
     pub name: String,
     #[serde(default)]
     pub principal_type: String,
+    /// Held by a factory's managed identity: what its pipelines may reach.
+    /// Such a principal never calls the emulator, so its assignments do not
+    /// end the open sandbox (see `open`).
+    #[serde(default)]
+    pub factory_identity: bool,
+}
+
+/// With no assignment held by a caller (only factories' identities hold
+/// any, or none exist), everyone may do everything: an open sandbox.
+pub fn open(assignments: &[RoleAssignment]) -> bool {
+    assignments.iter().all(|a| a.factory_identity)
 }
 
 /// What a verified token says about its caller.
@@ -232,7 +243,7 @@ pub fn holds_role(
     resource: &str,
     roles: &[&str],
 ) -> bool {
-    assignments.is_empty()
+    open(assignments)
         || assignments.iter().any(|a| {
             a.principal_id.eq_ignore_ascii_case(&caller.object_id)
                 && scope_covers(&a.scope, resource)
@@ -274,7 +285,7 @@ pub fn authorize_action(
             })
         })
     };
-    assignments.is_empty()
+    open(assignments)
         || assignments.iter().any(|a| {
             a.principal_id.eq_ignore_ascii_case(&caller.object_id)
                 && scope_covers(&a.scope, resource)

@@ -7,7 +7,8 @@
 //! private endpoints, a managed-VNet IR and an Azure-SSIS IR that are
 //! running, a running CDC, a credential with a user-assigned identity, and
 //! file-share linked services whose password is an encryptedCredential;
-//! and its surroundings: a diagnostic setting, a lock, two alerts.
+//! and its surroundings: a diagnostic setting, a lock, two alerts, and the
+//! access its identity holds (two role assignments, a vault access policy).
 //! Deterministic: the same size gives the same factory.
 
 use std::path::Path;
@@ -172,6 +173,29 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
                 "condition": {"allOf": [{"field": "category", "equals": "Administrative"},
                                         {"field": "operationName", "equals": "Microsoft.DataFactory/factories/delete"}]},
                 "actions": {"actionGroups": [{"actionGroupId": action_group, "webhookProperties": {}}]}}}),
+        ),
+        // What the factory's identity may reach (export's form; `{subscription}`
+        // is the seeded factory's): a vault through an access policy, a lake
+        // through a role.
+        (
+            "surroundings/accessPolicy/kv-generated.json".to_string(),
+            json!({"name": "kv-generated", "properties": {
+                "vault": "/subscriptions/{subscription}/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/kv-generated",
+                "permissions": {"secrets": ["get", "list"]}, "principal": "systemAssigned"}}),
+        ),
+        (
+            "surroundings/roleAssignment/lake-reader.json".to_string(),
+            json!({"name": "lake-reader", "properties": {
+                "roleDefinitionId": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+                "scope": "/subscriptions/{subscription}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/lakegenerated",
+                "principal": "systemAssigned"}}),
+        ),
+        (
+            "surroundings/roleAssignment/vault-secrets-user.json".to_string(),
+            json!({"name": "vault-secrets-user", "properties": {
+                "roleDefinitionId": "4633458b-17de-408a-b874-0445c86b69e6",
+                "scope": "/subscriptions/{subscription}/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/kv-generated",
+                "principal": "systemAssigned"}}),
         ),
     ]);
     for k in 0..(n / 1000).clamp(1, 4) {
@@ -384,11 +408,17 @@ mod tests {
             })
             .count();
         assert_eq!(encrypted, 4);
-        assert_eq!(count("surroundings/"), 4, "diagnostics, a lock, two alerts");
+        assert_eq!(
+            count("surroundings/"),
+            7,
+            "diagnostics, a lock, two alerts, an access policy, two roles"
+        );
         let dir = std::env::temp_dir().join(format!("adf-gen-{}", std::process::id()));
         let n = write(&dir, 300).expect("write");
         let seed = crate::seed::load_git_layout(&dir).expect("loads");
-        assert_eq!(seed.resources.len() + seed.surroundings.len(), n);
+        let access = seed.role_assignments.len() + seed.access_policies.len();
+        assert_eq!(access, 3);
+        assert_eq!(seed.resources.len() + seed.surroundings.len() + access, n);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

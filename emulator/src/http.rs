@@ -523,6 +523,12 @@ fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Repl
     if s.len() >= 8 && eq(s[4], "providers") && eq(s[5], "Microsoft.Storage") {
         return storage(shared, call, caller, s);
     }
+    if let Some(i) = (2..s.len().saturating_sub(1))
+        .step_by(2)
+        .find(|&i| eq(s[i], "providers") && eq(s[i + 1], "Microsoft.KeyVault"))
+    {
+        return key_vaults(shared, call, caller, s, i);
+    }
     match call.query.get("api-version").map(String::as_str) {
         None => {
             return Err(ApiError::new(
@@ -700,6 +706,7 @@ fn role_assignments(
         ("PUT", [name]) => {
             let (status, view) =
                 rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
+            world.mark_factory_identities();
             Ok(Reply::Json(status, view))
         }
         ("GET", [name]) => Ok(Reply::Json(
@@ -803,6 +810,76 @@ fn extension(
 }
 
 /// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.
+/// `…/providers/Microsoft.KeyVault/vaults[/NAME[/accessPolicies/OP]]` at a
+/// subscription or resource group: the vault as an ARM resource.
+fn key_vaults(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+    i: usize,
+) -> Result<Reply, ApiError> {
+    use crate::vaults as kv;
+    api_version(call, kv::API_VERSIONS)?;
+    let scope = format!("/{}", s[..i].join("/"));
+    let no_route = || {
+        ApiError::not_found(
+            "InvalidResourceType",
+            format!("No ARM route matches '{}'.", call.path),
+        )
+    };
+    if !eq(s.get(i + 2).copied().unwrap_or(""), "vaults") {
+        return Err(no_route());
+    }
+    let (sub, rg) = match s[..i] {
+        ["subscriptions", sub, rg_word, rg] if eq(rg_word, "resourceGroups") => (sub, Some(rg)),
+        ["subscriptions", sub] => (sub, None),
+        _ => return Err(no_route()),
+    };
+    let writes = call.method != "GET";
+    let action = match &s[i + 3..] {
+        [_, p, _] if eq(p, "accessPolicies") => "Microsoft.KeyVault/vaults/accessPolicies/write",
+        _ if writes => "Microsoft.KeyVault/vaults/write",
+        _ => "Microsoft.KeyVault/vaults/read",
+    };
+    let mut world = shared.world();
+    let allowed = if writes {
+        auth::holds_role(
+            &world.role_assignments,
+            caller,
+            &call.path,
+            kv::POLICY_WRITERS,
+        )
+    } else {
+        auth::authorize_action(
+            &world.role_assignments,
+            caller,
+            Access::Read,
+            &call.path,
+            Some(action),
+        )
+    };
+    if !allowed {
+        return Err(auth::arm_forbidden(caller, action, &scope));
+    }
+    match (call.method.as_str(), rg, &s[i + 3..]) {
+        ("GET", _, []) => Ok(Reply::Json(200, kv::list(&world.key_vaults, &scope))),
+        ("GET", Some(rg), [name]) => {
+            Ok(Reply::Json(200, kv::get(&world.key_vaults, sub, rg, name)?))
+        }
+        ("PUT", Some(rg), [name]) => {
+            let existed = kv::get(&world.key_vaults, sub, rg, name).is_ok();
+            let out = kv::put(&mut world.key_vaults, sub, rg, name, &call.json()?)?;
+            Ok(Reply::Json(if existed { 200 } else { 201 }, out))
+        }
+        ("PUT", Some(rg), [name, p, op]) if eq(p, "accessPolicies") => Ok(Reply::Json(
+            200,
+            kv::update_policies(&mut world.key_vaults, sub, rg, name, op, &call.json()?)?,
+        )),
+        _ => Err(no_route()),
+    }
+}
+
 fn storage(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
     use crate::storage as st;
     api_version(call, st::API_VERSIONS)?;
@@ -1497,11 +1574,15 @@ fn admin_identity(
         }
         ("POST", ["role-assignments"]) => {
             let a: auth::RoleAssignment = serde_json::from_value(body).map_err(bad)?;
-            shared.world().role_assignments.push(a);
+            shared.world().add_role_assignment(a);
             Ok(Reply::Empty(204))
         }
         ("DELETE", ["role-assignments"]) => {
-            shared.world().role_assignments.clear();
+            // Back to the open sandbox; what factories' identities hold stays.
+            shared
+                .world()
+                .role_assignments
+                .retain(|a| a.factory_identity);
             Ok(Reply::Empty(204))
         }
         ("POST", ["seed"]) => {

@@ -27,6 +27,7 @@ pub mod sample;
 pub mod seed;
 pub mod state;
 pub mod storage;
+pub mod vaults;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -201,6 +201,7 @@ pub fn put(
             "" => "ServicePrincipal".to_string(),
             t => t.to_string(),
         },
+        factory_identity: false,
     };
     let out = view(&assignment);
     all.push(assignment);

@@ -28,6 +28,12 @@ pub struct SeedFactory {
     /// Diagnostic settings and locks on the factory (`surroundings/diagnosticSetting/`,
     /// `surroundings/lock/`: adfdr's export writes them beside the git layout).
     pub surroundings: Vec<(crate::extension::Extension, String, Value)>,
+    /// Access the factory's system-assigned identity holds, in the form
+    /// adfdr's export writes (`surroundings/roleAssignment/`: role GUID and
+    /// scope; `surroundings/accessPolicy/`: vault id and permissions), with
+    /// `{subscription}` standing for the seeded factory's subscription.
+    pub role_assignments: Vec<Value>,
+    pub access_policies: Vec<Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +190,12 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
             let name = named(&path, &body)?;
             seed.surroundings.push((ext, name, body));
         }
+    }
+    for path in json_files(&root.join("surroundings").join("roleAssignment"))? {
+        seed.role_assignments.push(read_json(&path)?);
+    }
+    for path in json_files(&root.join("surroundings").join("accessPolicy"))? {
+        seed.access_policies.push(read_json(&path)?);
     }
     if seed.factory.is_none() && seed.resources.is_empty() {
         return Err(SeedError::Empty {

@@ -109,6 +109,10 @@ pub struct World {
     /// Diagnostic settings and locks, on factories and resource groups.
     #[serde(default)]
     pub extensions: crate::extension::Extensions,
+    /// Key vaults as ARM resources (Microsoft.KeyVault/vaults) by
+    /// lower-cased id: their access policies.
+    #[serde(default)]
+    pub key_vaults: crate::vaults::Vaults,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {
@@ -488,6 +492,84 @@ impl World {
             system_principal(&factory.body, factory.system_principal_id.take());
         factory.etag = etag;
         Ok(factory_view(factory, tenant_id))
+    }
+
+    /// What a seeded factory's identity may reach: its role assignments, and
+    /// its access policies on vaults (made, on access policies, if absent).
+    fn seed_access(
+        &mut self,
+        sub: &str,
+        rg: &str,
+        name: &str,
+        roles: &[Value],
+        policies: &[Value],
+        tenant_id: &str,
+    ) -> ApiResult<()> {
+        let Some(principal) = self.factory(sub, rg, name)?.system_principal_id.clone() else {
+            return Ok(());
+        };
+        let text = |v: &Value, p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace("{subscription}", sub)
+        };
+        for r in roles {
+            let guid = text(r, "/properties/roleDefinitionId");
+            let role = crate::rbac::BUILT_IN
+                .iter()
+                .find(|(g, _)| g.eq_ignore_ascii_case(&guid))
+                .map_or(guid.clone(), |(_, n)| n.to_string());
+            let scope = text(r, "/properties/scope");
+            self.role_assignments.push(crate::auth::RoleAssignment {
+                name: crate::auth::derived_guid(&format!("{principal}{role}{scope}")),
+                principal_id: principal.clone(),
+                role,
+                scope,
+                principal_type: "ServicePrincipal".into(),
+                factory_identity: true,
+                ..Default::default()
+            });
+        }
+        for p in policies {
+            let vault = text(p, "/properties/vault");
+            let parts: Vec<&str> = vault.split('/').collect();
+            let [_, "subscriptions", vsub, _, vrg, _, _, _, vname] = parts[..] else {
+                return Err(ApiError::bad_request(format!(
+                    "a seeded access policy's vault is not a vault id: {vault}"
+                )));
+            };
+            if crate::vaults::get(&self.key_vaults, vsub, vrg, vname).is_err() {
+                let body = json!({"location": "westeurope", "properties": {
+                    "tenantId": tenant_id, "sku": {"family": "A", "name": "standard"}}});
+                crate::vaults::put(&mut self.key_vaults, vsub, vrg, vname, &body)?;
+            }
+            let add = json!({"properties": {"accessPolicies": [{
+                "tenantId": tenant_id, "objectId": principal,
+                "permissions": p.pointer("/properties/permissions").cloned().unwrap_or(json!({}))}]}});
+            crate::vaults::update_policies(&mut self.key_vaults, vsub, vrg, vname, "add", &add)?;
+        }
+        Ok(())
+    }
+
+    /// A role assignment made through the admin API.
+    pub fn add_role_assignment(&mut self, a: crate::auth::RoleAssignment) {
+        self.role_assignments.push(a);
+        self.mark_factory_identities();
+    }
+
+    /// Marks the assignments held by a factory's system-assigned identity
+    /// (they do not end the open sandbox: `auth::open`).
+    pub fn mark_factory_identities(&mut self) {
+        let principals: BTreeSet<String> = self
+            .factories
+            .values()
+            .filter_map(|f| f.system_principal_id.as_deref())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        for a in &mut self.role_assignments {
+            a.factory_identity |= principals.contains(&a.principal_id.to_ascii_lowercase());
+        }
     }
 
     /// Returns whether the factory existed (200) or not (204).
@@ -991,6 +1073,7 @@ impl World {
             .failing_pipelines
             .contains(&format!("{key}/{}", pipeline.to_ascii_lowercase()));
         let foreign = factory.foreign_credential(Kind::Pipeline, &stored.name);
+        let denied = self.vault_denied(factory, &stored.name);
         let run = PipelineRun {
             run_id: uuid::Uuid::new_v4().to_string(),
             factory_key: key,
@@ -1003,6 +1086,7 @@ impl World {
             start_unix_ms: OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
             duration_ms,
             failure: match (&foreign, failing) {
+                _ if denied.is_some() => denied,
                 (Some(ls), _) => Some(format!(
                     "Operation on target {} failed: the credential of linked service '{ls}' cannot be decrypted: its encryptedCredential was issued by another data factory's credential store. Enter the linked service's credentials again in this factory.",
                     stored.name
@@ -1018,6 +1102,26 @@ impl World {
         let run_id = run.run_id.clone();
         self.runs.push(run);
         Ok(json!({"runId": run_id}))
+    }
+
+    /// Why a run of `pipeline` cannot read its secrets: a Key Vault it uses
+    /// (that the emulator holds) does not let the factory's identity get
+    /// secrets, by access policy or, on an RBAC vault, by role. Key Vault's
+    /// answer for an access policy vault, as the service words it.
+    fn vault_denied(&self, factory: &Factory, pipeline: &str) -> Option<String> {
+        let principal = factory.system_principal_id.as_deref().unwrap_or_default();
+        factory
+            .key_vaults_used(Kind::Pipeline, pipeline)
+            .iter()
+            .filter_map(|url| crate::vaults::by_url(&self.key_vaults, url))
+            .find(|v| !crate::vaults::may_get_secrets(v, principal, &self.role_assignments))
+            .map(|v| {
+                format!(
+                    "Operation on target {pipeline} failed: The operation failed with 'Forbidden': The user, group or application 'appid={principal};oid={principal}' does not have secrets get permission on key vault '{};location={}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+                    v["name"].as_str().unwrap_or_default(),
+                    v["location"].as_str().unwrap_or_default()
+                )
+            })
     }
 
     pub fn get_run(&self, sub: &str, rg: &str, f: &str, run_id: &str) -> ApiResult<Value> {
@@ -1131,6 +1235,14 @@ impl World {
             };
             crate::extension::put(&mut self.extensions, &at, ext, &ext_name, body)?;
         }
+        self.seed_access(
+            sub,
+            rg,
+            name,
+            &seed.role_assignments,
+            &seed.access_policies,
+            tenant_id,
+        )?;
         for resource in seed.resources {
             let mut body = resource.body;
             // What the factory was doing: a trigger's runtimeState, a Managed
@@ -1597,7 +1709,40 @@ impl Factory {
     /// the service names its credential `FACTORY_guid` (recorded in
     /// TestBlobEventTriggerSubscriptions.json), and decrypts only its own.
     pub fn foreign_credential(&self, kind: Kind, name: &str) -> Option<String> {
+        self.reached(kind, name)
+            .into_iter()
+            .find_map(|(kind, child)| {
+                let blob = child
+                    .body
+                    .pointer("/properties/typeProperties/encryptedCredential")
+                    .and_then(Value::as_str)?;
+                (kind == Kind::LinkedService && !issued_by(blob, &self.name))
+                    .then(|| child.name.clone())
+            })
+    }
+
+    /// The base URLs of the Key Vault linked services that `kind`/`name`
+    /// reaches (through datasets, data flows, other linked services).
+    pub fn key_vaults_used(&self, kind: Kind, name: &str) -> Vec<String> {
+        self.reached(kind, name)
+            .into_iter()
+            .filter(|(k, c)| {
+                *k == Kind::LinkedService
+                    && c.body.pointer("/properties/type") == Some(&json!("AzureKeyVault"))
+            })
+            .filter_map(|(_, c)| {
+                c.body
+                    .pointer("/properties/typeProperties/baseUrl")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// `kind`/`name` and everything it references, to the end.
+    fn reached(&self, kind: Kind, name: &str) -> Vec<(Kind, &Child)> {
         let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
         let mut todo = vec![(kind, name.to_ascii_lowercase())];
         while let Some((kind, name)) = todo.pop() {
             if !seen.insert((kind, name.clone())) {
@@ -1606,22 +1751,14 @@ impl Factory {
             let Some(child) = self.children(kind).get(&name) else {
                 continue;
             };
-            if kind == Kind::LinkedService
-                && let Some(blob) = child
-                    .body
-                    .pointer("/properties/typeProperties/encryptedCredential")
-                    .and_then(Value::as_str)
-                && !issued_by(blob, &self.name)
-            {
-                return Some(child.name.clone());
-            }
             todo.extend(
                 references(&child.body)
                     .into_iter()
                     .map(|r| (r.kind, r.name.to_ascii_lowercase())),
             );
+            out.push((kind, child));
         }
-        None
+        out
     }
 
     pub fn children(&self, kind: Kind) -> &BTreeMap<String, Child> {

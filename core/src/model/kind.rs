@@ -43,6 +43,10 @@ pub enum ResourceKind {
     /// A role the factory's system-assigned identity holds at some scope
     /// (what its pipelines may reach); restored as a grant to the new one.
     RoleAssignment,
+    /// A Key Vault access policy naming the factory's system-assigned
+    /// identity, on a vault its linked services use; restored as the same
+    /// permissions for the new one.
+    AccessPolicy,
 }
 
 /// Stands for the factory's own resource id inside the definitions of what
@@ -73,6 +77,9 @@ pub fn replace_strings(
     }
 }
 
+/// The Microsoft.KeyVault (vaults, access policies) API version.
+pub const KEY_VAULT_API: &str = "2023-07-01";
+
 /// The role assignments API version.
 pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 
@@ -102,6 +109,11 @@ impl ResourceKind {
         ResourceKind::MetricAlert,
         ResourceKind::ActivityLogAlert,
     ];
+
+    /// Access the factory's identity holds elsewhere: granted to the
+    /// restored factory's identity after the writes, never taken away.
+    pub const GRANTS: [ResourceKind; 2] =
+        [ResourceKind::RoleAssignment, ResourceKind::AccessPolicy];
 
     /// Lives in the factory's resource group (not below the factory), and
     /// points at the factory by id.
@@ -154,6 +166,7 @@ impl ResourceKind {
             ResourceKind::MetricAlert => "providers/Microsoft.Insights/metricAlerts",
             ResourceKind::ActivityLogAlert => "providers/Microsoft.Insights/activityLogAlerts",
             ResourceKind::RoleAssignment => "providers/Microsoft.Authorization/roleAssignments",
+            ResourceKind::AccessPolicy => "providers/Microsoft.KeyVault/vaults/accessPolicies",
         }
     }
 
@@ -209,6 +222,7 @@ impl ResourceKind {
             ResourceKind::MetricAlert => "metricAlert",
             ResourceKind::ActivityLogAlert => "activityLogAlert",
             ResourceKind::RoleAssignment => "roleAssignment",
+            ResourceKind::AccessPolicy => "accessPolicy",
         }
     }
 
@@ -238,7 +252,8 @@ impl ResourceKind {
             | ResourceKind::Lock
             | ResourceKind::MetricAlert
             | ResourceKind::ActivityLogAlert
-            | ResourceKind::RoleAssignment => return None,
+            | ResourceKind::RoleAssignment
+            | ResourceKind::AccessPolicy => return None,
             ResourceKind::GlobalParameters
             | ResourceKind::ManagedPrivateEndpoint
             | ResourceKind::PrivateEndpointConnection => return None,
@@ -255,6 +270,7 @@ mod tests {
         for kind in ResourceKind::CHILDREN
             .into_iter()
             .chain(ResourceKind::SURROUNDINGS)
+            .chain(ResourceKind::GRANTS)
             .chain([ResourceKind::Factory])
         {
             let json = serde_json::to_string(&kind).expect("kind");

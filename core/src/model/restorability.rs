@@ -208,7 +208,7 @@ fn kind_findings(kind: ResourceKind, definition: &Value, here: &str, out: &mut V
                         category: Category::SystemAssignedIdentity,
                         resource: here.clone(),
                         pointer: Some("/identity".into()),
-                        detail: "a restored factory gets a new system-assigned principal: grant it the source's role assignments (Key Vault, storage, databases)".into(),
+                        detail: "a restored factory gets a new system-assigned principal: the roles and Key Vault access policies backed up for the old one are granted to it; access given any other way (database users, ACLs on files, vaults outside the factory's subscription) must be given again by hand".into(),
                     });
             }
         }

@@ -132,12 +132,19 @@ fn listed(
                 Some((provider, _)) => {
                     format!("{}/read", provider.trim_start_matches("providers/"))
                 }
+                None if kind == ResourceKind::AccessPolicy => "Microsoft.KeyVault/vaults/read".into(),
+                None if kind == ResourceKind::RoleAssignment => {
+                    "Microsoft.Authorization/roleAssignments/read".into()
+                }
                 None => format!("Microsoft.DataFactory/factories/{}/read", kind.segment()),
             },
             grant: match kind.extension() {
                 Some(_) => "grant it Reader on the factory".into(),
                 None if kind == ResourceKind::RoleAssignment => {
                     "grant it Reader on the subscription (role assignments are read there)".into()
+                }
+                None if kind == ResourceKind::AccessPolicy => {
+                    "grant it Reader on the subscription or the vaults (their access policies are read there)".into()
                 }
                 None => "grant 'Data Factory Contributor' (or add that action to the custom role)"
                     .into(),
@@ -248,6 +255,7 @@ async fn walk(
     let problem = Mutex::new(None::<ExportError>);
     let vnets = Mutex::new(Vec::<String>::new());
     let cdcs = Mutex::new(Vec::<String>::new());
+    let vault_urls = Mutex::new(Vec::<String>::new());
     let own = format!("{}/", base.to_ascii_lowercase());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
         // A factory's lock list holds its resource group's locks too: those
@@ -275,6 +283,11 @@ async fn walk(
                 match kind {
                     ResourceKind::ManagedVirtualNetwork => vnets.lock().expect("lock").push(name),
                     ResourceKind::ChangeDataCapture => cdcs.lock().expect("lock").push(name),
+                    ResourceKind::LinkedService => {
+                        if let Some(url) = key_vault_url(item) {
+                            vault_urls.lock().expect("lock").push(url);
+                        }
+                    }
                     _ => {}
                 }
                 return;
@@ -337,6 +350,8 @@ async fn walk(
         .map_err(|e| classify(e, fc, identity))?;
     if let Some(principal) = principal {
         roles(arm, fc, identity, &principal, &take).await?;
+        let urls = std::mem::take(&mut *vault_urls.lock().expect("lock"));
+        access_policies(arm, fc, identity, &principal, &urls, &take).await?;
     }
     if let Some(problem) = problem.lock().expect("lock").take() {
         return Err(problem);
@@ -397,6 +412,101 @@ async fn roles(
         }
     }
     listed(result, ResourceKind::RoleAssignment, fc, identity).map(|_| ())
+}
+
+/// The vault an AzureKeyVault linked service (raw JSON) names by a literal
+/// `baseUrl` (one given by an expression is not known until a run).
+fn key_vault_url(item: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(item).ok()?;
+    let props = v.get("properties")?;
+    if props.get("type")?.as_str()? != "AzureKeyVault" {
+        return None;
+    }
+    let url = props.pointer("/typeProperties/baseUrl")?.as_str()?;
+    (!url.contains('@')).then(|| url.to_string())
+}
+
+/// The Key Vault access policies that name the factory's system-assigned
+/// identity, on the vaults its linked services use, found among the vaults
+/// of the factory's subscription (or, for a group reader, its resource
+/// group). A vault on RBAC has no policies that count: its role
+/// assignments are backed up as roles.
+async fn access_policies(
+    arm: &dyn FactoryApi,
+    fc: &FactoryConfig,
+    identity: &str,
+    principal: &str,
+    urls: &[String],
+    take: &Take<'_>,
+) -> Result<(), ExportError> {
+    let names: Vec<String> = urls.iter().filter_map(|u| vault_name(u)).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let base = fc.arm_path();
+    let mut result = Ok(());
+    for scope in [
+        format!("/subscriptions/{}", fc.subscription),
+        resource_group_of(&base).to_string(),
+    ] {
+        let url = format!(
+            "{scope}/providers/Microsoft.KeyVault/vaults?api-version={}",
+            crate::model::kind::KEY_VAULT_API
+        );
+        result = arm
+            .list_each_raw(&url, |item| {
+                if let Some(bytes) = policy_held(item, &names, principal) {
+                    take(ResourceKind::AccessPolicy, None, &url, &bytes);
+                }
+            })
+            .await;
+        if !matches!(
+            result.as_ref().err().and_then(ArmError::status),
+            Some(401 | 403)
+        ) {
+            break;
+        }
+    }
+    listed(result, ResourceKind::AccessPolicy, fc, identity).map(|_| ())
+}
+
+/// `contoso-kv` of `https://contoso-kv.vault.azure.net/`.
+pub fn vault_name(url: &str) -> Option<String> {
+    let host = url.trim().strip_prefix("https://")?.split('/').next()?;
+    let (name, rest) = host.split_once('.')?;
+    rest.to_ascii_lowercase()
+        .starts_with("vault.")
+        .then(|| name.to_ascii_lowercase())
+}
+
+/// The access policy of `principal` on a listed vault (raw JSON) the
+/// factory uses, as adfdr keeps it: named by the vault, holding the vault's
+/// id and the permissions (the tenant and object ids are the old
+/// identity's).
+fn policy_held(item: &[u8], names: &[String], principal: &str) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(item).ok()?;
+    let name = v.get("name")?.as_str()?;
+    if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    let props = v.get("properties")?;
+    if props.get("enableRbacAuthorization") == Some(&Value::Bool(true)) {
+        return None;
+    }
+    let policy = props.get("accessPolicies")?.as_array()?.iter().find(|p| {
+        p.get("objectId")
+            .and_then(Value::as_str)
+            .is_some_and(|o| o.eq_ignore_ascii_case(principal))
+    })?;
+    serde_json::to_vec(&serde_json::json!({
+        "name": name.to_ascii_lowercase(),
+        "properties": {
+            "vault": v.get("id")?,
+            "permissions": policy.get("permissions")?,
+            "principal": "systemAssigned",
+        }
+    }))
+    .ok()
 }
 
 /// A role assignment of the factory's system-assigned identity, as adfdr

@@ -57,7 +57,7 @@ pub fn file_for(r: &Resource) -> Option<PathBuf> {
                 .join(file),
         ),
         // Not ADF git: the factory's surroundings, in a folder beside it.
-        kind if kind.extension().is_some() || kind == ResourceKind::RoleAssignment => Some(
+        kind if kind.extension().is_some() || ResourceKind::GRANTS.contains(&kind) => Some(
             PathBuf::from("surroundings")
                 .join(r.kind.label())
                 .join(file),

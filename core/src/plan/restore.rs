@@ -1407,7 +1407,7 @@ fn identity(body: &mut Value, current: Option<&Value>, notes: &mut Vec<String>) 
         ));
     }
     if current.is_none() && system {
-        notes.push("a new factory gets a new system-assigned principal: grant it the source's access (Key Vault, storage, databases)".into());
+        notes.push("a new factory gets a new system-assigned principal: the backed-up roles and Key Vault access policies are granted to it after the writes; access given any other way (database users, file ACLs) must be given again by hand".into());
     }
     let Some(map) = body.as_object_mut() else {
         return;
@@ -1446,7 +1446,7 @@ pub fn never_deleted(r: &Resource) -> Option<&'static str> {
         ResourceKind::Lock => Some(
             "a management lock someone put on the target protects it; adfdr never removes one (az lock delete, if it must go)",
         ),
-        ResourceKind::RoleAssignment => {
+        ResourceKind::RoleAssignment | ResourceKind::AccessPolicy => {
             Some("access the target's identity holds; adfdr grants, it never takes access away")
         }
         _ => None,

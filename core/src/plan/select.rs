@@ -41,7 +41,7 @@ fn all_kinds() -> impl Iterator<Item = ResourceKind> {
     std::iter::once(ResourceKind::Factory)
         .chain(ResourceKind::CHILDREN)
         .chain(ResourceKind::SURROUNDINGS)
-        .chain([ResourceKind::RoleAssignment])
+        .chain(ResourceKind::GRANTS)
 }
 
 /// `linkedService`, `linkedservice`, `*` (Some(None)); None when unknown.

@@ -18,7 +18,7 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("24 resources"), "{stdout}");
+    assert!(stdout.contains("25 resources"), "{stdout}");
     assert!(
         stdout.contains("TR_Daily (Started)"),
         "trigger state is shown: {stdout}"
@@ -34,7 +34,7 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
     // Backups: a snapshot in both locations, a checkpoint when unchanged, the
     // hot-fix found by diff, everything verified.
     assert!(
-        stdout.contains("26 resources") && stdout.contains("in weu and neu"),
+        stdout.contains("34 resources") && stdout.contains("in weu and neu"),
         "{stdout}"
     );
     assert!(stdout.contains("wrote only checkpoint"), "{stdout}");
@@ -54,7 +54,7 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("smoke pipeline     PL_Smoke Succeeded"),
+        stdout.contains("smoke pipeline     PL_Smoke_Vault Succeeded"),
         "{stdout}"
     );
     let md = std::fs::read_to_string(dir.join("drill-report.md")).expect("markdown report");

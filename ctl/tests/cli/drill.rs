@@ -320,6 +320,89 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     assert!(stdout(&out).contains(", 7 drills"), "{}", text(&out));
 }
 
+/// The proof the issue asks for: a drill whose smoke pipeline reads a
+/// secret with the factory's identity fails while the new identity lacks
+/// the old one's access, and passes once the drill may grant it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_proves_the_restored_identity_can_reach_its_secrets() {
+    let rig = Rig::start("drill-access", &[("sales", "adf-sales", &sample_factory())]).await;
+    rig.write_config(&with_factory_lines(
+        &rig,
+        &[(
+            "sales",
+            format!(
+                "{}smoke_pipeline = \"PL_Smoke_Vault\"\nrto_target = \"10m\"\n",
+                drill_target("adf-sales")
+            ),
+        )],
+    ));
+    let mi = adf_emulator::auth::derived_guid("mi:system-assigned");
+    let grant = |role: &'static str, scope: String| {
+        let emu = &rig.emu;
+        let mi = mi.clone();
+        async move {
+            adfdr_tests::admin(
+                emu,
+                "role-assignments",
+                serde_json::json!({"principal_id": mi, "role": role, "scope": scope}),
+            )
+            .await;
+        }
+    };
+    // May back up and restore, may not grant access to anyone.
+    grant("Data Factory Contributor", format!("/subscriptions/{SUB}")).await;
+    grant("Monitoring Contributor", format!("/subscriptions/{SUB}")).await;
+    grant("Key Vault Crypto User", "/keyvault".into()).await;
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let out = rig.adfdr(&["drill", "sales"]);
+    let printed = text(&out);
+    assert_eq!(code(&out), 4, "{printed}");
+    // The emulator ran the smoke pipeline and Key Vault refused the secret
+    // (the access policy was not given), and the verdict names each grant
+    // with the command that gives it.
+    assert!(
+        printed.contains("does not have secrets get permission on key vault 'contoso-kv"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("az keyvault set-policy --subscription")
+            && printed.contains("az role assignment create --assignee-object-id"),
+        "{printed}"
+    );
+
+    // Someone lets the agent grant (roles, and the vault's policies).
+    grant("User Access Administrator", format!("/subscriptions/{SUB}")).await;
+    grant(
+        "Key Vault Contributor",
+        format!("/subscriptions/{SUB}/resourceGroups/rg-sec"),
+    )
+    .await;
+    let out = rig.adfdr(&["drill", "sales", "--cleanup", "keep"]);
+    let printed = text(&out);
+    assert_eq!(code(&out), 0, "{printed}");
+    assert!(
+        printed.contains(": PASSED")
+            && printed.contains("smoke pipeline     PL_Smoke_Vault Succeeded"),
+        "{printed}"
+    );
+    let (principal, policy) = rig.emu.with_world(|w| {
+        let p = w
+            .factory(SUB, DRILL_RG, "adf-sales-drill")
+            .ok()
+            .and_then(|f| f.system_principal_id.clone());
+        let vault =
+            adf_emulator::vaults::get(&w.key_vaults, SUB, "rg-sec", "contoso-kv").expect("vault");
+        (p, vault)
+    });
+    let principal = principal.expect("the kept scratch factory has an identity");
+    assert!(
+        adf_emulator::vaults::may_get_secrets(&policy, &principal, &[]),
+        "the scratch factory's identity was given the old one's policy"
+    );
+}
+
 fn started(c: &crate::restore::Contents) -> Vec<String> {
     crate::restore::started(c)
 }

@@ -652,18 +652,26 @@ async fn a_restore_killed_midway_converges_when_run_again() {
         ]);
         cmd
     };
-    let started = std::time::Instant::now();
     let out = restore("adf-whole").output().expect("runs");
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let whole = started.elapsed();
     let reference = factory_of(&rig, DR_RG, "adf-whole");
+    let whole = contents(&rig, DR_RG, "adf-whole").expect("restored").len();
 
     let mut child = restore("adf-killed")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(whole / 2);
+    // Killed once a third of the resources are written (each write takes
+    // the 120 ms latency, so the rest are still to come).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while contents(&rig, DR_RG, "adf-killed").map_or(0, |c| c.len()) < whole / 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore wrote nothing in a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let partial = contents(&rig, DR_RG, "adf-killed").unwrap_or_default();
@@ -1432,11 +1440,6 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
             "Key Vault Secrets User",
             vault.clone(),
         ),
-        (
-            source_principal.clone(),
-            "Storage Blob Data Reader",
-            lake.clone(),
-        ),
         (source_principal.clone(), "Reader", source_id.clone()),
     ] {
         adfdr_tests::admin(
@@ -1450,7 +1453,11 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let out = rig.adfdr(&["show", "latest", "--factory", "sales"]);
     assert!(
-        stdout(&out).contains("roleAssignment               3"),
+        // Two more the sample's seed gives it: Storage Blob Data Reader on
+        // the lake and Key Vault Secrets User on contoso-kv; and its access
+        // policy on contoso-kv.
+        stdout(&out).contains("roleAssignment               4")
+            && stdout(&out).contains("accessPolicy                 1"),
         "{}",
         text(&out)
     );
@@ -1497,8 +1504,12 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         new_principal, source_principal,
         "a new factory, a new principal"
     );
+    let contoso = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/contoso-kv"
+    );
     let mut expected = vec![
         ("Key Vault Secrets User".to_string(), vault.clone()),
+        ("Key Vault Secrets User".to_string(), contoso.clone()),
         (
             "Reader".to_string(),
             format!(
@@ -1509,6 +1520,20 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
     ];
     expected.sort();
     assert_eq!(roles, expected);
+    // The vault's access policy: the old identity's permissions, for the new.
+    let policy = rig.emu.with_world(|w| {
+        adf_emulator::vaults::get(&w.key_vaults, SUB, "rg-sec", "contoso-kv")
+            .expect("vault")["properties"]["accessPolicies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .find(|p| p["objectId"] == serde_json::json!(new_principal))
+            .cloned()
+    });
+    assert_eq!(
+        policy.expect("a policy for the new identity")["permissions"]["secrets"],
+        serde_json::json!(["get", "list"])
+    );
 
     // May restore, may not grant: each grant is reported with its command.
     adfdr_tests::admin_delete(&rig.emu, "role-assignments").await;
@@ -1560,7 +1585,11 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         printed
             .matches("az role assignment create --assignee-object-id")
             .count(),
-        3,
+        4,
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("az keyvault set-policy --subscription {SUB} --resource-group rg-sec --name contoso-kv --object-id {p} --secret-permissions get list")),
         "{printed}"
     );
     assert!(

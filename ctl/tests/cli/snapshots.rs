@@ -133,7 +133,7 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "[self-hosted-nodes] integrationRuntime:ir-selfhosted",
         "TR_Daily",
         "Started",
-        "30 resources",
+        "34 resources",
         "integrationRuntime:ir-ssis",
         "changeDataCapture:CDC_Orders",
         "Running",
@@ -142,6 +142,10 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
         "lock                         1",
         "metricAlert                  1",
         "activityLogAlert             1",
+        // What the factory's identity may reach (the sample's seeded roles
+        // and vault access policy).
+        "roleAssignment               2",
+        "accessPolicy                 1",
     ] {
         assert!(
             shown.contains(expected),

@@ -236,6 +236,40 @@ async fn write_call(
     }
 }
 
+/// A string field of a definition ("" when absent).
+fn text_at(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `az keyvault set-policy` for `permissions` (keys, secrets, certificates,
+/// storage) on the vault with id `vault`.
+pub fn set_policy_command(vault: &str, principal: &str, permissions: &Value) -> String {
+    let part = |i: usize| vault.split('/').nth(i).unwrap_or_default().to_string();
+    let mut command = format!(
+        "az keyvault set-policy --subscription {} --resource-group {} --name {} --object-id {principal}",
+        part(2),
+        part(4),
+        part(8)
+    );
+    for group in ["keys", "secrets", "certificates", "storage"] {
+        let granted: Vec<&str> = permissions
+            .get(group)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !granted.is_empty() {
+            let flag = group.trim_end_matches('s');
+            command.push_str(&format!(" --{flag}-permissions {}", granted.join(" ")));
+        }
+    }
+    command
+}
+
 /// The same grant always gets the same assignment name (a name-based
 /// GUID of principal, role and scope): a rerun finds it, never doubles it.
 fn grant_name(principal: &str, role: &str, scope: &str) -> uuid::Uuid {
@@ -579,7 +613,8 @@ impl Applier<'_> {
                 let step = &plan.steps[i];
                 let path = resource_path(&self.base, step.kind, step.parent.as_deref(), &step.name);
                 async move {
-                    if matches!(step.kind, ResourceKind::Lock | ResourceKind::RoleAssignment) {
+                    if step.kind == ResourceKind::Lock || ResourceKind::GRANTS.contains(&step.kind)
+                    {
                         // Grants need the new principal (`grants`); locks go
                         // on last (`locks`): one would block the rest.
                         return Ok(());
@@ -625,7 +660,8 @@ impl Applier<'_> {
         for (step, result) in plan.steps.iter().zip(results) {
             match result {
                 Ok(())
-                    if matches!(step.kind, ResourceKind::Lock | ResourceKind::RoleAssignment) => {}
+                    if step.kind == ResourceKind::Lock
+                        || ResourceKind::GRANTS.contains(&step.kind) => {}
                 Ok(()) => written += 1,
                 Err(e) => self.fail(step.label.clone(), e),
             }
@@ -635,26 +671,31 @@ impl Applier<'_> {
 
     /// Each role the snapshot's identity held, granted to the restored
     /// factory's system-assigned identity at the same scope (the factory's
-    /// own id where it was the source's). A grant the restoring identity
-    /// may not make fails with the exact command for someone who may.
+    /// own id where it was the source's), and each Key Vault access policy
+    /// it had, given to the new identity on the same vault. A grant the
+    /// restoring identity may not make fails with the exact command for
+    /// someone who may.
     async fn grants(&self, plan: &Plan) -> usize {
-        use azure_core::http::Method;
         let grants: Vec<_> = plan
             .steps
             .iter()
-            .filter(|s| s.kind == ResourceKind::RoleAssignment)
+            .filter(|s| ResourceKind::GRANTS.contains(&s.kind))
             .collect();
         if grants.is_empty() {
             return 0;
         }
-        let principal = match self.arm.get(&self.base).await {
-            Ok(f) => f
-                .pointer("/identity/principalId")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+        let identity = match self.arm.get(&self.base).await {
+            Ok(f) => f.get("identity").cloned(),
             Err(_) => None,
         };
-        let Some(principal) = principal else {
+        let field = |k: &str| {
+            identity
+                .as_ref()
+                .and_then(|i| i.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let Some(principal) = field("principalId") else {
             for step in grants {
                 self.fail(
                     step.label.clone(),
@@ -663,45 +704,102 @@ impl Applier<'_> {
             }
             return 0;
         };
+        let tenant = field("tenantId").unwrap_or_default();
         let mut granted = 0;
         for step in grants {
-            let text = |p: &str| {
-                step.definition
-                    .pointer(p)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
+            let (answer, command) = if step.kind == ResourceKind::AccessPolicy {
+                self.give_policy(step, &principal, &tenant).await
+            } else {
+                self.grant_role(step, &principal).await
             };
-            let role = text("/properties/roleDefinitionId");
-            let scope = match text("/properties/scope") {
-                s if s == crate::model::kind::FACTORY_ID => self.base.clone(),
-                s => s,
-            };
-            let name = grant_name(&principal, &role, &scope);
-            let path = format!(
-                "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
-                crate::model::kind::ROLE_ASSIGNMENTS_API
-            );
-            let body = serde_json::json!({"properties": {
-                "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-                "principalId": principal, "principalType": "ServicePrincipal"}});
-            match write(self.arm, &self.throttle, Method::Put, &path, Some(&body), false).await {
-                Ok(_) => {
+            match answer {
+                Ok(()) => {
                     granted += 1;
                     (self.progress)(&format!("granted {} to the factory's identity", step.label));
                 }
                 Err(e) if e.code() == Some("RoleAssignmentExists") => granted += 1,
-                Err(e) if matches!(e.status(), Some(401 | 403)) => self.ungranted.lock().expect("grants").push(Failure {
-                    what: step.label.clone(),
-                    error: format!(
-                        "{}; someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}",
-                        e
-                    ),
-                }),
+                Err(e) if matches!(e.status(), Some(401 | 403)) => {
+                    self.ungranted.lock().expect("grants").push(Failure {
+                        what: step.label.clone(),
+                        error: format!("{e}; {command}"),
+                    })
+                }
                 Err(e) => self.fail(step.label.clone(), self.explain(&e)),
             }
         }
         granted
+    }
+
+    /// A role for the new principal; the command for someone who may grant.
+    async fn grant_role(
+        &self,
+        step: &crate::plan::restore::Step,
+        principal: &str,
+    ) -> (Result<(), ArmError>, String) {
+        use azure_core::http::Method;
+        let role = text_at(&step.definition, "/properties/roleDefinitionId");
+        let scope = match text_at(&step.definition, "/properties/scope") {
+            s if s == crate::model::kind::FACTORY_ID => self.base.clone(),
+            s => s,
+        };
+        let name = grant_name(principal, &role, &scope);
+        let path = format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        let body = serde_json::json!({"properties": {
+            "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            "principalId": principal, "principalType": "ServicePrincipal"}});
+        let answer = write(
+            self.arm,
+            &self.throttle,
+            Method::Put,
+            &path,
+            Some(&body),
+            false,
+        )
+        .await;
+        let command = format!(
+            "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}"
+        );
+        (answer.map(|_| ()), command)
+    }
+
+    /// The old identity's permissions on a vault, added for the new one
+    /// (`accessPolicies/add` merges; nothing of anyone else's changes).
+    async fn give_policy(
+        &self,
+        step: &crate::plan::restore::Step,
+        principal: &str,
+        tenant: &str,
+    ) -> (Result<(), ArmError>, String) {
+        use azure_core::http::Method;
+        let vault = text_at(&step.definition, "/properties/vault");
+        let permissions = step
+            .definition
+            .pointer("/properties/permissions")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        let path = format!(
+            "{vault}/accessPolicies/add?api-version={}",
+            crate::model::kind::KEY_VAULT_API
+        );
+        let body = serde_json::json!({"properties": {"accessPolicies": [
+            {"tenantId": tenant, "objectId": principal, "permissions": permissions}]}});
+        let answer = write(
+            self.arm,
+            &self.throttle,
+            Method::Put,
+            &path,
+            Some(&body),
+            false,
+        )
+        .await;
+        let command = format!(
+            "someone with Owner, Contributor or Key Vault Contributor on the vault runs: {}",
+            set_policy_command(&vault, principal, &permissions)
+        );
+        (answer.map(|_| ()), command)
     }
 
     /// Management locks, after everything else: a ReadOnly lock refuses
