@@ -509,6 +509,13 @@ fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Repl
     }) {
         return role_assignments(shared, call, caller, s, i);
     }
+    if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
+        eq(s[i], "providers")
+            && eq(s[i + 1], "Microsoft.Authorization")
+            && eq(s[i + 2], "roleDefinitions")
+    }) {
+        return role_definitions(shared, call, caller, s, i);
+    }
     // Locks hold for everything below their scope, extension resources
     // (diagnostic settings, alerts) included; a lock's own path is exempt.
     if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)
@@ -657,6 +664,69 @@ fn api_version(call: &Call, supported: &[&str]) -> ApiResult<()> {
     }
 }
 
+/// `{scope}/providers/Microsoft.Authorization/roleDefinitions[/ID]`: read
+/// by whoever may read the scope; custom ones written by Owner or User
+/// Access Administrator (`Microsoft.Authorization/roleDefinitions/write`).
+fn role_definitions(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+    i: usize,
+) -> Result<Reply, ApiError> {
+    use crate::rbac;
+    api_version(call, rbac::API_VERSIONS)?;
+    let scope = format!("/{}", s[..i].join("/"));
+    let mut world = shared.world();
+    let (allowed, action) = if call.method == "GET" {
+        let action = "Microsoft.Authorization/roleDefinitions/read";
+        let ok = auth::authorize_action(
+            &world.role_assignments,
+            caller,
+            Access::Read,
+            &scope,
+            Some(action),
+        );
+        (ok, action)
+    } else {
+        let ok = auth::holds_role(
+            &world.role_assignments,
+            caller,
+            &scope,
+            &["Owner", "User Access Administrator"],
+        );
+        (ok, "Microsoft.Authorization/roleDefinitions/write")
+    };
+    if !allowed {
+        return Err(auth::arm_forbidden(caller, action, &scope));
+    }
+    match (call.method.as_str(), &s[i + 3..]) {
+        ("GET", []) => {
+            let filter = call.query.get("$filter").map(String::as_str);
+            Ok(Reply::Json(
+                200,
+                json!({"value": rbac::definitions(&world.role_definitions, &scope, filter)}),
+            ))
+        }
+        ("GET", [id]) => Ok(Reply::Json(
+            200,
+            rbac::definition(&world.role_definitions, &scope, id)?,
+        )),
+        ("PUT", [id]) => {
+            let body = call.json()?;
+            Ok(Reply::Json(
+                201,
+                rbac::put_definition(&mut world.role_definitions, &scope, id, &body)?,
+            ))
+        }
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{m} is not served on {}", call.path),
+        )),
+    }
+}
+
 /// `{scope}/providers/Microsoft.Authorization/roleAssignments[/NAME]`.
 fn role_assignments(
     shared: &Shared,
@@ -704,8 +774,16 @@ fn role_assignments(
             ))
         }
         ("PUT", [name]) => {
-            let (status, view) =
-                rbac::put(&mut world.role_assignments, &scope, name, &call.json()?)?;
+            let (status, view) = {
+                let w = &mut *world;
+                rbac::put(
+                    &mut w.role_assignments,
+                    &w.role_definitions,
+                    &scope,
+                    name,
+                    &call.json()?,
+                )?
+            };
             world.mark_factory_identities();
             Ok(Reply::Json(status, view))
         }

@@ -85,6 +85,144 @@ fn role_guid(name: &str) -> Option<String> {
         })
 }
 
+/// What each built-in role lets its holder do, in the role definition's
+/// `permissions` form (the emulator's reading of them: `auth::role_grants`).
+fn built_in_actions(name: &str) -> (Vec<&'static str>, Vec<&'static str>) {
+    match name {
+        "Owner" => (vec!["*"], vec![]),
+        "Contributor" => (vec!["*"], vec![]),
+        "Reader" => (vec!["*/read"], vec![]),
+        "Data Factory Contributor" => (
+            vec![
+                "Microsoft.DataFactory/dataFactories/*",
+                "Microsoft.DataFactory/factories/*",
+            ],
+            vec![],
+        ),
+        "User Access Administrator" | "Role Based Access Control Administrator" => (
+            vec!["*/read", "Microsoft.Authorization/roleAssignments/*"],
+            vec![],
+        ),
+        "Monitoring Contributor" => (vec!["*/read", "Microsoft.Insights/*"], vec![]),
+        "Storage Blob Data Contributor" => (
+            vec!["Microsoft.Storage/storageAccounts/blobServices/containers/*"],
+            vec!["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
+        ),
+        "Storage Blob Data Reader" => (
+            vec!["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
+            vec!["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"],
+        ),
+        "Key Vault Secrets User" => (
+            vec![],
+            vec![
+                "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            ],
+        ),
+        "Key Vault Crypto User" => (
+            vec![],
+            vec![
+                "Microsoft.KeyVault/vaults/keys/read",
+                "Microsoft.KeyVault/vaults/keys/wrap/action",
+                "Microsoft.KeyVault/vaults/keys/unwrap/action",
+            ],
+        ),
+        _ => (vec![], vec![]),
+    }
+}
+
+/// A role definition as the REST API answers it (GetRoleDefinitionById):
+/// a built-in one by its GUID, or a custom one made over REST.
+pub fn definition(custom: &[Value], scope: &str, id: &str) -> ApiResult<Value> {
+    let scope = scope.trim_end_matches('/');
+    if let Some(c) = custom.iter().find(|c| {
+        c["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(id))
+    }) {
+        return Ok(c.clone());
+    }
+    let Some((guid, name)) = BUILT_IN.iter().find(|(g, _)| g.eq_ignore_ascii_case(id)) else {
+        return Err(ApiError::not_found(
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{id}' does not exist."),
+        ));
+    };
+    let (actions, data_actions) = built_in_actions(name);
+    Ok(json!({
+        "id": format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "name": guid,
+        "properties": {
+            "roleName": name,
+            "type": "BuiltInRole",
+            "description": format!("{name} (built-in role)"),
+            "assignableScopes": ["/"],
+            "permissions": [{"actions": actions, "notActions": [], "dataActions": data_actions, "notDataActions": []}],
+        }
+    }))
+}
+
+/// The role definitions visible at `scope`, or those `roleName eq '…'` names.
+pub fn definitions(custom: &[Value], scope: &str, filter: Option<&str>) -> Vec<Value> {
+    let wanted = filter.and_then(|f| {
+        f.trim()
+            .strip_prefix("roleName eq '")
+            .and_then(|rest| rest.strip_suffix('\''))
+    });
+    BUILT_IN
+        .iter()
+        .filter_map(|(g, _)| definition(&[], scope, g).ok())
+        .chain(custom.iter().cloned())
+        .filter(|d| {
+            wanted.is_none_or(|w| {
+                d["properties"]["roleName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(w))
+            })
+        })
+        .collect()
+}
+
+/// A custom role definition PUT at `scope` (roleName, permissions and
+/// assignableScopes required); its GUID is its name.
+pub fn put_definition(
+    custom: &mut Vec<Value>,
+    scope: &str,
+    id: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "The role definition ID '{id}' is not valid: it must be a GUID."
+        )));
+    }
+    let props = body.get("properties").cloned().unwrap_or_default();
+    if props["roleName"].as_str().is_none()
+        || !props["permissions"].is_array()
+        || !props["assignableScopes"].is_array()
+    {
+        return Err(ApiError::bad_request(
+            "a role definition needs properties.roleName, permissions and assignableScopes",
+        ));
+    }
+    let mut props = props;
+    props["type"] = "CustomRole".into();
+    let stored = json!({
+        "id": format!("{}/providers/Microsoft.Authorization/roleDefinitions/{id}", scope.trim_end_matches('/')),
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "name": id.to_ascii_lowercase(),
+        "properties": props,
+    });
+    custom.retain(|c| {
+        !c["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(id))
+    });
+    custom.push(stored.clone());
+    Ok(stored)
+}
+
 /// An assignment as the REST API answers it.
 pub fn view(a: &RoleAssignment) -> Value {
     let scope = a.scope.trim_end_matches('/');
@@ -156,13 +294,24 @@ pub fn delete(all: &mut Vec<RoleAssignment>, scope: &str, name: &str) -> Option<
 /// A PUT: the assignment named `name` at `scope`; 201 when new.
 pub fn put(
     all: &mut Vec<RoleAssignment>,
+    custom: &[Value],
     scope: &str,
     name: &str,
     body: &Value,
 ) -> ApiResult<(u16, Value)> {
     let text = |p: &str| body.pointer(p).and_then(Value::as_str).unwrap_or_default();
     let definition = text("/properties/roleDefinitionId");
-    let Some(role) = role_name(definition) else {
+    let guid = definition.rsplit('/').next().unwrap_or(definition);
+    let known = |g: &str| {
+        BUILT_IN.iter().any(|(b, _)| b.eq_ignore_ascii_case(g))
+            || custom.iter().any(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(g))
+            })
+    };
+    // As Azure: only a role that exists (built in, or defined in the tenant).
+    let Some(role) = role_name(definition).filter(|_| known(guid)) else {
         return Err(ApiError::new(
             400,
             "RoleDefinitionDoesNotExist",

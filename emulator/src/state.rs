@@ -113,6 +113,9 @@ pub struct World {
     /// lower-cased id: their access policies.
     #[serde(default)]
     pub key_vaults: crate::vaults::Vaults,
+    /// Custom role definitions (Microsoft.Authorization/roleDefinitions).
+    #[serde(default)]
+    pub role_definitions: Vec<Value>,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {

@@ -397,10 +397,11 @@ async fn roles(
             "{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
             crate::model::kind::ROLE_ASSIGNMENTS_API
         );
+        let held = Mutex::new(Vec::<Value>::new());
         result = arm
             .list_each_raw(&url, |item| {
-                if let Some(bytes) = role_held(item, &base) {
-                    take(ResourceKind::RoleAssignment, None, &url, &bytes);
+                if let Some(v) = role_held(item, &base) {
+                    held.lock().expect("lock").push(v);
                 }
             })
             .await;
@@ -408,10 +409,77 @@ async fn roles(
             result.as_ref().err().and_then(ArmError::status),
             Some(401 | 403)
         ) {
+            let mut held = held.into_inner().expect("lock");
+            named_roles(arm, &fc.subscription, &mut held).await;
+            for v in held {
+                if let Ok(bytes) = serde_json::to_vec(&v) {
+                    take(ResourceKind::RoleAssignment, None, &url, &bytes);
+                }
+            }
             break;
         }
     }
     listed(result, ResourceKind::RoleAssignment, fc, identity).map(|_| ())
+}
+
+/// Adds each role's name and type (BuiltInRole, CustomRole) from its role
+/// definition: what a person reads, and how a restore into another tenant
+/// finds a custom role (by name: its GUID is the old tenant's). A
+/// definition that cannot be read leaves the role as its GUID alone.
+async fn named_roles(arm: &dyn FactoryApi, subscription: &str, held: &mut [Value]) {
+    let mut names: std::collections::BTreeMap<String, Option<(Value, Value)>> = Default::default();
+    for v in held.iter() {
+        if let Some(role) = v
+            .pointer("/properties/roleDefinitionId")
+            .and_then(Value::as_str)
+        {
+            names.entry(role.to_string()).or_default();
+        }
+    }
+    for (role, named) in names.iter_mut() {
+        let url = format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}?api-version={}",
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        if let Ok(d) = arm.get(&url).await {
+            let field = |k: &str| d.pointer(&format!("/properties/{k}")).cloned();
+            *named = field("roleName").zip(field("type"));
+        }
+    }
+    for v in held.iter_mut() {
+        let role = v
+            .pointer("/properties/roleDefinitionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(Some((name, ty))) = names.get(&role) else {
+            continue;
+        };
+        // A custom role is its tenant's: kept by name, not GUID, so that
+        // the same grant is the same resource in any tenant.
+        if ty == "CustomRole" {
+            let slug: String = name
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let scope_hash = v["name"]
+                .as_str()
+                .and_then(|n| n.rsplit('-').next())
+                .unwrap_or_default()
+                .to_string();
+            v["name"] = format!("{slug}-{scope_hash}").into();
+        }
+        if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
+            if ty == "CustomRole" {
+                props.shift_remove("roleDefinitionId");
+            }
+            props.insert("roleName".into(), name.clone());
+            props.insert("roleType".into(), ty.clone());
+        }
+    }
 }
 
 /// The vault an AzureKeyVault linked service (raw JSON) names by a literal
@@ -513,7 +581,7 @@ fn policy_held(item: &[u8], names: &[String], principal: &str) -> Option<Vec<u8>
 /// keeps it: named by role and scope (the assignment's own GUID and the
 /// principal are the old identity's), the factory's id in its scope written
 /// FACTORY_ID.
-fn role_held(item: &[u8], factory: &str) -> Option<Vec<u8>> {
+fn role_held(item: &[u8], factory: &str) -> Option<Value> {
     use sha2::Digest;
     let v: Value = serde_json::from_slice(item).ok()?;
     let props = v.get("properties")?;
@@ -533,11 +601,10 @@ fn role_held(item: &[u8], factory: &str) -> Option<Vec<u8>> {
     }
     let digest = sha2::Sha256::digest(scope.to_ascii_lowercase().as_bytes());
     let name = format!("{role}-{}", &crate::snapshot::manifest::hex(&digest)[..12]);
-    serde_json::to_vec(&serde_json::json!({
+    Some(serde_json::json!({
         "name": name,
         "properties": {"roleDefinitionId": role, "scope": scope, "principal": "systemAssigned"}
     }))
-    .ok()
 }
 
 /// `/subscriptions/S/resourceGroups/R` of a factory's path.

@@ -1408,6 +1408,9 @@ async fn alerts_and_diagnostics_come_back_watching_the_restored_factory() {
 /// one at the same scope (the factory's own id where it was the source's).
 /// A restoring identity that may not grant gets, per role, the exact
 /// command for someone who may, and the restore says it is not done.
+const CUSTOM_A: &str = "a1a1a1a1-0000-4000-8000-00000000000a";
+const CUSTOM_B: &str = "b2b2b2b2-0000-4000-8000-00000000000b";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_identity_is_granted_what_the_old_one_held() {
     let rig = Rig::start(
@@ -1441,6 +1444,8 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
             vault.clone(),
         ),
         (source_principal.clone(), "Reader", source_id.clone()),
+        // A custom role of the tenant (by its GUID).
+        (source_principal.clone(), CUSTOM_A, lake.clone()),
     ] {
         adfdr_tests::admin(
             &rig.emu,
@@ -1449,14 +1454,32 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         )
         .await;
     }
+    let custom_role = |guid: &str| {
+        rig.emu.with_world(|w| {
+            w.role_definitions.clear();
+            adf_emulator::rbac::put_definition(
+                &mut w.role_definitions,
+                &format!("/subscriptions/{SUB}"),
+                guid,
+                &serde_json::json!({"properties": {"roleName": "ADF Lake Writer",
+                    "assignableScopes": [format!("/subscriptions/{SUB}")],
+                    "permissions": [{"actions": [], "dataActions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"]}]}}),
+            )
+            .expect("custom role");
+        })
+    };
+    custom_role(CUSTOM_A);
     let out = rig.adfdr(&["backup"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+    // Restored where the custom role has another GUID (another tenant's):
+    // found by its name, which the backup recorded.
+    custom_role(CUSTOM_B);
     let out = rig.adfdr(&["show", "latest", "--factory", "sales"]);
     assert!(
         // Two more the sample's seed gives it: Storage Blob Data Reader on
         // the lake and Key Vault Secrets User on contoso-kv; and its access
         // policy on contoso-kv.
-        stdout(&out).contains("roleAssignment               4")
+        stdout(&out).contains("roleAssignment               5")
             && stdout(&out).contains("accessPolicy                 1"),
         "{}",
         text(&out)
@@ -1517,6 +1540,7 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
             ),
         ),
         ("Storage Blob Data Reader".to_string(), lake.clone()),
+        (CUSTOM_B.to_string(), lake.clone()),
     ];
     expected.sort();
     assert_eq!(roles, expected);
@@ -1585,7 +1609,7 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         printed
             .matches("az role assignment create --assignee-object-id")
             .count(),
-        4,
+        5,
         "{printed}"
     );
     assert!(

@@ -169,7 +169,11 @@ impl Arm {
             .client
             .request(
                 method.parse().expect("method"),
-                format!("{}{path}?api-version={version}", self.base),
+                format!(
+                    "{}{path}{}api-version={version}",
+                    self.base,
+                    if path.contains('?') { '&' } else { '?' }
+                ),
             )
             .bearer_auth(&self.token);
         if let Some(b) = body {
@@ -482,6 +486,10 @@ async fn alerts_and_action_groups_answer_as_documented() {
 /// a resource's scope answers 201 with the assignment (its definition id
 /// without the subscription), GET and a list at the scope find it, DELETE
 /// answers it once and 204 after.
+fn path_of(scope: &str, name: &str) -> String {
+    format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}")
+}
+
 #[tokio::test]
 async fn role_assignments_answer_as_documented() {
     let Some(dir) = spec_examples() else { return };
@@ -500,6 +508,95 @@ async fn role_assignments_answer_as_documented() {
     let p = &create["parameters"];
     let scope = format!("/{}", p["scope"].as_str().expect("scope"));
     let name = p["roleAssignmentName"].as_str().expect("name");
+    // Azure assigns only roles that exist: the example's role is not built
+    // in, so it is the tenant's custom role (made first, as there).
+    let role_path = |id: &str| format!("/providers/Microsoft.Authorization/roleDefinitions/{id}");
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &path_of(&scope, name),
+            "2022-04-01",
+            Some(&p["parameters"]),
+        )
+        .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (400, &json!("RoleDefinitionDoesNotExist")),
+        "{e}"
+    );
+    let custom = "0b5fe924-9a61-425c-96af-cfe6e287ca2d";
+    let (status, made) = arm
+        .call(
+            "PUT",
+            &format!("/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2{}", role_path(custom)),
+            "2022-04-01",
+            Some(&json!({"properties": {"roleName": "Example custom role", "description": "the example's role",
+                "assignableScopes": ["/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2"],
+                "permissions": [{"actions": ["action"], "notActions": [], "dataActions": ["dataAction"], "notDataActions": []}]}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    // Role definitions answer as GetRoleDefinitionById/ByName show them.
+    for (file, got) in [
+        (
+            "GetRoleDefinitionById.json",
+            arm.call(
+                "GET",
+                &format!(
+                    "/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2{}",
+                    role_path(custom)
+                ),
+                "2022-04-01",
+                None,
+            )
+            .await,
+        ),
+        (
+            "GetRoleDefinitionByName.json",
+            arm.call(
+                "GET",
+                &format!(
+                    "/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2{}",
+                    role_path(custom)
+                ),
+                "2022-04-01",
+                None,
+            )
+            .await,
+        ),
+    ] {
+        assert_eq!(got.0, 200, "{}", got.1);
+        // Their values are placeholders ("Role name", "roletype"): the
+        // shape is what is documented.
+        failures.extend(
+            conforms(
+                file,
+                &example(&dir, file)["responses"]["200"]["body"],
+                &got.1,
+            )
+            .into_iter()
+            .filter(|d| !d.contains(": documented \"")),
+        );
+    }
+    let (status, by_name) = arm
+        .call(
+            "GET",
+            "/subscriptions/a925f2f7-5c63-4b7b-8799-25a5f97bc3b2/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName%20eq%20'Reader'",
+            "2022-04-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{by_name}");
+    assert_eq!(
+        by_name["value"].as_array().map(Vec::len),
+        Some(1),
+        "{by_name}"
+    );
+    assert_eq!(
+        by_name["value"][0]["name"],
+        "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    );
+    assert_eq!(by_name["value"][0]["properties"]["type"], "BuiltInRole");
     let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
     let (status, answer) = arm
         .call("PUT", &path, "2022-04-01", Some(&p["parameters"]))
@@ -555,4 +652,123 @@ async fn role_assignments_answer_as_documented() {
         "{e}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Key vaults as ARM resources, their access policies changed by
+/// `accessPolicies/{add|replace|remove}` (Vaults_UpdateAccessPolicy in the
+/// Microsoft.KeyVault REST spec, 2023-07-01; no example of it is among the
+/// collected ones): who may write them, what the answers hold, locks.
+#[tokio::test]
+async fn key_vault_access_policies_answer_as_specified_and_rbac_and_locks_hold() {
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let sub = "/subscriptions/11111111-2222-3333-4444-555555555555";
+    let rg = format!("{sub}/resourceGroups/rg-sec");
+    let vault = format!("{rg}/providers/Microsoft.KeyVault/vaults/kv-ops");
+    let body = json!({"location": "westeurope", "properties": {
+        "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "sku": {"family": "A", "name": "standard"}}});
+    let grant = |role: &str, scope: &str| {
+        adfdr_tests::admin(
+            &emu,
+            "role-assignments",
+            json!({"principal_id": "surroundings", "role": role, "scope": scope}),
+        )
+    };
+    // Data Factory Contributor writes factories, not vaults.
+    grant("Data Factory Contributor", "/").await;
+    let (status, e) = arm.call("PUT", &vault, "2023-07-01", Some(&body)).await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (403, &json!("AuthorizationFailed")),
+        "{e}"
+    );
+    grant("Key Vault Contributor", &rg).await;
+    let (status, made) = arm.call("PUT", &vault, "2023-07-01", Some(&body)).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        made["properties"]["vaultUri"],
+        "https://kv-ops.vault.azure.net/"
+    );
+    assert_eq!(made["properties"]["accessPolicies"], json!([]));
+    assert_eq!(made["type"], "Microsoft.KeyVault/vaults");
+    let (status, _) = arm.call("PUT", &vault, "2023-07-01", Some(&body)).await;
+    assert_eq!(status, 200, "the same vault again");
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &vault,
+            "2023-07-01",
+            Some(&json!({"location": "westeurope"})),
+        )
+        .await;
+    assert_eq!(status, 400, "tenantId and sku are required: {e}");
+
+    let policy = json!({"properties": {"accessPolicies": [{"tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "objectId": "00000000-0000-0000-0000-0000000000aa", "permissions": {"secrets": ["get", "list"]}}]}});
+    let (status, added) = arm
+        .call(
+            "PUT",
+            &format!("{vault}/accessPolicies/add"),
+            "2023-07-01",
+            Some(&policy),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(
+        (&added["name"], &added["type"]),
+        (
+            &json!("add"),
+            &json!("Microsoft.KeyVault/vaults/accessPolicies")
+        )
+    );
+    assert_eq!(added["id"], format!("{vault}/accessPolicies/add"));
+    let (status, listed) = arm
+        .call(
+            "GET",
+            &format!("{sub}/providers/Microsoft.KeyVault/vaults"),
+            "2023-07-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["value"][0]["properties"]["accessPolicies"][0]["permissions"]["secrets"],
+        json!(["get", "list"]),
+        "{listed}"
+    );
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &format!("{vault}/accessPolicies/merge"),
+            "2023-07-01",
+            Some(&policy),
+        )
+        .await;
+    assert_eq!(status, 400, "add, replace or remove only: {e}");
+
+    // A ReadOnly lock on the group refuses the policy change, as ARM does.
+    grant("Owner", &rg).await;
+    let lock = format!("{rg}/providers/Microsoft.Authorization/locks/ro");
+    let (status, _) = arm
+        .call(
+            "PUT",
+            &lock,
+            "2020-05-01",
+            Some(&json!({"properties": {"level": "ReadOnly"}})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &format!("{vault}/accessPolicies/add"),
+            "2023-07-01",
+            Some(&policy),
+        )
+        .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (409, &json!("ScopeLocked")),
+        "{e}"
+    );
 }

@@ -724,7 +724,10 @@ impl Applier<'_> {
                         error: format!("{e}; {command}"),
                     })
                 }
-                Err(e) => self.fail(step.label.clone(), self.explain(&e)),
+                Err(e) => self.fail(
+                    step.label.clone(),
+                    format!("{}; {command}", self.explain(&e)),
+                ),
             }
         }
         granted
@@ -737,32 +740,74 @@ impl Applier<'_> {
         principal: &str,
     ) -> (Result<(), ArmError>, String) {
         use azure_core::http::Method;
-        let role = text_at(&step.definition, "/properties/roleDefinitionId");
         let scope = match text_at(&step.definition, "/properties/scope") {
             s if s == crate::model::kind::FACTORY_ID => self.base.clone(),
             s => s,
         };
-        let name = grant_name(principal, &role, &scope);
-        let path = format!(
-            "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
-            crate::model::kind::ROLE_ASSIGNMENTS_API
-        );
-        let body = serde_json::json!({"properties": {
-            "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-            "principalId": principal, "principalType": "ServicePrincipal"}});
-        let answer = write(
-            self.arm,
-            &self.throttle,
-            Method::Put,
-            &path,
-            Some(&body),
-            false,
-        )
-        .await;
+        // A custom role is known by its name: its GUID is its tenant's.
+        let role = if text_at(&step.definition, "/properties/roleType") == "CustomRole" {
+            let custom = text_at(&step.definition, "/properties/roleName");
+            match self.custom_role(&scope, &custom).await {
+                Some(guid) => guid,
+                None => {
+                    let missing = ArmError::Status {
+                        method: "GET".into(),
+                        url: format!("{scope}/providers/Microsoft.Authorization/roleDefinitions"),
+                        status: 404,
+                        code: "RoleDefinitionDoesNotExist".into(),
+                        message: format!("no custom role named '{custom}' is visible at {scope}"),
+                    };
+                    return (
+                        Err(missing),
+                        format!(
+                            "create the custom role '{custom}' where the target is (az role definition create), then run the restore again"
+                        ),
+                    );
+                }
+            }
+        } else {
+            text_at(&step.definition, "/properties/roleDefinitionId")
+        };
+        let put = |role: String| {
+            let name = grant_name(principal, &role, &scope);
+            let path = format!(
+                "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
+                crate::model::kind::ROLE_ASSIGNMENTS_API
+            );
+            let body = serde_json::json!({"properties": {
+                "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+                "principalId": principal, "principalType": "ServicePrincipal"}});
+            async move {
+                write(
+                    self.arm,
+                    &self.throttle,
+                    Method::Put,
+                    &path,
+                    Some(&body),
+                    false,
+                )
+                .await
+            }
+        };
+        let answer = put(role.clone()).await;
         let command = format!(
             "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}"
         );
         (answer.map(|_| ()), command)
+    }
+
+    /// The GUID of the custom role named `name` visible at `scope`.
+    async fn custom_role(&self, scope: &str, name: &str) -> Option<String> {
+        let url = format!(
+            "{scope}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName eq '{}'&api-version={}",
+            name.replace('\'', "''"),
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        let listed = self.arm.get(&url).await.ok()?;
+        listed
+            .pointer("/value/0/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     /// The old identity's permissions on a vault, added for the new one
