@@ -258,11 +258,21 @@ async fn walk(
     let vault_urls = Mutex::new(Vec::<String>::new());
     let own = format!("{}/", base.to_ascii_lowercase());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
-        // A factory's lock list holds its resource group's locks too: those
-        // are the group's, not the factory's.
-        if kind == ResourceKind::Lock && !on_factory(item, &own) {
-            return;
-        }
+        // A factory's lock list holds the locks its resource group and
+        // subscription pass down too: kept as context (`inherited/`), never
+        // put back (they are the group's, not the factory's).
+        let inherited;
+        let (parent, item) = if kind == ResourceKind::Lock && !on_factory(item, &own) {
+            match inherited_lock(item) {
+                Some(bytes) => {
+                    inherited = bytes;
+                    (Some(INHERITED.to_string()), &inherited[..])
+                }
+                None => return,
+            }
+        } else {
+            (parent, item)
+        };
         // Alerts of the resource group: only those watching this factory,
         // its id written as FACTORY_ID (a restore puts the target's there).
         let relative;
@@ -635,6 +645,48 @@ fn watching(item: &[u8], factory: &str) -> Option<Vec<u8>> {
 }
 
 /// Is this lock (raw JSON) on the factory itself (its id below `own`)?
+/// The locks a factory made in `group` (`/subscriptions/S/resourceGroups/R`)
+/// would inherit, as inherited locks (what a restore into a new factory
+/// there must know before its first write).
+pub async fn group_locks(arm: &dyn FactoryApi, group: &str) -> Result<Vec<Resource>, ArmError> {
+    let (provider, version) = ResourceKind::Lock.extension().expect("an extension");
+    let url = format!("{group}/{provider}?api-version={version}");
+    let found = Mutex::new(Vec::new());
+    arm.list_each_raw(&url, |item| {
+        let Some(v) = inherited_lock(item).and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            return;
+        };
+        if let Some(name) = v.get("name").and_then(Value::as_str) {
+            found.lock().expect("lock").push(Resource {
+                kind: ResourceKind::Lock,
+                parent: Some(INHERITED.to_string()),
+                name: name.to_string(),
+                definition: crate::model::canonical::canonicalize(ResourceKind::Lock, &v),
+            });
+        }
+    })
+    .await?;
+    Ok(found.into_inner().expect("lock"))
+}
+
+/// The parent of a lock the factory inherits from its resource group or
+/// subscription.
+pub const INHERITED: &str = "inherited";
+
+/// An inherited lock (raw JSON) with the scope it comes from as
+/// `properties.inheritedFrom`.
+fn inherited_lock(item: &[u8]) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(item).ok()?;
+    let id = v.get("id")?.as_str()?.to_string();
+    let lower = id.to_ascii_lowercase();
+    let at = lower.find("/providers/microsoft.authorization/locks/")?;
+    v.get_mut("properties")?
+        .as_object_mut()?
+        .insert("inheritedFrom".into(), Value::String(id[..at].to_string()));
+    serde_json::to_vec(&v).ok()
+}
+
 fn on_factory(item: &[u8], own: &str) -> bool {
     serde_json::from_slice::<Value>(item)
         .ok()

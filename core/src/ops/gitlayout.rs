@@ -57,11 +57,13 @@ pub fn file_for(r: &Resource) -> Option<PathBuf> {
                 .join(file),
         ),
         // Not ADF git: the factory's surroundings, in a folder beside it.
-        kind if kind.extension().is_some() || ResourceKind::GRANTS.contains(&kind) => Some(
-            PathBuf::from("surroundings")
-                .join(r.kind.label())
-                .join(file),
-        ),
+        kind if kind.extension().is_some() || ResourceKind::GRANTS.contains(&kind) => {
+            let folder = PathBuf::from("surroundings").join(r.kind.label());
+            Some(match &r.parent {
+                Some(p) => folder.join(p).join(file),
+                None => folder.join(file),
+            })
+        }
         kind => kind
             .git_folder()
             .map(|folder| PathBuf::from(folder).join(file)),

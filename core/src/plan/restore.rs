@@ -260,12 +260,16 @@ pub enum PlanError {
     Strict(Vec<String>),
     /// A lock on the target forbids what the restore must do.
     #[error(
-        "the target factory has the {level} lock '{lock}', which forbids {what}; remove it (az lock delete --name {lock} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY), restore, and the restore puts the snapshot's locks back last"
+        "the target factory has the {level} lock '{lock}'{on}, which forbids {what}; remove it ({remove}), restore, and the restore puts the snapshot's locks back last"
     )]
     Locked {
         lock: String,
+        /// Where an inherited lock is (" on SCOPE"), or "".
+        on: String,
         level: String,
         what: String,
+        /// The command that removes it.
+        remove: String,
     },
     /// The source factory is encrypted with a customer-managed key, and the
     /// service only accepts one on an empty factory without a managed VNet.
@@ -370,8 +374,23 @@ fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Resu
             "CanNotDelete" if !delete.is_empty() => "the deletes --delete-extraneous asks for",
             _ => continue,
         };
+        let from = lock
+            .definition
+            .pointer("/properties/inheritedFrom")
+            .and_then(Value::as_str);
         return Err(PlanError::Locked {
             lock: lock.name.clone(),
+            on: from.map(|scope| format!(" on {scope}")).unwrap_or_default(),
+            remove: match from {
+                Some(scope) => format!(
+                    "az lock delete --ids {scope}/providers/Microsoft.Authorization/locks/{}",
+                    lock.name
+                ),
+                None => format!(
+                    "az lock delete --name {} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY",
+                    lock.name
+                ),
+            },
             level: level.to_string(),
             what: what.to_string(),
         });
@@ -562,7 +581,15 @@ impl<'a> Planner<'a> {
         for i in (0..n).filter(|&i| chosen[i]) {
             let r = self.children[i];
             if !restorable(r.kind) {
-                out.skip[i] = Some("private endpoint connections are made by the connecting resource, not by PUT; approve the new connection there".into());
+                // An inbound connection: the endpoint is someone else's.
+                let endpoint = r
+                    .definition
+                    .pointer("/properties/privateEndpoint/id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("its private endpoint");
+                out.skip[i] = Some(format!(
+                    "an inbound private endpoint connection cannot be re-created from here: the owner of {endpoint} connects it to the target factory again (a new private endpoint, or a new connection on theirs), and it is approved on the target"
+                ));
                 continue;
             }
             if r.kind.in_resource_group() && !self.options.alerts {
@@ -570,6 +597,17 @@ impl<'a> Planner<'a> {
                     "a drill creates no alerts: they would page people about a scratch factory"
                         .into(),
                 );
+                continue;
+            }
+            if r.kind == ResourceKind::Lock && r.parent.is_some() {
+                let from = r
+                    .definition
+                    .pointer("/properties/inheritedFrom")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the source's resource group");
+                out.skip[i] = Some(format!(
+                    "inherited from {from}: kept as context, not put on the target (its resource group and subscription have their own locks)"
+                ));
                 continue;
             }
             if r.kind == ResourceKind::Lock && !self.options.locks {
@@ -1985,6 +2023,45 @@ mod tests {
                 "{label} kept because {why}: {kept:?}"
             );
         }
+    }
+
+    /// An inbound private endpoint connection in the snapshot cannot be
+    /// PUT: the plan reports it, naming the endpoint whose owner connects
+    /// the target again.
+    #[test]
+    fn inbound_private_endpoint_connections_are_reported_with_their_owner() {
+        let mut src = source();
+        let endpoint = "/subscriptions/s/resourceGroups/rg-consumer/providers/Microsoft.Network/privateEndpoints/pe-consumer";
+        src.push(r(
+            ResourceKind::PrivateEndpointConnection,
+            "pe-from-consumer",
+            json!({"properties": {"privateEndpoint": {"id": endpoint},
+                "privateLinkServiceConnectionState": {"status": "Approved"}}}),
+        ));
+        let p = plan(
+            &src,
+            &states(),
+            None,
+            &TargetState::default(),
+            None,
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let skipped = p
+            .skipped
+            .iter()
+            .find(|s| s.label == "privateEndpointConnection:pe-from-consumer")
+            .expect("reported");
+        assert!(
+            skipped.reason.contains(endpoint) && skipped.reason.contains("cannot be re-created"),
+            "{}",
+            skipped.reason
+        );
+        assert!(
+            p.steps
+                .iter()
+                .all(|s| s.kind != ResourceKind::PrivateEndpointConnection)
+        );
     }
 
     /// An old git export's managed VNet (no `properties`) is sent with

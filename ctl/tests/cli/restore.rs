@@ -1367,6 +1367,46 @@ async fn alerts_and_diagnostics_come_back_watching_the_restored_factory() {
             .ends_with("/workspaces/law-data-platform"),
         "{diag}"
     );
+    // Per environment: an override rule sends the DR copy's logs to the DR
+    // workspace (diagnostic settings are kinds like any other to the rules).
+    let dr_workspace = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring-dr/providers/Microsoft.OperationalInsights/workspaces/law-dr";
+    let per_env = overrides(
+        &rig,
+        &format!(
+            "{FILL_ERP}\n[[rule]]\nkind = \"diagnosticSetting\"\nname = \"diag-*\"\nset = {{ \"/properties/workspaceId\" = \"{dr_workspace}\" }}\n"
+        ),
+    );
+    let out = rig
+        .command()
+        .env("ERP_CONNECTION", "x")
+        .args([
+            "restore",
+            "latest",
+            "--factory",
+            "sales",
+            "--yes",
+            "--overrides",
+            &per_env,
+        ])
+        .args(["--to", &format!("{SUB}/{DR_RG}/adf-sales-dr-env")])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let diag_env = rig.emu.with_world(|w| {
+        w.extensions
+            .get(
+                &format!(
+                    "{}/providers/Microsoft.Insights/diagnosticSettings/diag-to-workspace",
+                    id(DR_RG, "adf-sales-dr-env")
+                )
+                .to_ascii_lowercase(),
+            )
+            .cloned()
+    });
+    assert_eq!(
+        diag_env.expect("restored")["properties"]["workspaceId"],
+        dr_workspace
+    );
     // Restoring again changes nothing: the renamed alerts are recognised.
     let out = rig
         .command()
@@ -1619,5 +1659,94 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
     assert!(
         printed.contains(&format!("az role assignment create --assignee-object-id {p} --assignee-principal-type ServicePrincipal --role 4633458b-17de-408a-b874-0445c86b69e6 --scope {vault}")),
         "{printed}"
+    );
+}
+
+/// Locks the resource group passes down are kept as context (shown,
+/// exported), never put on a target; a target group's ReadOnly lock stops
+/// the restore before any write, naming where it is and how it goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn inherited_locks_are_context_and_a_locked_target_group_is_named() {
+    let rig = Rig::start(
+        "restore-inherited-locks",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    let lock = |rg: &str, name: &str, level: &str| {
+        rig.emu.with_world(|w| {
+            adf_emulator::extension::put(
+                &mut w.extensions,
+                &format!("/subscriptions/{SUB}/resourceGroups/{rg}"),
+                adf_emulator::extension::Extension::Lock,
+                name,
+                serde_json::json!({"properties": {"level": level}}),
+            )
+            .expect("lock");
+        })
+    };
+    lock(RG, "rg-keep", "CanNotDelete");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = rig.adfdr(&["show", "latest", "--factory", "sales"]);
+    assert!(
+        stdout(&out).contains("lock                         2"),
+        "{}",
+        text(&out)
+    );
+    let dir = rig.dir.join("export-inherited");
+    let out = rig.adfdr(&[
+        "export",
+        "latest",
+        "--factory",
+        "sales",
+        "--out",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let kept: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("surroundings/lock/inherited/rg-keep.json")).expect("exported"),
+    )
+    .expect("json");
+    assert_eq!(
+        kept["properties"]["inheritedFrom"],
+        format!("/subscriptions/{SUB}/resourceGroups/{RG}")
+    );
+
+    let to = format!("{SUB}/{DR_RG}/adf-sales-inherited");
+    let restore = |extra: &[&str]| {
+        rig.command()
+            .env("ERP_CONNECTION", "x")
+            .args(["restore", "latest", "--factory", "sales", "--to", &to])
+            .args(["--overrides", &overrides(&rig, FILL_ERP)])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let out = restore(&["--plan"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("lock:inherited/rg-keep")
+            && stdout(&out).contains(&format!(
+                "inherited from /subscriptions/{SUB}/resourceGroups/{RG}: kept as context"
+            )),
+        "{}",
+        text(&out)
+    );
+
+    lock(DR_RG, "dr-freeze", "ReadOnly");
+    let out = restore(&["--yes"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "the ReadOnly lock 'dr-freeze' on /subscriptions/{SUB}/resourceGroups/{DR_RG}, which forbids every write"
+        )) && stderr(&out).contains(&format!(
+            "az lock delete --ids /subscriptions/{SUB}/resourceGroups/{DR_RG}/providers/Microsoft.Authorization/locks/dr-freeze"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        contents(&rig, DR_RG, "adf-sales-inherited").is_none(),
+        "nothing was written"
     );
 }

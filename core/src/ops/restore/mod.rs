@@ -182,7 +182,18 @@ pub async fn read_target(
                 is_source: false,
             })
         }
-        Err(ExportError::NotFound { .. }) => Ok(TargetState::default()),
+        // A new factory: what its resource group's locks forbid is known
+        // before the first write (a group nobody may read locks of: the
+        // writes say so).
+        Err(ExportError::NotFound { .. }) => Ok(TargetState {
+            resources: export::group_locks(
+                arm,
+                export::resource_group_of(&target.config().arm_path()),
+            )
+            .await
+            .unwrap_or_default(),
+            ..TargetState::default()
+        }),
         Err(ExportError::Denied {
             identity,
             path,
