@@ -501,40 +501,55 @@ fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+/// The providers other than Data Factory (Authorization, Insights, Storage,
+/// Key Vault), with locks checked before any but role assignments and
+/// definitions; None for a Data Factory path.
+fn other_provider(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+) -> Option<Result<Reply, ApiError>> {
     if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
         eq(s[i], "providers")
             && eq(s[i + 1], "Microsoft.Authorization")
             && eq(s[i + 2], "roleAssignments")
     }) {
-        return role_assignments(shared, call, caller, s, i);
+        return Some(role_assignments(shared, call, caller, s, i));
     }
     if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
         eq(s[i], "providers")
             && eq(s[i + 1], "Microsoft.Authorization")
             && eq(s[i + 2], "roleDefinitions")
     }) {
-        return role_definitions(shared, call, caller, s, i);
+        return Some(role_definitions(shared, call, caller, s, i));
     }
     // Locks hold for everything below their scope, extension resources
     // (diagnostic settings, alerts) included; a lock's own path is exempt.
     if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)
     {
-        return Err(e);
+        return Some(Err(e));
     }
     if let Some(i) = (2..s.len().saturating_sub(2)).find(|&i| {
         eq(s[i], "providers") && crate::extension::Extension::of(s[i + 1], s[i + 2]).is_some()
     }) {
-        return extension(shared, call, caller, s, i);
+        return Some(extension(shared, call, caller, s, i));
     }
     if s.len() >= 8 && eq(s[4], "providers") && eq(s[5], "Microsoft.Storage") {
-        return storage(shared, call, caller, s);
+        return Some(storage(shared, call, caller, s));
     }
     if let Some(i) = (2..s.len().saturating_sub(1))
         .step_by(2)
         .find(|&i| eq(s[i], "providers") && eq(s[i + 1], "Microsoft.KeyVault"))
     {
-        return key_vaults(shared, call, caller, s, i);
+        return Some(key_vaults(shared, call, caller, s, i));
+    }
+    None
+}
+
+fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
+    if let Some(answer) = other_provider(shared, call, caller, s) {
+        return answer;
     }
     match call.query.get("api-version").map(String::as_str) {
         None => {

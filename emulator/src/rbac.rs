@@ -246,19 +246,23 @@ pub fn view(a: &RoleAssignment) -> Value {
 }
 
 /// Assignments at `scope` or below it (ARM's list at a scope with
-/// `atScope()` off), or for one principal with `assignedTo('…')`.
+/// `atScope()` off; with it, at the scope and above), or for one principal
+/// with `assignedTo('…')`.
 pub fn list(all: &[RoleAssignment], scope: &str, filter: Option<&str>) -> Vec<Value> {
     let principal = filter.and_then(|f| {
         f.strip_prefix("assignedTo('")
             .and_then(|rest| rest.strip_suffix("')"))
     });
+    // `atScope()`: only what is assigned at the scope or above it.
+    let at_scope = filter.is_some_and(|f| f.trim() == "atScope()");
     let scope = scope.trim_end_matches('/').to_ascii_lowercase();
     all.iter()
         .filter(|a| a.scope != "/keyvault")
         .filter(|a| principal.is_none_or(|p| a.principal_id.eq_ignore_ascii_case(p)))
         .filter(|a| {
             let at = a.scope.trim_end_matches('/').to_ascii_lowercase();
-            principal.is_some() || at.starts_with(&scope) || scope.starts_with(&at)
+            let above = scope.starts_with(&at);
+            principal.is_some() || above || (!at_scope && at.starts_with(&scope))
         })
         .map(view)
         .collect()

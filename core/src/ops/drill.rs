@@ -267,6 +267,7 @@ fn drill_request(
             placeholder_secrets: true,
             locks: false,
             alerts: false,
+            others_access: false,
             region,
             ..Default::default()
         },

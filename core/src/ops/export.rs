@@ -335,27 +335,7 @@ async fn walk(
         .flatten()
         .collect();
     let vnet_names = std::mem::take(&mut *vnets.lock().expect("lock"));
-    stream::iter(vnet_names)
-        .map(|vnet| {
-            let url = format!(
-                "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints",
-                encode(&vnet)
-            );
-            let take = &take;
-            async move {
-                arm.list_each_raw(&url, |item| {
-                    take(
-                        ResourceKind::ManagedPrivateEndpoint,
-                        Some(vnet.clone()),
-                        &url,
-                        item,
-                    )
-                })
-                .await
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
+    endpoints(arm, &base, vnet_names, concurrency, &take)
         .await
         .map_err(|e| classify(e, fc, identity))?;
     if let Some(principal) = principal {
@@ -376,6 +356,38 @@ async fn walk(
         not_offered,
         cdc_status,
     })
+}
+
+/// The managed private endpoints of each managed VNet, listed per VNet.
+async fn endpoints(
+    arm: &dyn FactoryApi,
+    base: &str,
+    vnet_names: Vec<String>,
+    concurrency: usize,
+    take: &Take<'_>,
+) -> Result<(), ArmError> {
+    stream::iter(vnet_names)
+        .map(|vnet| {
+            let url = format!(
+                "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints",
+                encode(&vnet)
+            );
+            async move {
+                arm.list_each_raw(&url, |item| {
+                    take(
+                        ResourceKind::ManagedPrivateEndpoint,
+                        Some(vnet.clone()),
+                        &url,
+                        item,
+                    )
+                })
+                .await
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }
 
 /// Hands one listed item (kind, parent, the URL it came from, its bytes) on.
@@ -420,6 +432,7 @@ async fn roles(
             Some(401 | 403)
         ) {
             let mut held = held.into_inner().expect("lock");
+            held.extend(granted_on_factory(arm, &base, principal).await);
             named_roles(arm, &fc.subscription, &mut held).await;
             for v in held {
                 if let Ok(bytes) = serde_json::to_vec(&v) {
@@ -430,6 +443,45 @@ async fn roles(
         }
     }
     listed(result, ResourceKind::RoleAssignment, fc, identity).map(|_| ())
+}
+
+/// Roles others (people, groups, other identities) hold on the factory
+/// itself: a new factory is a new scope, so they are granted there again to
+/// the same principals. What cannot be listed here was (or was refused)
+/// already at the subscription or group.
+async fn granted_on_factory(arm: &dyn FactoryApi, base: &str, own: &str) -> Vec<Value> {
+    use sha2::Digest;
+    let url = format!(
+        "{base}/providers/Microsoft.Authorization/roleAssignments?$filter=atScope()&api-version={}",
+        crate::model::kind::ROLE_ASSIGNMENTS_API
+    );
+    let found = Mutex::new(Vec::new());
+    let factory = base.trim_end_matches('/').to_ascii_lowercase();
+    let _ = arm
+        .list_each_raw(&url, |item| {
+            let Ok(v) = serde_json::from_slice::<Value>(item) else {
+                return;
+            };
+            let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
+            let principal = text("/properties/principalId");
+            let at = text("/properties/scope").trim_end_matches('/').to_ascii_lowercase();
+            if at != factory || principal.is_empty() || principal.eq_ignore_ascii_case(own) {
+                return;
+            }
+            let role = text("/properties/roleDefinitionId")
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let digest = sha2::Sha256::digest(format!("{}|{}", crate::model::kind::FACTORY_ID, principal.to_ascii_lowercase()).as_bytes());
+            found.lock().expect("lock").push(serde_json::json!({
+                "name": format!("{role}-{}", &crate::snapshot::manifest::hex(&digest)[..12]),
+                "properties": {"roleDefinitionId": role, "scope": crate::model::kind::FACTORY_ID,
+                    "principal": principal.to_ascii_lowercase(), "principalType": text("/properties/principalType")}
+            }));
+        })
+        .await;
+    found.into_inner().expect("lock")
 }
 
 /// Adds each role's name and type (BuiltInRole, CustomRole) from its role

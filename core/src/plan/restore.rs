@@ -62,6 +62,9 @@ pub struct PlanOptions {
     /// Create the alerts that watch the factory. Drills do not: a scratch
     /// factory's alerts would page people.
     pub alerts: bool,
+    /// Grant again the roles others (people, groups) held on the factory.
+    /// Drills do not: nobody works in a scratch factory.
+    pub others_access: bool,
 }
 
 /// Where a linked service keeps credentials encrypted for its own factory.
@@ -79,6 +82,7 @@ impl Default for PlanOptions {
             runtimes: RuntimeMode::AsBackedUp,
             locks: true,
             alerts: true,
+            others_access: true,
             delete_extraneous: false,
             strict: false,
             with_git: false,
@@ -260,16 +264,14 @@ pub enum PlanError {
     Strict(Vec<String>),
     /// A lock on the target forbids what the restore must do.
     #[error(
-        "the target factory has the {level} lock '{lock}'{on}, which forbids {what}; remove it ({remove}), restore, and the restore puts the snapshot's locks back last"
+        "the target factory has the {level} lock {lock}, which forbids {what}, restore, and the restore puts the snapshot's locks back last"
     )]
     Locked {
+        /// `'NAME'`, and where an inherited one is (`'NAME' on SCOPE`).
         lock: String,
-        /// Where an inherited lock is (" on SCOPE"), or "".
-        on: String,
         level: String,
+        /// What it forbids, and the command that removes it.
         what: String,
-        /// The command that removes it.
-        remove: String,
     },
     /// The source factory is encrypted with a customer-managed key, and the
     /// service only accepts one on an empty factory without a managed VNet.
@@ -378,21 +380,23 @@ fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Resu
             .definition
             .pointer("/properties/inheritedFrom")
             .and_then(Value::as_str);
+        let remove = match from {
+            Some(scope) => format!(
+                "az lock delete --ids {scope}/providers/Microsoft.Authorization/locks/{}",
+                lock.name
+            ),
+            None => format!(
+                "az lock delete --name {} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY",
+                lock.name
+            ),
+        };
         return Err(PlanError::Locked {
-            lock: lock.name.clone(),
-            on: from.map(|scope| format!(" on {scope}")).unwrap_or_default(),
-            remove: match from {
-                Some(scope) => format!(
-                    "az lock delete --ids {scope}/providers/Microsoft.Authorization/locks/{}",
-                    lock.name
-                ),
-                None => format!(
-                    "az lock delete --name {} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY",
-                    lock.name
-                ),
+            lock: match from {
+                Some(scope) => format!("'{}' on {scope}", lock.name),
+                None => format!("'{}'", lock.name),
             },
             level: level.to_string(),
-            what: what.to_string(),
+            what: format!("{what}; remove it ({remove})"),
         });
     }
     Ok(())
@@ -608,6 +612,18 @@ impl<'a> Planner<'a> {
                 out.skip[i] = Some(format!(
                     "inherited from {from}: kept as context, not put on the target (its resource group and subscription have their own locks)"
                 ));
+                continue;
+            }
+            let others = r.kind == ResourceKind::RoleAssignment
+                && r.definition
+                    .pointer("/properties/principal")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p != "systemAssigned");
+            if others && !self.options.others_access {
+                out.skip[i] = Some(
+                    "a drill grants nobody but the factory's identity access to its scratch factory"
+                        .into(),
+                );
                 continue;
             }
             if r.kind == ResourceKind::Lock && !self.options.locks {

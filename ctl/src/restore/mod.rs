@@ -114,6 +114,7 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         placeholder_secrets: false,
         locks: true,
         alerts: true,
+        others_access: true,
     })
 }
 

@@ -1448,6 +1448,7 @@ async fn alerts_and_diagnostics_come_back_watching_the_restored_factory() {
 /// one at the same scope (the factory's own id where it was the source's).
 /// A restoring identity that may not grant gets, per role, the exact
 /// command for someone who may, and the restore says it is not done.
+const DATA_ENGINEERS: &str = "d47a0000-0000-4000-8000-0000000000de";
 const CUSTOM_A: &str = "a1a1a1a1-0000-4000-8000-00000000000a";
 const CUSTOM_B: &str = "b2b2b2b2-0000-4000-8000-00000000000b";
 
@@ -1486,6 +1487,12 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         (source_principal.clone(), "Reader", source_id.clone()),
         // A custom role of the tenant (by its GUID).
         (source_principal.clone(), CUSTOM_A, lake.clone()),
+        // A team's group works in the factory: held on the factory itself.
+        (
+            DATA_ENGINEERS.to_string(),
+            "Data Factory Contributor",
+            source_id.clone(),
+        ),
     ] {
         adfdr_tests::admin(
             &rig.emu,
@@ -1519,7 +1526,7 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         // Two more the sample's seed gives it: Storage Blob Data Reader on
         // the lake and Key Vault Secrets User on contoso-kv; and its access
         // policy on contoso-kv.
-        stdout(&out).contains("roleAssignment               5")
+        stdout(&out).contains("roleAssignment               6")
             && stdout(&out).contains("accessPolicy                 1"),
         "{}",
         text(&out)
@@ -1584,6 +1591,19 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
     ];
     expected.sort();
     assert_eq!(roles, expected);
+    // The group holds its role on the restored factory too.
+    let team: Vec<String> = rig.emu.with_world(|w| {
+        w.role_assignments
+            .iter()
+            .filter(|a| a.principal_id == DATA_ENGINEERS && a.role == "Data Factory Contributor")
+            .map(|a| a.scope.clone())
+            .collect()
+    });
+    assert!(
+        team.iter()
+            .any(|s| s.ends_with("/factories/adf-sales-granted")),
+        "{team:?}"
+    );
     // The vault's access policy: the old identity's permissions, for the new.
     let policy = rig.emu.with_world(|w| {
         adf_emulator::vaults::get(&w.key_vaults, SUB, "rg-sec", "contoso-kv")
@@ -1649,7 +1669,7 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
         printed
             .matches("az role assignment create --assignee-object-id")
             .count(),
-        5,
+        6,
         "{printed}"
     );
     assert!(

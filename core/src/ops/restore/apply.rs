@@ -715,7 +715,7 @@ impl Applier<'_> {
             match answer {
                 Ok(()) => {
                     granted += 1;
-                    (self.progress)(&format!("granted {} to the factory's identity", step.label));
+                    (self.progress)(&format!("granted {}", step.label));
                 }
                 Err(e) if e.code() == Some("RoleAssignmentExists") => granted += 1,
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
@@ -744,6 +744,21 @@ impl Applier<'_> {
             s if s == crate::model::kind::FACTORY_ID => self.base.clone(),
             s => s,
         };
+        // The factory's own identity is the new one; anyone else who held a
+        // role on the factory holds it on the restored one.
+        let (principal, kind) = match text_at(&step.definition, "/properties/principal") {
+            p if p == "systemAssigned" || p.is_empty() => {
+                (principal.to_string(), "ServicePrincipal".to_string())
+            }
+            p => (
+                p,
+                match text_at(&step.definition, "/properties/principalType") {
+                    t if t.is_empty() => "ServicePrincipal".to_string(),
+                    t => t,
+                },
+            ),
+        };
+        let principal = principal.as_str();
         // A custom role is known by its name: its GUID is its tenant's.
         let role = if text_at(&step.definition, "/properties/roleType") == "CustomRole" {
             let custom = text_at(&step.definition, "/properties/roleName");
@@ -776,7 +791,7 @@ impl Applier<'_> {
             );
             let body = serde_json::json!({"properties": {
                 "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-                "principalId": principal, "principalType": "ServicePrincipal"}});
+                "principalId": principal, "principalType": kind}});
             async move {
                 write(
                     self.arm,
@@ -791,7 +806,7 @@ impl Applier<'_> {
         };
         let answer = put(role.clone()).await;
         let command = format!(
-            "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}"
+            "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type {kind} --role {role} --scope {scope}"
         );
         (answer.map(|_| ()), command)
     }
