@@ -89,6 +89,96 @@ fn id(scope: &str, ext: Extension, name: &str) -> String {
     )
 }
 
+/// The diagnostic log categories a data factory offers (Azure Monitor's
+/// supported-logs table for Microsoft.DataFactory/factories), and its one
+/// metric category.
+pub const FACTORY_LOG_CATEGORIES: &[&str] = &[
+    "ActivityRuns",
+    "PipelineRuns",
+    "TriggerRuns",
+    "SandboxPipelineRuns",
+    "SandboxActivityRuns",
+    "SSISPackageEventMessages",
+    "SSISPackageExecutableStatistics",
+    "SSISPackageEventMessageContext",
+    "SSISPackageExecutionComponentPhases",
+    "SSISPackageExecutionDataStatistics",
+    "SSISIntegrationRuntimeLogs",
+    "AirflowTaskLogs",
+    "AirflowWorkerLogs",
+    "AirflowDagProcessingLogs",
+    "AirflowSchedulerLogs",
+    "AirflowWebLogs",
+];
+
+fn is_factory(scope: &str) -> bool {
+    scope
+        .to_ascii_lowercase()
+        .contains("/providers/microsoft.datafactory/factories/")
+}
+
+/// A log or metric category (or category group) a factory does not offer:
+/// the service refuses the setting.
+fn unsupported_category(props: &Value) -> ApiResult<()> {
+    let named = |list: &str, key: &str| -> Vec<String> {
+        props[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get(key).and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    let bad = named("logs", "category")
+        .into_iter()
+        .find(|c| {
+            !FACTORY_LOG_CATEGORIES
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(c))
+        })
+        .or_else(|| {
+            named("logs", "categoryGroup").into_iter().find(|g| {
+                !["allLogs", "audit"]
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(g))
+            })
+        })
+        .or_else(|| {
+            named("metrics", "category")
+                .into_iter()
+                .find(|c| !c.eq_ignore_ascii_case("AllMetrics"))
+        });
+    match bad {
+        Some(c) => Err(ApiError::bad_request(format!(
+            "Category '{c}' is not supported."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `{factory}/providers/Microsoft.Insights/diagnosticSettingsCategories`, as
+/// listDiagnosticSettingsCategories.json shows a resource's categories.
+pub fn categories(scope: &str) -> Value {
+    let scope = scope.trim_end_matches('/');
+    let entry = |name: &str, ty: &str| {
+        let mut v = json!({
+            "id": format!("{scope}/providers/microsoft.insights/diagnosticSettingsCategories/{name}"),
+            "type": "microsoft.insights/diagnosticSettingsCategories",
+            "name": name,
+            "properties": {"categoryType": ty},
+        });
+        if ty == "Logs" {
+            v["properties"]["categoryGroups"] = json!(["allLogs"]);
+        }
+        v
+    };
+    let value: Vec<Value> = FACTORY_LOG_CATEGORIES
+        .iter()
+        .map(|c| entry(c, "Logs"))
+        .chain([entry("AllMetrics", "Metrics")])
+        .collect();
+    json!({"value": value})
+}
+
 pub fn put(
     store: &mut Extensions,
     scope: &str,
@@ -129,6 +219,9 @@ pub fn put(
                 return Err(ApiError::bad_request(
                     "A diagnostic setting needs at least one destination: workspaceId, storageAccountId, eventHubAuthorizationRuleId or marketplacePartnerId.",
                 ));
+            }
+            if is_factory(scope) {
+                unsupported_category(&props)?;
             }
         }
         Extension::MetricAlert | Extension::ActivityLogAlert => {

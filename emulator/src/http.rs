@@ -524,6 +524,18 @@ fn other_provider(
     }) {
         return Some(role_definitions(shared, call, caller, s, i));
     }
+    if let [.., p, ns, c] = s
+        && eq(p, "providers")
+        && eq(ns, "Microsoft.Insights")
+        && eq(c, "diagnosticSettingsCategories")
+        && call.method == "GET"
+    {
+        let scope = format!("/{}", s[..s.len() - 3].join("/"));
+        return Some(
+            api_version(call, &["2021-05-01-preview"])
+                .map(|()| Reply::Json(200, crate::extension::categories(&scope))),
+        );
+    }
     // Locks hold for everything below their scope, extension resources
     // (diagnostic settings, alerts) included; a lock's own path is exempt.
     if let Some(e) = crate::extension::locked(&shared.world().extensions, &call.method, &call.path)

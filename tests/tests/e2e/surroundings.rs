@@ -222,7 +222,16 @@ async fn diagnostic_settings_and_locks_answer_as_documented_and_locks_hold() {
     assert_eq!(made, 200);
     let mut failures = Vec::new();
 
-    let create = example(&dir, "insights/createOrUpdateDiagnosticSetting.json");
+    // The example's setting is a Logic App's: on a factory its workflow
+    // metrics are the factory's AllMetrics (a factory refuses another
+    // resource type's categories, as the service does).
+    let create: Value = serde_json::from_str(
+        &example(&dir, "insights/createOrUpdateDiagnosticSetting.json")
+            .to_string()
+            .replace("\"WorkflowMetrics\"", "\"AllMetrics\"")
+            .replace("\"WorkflowRuntime\"", "\"PipelineRuns\""),
+    )
+    .expect("json");
     let diag = format!("{factory}/providers/Microsoft.Insights/diagnosticSettings/mysetting");
     let v = "2021-05-01-preview";
     let (status, answer) = arm
@@ -771,4 +780,100 @@ async fn key_vault_access_policies_answer_as_specified_and_rbac_and_locks_hold()
         (409, &json!("ScopeLocked")),
         "{e}"
     );
+}
+
+/// A factory's diagnostic categories answer as listDiagnosticSettingsCategories
+/// shows a resource's; a setting naming a category the factory does not
+/// offer is refused; a delete answers as deleteDiagnosticSetting (200, then
+/// 204 when already gone).
+#[tokio::test]
+async fn diagnostic_categories_are_a_factorys_and_deletes_answer_as_documented() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings/insights");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let factory = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-diag/providers/Microsoft.DataFactory/factories/adf-diag";
+    let (made, _) = arm
+        .call(
+            "PUT",
+            factory,
+            "2018-06-01",
+            Some(&json!({"location": "westeurope"})),
+        )
+        .await;
+    assert_eq!(made, 200);
+    let (status, listed) = arm
+        .call(
+            "GET",
+            &format!("{factory}/providers/Microsoft.Insights/diagnosticSettingsCategories"),
+            "2021-05-01-preview",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let documented = example(&dir, "listDiagnosticSettingsCategories.json");
+    let documented = &documented["responses"]["200"]["body"]["value"];
+    let find = |ty: &str| {
+        listed["value"]
+            .as_array()
+            .and_then(|v| v.iter().find(|c| c["properties"]["categoryType"] == ty))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut failures = Vec::new();
+    for (i, ty) in [(0, "Logs"), (1, "Metrics")] {
+        failures.extend(
+            conforms(
+                "listDiagnosticSettingsCategories",
+                &documented[i],
+                &find(ty),
+            )
+            .into_iter()
+            .filter(|d| !d.contains("/name: documented")),
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        listed["value"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|c| c["name"] == "PipelineRuns")),
+        "{listed}"
+    );
+
+    let setting = format!("{factory}/providers/Microsoft.Insights/diagnosticSettings/to-law");
+    let body = |category: &str| {
+        json!({"properties": {"workspaceId": "/subscriptions/1/resourceGroups/m/providers/Microsoft.OperationalInsights/workspaces/law",
+            "logs": [{"category": category, "enabled": true}]}})
+    };
+    let (status, e) = arm
+        .call(
+            "PUT",
+            &setting,
+            "2021-05-01-preview",
+            Some(&body("WorkflowRuntime")),
+        )
+        .await;
+    assert_eq!(status, 400, "a Logic Apps category on a factory: {e}");
+    assert!(
+        e.to_string()
+            .contains("Category 'WorkflowRuntime' is not supported"),
+        "{e}"
+    );
+    let (status, _) = arm
+        .call(
+            "PUT",
+            &setting,
+            "2021-05-01-preview",
+            Some(&body("PipelineRuns")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deleted = example(&dir, "deleteDiagnosticSetting.json");
+    for expected in ["200", "204"] {
+        assert!(deleted["responses"].get(expected).is_some());
+        let (status, _) = arm
+            .call("DELETE", &setting, "2021-05-01-preview", None)
+            .await;
+        assert_eq!(status.to_string(), expected);
+    }
 }
