@@ -510,19 +510,18 @@ fn other_provider(
     caller: &Caller,
     s: &[&str],
 ) -> Option<Result<Reply, ApiError>> {
-    if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
-        eq(s[i], "providers")
-            && eq(s[i + 1], "Microsoft.Authorization")
-            && eq(s[i + 2], "roleAssignments")
-    }) {
-        return Some(role_assignments(shared, call, caller, s, i));
-    }
-    if let Some(i) = (0..s.len().saturating_sub(2)).find(|&i| {
-        eq(s[i], "providers")
-            && eq(s[i + 1], "Microsoft.Authorization")
-            && eq(s[i + 2], "roleDefinitions")
-    }) {
-        return Some(role_definitions(shared, call, caller, s, i));
+    if let Some(i) = (0..s.len().saturating_sub(2))
+        .find(|&i| eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization"))
+    {
+        match s[i + 2] {
+            t if eq(t, "roleAssignments") => {
+                return Some(role_assignments(shared, call, caller, s, i));
+            }
+            t if eq(t, "roleDefinitions") => {
+                return Some(role_definitions(shared, call, caller, s, i));
+            }
+            _ => {}
+        }
     }
     if let [.., p, ns, c] = s
         && eq(p, "providers")
@@ -914,7 +913,6 @@ fn extension(
     }
 }
 
-/// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.
 /// `…/providers/Microsoft.KeyVault/vaults[/NAME[/accessPolicies/OP]]` at a
 /// subscription or resource group: the vault as an ARM resource.
 fn key_vaults(
@@ -985,6 +983,7 @@ fn key_vaults(
     }
 }
 
+/// `/subscriptions/S/resourceGroups/R/providers/Microsoft.Storage/storageAccounts/A[/blobServices/default]`.
 fn storage(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {
     use crate::storage as st;
     api_version(call, st::API_VERSIONS)?;

@@ -263,7 +263,7 @@ async fn walk(
         // put back (they are the group's, not the factory's).
         let inherited;
         let (parent, item) = if kind == ResourceKind::Lock && !on_factory(item, &own) {
-            match inherited_lock(item) {
+            match inherited_lock(item).and_then(|v| serde_json::to_vec(&v).ok()) {
                 Some(bytes) => {
                     inherited = bytes;
                     (Some(INHERITED.to_string()), &inherited[..])
@@ -404,52 +404,63 @@ async fn roles(
     take: &Take<'_>,
 ) -> Result<(), ExportError> {
     let base = fc.arm_path();
-    // At the subscription (every scope in it); a reader of the resource
-    // group only sees what is assigned there and above.
-    let mut result = Err(ArmError::Unfinished {
-        what: String::new(),
-        waited: String::new(),
-        last: String::new(),
-    });
-    for scope in [
-        format!("/subscriptions/{}", fc.subscription),
-        resource_group_of(&base).to_string(),
-    ] {
-        let url = format!(
-            "{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
-            crate::model::kind::ROLE_ASSIGNMENTS_API
-        );
-        let held = Mutex::new(Vec::<Value>::new());
-        result = arm
-            .list_each_raw(&url, |item| {
-                if let Some(v) = role_held(item, &base) {
-                    held.lock().expect("lock").push(v);
-                }
-            })
-            .await;
-        if !matches!(
-            result.as_ref().err().and_then(ArmError::status),
-            Some(401 | 403)
-        ) {
-            let mut held = held.into_inner().expect("lock");
-            held.extend(granted_on_factory(arm, &base, principal).await);
-            named_roles(arm, &fc.subscription, &mut held).await;
-            for v in held {
-                if let Ok(bytes) = serde_json::to_vec(&v) {
-                    take(ResourceKind::RoleAssignment, None, &url, &bytes);
-                }
-            }
-            break;
+    let held = Mutex::new(Vec::<Value>::new());
+    let path = format!(
+        "providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
+        crate::model::kind::ROLE_ASSIGNMENTS_API
+    );
+    let url = match at_subscription_or_group(arm, fc, &path, &|item| {
+        if let Some(v) = role_held(item, &base) {
+            held.lock().expect("lock").push(v);
+        }
+    })
+    .await
+    {
+        Ok(url) => url,
+        Err(e) => return listed(Err(e), ResourceKind::RoleAssignment, fc, identity).map(|_| ()),
+    };
+    let mut held = held.into_inner().expect("lock");
+    match granted_on_factory(arm, &base, principal).await {
+        Ok(others) => held.extend(others),
+        Err(e) => return listed(Err(e), ResourceKind::RoleAssignment, fc, identity).map(|_| ()),
+    }
+    named_roles(arm, &fc.subscription, &mut held).await;
+    for v in held {
+        if let Ok(bytes) = serde_json::to_vec(&v) {
+            take(ResourceKind::RoleAssignment, None, &url, &bytes);
         }
     }
-    listed(result, ResourceKind::RoleAssignment, fc, identity).map(|_| ())
+    Ok(())
+}
+
+/// Lists `path` (a provider path and its query) at the factory's
+/// subscription (every scope in it), or, for a reader of only the resource
+/// group, at the group (what is there and above), handing each item to
+/// `each`; the URL that answered.
+async fn at_subscription_or_group(
+    arm: &dyn FactoryApi,
+    fc: &FactoryConfig,
+    path: &str,
+    each: &(dyn Fn(&[u8]) + Sync),
+) -> Result<String, ArmError> {
+    let group = format!("{}/{path}", resource_group_of(&fc.arm_path()));
+    let url = format!("/subscriptions/{}/{path}", fc.subscription);
+    match arm.list_each_raw(&url, each).await {
+        Err(e) if matches!(e.status(), Some(401 | 403)) => {
+            arm.list_each_raw(&group, each).await.map(|()| group)
+        }
+        other => other.map(|()| url),
+    }
 }
 
 /// Roles others (people, groups, other identities) hold on the factory
 /// itself: a new factory is a new scope, so they are granted there again to
-/// the same principals. What cannot be listed here was (or was refused)
-/// already at the subscription or group.
-async fn granted_on_factory(arm: &dyn FactoryApi, base: &str, own: &str) -> Vec<Value> {
+/// the same principals.
+async fn granted_on_factory(
+    arm: &dyn FactoryApi,
+    base: &str,
+    own: &str,
+) -> Result<Vec<Value>, ArmError> {
     use sha2::Digest;
     let url = format!(
         "{base}/providers/Microsoft.Authorization/roleAssignments?$filter=atScope()&api-version={}",
@@ -457,8 +468,7 @@ async fn granted_on_factory(arm: &dyn FactoryApi, base: &str, own: &str) -> Vec<
     );
     let found = Mutex::new(Vec::new());
     let factory = base.trim_end_matches('/').to_ascii_lowercase();
-    let _ = arm
-        .list_each_raw(&url, |item| {
+    arm.list_each_raw(&url, |item| {
             let Ok(v) = serde_json::from_slice::<Value>(item) else {
                 return;
             };
@@ -480,8 +490,8 @@ async fn granted_on_factory(arm: &dyn FactoryApi, base: &str, own: &str) -> Vec<
                     "principal": principal.to_ascii_lowercase(), "principalType": text("/properties/principalType")}
             }));
         })
-        .await;
-    found.into_inner().expect("lock")
+        .await?;
+    Ok(found.into_inner().expect("lock"))
 }
 
 /// Adds each role's name and type (BuiltInRole, CustomRole) from its role
@@ -573,31 +583,17 @@ async fn access_policies(
     if names.is_empty() {
         return Ok(());
     }
-    let base = fc.arm_path();
-    let mut result = Ok(());
-    for scope in [
-        format!("/subscriptions/{}", fc.subscription),
-        resource_group_of(&base).to_string(),
-    ] {
-        let url = format!(
-            "{scope}/providers/Microsoft.KeyVault/vaults?api-version={}",
-            crate::model::kind::KEY_VAULT_API
-        );
-        result = arm
-            .list_each_raw(&url, |item| {
-                if let Some(bytes) = policy_held(item, &names, principal) {
-                    take(ResourceKind::AccessPolicy, None, &url, &bytes);
-                }
-            })
-            .await;
-        if !matches!(
-            result.as_ref().err().and_then(ArmError::status),
-            Some(401 | 403)
-        ) {
-            break;
+    let path = format!(
+        "providers/Microsoft.KeyVault/vaults?api-version={}",
+        crate::model::kind::KEY_VAULT_API
+    );
+    let result = at_subscription_or_group(arm, fc, &path, &|item| {
+        if let Some(bytes) = policy_held(item, &names, principal) {
+            take(ResourceKind::AccessPolicy, None, &path, &bytes);
         }
-    }
-    listed(result, ResourceKind::AccessPolicy, fc, identity).map(|_| ())
+    })
+    .await;
+    listed(result.map(|_| ()), ResourceKind::AccessPolicy, fc, identity).map(|_| ())
 }
 
 /// `contoso-kv` of `https://contoso-kv.vault.azure.net/`.
@@ -696,7 +692,6 @@ fn watching(item: &[u8], factory: &str) -> Option<Vec<u8>> {
     serde_json::to_vec(&v).ok()
 }
 
-/// Is this lock (raw JSON) on the factory itself (its id below `own`)?
 /// The locks a factory made in `group` (`/subscriptions/S/resourceGroups/R`)
 /// would inherit, as inherited locks (what a restore into a new factory
 /// there must know before its first write).
@@ -705,8 +700,7 @@ pub async fn group_locks(arm: &dyn FactoryApi, group: &str) -> Result<Vec<Resour
     let url = format!("{group}/{provider}?api-version={version}");
     let found = Mutex::new(Vec::new());
     arm.list_each_raw(&url, |item| {
-        let Some(v) = inherited_lock(item).and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        else {
+        let Some(v) = inherited_lock(item) else {
             return;
         };
         if let Some(name) = v.get("name").and_then(Value::as_str) {
@@ -728,7 +722,7 @@ pub const INHERITED: &str = "inherited";
 
 /// An inherited lock (raw JSON) with the scope it comes from as
 /// `properties.inheritedFrom`.
-fn inherited_lock(item: &[u8]) -> Option<Vec<u8>> {
+fn inherited_lock(item: &[u8]) -> Option<Value> {
     let mut v: Value = serde_json::from_slice(item).ok()?;
     let id = v.get("id")?.as_str()?.to_string();
     let lower = id.to_ascii_lowercase();
@@ -736,9 +730,10 @@ fn inherited_lock(item: &[u8]) -> Option<Vec<u8>> {
     v.get_mut("properties")?
         .as_object_mut()?
         .insert("inheritedFrom".into(), Value::String(id[..at].to_string()));
-    serde_json::to_vec(&v).ok()
+    Some(v)
 }
 
+/// Is this lock (raw JSON) on the factory itself (its id below `own`)?
 fn on_factory(item: &[u8], own: &str) -> bool {
     serde_json::from_slice::<Value>(item)
         .ok()

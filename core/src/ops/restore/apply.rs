@@ -783,28 +783,23 @@ impl Applier<'_> {
         } else {
             text_at(&step.definition, "/properties/roleDefinitionId")
         };
-        let put = |role: String| {
-            let name = grant_name(principal, &role, &scope);
-            let path = format!(
-                "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
-                crate::model::kind::ROLE_ASSIGNMENTS_API
-            );
-            let body = serde_json::json!({"properties": {
-                "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-                "principalId": principal, "principalType": kind}});
-            async move {
-                write(
-                    self.arm,
-                    &self.throttle,
-                    Method::Put,
-                    &path,
-                    Some(&body),
-                    false,
-                )
-                .await
-            }
-        };
-        let answer = put(role.clone()).await;
+        let name = grant_name(principal, &role, &scope);
+        let path = format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        let body = serde_json::json!({"properties": {
+            "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            "principalId": principal, "principalType": kind}});
+        let answer = write(
+            self.arm,
+            &self.throttle,
+            Method::Put,
+            &path,
+            Some(&body),
+            false,
+        )
+        .await;
         let command = format!(
             "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type {kind} --role {role} --scope {scope}"
         );
