@@ -83,6 +83,23 @@ pub const KEY_VAULT_API: &str = "2023-07-01";
 /// The role assignments API version.
 pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 
+/// `properties.principal` of a grant held by the factory's system-assigned
+/// identity (a restore grants it to the new factory's new principal).
+pub const SYSTEM_ASSIGNED: &str = "systemAssigned";
+
+/// `properties.principal` of a grant held by a user-assigned identity the
+/// factory has attached, followed by that identity's resource id
+/// (lowercase): the identity outlives the factory, so a restore grants only
+/// what it is missing (what was scoped to the old factory, or all of it if
+/// the identity was made again).
+pub const USER_ASSIGNED: &str = "userAssigned:";
+
+/// Whether a grant's `properties.principal` is one of the factory's own
+/// identities (and not a person, group or other identity that works in it).
+pub fn own_identity(principal: &str) -> bool {
+    principal.is_empty() || principal == SYSTEM_ASSIGNED || principal.starts_with(USER_ASSIGNED)
+}
+
 impl ResourceKind {
     /// Child kinds, listed through `…/factories/{f}/{segment}`.
     pub const CHILDREN: [ResourceKind; 12] = [

@@ -175,13 +175,51 @@ fn bad_json(path: &str, url: &str, e: serde_json::Error) -> ExportError {
     }
 }
 
-/// Reads the factory itself, hands it to `sink` and answers its region and `createTime`.
+/// One of the factory's identities: its principal, and how a backup names
+/// it (`properties.principal` of what it holds).
+struct Own {
+    principal: String,
+    label: String,
+}
+
+/// The factory's identities as its answer lists them: the system-assigned
+/// one, then each user-assigned one with its principal filled in.
+fn own_identities(answer: &Value) -> Vec<Own> {
+    use crate::model::kind::{SYSTEM_ASSIGNED, USER_ASSIGNED};
+    let mut out = Vec::new();
+    if let Some(p) = answer
+        .pointer("/identity/principalId")
+        .and_then(Value::as_str)
+    {
+        out.push(Own {
+            principal: p.to_string(),
+            label: SYSTEM_ASSIGNED.to_string(),
+        });
+    }
+    if let Some(uamis) = answer
+        .pointer("/identity/userAssignedIdentities")
+        .and_then(Value::as_object)
+    {
+        for (id, uami) in uamis {
+            if let Some(p) = uami.get("principalId").and_then(Value::as_str) {
+                out.push(Own {
+                    principal: p.to_string(),
+                    label: format!("{USER_ASSIGNED}{}", id.to_ascii_lowercase()),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Reads the factory itself, hands it to `sink` and answers its region,
+/// `createTime` and identities.
 async fn read_factory(
     arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
     sink: &Sink<'_>,
-) -> Result<(Option<String>, Option<String>, Option<String>), ExportError> {
+) -> Result<(Option<String>, Option<String>, Vec<Own>), ExportError> {
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let factory = match arm
@@ -207,7 +245,7 @@ async fn read_factory(
             .map(str::to_string)
     };
     let (region, created) = (text("/location"), text("/properties/createTime"));
-    let principal = text("/identity/principalId");
+    let own = own_identities(&answer);
     if (sink.lock().expect("sink"))(ResourceKind::Factory, None, &factory)
         .map_err(|e| bad_json(&path_text, &base, e))?
         .is_none()
@@ -217,7 +255,7 @@ async fn read_factory(
             what: "the factory".into(),
         });
     }
-    Ok((region, created, principal))
+    Ok((region, created, own))
 }
 
 /// The child kinds listed at the factory, those that run to many pages
@@ -248,7 +286,7 @@ async fn walk(
     concurrency: usize,
     sink: &Sink<'_>,
 ) -> Result<Walked, ExportError> {
-    let (region, created, principal) = read_factory(arm, fc, identity, sink).await?;
+    let (region, created, identities) = read_factory(arm, fc, identity, sink).await?;
     let base = fc.arm_path();
     let path_text = fc.path_text();
     let kinds = listed_kinds();
@@ -338,11 +376,9 @@ async fn walk(
     endpoints(arm, &base, vnet_names, concurrency, &take)
         .await
         .map_err(|e| classify(e, fc, identity))?;
-    if let Some(principal) = principal {
-        roles(arm, fc, identity, &principal, &take).await?;
-        let urls = std::mem::take(&mut *vault_urls.lock().expect("lock"));
-        access_policies(arm, fc, identity, &principal, &urls, &take).await?;
-    }
+    roles(arm, fc, identity, &identities, &take).await?;
+    let urls = std::mem::take(&mut *vault_urls.lock().expect("lock"));
+    access_policies(arm, fc, identity, &identities, &urls, &take).await?;
     if let Some(problem) = problem.lock().expect("lock").take() {
         return Err(problem);
     }
@@ -393,34 +429,45 @@ async fn endpoints(
 /// Hands one listed item (kind, parent, the URL it came from, its bytes) on.
 type Take<'t> = dyn Fn(ResourceKind, Option<String>, &str, &[u8]) + Sync + 't;
 
-/// The roles the factory's system-assigned identity holds, listed at the
-/// subscription (every scope in it), or, for a reader of the resource group
-/// only, at the group (what is assigned there and above).
+/// The roles the factory's identities (system- and user-assigned) hold,
+/// listed at the subscription (every scope in it), or, for a reader of the
+/// resource group only, at the group (what is assigned there and above);
+/// then the roles others hold on the factory.
 async fn roles(
     arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
-    principal: &str,
+    identities: &[Own],
     take: &Take<'_>,
 ) -> Result<(), ExportError> {
     let base = fc.arm_path();
     let held = Mutex::new(Vec::<Value>::new());
-    let path = format!(
-        "providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
-        crate::model::kind::ROLE_ASSIGNMENTS_API
+    let mut url = format!(
+        "/subscriptions/{}/providers/Microsoft.Authorization/roleAssignments",
+        fc.subscription
     );
-    let url = match at_subscription_or_group(arm, fc, &path, &|item| {
-        if let Some(v) = role_held(item, &base) {
-            held.lock().expect("lock").push(v);
-        }
-    })
-    .await
-    {
-        Ok(url) => url,
-        Err(e) => return listed(Err(e), ResourceKind::RoleAssignment, fc, identity).map(|_| ()),
-    };
+    for own in identities {
+        let path = format!(
+            "providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{}')&api-version={}",
+            own.principal,
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        url = match at_subscription_or_group(arm, fc, &path, &|item| {
+            if let Some(v) = role_held(item, &base, &own.label) {
+                held.lock().expect("lock").push(v);
+            }
+        })
+        .await
+        {
+            Ok(url) => url,
+            Err(e) => {
+                return listed(Err(e), ResourceKind::RoleAssignment, fc, identity).map(|_| ());
+            }
+        };
+    }
     let mut held = held.into_inner().expect("lock");
-    match granted_on_factory(arm, &base, principal).await {
+    let principals: Vec<&str> = identities.iter().map(|o| o.principal.as_str()).collect();
+    match granted_on_factory(arm, &base, &principals).await {
         Ok(others) => held.extend(others),
         Err(e) => return listed(Err(e), ResourceKind::RoleAssignment, fc, identity).map(|_| ()),
     }
@@ -459,7 +506,7 @@ async fn at_subscription_or_group(
 async fn granted_on_factory(
     arm: &dyn FactoryApi,
     base: &str,
-    own: &str,
+    own: &[&str],
 ) -> Result<Vec<Value>, ArmError> {
     use sha2::Digest;
     let url = format!(
@@ -475,7 +522,7 @@ async fn granted_on_factory(
             let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
             let principal = text("/properties/principalId");
             let at = text("/properties/scope").trim_end_matches('/').to_ascii_lowercase();
-            if at != factory || principal.is_empty() || principal.eq_ignore_ascii_case(own) {
+            if at != factory || principal.is_empty() || own.iter().any(|o| principal.eq_ignore_ascii_case(o)) {
                 return;
             }
             let role = text("/properties/roleDefinitionId")
@@ -566,8 +613,8 @@ fn key_vault_url(item: &[u8]) -> Option<String> {
     (!url.contains('@')).then(|| url.to_string())
 }
 
-/// The Key Vault access policies that name the factory's system-assigned
-/// identity, on the vaults its linked services use, found among the vaults
+/// The Key Vault access policies that name one of the factory's identities,
+/// on the vaults its linked services use, found among the vaults
 /// of the factory's subscription (or, for a group reader, its resource
 /// group). A vault on RBAC has no policies that count: its role
 /// assignments are backed up as roles.
@@ -575,12 +622,12 @@ async fn access_policies(
     arm: &dyn FactoryApi,
     fc: &FactoryConfig,
     identity: &str,
-    principal: &str,
+    identities: &[Own],
     urls: &[String],
     take: &Take<'_>,
 ) -> Result<(), ExportError> {
     let names: Vec<String> = urls.iter().filter_map(|u| vault_name(u)).collect();
-    if names.is_empty() {
+    if names.is_empty() || identities.is_empty() {
         return Ok(());
     }
     let path = format!(
@@ -588,8 +635,10 @@ async fn access_policies(
         crate::model::kind::KEY_VAULT_API
     );
     let result = at_subscription_or_group(arm, fc, &path, &|item| {
-        if let Some(bytes) = policy_held(item, &names, principal) {
-            take(ResourceKind::AccessPolicy, None, &path, &bytes);
+        for own in identities {
+            if let Some(bytes) = policy_held(item, &names, own) {
+                take(ResourceKind::AccessPolicy, None, &path, &bytes);
+            }
         }
     })
     .await;
@@ -605,11 +654,11 @@ pub fn vault_name(url: &str) -> Option<String> {
         .then(|| name.to_ascii_lowercase())
 }
 
-/// The access policy of `principal` on a listed vault (raw JSON) the
-/// factory uses, as adfdr keeps it: named by the vault, holding the vault's
-/// id and the permissions (the tenant and object ids are the old
-/// identity's).
-fn policy_held(item: &[u8], names: &[String], principal: &str) -> Option<Vec<u8>> {
+/// The access policy of one of the factory's identities on a listed vault
+/// (raw JSON) the factory uses, as adfdr keeps it: named by the vault (and
+/// a user-assigned identity's name), holding the vault's id and the
+/// permissions (the tenant and object ids are the old identity's).
+fn policy_held(item: &[u8], names: &[String], own: &Own) -> Option<Vec<u8>> {
     let v: Value = serde_json::from_slice(item).ok()?;
     let name = v.get("name")?.as_str()?;
     if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
@@ -622,24 +671,29 @@ fn policy_held(item: &[u8], names: &[String], principal: &str) -> Option<Vec<u8>
     let policy = props.get("accessPolicies")?.as_array()?.iter().find(|p| {
         p.get("objectId")
             .and_then(Value::as_str)
-            .is_some_and(|o| o.eq_ignore_ascii_case(principal))
+            .is_some_and(|o| o.eq_ignore_ascii_case(&own.principal))
     })?;
+    let mut name = name.to_ascii_lowercase();
+    if let Some(uami) = own.label.strip_prefix(crate::model::kind::USER_ASSIGNED) {
+        name = format!("{name}-{}", uami.rsplit('/').next().unwrap_or_default());
+    }
     serde_json::to_vec(&serde_json::json!({
-        "name": name.to_ascii_lowercase(),
+        "name": name,
         "properties": {
             "vault": v.get("id")?,
             "permissions": policy.get("permissions")?,
-            "principal": "systemAssigned",
+            "principal": own.label,
         }
     }))
     .ok()
 }
 
-/// A role assignment of the factory's system-assigned identity, as adfdr
-/// keeps it: named by role and scope (the assignment's own GUID and the
-/// principal are the old identity's), the factory's id in its scope written
+/// A role assignment of one of the factory's identities (`principal`, as
+/// kept), as adfdr keeps it: named by role and scope (the assignment's own
+/// GUID and the principal id are the old identity's), and by the identity
+/// where it is a user-assigned one; the factory's id in its scope written
 /// FACTORY_ID.
-fn role_held(item: &[u8], factory: &str) -> Option<Value> {
+fn role_held(item: &[u8], factory: &str, principal: &str) -> Option<Value> {
     use sha2::Digest;
     let v: Value = serde_json::from_slice(item).ok()?;
     let props = v.get("properties")?;
@@ -657,11 +711,15 @@ fn role_held(item: &[u8], factory: &str) -> Option<Value> {
     if scope.eq_ignore_ascii_case(factory.trim_end_matches('/')) {
         scope = crate::model::kind::FACTORY_ID.to_string();
     }
-    let digest = sha2::Sha256::digest(scope.to_ascii_lowercase().as_bytes());
+    let mut named = scope.to_ascii_lowercase();
+    if principal != crate::model::kind::SYSTEM_ASSIGNED {
+        named = format!("{named}|{principal}");
+    }
+    let digest = sha2::Sha256::digest(named.as_bytes());
     let name = format!("{role}-{}", &crate::snapshot::manifest::hex(&digest)[..12]);
     Some(serde_json::json!({
         "name": name,
-        "properties": {"roleDefinitionId": role, "scope": scope, "principal": "systemAssigned"}
+        "properties": {"roleDefinitionId": role, "scope": scope, "principal": principal}
     }))
 }
 

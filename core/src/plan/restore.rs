@@ -618,7 +618,7 @@ impl<'a> Planner<'a> {
                 && r.definition
                     .pointer("/properties/principal")
                     .and_then(Value::as_str)
-                    .is_some_and(|p| p != "systemAssigned");
+                    .is_some_and(|p| !crate::model::kind::own_identity(p));
             if others && !self.options.others_access {
                 out.skip[i] = Some(
                     "a drill grants nobody but the factory's identity access to its scratch factory"

@@ -1682,6 +1682,167 @@ async fn the_new_identity_is_granted_what_the_old_one_held() {
     );
 }
 
+/// A user-assigned identity outlives its factory and keeps what it holds:
+/// its roles are backed up beside the system-assigned one's, and a restore
+/// grants only what is missing (what was scoped to the old factory), so a
+/// restoring identity that may not grant is asked for nothing the identity
+/// still has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_assigned_identity_is_granted_only_what_it_is_missing() {
+    let rig = Rig::start("restore-uami", &[("sales", "adf-sales", &sample_factory())]).await;
+    let uami = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-identity/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-etl"
+    );
+    rig.emu.with_world(|w| {
+        let key = adf_emulator::state::factory_key(SUB, RG, "adf-sales");
+        let f = w.factories.get_mut(&key).expect("source");
+        f.body["identity"] = serde_json::json!({
+            "type": "SystemAssigned,UserAssigned",
+            "userAssignedIdentities": {uami.clone(): {}}});
+    });
+    let uami_principal =
+        adf_emulator::auth::derived_guid(&format!("uami-principal:{}", uami.to_ascii_lowercase()));
+    let mi = adf_emulator::auth::derived_guid("mi:system-assigned");
+    let lake = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/salesdatalake"
+    );
+    let source_id = format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.DataFactory/factories/adf-sales"
+    );
+    for (principal, role, scope) in [
+        (mi.as_str(), "Owner", format!("/subscriptions/{SUB}")),
+        (
+            mi.as_str(),
+            "Key Vault Crypto User",
+            "/keyvault".to_string(),
+        ),
+        (
+            uami_principal.as_str(),
+            "Storage Blob Data Contributor",
+            lake.clone(),
+        ),
+        (uami_principal.as_str(), "Reader", source_id.clone()),
+    ] {
+        adfdr_tests::admin(
+            &rig.emu,
+            "role-assignments",
+            serde_json::json!({"principal_id": principal, "role": role, "scope": scope}),
+        )
+        .await;
+    }
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out_dir = rig.dir.join("uami-export");
+    let out = rig.adfdr(&[
+        "export",
+        "latest",
+        "--factory",
+        "sales",
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let kept: Vec<String> = std::fs::read_dir(out_dir.join("surroundings/roleAssignment"))
+        .expect("roles exported")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("reads"))
+        .filter(|t| t.contains(&format!("userAssigned:{}", uami.to_ascii_lowercase())))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        2,
+        "the identity's roles, kept by its id: {kept:?}"
+    );
+    let held = |scope_tail: &str| {
+        rig.emu.with_world(|w| {
+            w.role_assignments
+                .iter()
+                .filter(|a| a.principal_id == uami_principal && a.scope.ends_with(scope_tail))
+                .map(|a| a.role.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    let file = overrides(&rig, FILL_ERP);
+    let restore = |to: &str, extra: &[&str]| {
+        rig.command()
+            .env("ERP_CONNECTION", "x")
+            .args([
+                "restore",
+                "latest",
+                "--factory",
+                "sales",
+                "--yes",
+                "--overrides",
+                &file,
+            ])
+            .args(extra)
+            .args(["--to", &format!("{SUB}/{DR_RG}/{to}")])
+            .output()
+            .expect("runs")
+    };
+    let out = restore("adf-sales-uami", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        held("/factories/adf-sales-uami"),
+        ["Reader"],
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        held("/salesdatalake"),
+        ["Storage Blob Data Contributor"],
+        "held already, not doubled: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("already held: roleAssignment:"),
+        "{}",
+        text(&out)
+    );
+
+    // May restore, may not grant: asked only for the factory-scoped role.
+    adfdr_tests::admin_delete(&rig.emu, "role-assignments").await;
+    for (principal, role, scope) in [
+        (
+            mi.as_str(),
+            "Data Factory Contributor",
+            format!("/subscriptions/{SUB}"),
+        ),
+        (
+            mi.as_str(),
+            "Monitoring Contributor",
+            format!("/subscriptions/{SUB}"),
+        ),
+        (
+            mi.as_str(),
+            "Key Vault Crypto User",
+            "/keyvault".to_string(),
+        ),
+        (
+            uami_principal.as_str(),
+            "Storage Blob Data Contributor",
+            lake.clone(),
+        ),
+    ] {
+        adfdr_tests::admin(
+            &rig.emu,
+            "role-assignments",
+            serde_json::json!({"principal_id": principal, "role": role, "scope": scope}),
+        )
+        .await;
+    }
+    let out = restore("adf-sales-uami-2", &["--exclude", "lock:*"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let printed = text(&out);
+    let asked = format!("az role assignment create --assignee-object-id {uami_principal} ");
+    assert_eq!(printed.matches(&asked).count(), 1, "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "{asked}--assignee-principal-type ServicePrincipal --role acdd72a7-3385-48ef-bd42-f606fba81ae7 --scope /subscriptions/{SUB}/resourceGroups/{DR_RG}/providers/Microsoft.DataFactory/factories/adf-sales-uami-2"
+        )),
+        "{printed}"
+    );
+}
+
 /// Locks the resource group passes down are kept as context (shown,
 /// exported), never put on a target; a target group's ReadOnly lock stops
 /// the restore before any write, naming where it is and how it goes.

@@ -270,6 +270,40 @@ pub fn set_policy_command(vault: &str, principal: &str, permissions: &Value) -> 
     command
 }
 
+/// The principal of the restored factory's identity a grant was held by
+/// (`properties.principal`: the system-assigned one, or a user-assigned one
+/// it has attached); a person's or group's own id is theirs (`Ok("")`: the
+/// grant names it). Why not, for the report.
+fn own_principal(identity: Option<&Value>, grant: &Value) -> Result<String, String> {
+    use crate::model::kind::{SYSTEM_ASSIGNED, USER_ASSIGNED};
+    let held_by = text_at(grant, "/properties/principal");
+    if !crate::model::kind::own_identity(&held_by) {
+        return Ok(String::new());
+    }
+    if held_by.is_empty() || held_by == SYSTEM_ASSIGNED {
+        return identity
+            .and_then(|i| i.get("principalId"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                "the restored factory has no system-assigned identity to grant it to".to_string()
+            });
+    }
+    let uami = &held_by[USER_ASSIGNED.len()..];
+    identity
+        .and_then(|i| i.get("userAssignedIdentities"))
+        .and_then(Value::as_object)
+        .and_then(|all| all.iter().find(|(id, _)| id.eq_ignore_ascii_case(uami)))
+        .and_then(|(_, u)| u.get("principalId"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "the restored factory does not have the user-assigned identity {uami} attached (or it no longer exists): attach it (identity.userAssignedIdentities of the factory), or make it again, then run the restore again"
+            )
+        })
+}
+
 /// The same grant always gets the same assignment name (a name-based
 /// GUID of principal, role and scope): a rerun finds it, never doubles it.
 fn grant_name(principal: &str, role: &str, scope: &str) -> uuid::Uuid {
@@ -688,25 +722,21 @@ impl Applier<'_> {
             Ok(f) => f.get("identity").cloned(),
             Err(_) => None,
         };
-        let field = |k: &str| {
-            identity
-                .as_ref()
-                .and_then(|i| i.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let Some(principal) = field("principalId") else {
-            for step in grants {
-                self.fail(
-                    step.label.clone(),
-                    "the restored factory has no system-assigned identity to grant it to".into(),
-                );
-            }
-            return 0;
-        };
-        let tenant = field("tenantId").unwrap_or_default();
+        let tenant = identity
+            .as_ref()
+            .and_then(|i| i.get("tenantId"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut granted = 0;
         for step in grants {
+            let principal = match own_principal(identity.as_ref(), &step.definition) {
+                Ok(p) => p,
+                Err(missing) => {
+                    self.fail(step.label.clone(), missing);
+                    continue;
+                }
+            };
             let (answer, command) = if step.kind == ResourceKind::AccessPolicy {
                 self.give_policy(step, &principal, &tenant).await
             } else {
@@ -717,7 +747,10 @@ impl Applier<'_> {
                     granted += 1;
                     (self.progress)(&format!("granted {}", step.label));
                 }
-                Err(e) if e.code() == Some("RoleAssignmentExists") => granted += 1,
+                Err(e) if e.code() == Some("RoleAssignmentExists") => {
+                    granted += 1;
+                    (self.progress)(&format!("already held: {}", step.label));
+                }
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
                     self.ungranted.lock().expect("grants").push(Failure {
                         what: step.label.clone(),
@@ -747,7 +780,7 @@ impl Applier<'_> {
         // The factory's own identity is the new one; anyone else who held a
         // role on the factory holds it on the restored one.
         let (principal, kind) = match text_at(&step.definition, "/properties/principal") {
-            p if p == "systemAssigned" || p.is_empty() => {
+            p if crate::model::kind::own_identity(&p) => {
                 (principal.to_string(), "ServicePrincipal".to_string())
             }
             p => (
@@ -783,6 +816,22 @@ impl Applier<'_> {
         } else {
             text_at(&step.definition, "/properties/roleDefinitionId")
         };
+        let command = format!(
+            "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type {kind} --role {role} --scope {scope}"
+        );
+        // Granted only where missing: a user-assigned identity outlives
+        // the factory and keeps what it held (and reading needs no right
+        // to grant).
+        if self.holds(&scope, principal, &role).await {
+            let held = ArmError::Status {
+                method: "GET".into(),
+                url: format!("{scope}/providers/Microsoft.Authorization/roleAssignments"),
+                status: 409,
+                code: "RoleAssignmentExists".into(),
+                message: "already held".into(),
+            };
+            return (Err(held), command);
+        }
         let name = grant_name(principal, &role, &scope);
         let path = format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={}",
@@ -800,10 +849,31 @@ impl Applier<'_> {
             false,
         )
         .await;
-        let command = format!(
-            "someone with Owner, User Access Administrator or Role Based Access Control Administrator there runs: az role assignment create --assignee-object-id {principal} --assignee-principal-type {kind} --role {role} --scope {scope}"
-        );
         (answer.map(|_| ()), command)
+    }
+
+    /// Whether `principal` already holds `role` at exactly `scope` (an
+    /// answer that cannot be read counts as no: the grant is tried).
+    async fn holds(&self, scope: &str, principal: &str, role: &str) -> bool {
+        let url = format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=assignedTo('{principal}')&api-version={}",
+            crate::model::kind::ROLE_ASSIGNMENTS_API
+        );
+        let Ok(listed) = self.arm.get(&url).await else {
+            return false;
+        };
+        let scope = scope.trim_end_matches('/');
+        listed["value"].as_array().into_iter().flatten().any(|a| {
+            let text = |p: &str| a.pointer(p).and_then(Value::as_str).unwrap_or_default();
+            text("/properties/scope")
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(scope)
+                && text("/properties/principalId").eq_ignore_ascii_case(principal)
+                && text("/properties/roleDefinitionId")
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|g| g.eq_ignore_ascii_case(role))
+        })
     }
 
     /// The GUID of the custom role named `name` visible at `scope`.
