@@ -305,6 +305,16 @@ impl Daemon {
     }
 
     fn on_lease(&mut self, event: crate::lease::Event) {
+        let factory = match &event {
+            crate::lease::Event::Gained(f) | crate::lease::Event::Lost(f) => f.clone(),
+        };
+        *self
+            .view
+            .lock()
+            .expect("view")
+            .lease_changes
+            .entry(factory)
+            .or_default() += 1;
         match event {
             crate::lease::Event::Gained(factory) => {
                 let catalog = self.catalog.clone();
@@ -346,6 +356,11 @@ impl Daemon {
             stats.runs += 1;
             stats.failures += u64::from(!ok);
             stats.last_duration_secs = done.took.as_secs_f64();
+            if ok {
+                stats.last_success = Some(Utc::now());
+            }
+            v.durations
+                .observe(done.kind.name(), done.took.as_secs_f64());
         }
         let summary = done.outcome.summary.clone();
         self.control.finish(&done.id, done.outcome);

@@ -1,5 +1,7 @@
-//! `/metrics` (Prometheus text format) and `/healthz` on the configured
-//! loopback address. Values come from the catalog (snapshots, checkpoints:
+//! `/metrics` and `/healthz` on the configured loopback address. A client
+//! that asks for OpenMetrics (`Accept: application/openmetrics-text`, as
+//! Prometheus does) gets it; any other gets the classic text format 0.0.4,
+//! where a counter's metadata is named as its `_total` samples. Values come from the catalog (snapshots, checkpoints:
 //! the RPO evidence) and from the scheduler's view (jobs, locations), read at
 //! scrape time: the endpoint says what the catalog says.
 
@@ -19,6 +21,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// What the scheduler knows that the catalog does not.
@@ -37,6 +40,39 @@ pub struct View {
     pub repaired: BTreeMap<String, u64>,
     /// (location, check) → the backup account passes it (config check's posture).
     pub posture: BTreeMap<(String, String), bool>,
+    /// Factory → RTO target in seconds.
+    pub rto_targets: BTreeMap<String, f64>,
+    /// (factory, job) → seconds between two scheduled runs.
+    pub periods: BTreeMap<(String, String), f64>,
+    /// Factory → leases gained or lost since the agent started.
+    pub lease_changes: BTreeMap<String, u64>,
+    /// Job durations by kind, since the agent started.
+    pub durations: Durations,
+}
+
+/// Job durations by kind: buckets from a second to six hours (a drill with
+/// runtimes to start takes tens of minutes).
+#[derive(Clone)]
+pub struct Durations(pub Family<Labels, Histogram, fn() -> Histogram>);
+
+impl Default for Durations {
+    fn default() -> Self {
+        fn new() -> Histogram {
+            Histogram::new([
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                21600.0,
+            ])
+        }
+        Durations(Family::new_with_constructor(new))
+    }
+}
+
+impl Durations {
+    pub fn observe(&self, job: &str, seconds: f64) {
+        self.0
+            .get_or_create(&vec![("kind".to_string(), job.to_string())])
+            .observe(seconds);
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -46,6 +82,7 @@ pub struct JobStats {
     pub runs: u64,
     pub failures: u64,
     pub last_duration_secs: f64,
+    pub last_success: Option<DateTime<Utc>>,
 }
 
 pub type Shared = Arc<Mutex<View>>;
@@ -63,10 +100,44 @@ impl View {
                     .map(|t| (f.name.clone(), t.0.as_secs_f64()))
             })
             .collect();
+        self.rto_targets = config
+            .factories
+            .iter()
+            .filter_map(|f| {
+                let f = f.get_ref();
+                f.rto_target
+                    .as_ref()
+                    .map(|t| (f.name.clone(), t.0.as_secs_f64()))
+            })
+            .collect();
+        let now = Utc::now();
+        self.periods = config
+            .factories
+            .iter()
+            .flat_map(|f| {
+                let f = f.get_ref();
+                [
+                    ("backup", &f.backup),
+                    ("verify", &f.verify),
+                    ("prune", &f.prune),
+                    ("drill", &f.drill),
+                ]
+                .into_iter()
+                .filter_map(move |(job, expr)| {
+                    let s = adfdr_core::plan::schedule::Schedule::parse(
+                        expr.as_deref()?,
+                        f.timezone.as_deref(),
+                    )
+                    .ok()?;
+                    let period = s.period_after(now)?.as_secs_f64();
+                    Some(((f.name.clone(), job.to_string()), period))
+                })
+            })
+            .collect();
     }
 }
 
-type Labels = Vec<(String, String)>;
+pub type Labels = Vec<(String, String)>;
 
 fn gauge_family(
     registry: &mut Registry,
@@ -85,18 +156,85 @@ fn label(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-/// The text exposition, built from the catalog and the scheduler's view.
-pub fn render(catalog: &Catalog, view: &View, now: DateTime<Utc>) -> Result<String, String> {
+/// The exposition, built from the catalog and the scheduler's view:
+/// OpenMetrics, or the classic text format.
+pub fn render(
+    catalog: &Catalog,
+    view: &View,
+    now: DateTime<Utc>,
+    openmetrics: bool,
+) -> Result<String, String> {
     let mut registry = Registry::default();
+    let build = gauge_family(
+        &mut registry,
+        "adfdr_build_info",
+        "The agent's version and target (always 1)",
+    );
+    build
+        .get_or_create(&label(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("os", std::env::consts::OS),
+            ("arch", std::env::consts::ARCH),
+        ]))
+        .set(1.0);
     factories(&mut registry, catalog, view, now)?;
     jobs(&mut registry, view);
     locations(&mut registry, catalog, view)?;
     let mut out = String::new();
     encode(&mut out, &registry).map_err(|e| e.to_string())?;
-    Ok(out)
+    Ok(if openmetrics { out } else { classic(&out) })
 }
 
-/// Per factory: RPO evidence, snapshots, the last drill, the lease.
+/// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition:
+/// a counter's `# HELP`/`# TYPE` named as its `_total` samples, no `# UNIT`
+/// or `# EOF`, `info` and `stateset` as gauges, `unknown` as untyped, and
+/// no exemplars.
+pub fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = |prefix: &str| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some((name, tail))
+        };
+        if let Some((name, ty)) = meta("# TYPE ") {
+            let ty = match ty {
+                "info" | "stateset" => "gauge",
+                "unknown" => "untyped",
+                "gaugehistogram" => "histogram",
+                t => t,
+            };
+            let suffix = if counters.contains(name) {
+                "_total"
+            } else {
+                ""
+            };
+            out.push_str(&format!("# TYPE {name}{suffix} {ty}\n"));
+        } else if let Some((name, help)) = meta("# HELP ") {
+            let suffix = if counters.contains(name) {
+                "_total"
+            } else {
+                ""
+            };
+            let help = help.replace("\\\"", "\"");
+            out.push_str(&format!("# HELP {name}{suffix} {help}\n"));
+        } else {
+            // An exemplar follows ` # ` after the value.
+            out.push_str(line.split(" # ").next().unwrap_or(line));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Per factory: RPO evidence, snapshots, the lease.
 fn factories(
     registry: &mut Registry,
     catalog: &Catalog,
@@ -130,56 +268,18 @@ fn factories(
         "adfdr_factory_owned",
         "1 when this agent holds the factory's lease and runs its jobs",
     );
-    let drill_time = gauge_family(
-        registry,
-        "adfdr_last_drill_timestamp_seconds",
-        "When the factory's last drill started",
+    let lease_changes = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_lease_changes",
+        "Times this agent gained or lost the factory's lease since it started",
+        lease_changes.clone(),
     );
-    let drill_passed = gauge_family(
-        registry,
-        "adfdr_last_drill_passed",
-        "1 when the factory's last drill passed, 0 when it failed",
-    );
-    let drill_rto = gauge_family(
-        registry,
-        "adfdr_last_drill_rto_seconds",
-        "The last drill's RTO: drill start to verified restore",
-    );
-    let drill_rpo = gauge_family(
-        registry,
-        "adfdr_last_drill_rpo_seconds",
-        "The last drill's RPO: drill start minus when the snapshot's state was last confirmed",
-    );
-    let verified_rpo = gauge_family(
-        registry,
-        "adfdr_verified_rpo_seconds",
-        "Now minus when the newest snapshot that passed a drill was last confirmed",
-    );
+    drills(registry, catalog, view, now)?;
     for factory in &view.factories {
         let f = label(&[("factory", factory)]);
-        let drills = catalog.drills(Some(factory)).map_err(|e| e.to_string())?;
-        if let Some(last) = drills.last() {
-            if let Some(t) = adfdr_core::snapshot::parse_time(&last.started) {
-                drill_time.get_or_create(&f).set(t.unix_timestamp() as f64);
-            }
-            drill_passed
-                .get_or_create(&f)
-                .set(if last.verdict == "passed" { 1.0 } else { 0.0 });
-            if let Some(rto) = last.rto_seconds {
-                drill_rto.get_or_create(&f).set(rto);
-            }
-            drill_rpo.get_or_create(&f).set(last.rpo_seconds);
-        }
-        if let Some(t) = drills
-            .iter()
-            .filter(|d| d.verdict == "passed")
-            .filter_map(|d| adfdr_core::snapshot::parse_time(&d.confirmed))
-            .max()
-        {
-            verified_rpo
-                .get_or_create(&f)
-                .set((now.timestamp() as f64 - t.unix_timestamp() as f64).max(0.0));
-        }
+        lease_changes
+            .get_or_create(&f)
+            .inc_by(view.lease_changes.get(factory).copied().unwrap_or(0));
         owned.get_or_create(&f).set(
             if view.leases.get(factory).map(String::as_str) == Some("this agent") {
                 1.0
@@ -213,6 +313,75 @@ fn factories(
     Ok(())
 }
 
+/// Per factory: the last drill, its RTO against the target, the verified RPO.
+fn drills(
+    registry: &mut Registry,
+    catalog: &Catalog,
+    view: &View,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let drill_time = gauge_family(
+        registry,
+        "adfdr_last_drill_timestamp_seconds",
+        "When the factory's last drill started",
+    );
+    let drill_passed = gauge_family(
+        registry,
+        "adfdr_last_drill_passed",
+        "1 when the factory's last drill passed, 0 when it failed",
+    );
+    let drill_rto = gauge_family(
+        registry,
+        "adfdr_last_drill_rto_seconds",
+        "The last drill's RTO: drill start to verified restore",
+    );
+    let drill_rpo = gauge_family(
+        registry,
+        "adfdr_last_drill_rpo_seconds",
+        "The last drill's RPO: drill start minus when the snapshot's state was last confirmed",
+    );
+    let verified_rpo = gauge_family(
+        registry,
+        "adfdr_verified_rpo_seconds",
+        "Now minus when the newest snapshot that passed a drill was last confirmed",
+    );
+    let rto_target = gauge_family(
+        registry,
+        "adfdr_rto_target_seconds",
+        "The factory's rto_target",
+    );
+    for factory in &view.factories {
+        let f = label(&[("factory", factory)]);
+        if let Some(target) = view.rto_targets.get(factory) {
+            rto_target.get_or_create(&f).set(*target);
+        }
+        let drills = catalog.drills(Some(factory)).map_err(|e| e.to_string())?;
+        if let Some(last) = drills.last() {
+            if let Some(t) = adfdr_core::snapshot::parse_time(&last.started) {
+                drill_time.get_or_create(&f).set(t.unix_timestamp() as f64);
+            }
+            drill_passed
+                .get_or_create(&f)
+                .set(if last.verdict == "passed" { 1.0 } else { 0.0 });
+            if let Some(rto) = last.rto_seconds {
+                drill_rto.get_or_create(&f).set(rto);
+            }
+            drill_rpo.get_or_create(&f).set(last.rpo_seconds);
+        }
+        if let Some(t) = drills
+            .iter()
+            .filter(|d| d.verdict == "passed")
+            .filter_map(|d| adfdr_core::snapshot::parse_time(&d.confirmed))
+            .max()
+        {
+            verified_rpo
+                .get_or_create(&f)
+                .set((now.timestamp() as f64 - t.unix_timestamp() as f64).max(0.0));
+        }
+    }
+    Ok(())
+}
+
 /// Per job: runs, failures, duration, next run, running.
 fn jobs(registry: &mut Registry, view: &View) {
     let registry = &mut *registry;
@@ -227,6 +396,26 @@ fn jobs(registry: &mut Registry, view: &View) {
         "When the job runs next",
     );
     let running = gauge_family(registry, "adfdr_job_running", "1 while the job runs");
+    let success = gauge_family(
+        registry,
+        "adfdr_job_last_success_timestamp_seconds",
+        "When the job last finished without failing",
+    );
+    let period = gauge_family(
+        registry,
+        "adfdr_job_period_seconds",
+        "Seconds between two scheduled runs of the job",
+    );
+    registry.register(
+        "adfdr_job_duration_seconds",
+        "How long jobs took since the agent started, by kind",
+        view.durations.0.clone(),
+    );
+    for ((factory, job), p) in &view.periods {
+        period
+            .get_or_create(&label(&[("factory", factory), ("kind", job)]))
+            .set(*p);
+    }
     let runs = Family::<Labels, Counter>::default();
     registry.register(
         "adfdr_job_runs",
@@ -241,7 +430,7 @@ fn jobs(registry: &mut Registry, view: &View) {
     );
 
     for ((factory, job), stats) in &view.jobs {
-        let l = label(&[("factory", factory), ("job", job)]);
+        let l = label(&[("factory", factory), ("kind", job)]);
         if let Some(n) = stats.next {
             next.get_or_create(&l).set(n.timestamp() as f64);
         }
@@ -249,6 +438,9 @@ fn jobs(registry: &mut Registry, view: &View) {
             .get_or_create(&l)
             .set(if stats.running { 1.0 } else { 0.0 });
         duration.get_or_create(&l).set(stats.last_duration_secs);
+        if let Some(t) = stats.last_success {
+            success.get_or_create(&l).set(t.timestamp() as f64);
+        }
         runs.get_or_create(&l).inc_by(stats.runs);
         failures.get_or_create(&l).inc_by(stats.failures);
     }
@@ -316,6 +508,25 @@ fn locations(registry: &mut Registry, catalog: &Catalog, view: &View) -> Result<
     Ok(())
 }
 
+/// Whether the client's `Accept` names OpenMetrics with a weight above 0.
+fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
 /// Binds the metrics address (loopback only) and serves until the process ends.
 pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<SocketAddr, String> {
     let socket: SocketAddr = addr
@@ -334,23 +545,23 @@ pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<So
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let (catalog, view) = (catalog.clone(), view.clone());
                 async move {
+                    let openmetrics = wants_openmetrics(&headers);
                     let text = {
                         let view = view.lock().expect("view");
-                        render(&catalog, &view, Utc::now())
+                        render(&catalog, &view, Utc::now(), openmetrics)
+                    };
+                    let media = if openmetrics {
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                    } else {
+                        "text/plain; version=0.0.4; charset=utf-8"
                     };
                     match text {
-                        Ok(t) => (
-                            StatusCode::OK,
-                            [(
-                                header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )],
-                            t,
-                        )
-                            .into_response(),
+                        Ok(t) => {
+                            (StatusCode::OK, [(header::CONTENT_TYPE, media)], t).into_response()
+                        }
                         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
                     }
                 }
@@ -362,4 +573,65 @@ pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<So
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What prometheus-client writes (OpenMetrics 1.0) becomes what the
+    /// classic parser reads: the counter family named as its samples.
+    #[test]
+    fn the_classic_format_names_counters_as_their_samples() {
+        let runs = Family::<Labels, Counter>::default();
+        let mut registry = Registry::default();
+        registry.register("adfdr_job_runs", "Job \"runs\"", runs.clone());
+        runs.get_or_create(&label(&[("job", "backup")])).inc_by(3);
+        let up = gauge_family(&mut registry, "adfdr_location_up", "Up");
+        up.get_or_create(&label(&[("location", "weu")])).set(1.0);
+        let mut open = String::new();
+        encode(&mut open, &registry).expect("encode");
+        assert!(open.contains("# TYPE adfdr_job_runs counter"), "{open}");
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        let text = classic(&open);
+        assert!(
+            text.contains("# TYPE adfdr_job_runs_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP adfdr_job_runs_total Job \"runs\".\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("adfdr_job_runs_total{job=\"backup\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE adfdr_location_up gauge\n"), "{text}");
+        assert!(!text.contains("# EOF") && !text.contains("# TYPE adfdr_job_runs counter"));
+        // Exemplars and units have no place in the classic format.
+        let text = classic(
+            "# TYPE a_seconds histogram\n# UNIT a_seconds seconds\na_seconds_bucket{le=\"1\"} 2 # {trace=\"x\"} 0.5\n# EOF\n",
+        );
+        assert_eq!(
+            text,
+            "# TYPE a_seconds histogram\na_seconds_bucket{le=\"1\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_is_served_only_to_a_client_that_asks_for_it() {
+        let with = |accept: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().expect("header"));
+            wants_openmetrics(&h)
+        };
+        // Prometheus 2.x's Accept.
+        assert!(with(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(!with("text/plain;version=0.0.4"));
+        assert!(!with("*/*"));
+        assert!(!with("application/openmetrics-text;q=0"));
+        assert!(!wants_openmetrics(&axum::http::HeaderMap::new()));
+    }
 }

@@ -491,8 +491,8 @@ async fn the_metrics_endpoint_matches_the_catalog() {
         Duration::from_secs(20),
         async || {
             scraped = samples(&http_get(port, "/metrics"));
-            scraped.get("adfdr_job_runs_total{factory=\"sales\",job=\"backup\"}") == Some(&1.0)
-                && scraped.get("adfdr_job_runs_total{factory=\"sales\",job=\"verify\"}")
+            scraped.get("adfdr_job_runs_total{factory=\"sales\",kind=\"backup\"}") == Some(&1.0)
+                && scraped.get("adfdr_job_runs_total{factory=\"sales\",kind=\"verify\"}")
                     == Some(&1.0)
         },
     )
@@ -532,7 +532,7 @@ async fn the_metrics_endpoint_matches_the_catalog() {
     assert!(scraped[&format!("adfdr_rpo_seconds{f}")] < 60.0);
     assert_eq!(scraped[&format!("adfdr_rpo_target_seconds{f}")], 1800.0);
     assert_eq!(
-        scraped["adfdr_job_failures_total{factory=\"sales\",job=\"backup\"}"],
+        scraped["adfdr_job_failures_total{factory=\"sales\",kind=\"backup\"}"],
         0.0
     );
     assert_eq!(scraped["adfdr_location_up{location=\"weu\"}"], 1.0);
@@ -559,7 +559,7 @@ async fn the_metrics_endpoint_matches_the_catalog() {
         scraped["adfdr_throttled_responses_total{service=\"storage\"}"],
         0.0
     );
-    let next = scraped["adfdr_next_run_timestamp_seconds{factory=\"sales\",job=\"backup\"}"];
+    let next = scraped["adfdr_next_run_timestamp_seconds{factory=\"sales\",kind=\"backup\"}"];
     assert!(next > created + 86_400.0, "next run is next year: {next}");
 }
 
@@ -1050,4 +1050,299 @@ async fn scheduled_drills_run_after_the_backup_and_show_in_metrics_and_the_cli()
     );
     signal(&agent, "TERM");
     assert_eq!(wait_exit(&mut agent, Duration::from_secs(15)), Some(0));
+}
+
+/// `GET path` with an `Accept` header: (content type, body).
+fn http_get_accepting(port: u16, path: &str, accept: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP answer");
+    let media = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (media, body.to_string())
+}
+
+/// A query string's value, percent-encoded.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A tool from the prometheus Debian package (scripts/setup installs it).
+fn prometheus_tool(name: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from("/usr/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: scripts/setup installs the prometheus package",
+        path.display()
+    );
+    path
+}
+
+/// Kills a child process when dropped (a failing test leaves none behind).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The metric names an exposition declares (a histogram's series too).
+fn declared(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let Some((name, ty)) = l.strip_prefix("# TYPE ").and_then(|r| r.split_once(' ')) else {
+            continue;
+        };
+        names.insert(name.to_string());
+        if ty == "histogram" {
+            for s in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{s}"));
+            }
+        }
+    }
+    names
+}
+
+/// Monitoring as an SRE runs it: the classic text format passes promtool's
+/// checks, OpenMetrics is served to whoever asks, a real Prometheus scrapes
+/// the agent and loads the shipped rules, the rules pass their unit tests,
+/// and every metric the rules and the dashboard name is one the agent
+/// exports.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_what_it_exports() {
+    let promtool = prometheus_tool("promtool");
+    let prometheus = prometheus_tool("prometheus");
+    let rig = Rig::start("prometheus").await;
+    let port = rig.write_config_with_metrics(
+        &format!("backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\ndrill = \"0 4 * * 0\"\nrpo_target = \"30m\"\nrto_target = \"1h\"\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}"),
+    );
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until(
+        "the caught-up backup and drill",
+        Duration::from_secs(60),
+        async || {
+            assert!(
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                "{}",
+                rig.log()
+            );
+            let scraped = samples(&http_get(port, "/metrics"));
+            scraped.get("adfdr_job_runs_total{factory=\"sales\",kind=\"backup\"}") == Some(&1.0)
+                && scraped.contains_key("adfdr_verified_rpo_seconds{factory=\"sales\"}")
+        },
+    )
+    .await;
+
+    let (media, classic) = http_get_accepting(port, "/metrics", "text/plain");
+    assert_eq!(media, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!classic.contains("# EOF"), "{classic}");
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use std::io::Write;
+        check
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(classic.as_bytes())
+            .expect("write");
+    }
+    let checked = check.wait_with_output().expect("promtool");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{classic}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let (media, open) = http_get_accepting(
+        port,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    );
+    assert!(
+        media.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{media}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    for name in [
+        "adfdr_build_info",
+        "adfdr_job_duration_seconds",
+        "adfdr_job_last_success_timestamp_seconds",
+    ] {
+        assert!(
+            classic.contains(&format!("# TYPE {name} ")),
+            "{name}: {classic}"
+        );
+    }
+
+    // Every metric the rules and the dashboard use is exported.
+    let exported = declared(&classic);
+    let root = adfdr_tests::workspace_root();
+    for file in [
+        "deploy/prometheus/adfdr-rules.yml",
+        "deploy/grafana/adfdr.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("shipped file");
+        let mut named = std::collections::BTreeSet::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(at) = text[i..].find("adfdr_") {
+            let start = i + at;
+            let end = (start..bytes.len())
+                .find(|&j| !(bytes[j].is_ascii_lowercase() || bytes[j] == b'_'))
+                .unwrap_or(bytes.len());
+            let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+            if before_ok && !text[start..end].ends_with('_') {
+                named.insert(text[start..end].to_string());
+            }
+            i = end;
+        }
+        assert!(named.len() >= 5, "{file}: {named:?}");
+        let unknown: Vec<_> = named.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names metrics the agent does not export: {unknown:?}"
+        );
+    }
+    let tested = Command::new(&promtool)
+        .args(["test", "rules", "adfdr-rules.test.yml"])
+        .current_dir(root.join("deploy/prometheus"))
+        .output()
+        .expect("promtool");
+    assert!(
+        tested.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    // A real Prometheus scrapes the agent with the rules loaded.
+    let web = adfdr_tests::free_port();
+    let config = rig.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: adfdr\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+            rules = root.join("deploy/prometheus/adfdr-rules.yml").display()
+        ),
+    )
+    .expect("config");
+    let log = std::fs::File::create(rig.dir.join("prometheus.log")).expect("log");
+    let _prometheus = Killed(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                rig.dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus"),
+    );
+    let query = |q: &str| -> serde_json::Value {
+        let (_, body) = http_get_accepting(
+            web,
+            &format!("/api/v1/query?query={}", encoded(q)),
+            "application/json",
+        );
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    };
+    let prom_log = || std::fs::read_to_string(rig.dir.join("prometheus.log")).unwrap_or_default();
+    let mut runs = serde_json::Value::Null;
+    until(
+        "Prometheus has scraped the agent",
+        Duration::from_secs(60),
+        async || {
+            if std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
+                return false;
+            }
+            runs = query("adfdr_job_runs_total{kind=\"backup\"}");
+            runs["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        },
+    )
+    .await;
+    let first = &runs["data"]["result"][0];
+    assert_eq!(
+        first["metric"]["factory"],
+        "sales",
+        "{runs}\n{}",
+        prom_log()
+    );
+    assert_eq!(
+        first["metric"]["job"], "adfdr",
+        "the scrape job's label is its own"
+    );
+    assert_eq!(first["value"][1], "1", "{runs}");
+    let up = query("up{job=\"adfdr\"}");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    let target = query("adfdr_rpo_target_seconds");
+    assert_eq!(target["data"]["result"][0]["value"][1], "1800", "{target}");
+    // The counter's metadata agrees with its samples.
+    let (_, meta) = http_get_accepting(
+        web,
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22adfdr%22%7D",
+        "application/json",
+    );
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("metadata");
+    let runs_type = meta["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["metric"] == "adfdr_job_runs" || m["metric"] == "adfdr_job_runs_total")
+        .map(|m| m["type"].clone());
+    assert_eq!(runs_type, Some(serde_json::json!("counter")), "{meta}");
+    // Its rules are loaded and evaluate.
+    let (_, rules) = http_get_accepting(web, "/api/v1/rules", "application/json");
+    let rules: serde_json::Value = serde_json::from_str(&rules).expect("rules");
+    let loaded: Vec<_> = rules["data"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["health"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(loaded.len(), 10, "{loaded:?}");
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
 }
