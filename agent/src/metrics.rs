@@ -116,19 +116,10 @@ impl View {
             .iter()
             .flat_map(|f| {
                 let f = f.get_ref();
-                [
-                    ("backup", &f.backup),
-                    ("verify", &f.verify),
-                    ("prune", &f.prune),
-                    ("drill", &f.drill),
-                ]
-                .into_iter()
-                .filter_map(move |(job, expr)| {
-                    let s = adfdr_core::plan::schedule::Schedule::parse(
-                        expr.as_deref()?,
-                        f.timezone.as_deref(),
-                    )
-                    .ok()?;
+                f.schedules().filter_map(move |(job, expr)| {
+                    let s =
+                        adfdr_core::plan::schedule::Schedule::parse(expr, f.timezone.as_deref())
+                            .ok()?;
                     let period = s.period_after(now)?.as_secs_f64();
                     Some(((f.name.clone(), job.to_string()), period))
                 })

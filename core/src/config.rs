@@ -301,6 +301,18 @@ impl DrillCleanup {
 }
 
 impl FactoryConfig {
+    /// The jobs it schedules: (backup, verify, prune or drill; the cron line).
+    pub fn schedules(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("backup", &self.backup),
+            ("verify", &self.verify),
+            ("prune", &self.prune),
+            ("drill", &self.drill),
+        ]
+        .into_iter()
+        .filter_map(|(job, expr)| Some((job, expr.as_deref()?)))
+    }
+
     /// A factory named on the command line (a restore target), without schedules.
     pub fn adhoc(name: &str, subscription: &str, resource_group: &str, factory: &str) -> Self {
         FactoryConfig {
@@ -690,26 +702,19 @@ impl Config {
                     )
                 })?;
             }
-            for (what, expr) in [
-                ("backup", &fc.backup),
-                ("drill", &fc.drill),
-                ("verify", &fc.verify),
-                ("prune", &fc.prune),
-            ] {
-                if let Some(expr) = expr {
-                    crate::plan::schedule::Schedule::parse(expr, fc.timezone.as_deref()).map_err(
-                        |e| {
-                            invalid(
-                                f.span(),
-                                format!(
-                                    "factory '{}': {what} = {}",
-                                    fc.name,
-                                    cut_quoted(&e.to_string())
-                                ),
-                            )
-                        },
-                    )?;
-                }
+            for (what, expr) in fc.schedules() {
+                crate::plan::schedule::Schedule::parse(expr, fc.timezone.as_deref()).map_err(
+                    |e| {
+                        invalid(
+                            f.span(),
+                            format!(
+                                "factory '{}': {what} = {}",
+                                fc.name,
+                                cut_quoted(&e.to_string())
+                            ),
+                        )
+                    },
+                )?;
             }
             if let Some(t) = &fc.drill_target
                 && t.subscription.eq_ignore_ascii_case(&fc.subscription)

@@ -34,6 +34,22 @@ pub struct CheckOutput {
     /// the backups. Warnings, never a failure of the check.
     #[serde(default)]
     pub posture: Vec<adfdr_core::posture::Finding>,
+    /// Each factory's scheduled jobs and their next five runs.
+    #[serde(default)]
+    pub schedules: Vec<adfdr_core::ops::check::JobSchedule>,
+}
+
+fn print_schedules(schedules: &[adfdr_core::ops::check::JobSchedule]) {
+    for s in schedules {
+        println!(
+            "  next  {} {} = \"{}\" ({}): {}",
+            s.factory,
+            s.job,
+            s.schedule,
+            s.timezone,
+            s.next.join(", ")
+        );
+    }
 }
 
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
@@ -42,6 +58,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
     // Offline too, every local file the config names is opened as it will
     // be: key files (regular, 0600, exactly 32 bytes), secret and SAS files.
     let engine = adfdr_core::ops::Engine::new(config)?;
+    let schedules = adfdr_core::ops::check::schedules(&engine.config, chrono::Utc::now());
     if offline {
         let keys: Vec<String> = engine
             .keys
@@ -66,6 +83,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
                     key_files: keys,
                     probes: Vec::new(),
                     posture: Vec::new(),
+                    schedules,
                 },
             );
         } else {
@@ -73,6 +91,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             for k in &keys {
                 println!("  ok    {k}");
             }
+            print_schedules(&schedules);
         }
         return Ok(exit::OK);
     }
@@ -91,6 +110,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
                 key_files: Vec::new(),
                 probes: probes.clone(),
                 posture: posture.clone(),
+                schedules,
             },
         );
     } else {
@@ -103,6 +123,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             let state = if f.ok { "ok  " } else { "warn" };
             println!("  {state}  {} {}: {}", f.location, f.check, f.detail);
         }
+        print_schedules(&schedules);
     }
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })
 }

@@ -9,6 +9,48 @@ use super::Engine;
 use crate::factory::arm::ARM_SCOPE;
 use crate::snapshot::DataKey;
 
+/// A factory's scheduled job and its next runs, for a person to check that
+/// the line means what they meant.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct JobSchedule {
+    pub factory: String,
+    /// backup, verify, prune or drill.
+    pub job: String,
+    /// The cron line as written.
+    pub schedule: String,
+    /// The factory's time zone (UTC unless `timezone` says otherwise).
+    pub timezone: String,
+    /// The next five runs, RFC 3339 in that time zone.
+    pub next: Vec<String>,
+}
+
+/// Each factory's scheduled jobs with their next five runs after `now`.
+pub fn schedules(
+    config: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<JobSchedule> {
+    let mut out = Vec::new();
+    for f in config.factories.iter().map(|f| f.get_ref()) {
+        for (job, expr) in f.schedules() {
+            let Ok(s) = crate::plan::schedule::Schedule::parse(expr, f.timezone.as_deref()) else {
+                continue;
+            };
+            out.push(JobSchedule {
+                factory: f.name.clone(),
+                job: job.to_string(),
+                schedule: expr.to_string(),
+                timezone: s.tz.name().to_string(),
+                next: s
+                    .next_runs(now, 5)
+                    .into_iter()
+                    .map(|t| t.with_timezone(&s.tz).to_rfc3339())
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
 /// One thing probed, and how it answered.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Probe {

@@ -1,6 +1,9 @@
-//! Job schedules, pure: standard 5-field cron (`minute hour day month
-//! weekday`, Sunday = 0 or 7) or 6 fields with seconds first, evaluated in an
-//! IANA time zone (UTC by default); deterministic per-job jitter; and the
+//! Job schedules, pure: crontab lines as cron means them (POSIX/Vixie, by
+//! croner): `minute hour day month weekday`, or 6 fields with seconds
+//! first, or `@hourly`/`@daily`/`@weekly`/`@monthly`/`@yearly`; Sunday is 0
+//! or 7; a restricted day-of-month and a restricted day-of-week match either
+//! (`0 3 1 * MON` runs on the 1st and on every Monday). Evaluated in an IANA
+//! time zone (UTC by default); deterministic per-job jitter; and the
 //! catch-up rule: a run missed while the host was down runs once at start-up.
 
 use std::str::FromStr;
@@ -14,75 +17,12 @@ pub struct Schedule {
     /// As written in the config.
     pub expr: String,
     pub tz: Tz,
-    cron: cron::Schedule,
-}
-
-const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-/// One weekday item (`5`, `7`, `FRI`) as 0..=6, Sunday = 0.
-fn weekday(text: &str) -> Result<u32, String> {
-    if let Some(i) = DAYS.iter().position(|d| d.eq_ignore_ascii_case(text)) {
-        return Ok(i as u32);
-    }
-    match text.parse::<u32>() {
-        Ok(n @ 0..=7) => Ok(n % 7),
-        _ => Err(format!("weekday '{text}' is not 0-7 or SUN-SAT")),
-    }
-}
-
-/// Standard weekday field → the cron crate's (1 = Sunday … 7 = Saturday),
-/// as an explicit list: ranges like 5-7 (Friday to Sunday) wrap correctly.
-fn weekdays(field: &str) -> Result<String, String> {
-    if field == "*" || field == "?" {
-        return Ok(field.into());
-    }
-    let mut days = [false; 7];
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("weekday step '{s}' is not a positive number"))?,
-            ),
-            None => (item, 1),
-        };
-        let (from, to) = match range {
-            "*" => (0, 6),
-            r => match r.split_once('-') {
-                Some((a, b)) => {
-                    let a = weekday(a)?;
-                    // 7 ends a range as Sunday after Saturday.
-                    let b = if b == "7" { 7 } else { weekday(b)? };
-                    if b < a {
-                        return Err(format!("weekday range '{r}' runs backwards"));
-                    }
-                    (a, b)
-                }
-                None => {
-                    let d = weekday(r)?;
-                    (d, if step > 1 { 6 } else { d })
-                }
-            },
-        };
-        let mut d = from;
-        while d <= to {
-            days[(d % 7) as usize] = true;
-            d += step;
-        }
-    }
-    Ok(days
-        .iter()
-        .enumerate()
-        .filter(|(_, on)| **on)
-        .map(|(i, _)| (i + 1).to_string())
-        .collect::<Vec<_>>()
-        .join(","))
+    cron: croner::Cron,
 }
 
 impl Schedule {
-    /// `expr`: 5 fields, or 6 with seconds first; `tz`: an IANA name.
+    /// `expr`: 5 fields, 6 with seconds first, or an `@` nickname; `tz`: an
+    /// IANA name.
     pub fn parse(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
         let tz = match tz {
             None => Tz::UTC,
@@ -92,21 +32,23 @@ impl Schedule {
                 )
             })?,
         };
-        let fields: Vec<&str> = expr.split_whitespace().collect();
-        let mut full: Vec<String> = match fields.len() {
-            5 => std::iter::once("0")
-                .chain(fields.iter().copied())
-                .map(str::to_string)
-                .collect(),
-            6 => fields.iter().map(|f| f.to_string()).collect(),
-            n => {
-                return Err(format!(
-                    "'{expr}' has {n} fields: expected 5 (minute hour day-of-month month day-of-week) or 6 with seconds first"
-                ));
-            }
-        };
-        full[5] = weekdays(&full[5]).map_err(|e| format!("'{expr}': {e}"))?;
-        let cron = cron::Schedule::from_str(&full.join(" "))
+        let text = expr.trim();
+        let n = text.split_whitespace().count();
+        if !text.starts_with('@') && !(5..=6).contains(&n) {
+            return Err(format!(
+                "'{expr}' has {n} fields: expected 5 (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly"
+            ));
+        }
+        if text.eq_ignore_ascii_case("@reboot") {
+            return Err(format!(
+                "'{expr}': @reboot has no time; the agent catches up a missed run at start-up by itself"
+            ));
+        }
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
+            .build()
+            .parse(text)
             .map_err(|e| format!("'{expr}' is not a cron expression: {e}"))?;
         Ok(Schedule {
             expr: expr.into(),
@@ -115,11 +57,27 @@ impl Schedule {
         })
     }
 
+    /// The next `n` scheduled times after `t` (for people to check a line).
+    pub fn next_runs(&self, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(n);
+        let mut at = t;
+        while out.len() < n {
+            match self.next_after(at) {
+                Some(next) => {
+                    out.push(next);
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
     /// The first scheduled time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .after(&t.with_timezone(&self.tz))
-            .next()
+            .find_next_occurrence(&t.with_timezone(&self.tz), false)
+            .ok()
             .map(|d| d.with_timezone(&Utc))
     }
 
@@ -195,6 +153,112 @@ mod tests {
         );
     }
 
+    /// Answers as Vixie cron (cronie, and crontab(5): "if both fields are
+    /// restricted, the command runs when either field matches") gives them.
+    #[test]
+    fn crontab_lines_run_when_cron_would_run_them() {
+        // (line, after, the next three runs), 2026-12-01 is a Tuesday.
+        type Row = (&'static str, DateTime<Utc>, [DateTime<Utc>; 3]);
+        let table: [Row; 8] = [
+            // Day-of-month OR day-of-week: the 1st, and every Monday.
+            (
+                "0 3 1 * MON",
+                utc(2026, 12, 1, 12, 0),
+                [
+                    utc(2026, 12, 7, 3, 0),
+                    utc(2026, 12, 14, 3, 0),
+                    utc(2026, 12, 21, 3, 0),
+                ],
+            ),
+            (
+                "0 3 1,15 * 5",
+                utc(2026, 12, 1, 12, 0),
+                [
+                    utc(2026, 12, 4, 3, 0),
+                    utc(2026, 12, 11, 3, 0),
+                    utc(2026, 12, 15, 3, 0),
+                ],
+            ),
+            // An unrestricted day-of-month leaves the weekday alone to decide.
+            (
+                "30 2 * * 1-5",
+                utc(2026, 12, 4, 12, 0),
+                [
+                    utc(2026, 12, 7, 2, 30),
+                    utc(2026, 12, 8, 2, 30),
+                    utc(2026, 12, 9, 2, 30),
+                ],
+            ),
+            // And an unrestricted weekday the day of month.
+            (
+                "0 0 31 * *",
+                utc(2026, 12, 1, 0, 0),
+                [
+                    utc(2026, 12, 31, 0, 0),
+                    utc(2027, 1, 31, 0, 0),
+                    utc(2027, 3, 31, 0, 0),
+                ],
+            ),
+            // Sunday is 0 and 7.
+            (
+                "0 4 * * 7",
+                utc(2026, 12, 1, 0, 0),
+                [
+                    utc(2026, 12, 6, 4, 0),
+                    utc(2026, 12, 13, 4, 0),
+                    utc(2026, 12, 20, 4, 0),
+                ],
+            ),
+            (
+                "@daily",
+                utc(2026, 12, 1, 10, 0),
+                [
+                    utc(2026, 12, 2, 0, 0),
+                    utc(2026, 12, 3, 0, 0),
+                    utc(2026, 12, 4, 0, 0),
+                ],
+            ),
+            (
+                "@hourly",
+                utc(2026, 12, 1, 10, 30),
+                [
+                    utc(2026, 12, 1, 11, 0),
+                    utc(2026, 12, 1, 12, 0),
+                    utc(2026, 12, 1, 13, 0),
+                ],
+            ),
+            (
+                "@weekly",
+                utc(2026, 12, 1, 10, 30),
+                [
+                    utc(2026, 12, 6, 0, 0),
+                    utc(2026, 12, 13, 0, 0),
+                    utc(2026, 12, 20, 0, 0),
+                ],
+            ),
+        ];
+        for (line, after, want) in table {
+            let s = Schedule::parse(line, None).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(s.next_runs(after, 3), want, "{line}");
+        }
+        // @monthly and @yearly, and month names.
+        let monthly = Schedule::parse("@monthly", None).expect("parse");
+        assert_eq!(
+            monthly.next_after(utc(2026, 12, 1, 0, 0)),
+            Some(utc(2027, 1, 1, 0, 0))
+        );
+        let yearly = Schedule::parse("@yearly", None).expect("parse");
+        assert_eq!(
+            yearly.next_after(utc(2026, 12, 1, 0, 0)),
+            Some(utc(2027, 1, 1, 0, 0))
+        );
+        let named = Schedule::parse("0 6 1 jan-mar *", None).expect("parse");
+        assert_eq!(
+            named.next_after(utc(2026, 12, 1, 0, 0)),
+            Some(utc(2027, 1, 1, 6, 0))
+        );
+    }
+
     #[test]
     fn six_fields_take_seconds_first() {
         let s = Schedule::parse("30 */5 * * * *", None).expect("parse");
@@ -232,7 +296,11 @@ mod tests {
         let e = Schedule::parse("61 * * * *", None).expect_err("minute");
         assert!(e.contains("not a cron expression"), "{e}");
         let e = Schedule::parse("0 3 * * 8", None).expect_err("weekday");
-        assert!(e.contains("weekday '8'"), "{e}");
+        assert!(e.contains("'0 3 * * 8' is not a cron expression"), "{e}");
+        let e = Schedule::parse("@reboot", None).expect_err("reboot");
+        assert!(e.contains("@reboot has no time"), "{e}");
+        let e = Schedule::parse("0 0 1 1 * 2027", None).expect_err("year");
+        assert!(e.contains("not a cron expression"), "{e}");
         let e = Schedule::parse("0 3 * * *", Some("Mars/Olympus")).expect_err("tz");
         assert!(e.contains("unknown time zone 'Mars/Olympus'"), "{e}");
     }

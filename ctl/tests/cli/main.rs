@@ -16,4 +16,5 @@ mod json;
 mod posture;
 mod prune;
 mod restore;
+mod shell;
 mod snapshots;
