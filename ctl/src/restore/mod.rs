@@ -193,7 +193,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if !apply {
         render::unapplied(ctx.json, args.plan, &prepared, interactive);
         op::release(&engine, &mut prepared).await;
-        return Ok(exit::OK);
+        // A restore that applied nothing is not a success a script may
+        // mistake for one; showing the plan (--plan) is.
+        return Ok(if args.plan { exit::OK } else { exit::USAGE });
     }
     if !ctx.json && !interactive {
         render::plan(&prepared, &prepared.plan);

@@ -264,20 +264,22 @@ pub(super) fn warnings(prepared: &op::Prepared) {
     }
 }
 
-/// The plan, when it is not applied (--plan, no --yes, or no answer).
+/// The plan, when it is not applied (--plan, no --yes, or no answer); for
+/// the last two, why nothing was restored (on stderr: the exit code, 2, is
+/// what a script reads).
 pub(super) fn unapplied(json: bool, plan_only: bool, prepared: &op::Prepared, interactive: bool) {
     if json {
         crate::json::emit("restore", &output(prepared, None));
-        return;
+    } else {
+        plan(prepared, &prepared.plan);
     }
-    plan(prepared, &prepared.plan);
     if !plan_only {
-        println!(
-            "not applied: pass --yes to apply{}",
+        eprintln!(
+            "adfdr: nothing was restored: {}",
             if interactive {
-                ""
+                "the prompt was not answered yes; run again and answer yes, or pass --yes"
             } else {
-                " (stdin is not a terminal)"
+                "no --yes, and stdin is not a terminal to ask on; pass --yes to apply (or --plan to only show the plan)"
             }
         );
     }

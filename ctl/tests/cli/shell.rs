@@ -50,3 +50,38 @@ async fn config_check_shows_the_next_runs_as_crontab_means_them() {
         text(&out)
     );
 }
+
+/// A restore that applied nothing (no `--yes`, stdin not a terminal) exits
+/// 2 and says why, so a script cannot mistake it for a restore; `--plan`
+/// (asked for the plan only) is 0. Nothing is written either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_that_applied_nothing_exits_2_with_the_reason() {
+    let rig = FileRig::start("unapplied").await;
+    rig.backup(false);
+    let to = format!("{SUB}/rg-dr/adf-sales-unapplied");
+    let run = |extra: &[&str]| {
+        rig.command()
+            .args(["restore", "latest", "--factory", "sales", "--to", &to])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let out = run(&[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("nothing was restored: no --yes, and stdin is not a terminal"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["--json"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(json(&out)["applied"].is_null(), "{}", text(&out));
+    let out = run(&["--plan"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!stderr(&out).contains("nothing was restored"), "{}", text(&out));
+    let written = rig
+        .emu
+        .with_world(|w| w.factory(SUB, "rg-dr", "adf-sales-unapplied").is_ok());
+    assert!(!written, "nothing was written");
+}
