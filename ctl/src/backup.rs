@@ -110,12 +110,14 @@ fn print(r: &FactoryBackup) {
         ),
     }
     for m in &report.missed {
-        eprintln!(
-            "adfdr: warning: {}: location {} missed its copy: {}",
-            r.factory, m.location, m.error
+        crate::warning!(
+            "{}: location {} missed its copy: {}",
+            r.factory,
+            m.location,
+            m.error
         );
-        eprintln!(
-            "adfdr: warning: queued for repair; run `adfdr verify --repair` when {} is back",
+        crate::warning!(
+            "queued for repair; run `adfdr verify --repair` when {} is back",
             m.location
         );
     }

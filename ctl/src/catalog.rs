@@ -48,7 +48,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<i32, OpError> {
             );
         }
         for (l, e) in &rebuilt.unlisted {
-            eprintln!("adfdr: warning: location {l} could not be listed: {e}");
+            crate::warning!("location {l} could not be listed: {e}");
         }
     }
     Ok(if rebuilt.unlisted.is_empty() {

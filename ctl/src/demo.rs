@@ -64,16 +64,37 @@ pub struct DemoOutput {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Where to put the demo's files (default: a new folder under the temp dir).
+    /// Where to put the demo's files (default: a new ./adfdr-demo, or ./adfdr-demo-N).
     #[arg(long)]
     dir: Option<PathBuf>,
 }
 
+/// `./adfdr-demo`, or `./adfdr-demo-2`, … : a directory under the current
+/// one that nothing is in yet.
+fn fresh_dir() -> anyhow::Result<PathBuf> {
+    let here = std::env::current_dir().context("reading the current directory")?;
+    (1..1000)
+        .map(|n| {
+            here.join(match n {
+                1 => "adfdr-demo".to_string(),
+                n => format!("adfdr-demo-{n}"),
+            })
+        })
+        .find(|d| std::fs::symlink_metadata(d).is_err())
+        .context("every adfdr-demo-N under the current directory is taken: pass --dir")
+}
+
 pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     NARRATIVE_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
-    let dir = args
-        .dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("adfdr-demo-{}", std::process::id())));
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => fresh_dir()?,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
+    say!(
+        "the demo's files go into {} (remove it when done)",
+        dir.display()
+    );
     let tls = adf_emulator::sample::write_test_tls(&dir.join("tls"))
         .with_context(|| format!("writing TLS files under {}", dir.display()))?;
     let factory_dir = dir.join("sample-factory");

@@ -130,13 +130,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                     "cli",
                 )
                 .await?;
-                let verbose = !ctx.json && std::io::stderr().is_terminal();
+                let verbose =
+                    !ctx.json && !crate::output::quiet() && std::io::stderr().is_terminal();
                 let progress = |line: &str| {
                     if verbose {
                         eprintln!("{line}");
                     }
                 };
-                if !ctx.json {
+                if !ctx.json && !crate::output::quiet() {
                     eprintln!(
                         "drilling {name}: restoring into {}…",
                         fc.drill_target

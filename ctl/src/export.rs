@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let (f, id) = (opened.factory.clone(), opened.id.clone());
     let (resources, from) = read::payload(&engine.replicas, &opened).await?;
     for (location, why) in opened.skipped.iter().chain(&from.skipped) {
-        eprintln!("adfdr: warning: skipped location {location}: {why}");
+        crate::warning!("skipped location {location}: {why}");
     }
     let written = gitlayout::write(&args.out, &resources).map_err(|e| match e {
         gitlayout::GitLayoutError::NotEmpty { .. } => OpError::usage(e.to_string()),

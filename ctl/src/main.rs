@@ -11,7 +11,9 @@ mod diff;
 mod drill;
 mod exit;
 mod export;
+mod help;
 mod incident;
+mod init;
 mod json;
 mod key;
 mod output;
@@ -34,7 +36,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "adfdr",
     version,
-    about = "Backup, restore and recovery drills for Azure Data Factory"
+    about = "Backup, restore and recovery drills for Azure Data Factory",
+    after_help = help::TOP
 )]
 struct Cli {
     /// Config file [default: $ADFDR_CONFIG, else /etc/adfdr/adfdr.toml]
@@ -56,41 +59,90 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Back up factories now; prints the snapshot id or "unchanged since X".
+    #[command(after_help = help::BACKUP)]
     Backup(backup::Args),
     /// List snapshots: id, time, factory, resources, size, copies, key ids.
+    #[command(after_help = help::SNAPSHOTS)]
     Snapshots(snapshots::Args),
     /// A snapshot's manifest, counts by kind and restorability report.
+    #[command(after_help = help::SHOW)]
     Show(show::Args),
     /// Added, removed and changed resources between two snapshots, or a snapshot and the live factory.
+    #[command(after_help = help::DIFF)]
     Diff(diff::Args),
     /// Decrypt a snapshot into ADF git layout (factory/, pipeline/, dataset/, ...).
+    #[command(after_help = help::EXPORT)]
     Export(export::Args),
     /// Check the integrity of every copy in every location.
+    #[command(after_help = help::VERIFY)]
     Verify(verify::Args),
     /// Per factory: last confirmed backup, RPO against target, the agent's jobs.
+    #[command(after_help = help::STATUS)]
     Status(status::Args),
     /// Apply retention (each factory's keep policy); --dry-run shows every decision.
+    #[command(after_help = help::PRUNE)]
     Prune(prune::Args),
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
+    #[command(after_help = help::RESTORE)]
     Restore(Box<restore::Args>),
     /// Run a recovery drill now: restore into the scratch factory, prove it, measure RTO and RPO.
+    #[command(after_help = help::DRILL)]
     Drill(drill::Args),
     /// Drill history: time, snapshot, RTO and RPO against targets, result.
+    #[command(after_help = help::DRILLS)]
     Drills(drill::HistoryArgs),
     /// Key management.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::KEY)]
     Key(key::Command),
+    /// Make each location (a private directory, a container), prove it can write, read and
+    /// delete, and print what is still missing.
+    #[command(after_help = help::INIT)]
+    Init(init::Args),
     /// Config validation and access probes.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::CONFIG)]
     Config(check::Command),
     /// The local index.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::CATALOG)]
     Catalog(catalog::Command),
     /// The JSON Schema of a command's --json output (docs/JSON.md).
     Schema(schema::SchemaArgs),
     /// Offline showcase: starts adf-emulator in-process with the built-in sample
     /// factory and walks it through the same client stack the agent uses.
+    #[command(after_help = help::DEMO)]
     Demo(demo::Args),
+    /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions { shell: clap_complete::Shell },
+    /// Man pages: adfdr.1 and one per command (adfdr-restore.1, ...) into a directory.
+    #[command(after_help = help::MAN)]
+    Man {
+        /// The directory to write them into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// `adfdr man`: the pages clap_mangen renders from these definitions.
+fn man_pages(out: &std::path::Path) -> Result<i32, OpError> {
+    use clap::CommandFactory;
+    let failed = |e: std::io::Error| {
+        OpError::failed(format!("writing man pages into {}: {e}", out.display()))
+    };
+    std::fs::create_dir_all(out).map_err(failed)?;
+    let top = Cli::command();
+    let mut pages = vec![("adfdr".to_string(), top.clone())];
+    for sub in top.get_subcommands() {
+        let name = format!("adfdr-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, cmd) in pages {
+        let mut bytes = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut bytes)
+            .map_err(failed)?;
+        std::fs::write(out.join(format!("{name}.1")), bytes).map_err(failed)?;
+    }
+    Ok(exit::OK)
 }
 
 // serde_json value trees are allocation-heavy; mimalloc more than doubles the
@@ -114,6 +166,22 @@ impl Ctx {
     }
 }
 
+/// Colour only where a person reads it: stderr is a terminal and NO_COLOR
+/// is unset (no-color.org).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `-q` without `--json`: stdout goes to /dev/null, so nothing but errors
+/// (on stderr) is printed; the exit code says how it went.
+fn silence_stdout() {
+    #[cfg(unix)]
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+}
+
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
@@ -126,6 +194,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .init();
 }
 
@@ -133,6 +202,10 @@ fn init_logging(verbose: u8, quiet: bool) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    output::set_quiet(cli.quiet);
+    if cli.quiet && !cli.json {
+        silence_stdout();
+    }
     let ctx = Ctx {
         config_path: cli
             .config
@@ -153,9 +226,17 @@ async fn main() -> ExitCode {
         Command::Drill(args) => drill::run(&ctx, args).await,
         Command::Drills(args) => drill::run_history(&ctx, args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
+        Command::Init(args) => init::run(&ctx, args).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
         Command::Schema(args) => schema::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "adfdr", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man { out } => man_pages(&out),
         Command::Demo(args) => demo::run(args, ctx.json)
             .await
             .map(|()| exit::OK)

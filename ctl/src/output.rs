@@ -109,11 +109,33 @@ pub fn factory_filter(config: &Config, name: Option<&str>) -> Result<Option<Stri
 /// nothing otherwise, so logs and pipes get plain lines only.
 pub fn spinner(json: bool, message: String) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    if json || !std::io::stderr().is_terminal() {
+    if json || quiet() || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message);
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(bar)
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: nothing but errors (no progress, no warnings; main sends stdout to
+/// /dev/null unless --json asked for it).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `adfdr: warning: …` on stderr, unless `-q`.
+#[macro_export]
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            eprintln!("adfdr: warning: {}", format_args!($($arg)*));
+        }
+    };
 }

@@ -39,6 +39,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "catalog-rebuild",
             schema_of::<adfdr_core::ops::catalog::Rebuilt>("catalog-rebuild"),
         ),
+        (
+            "init",
+            schema_of::<adfdr_core::ops::check::Initialized>("init"),
+        ),
         ("demo", schema_of::<crate::demo::DemoOutput>("demo")),
         ("error", schema_of::<crate::json::ErrorOutput>("error")),
     ]

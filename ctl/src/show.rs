@@ -54,8 +54,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     .await?;
     let (f, id) = (opened.factory.clone(), opened.id.clone());
     for (location, why) in &opened.skipped {
-        eprintln!(
-            "adfdr: warning: skipped location {location}: {why}; read {} instead",
+        crate::warning!(
+            "skipped location {location}: {why}; read {} instead",
             opened.location
         );
     }

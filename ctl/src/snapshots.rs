@@ -81,12 +81,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     )
     .await?;
     for (location, error) in &listing.unlisted {
-        eprintln!("adfdr: warning: location {location} could not be listed: {error}");
+        crate::warning!("location {location} could not be listed: {error}");
     }
     for f in &listing.not_counted {
-        eprintln!(
-            "adfdr: warning: {} in {} is not counted: {} (see `adfdr verify`)",
-            f.key, f.location, f.why
+        crate::warning!(
+            "{} in {} is not counted: {} (see `adfdr verify`)",
+            f.key,
+            f.location,
+            f.why
         );
     }
     let records = &listing.snapshots;

@@ -328,3 +328,97 @@ pub async fn posture(engine: &Engine) -> Vec<crate::posture::Finding> {
     out.extend(across(&placed));
     out
 }
+
+/// One location as `adfdr init` left it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct InitLocation {
+    pub location: String,
+    /// Where it is (no SAS).
+    pub url: String,
+    /// Made by this run (false: it was there, or is read-only).
+    pub created: bool,
+    /// A probe object was written, read back and deleted (read-only: listed).
+    pub ready: bool,
+    /// What was done, or what failed and what to do.
+    pub detail: String,
+}
+
+/// What `adfdr init` did, and what is still missing.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Initialized {
+    pub locations: Vec<InitLocation>,
+    /// What init cannot do itself: a location it could not make or use, and
+    /// each backup account's missing protection (as `config check` says).
+    pub missing: Vec<String>,
+}
+
+/// `adfdr init`: make each configured location (a private directory, a
+/// container) if it is not there, prove each writable one can write, read
+/// back and delete a probe object, and say what is still missing. Running it
+/// again changes nothing that is already right.
+pub async fn init(engine: &Engine) -> Initialized {
+    let mut locations = Vec::new();
+    let mut missing = Vec::new();
+    for l in &engine.replicas.locations {
+        let url = l.store.describe();
+        let done = init_one(l).await;
+        let (created, ready, detail) = match done {
+            Ok((created, detail)) => (created, true, detail),
+            Err((created, detail)) => {
+                missing.push(format!("location {}: {detail}", l.name));
+                (created, false, detail)
+            }
+        };
+        locations.push(InitLocation {
+            location: l.name.clone(),
+            url,
+            created,
+            ready,
+            detail,
+        });
+    }
+    for f in posture(engine).await.into_iter().filter(|f| !f.ok) {
+        missing.push(format!("location {} {}: {}", f.location, f.check, f.detail));
+    }
+    Initialized { locations, missing }
+}
+
+/// Makes and probes one location: (made it, what was done), or (made it,
+/// what failed).
+async fn init_one(l: &crate::store::Location) -> Result<(bool, String), (bool, String)> {
+    if l.read_only {
+        return l
+            .store
+            .list("v1/")
+            .await
+            .map(|_| {
+                (
+                    false,
+                    "read-only: listable; not made or written".to_string(),
+                )
+            })
+            .map_err(|e| (false, e.to_string()));
+    }
+    let created = l.store.create().await.map_err(|e| (false, e.to_string()))?;
+    let fail = |e: String| (created, e);
+    let key = format!("v1/.probe-{}", uuid::Uuid::new_v4().simple());
+    let body = format!("adfdr init {key}").into_bytes();
+    l.store
+        .put_new(&key, body.clone())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let read = l.store.get(&key, 1 << 10).await;
+    let deleted = l.store.delete(&key).await;
+    match read {
+        Ok(Some(back)) if back == body => {}
+        Ok(_) => {
+            return Err(fail(format!(
+                "the probe {key} did not read back as written"
+            )));
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    deleted.map_err(|e| fail(e.to_string()))?;
+    let made = if created { "made; " } else { "was there; " };
+    Ok((created, format!("{made}write, read and delete work")))
+}

@@ -248,6 +248,18 @@ impl BlobStore for AzureStore {
         self.shown.clone()
     }
 
+    async fn create(&self) -> Result<bool, StoreError> {
+        let call = async {
+            match self.container.create(None).await {
+                Ok(_) => Ok(true),
+                Err(e) if status_code(&e).is_some_and(|(s, _)| s == 409) => Ok(false),
+                Err(e) => Err(self.error("create the container", "", e)),
+            }
+        };
+        self.timed("create the container", "", CALL_TIMEOUT, call)
+            .await
+    }
+
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.timed("write", key, DATA_TIMEOUT, self.upload(key, bytes, true))
             .await

@@ -505,6 +505,33 @@ impl BlobStore for FsStore {
             .await
     }
 
+    async fn create(&self) -> Result<bool, StoreError> {
+        self.blocking("create", "", |me| {
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::symlink_metadata(&me.root) {
+                Ok(m) if m.is_dir() => return Ok(false),
+                // The root may be a link the operator made; it must lead to a directory.
+                Ok(m) if m.file_type().is_symlink() && me.root.is_dir() => return Ok(false),
+                Ok(_) => {
+                    return Err(me.failed(
+                        "create",
+                        "",
+                        "it exists and is not a directory: move it away or point the location elsewhere".into(),
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(me.failed("create", "", e.to_string())),
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&me.root)
+                .map(|()| true)
+                .map_err(|e| me.failed("create", "", e.to_string()))
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let owned = key.to_string();
         self.blocking("delete", key, move |me| me.remove(&owned))

@@ -68,6 +68,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Where it is, safe to print (no SAS).
     fn describe(&self) -> String;
 
+    /// Makes the location itself (the directory, private; the container)
+    /// if it is not there: whether it was made (false: it was there).
+    async fn create(&self) -> Result<bool, StoreError>;
+
     /// Writes a new object; `Exists` if the key is taken.
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
 

@@ -204,7 +204,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
 }
 
 async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Result<i32, OpError> {
-    let bar = (!ctx.json && std::io::stderr().is_terminal()).then(|| {
+    let quiet = ctx.json || crate::output::quiet();
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(prepared.plan.writes() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
@@ -212,7 +213,6 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
         );
         bar
     });
-    let quiet = ctx.json;
     let progress = |line: &str| match &bar {
         Some(b) => {
             b.inc(1);

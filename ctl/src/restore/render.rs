@@ -134,7 +134,7 @@ pub fn outcome(p: &op::Prepared, o: &RestoreOutcome) {
         println!("audit: {}", path.display());
     }
     if let Some(e) = &o.audit_error {
-        eprintln!("adfdr: warning: could not write the audit trail in {e}");
+        crate::warning!("could not write the audit trail in {e}");
     }
 }
 
@@ -251,15 +251,16 @@ pub fn plan(prepared: &op::Prepared, plan: &Plan) {
 /// What the on-call person must know before deciding: locations passed over, a vanished snapshot.
 pub(super) fn warnings(prepared: &op::Prepared) {
     for (location, why) in &prepared.skipped_locations {
-        eprintln!(
-            "adfdr: warning: skipped location {location}: {why}; read the snapshot from {}",
+        crate::warning!(
+            "skipped location {location}: {why}; read the snapshot from {}",
             prepared.payload_location
         );
     }
     if let Some(known) = &prepared.vanished {
-        eprintln!(
-            "adfdr: warning: snapshot {known} of {} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {}, the newest the store still holds. Run `adfdr verify`.",
-            prepared.opened.factory, prepared.opened.id
+        crate::warning!(
+            "snapshot {known} of {} was committed and no location holds it (deleted behind adfdr's back?); `latest` is {}, the newest the store still holds. Run `adfdr verify`.",
+            prepared.opened.factory,
+            prepared.opened.id
         );
     }
 }

@@ -5,11 +5,14 @@ use std::process::Command;
 
 #[test]
 fn demo_runs_offline_and_reads_the_whole_sample_factory() {
-    let dir = std::env::temp_dir().join(format!("adfdr-demo-test-{}", std::process::id()));
+    // Where the user is: a new ./adfdr-demo, and it says so.
+    let here = std::env::temp_dir().join(format!("adfdr-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&here).expect("dir");
+    let dir = here.join("adfdr-demo");
     let out = Command::new(env!("CARGO_BIN_EXE_adfdr"))
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .env("HOME", &dir)
+        .arg("demo")
+        .current_dir(&here)
+        .env("HOME", &here)
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -17,6 +20,10 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         out.status.success(),
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("the demo's files go into {}", dir.display())),
+        "{stdout}"
     );
     assert!(stdout.contains("25 resources"), "{stdout}");
     assert!(
@@ -83,7 +90,7 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         out.status.success() && history.contains("PASSED"),
         "{history}"
     );
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(here);
 }
 
 #[test]

@@ -123,6 +123,7 @@ async fn every_command_answers_json_that_matches_its_schema() {
     );
     check("config-check", &["config", "check", "--json"], 0);
     check("catalog-rebuild", &["catalog", "rebuild", "--json"], 0);
+    check("init", &["init", "--json"], 0);
     let demo = rig.dir.join("demo");
     check(
         "demo",

@@ -79,9 +79,237 @@ async fn a_restore_that_applied_nothing_exits_2_with_the_reason() {
     assert!(json(&out)["applied"].is_null(), "{}", text(&out));
     let out = run(&["--plan"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(!stderr(&out).contains("nothing was restored"), "{}", text(&out));
+    assert!(
+        !stderr(&out).contains("nothing was restored"),
+        "{}",
+        text(&out)
+    );
     let written = rig
         .emu
         .with_world(|w| w.factory(SUB, "rg-dr", "adf-sales-unapplied").is_ok());
     assert!(!written, "nothing was written");
+}
+
+/// Completions for the shells people use, man pages for every command, and
+/// every command's help ends with examples and its exit codes.
+#[test]
+fn completions_man_pages_and_help_with_examples_and_exit_codes() {
+    let adfdr = || std::process::Command::new(env!("CARGO_BIN_EXE_adfdr"));
+    let out = adfdr()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let script = stdout(&out);
+    assert!(
+        script.contains("restore") && script.contains("--store"),
+        "{script}"
+    );
+    let dir = scratch("completions");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("adfdr.bash");
+    std::fs::write(&file, &script).expect("write");
+    // bash itself parses it, and it completes a subcommand.
+    let probe = format!(
+        "source {}; COMP_WORDS=(adfdr rest); COMP_CWORD=1; _adfdr adfdr rest adfdr; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("bash");
+    assert!(
+        stdout(&out).lines().any(|l| l == "restore"),
+        "{}",
+        text(&out)
+    );
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = adfdr().args(["completions", shell]).output().expect("runs");
+        assert_eq!(code(&out), 0, "{shell}: {}", text(&out));
+        assert!(stdout(&out).contains("snapshots"), "{shell}");
+    }
+    let out = adfdr()
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 2, "an unknown shell is a usage error");
+
+    let man = dir.join("man1");
+    let out = adfdr()
+        .args(["man", "--out", man.to_str().expect("utf8")])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let page = std::fs::read_to_string(man.join("adfdr-restore.1")).expect("restore page");
+    assert!(
+        page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH adfdr-restore 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Exit codes") && page.contains("\\-\\-store"),
+        "{page}"
+    );
+    assert!(man.join("adfdr.1").exists());
+
+    let commands = [
+        "backup",
+        "snapshots",
+        "show",
+        "diff",
+        "export",
+        "verify",
+        "status",
+        "prune",
+        "restore",
+        "drill",
+        "drills",
+        "key",
+        "config",
+        "catalog",
+        "demo",
+        "completions",
+        "man",
+    ];
+    for command in commands {
+        assert!(man.join(format!("adfdr-{command}.1")).exists(), "{command}");
+        let out = adfdr().args([command, "--help"]).output().expect("runs");
+        assert_eq!(code(&out), 0, "{command}: {}", text(&out));
+        let help = stdout(&out);
+        let examples = help
+            .find("Examples:\n  adfdr ")
+            .unwrap_or_else(|| panic!("{command}: {help}"));
+        let codes = help
+            .find("Exit codes:\n  0  ")
+            .unwrap_or_else(|| panic!("{command}: {help}"));
+        assert!(examples < codes, "{command}: examples, then exit codes");
+    }
+}
+
+/// Colour only on a terminal: logs piped to a file carry no escapes; `-q`
+/// prints nothing but errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_colour_off_a_terminal_and_quiet_means_only_errors() {
+    let rig = FileRig::start("quiet").await;
+    let out = rig.adfdr(&["-vv", "backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("DEBUG") || err.contains("INFO"),
+        "-vv logs: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI escapes in piped logs: {err:?}"
+    );
+
+    let out = rig.adfdr(&["-q", "backup", "--force"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+    let out = rig.adfdr(&["-q", "snapshots"]);
+    assert_eq!((code(&out), stdout(&out)), (0, String::new()));
+    // --json is asked for: it is still written.
+    let out = rig.adfdr(&["-q", "snapshots", "--json"]);
+    assert!(json(&out)["snapshots"].is_array(), "{}", text(&out));
+    // An error is still an error.
+    let out = rig.adfdr(&["-q", "show", "20200101T000000Z-00000000"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("adfdr: error:"), "{}", text(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+/// `adfdr init` makes what the config names and proves it works: a missing
+/// directory (private, 0700) and a missing container are made, each
+/// location writes, reads and deletes a probe, and a second run changes
+/// nothing. Something in the way is named, and nothing is half made.
+#[tokio::test(flavor = "multi_thread")]
+async fn init_makes_each_location_proves_it_and_is_idempotent() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = FileRig::start("init").await;
+    let fresh = rig.dir.join("new/weu");
+    let config = rig.config_text("").replace(
+        &format!("file://{}", rig.weu.display()),
+        &format!("file://{}", fresh.display()),
+    );
+    std::fs::write(&rig.config, &config).expect("config");
+    let out = rig.adfdr(&["init", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v = json(&out);
+    let made: Vec<(String, bool, bool)> = v["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| {
+            (
+                l["location"].as_str().expect("name").to_string(),
+                l["created"].as_bool().expect("created"),
+                l["ready"].as_bool().expect("ready"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        made,
+        [
+            ("weu".to_string(), true, true),
+            ("neu".to_string(), false, true)
+        ]
+    );
+    let mode = std::fs::metadata(&fresh)
+        .expect("made")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    let left: Vec<_> = std::fs::read_dir(fresh.join("v1"))
+        .expect("v1")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "the probe is gone: {left:?}");
+    let out = rig.adfdr(&["init"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("location weu") && stdout(&out).contains("was there"),
+        "{}",
+        text(&out)
+    );
+    // It backs up into what init made.
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A file where the directory should be: named, exit 1.
+    let blocked = rig.dir.join("blocked");
+    std::fs::write(&blocked, b"not a directory").expect("file");
+    let config = config.replace(
+        &format!("file://{}", fresh.display()),
+        &format!("file://{}", blocked.display()),
+    );
+    std::fs::write(&rig.config, &config).expect("config");
+    let out = rig.adfdr(&["init"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("still missing") && stdout(&out).contains("is not a directory"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&blocked).expect("file"), b"not a directory");
+}
+
+/// A container that does not exist yet is made by init (Azurite).
+#[tokio::test(flavor = "multi_thread")]
+async fn init_makes_a_missing_container() {
+    let rig = Rig::start(
+        "init-container",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    let fresh = format!("{}/fresh", rig.azurite.accounts[1].url);
+    rig.write_config(&rig.config_text(Some(&fresh)));
+    let out = rig.adfdr(&["init", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v["locations"][1]["created"], true, "{v}");
+    assert_eq!(v["locations"][0]["created"], false, "{v}");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = rig.adfdr(&["init", "--json"]);
+    assert_eq!(json(&out)["locations"][1]["created"], false, "idempotent");
 }
