@@ -5,7 +5,7 @@ use adfdr_core::model::diff::diff;
 use adfdr_core::ops::{OpError, export, read};
 use adfdr_core::snapshot::manifest::encode_payload;
 
-use crate::{Ctx, output};
+use crate::Ctx;
 
 /// `adfdr diff --json` (schema `adfdr.diff.v1`).
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -27,11 +27,13 @@ pub struct Args {
     live: bool,
     #[arg(long)]
     factory: Option<String>,
+    #[command(flatten)]
+    incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     if args.to.is_none() && !args.live {
         return Err(OpError::usage("give a second snapshot or --live"));
     }

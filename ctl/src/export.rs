@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::exit;
 use adfdr_core::ops::{OpError, gitlayout, read};
 
-use crate::{Ctx, output};
+use crate::Ctx;
 
 /// `adfdr export --json` (schema `adfdr.export.v1`).
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -27,11 +27,13 @@ pub struct Args {
     out: PathBuf,
     #[arg(long)]
     factory: Option<String>,
+    #[command(flatten)]
+    incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     let opened = read::open_reference(
         &engine.replicas,
         &engine.keys,

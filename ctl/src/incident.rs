@@ -95,3 +95,33 @@ impl IncidentArgs {
         }))
     }
 }
+
+/// The engine a read command works with: incident mode's when `--store`
+/// is given (no config file is read), else the config's.
+pub fn engine(ctx: &crate::Ctx, args: &IncidentArgs) -> Result<adfdr_core::ops::Engine, OpError> {
+    match args.incident()? {
+        Some(incident) => adfdr_core::ops::Engine::incident(incident),
+        None => ctx.engine(),
+    }
+}
+
+/// `--factory` of a read command: a configured name, or in incident mode
+/// any name the store holds (there is no config to check it against).
+pub fn factory(
+    engine: &adfdr_core::ops::Engine,
+    name: Option<&str>,
+) -> Result<Option<String>, OpError> {
+    if engine.incident {
+        return Ok(name.map(str::to_string));
+    }
+    crate::output::factory_filter(&engine.config, name)
+}
+
+/// The running agent, when there is one to go through (never in incident
+/// mode: that reads the given store, not the host's).
+pub fn agent(engine: &adfdr_core::ops::Engine) -> Option<crate::agent::Agent> {
+    if engine.incident {
+        return None;
+    }
+    crate::agent::Agent::find(&engine.config)
+}

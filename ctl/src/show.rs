@@ -40,11 +40,13 @@ pub struct Args {
     /// The factory (needed for `latest`).
     #[arg(long)]
     factory: Option<String>,
+    #[command(flatten)]
+    incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     let opened = read::open_reference(
         &engine.replicas,
         &engine.keys,

@@ -41,11 +41,13 @@ pub struct Args {
     /// Only what this location holds.
     #[arg(long)]
     location: Option<String>,
+    #[command(flatten)]
+    incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     let replicas = match &args.location {
         None => engine.replicas.clone(),
         Some(name) => {
@@ -66,8 +68,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     };
     // The agent holds the catalog while it runs: then the store alone
     // answers. A listing of one location does not update it.
-    let catalog = if args.location.is_some() || crate::agent::Agent::find(&engine.config).is_some()
-    {
+    let catalog = if args.location.is_some() || crate::incident::agent(&engine).is_some() {
         None
     } else {
         engine.catalog().ok()

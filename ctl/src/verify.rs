@@ -37,11 +37,13 @@ pub struct Args {
     /// writable locations.
     #[arg(long)]
     delete_foreign: bool,
+    #[command(flatten)]
+    incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     if let Some(l) = &args.location
         && engine.replicas.get(l).is_none()
     {
@@ -60,9 +62,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         delete_foreign: args.delete_foreign,
     };
     let spinner = output::spinner(ctx.json, "verifying every copy…".into());
-    let report = match crate::agent::Agent::find(&engine.config) {
+    let report = match crate::incident::agent(&engine) {
         // The agent owns the catalog (and the factories' leases): it checks.
         Some(agent) => through_agent(&agent, &engine.config, factory.as_deref(), &args).await?,
+        // Incident mode keeps no catalog: the store alone answers.
+        None if engine.incident => check(&engine.replicas, &scope, repair, None).await?,
         None => {
             let catalog = engine.catalog()?;
             check(&engine.replicas, &scope, repair, Some(&catalog)).await?

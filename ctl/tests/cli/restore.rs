@@ -869,6 +869,95 @@ async fn incident_mode_needs_only_a_login_a_store_and_a_key() {
     );
 }
 
+/// Every read a person needs in an incident takes the same `--store` and
+/// `--key` as restore, with no config file anywhere (restic's `-r`):
+/// snapshots, show, diff, export and verify.
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_reads_need_only_a_login_a_store_and_a_key() {
+    let rig = Rig::start(
+        "incident-reads",
+        &[("sales", "adf-sales", &sample_factory())],
+    )
+    .await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let out = rig.adfdr(&["backup", "--force", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let bin = rig.fake_az();
+    let home = scratch("incident-reads-home");
+    let ca = adfdr_tests::ca_pem();
+    let store = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_adfdr"))
+            .env_clear()
+            .env("PATH", path_with(&bin))
+            .env("HOME", &home)
+            .current_dir(&home)
+            .args(args)
+            .args([
+                "--store",
+                &rig.location_url(0),
+                "--store",
+                &rig.location_url(1),
+                "--key",
+                rig.breakglass.to_str().expect("utf8"),
+                "--ca-file",
+                ca.to_str().expect("utf8"),
+            ])
+            .output()
+            .expect("runs")
+    };
+    let out = store(&["snapshots", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ids: Vec<String> = json(&out)["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", text(&out));
+    let out = store(&["show", "latest", "--factory", "sales", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json(&out)["id"], ids[1].as_str());
+    let out = store(&["diff", &ids[0], &ids[1], "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(json(&out)["diff"].is_object(), "{}", text(&out));
+    let out_dir = home.join("export");
+    let out = store(&["export", &ids[1], "--out", out_dir.to_str().expect("utf8")]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(out_dir.join("pipeline/PL_Daily_Sales.json").exists());
+    let out = store(&["verify", "--read-data", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json(&out)["healthy"], true, "{}", text(&out));
+    // No config was needed, and none was read: HOME holds no adfdr.toml and
+    // ADFDR_CONFIG is unset.
+    assert!(!home.join("adfdr.toml").exists());
+    // The wrong key cannot open a manifest: verify says so.
+    let wrong = home.join("wrong.key");
+    assert_eq!(
+        code(&rig.adfdr(&["key", "generate", "--out", wrong.to_str().expect("utf8")])),
+        0
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adfdr"))
+        .env_clear()
+        .env("PATH", path_with(&bin))
+        .env("HOME", &home)
+        .args(["show", "latest", "--factory", "sales"])
+        .args([
+            "--store",
+            &rig.location_url(0),
+            "--key",
+            wrong.to_str().expect("utf8"),
+        ])
+        .args(["--ca-file", ca.to_str().expect("utf8")])
+        .output()
+        .expect("runs");
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("It can be opened by"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cycle_is_refused_with_its_path_and_a_target_without_rights_names_the_role() {
     let seed = scratch("cycle-seed");
