@@ -432,7 +432,7 @@ impl Daemon {
                     busy.remove(&d.factory);
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(abandoned = ?busy, "stop deadline reached: abandoning running jobs (nothing half-written lists)");
+                    tracing::warn!(abandoned = %busy.iter().map(String::as_str).collect::<Vec<_>>().join(","), "stop deadline reached: abandoning running jobs (nothing half-written lists)");
                     break;
                 }
                 _ = signals.term.recv() => { tracing::warn!("second signal: quitting now"); break; }

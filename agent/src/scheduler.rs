@@ -74,7 +74,7 @@ pub fn plan(
             };
             let previous = last(&f.name, kind);
             if job.schedule.missed(previous, now) {
-                tracing::info!(factory = %f.name, job = kind.name(), last_run = ?previous, "a scheduled run was missed: running it now");
+                tracing::info!(factory = %f.name, job = kind.name(), last_run = %previous.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()), "a scheduled run was missed: running it now");
             } else {
                 job.next = job.next_after(now);
             }

@@ -1346,3 +1346,87 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
         rig.log()
     );
 }
+
+/// Logs a shipper and journalctl can use: under systemd each line carries
+/// its syslog priority (`journalctl -p err` filters), the audit record is
+/// fields of its own (not JSON inside a string), and no field is Rust's
+/// Debug text (`Some(…)`).
+#[tokio::test(flavor = "multi_thread")]
+async fn journald_lines_carry_priorities_and_the_audit_record_as_fields() {
+    let rig = Rig::start("journald").await;
+    rig.write_config("backup = \"0 0 1 1 *\"");
+    let (mut agent, socket) = rig.spawn(&["--log-format", "journald"]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    let mut audit = serde_json::Value::Null;
+    until(
+        "the backup's audit record",
+        Duration::from_secs(20),
+        async || {
+            audit = rig
+                .log()
+                .lines()
+                .filter_map(|l| l.strip_prefix("<6>"))
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["target"] == "audit" && v["action"] == "backup")
+                .unwrap_or_default();
+            !audit.is_null()
+        },
+    )
+    .await;
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    assert_eq!(audit["factory"], "sales", "{audit}");
+    assert_eq!(audit["result"], "created", "{audit}");
+    assert!(
+        audit["snapshot"].as_str().is_some_and(|s| s.len() > 10),
+        "{audit}"
+    );
+    let log = rig.log();
+    for line in log.lines() {
+        let (priority, rest) = line.split_at(3);
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&priority),
+            "every line has its priority: {line}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let level = v["level"].as_str().unwrap_or_default();
+        let want = match level {
+            "ERROR" => "<3>",
+            "WARN" => "<4>",
+            "INFO" => "<6>",
+            _ => "<7>",
+        };
+        assert_eq!(priority, want, "{line}");
+        assert!(!rest.contains("Some("), "Debug text in a field: {line}");
+    }
+
+    // A refused config is an error-priority line (and exit 2), found by
+    // journalctl -p err. JOURNAL_STREAM alone selects the format.
+    let out = Command::new(env!("CARGO_BIN_EXE_adfdr-agent"))
+        .args([
+            "--config",
+            rig.dir.join("missing.toml").to_str().expect("utf8"),
+        ])
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("<3>"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "ERROR");
+    assert!(
+        refused.is_some_and(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("config refused"))),
+        "{err}"
+    );
+}

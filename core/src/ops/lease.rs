@@ -71,7 +71,7 @@ async fn try_from(
             match l.store.lease_acquire(&key, seconds, me).await {
                 Ok(LeaseAttempt::Acquired(id)) => {
                     if index > 0 {
-                        tracing::warn!(%factory, location = %l.name, unreachable = ?unreachable, "lease taken on a later location because earlier ones are unreachable");
+                        tracing::warn!(%factory, location = %l.name, unreachable = %unreachable.join("; "), "lease taken on a later location because earlier ones are unreachable");
                     }
                     return Ok(Attempt::Taken(Lease {
                         factory: factory.to_string(),
@@ -139,7 +139,7 @@ impl Lease {
                     return Ok(true);
                 }
                 Ok(Attempt::Held { location, holder }) => {
-                    tracing::warn!(factory = %self.factory, %location, holder = ?holder, "an earlier location answers again and another process holds the lease there: giving this one up");
+                    tracing::warn!(factory = %self.factory, %location, holder = %holder.as_ref().map(ToString::to_string).unwrap_or_else(|| "unknown".into()), "an earlier location answers again and another process holds the lease there: giving this one up");
                     let _ = self.store.lease_release(&self.key, &self.id).await;
                     return Ok(false);
                 }
