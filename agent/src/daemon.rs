@@ -44,6 +44,22 @@ struct Daemon {
     engine_tx: watch::Sender<Arc<Engine>>,
     /// Running jobs by factory: abort handle and run id.
     handles: HashMap<String, (tokio::task::AbortHandle, String)>,
+    /// The `[[notify]]` webhooks; `notified` hears how each send went.
+    notifier: adfdr_core::notify::Notifier,
+    notified: mpsc::UnboundedSender<(String, bool)>,
+    host: String,
+}
+
+/// Counts each webhook's deliveries for the metrics.
+async fn count_notices(mut results: mpsc::UnboundedReceiver<(String, bool)>, view: Shared) {
+    while let Some((name, sent)) = results.recv().await {
+        *view
+            .lock()
+            .expect("view")
+            .notices
+            .entry((name, sent))
+            .or_default() += 1;
+    }
 }
 
 fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
@@ -143,8 +159,11 @@ impl Signals {
 
 pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
     let engine = Arc::new(Engine::new(config)?);
+    let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
     let catalog = engine.catalog()?;
     let view: Shared = Arc::default();
+    let (notified, results) = mpsc::unbounded_channel();
+    tokio::spawn(count_notices(results, view.clone()));
     view.lock().expect("view").configure(&engine.config);
     store_answers(&engine, &view).await?;
     let scheduler = Scheduler::new(schedule(&engine.config, &catalog)?);
@@ -191,6 +210,9 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         done_tx,
         engine_tx,
         handles: HashMap::new(),
+        notifier,
+        notified,
+        host: adfdr_core::notify::host_name(),
     };
     let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
     tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
@@ -322,6 +344,13 @@ impl Daemon {
                     .gained(&factory, Utc::now(), &|f, k| last_run(&catalog, f, k));
             }
             crate::lease::Event::Lost(factory) => {
+                self.tell(adfdr_core::notify::Notice::new(
+                    adfdr_core::notify::Event::LeaseLost,
+                    &factory,
+                    "this agent no longer holds the factory's lease; another agent runs its jobs",
+                    &self.host,
+                    &Utc::now().to_rfc3339(),
+                ));
                 if self.scheduler.lost(&factory, Utc::now())
                     && let Some((task, id)) = self.handles.remove(&factory)
                 {
@@ -339,6 +368,13 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands a notice to the webhooks (never waits for them).
+    fn tell(&self, notice: adfdr_core::notify::Notice) {
+        if !self.notifier.is_empty() {
+            self.notifier.send(notice, Some(self.notified.clone()));
         }
     }
 
@@ -363,6 +399,15 @@ impl Daemon {
                 .observe(done.kind.name(), done.took.as_secs_f64());
         }
         let summary = done.outcome.summary.clone();
+        if let Some(notice) = adfdr_core::notify::Notice::of_job(
+            done.kind.name(),
+            &done.factory,
+            &done.outcome,
+            &self.host,
+            &Utc::now().to_rfc3339(),
+        ) {
+            self.tell(notice);
+        }
         self.control.finish(&done.id, done.outcome);
         if ok {
             tracing::info!(factory = %done.factory, job = done.kind.name(), outcome = %summary, "done");
@@ -377,7 +422,8 @@ impl Daemon {
             NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Custom("")),
         ]);
         match self.reloaded().await {
-            Ok(engine) => {
+            Ok((engine, notifier)) => {
+                self.notifier = notifier;
                 self.limit = Arc::new(Semaphore::new(
                     engine.config.backup.parallel_factories.max(1),
                 ));
@@ -398,16 +444,17 @@ impl Daemon {
     }
 
     /// The new config's engine, its jobs handed to the scheduler.
-    async fn reloaded(&mut self) -> Result<Arc<Engine>, OpError> {
+    async fn reloaded(&mut self) -> Result<(Arc<Engine>, adfdr_core::notify::Notifier), OpError> {
         let config = Config::load(&self.path)?;
         let engine = Engine::new(config)?;
+        let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
         if engine.catalog_path != *self.catalog.path() {
             tracing::warn!("agent.state_dir changed: it takes effect at the next restart");
         }
         engine.adopt_catalog(self.catalog.clone());
         self.scheduler
             .reload(schedule(&engine.config, &self.catalog)?);
-        Ok(Arc::new(engine))
+        Ok((Arc::new(engine), notifier))
     }
 
     /// Stops scheduling; lets running jobs finish within the deadline (a

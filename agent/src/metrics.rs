@@ -48,6 +48,8 @@ pub struct View {
     pub lease_changes: BTreeMap<String, u64>,
     /// Job durations by kind, since the agent started.
     pub durations: Durations,
+    /// (notify name, delivered) → notices since the agent started.
+    pub notices: BTreeMap<(String, bool), u64>,
 }
 
 /// Job durations by kind: buckets from a second to six hours (a drill with
@@ -467,6 +469,18 @@ fn locations(registry: &mut Registry, catalog: &Catalog, view: &View) -> Result<
         "adfdr_repairs_pending",
         "Copies a location still misses (queued for repair)",
     );
+    let notices = Family::<Labels, Counter>::default();
+    registry.register(
+        "adfdr_notifications",
+        "Notices sent to each [[notify]] webhook since the agent started, by result (sent: a 2xx answer; failed: every attempt failed or it was refused)",
+        notices.clone(),
+    );
+    for ((name, sent), n) in &view.notices {
+        let result = if *sent { "sent" } else { "failed" };
+        notices
+            .get_or_create(&label(&[("notify", name), ("result", result)]))
+            .inc_by(*n);
+    }
     for (location, n) in &view.repaired {
         repaired
             .get_or_create(&label(&[("location", location)]))

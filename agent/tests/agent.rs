@@ -1430,3 +1430,175 @@ async fn journald_lines_carry_priorities_and_the_audit_record_as_fields() {
         "{err}"
     );
 }
+
+/// A webhook receiver on loopback: records each body; answers 503 to the
+/// first `fail_first` requests, then 200.
+struct Receiver {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    fn start(fail_first: usize) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (b, r) = (bodies.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = if n < fail_first {
+                    "503 Service Unavailable"
+                } else {
+                    b.lock()
+                        .expect("bodies")
+                        .push(serde_json::from_slice(&body).unwrap_or_default());
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver {
+            port,
+            bodies,
+            requests,
+        }
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+}
+
+/// A degraded backup is told to every [[notify]] webhook without holding
+/// the job up: a flaky receiver gets it on a retry, one that is down is
+/// given up on after its attempts, and the metrics count both; the URLs,
+/// being secrets, never reach the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_degraded_backup_is_notified_and_a_receiver_that_is_down_holds_nothing_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::start("notify").await;
+    let good = Receiver::start(0);
+    let flaky = Receiver::start(1);
+    let down = adfdr_tests::free_port();
+    let mut extra = String::new();
+    for (name, port, attempts) in [
+        ("team", good.port, 3),
+        ("flaky", flaky.port, 3),
+        ("down", down, 3),
+    ] {
+        let file = rig.dir.join(format!("{name}.url"));
+        std::fs::write(
+            &file,
+            format!("http://127.0.0.1:{port}/hook/s3cr3t-{name}\n"),
+        )
+        .expect("url");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        extra.push_str(&format!(
+            "\n[[notify]]\nname = \"{name}\"\nurl_file = \"{}\"\nattempts = {attempts}\n",
+            file.display()
+        ));
+    }
+    let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        format!("{text}\n[backup]\nmin_copies = 1\n{extra}"),
+    )
+    .expect("config");
+    std::fs::remove_dir_all(rig.dir.join("neu")).expect("neu down");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    until(
+        "the degraded backup is done",
+        Duration::from_secs(20),
+        async || {
+            samples(&http_get(port, "/metrics"))
+                .get("adfdr_job_runs_total{factory=\"sales\",kind=\"backup\"}")
+                == Some(&1.0)
+        },
+    )
+    .await;
+    // The job is done while the down receiver is still being retried.
+    let scraped = samples(&http_get(port, "/metrics"));
+    assert_eq!(
+        scraped.get("adfdr_notifications_total{notify=\"down\",result=\"failed\"}"),
+        None,
+        "still retrying when the job finished: {scraped:?}"
+    );
+    until(
+        "the team and the flaky receiver have it",
+        Duration::from_secs(20),
+        async || good.bodies().len() == 1 && flaky.bodies().len() == 1,
+    )
+    .await;
+    let notice = &good.bodies()[0];
+    assert_eq!(notice["schema"], "adfdr.notice.v1");
+    assert_eq!(notice["event"], "backup-degraded");
+    assert_eq!(notice["factory"], "sales");
+    assert!(
+        notice["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("sales: backup degraded")),
+        "{notice}"
+    );
+    assert_eq!(
+        flaky.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "503, then 200"
+    );
+    let mut metrics = Default::default();
+    until(
+        "the down receiver is given up on",
+        Duration::from_secs(20),
+        async || {
+            metrics = samples(&http_get(port, "/metrics"));
+            metrics.get("adfdr_notifications_total{notify=\"down\",result=\"failed\"}")
+                == Some(&1.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        metrics["adfdr_notifications_total{notify=\"team\",result=\"sent\"}"],
+        1.0
+    );
+    assert_eq!(
+        metrics["adfdr_notifications_total{notify=\"flaky\",result=\"sent\"}"],
+        1.0
+    );
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    let log = rig.log();
+    assert!(log.contains("notice not delivered"), "{log}");
+    assert!(
+        !log.contains("s3cr3t"),
+        "a webhook URL reached the log: {log}"
+    );
+}

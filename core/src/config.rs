@@ -51,9 +51,27 @@ pub struct Config {
     pub keys: Vec<Spanned<KeyConfig>>,
     #[serde(rename = "factory", default)]
     pub factories: Vec<Spanned<FactoryConfig>>,
+    /// Webhooks told when something needs a person (the agent sends them).
+    #[serde(rename = "notify", default)]
+    pub notify: Vec<Spanned<NotifyConfig>>,
     /// The file it came from (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// A `[[notify]]` webhook: generic JSON whose `text` field Slack and Teams
+/// incoming webhooks show.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Named in logs and metrics (the URL never is: it is a secret).
+    pub name: String,
+    /// A file holding the webhook URL (https; http only to loopback).
+    pub url_file: PathBuf,
+    /// What to send [default: every event].
+    pub events: Option<Vec<crate::notify::Event>>,
+    /// Attempts per notice, with backoff doubling from one second [default: 5].
+    pub attempts: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -506,7 +524,34 @@ impl Config {
         };
         self.validate_locations(&invalid, &whole)?;
         self.validate_keys(&invalid, &whole)?;
-        self.validate_factories(&invalid)
+        self.validate_factories(&invalid)?;
+        self.validate_notify(&invalid)
+    }
+
+    fn validate_notify(
+        &self,
+        invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut names = BTreeMap::new();
+        for n in &self.notify {
+            let c = n.get_ref();
+            if !safe_name(&c.name) || names.insert(c.name.clone(), ()).is_some() {
+                return Err(invalid(
+                    n.span(),
+                    format!(
+                        "notify name '{}' must be unique and use only letters, digits, '-', '_' and '.'",
+                        cut(&c.name)
+                    ),
+                ));
+            }
+            if c.attempts == Some(0) {
+                return Err(invalid(
+                    n.span(),
+                    format!("notify '{}': attempts must be 1 or more", c.name),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_locations(

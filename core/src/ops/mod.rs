@@ -165,6 +165,7 @@ impl Engine {
             locations,
             keys,
             factories: Vec::new(),
+            notify: Vec::new(),
             path: PathBuf::from("(incident mode: --store and --key)"),
         };
         let mut engine = Engine::new(config)?;
