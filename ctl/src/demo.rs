@@ -69,6 +69,20 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
+/// Where the demo writes (made now), as the user asked or a fresh one, said.
+fn demo_dir(asked: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match asked {
+        Some(dir) => dir,
+        None => fresh_dir()?,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
+    say!(
+        "the demo's files go into {} (remove it when done)",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 /// `./adfdr-demo`, or `./adfdr-demo-2`, … : a directory under the current
 /// one that nothing is in yet.
 fn fresh_dir() -> anyhow::Result<PathBuf> {
@@ -86,15 +100,7 @@ fn fresh_dir() -> anyhow::Result<PathBuf> {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     NARRATIVE_TO_STDERR.store(json, std::sync::atomic::Ordering::Relaxed);
-    let dir = match args.dir {
-        Some(dir) => dir,
-        None => fresh_dir()?,
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
-    say!(
-        "the demo's files go into {} (remove it when done)",
-        dir.display()
-    );
+    let dir = demo_dir(args.dir)?;
     let tls = adf_emulator::sample::write_test_tls(&dir.join("tls"))
         .with_context(|| format!("writing TLS files under {}", dir.display()))?;
     let factory_dir = dir.join("sample-factory");
