@@ -59,6 +59,10 @@ pub struct Args {
 pub struct HistoryArgs {
     /// Only this factory.
     factory: Option<String>,
+    /// Also write the history as a standalone HTML page with charts of RTO
+    /// and RPO against their targets over time.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
@@ -499,6 +503,12 @@ pub async fn run_history(ctx: &Ctx, args: HistoryArgs) -> Result<i32, OpError> {
         adfdr_core::ops::system_clock(),
     )
     .await?;
+    if let Some(path) = &args.html {
+        let generated = adfdr_core::snapshot::rfc3339(adfdr_core::ops::system_clock());
+        std::fs::write(path, crate::history_page::page(&records, &generated)).map_err(|e| {
+            OpError::failed(format!("cannot write the page to {}: {e}", path.display()))
+        })?;
+    }
     if ctx.json {
         crate::json::emit("drills", &DrillsOutput { drills: records });
         return Ok(exit::OK);

@@ -12,6 +12,7 @@ mod drill;
 mod exit;
 mod export;
 mod help;
+mod history_page;
 mod incident;
 mod init;
 mod json;

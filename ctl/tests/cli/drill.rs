@@ -318,6 +318,42 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
     let out = rig.adfdr(&["catalog", "rebuild"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(stdout(&out).contains(", 7 drills"), "{}", text(&out));
+
+    // The evidence as people look at it: the history page and a drill's
+    // report open in a browser without console errors and show the
+    // verdicts and figures (screenshots under target/pages/).
+    let page = rig.dir.join("history.html");
+    let out = rig.adfdr(&["drills", "sales", "--html", page.to_str().expect("utf8")]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (dom, console) = open_in_chromium(&page, "drill-history");
+    assert!(console.is_empty(), "console: {console:?}");
+    assert!(dom.contains("7 drills of 1 factories"), "{dom}");
+    assert_eq!(dom.matches("<svg").count(), 2, "RTO and RPO charts");
+    assert!(
+        dom.matches("class=\"pass\"").count() >= 2,
+        "passed drills are plotted"
+    );
+    assert!(
+        dom.matches("class=\"fail\"").count() >= 2,
+        "failed drills are plotted"
+    );
+    assert!(
+        dom.contains("target 10m") || dom.contains("target 30m"),
+        "{dom}"
+    );
+    assert!(dom.contains("FAILED") && dom.contains("passed"), "{dom}");
+    let (dom, console) = open_in_chromium(&rig.dir.join("drill.html"), "drill-report");
+    assert!(console.is_empty(), "console: {console:?}");
+    assert!(dom.contains("PASSED") && dom.contains("RTO"), "{dom}");
+    // The console check itself catches an error on a page.
+    let broken = rig.dir.join("broken.html");
+    std::fs::write(
+        &broken,
+        "<!doctype html><p>x</p><script>console.error('boom')</script>",
+    )
+    .expect("page");
+    let (_, console) = open_in_chromium(&broken, "console-check");
+    assert_eq!(console.len(), 1, "{console:?}");
 }
 
 /// The proof the issue asks for: a drill whose smoke pipeline reads a

@@ -300,3 +300,64 @@ pub fn sample_factory() -> PathBuf {
 pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)))
 }
+
+/// A page as a person sees it: `page` opened in headless Chromium (the
+/// Debian package scripts/setup installs), its DOM after load, the console
+/// messages it logged, and a screenshot kept at `target/pages/{shot}.png`.
+pub fn open_in_chromium(page: &std::path::Path, shot: &str) -> (String, Vec<String>) {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "/usr/bin/chromium is missing: scripts/setup installs the chromium package"
+    );
+    let profile = scratch(&format!("chromium-{shot}"));
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+    ];
+    let url = format!("file://{}", page.display());
+    let run = |extra: &[String]| {
+        Command::new(chromium)
+            .args(flags)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs")
+    };
+    let out = run(&["--dump-dom".to_string()]);
+    assert!(out.status.success(), "chromium: {}", text(&out));
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    let dir = adfdr_tests::workspace_root().join("target/pages");
+    std::fs::create_dir_all(&dir).expect("target/pages");
+    let png = dir.join(format!("{shot}.png"));
+    let _ = std::fs::remove_file(&png);
+    let shot_out = run(&[
+        format!("--screenshot={}", png.display()),
+        "--window-size=1100,1500".to_string(),
+        "--hide-scrollbars".to_string(),
+    ]);
+    assert!(
+        shot_out.status.success(),
+        "chromium screenshot: {}",
+        text(&shot_out)
+    );
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 1_000,
+        "a real screenshot"
+    );
+    (String::from_utf8_lossy(&out.stdout).to_string(), console)
+}
