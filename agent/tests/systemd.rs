@@ -27,7 +27,8 @@ fn the_unit_file_verifies_and_is_hardened() {
     let dir = std::env::temp_dir().join(format!("adfdr-unit-{}", std::process::id()));
     let unit = unit_with_this_binary(&dir);
     let unit = unit.to_str().expect("utf8");
-    let out = analyze(&["verify", unit]);
+    // (Its man: link is checked where the package is: the package test.)
+    let out = analyze(&["verify", "--man=no", unit]);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "systemd-analyze verify: {}",
@@ -80,4 +81,170 @@ fn the_unit_lets_adfdr_ctl_reach_the_socket_and_does_not_loop_on_a_bad_config() 
         sysusers.lines().any(|l| l.trim() == "g adfdr-ctl -"),
         "{sysusers}"
     );
+}
+
+/// The Debian package holds what an operator needs where the unit and the
+/// docs say it is: both binaries, the unit, sysusers and tmpfiles, man
+/// pages (the unit's Documentation=), completions, docs, rules and the
+/// dashboard; and the binaries in it run.
+#[test]
+fn the_debian_package_installs_what_the_unit_and_docs_point_to() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let agent = Path::new(env!("CARGO_BIN_EXE_adfdr-agent"));
+    let bins = agent.parent().expect("target dir");
+    if !bins.join("adfdr").exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "-p", "adfdr"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo");
+        assert!(built.success(), "building adfdr for the package");
+    }
+    let dir = std::env::temp_dir().join(format!("adfdr-deb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(root.join("scripts/package-deb"))
+        .args([
+            "--bins",
+            bins.to_str().expect("utf8"),
+            "--out",
+            dir.to_str().expect("utf8"),
+            "--fast",
+        ])
+        .output()
+        .expect("package-deb runs");
+    assert!(
+        out.status.success(),
+        "package-deb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let info = Command::new("dpkg-deb")
+        .args(["--field", &deb, "Package", "Version"])
+        .output()
+        .expect("dpkg-deb");
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    assert!(
+        info.contains("Package: adfdr")
+            && info.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+    let tree = dir.join("tree");
+    let x = Command::new("dpkg-deb")
+        .args(["-x", &deb, tree.to_str().expect("utf8")])
+        .status()
+        .expect("dpkg-deb -x");
+    assert!(x.success());
+    for path in [
+        "usr/bin/adfdr",
+        "usr/bin/adfdr-agent",
+        "usr/lib/systemd/system/adfdr-agent.service",
+        "usr/lib/sysusers.d/adfdr.conf",
+        "usr/lib/tmpfiles.d/adfdr.conf",
+        "usr/share/man/man1/adfdr.1.gz",
+        "usr/share/man/man1/adfdr-restore.1.gz",
+        "usr/share/bash-completion/completions/adfdr",
+        "usr/share/zsh/vendor-completions/_adfdr",
+        "usr/share/fish/vendor_completions.d/adfdr.fish",
+        "usr/share/doc/adfdr/adfdr.toml.example",
+        "usr/share/adfdr/deploy/prometheus/adfdr-rules.yml",
+        "usr/share/adfdr/deploy/grafana/adfdr.json",
+    ] {
+        assert!(tree.join(path).exists(), "the package lacks /{path}");
+    }
+    // Every Documentation= link of the packaged unit resolves in the package.
+    let unit = std::fs::read_to_string(tree.join("usr/lib/systemd/system/adfdr-agent.service"))
+        .expect("unit");
+    let links: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Documentation="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(links.len() >= 2, "{links:?}");
+    for link in links {
+        let path = if let Some(file) = link.strip_prefix("file:") {
+            file.trim_start_matches('/').to_string()
+        } else if let Some(page) = link.strip_prefix("man:") {
+            let (name, section) = page
+                .trim_end_matches(')')
+                .split_once('(')
+                .expect("name(section)");
+            format!("usr/share/man/man{section}/{name}.{section}.gz")
+        } else {
+            panic!("unexpected Documentation= link {link}");
+        };
+        assert!(
+            tree.join(&path).exists(),
+            "Documentation={link}: /{path} is not in the package"
+        );
+    }
+    let page = Command::new("zcat")
+        .arg(tree.join("usr/share/man/man1/adfdr-restore.1.gz"))
+        .output()
+        .expect("zcat");
+    assert!(String::from_utf8_lossy(&page.stdout).contains("Exit codes"));
+    for bin in ["adfdr", "adfdr-agent"] {
+        let v = Command::new(tree.join("usr/bin").join(bin))
+            .arg("--version")
+            .output()
+            .expect("runs");
+        assert!(
+            String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{bin}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Containerfile builds both binaries and runs the agent as a non-root
+/// user from a small runtime stage. (No container engine runs here, so this
+/// checks the file against the workspace, not a built image.)
+#[test]
+fn the_containerfile_ships_both_binaries_as_a_non_root_user() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text =
+        std::fs::read_to_string(root.join("packaging/Containerfile")).expect("Containerfile");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let stages: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("FROM "))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(stages.len(), 2, "a build stage and a runtime stage");
+    let runtime = &lines[stages[1]..];
+    assert!(runtime[0].contains("distroless"), "{}", runtime[0]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cargo build --release --locked -p adfdr -p adfdr-agent"))
+    );
+    let copy = runtime
+        .iter()
+        .find(|l| l.contains("/usr/bin/"))
+        .expect("the binaries are copied");
+    assert!(
+        copy.contains("release/adfdr ") && copy.contains("release/adfdr-agent"),
+        "{copy}"
+    );
+    let user = runtime
+        .iter()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(
+        uid != "0" && uid != "root" && uid.parse::<u32>().is_ok_and(|u| u >= 1000),
+        "{user}"
+    );
+    assert!(
+        runtime
+            .iter()
+            .any(|l| l.contains("ENTRYPOINT [\"/usr/bin/adfdr-agent\"]"))
+    );
+    // The paths it names exist in the workspace.
+    for path in ["systemd/adfdr.toml.example", "deploy"] {
+        assert!(root.join(path).exists(), "{path}");
+    }
 }
