@@ -54,9 +54,75 @@ pub struct Config {
     /// Webhooks told when something needs a person (the agent sends them).
     #[serde(rename = "notify", default)]
     pub notify: Vec<Spanned<NotifyConfig>>,
+    /// Where to find factories nobody listed (`[[factory]]` blocks still win).
+    #[serde(rename = "discover", default)]
+    pub discover: Vec<Spanned<DiscoverConfig>>,
+    /// What discovered factories get, by name (`[policy.NAME]`).
+    #[serde(rename = "policy", default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
     /// The file it came from (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// A `[[discover]]` block: the factories it covers, found by one Resource
+/// Graph query (or ARM's list per subscription), and the policy they get.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverConfig {
+    /// Subscription ids, or `"*"` for every subscription the identity sees.
+    pub subscriptions: Vec<String>,
+    /// Resource group globs (case-insensitive) [default: all].
+    #[serde(default)]
+    pub resource_groups: Vec<String>,
+    /// Factory name globs [default: all].
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Tags a factory must carry (value `"*"`: any value).
+    #[serde(default)]
+    pub include_tags: BTreeMap<String, String>,
+    /// Tags that leave a factory out (value `"*"`: any value).
+    #[serde(default)]
+    pub exclude_tags: BTreeMap<String, String>,
+    /// The `[policy.NAME]` its factories get unless their `adfdr-policy`
+    /// tag names another.
+    pub policy: String,
+}
+
+/// `[policy.NAME]`: what a `[[factory]]` block says that is not about one
+/// factory, for discovered factories; the drill target is a pattern.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub backup: Option<String>,
+    pub drill: Option<String>,
+    pub verify: Option<String>,
+    pub prune: Option<String>,
+    pub timezone: Option<String>,
+    pub rpo_target: Option<DurationSpec>,
+    pub rto_target: Option<DurationSpec>,
+    #[serde(default)]
+    pub keep: Keep,
+    /// `{factory}`, `{resource_group}` and `{subscription}` are the found
+    /// factory's (subscription defaults to the factory's own).
+    pub drill_target: Option<TargetPattern>,
+    pub drill_overrides: Option<PathBuf>,
+    pub smoke_pipeline: Option<String>,
+    pub smoke_timeout: Option<DurationSpec>,
+    #[serde(default)]
+    pub drill_cleanup: DrillCleanup,
+    pub drill_random_within: Option<DurationSpec>,
+}
+
+/// A drill target for discovered factories, e.g. `{ resource_group =
+/// "rg-dr-drills", factory = "{factory}-drill" }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPattern {
+    pub subscription: Option<String>,
+    pub resource_group: String,
+    pub factory: String,
+    pub region: Option<String>,
 }
 
 /// A `[[notify]]` webhook: generic JSON whose `text` field Slack and Teams
@@ -525,7 +591,65 @@ impl Config {
         self.validate_locations(&invalid, &whole)?;
         self.validate_keys(&invalid, &whole)?;
         self.validate_factories(&invalid)?;
-        self.validate_notify(&invalid)
+        self.validate_notify(&invalid)?;
+        self.validate_discover(&invalid, &whole)
+    }
+
+    fn validate_discover(
+        &self,
+        invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        whole: &dyn Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        for (name, p) in &self.policies {
+            if !safe_name(name) {
+                return Err(whole(format!(
+                    "[policy.{}]: a policy name may only use letters, digits, '-', '_' and '.'",
+                    cut(name)
+                )));
+            }
+            for (what, expr) in [
+                ("backup", &p.backup),
+                ("drill", &p.drill),
+                ("verify", &p.verify),
+                ("prune", &p.prune),
+            ] {
+                if let Some(expr) = expr {
+                    crate::plan::schedule::Schedule::parse(expr, p.timezone.as_deref()).map_err(
+                        |e| whole(format!("[policy.{name}]: {what} = {}", cut_quoted(&e))),
+                    )?;
+                }
+            }
+            if p.drill.is_some() && p.drill_target.is_none() {
+                return Err(whole(format!(
+                    "[policy.{name}]: drill needs drill_target = {{ resource_group = \"…\", factory = \"{{factory}}-drill\" }}"
+                )));
+            }
+        }
+        for d in &self.discover {
+            let c = d.get_ref();
+            if c.subscriptions.is_empty() {
+                return Err(invalid(d.span(), "[[discover]]: subscriptions is empty: list ids, or \"*\" for every subscription the identity sees".into()));
+            }
+            if !self.policies.contains_key(&c.policy) {
+                return Err(invalid(
+                    d.span(),
+                    format!(
+                        "[[discover]]: policy '{}' is not defined: add [policy.{}]",
+                        cut(&c.policy),
+                        cut(&c.policy)
+                    ),
+                ));
+            }
+            for g in c.resource_groups.iter().chain(&c.names) {
+                globset::Glob::new(g).map_err(|e| {
+                    invalid(
+                        d.span(),
+                        format!("[[discover]]: '{}' is not a glob: {e}", cut(g)),
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn validate_notify(

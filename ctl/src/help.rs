@@ -204,3 +204,13 @@ Examples:
 
 Exit codes (every command): 0 ok · 1 failed · 2 bad usage or config, or a restore that applied
 nothing · 3 done but degraded · 4 a check failed. `adfdr COMMAND --help` lists a command's own.";
+
+pub const DISCOVER: &str = "\
+Examples:
+  adfdr discover --plan                what is covered, by which policy, what is left out and why
+  adfdr discover --plan --json | jq '.covered[] | {name, policy}'
+
+Exit codes:
+  0  discovered (left-out and gone factories are output, not failure)
+  1  the query failed (the message says what the identity lacks)
+  2  bad usage or config (no [[discover]] block)";

@@ -8,6 +8,7 @@ mod catalog;
 mod check;
 mod demo;
 mod diff;
+mod discover;
 mod drill;
 mod exit;
 mod export;
@@ -95,6 +96,10 @@ enum Command {
     /// Key management.
     #[command(subcommand, after_help = help::KEY)]
     Key(key::Command),
+    /// What the [[discover]] blocks cover: each found factory's policy, what is left out and
+    /// why, and stored factories gone at the source.
+    #[command(after_help = help::DISCOVER)]
+    Discover(discover::Args),
     /// Make each location (a private directory, a container), prove it can write, read and
     /// delete, and print what is still missing.
     #[command(after_help = help::INIT)]
@@ -228,6 +233,7 @@ async fn main() -> ExitCode {
         Command::Drills(args) => drill::run_history(&ctx, args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Init(args) => init::run(&ctx, args).await,
+        Command::Discover(args) => discover::run(&ctx, args).await,
         Command::Config(cmd) => check::run(&ctx, cmd).await,
         Command::Catalog(cmd) => catalog::run(&ctx, cmd).await,
         Command::Schema(args) => schema::run(args),

@@ -43,6 +43,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "init",
             schema_of::<adfdr_core::ops::check::Initialized>("init"),
         ),
+        (
+            "discover",
+            schema_of::<adfdr_core::ops::discover::Discovery>("discover"),
+        ),
         ("demo", schema_of::<crate::demo::DemoOutput>("demo")),
         ("error", schema_of::<crate::json::ErrorOutput>("error")),
     ]

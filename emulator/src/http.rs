@@ -510,6 +510,9 @@ fn other_provider(
     caller: &Caller,
     s: &[&str],
 ) -> Option<Result<Reply, ApiError>> {
+    if let Some(answer) = resource_graph(shared, call, caller, s) {
+        return Some(answer);
+    }
     if let Some(i) = (0..s.len().saturating_sub(2))
         .find(|&i| eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization"))
     {
@@ -915,6 +918,44 @@ fn extension(
 
 /// `…/providers/Microsoft.KeyVault/vaults[/NAME[/accessPolicies/OP]]` at a
 /// subscription or resource group: the vault as an ARM resource.
+/// Resource Graph's query and the subscription list (discovery's reads).
+fn resource_graph(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    s: &[&str],
+) -> Option<Result<Reply, ApiError>> {
+    match s {
+        [p, ns, r]
+            if eq(p, "providers") && eq(ns, "Microsoft.ResourceGraph") && eq(r, "resources") =>
+        {
+            Some((|| {
+                if call.method != "POST" {
+                    return Err(ApiError::new(
+                        405,
+                        "MethodNotAllowed",
+                        "Resource Graph queries are POSTed.",
+                    ));
+                }
+                api_version(call, &crate::graph::API_VERSIONS)?;
+                let body = call.json()?;
+                let world = shared.world();
+                crate::graph::resources(&world, caller, &body, &shared.signer.tenant_id)
+                    .map(|v| Reply::Json(200, v))
+            })())
+        }
+        [sub] if eq(sub, "subscriptions") && call.method == "GET" => {
+            Some(api_version(call, &["2020-01-01", "2022-12-01"]).map(|()| {
+                Reply::Json(
+                    200,
+                    crate::graph::subscriptions(&shared.world(), caller, &shared.signer.tenant_id),
+                )
+            }))
+        }
+        _ => None,
+    }
+}
+
 fn key_vaults(
     shared: &Shared,
     call: &Call,

@@ -19,6 +19,7 @@ pub mod control;
 pub mod error;
 pub mod extension;
 pub mod generate;
+pub mod graph;
 mod http;
 pub mod keyvault;
 pub mod kinds;

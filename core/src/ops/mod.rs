@@ -9,6 +9,7 @@ pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod contract;
+pub mod discover;
 pub mod drill;
 pub mod export;
 pub mod gitlayout;
@@ -166,6 +167,8 @@ impl Engine {
             keys,
             factories: Vec::new(),
             notify: Vec::new(),
+            discover: Vec::new(),
+            policies: Default::default(),
             path: PathBuf::from("(incident mode: --store and --key)"),
         };
         let mut engine = Engine::new(config)?;

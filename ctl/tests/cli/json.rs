@@ -124,6 +124,18 @@ async fn every_command_answers_json_that_matches_its_schema() {
     check("config-check", &["config", "check", "--json"], 0);
     check("catalog-rebuild", &["catalog", "rebuild", "--json"], 0);
     check("init", &["init", "--json"], 0);
+    let config = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        format!("{config}\n[[discover]]\nsubscriptions = [\"*\"]\npolicy = \"p\"\n[policy.p]\nbackup = \"0 * * * *\"\n"),
+    )
+    .expect("config");
+    let found = check("discover", &["discover", "--plan", "--json"], 0);
+    assert_eq!(
+        found["excluded"][0]["why"], "configured by [[factory]] sales",
+        "{found:#}"
+    );
+    std::fs::write(&rig.config, config).expect("config");
     let demo = rig.dir.join("demo");
     check(
         "demo",

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod drill;
 mod failures;
+mod fleet;
 mod hostile;
 mod integrity;
 mod json;

@@ -877,3 +877,165 @@ async fn diagnostic_categories_are_a_factorys_and_deletes_answer_as_documented()
         assert_eq!(status.to_string(), expected);
     }
 }
+
+/// Resource Graph as ResourcesFirstPageQuery.json and
+/// ResourcesNextPageQuery.json (Microsoft.ResourceGraph 2024-04-01) answer:
+/// `totalRecords`, `count`, `resultTruncated`, `facets`, `data`, and a
+/// `$skipToken` while more remain, the next page taken with it; and, as the
+/// service, only rows the caller may read, and a query outside the subset
+/// refused (400), not half-answered.
+#[tokio::test]
+async fn resource_graph_pages_as_documented_and_shows_only_what_the_caller_reads() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let sub = "cfbbd179-59d2-4052-aa06-9270a38aa9d6";
+    for i in 0..7 {
+        let (made, _) = arm
+            .call(
+                "PUT",
+                &format!("/subscriptions/{sub}/resourceGroups/RG{}/providers/Microsoft.DataFactory/factories/test-{i}", i % 2),
+                "2018-06-01",
+                Some(&json!({"location": "eastus", "tags": {"team": if i < 3 { "a" } else { "b" }}})),
+            )
+            .await;
+        assert_eq!(made, 200);
+    }
+    let first = example(&dir, "resourcegraph/ResourcesFirstPageQuery.json");
+    let mut request = first["parameters"]["query"].clone();
+    // The example's query (`name contains`) is outside the subset adfdr
+    // sends: the emulator refuses it rather than answer it wrongly.
+    let (status, refused) = arm
+        .call(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            "2024-04-01",
+            Some(&request),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    request["query"] = "Resources | where type =~ 'microsoft.datafactory/factories' | project id, name, type, location".into();
+    let (status, page1) = arm
+        .call(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            "2024-04-01",
+            Some(&request),
+        )
+        .await;
+    assert_eq!(status, 200, "{page1}");
+    // The example's rows are other resources: its keys and types are the contract.
+    let mut failures = Vec::new();
+    keys_and_types(
+        "ResourcesFirstPageQuery",
+        &first["responses"]["200"]["body"],
+        &page1,
+        &mut failures,
+    );
+    assert_eq!(page1["totalRecords"], 7);
+    assert_eq!(page1["count"], 3);
+    let next = example(&dir, "resourcegraph/ResourcesNextPageQuery.json");
+    let mut request2 = next["parameters"]["query"].clone();
+    request2["query"] = request["query"].clone();
+    request2["options"]["$skipToken"] = page1["$skipToken"].clone();
+    request2["options"]["$top"] = 3.into();
+    let (status, page2) = arm
+        .call(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            "2024-04-01",
+            Some(&request2),
+        )
+        .await;
+    assert_eq!(status, 200, "{page2}");
+    keys_and_types(
+        "ResourcesNextPageQuery",
+        &next["responses"]["200"]["body"],
+        &page2,
+        &mut failures,
+    );
+    let names = |p: &Value| -> Vec<String> {
+        p["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (a, b) = (names(&page1), names(&page2));
+    assert!(
+        a.iter().all(|n| !b.contains(n)),
+        "pages do not repeat: {a:?} {b:?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Tag tests, and only what the caller may read.
+    request["query"] = "Resources | where type =~ 'microsoft.datafactory/factories' and tags['team'] =~ 'A' | project id, name, tags".into();
+    request["options"] = json!({"$top": 100});
+    let (_, team) = arm
+        .call(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            "2024-04-01",
+            Some(&request),
+        )
+        .await;
+    assert_eq!(team["totalRecords"], 3, "{team}");
+    emu.with_world(|w| {
+        w.add_role_assignment(adf_emulator::auth::RoleAssignment {
+            principal_id: "someone-else".into(),
+            role: "Reader".into(),
+            scope: format!("/subscriptions/{sub}"),
+            not_actions: vec![],
+            name: "ra-1".into(),
+            principal_type: "User".into(),
+            factory_identity: false,
+        })
+    });
+    let (_, none) = arm
+        .call(
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            "2024-04-01",
+            Some(&request),
+        )
+        .await;
+    assert_eq!(none["totalRecords"], 0, "the caller holds no role: {none}");
+}
+
+/// Every key the documented body has, with the same JSON type, in the
+/// answer (arrays: their first elements), whatever the values.
+fn keys_and_types(path: &str, documented: &Value, answer: &Value, out: &mut Vec<String>) {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if kind(documented) != kind(answer) {
+        out.push(format!(
+            "{path}: documented a {}, answered a {}",
+            kind(documented),
+            kind(answer)
+        ));
+        return;
+    }
+    match (documented, answer) {
+        (Value::Object(d), Value::Object(a)) => {
+            for (k, v) in d {
+                match a.get(k) {
+                    Some(av) => keys_and_types(&format!("{path}/{k}"), v, av, out),
+                    None => out.push(format!("{path}/{k}: documented, not answered")),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(a)) => {
+            if let (Some(dv), Some(av)) = (d.first(), a.first()) {
+                keys_and_types(&format!("{path}/0"), dv, av, out);
+            }
+        }
+        _ => {}
+    }
+}

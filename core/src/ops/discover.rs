@@ -1,0 +1,212 @@
+//! Discovery as a use case: find every Data Factory the `[[discover]]`
+//! blocks reach, with one Azure Resource Graph query across their
+//! subscriptions (paged with `$skipToken`), or, where the identity may not
+//! use Resource Graph, ARM's list by subscription; then decide coverage
+//! (plan::discover) against the configured factories and what the store
+//! holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use azure_core::http::Method;
+use serde_json::{Value, json};
+
+use super::{Engine, OpError};
+use crate::config::Config;
+use crate::factory::FactoryApi;
+use crate::plan::discover::{Coverage, Found, decide};
+
+pub const GRAPH_API: &str = "2024-04-01";
+pub const SUBSCRIPTIONS_API: &str = "2022-12-01";
+const FACTORIES_API: &str = "2018-06-01";
+/// The query discovery sends; blocks' globs and tags are applied by adfdr.
+pub const QUERY: &str = "Resources | where type =~ 'microsoft.datafactory/factories' | project id, name, resourceGroup, subscriptionId, location, tags";
+
+/// How the factories were found.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Discovery {
+    /// `resource graph`, or `ARM list by subscription` (and why).
+    pub source: String,
+    pub subscriptions: Vec<String>,
+    pub found: usize,
+    #[serde(flatten)]
+    pub coverage: Coverage,
+}
+
+fn tags_of(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The subscriptions the blocks name; `"*"`: every one the identity sees.
+async fn subscriptions(arm: &dyn FactoryApi, config: &Config) -> Result<Vec<String>, OpError> {
+    let mut subs = BTreeSet::new();
+    let mut every = false;
+    for b in &config.discover {
+        for s in &b.get_ref().subscriptions {
+            if s == "*" {
+                every = true;
+            } else {
+                subs.insert(s.to_ascii_lowercase());
+            }
+        }
+    }
+    if every {
+        let url = format!("/subscriptions?api-version={SUBSCRIPTIONS_API}");
+        arm.list_each_raw(&url, |item| {
+            if let Ok(v) = serde_json::from_slice::<Value>(item)
+                && let Some(id) = v["subscriptionId"].as_str()
+            {
+                subs.insert(id.to_ascii_lowercase());
+            }
+        })
+        .await
+        .map_err(|e| {
+            OpError::failed(format!(
+                "discovery: listing the subscriptions the identity sees: {e}"
+            ))
+        })?;
+    }
+    Ok(subs.into_iter().collect())
+}
+
+/// Every factory in `subs`, by Resource Graph, paged.
+async fn by_graph(
+    arm: &dyn FactoryApi,
+    subs: &[String],
+) -> Result<Vec<Found>, crate::factory::ArmError> {
+    let url = format!("/providers/Microsoft.ResourceGraph/resources?api-version={GRAPH_API}");
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    // A page cap: a token that never ends is the service's bug, not a loop.
+    for _ in 0..10_000 {
+        let mut options = json!({"$top": 1000, "resultFormat": "objectArray"});
+        if let Some(t) = &token {
+            options["$skipToken"] = t.clone().into();
+        }
+        let body = json!({"subscriptions": subs, "query": QUERY, "options": options});
+        let (_, page) = arm.send(Method::Post, &url, Some(&body)).await?;
+        for row in page["data"].as_array().into_iter().flatten() {
+            if let Some(f) = row["id"].as_str().and_then(|id| {
+                Found::from_id(
+                    id,
+                    row["location"].as_str().map(str::to_string),
+                    tags_of(&row["tags"]),
+                )
+            }) {
+                out.push(f);
+            }
+        }
+        match page["$skipToken"].as_str() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+    Ok(out)
+}
+
+/// Every factory in `subs`, by ARM's list per subscription.
+async fn by_list(arm: &dyn FactoryApi, subs: &[String]) -> Result<Vec<Found>, OpError> {
+    let mut out = Vec::new();
+    for s in subs {
+        let url = format!(
+            "/subscriptions/{s}/providers/Microsoft.DataFactory/factories?api-version={FACTORIES_API}"
+        );
+        let listed = arm
+            .list_each_raw(&url, |item| {
+                if let Ok(v) = serde_json::from_slice::<Value>(item)
+                    && let Some(f) = v["id"].as_str().and_then(|id| {
+                        Found::from_id(
+                            id,
+                            v["location"].as_str().map(str::to_string),
+                            tags_of(&v["tags"]),
+                        )
+                    })
+                {
+                    out.push(f);
+                }
+            })
+            .await;
+        if let Err(e) = listed {
+            return Err(OpError::failed(format!(
+                "discovery: listing the factories of subscription {s}: {e} (the identity needs Reader there)"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The factories the store holds snapshots of (any location that lists).
+async fn stored(engine: &Engine) -> BTreeSet<String> {
+    for l in &engine.replicas.locations {
+        if let Ok(list) = l.store.list("v1/").await {
+            return list
+                .iter()
+                .filter_map(|o| match crate::store::layout::parse(&o.key)? {
+                    crate::store::layout::Parsed::Manifest { factory, .. } => Some(factory),
+                    _ => None,
+                })
+                .collect();
+        }
+    }
+    BTreeSet::new()
+}
+
+/// Finds and decides: what the `[[discover]]` blocks cover now.
+pub async fn discover(engine: &Engine) -> Result<Discovery, OpError> {
+    let config = &engine.config;
+    let arm = engine.arm.as_ref();
+    let subs = subscriptions(arm, config).await?;
+    let (found, source) = match by_graph(arm, &subs).await {
+        Ok(found) => (found, "resource graph".to_string()),
+        Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => (
+            by_list(arm, &subs).await?,
+            format!(
+                "ARM list by subscription (Resource Graph refused: {})",
+                e.code().unwrap_or("HTTP error")
+            ),
+        ),
+        Err(e) => {
+            return Err(OpError::failed(format!(
+                "discovery: the Resource Graph query failed: {e}"
+            )));
+        }
+    };
+    let blocks: Vec<_> = config
+        .discover
+        .iter()
+        .map(|b| b.get_ref().clone())
+        .collect();
+    let explicit: Vec<_> = config
+        .factories
+        .iter()
+        .map(|f| f.get_ref().clone())
+        .collect();
+    let coverage = decide(
+        &found,
+        &blocks,
+        &config.policies,
+        &explicit,
+        &stored(engine).await,
+    );
+    Ok(Discovery {
+        source,
+        subscriptions: subs,
+        found: found.len(),
+        coverage,
+    })
+}
+
+/// `config` with the discovered factories added as `[[factory]]` blocks.
+pub fn with_discovered(config: &Config, coverage: &Coverage) -> Config {
+    let mut out = config.clone();
+    for c in &coverage.covered {
+        out.factories
+            .push(crate::config::Spanned::new(0..0, c.factory.clone()));
+    }
+    out
+}
