@@ -48,6 +48,39 @@ struct Daemon {
     notifier: adfdr_core::notify::Notifier,
     notified: mpsc::UnboundedSender<(String, bool)>,
     host: String,
+    /// The config file as written (no discovered factories), for the
+    /// rediscovery task; and what discovery covers now.
+    base_tx: watch::Sender<Arc<Config>>,
+    coverage: Option<adfdr_core::plan::discover::Coverage>,
+    /// The last STATUS= sent to systemd.
+    status: String,
+}
+
+/// Runs `[[discover]]` at start and every `agent.discover_every` (and when
+/// the config changes), handing each result to the daemon.
+async fn rediscover(
+    mut engine: watch::Receiver<Arc<Engine>>,
+    mut base: watch::Receiver<Arc<Config>>,
+    found: mpsc::UnboundedSender<Result<adfdr_core::plan::discover::Coverage, String>>,
+) {
+    loop {
+        let config = base.borrow_and_update().clone();
+        let current = engine.borrow_and_update().clone();
+        if !config.discover.is_empty() {
+            let answer = adfdr_core::ops::discover::discover_for(&current, &config)
+                .await
+                .map(|d| d.coverage)
+                .map_err(|e| e.to_string());
+            if found.send(answer).is_err() {
+                return;
+            }
+        }
+        let every = config.agent.discover_interval();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = base.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Counts each webhook's deliveries for the metrics.
@@ -158,6 +191,7 @@ impl Signals {
 }
 
 pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
+    let (base_tx, base_rx) = watch::channel(Arc::new(config.clone()));
     let engine = Arc::new(Engine::new(config)?);
     let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
     let catalog = engine.catalog()?;
@@ -180,6 +214,8 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let (lease_tx, mut lease_rx) = mpsc::unbounded_channel::<crate::lease::Event>();
     let (lease_stop, lease_stop_rx) = oneshot::channel();
     tokio::spawn(posture(engine_tx.subscribe(), view.clone()));
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel();
+    tokio::spawn(rediscover(engine_tx.subscribe(), base_rx, found_tx));
     let leases = tokio::spawn(crate::lease::run(
         engine_rx,
         view.clone(),
@@ -213,6 +249,9 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         notifier,
         notified,
         host: adfdr_core::notify::host_name(),
+        base_tx,
+        coverage: None,
+        status: String::new(),
     };
     let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
     tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
@@ -228,6 +267,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
             Some(request) = request_rx.recv() => d.on_request(request),
             Some(event) = lease_rx.recv() => d.on_lease(event),
             Some(done) = done_rx.recv() => d.on_done(done),
+            Some(found) = found_rx.recv() => d.on_discovered(found),
             _ = signals.hup.recv() => d.on_reload().await,
             _ = signals.term.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
             _ = signals.int.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
@@ -255,7 +295,12 @@ impl Daemon {
             self.spawn(start);
         }
         self.publish();
-        notify(&[NotifyState::Status(&self.scheduler.status_line())]);
+        // STATUS= only when it changes: the loop wakes often.
+        let status = self.scheduler.status_line();
+        if status != self.status {
+            notify(&[NotifyState::Status(&status)]);
+            self.status = status;
+        }
     }
 
     fn spawn(&mut self, start: Start) {
@@ -416,23 +461,81 @@ impl Daemon {
         }
     }
 
+    /// A discovery's result: the factories it covers join the configured
+    /// ones (scheduled at once when new: a missed first run catches up);
+    /// those gone at the source are reported, their snapshots kept.
+    fn on_discovered(&mut self, found: Result<adfdr_core::plan::discover::Coverage, String>) {
+        let coverage = match found {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "discovery failed: the factories found before stay covered");
+                return;
+            }
+        };
+        let names = |c: &adfdr_core::plan::discover::Coverage| -> Vec<(String, String, String)> {
+            c.covered
+                .iter()
+                .map(|x| (x.name.clone(), x.id.to_ascii_lowercase(), x.policy.clone()))
+                .collect()
+        };
+        let before = self.coverage.as_ref().map(names).unwrap_or_default();
+        let now = names(&coverage);
+        {
+            let mut v = self.view.lock().expect("view");
+            v.source_gone = coverage.source_gone.clone();
+        }
+        if before == now && self.coverage.is_some() {
+            self.coverage = Some(coverage);
+            return;
+        }
+        let added = now.iter().filter(|n| !before.contains(n)).count();
+        let removed = before.iter().filter(|n| !now.contains(n)).count();
+        for gone in &coverage.source_gone {
+            tracing::warn!(factory = %gone, "source gone: the store holds snapshots of a factory that is neither configured nor found; they are kept and never pruned (restore with adfdr restore latest --factory NAME --to …)");
+        }
+        let base = self.base_tx.borrow().clone();
+        let config = adfdr_core::ops::discover::with_discovered(&base, &coverage);
+        match self.adopt(config) {
+            Ok(()) => tracing::info!(
+                covered = now.len(),
+                added,
+                removed,
+                excluded = coverage.excluded.len(),
+                source_gone = coverage.source_gone.len(),
+                "discovery applied"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "discovery's factories refused; the previous ones stay")
+            }
+        }
+        self.coverage = Some(coverage);
+    }
+
+    /// Runs on `config` from now on: a new engine, its jobs to the
+    /// scheduler (what was running goes on).
+    fn adopt(&mut self, config: Config) -> Result<(), OpError> {
+        let engine = Engine::new(config)?;
+        engine.adopt_catalog(self.catalog.clone());
+        self.scheduler
+            .reload(schedule(&engine.config, &self.catalog)?);
+        let engine = Arc::new(engine);
+        self.limit = Arc::new(Semaphore::new(
+            engine.config.backup.parallel_factories.max(1),
+        ));
+        self.view.lock().expect("view").configure(&engine.config);
+        *self.control.factories.lock().expect("factories") = engine.config.factory_names();
+        self.engine = engine;
+        let _ = self.engine_tx.send(self.engine.clone());
+        Ok(())
+    }
+
     async fn on_reload(&mut self) {
         notify(&[
             NotifyState::Reloading,
             NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Custom("")),
         ]);
-        match self.reloaded().await {
-            Ok((engine, notifier)) => {
-                self.notifier = notifier;
-                self.limit = Arc::new(Semaphore::new(
-                    engine.config.backup.parallel_factories.max(1),
-                ));
-                self.view.lock().expect("view").configure(&engine.config);
-                *self.control.factories.lock().expect("factories") = engine.config.factory_names();
-                self.engine = engine;
-                let _ = self.engine_tx.send(self.engine.clone());
-                tracing::info!(jobs = self.scheduler.jobs().len(), "config reloaded");
-            }
+        match self.reloaded() {
+            Ok(()) => tracing::info!(jobs = self.scheduler.jobs().len(), "config reloaded"),
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; still running on the previous config")
             }
@@ -443,18 +546,24 @@ impl Daemon {
         ]);
     }
 
-    /// The new config's engine, its jobs handed to the scheduler.
-    async fn reloaded(&mut self) -> Result<(Arc<Engine>, adfdr_core::notify::Notifier), OpError> {
+    /// The file read again, with the factories the last discovery found
+    /// (rediscovery runs again on the new file at once), adopted.
+    fn reloaded(&mut self) -> Result<(), OpError> {
         let config = Config::load(&self.path)?;
-        let engine = Engine::new(config)?;
-        let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
-        if engine.catalog_path != *self.catalog.path() {
+        let notifier = adfdr_core::notify::Notifier::new(&config).map_err(OpError::usage)?;
+        if config.agent.state_dir != self.engine.config.agent.state_dir {
             tracing::warn!("agent.state_dir changed: it takes effect at the next restart");
         }
-        engine.adopt_catalog(self.catalog.clone());
-        self.scheduler
-            .reload(schedule(&engine.config, &self.catalog)?);
-        Ok((Arc::new(engine), notifier))
+        let merged = match &self.coverage {
+            Some(c) if !config.discover.is_empty() => {
+                adfdr_core::ops::discover::with_discovered(&config, c)
+            }
+            _ => config.clone(),
+        };
+        self.adopt(merged)?;
+        self.notifier = notifier;
+        let _ = self.base_tx.send(Arc::new(config));
+        Ok(())
     }
 
     /// Stops scheduling; lets running jobs finish within the deadline (a

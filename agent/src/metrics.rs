@@ -50,6 +50,8 @@ pub struct View {
     pub durations: Durations,
     /// (notify name, delivered) → notices since the agent started.
     pub notices: BTreeMap<(String, bool), u64>,
+    /// Stored factories neither configured nor discovered (source gone).
+    pub source_gone: Vec<String>,
 }
 
 /// Job durations by kind: buckets from a second to six hours (a drill with
@@ -268,6 +270,14 @@ fn factories(
         lease_changes.clone(),
     );
     drills(registry, catalog, view, now)?;
+    let gone = gauge_family(
+        registry,
+        "adfdr_source_gone",
+        "1 for a factory the store holds snapshots of that is neither configured nor found by discovery (its snapshots are kept)",
+    );
+    for g in &view.source_gone {
+        gone.get_or_create(&label(&[("factory", g)])).set(1.0);
+    }
     for factory in &view.factories {
         let f = label(&[("factory", factory)]);
         lease_changes

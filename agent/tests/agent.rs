@@ -1602,3 +1602,111 @@ async fn a_degraded_backup_is_notified_and_a_receiver_that_is_down_holds_nothing
         "a webhook URL reached the log: {log}"
     );
 }
+
+/// Discovery in the agent: the factories a [[discover]] block finds are
+/// backed up under their tag's policy without anyone listing them; one
+/// created later is backed up within one interval; one deleted at the
+/// source is reported as gone and keeps its snapshots.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
+    let rig = Rig::start("discovery").await;
+    let fleet = "dddddddd-0000-4000-8000-00000000000d";
+    let seed = |name: &str, tags: serde_json::Value| {
+        rig.emu
+            .seed(
+                &format!("{fleet}/rg-data/{name}"),
+                &adfdr_tests::workspace_root().join("fixtures/sample-factory"),
+            )
+            .expect("seed");
+        rig.emu.with_world(|w| {
+            let key = adf_emulator::state::factory_key(fleet, "rg-data", name);
+            w.factories.get_mut(&key).expect("seeded").body["tags"] = tags;
+        });
+    };
+    seed("adf-found-a", serde_json::json!({"adfdr-policy": "gold"}));
+    seed("adf-found-b", serde_json::json!({}));
+    let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    let text = text.replacen("[auth]", "discover_every = \"2s\"\n[auth]", 1);
+    std::fs::write(
+        &rig.config,
+        format!(
+            "{text}\n[[discover]]\nsubscriptions = [\"{fleet}\"]\npolicy = \"standard\"\n\n[policy.standard]\nbackup = \"0 0 1 1 *\"\n\n[policy.gold]\nbackup = \"0 0 1 1 *\"\nrpo_target = \"30m\"\n"
+        ),
+    )
+    .expect("config");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    // As systemd does, keep reading the notify socket: a full one blocks
+    // the agent's next STATUS= write.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let _ = socket.recv(&mut buf);
+        }
+    });
+    let snapshots = |name: &str| {
+        let dir = rig.dir.join("weu/v1").join(name).join("snapshots");
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    until(
+        "both found factories are backed up",
+        Duration::from_secs(30),
+        async || {
+            snapshots("adf-found-a") == 1
+                && snapshots("adf-found-b") == 1
+                && snapshots("sales") == 1
+        },
+    )
+    .await;
+    let metrics = samples(&http_get(port, "/metrics"));
+    assert_eq!(
+        metrics.get("adfdr_rpo_target_seconds{factory=\"adf-found-a\"}"),
+        Some(&1800.0),
+        "the gold policy (its tag) applies: {metrics:?}"
+    );
+    assert_eq!(
+        metrics.get("adfdr_rpo_target_seconds{factory=\"adf-found-b\"}"),
+        None
+    );
+    // Created later: backed up within an interval.
+    seed("adf-found-c", serde_json::json!({}));
+    until(
+        "the new factory is backed up",
+        Duration::from_secs(30),
+        async || snapshots("adf-found-c") == 1,
+    )
+    .await;
+    // Deleted at the source: reported, its snapshots kept.
+    rig.emu.with_world(|w| {
+        w.factories.remove(&adf_emulator::state::factory_key(
+            fleet,
+            "rg-data",
+            "adf-found-b",
+        ));
+    });
+    until(
+        "the deleted factory is reported gone",
+        Duration::from_secs(30),
+        async || {
+            samples(&http_get(port, "/metrics")).get("adfdr_source_gone{factory=\"adf-found-b\"}")
+                == Some(&1.0)
+        },
+    )
+    .await;
+    assert_eq!(snapshots("adf-found-b"), 1, "its snapshots are kept");
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    assert!(rig.log().contains("source gone"), "{}", rig.log());
+}

@@ -153,6 +153,9 @@ pub struct AgentConfig {
     /// soon another agent takes over a factory whose agent died.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u32,
+    /// How often `[[discover]]` runs again (default 15m): a new factory is
+    /// backed up within one interval.
+    pub discover_every: Option<DurationSpec>,
 }
 
 impl Default for AgentConfig {
@@ -162,7 +165,16 @@ impl Default for AgentConfig {
             socket: default_socket(),
             metrics: None,
             lease_seconds: default_lease_seconds(),
+            discover_every: None,
         }
+    }
+}
+
+impl AgentConfig {
+    /// The rediscovery interval.
+    pub fn discover_interval(&self) -> std::time::Duration {
+        self.discover_every
+            .map_or(std::time::Duration::from_secs(15 * 60), |d| d.0)
     }
 }
 

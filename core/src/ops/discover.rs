@@ -156,9 +156,16 @@ async fn stored(engine: &Engine) -> BTreeSet<String> {
     BTreeSet::new()
 }
 
-/// Finds and decides: what the `[[discover]]` blocks cover now.
+/// Finds and decides: what the `[[discover]]` blocks of `engine`'s config
+/// cover now.
 pub async fn discover(engine: &Engine) -> Result<Discovery, OpError> {
-    let config = &engine.config;
+    discover_for(engine, &engine.config).await
+}
+
+/// The same for `config` (the file as written: its own `[[factory]]`
+/// blocks, not those an earlier discovery added), through `engine`'s
+/// clients and store.
+pub async fn discover_for(engine: &Engine, config: &Config) -> Result<Discovery, OpError> {
     let arm = engine.arm.as_ref();
     let subs = subscriptions(arm, config).await?;
     let (found, source) = match by_graph(arm, &subs).await {
