@@ -373,7 +373,9 @@ impl Daemon {
 
     fn on_lease(&mut self, event: crate::lease::Event) {
         let factory = match &event {
-            crate::lease::Event::Gained(f) | crate::lease::Event::Lost(f) => f.clone(),
+            crate::lease::Event::Gained(f)
+            | crate::lease::Event::Lost(f)
+            | crate::lease::Event::HandedOver(f) => f.clone(),
         };
         *self
             .view
@@ -387,6 +389,11 @@ impl Daemon {
                 let catalog = self.catalog.clone();
                 self.scheduler
                     .gained(&factory, Utc::now(), &|f, k| last_run(&catalog, f, k));
+            }
+            crate::lease::Event::HandedOver(factory) => {
+                // Idle (the lease task hands over no factory with a job
+                // running): another agent runs it from now on.
+                self.scheduler.lost(&factory, Utc::now());
             }
             crate::lease::Event::Lost(factory) => {
                 self.tell(adfdr_core::notify::Notice::new(

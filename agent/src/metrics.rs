@@ -52,6 +52,8 @@ pub struct View {
     pub notices: BTreeMap<(String, bool), u64>,
     /// Stored factories neither configured nor discovered (source gone).
     pub source_gone: Vec<String>,
+    /// Live agents on the store, this one included (their heartbeats).
+    pub agents: usize,
 }
 
 /// Job durations by kind: buckets from a second to six hours (a drill with
@@ -270,6 +272,14 @@ fn factories(
         lease_changes.clone(),
     );
     drills(registry, catalog, view, now)?;
+    let agents = gauge_family(
+        registry,
+        "adfdr_agents",
+        "Live agents sharing the store (their heartbeats), this one included",
+    );
+    agents
+        .get_or_create(&Vec::new())
+        .set(view.agents.max(1) as f64);
     let gone = gauge_family(
         registry,
         "adfdr_source_gone",

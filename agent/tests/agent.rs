@@ -1710,3 +1710,128 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
     );
     assert!(rig.log().contains("source gone"), "{}", rig.log());
 }
+
+/// A fleet on one store: three agents discover 12 factories in three
+/// subscriptions and share them fairly (each at most ⌈12/3⌉+1), every
+/// factory is backed up, no factory is held by two agents at once, and when
+/// one agent is killed the others take its factories within the lease time.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_agents_share_a_discovered_fleet_and_survive_the_loss_of_one() {
+    let rig = Rig::start("fleet").await;
+    let subs = [
+        "aaaaaaaa-0000-4000-8000-0000000000a1",
+        "bbbbbbbb-0000-4000-8000-0000000000b2",
+        "cccccccc-0000-4000-8000-0000000000c3",
+    ];
+    let mut names = Vec::new();
+    for i in 0..12 {
+        let (sub, name) = (subs[i % 3], format!("adf-fleet-{i:02}"));
+        rig.emu
+            .seed(
+                &format!("{sub}/rg-data/{name}"),
+                &adfdr_tests::workspace_root().join("fixtures/sample-factory"),
+            )
+            .expect("seed");
+        names.push(name);
+    }
+    let fleet = format!(
+        "\n[[discover]]\nsubscriptions = [\"{}\", \"{}\", \"{}\"]\npolicy = \"p\"\n\n[policy.p]\nbackup = \"0 0 1 1 *\"\n",
+        subs[0], subs[1], subs[2]
+    );
+    let mut agents = Vec::new();
+    for name in ["a", "b", "c"] {
+        let config = rig.dir.join(format!("{name}.toml"));
+        let port = adfdr_tests::free_port();
+        let text = rig.config_text(
+            &rig.dir.join(format!("state-{name}")),
+            &rig.dir.join(format!("{name}.sock")),
+            &format!("lease_seconds = 15\ndiscover_every = \"5s\"\nmetrics = \"127.0.0.1:{port}\""),
+            "",
+        );
+        // The hand-written factory is not part of this fleet.
+        let text = text.replace(
+            "[[factory]]\nname = \"sales\"",
+            "[[factory]]\nname = \"sales\"\nverify = \"0 0 1 1 *\"",
+        );
+        std::fs::write(&config, format!("{text}{fleet}")).expect("config");
+        let (child, socket) = rig.spawn_with(&config, &format!("{name}.log"), &[]);
+        wait_for(&socket, "READY=1", Duration::from_secs(15));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let _ = socket.recv(&mut buf);
+            }
+        });
+        agents.push((child, port));
+    }
+    let owned = |port: u16| -> Vec<String> {
+        samples(&http_get(port, "/metrics"))
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("adfdr_factory_owned{") && *v == 1.0)
+            .map(|(k, _)| {
+                k.trim_start_matches("adfdr_factory_owned{factory=\"")
+                    .trim_end_matches("\"}")
+                    .to_string()
+            })
+            .collect()
+    };
+    let snapshots = |name: &str| {
+        std::fs::read_dir(rig.dir.join("weu/v1").join(name).join("snapshots"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut shares = Vec::new();
+    until(
+        "the fleet is shared and backed up",
+        Duration::from_secs(90),
+        async || {
+            shares = agents.iter().map(|(_, p)| owned(*p)).collect();
+            let all: std::collections::BTreeSet<&String> = shares.iter().flatten().collect();
+            let total: usize = shares.iter().map(Vec::len).sum();
+            // 13 factories (the fleet and sales): each held once, by one agent.
+            total == 13 && all.len() == 13 && names.iter().all(|n| snapshots(n) >= 1)
+        },
+    )
+    .await;
+    for s in &shares {
+        assert!(
+            s.len() <= 13usize.div_ceil(3) + 1,
+            "more than a fair share: {shares:?}"
+        );
+        assert!(!s.is_empty(), "an agent with no share: {shares:?}");
+    }
+    // One agent dies without releasing anything: the others take its
+    // factories once its leases expire (15 s).
+    let (mut dead, _) = agents.remove(0);
+    let lost = shares.remove(0);
+    dead.kill().expect("kill");
+    let _ = dead.wait();
+    let started = std::time::Instant::now();
+    until(
+        "the survivors hold everything",
+        Duration::from_secs(60),
+        async || {
+            let held: std::collections::BTreeSet<String> =
+                agents.iter().flat_map(|(_, p)| owned(*p)).collect();
+            lost.iter().all(|f| held.contains(f)) && held.len() == 13
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "taken over within the lease time and a few ticks"
+    );
+    for (mut child, _) in agents {
+        signal(&child, "TERM");
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+    }
+    // The store's audit: no factory was taken by two agents at once.
+    for name in ["b", "c"] {
+        let log = std::fs::read_to_string(rig.dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(!log.contains("\"level\":\"ERROR\""), "{name}: {log}");
+    }
+}

@@ -213,3 +213,154 @@ impl Guard {
         }
     }
 }
+
+/// Fair share among agents on one store (docs/adr/0003-fair-share.md):
+/// each agent writes a heartbeat beside the leases, counts the live ones,
+/// and holds at most [`cap`] factories; a factory nobody takes within a
+/// lease period is taken over the cap (a planted heartbeat must not leave
+/// factories unprotected).
+pub mod share {
+    use serde::{Deserialize, Serialize};
+    use sha2::{Digest, Sha256};
+
+    use crate::store::{Replicas, StoreError};
+
+    /// The heartbeats' folder: `.agents` is never a factory's name.
+    pub const PREFIX: &str = "v1/.agents/";
+    /// The largest heartbeat read; a bigger object is not one.
+    pub const MAX_HEARTBEAT: u64 = 4096;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Heartbeat {
+        pub agent: String,
+        /// Unix milliseconds after which it no longer counts.
+        pub expires_ms: u64,
+        /// Factories it holds (for people reading the store).
+        pub held: usize,
+    }
+
+    pub fn key(agent: &str) -> String {
+        format!("{PREFIX}{agent}.heartbeat")
+    }
+
+    /// The most factories one of `agents` live agents holds, of `factories`:
+    /// an even share and one more, so that shares need not be exact.
+    pub fn cap(factories: usize, agents: usize) -> usize {
+        factories.div_ceil(agents.max(1)) + 1
+    }
+
+    /// An agent's preference for a factory (rendezvous hashing): each agent
+    /// tries factories in its own order, so they do not all race for the
+    /// same one, and hands back its least preferred first.
+    pub fn preference(agent: &str, factory: &str) -> u64 {
+        let h = Sha256::digest(format!("{agent}\0{factory}").as_bytes());
+        u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+    }
+
+    /// A stable name for this agent: its host and its state directory (a
+    /// restart overwrites its heartbeat instead of adding one).
+    pub fn agent_id(host: &str, state_dir: &std::path::Path) -> String {
+        let h = Sha256::digest(state_dir.to_string_lossy().as_bytes());
+        let host: String = host
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(60)
+            .collect();
+        format!(
+            "{}-{}",
+            if host.is_empty() { "agent" } else { &host },
+            crate::snapshot::manifest::hex(&h[..4])
+        )
+    }
+
+    /// Whether `beat` counts as live at `now_ms` with leases of `seconds`:
+    /// not expired, and not claiming to live far into the future.
+    pub fn live(beat: &Heartbeat, now_ms: u64, seconds: u32) -> bool {
+        beat.expires_ms > now_ms && beat.expires_ms <= now_ms + 3 * u64::from(seconds) * 1000
+    }
+
+    /// Writes this agent's heartbeat into the first writable location that takes it.
+    pub async fn beat(replicas: &Replicas, beat: &Heartbeat) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(beat).expect("a heartbeat serializes");
+        let mut last = None;
+        for l in replicas.locations.iter().filter(|l| !l.read_only) {
+            match l.store.put_replace(&key(&beat.agent), bytes.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        last.map_or(Ok(()), Err)
+    }
+
+    /// How many agents are live (this one included), read from the first
+    /// writable location that lists; at least 1.
+    pub async fn live_agents(replicas: &Replicas, me: &str, now_ms: u64, seconds: u32) -> usize {
+        for l in replicas.locations.iter().filter(|l| !l.read_only) {
+            let Ok(listed) = l.store.list(PREFIX).await else {
+                continue;
+            };
+            let mut live = 1;
+            for o in listed.iter().take(1000) {
+                if o.size > MAX_HEARTBEAT || o.key == key(me) || !o.key.ends_with(".heartbeat") {
+                    continue;
+                }
+                if let Ok(Some(bytes)) = l.store.get(&o.key, MAX_HEARTBEAT).await
+                    && let Ok(b) = serde_json::from_slice::<Heartbeat>(&bytes)
+                    && key(&b.agent) == o.key
+                    && b.agent != me
+                    && self::live(&b, now_ms, seconds)
+                {
+                    live += 1;
+                }
+            }
+            return live;
+        }
+        1
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn shares_are_even_with_slack_and_preferences_spread() {
+            assert_eq!(cap(60, 3), 21);
+            assert_eq!(cap(60, 1), 61);
+            assert_eq!(cap(0, 3), 1);
+            assert_eq!(cap(10, 0), 11);
+            // Each agent's first choices differ: not one race for the same factory.
+            let first = |agent: &str| {
+                (0..60)
+                    .map(|i| format!("f{i}"))
+                    .max_by_key(|f| preference(agent, f))
+                    .expect("one")
+            };
+            assert_ne!(first("a"), first("b"));
+            let beat = Heartbeat {
+                agent: "a".into(),
+                expires_ms: 10_000,
+                held: 3,
+            };
+            assert!(live(&beat, 5_000, 30));
+            assert!(!live(&beat, 10_000, 30), "expired");
+            let forever = Heartbeat {
+                expires_ms: u64::MAX,
+                ..beat
+            };
+            assert!(
+                !live(&forever, 5_000, 30),
+                "a far-future heartbeat is planted, not live"
+            );
+            assert_eq!(
+                agent_id("pod/0 x", std::path::Path::new("/var/lib/adfdr")).len(),
+                "pod-0-x-".len() + 8
+            );
+        }
+    }
+}

@@ -252,7 +252,7 @@ fn in_scope(parsed: &Parsed, scope: &Scope<'_>) -> bool {
         }
         Parsed::Checkpoint { factory, .. } | Parsed::Report { factory, .. } => (factory, None),
         // Holds and leases are plain markers, not sealed objects.
-        Parsed::Hold { .. } | Parsed::Lease { .. } => return false,
+        Parsed::Hold { .. } | Parsed::Lease { .. } | Parsed::Heartbeat { .. } => return false,
     };
     if scope
         .factory
@@ -745,9 +745,10 @@ impl Checker<'_> {
                     Err(why) => Verdict::Bad { why, bytes: len },
                 }
             }
-            Parsed::Manifest { .. } | Parsed::Hold { .. } | Parsed::Lease { .. } => {
-                Verdict::Unreadable("not checked here".into())
-            }
+            Parsed::Manifest { .. }
+            | Parsed::Hold { .. }
+            | Parsed::Lease { .. }
+            | Parsed::Heartbeat { .. } => Verdict::Unreadable("not checked here".into()),
         }
     }
 

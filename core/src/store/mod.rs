@@ -230,12 +230,34 @@ pub mod layout {
     /// What a key names.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum Parsed {
-        Manifest { factory: String, snapshot: String },
-        Payload { factory: String, snapshot: String },
-        Checkpoint { factory: String, id: String },
-        Hold { factory: String, snapshot: String },
-        Lease { factory: String },
-        Report { factory: String, id: String },
+        Manifest {
+            factory: String,
+            snapshot: String,
+        },
+        Payload {
+            factory: String,
+            snapshot: String,
+        },
+        Checkpoint {
+            factory: String,
+            id: String,
+        },
+        Hold {
+            factory: String,
+            snapshot: String,
+        },
+        Lease {
+            factory: String,
+        },
+        Report {
+            factory: String,
+            id: String,
+        },
+        /// `v1/.agents/{agent}.heartbeat`: an agent's share of the work
+        /// (`.agents` is never a factory's name).
+        Heartbeat {
+            agent: String,
+        },
     }
 
     pub fn parse(key: &str) -> Option<Parsed> {
@@ -243,6 +265,12 @@ pub mod layout {
         let mut parts = rest.split('/');
         let factory = parts.next()?.to_string();
         let folder = parts.next()?;
+        if factory == ".agents" {
+            let agent = folder.strip_suffix(".heartbeat")?;
+            return (parts.next().is_none() && !agent.is_empty()).then(|| Parsed::Heartbeat {
+                agent: agent.to_string(),
+            });
+        }
         if folder == "lease" && parts.next().is_none() {
             return Some(Parsed::Lease { factory });
         }
