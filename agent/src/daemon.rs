@@ -199,6 +199,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let (notified, results) = mpsc::unbounded_channel();
     tokio::spawn(count_notices(results, view.clone()));
     view.lock().expect("view").configure(&engine.config);
+    view.lock().expect("view").alive = Some(std::time::Instant::now());
     store_answers(&engine, &view).await?;
     let scheduler = Scheduler::new(schedule(&engine.config, &catalog)?);
     if let Some(addr) = &engine.config.agent.metrics {
@@ -206,6 +207,12 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
             .await
             .map_err(OpError::usage)?;
         tracing::info!(address = %bound, "metrics at /metrics, health at /healthz");
+    }
+    if let Some(addr) = &engine.config.agent.health {
+        let bound = crate::metrics::serve_health(addr, view.clone())
+            .await
+            .map_err(OpError::usage)?;
+        tracing::info!(address = %bound, "probes at /healthz and /readyz");
     }
     let mut signals = Signals::new()?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
@@ -259,9 +266,15 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         NotifyState::Ready,
         NotifyState::Status(&d.scheduler.status_line()),
     ]);
+    d.view.lock().expect("view").ready = true;
     loop {
+        d.view.lock().expect("view").alive = Some(std::time::Instant::now());
         d.start_due();
-        let wait = d.wait().min(watchdog.unwrap_or(Duration::MAX));
+        // At least once a minute: /healthz tells a stalled loop by it.
+        let wait = d
+            .wait()
+            .min(watchdog.unwrap_or(Duration::MAX))
+            .min(Duration::from_secs(60));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             Some(request) = request_rx.recv() => d.on_request(request),

@@ -54,6 +54,62 @@ pub struct View {
     pub source_gone: Vec<String>,
     /// Live agents on the store, this one included (their heartbeats).
     pub agents: usize,
+    /// When the scheduler loop last turned (liveness), and whether the
+    /// agent is ready (config valid, store answered).
+    pub alive: Option<std::time::Instant>,
+    pub ready: bool,
+}
+
+/// How long the scheduler loop may go without turning before `/healthz`
+/// fails (it turns at least once a minute).
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// `/healthz`: the scheduler loop turned lately; `/readyz`: ready.
+fn health(view: &Shared, ready_only: bool) -> (StatusCode, &'static str) {
+    let v = view.lock().expect("view");
+    let alive = v.alive.is_some_and(|t| t.elapsed() < STALL);
+    match (ready_only, alive, v.ready) {
+        (false, true, _) => (StatusCode::OK, "ok\n"),
+        (false, false, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the scheduler loop has stalled\n",
+        ),
+        (true, true, true) => (StatusCode::OK, "ready\n"),
+        (true, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
+}
+
+/// `agent.health`: probes only, on any address (nothing about factories).
+pub async fn serve_health(addr: &str, view: Shared) -> Result<SocketAddr, String> {
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("agent.health = '{addr}' is not an address like 0.0.0.0:8080"))?;
+    let listener = tokio::net::TcpListener::bind(socket)
+        .await
+        .map_err(|e| format!("agent.health: cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let (live, ready) = (view.clone(), view);
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let v = live.clone();
+                async move { health(&v, false) }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let v = ready.clone();
+                async move { health(&v, true) }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// Job durations by kind: buckets from a second to six hours (a drill with
@@ -567,7 +623,13 @@ pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<So
         .map_err(|e| format!("agent.metrics: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", {
+            let v = view.clone();
+            get(move || {
+                let v = v.clone();
+                async move { health(&v, false) }
+            })
+        })
         .route(
             "/metrics",
             get(move |headers: axum::http::HeaderMap| {

@@ -1627,7 +1627,12 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
     seed("adf-found-b", serde_json::json!({}));
     let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
     let text = std::fs::read_to_string(&rig.config).expect("config");
-    let text = text.replacen("[auth]", "discover_every = \"2s\"\n[auth]", 1);
+    let health = adfdr_tests::free_port();
+    let text = text.replacen(
+        "[auth]",
+        &format!("discover_every = \"2s\"\nhealth = \"127.0.0.1:{health}\"\n[auth]"),
+        1,
+    );
     std::fs::write(
         &rig.config,
         format!(
@@ -1655,6 +1660,15 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
             })
             .unwrap_or(0)
     };
+    // The probes a kubelet uses, on their own port.
+    let live = http_get(health, "/healthz");
+    assert!(live.contains(" 200 ") && live.ends_with("ok\n"), "{live}");
+    let ready = http_get(health, "/readyz");
+    assert!(ready.ends_with("ready\n"), "{ready}");
+    assert!(
+        !http_get(health, "/metrics").contains("adfdr_"),
+        "the health port names no factory"
+    );
     until(
         "both found factories are backed up",
         Duration::from_secs(30),

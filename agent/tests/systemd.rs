@@ -248,3 +248,72 @@ fn the_containerfile_ships_both_binaries_as_a_non_root_user() {
         assert!(root.join(path).exists(), "{path}");
     }
 }
+
+/// deploy/k8s/ passes kubernetes-validate --strict (a field the API does
+/// not know fails it, shown by a broken copy), and its ConfigMap holds a
+/// config adfdr accepts, with the probes' port where agent.health listens.
+#[test]
+fn the_kubernetes_manifests_validate_and_carry_a_valid_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let validate = root.join("tools/venv/bin/kubernetes-validate");
+    assert!(
+        validate.exists(),
+        "{} is missing: scripts/setup installs it",
+        validate.display()
+    );
+    let manifest = root.join("deploy/k8s/adfdr.yaml");
+    let out = Command::new(&validate)
+        .args(["--strict"])
+        .arg(&manifest)
+        .output()
+        .expect("runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for kind in [
+        "statefulset",
+        "serviceaccount",
+        "configmap",
+        "poddisruptionbudget",
+        "networkpolicy",
+    ] {
+        assert!(
+            text.contains(&format!("passed for resource {kind}/")),
+            "{kind}: {text}"
+        );
+    }
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest");
+    let dir = std::env::temp_dir().join(format!("adfdr-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let broken = dir.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        yaml.replace("podManagementPolicy:", "podManagmentPolicy:"),
+    )
+    .expect("write");
+    let out = Command::new(&validate)
+        .args(["--strict"])
+        .arg(&broken)
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success(),
+        "a misspelt field must fail the check"
+    );
+    // The ConfigMap's adfdr.toml, as the agent reads it.
+    let start = yaml
+        .find("  adfdr.toml: |\n")
+        .expect("the config in the ConfigMap")
+        + "  adfdr.toml: |\n".len();
+    let config: String = yaml[start..]
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let parsed = adfdr_core::config::Config::parse(&config, Path::new("configmap/adfdr.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{config}"));
+    assert_eq!(parsed.agent.health.as_deref(), Some("0.0.0.0:8080"));
+    assert!(yaml.contains("containerPort: 8080") && yaml.contains("path: /readyz"));
+    assert!(yaml.contains("readOnlyRootFilesystem: true") && yaml.contains("runAsNonRoot: true"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -156,6 +156,10 @@ pub struct AgentConfig {
     /// How often `[[discover]]` runs again (default 15m): a new factory is
     /// backed up within one interval.
     pub discover_every: Option<DurationSpec>,
+    /// `/healthz` and `/readyz` only (no factory names), on any address:
+    /// for probes that cannot reach loopback (a kubelet).
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -166,6 +170,7 @@ impl Default for AgentConfig {
             metrics: None,
             lease_seconds: default_lease_seconds(),
             discover_every: None,
+            health: None,
         }
     }
 }
