@@ -54,6 +54,8 @@ pub struct View {
     pub source_gone: Vec<String>,
     /// Live agents on the store, this one included (their heartbeats).
     pub agents: usize,
+    /// Factory → (subscription, resource group, ARM name).
+    pub sources: BTreeMap<String, (String, String, String)>,
     /// When the scheduler loop last turned (liveness), and whether the
     /// agent is ready (config valid, store answered).
     pub alive: Option<std::time::Instant>,
@@ -152,6 +154,21 @@ pub type Shared = Arc<Mutex<View>>;
 impl View {
     pub fn configure(&mut self, config: &Config) {
         self.factories = config.factory_names();
+        self.sources = config
+            .factories
+            .iter()
+            .map(|f| {
+                let f = f.get_ref();
+                (
+                    f.name.clone(),
+                    (
+                        f.subscription.clone(),
+                        f.resource_group.clone(),
+                        f.factory.clone(),
+                    ),
+                )
+            })
+            .collect();
         self.rpo_targets = config
             .factories
             .iter()
@@ -336,6 +353,20 @@ fn factories(
     agents
         .get_or_create(&Vec::new())
         .set(view.agents.max(1) as f64);
+    let info = gauge_family(
+        registry,
+        "adfdr_factory_info",
+        "Where each factory is (always 1): join on factory for its subscription and resource group, e.g. adfdr_rpo_seconds * on(factory) group_left(subscription) adfdr_factory_info",
+    );
+    for (name, (sub, rg, arm)) in &view.sources {
+        info.get_or_create(&label(&[
+            ("factory", name),
+            ("subscription", sub),
+            ("resource_group", rg),
+            ("arm_name", arm),
+        ]))
+        .set(1.0);
+    }
     let gone = gauge_family(
         registry,
         "adfdr_source_gone",

@@ -1689,6 +1689,13 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
         metrics.get("adfdr_rpo_target_seconds{factory=\"adf-found-b\"}"),
         None
     );
+    assert_eq!(
+        metrics.get(&format!(
+            "adfdr_factory_info{{factory=\"adf-found-a\",subscription=\"{fleet}\",resource_group=\"rg-data\",arm_name=\"adf-found-a\"}}"
+        )),
+        Some(&1.0),
+        "{metrics:?}"
+    );
     // Created later: backed up within an interval.
     seed("adf-found-c", serde_json::json!({}));
     until(

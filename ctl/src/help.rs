@@ -75,6 +75,7 @@ pub const STATUS: &str = "\
 Examples:
   adfdr status
   adfdr status --json | jq '.factories[] | {factory, rpo_seconds}'
+  adfdr status --fleet                 every factory, configured, discovered or stored
 
 Exit codes:
   0  every factory within its targets

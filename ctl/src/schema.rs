@@ -20,6 +20,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema_of::<crate::verify::VerifyOutput<'static>>("verify"),
         ),
         ("status", schema_of::<crate::status::StatusOutput>("status")),
+        (
+            "status-fleet",
+            schema_of::<adfdr_core::ops::status::Fleet>("status-fleet"),
+        ),
         ("prune", schema_of::<crate::prune::PruneOutput>("prune")),
         (
             "restore",

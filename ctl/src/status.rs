@@ -14,7 +14,65 @@ use serde::Serialize;
 use crate::{Ctx, output};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Every factory configured, discovered or in the store (read from the
+    /// store, whichever agent wrote it), and which need attention: no recent
+    /// backup, none proven by a drill, an RPO breach, a source gone.
+    #[arg(long)]
+    fleet: bool,
+}
+
+/// `adfdr status --fleet`.
+async fn fleet(ctx: &Ctx) -> Result<i32, OpError> {
+    let engine = ctx.engine()?;
+    let f = adfdr_core::ops::status::fleet(&engine, system_clock()).await?;
+    if ctx.json {
+        crate::json::emit("status-fleet", &f);
+    } else {
+        if let Some(e) = &f.discovery_error {
+            crate::warning!("discovery failed, so factories it would find are not shown: {e}");
+        }
+        let rows: Vec<Vec<String>> = f
+            .factories
+            .iter()
+            .map(|r| {
+                vec![
+                    r.factory.clone(),
+                    r.subscription.clone().unwrap_or_else(|| "-".into()),
+                    r.policy.clone().unwrap_or_else(|| "-".into()),
+                    r.last_confirmed.clone().unwrap_or_else(|| "never".into()),
+                    r.last_proven.clone().unwrap_or_else(|| "never".into()),
+                    if r.attention.is_empty() {
+                        "ok".into()
+                    } else {
+                        r.attention.join("; ")
+                    },
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "FACTORY",
+                "SUBSCRIPTION",
+                "POLICY",
+                "LAST CONFIRMED",
+                "PROVEN",
+                "ATTENTION",
+            ],
+            &rows,
+        );
+        println!(
+            "{} of {} factories need attention",
+            f.needs_attention,
+            f.factories.len()
+        );
+    }
+    Ok(if f.needs_attention > 0 {
+        exit::CHECK_FAILED
+    } else {
+        exit::OK
+    })
+}
 
 /// `adfdr status --json` (schema `adfdr.status.v1`).
 #[derive(Serialize, JsonSchema)]
@@ -42,7 +100,10 @@ fn age(seconds: i64) -> String {
     }
 }
 
-pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    if args.fleet {
+        return fleet(ctx).await;
+    }
     let engine = ctx.engine()?;
     let agent = crate::agent::Agent::find(&engine.config);
     let reply = match &agent {

@@ -115,3 +115,144 @@ async fn vanished(engine: &Engine, factory: &str, known: Option<String>) -> Opti
 pub fn locations(agent: Option<&StatusReply>) -> BTreeMap<String, bool> {
     agent.map(|a| a.locations.clone()).unwrap_or_default()
 }
+
+/// One factory of the fleet, from the store (every agent's work is there).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FleetRow {
+    pub factory: String,
+    /// `SUBSCRIPTION/RESOURCE_GROUP/FACTORY`, when configured or discovered.
+    pub source: Option<String>,
+    pub subscription: Option<String>,
+    /// The discovery policy that covers it (None: a `[[factory]]` block).
+    pub policy: Option<String>,
+    /// When its state was last confirmed in the store (snapshot or checkpoint).
+    pub last_confirmed: Option<String>,
+    pub rpo_seconds: Option<i64>,
+    pub rpo_target_seconds: Option<i64>,
+    /// When the newest drill that passed started.
+    pub last_proven: Option<String>,
+    pub last_drill_verdict: Option<String>,
+    /// Snapshots in the store, neither configured nor found any more.
+    pub source_gone: bool,
+    /// What needs a person; empty when all is well.
+    pub attention: Vec<String>,
+}
+
+/// `adfdr status --fleet`: every factory configured, discovered or in the
+/// store, and which need attention.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Fleet {
+    pub factories: Vec<FleetRow>,
+    pub needs_attention: usize,
+    /// Why discovery could not run, when it could not (the rest still shows).
+    pub discovery_error: Option<String>,
+}
+
+/// Without an RPO target, a factory is flagged when its state is older than this.
+pub const STALE_WITHOUT_TARGET: i64 = 24 * 3600;
+
+/// Reads the store (the truth, whichever agent wrote it), the configured
+/// factories and, with `[[discover]]`, discovery's coverage.
+pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, OpError> {
+    use crate::store::layout::{self, Parsed};
+    let mut configured: BTreeMap<String, (crate::config::FactoryConfig, Option<String>)> = engine
+        .config
+        .factories
+        .iter()
+        .map(|f| (f.get_ref().name.clone(), (f.get_ref().clone(), None)))
+        .collect();
+    let mut discovery_error = None;
+    let mut gone = Vec::new();
+    if !engine.config.discover.is_empty() {
+        match super::discover::discover(engine).await {
+            Ok(d) => {
+                for c in d.coverage.covered {
+                    configured.insert(c.name.clone(), (c.factory, Some(c.policy)));
+                }
+                gone = d.coverage.source_gone;
+            }
+            Err(e) => discovery_error = Some(e.to_string()),
+        }
+    }
+    // Newest confirmation per factory, from object names alone.
+    let mut confirmed: BTreeMap<String, time::OffsetDateTime> = BTreeMap::new();
+    for (_, result) in engine.replicas.list_all(layout::ROOT).await {
+        let Ok(objects) = result else { continue };
+        for o in objects {
+            let (f, id) = match layout::parse(&o.key) {
+                Some(Parsed::Manifest { factory, snapshot }) => (factory, snapshot),
+                Some(Parsed::Checkpoint { factory, id }) => (factory, id),
+                _ => continue,
+            };
+            if let Some(t) = snapshot_time(&id) {
+                let e = confirmed.entry(f).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+    }
+    let drills = super::catalog::drill_history(&engine.replicas, None, None, now).await?;
+    let mut names: Vec<String> = configured.keys().cloned().collect();
+    names.extend(
+        confirmed
+            .keys()
+            .filter(|f| !configured.contains_key(*f))
+            .cloned(),
+    );
+    names.sort();
+    names.dedup();
+    let mut rows = Vec::new();
+    for name in names {
+        let known = configured.get(&name);
+        let last = confirmed.get(&name).copied();
+        let rpo = last.map(|t| (now - t).whole_seconds());
+        let target = known
+            .and_then(|(f, _)| f.rpo_target)
+            .map(|t| t.0.as_secs() as i64);
+        let mine: Vec<&DrillRecord> = drills.iter().filter(|d| d.factory == name).collect();
+        let proven = mine
+            .iter()
+            .filter(|d| d.verdict == "passed")
+            .map(|d| d.started.clone())
+            .max();
+        let source_gone = known.is_none() || gone.contains(&name);
+        let mut attention = Vec::new();
+        match (rpo, target) {
+            (None, _) => attention.push("no backup yet".to_string()),
+            (Some(r), Some(t)) if r > t => {
+                attention.push(format!("RPO breach: {}s over a {}s target", r, t))
+            }
+            (Some(r), None) if r > STALE_WITHOUT_TARGET => {
+                attention.push(format!("no recent backup: the last is {} h old", r / 3600))
+            }
+            _ => {}
+        }
+        if proven.is_none() && !source_gone {
+            attention.push("not proven by a drill".to_string());
+        }
+        if source_gone {
+            attention.push(
+                "source gone: snapshots kept; restore it or remove them on purpose".to_string(),
+            );
+        }
+        rows.push(FleetRow {
+            source: known
+                .map(|(f, _)| format!("{}/{}/{}", f.subscription, f.resource_group, f.factory)),
+            subscription: known.map(|(f, _)| f.subscription.clone()),
+            policy: known.and_then(|(_, p)| p.clone()),
+            last_confirmed: last.map(rfc3339),
+            rpo_seconds: rpo,
+            rpo_target_seconds: target,
+            last_proven: proven,
+            last_drill_verdict: mine.last().map(|d| d.verdict.clone()),
+            source_gone,
+            attention,
+            factory: name,
+        });
+    }
+    let needs_attention = rows.iter().filter(|r| !r.attention.is_empty()).count();
+    Ok(Fleet {
+        factories: rows,
+        needs_attention,
+        discovery_error,
+    })
+}

@@ -136,6 +136,48 @@ async fn discover_plan_covers_factories_by_tag_and_says_what_it_leaves_out() {
         text(&out)
     );
 
+    // The fleet view, from the store and discovery: what needs a person.
+    let out = rig.adfdr(&["status", "--fleet", "--json"]);
+    assert_eq!(code(&out), 4, "factories need attention: {}", text(&out));
+    let f = json(&out);
+    let row = |name: &str| {
+        f["factories"]
+            .as_array()
+            .expect("factories")
+            .iter()
+            .find(|r| r["factory"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not in the fleet: {f:#}"))
+    };
+    let a = row("adf-fleet-a");
+    assert_eq!(a["policy"], "gold");
+    assert_eq!(a["subscription"], SUBS[0]);
+    assert_eq!(
+        a["attention"],
+        serde_json::json!(["no backup yet", "not proven by a drill"]),
+        "{a:#}"
+    );
+    let gone = row("sales");
+    assert_eq!(gone["source_gone"], true);
+    assert!(
+        gone["last_confirmed"].is_string(),
+        "its snapshot is still there: {gone:#}"
+    );
+    assert!(
+        gone["attention"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|x| x.as_str().is_some_and(|x| x.starts_with("source gone")))),
+        "{gone:#}"
+    );
+    assert!(
+        f["factories"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["factory"] != "adf-fleet-c")),
+        "excluded: not in the fleet"
+    );
+    let out = rig.adfdr(&["status", "--fleet"]);
+    assert!(stdout(&out).contains("need attention"), "{}", text(&out));
+
     // Resource Graph refused: ARM's list per subscription finds the same.
     adfdr_tests::admin(
         &rig.emu,

@@ -131,6 +131,13 @@ async fn every_command_answers_json_that_matches_its_schema() {
     )
     .expect("config");
     let found = check("discover", &["discover", "--plan", "--json"], 0);
+    let fleet = check("status-fleet", &["status", "--fleet", "--json"], 4);
+    assert!(
+        fleet["factories"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["factory"] == "sales")),
+        "{fleet:#}"
+    );
     assert_eq!(
         found["excluded"][0]["why"], "configured by [[factory]] sales",
         "{found:#}"
