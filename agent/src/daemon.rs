@@ -193,6 +193,9 @@ impl Signals {
 pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Result<(), OpError> {
     let (base_tx, base_rx) = watch::channel(Arc::new(config.clone()));
     let engine = Arc::new(Engine::new(config)?);
+    // Scheduled jobs stay inside ARM's budget (the lease task divides it
+    // among the agents it sees).
+    engine.arm.set_share(1);
     let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
     let catalog = engine.catalog()?;
     let view: Shared = Arc::default();

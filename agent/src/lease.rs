@@ -82,6 +82,8 @@ pub async fn run(
             tracing::warn!(error = %e, "could not write this agent's heartbeat");
         }
         let agents = share::live_agents(&current.replicas, &agent, now_ms, seconds).await;
+        // This principal's ARM budget, mirrored, divided among the agents.
+        current.arm.set_share(agents);
         let cap = share::cap(names.len(), agents);
         view.lock().expect("view").agents = agents;
         // Over the share (an agent joined): the excess goes back now, the

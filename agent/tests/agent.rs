@@ -1856,3 +1856,86 @@ async fn three_agents_share_a_discovered_fleet_and_survive_the_loss_of_one() {
         assert!(!log.contains("\"level\":\"ERROR\""), "{name}: {log}");
     }
 }
+
+/// Inside ARM's budget: twelve factories in one subscription, backed up at
+/// once by an agent against an emulator that throttles as ARM does (per
+/// principal and subscription: 250 reads, then 25 a second), paged small so
+/// the backups need far more than the burst. The agent's mirrored budget
+/// spreads the reads: every factory is backed up and ARM never answers 429.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_in_one_subscription_stays_inside_arms_budget() {
+    let rig = Rig::start("budget").await;
+    let sub = "eeeeeeee-0000-4000-8000-00000000000e";
+    for i in 0..12 {
+        rig.emu
+            .seed(
+                &format!("{sub}/rg-data/adf-budget-{i:02}"),
+                &adfdr_tests::workspace_root().join("fixtures/sample-factory"),
+            )
+            .expect("seed");
+    }
+    adfdr_tests::admin(
+        &rig.emu,
+        "settings",
+        serde_json::json!({"throttle": "arm", "page_size": 2}),
+    )
+    .await;
+    let port = rig.write_config_with_metrics("backup = \"0 0 1 1 *\"");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        format!("{text}\n[backup]\nparallel_factories = 12\n\n[[discover]]\nsubscriptions = [\"{sub}\"]\npolicy = \"p\"\n\n[policy.p]\nbackup = \"0 0 1 1 *\"\n"),
+    )
+    .expect("config");
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let _ = socket.recv(&mut buf);
+        }
+    });
+    let mut metrics = Default::default();
+    until(
+        "all twelve are backed up",
+        Duration::from_secs(120),
+        async || {
+            metrics = samples(&http_get(port, "/metrics"));
+            (0..12).all(|i| {
+                metrics.get(&format!(
+                    "adfdr_job_runs_total{{factory=\"adf-budget-{i:02}\",kind=\"backup\"}}"
+                )) == Some(&1.0)
+            })
+        },
+    )
+    .await;
+    let counters = rig.emu.counters();
+    signal(&agent, "TERM");
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        rig.log()
+    );
+    let gets = counters.by_op.get("reads").copied().unwrap_or_default();
+    assert!(
+        gets > 300,
+        "the backups needed more than ARM's burst: {counters:?}"
+    );
+    assert_eq!(
+        counters.throttled, 0,
+        "ARM never answered 429 ({gets} reads): {counters:?}"
+    );
+    assert_eq!(
+        metrics["adfdr_throttled_responses_total{service=\"arm\"}"],
+        0.0
+    );
+    for i in 0..12 {
+        assert_eq!(
+            metrics[&format!(
+                "adfdr_job_failures_total{{factory=\"adf-budget-{i:02}\",kind=\"backup\"}}"
+            )],
+            0.0
+        );
+    }
+}

@@ -221,7 +221,7 @@ async fn service(
     let op = Op::of_method(&call.method);
     let mut extra = Vec::new();
     if !is_vault {
-        match throttle(shared, &caller, op) {
+        match throttle(shared, &caller, op, &call.path) {
             Ok(Some(remaining)) => extra.push((
                 format!("x-ms-ratelimit-remaining-subscription-{}", op.as_str()),
                 remaining.to_string(),
@@ -290,7 +290,17 @@ fn scripted_fault(fault: ScriptedFault) -> Result<HttpResponse, DropConnection> 
     Ok(respond(Err(e), &[]))
 }
 
-fn throttle(shared: &Shared, caller: &Caller, op: Op) -> ApiResult<Option<u64>> {
+/// ARM's budget: per principal and per subscription (tenant-level calls
+/// such as Resource Graph count apart).
+fn throttle(shared: &Shared, caller: &Caller, op: Op, path: &str) -> ApiResult<Option<u64>> {
+    let subscription = path
+        .split("/subscriptions/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("tenant")
+        .to_ascii_lowercase();
+    let actor = format!("{}|{subscription}", caller.object_id);
     let mut control = shared.control();
     *control
         .counters
@@ -300,10 +310,7 @@ fn throttle(shared: &Shared, caller: &Caller, op: Op) -> ApiResult<Option<u64>> 
     let Some(rates) = control.settings.throttle else {
         return Ok(None);
     };
-    match control
-        .buckets
-        .take(&caller.object_id, op, &rates, Instant::now())
-    {
+    match control.buckets.take(&actor, op, &rates, Instant::now()) {
         Ok(remaining) => Ok(Some(remaining)),
         Err(wait) => {
             control.counters.throttled += 1;

@@ -124,6 +124,34 @@ pub struct ArmClient {
     pipeline: Pipeline,
     endpoint: Url,
     throttled: Arc<std::sync::atomic::AtomicU64>,
+    /// ARM's request budget, mirrored (every try, retries included, waits
+    /// for its token).
+    pub budget: Arc<super::budget::Budget>,
+}
+
+/// Waits for the request's token in the mirrored ARM budget.
+#[derive(Debug)]
+struct BudgetWait(Arc<super::budget::Budget>);
+
+#[async_trait::async_trait]
+impl azure_core::http::policies::Policy for BudgetWait {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn azure_core::http::policies::Policy>],
+    ) -> azure_core::http::policies::PolicyResult {
+        let kind = super::budget::Kind::of(request.method().as_str());
+        let wait = self.0.wait(
+            super::budget::subscription_of(request.url().path()),
+            kind,
+            std::time::Instant::now(),
+        );
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        next[0].send(ctx, request, &next[1..]).await
+    }
 }
 
 /// Counts every 429 the service sends, also the ones azure_core's retry
@@ -159,18 +187,21 @@ impl ArmClient {
         let auth = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [ARM_SCOPE]));
         let throttled = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let watch = Arc::new(ThrottleWatch(throttled.clone()));
+        let budget = super::budget::shared();
+        let wait = Arc::new(BudgetWait(budget.clone()));
         let pipeline = Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
             options,
             Vec::new(),
-            vec![auth, watch],
+            vec![auth, wait, watch],
             None,
         );
         ArmClient {
             pipeline,
             endpoint,
             throttled,
+            budget,
         }
     }
 

@@ -4,6 +4,7 @@
 //! use cases.
 
 pub mod arm;
+pub mod budget;
 pub mod lro;
 pub mod memory;
 
@@ -61,6 +62,10 @@ pub trait FactoryApi: Send + Sync {
     fn throttled(&self) -> u64 {
         0
     }
+
+    /// `agents` share this principal's ARM budget from now on (a client
+    /// that keeps no budget ignores it).
+    fn set_share(&self, _agents: usize) {}
 }
 
 #[async_trait]
@@ -76,6 +81,10 @@ impl FactoryApi for ArmClient {
 
     fn throttled(&self) -> u64 {
         ArmClient::throttled(self)
+    }
+
+    fn set_share(&self, agents: usize) {
+        self.budget.set_share(agents);
     }
 }
 
