@@ -51,7 +51,7 @@ struct Daemon {
     /// The config file as written (no discovered factories), for the
     /// rediscovery task; and what discovery covers now.
     base_tx: watch::Sender<Arc<Config>>,
-    coverage: Option<adfdr_core::plan::discover::Coverage>,
+    coverage: Option<adfdr_core::discovery::Coverage>,
     /// The last STATUS= sent to systemd.
     status: String,
 }
@@ -61,7 +61,7 @@ struct Daemon {
 async fn rediscover(
     mut engine: watch::Receiver<Arc<Engine>>,
     mut base: watch::Receiver<Arc<Config>>,
-    found: mpsc::UnboundedSender<Result<adfdr_core::plan::discover::Coverage, String>>,
+    found: mpsc::UnboundedSender<Result<adfdr_core::discovery::Coverage, String>>,
 ) {
     loop {
         let config = base.borrow_and_update().clone();
@@ -487,7 +487,7 @@ impl Daemon {
     /// A discovery's result: the factories it covers join the configured
     /// ones (scheduled at once when new: a missed first run catches up);
     /// those gone at the source are reported, their snapshots kept.
-    fn on_discovered(&mut self, found: Result<adfdr_core::plan::discover::Coverage, String>) {
+    fn on_discovered(&mut self, found: Result<adfdr_core::discovery::Coverage, String>) {
         let coverage = match found {
             Ok(c) => c,
             Err(e) => {
@@ -495,7 +495,7 @@ impl Daemon {
                 return;
             }
         };
-        let names = |c: &adfdr_core::plan::discover::Coverage| -> Vec<(String, String, String)> {
+        let names = |c: &adfdr_core::discovery::Coverage| -> Vec<(String, String, String)> {
             c.covered
                 .iter()
                 .map(|x| (x.name.clone(), x.id.to_ascii_lowercase(), x.policy.clone()))

@@ -125,6 +125,31 @@ pub struct TargetPattern {
     pub region: Option<String>,
 }
 
+/// What a notice is about (the `events` a `[[notify]]` takes).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyEvent {
+    BackupFailed,
+    BackupDegraded,
+    DrillFailed,
+    Damage,
+    LeaseLost,
+}
+
+impl NotifyEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::BackupFailed => "backup-failed",
+            NotifyEvent::BackupDegraded => "backup-degraded",
+            NotifyEvent::DrillFailed => "drill-failed",
+            NotifyEvent::Damage => "damage",
+            NotifyEvent::LeaseLost => "lease-lost",
+        }
+    }
+}
+
 /// A `[[notify]]` webhook: generic JSON whose `text` field Slack and Teams
 /// incoming webhooks show.
 #[derive(Clone, Debug, Deserialize)]
@@ -135,7 +160,7 @@ pub struct NotifyConfig {
     /// A file holding the webhook URL (https; http only to loopback).
     pub url_file: PathBuf,
     /// What to send [default: every event].
-    pub events: Option<Vec<crate::notify::Event>>,
+    pub events: Option<Vec<NotifyEvent>>,
     /// Attempts per notice, with backoff doubling from one second [default: 5].
     pub attempts: Option<u32>,
 }

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod discovery;
 pub mod factory;
 pub mod identity;
 pub mod keys;

@@ -9,32 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::ops::contract::{JobOutcome, JobReport};
 
 /// What a notice is about (the `events` a `[[notify]]` takes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Event {
-    BackupFailed,
-    BackupDegraded,
-    DrillFailed,
-    Damage,
-    LeaseLost,
-}
-
-impl Event {
-    pub fn name(self) -> &'static str {
-        match self {
-            Event::BackupFailed => "backup-failed",
-            Event::BackupDegraded => "backup-degraded",
-            Event::DrillFailed => "drill-failed",
-            Event::Damage => "damage",
-            Event::LeaseLost => "lease-lost",
-        }
-    }
-}
+pub use crate::config::NotifyEvent as Event;
 
 /// One notice, as sent (schema `adfdr.notice.v1`).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

@@ -100,6 +100,7 @@ Examples:
   adfdr restore latest --factory sales --plan
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --yes
   adfdr restore 20261201T030000Z-1a2b3c4d --include 'pipeline:PL_*' --yes
+  adfdr restore --factory sales --at 2026-12-01T09:30:00Z --to SUB/rg-dr/adf-sales-dr --plan
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr \\
       --store https://stneu.blob.core.windows.net/adfdr --key ./bg.key --yes
 

@@ -2,7 +2,7 @@
 //! blocks reach, with one Azure Resource Graph query across their
 //! subscriptions (paged with `$skipToken`), or, where the identity may not
 //! use Resource Graph, ARM's list by subscription; then decide coverage
-//! (plan::discover) against the configured factories and what the store
+//! (discovery) against the configured factories and what the store
 //! holds.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::{Engine, OpError};
 use crate::config::Config;
+use crate::discovery::{Coverage, Found, decide};
 use crate::factory::FactoryApi;
-use crate::plan::discover::{Coverage, Found, decide};
 
 pub const GRAPH_API: &str = "2024-04-01";
 pub const SUBSCRIPTIONS_API: &str = "2022-12-01";

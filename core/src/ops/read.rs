@@ -391,6 +391,34 @@ pub async fn open_reference(
     open(replicas, keys, &factory, &id).await
 }
 
+/// The snapshot of `factory` in force at `at`: the newest committed one
+/// taken at or before it (a checkpoint only confirms its snapshot).
+pub async fn in_force_at(
+    replicas: &Replicas,
+    factory: &str,
+    at: time::OffsetDateTime,
+) -> Result<String, OpError> {
+    let f = find_factory(replicas, factory).await;
+    let (listed, _) = list(replicas, Some(&f)).await;
+    let mut ids: Vec<(time::OffsetDateTime, String)> = listed
+        .iter()
+        .filter_map(|l| Some((crate::snapshot::snapshot_time(&l.id)?, l.id.clone())))
+        .collect();
+    ids.sort();
+    match ids.iter().rev().find(|(t, _)| *t <= at) {
+        Some((_, id)) => Ok(id.clone()),
+        None => Err(OpError::usage(match ids.first() {
+            Some((_, oldest)) => format!(
+                "no snapshot of {f} was taken at or before {}: the oldest is {oldest}",
+                crate::snapshot::rfc3339(at)
+            ),
+            None => {
+                format!("the store holds no snapshot of {f}: `adfdr snapshots` lists what it holds")
+            }
+        })),
+    }
+}
+
 /// Resolves `reference` (an id, or `latest` with a factory) to the
 /// (factory, id) it names; `latest` is the newest snapshot that opens.
 pub async fn resolve(

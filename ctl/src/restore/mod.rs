@@ -39,7 +39,17 @@ pub enum Runtimes {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Snapshot id, or `latest` (with --factory).
-    snapshot: String,
+    #[arg(required_unless_present = "at")]
+    snapshot: Option<String>,
+    /// The snapshot in force at this time (RFC 3339, e.g.
+    /// 2026-12-01T09:30:00Z): the newest taken at or before it (with --factory).
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "snapshot",
+        requires = "factory"
+    )]
+    at: Option<String>,
     /// The factory's name in the store (its [[factory]] name).
     #[arg(long)]
     factory: Option<String>,
@@ -158,14 +168,32 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         .transpose()
         .map_err(|e| OpError::usage(e.to_string()))?;
     let (engine, factory, known_newest) = engine(ctx, &args).await?;
-    if args.snapshot == "latest" && factory.is_none() {
+    let snapshot = match (&args.snapshot, &args.at, &factory) {
+        (_, Some(at), Some(f)) => {
+            let when =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        OpError::usage(format!(
+                            "--at {at:?} is not a time like 2026-12-01T09:30:00Z"
+                        ))
+                    })?;
+            adfdr_core::ops::read::in_force_at(&engine.replicas, f, when).await?
+        }
+        (Some(s), _, _) => s.clone(),
+        _ => {
+            return Err(OpError::usage(
+                "give a snapshot id, `latest`, or --at TIME with --factory",
+            ));
+        }
+    };
+    if snapshot == "latest" && factory.is_none() {
         return Err(OpError::usage(
             "`latest` needs --factory NAME (the factory's name in the store)",
         ));
     }
     let (user, host) = adfdr_core::ops::hold::who();
     let request = op::Request {
-        snapshot: args.snapshot.clone(),
+        snapshot,
         factory,
         target,
         overrides,

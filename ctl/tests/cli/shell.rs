@@ -313,3 +313,70 @@ async fn init_makes_a_missing_container() {
     let out = rig.adfdr(&["init", "--json"]);
     assert_eq!(json(&out)["locations"][1]["created"], false, "idempotent");
 }
+
+/// `restore --at TIME` takes the snapshot in force then: the newest taken
+/// at or before it; a time before the first snapshot says which is oldest.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_at_a_time_takes_the_snapshot_in_force_then() {
+    let rig = FileRig::start("restore-at").await;
+    let first = rig.backup(false);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = rig.backup(true);
+    assert_ne!(first, second);
+    let time_of = |id: &str| {
+        chrono::NaiveDateTime::parse_from_str(&id[..16], "%Y%m%dT%H%M%SZ")
+            .expect("an id starts with its time")
+            .and_utc()
+    };
+    let between = time_of(&first) + chrono::Duration::seconds(1);
+    assert!(between < time_of(&second));
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        rig.adfdr(&[
+            "restore",
+            "--factory",
+            "sales",
+            "--at",
+            &t.to_rfc3339(),
+            "--to",
+            &format!("{SUB}/rg-dr/adf-sales-at"),
+            "--plan",
+            "--json",
+        ])
+    };
+    let out = at(between);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        json(&out)["source"]["snapshot"],
+        first.as_str(),
+        "{}",
+        text(&out)
+    );
+    let out = at(time_of(&second) + chrono::Duration::hours(1));
+    assert_eq!(
+        json(&out)["source"]["snapshot"],
+        second.as_str(),
+        "{}",
+        text(&out)
+    );
+    let out = at(time_of(&first) - chrono::Duration::days(1));
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!("the oldest is {first}")),
+        "{}",
+        text(&out)
+    );
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--at",
+        "2026-12-01T00:00:00Z",
+        "--to",
+        "x/y/z",
+    ]);
+    assert_eq!(
+        code(&out),
+        2,
+        "a snapshot and --at are one too many: {}",
+        text(&out)
+    );
+}

@@ -1,7 +1,8 @@
-//! Discovery's decisions, pure: which found factories a `[[discover]]`
-//! block covers, with which policy, under which adfdr name; which are left
-//! out and why; and which factories the store knows that were not found
-//! (source gone: kept, never pruned to nothing).
+//! Discovery's decisions, pure (a module of its own: it builds on the
+//! config's types, which plan must not): which found factories a
+//! `[[discover]]` block covers, with which policy, under which adfdr name;
+//! which are left out and why; and which factories the store knows that
+//! were not found (source gone: kept, never pruned to nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
 
