@@ -16,6 +16,24 @@ struct Rig {
     emu: Emulator,
     dir: PathBuf,
     config: PathBuf,
+    /// Agents started, stopped when the rig goes (a failing test must not
+    /// leave agents running).
+    spawned: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let mine = self.dir.to_string_lossy().to_string();
+        for pid in self.spawned.lock().map(|p| p.clone()).unwrap_or_default() {
+            // Only a process that is still this rig's agent (a pid can be reused).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&mine) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
 }
 
 impl Rig {
@@ -35,7 +53,12 @@ impl Rig {
         let key = dir.join("bg.key");
         adfdr_core::keys::generate_key_file(&key).expect("key");
         let config = dir.join("adfdr.toml");
-        Rig { emu, dir, config }
+        Rig {
+            emu,
+            dir,
+            config,
+            spawned: Default::default(),
+        }
     }
 
     fn write_config(&self, factory_extra: &str) {
@@ -128,6 +151,7 @@ factory = "adf-sales"
             .stderr(std::fs::File::create(self.dir.join(log)).expect("log"))
             .spawn()
             .expect("agent starts");
+        self.spawned.lock().expect("spawned").push(child.id());
         (child, socket)
     }
 
