@@ -238,7 +238,49 @@ async fn service(
     } else {
         arm(shared, call, &caller, segments)
     };
+    if !is_vault && call.method != "GET" {
+        publish(shared, call, &caller, &reply);
+    }
     Ok(respond(reply, &extra))
+}
+
+/// ARM's event for a write it accepted (2xx) on Microsoft.DataFactory.
+fn publish(shared: &Shared, call: &Call, caller: &Caller, reply: &Result<Reply, ApiError>) {
+    let status = match reply {
+        Ok(Reply::Json(s, _) | Reply::Empty(s) | Reply::Headers(s, _, _)) => *s,
+        Err(_) => return,
+    };
+    if !(200..300).contains(&status) {
+        return;
+    }
+    let correlation = call
+        .header("x-ms-correlation-request-id")
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let time = crate::state::now_rfc3339();
+    let request_id = call
+        .header("x-ms-client-request-id")
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut url = format!("{}{}", shared.urls.arm, call.path);
+    if let Some(v) = call.query.get("api-version") {
+        url.push_str(&format!("?api-version={v}"));
+    }
+    if let Some(e) = crate::events::event(
+        &call.method,
+        &call.path,
+        caller,
+        &shared.signer.tenant_id,
+        &correlation,
+        &time,
+        (&request_id, &url),
+    ) {
+        let mut world = shared.world();
+        world.events.push_back(e);
+        while world.events.len() > crate::events::KEPT {
+            world.events.pop_front();
+        }
+    }
 }
 
 fn random_fault(shared: &Shared) -> Option<Result<HttpResponse, DropConnection>> {
@@ -1604,6 +1646,10 @@ fn admin_control(
     let bad = bad_body;
     let reply: Result<Reply, ApiError> = match (method, s) {
         ("GET", ["health"]) => Ok(Reply::Json(200, json!({"status": "ok"}))),
+        ("GET", ["events"]) => Ok(Reply::Json(
+            200,
+            Value::Array(shared.world().events.iter().cloned().collect()),
+        )),
         ("GET", ["counters"]) => Ok(Reply::Json(
             200,
             serde_json::to_value(&shared.control().counters).unwrap_or_default(),
@@ -1614,6 +1660,7 @@ fn admin_control(
             world.factories.clear();
             world.runs.clear();
             world.failing_pipelines.clear();
+            world.events.clear();
             Ok(Reply::Json(200, json!({"reset": true})))
         }
         ("GET", ["settings"]) => Ok(Reply::Json(

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod clock;
 pub mod control;
 pub mod error;
+pub mod events;
 pub mod extension;
 pub mod generate;
 pub mod graph;

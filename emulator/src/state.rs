@@ -116,6 +116,9 @@ pub struct World {
     /// Custom role definitions (Microsoft.Authorization/roleDefinitions).
     #[serde(default)]
     pub role_definitions: Vec<Value>,
+    /// ARM's events for the writes accepted (crate::events), oldest first.
+    #[serde(default)]
+    pub events: std::collections::VecDeque<Value>,
 }
 
 pub fn factory_key(subscription: &str, resource_group: &str, factory: &str) -> String {

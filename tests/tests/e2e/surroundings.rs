@@ -1039,3 +1039,104 @@ fn keys_and_types(path: &str, documented: &Value, answer: &Value, out: &mut Vec<
         _ => {}
     }
 }
+
+/// ARM's events for accepted writes, in the Event Grid schema of
+/// event-schema-resource-groups.ResourceWriteSuccess.json,
+/// …ResourceDeleteSuccess.json and …ResourceActionSuccess.json: the same
+/// keys and types (the claims are the caller's token's, not the sample
+/// user's), one per write, none for a refused one or a read.
+#[tokio::test]
+async fn writes_raise_arm_events_shaped_as_event_grid_delivers_them() {
+    let Some(dir) = spec_examples() else { return };
+    let dir = dir.join("surroundings/eventgrid");
+    let emu = start_emulator(|_| {}).await;
+    let arm = Arm::new(&emu).await;
+    let f = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-events/providers/Microsoft.DataFactory/factories/adf-events";
+    assert_eq!(
+        arm.call(
+            "PUT",
+            f,
+            "2018-06-01",
+            Some(&json!({"location": "westeurope"}))
+        )
+        .await
+        .0,
+        200
+    );
+    let pipeline = format!("{f}/pipelines/PL_A");
+    let body = json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}});
+    assert_eq!(
+        arm.call("PUT", &pipeline, "2018-06-01", Some(&body))
+            .await
+            .0,
+        200
+    );
+    let _ = arm.call("GET", &pipeline, "2018-06-01", None).await;
+    let (refused, _) = arm
+        .call(
+            "PUT",
+            &format!("{f}/pipelines/bad%20name%3F"),
+            "2018-06-01",
+            Some(&json!({})),
+        )
+        .await;
+    assert!(refused >= 400);
+    assert_eq!(
+        arm.call("DELETE", &pipeline, "2018-06-01", None).await.0,
+        200
+    );
+    let events: Vec<Value> = raw_client()
+        .get(format!("{}/_emulator/events", emu.urls().arm))
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Microsoft.Resources.ResourceWriteSuccess",
+            "Microsoft.Resources.ResourceWriteSuccess",
+            "Microsoft.Resources.ResourceDeleteSuccess"
+        ],
+        "one per accepted write, none for a read or a refusal"
+    );
+    let mut failures = Vec::new();
+    for (event, sample) in [
+        (&events[1], "ResourceWriteSuccess"),
+        (&events[2], "ResourceDeleteSuccess"),
+    ] {
+        let mut documented =
+            example(&dir, &format!("event-schema-resource-groups.{sample}.json"))[0].clone();
+        // The sample's claims are its user's; ours are the caller's.
+        documented["data"]["claims"] = json!({});
+        keys_and_types(sample, &documented, event, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        events[1]["data"]["operationName"],
+        "Microsoft.DataFactory/factories/pipelines/write"
+    );
+    assert_eq!(events[1]["subject"], pipeline);
+    assert_eq!(
+        events[2]["data"]["operationName"],
+        "Microsoft.DataFactory/factories/pipelines/delete"
+    );
+    assert_eq!(
+        events[1]["data"]["claims"]["http://schemas.microsoft.com/identity/claims/objectidentifier"],
+        "surroundings"
+    );
+    let action = example(
+        &dir,
+        "event-schema-resource-groups.ResourceActionSuccess.json",
+    );
+    assert_eq!(
+        action[0]["eventType"],
+        "Microsoft.Resources.ResourceActionSuccess"
+    );
+}

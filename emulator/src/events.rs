@@ -1,0 +1,180 @@
+//! Azure Resource Manager's events, as Event Grid delivers them from a
+//! subscription's system topic: one per write the emulator accepts on
+//! Microsoft.DataFactory (ResourceWriteSuccess, ResourceDeleteSuccess, and
+//! ResourceActionSuccess for actions such as a trigger's start), in the
+//! Event Grid schema of Microsoft's samples
+//! (event-schema-resource-groups.Resource*Success.json): the resource, the
+//! operation, the caller's claims and a correlation id, no body. Kept in
+//! the world for `GET /_emulator/events`; the issue-18 capture reads them
+//! from a queue (not yet delivered there).
+
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+
+/// The most events kept (oldest dropped first).
+pub const KEPT: usize = 10_000;
+
+/// `Microsoft.DataFactory/factories/pipelines/write` for a PUT of
+/// `…/providers/Microsoft.DataFactory/factories/F/pipelines/P`;
+/// `…/triggers/start/action` for a POST of `…/triggers/T/start`.
+pub fn operation(method: &str, path: &str) -> Option<(String, &'static str)> {
+    let i = path.find("/providers/")?;
+    let parts: Vec<&str> = path[i + "/providers/".len()..]
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (namespace, rest) = parts.split_first()?;
+    if !namespace.eq_ignore_ascii_case("Microsoft.DataFactory") {
+        return None;
+    }
+    // Resource types are the even positions (factories, pipelines, …);
+    // a trailing odd one out is an action (start, stop).
+    let mut types: Vec<&str> = rest.iter().step_by(2).copied().collect();
+    let action = (rest.len() % 2 == 1).then(|| types.pop()).flatten();
+    let base = format!("{namespace}/{}", types.join("/"));
+    Some(match (method, action) {
+        ("POST", Some(a)) => (
+            format!("{base}/{a}/action"),
+            "Microsoft.Resources.ResourceActionSuccess",
+        ),
+        ("DELETE", _) => (
+            format!("{base}/delete"),
+            "Microsoft.Resources.ResourceDeleteSuccess",
+        ),
+        ("POST", None) => (
+            format!("{base}/action"),
+            "Microsoft.Resources.ResourceActionSuccess",
+        ),
+        _ => (
+            format!("{base}/write"),
+            "Microsoft.Resources.ResourceWriteSuccess",
+        ),
+    })
+}
+
+/// The event for an accepted `method` on `path` by `caller`.
+/// `request` is the request's (client request id, URL); deletes and
+/// actions carry it as `httpRequest`, as the samples show.
+pub fn event(
+    method: &str,
+    path: &str,
+    caller: &Caller,
+    tenant: &str,
+    correlation: &str,
+    time: &str,
+    request: (&str, &str),
+) -> Option<Value> {
+    let (action, event_type) = operation(method, path)?;
+    // The resource an action is on (`…/triggers/T`, not `…/triggers/T/start`).
+    let resource = if event_type.ends_with("ActionSuccess")
+        && path.rsplit('/').next().is_some_and(|l| !l.is_empty())
+    {
+        let trimmed = path.trim_end_matches('/');
+        let depth = trimmed[trimmed.find("/providers/")? + 11..]
+            .split('/')
+            .count();
+        if depth % 2 == 0 {
+            trimmed.rsplit_once('/').map_or(trimmed, |(r, _)| r)
+        } else {
+            trimmed
+        }
+    } else {
+        path.trim_end_matches('/')
+    };
+    let subscription = resource.split('/').nth(2).unwrap_or_default();
+    let group = resource.split('/').nth(4).unwrap_or_default();
+    let mut out = json!({
+        "subject": resource,
+        "eventType": event_type,
+        "eventTime": time,
+        "id": uuid::Uuid::new_v4().to_string(),
+        "data": {
+            "authorization": {"scope": resource, "action": action, "evidence": {"role": "Data Factory Contributor"}},
+            "claims": {
+                "aud": caller.audience,
+                "appid": caller.app_id,
+                "http://schemas.microsoft.com/identity/claims/objectidentifier": caller.object_id,
+                "http://schemas.microsoft.com/identity/claims/tenantid": tenant,
+                "ver": "1.0"
+            },
+            "correlationId": correlation,
+            "resourceProvider": "Microsoft.DataFactory",
+            "resourceUri": resource,
+            "operationName": action,
+            "status": "Succeeded",
+            "subscriptionId": subscription,
+            "tenantId": tenant
+        },
+        "dataVersion": "2",
+        "metadataVersion": "1",
+        "topic": format!("/subscriptions/{subscription}/resourceGroups/{group}")
+    });
+    if !event_type.ends_with("WriteSuccess") {
+        out["data"]["httpRequest"] = json!({
+            "clientRequestId": request.0, "clientIpAddress": "127.0.0.1", "method": method, "url": request.1
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_deletes_and_actions_are_named_as_arm_names_them() {
+        let f = "/subscriptions/s/resourceGroups/r/providers/Microsoft.DataFactory/factories/f";
+        assert_eq!(
+            operation("PUT", &format!("{f}/pipelines/p")),
+            Some((
+                "Microsoft.DataFactory/factories/pipelines/write".into(),
+                "Microsoft.Resources.ResourceWriteSuccess"
+            ))
+        );
+        assert_eq!(
+            operation("DELETE", &format!("{f}/datasets/d")),
+            Some((
+                "Microsoft.DataFactory/factories/datasets/delete".into(),
+                "Microsoft.Resources.ResourceDeleteSuccess"
+            ))
+        );
+        assert_eq!(
+            operation("POST", &format!("{f}/triggers/t/start")),
+            Some((
+                "Microsoft.DataFactory/factories/triggers/start/action".into(),
+                "Microsoft.Resources.ResourceActionSuccess"
+            ))
+        );
+        assert_eq!(
+            operation("PUT", f).map(|o| o.0),
+            Some("Microsoft.DataFactory/factories/write".into())
+        );
+        assert_eq!(
+            operation(
+                "PUT",
+                "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a"
+            ),
+            None
+        );
+        let caller = Caller {
+            object_id: "oid".into(),
+            app_id: "app".into(),
+            audience: "https://management.azure.com/".into(),
+        };
+        let e = event(
+            "POST",
+            &format!("{f}/triggers/t/start"),
+            &caller,
+            "tid",
+            "corr",
+            "2026-12-01T00:00:00Z",
+            ("rid", "https://arm/x"),
+        )
+        .expect("event");
+        assert_eq!(e["data"]["httpRequest"]["method"], "POST");
+        assert_eq!(e["subject"], format!("{f}/triggers/t"));
+        assert_eq!(e["data"]["claims"]["appid"], "app");
+        assert_eq!(e["topic"], "/subscriptions/s/resourceGroups/r");
+    }
+}
