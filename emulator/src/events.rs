@@ -74,7 +74,7 @@ pub fn event(
         let depth = trimmed[trimmed.find("/providers/")? + 11..]
             .split('/')
             .count();
-        if depth % 2 == 0 {
+        if depth.is_multiple_of(2) {
             trimmed.rsplit_once('/').map_or(trimmed, |(r, _)| r)
         } else {
             trimmed
