@@ -5,8 +5,10 @@
 //! Event Grid schema of Microsoft's samples
 //! (event-schema-resource-groups.Resource*Success.json): the resource, the
 //! operation, the caller's claims and a correlation id, no body. Kept in
-//! the world for `GET /_emulator/events`; the issue-18 capture reads them
-//! from a queue (not yet delivered there).
+//! the world for `GET /_emulator/events`, and with `--events-queue`
+//! delivered to a Storage Queue as an Event Grid subscription would: one
+//! message per event, its text the event's JSON, authenticated with a token
+//! from the emulator's own Entra endpoint, retried until the queue takes it.
 
 use serde_json::{Value, json};
 
@@ -116,6 +118,68 @@ pub fn event(
         });
     }
     Some(out)
+}
+
+/// A Storage Queue message for `event` (Put Message's body): the event's
+/// JSON as the message text, as Event Grid writes it.
+pub fn queue_message(event: &Value) -> String {
+    let text = event
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>")
+}
+
+/// Delivers each event to `queue` (…/ACCOUNT/QUEUE), in order, retrying a
+/// refusal or an outage with backoff; an event is never dropped for the
+/// queue being down.
+pub(crate) async fn deliver(
+    shared: std::sync::Arc<crate::Shared>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    queue: url::Url,
+    ca: Option<std::path::PathBuf>,
+) {
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+    if let Some(pem) = ca.and_then(|p| std::fs::read(p).ok())
+        && let Ok(cert) = reqwest::Certificate::from_pem(&pem)
+    {
+        builder = builder.add_root_certificate(cert);
+    }
+    let Ok(client) = builder.build() else {
+        tracing::error!("events: no HTTP client; events are kept, not delivered");
+        return;
+    };
+    let url = format!("{}/messages", queue.as_str().trim_end_matches('/'));
+    while let Some(event) = events.recv().await {
+        let body = queue_message(&event);
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            let (token, _) = shared.signer.mint(
+                "https://storage.azure.com/",
+                "adf-emulator-eventgrid",
+                "eventgrid",
+                3600,
+            );
+            let sent = client
+                .post(&url)
+                .bearer_auth(token)
+                .header("x-ms-version", "2021-08-06")
+                .header("content-type", "application/xml")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), "events: the queue refused an event; retrying")
+                }
+                Err(e) => tracing::warn!(error = %e, "events: the queue is unreachable; retrying"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(10));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -275,6 +275,9 @@ fn publish(shared: &Shared, call: &Call, caller: &Caller, reply: &Result<Reply, 
         &time,
         (&request_id, &url),
     ) {
+        if let Some(tx) = &shared.events {
+            let _ = tx.send(e.clone());
+        }
         let mut world = shared.world();
         world.events.push_back(e);
         while world.events.len() > crate::events::KEPT {

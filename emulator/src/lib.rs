@@ -94,6 +94,10 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     pub tenant_id: String,
     pub identity_header: String,
+    /// Where ARM's events go, as an Event Grid subscription to a Storage
+    /// Queue would put them (`--events-queue`), and the CA that queue's
+    /// certificate chains to.
+    pub events_queue: Option<(url::Url, Option<PathBuf>)>,
 }
 
 impl Config {
@@ -109,6 +113,7 @@ impl Config {
             state_file: None,
             tenant_id: DEFAULT_TENANT.to_string(),
             identity_header: uuid::Uuid::new_v4().simple().to_string(),
+            events_queue: None,
         }
     }
 }
@@ -143,6 +148,8 @@ pub(crate) struct Shared {
     signing_key_b64: String,
     state_file: Option<PathBuf>,
     dirty: AtomicBool,
+    /// ARM's events to deliver to the queue (None: kept only).
+    pub(crate) events: Option<tokio::sync::mpsc::UnboundedSender<serde_json::Value>>,
 }
 
 impl Shared {
@@ -280,6 +287,14 @@ impl Emulator {
         let key = base64::engine::general_purpose::STANDARD
             .decode(&key_b64)
             .context("emulator state has a corrupt signing key")?;
+        let (events_tx, events_rx) = match &config.events_queue {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let mut tasks_before = Vec::new();
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             control: Mutex::new(control::Control {
@@ -292,7 +307,16 @@ impl Emulator {
             signing_key_b64: key_b64,
             state_file: config.state_file.clone(),
             dirty: AtomicBool::new(false),
+            events: events_tx,
         });
+        if let (Some(rx), Some((queue, ca))) = (events_rx, &config.events_queue) {
+            tasks_before.push(tokio::spawn(events::deliver(
+                shared.clone(),
+                rx,
+                queue.clone(),
+                ca.clone(),
+            )));
+        }
         let mut seed_warnings = Vec::new();
         for spec in &config.seeds {
             let target = format!(
@@ -312,6 +336,7 @@ impl Emulator {
             )),
             tokio::spawn(serve(mi_listener, None, shared.clone())),
         ];
+        tasks.append(&mut tasks_before);
         if shared.state_file.is_some() {
             let flusher = shared.clone();
             tasks.push(tokio::spawn(async move {

@@ -41,6 +41,13 @@ struct Args {
     /// Keep factories across restarts in this file.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Deliver ARM's events for accepted writes to this Storage Queue
+    /// (https://HOST/ACCOUNT/QUEUE), as an Event Grid subscription would.
+    #[arg(long, value_name = "QUEUE_URL")]
+    events_queue: Option<url::Url>,
+    /// The CA the queue's certificate chains to (PEM).
+    #[arg(long, value_name = "FILE", requires = "events_queue")]
+    events_ca: Option<PathBuf>,
     #[arg(long, default_value = adf_emulator::DEFAULT_TENANT)]
     tenant: String,
     /// The secret the managed identity endpoint expects in X-IDENTITY-HEADER (default: random).
@@ -105,6 +112,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.mi_listen = args.mi_listen;
     config.seeds = args.seed;
     config.state_file = args.state;
+    config.events_queue = args.events_queue.map(|q| (q, args.events_ca));
     config.tenant_id = args.tenant;
     if let Some(h) = args.identity_header {
         config.identity_header = h;

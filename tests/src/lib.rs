@@ -405,3 +405,65 @@ pub fn comparable(kind: adf_emulator::kinds::Kind, body: &serde_json::Value) -> 
     adf_emulator::state::mask_secure_strings(&mut props);
     props
 }
+
+/// Azurite's queue service beside its blob service (issue 18: where ARM's
+/// events arrive, as an Event Grid subscription to a Storage Queue puts
+/// them): HTTPS with the test CA, OAuth, the account `adfdrweu`.
+pub struct AzuriteQueues {
+    _process: Supervised,
+    pub port: u16,
+}
+
+impl AzuriteQueues {
+    pub fn start() -> AzuriteQueues {
+        let bin = workspace_root().join("tools/azurite/node_modules/.bin/azurite-queue");
+        assert!(
+            bin.exists(),
+            "{} is missing; run scripts/setup",
+            bin.display()
+        );
+        let port = free_port();
+        let tls = tls_dir();
+        let args: Vec<String> = [
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            &port.to_string(),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--oauth",
+            "basic",
+            "--cert",
+            &tls.join("server.pem").display().to_string(),
+            "--key",
+            &tls.join("server.key").display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode("adfdrweu-queue-key");
+        let mut process = Supervised::spawn(
+            "azurite-queue",
+            &bin,
+            &args,
+            &[("AZURITE_ACCOUNTS", format!("adfdrweu:{key}"))],
+        );
+        wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            &mut process.child,
+            "azurite-queue",
+            Duration::from_secs(30),
+        );
+        AzuriteQueues {
+            _process: process,
+            port,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT/adfdrweu/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/adfdrweu/{name}", self.port)
+    }
+}

@@ -66,3 +66,98 @@ async fn expired_storage_tokens_are_refused() {
         "Azurite checks token expiry under --oauth basic"
     );
 }
+
+/// ARM's events reach a Storage Queue (Azurite's queue service) as an
+/// Event Grid subscription would put them: one message per accepted write,
+/// its text the event's JSON, in order.
+#[tokio::test]
+async fn the_emulator_delivers_arms_events_to_a_storage_queue() {
+    let queues = adfdr_tests::AzuriteQueues::start();
+    let queue = queues.url("arm-events");
+    let emu = adfdr_tests::start_emulator(|c| {
+        c.events_queue = Some((queue.parse().expect("url"), Some(adfdr_tests::ca_pem())));
+    })
+    .await;
+    let client = adfdr_tests::raw_client();
+    let storage = emu.mint_token("https://storage.azure.com/", "queue-reader", 3600);
+    let made = client
+        .put(&queue)
+        .bearer_auth(&storage)
+        .header("x-ms-version", "2021-08-06")
+        .send()
+        .await
+        .expect("create the queue");
+    assert!(made.status().is_success(), "{}", made.status());
+    let arm = emu.mint_token("https://management.azure.com/", "sdk-user", 3600);
+    let f = format!(
+        "{}/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-q/providers/Microsoft.DataFactory/factories/adf-q",
+        emu.urls().arm
+    );
+    for (path, body) in [
+        (f.clone(), serde_json::json!({"location": "westeurope"})),
+        (
+            format!("{f}/pipelines/PL_Q"),
+            serde_json::json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}}),
+        ),
+    ] {
+        let r = client
+            .put(format!("{path}?api-version=2018-06-01"))
+            .bearer_auth(&arm)
+            .json(&body)
+            .send()
+            .await
+            .expect("put");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let mut texts = Vec::new();
+    for _ in 0..50 {
+        let listed = client
+            .get(format!("{queue}/messages?numofmessages=32&peekonly=true"))
+            .bearer_auth(&storage)
+            .header("x-ms-version", "2021-08-06")
+            .send()
+            .await
+            .expect("peek")
+            .text()
+            .await
+            .unwrap_or_default();
+        texts = listed
+            .split("<MessageText>")
+            .skip(1)
+            .filter_map(|m| m.split("</MessageText>").next())
+            .map(|t| {
+                t.replace("&quot;", "\"")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
+            })
+            .collect();
+        if texts.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    let events: Vec<serde_json::Value> = texts
+        .iter()
+        .map(|t| serde_json::from_str(t).expect("an event's JSON"))
+        .collect();
+    assert_eq!(
+        events[0]["data"]["operationName"],
+        "Microsoft.DataFactory/factories/write"
+    );
+    assert_eq!(
+        events[1]["data"]["operationName"],
+        "Microsoft.DataFactory/factories/pipelines/write"
+    );
+    assert!(
+        events[1]["subject"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("/pipelines/PL_Q"))
+    );
+    assert_eq!(
+        events[1]["data"]["claims"]["http://schemas.microsoft.com/identity/claims/objectidentifier"],
+        "sdk-user",
+        "the caller is the author"
+    );
+}
