@@ -1666,24 +1666,8 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
     .expect("config");
     let (mut agent, socket) = rig.spawn(&[]);
     wait_for(&socket, "READY=1", Duration::from_secs(15));
-    // As systemd does, keep reading the notify socket: a full one blocks
-    // the agent's next STATUS= write.
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            let _ = socket.recv(&mut buf);
-        }
-    });
-    let snapshots = |name: &str| {
-        let dir = rig.dir.join("weu/v1").join(name).join("snapshots");
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    keep_reading(socket);
+    let snapshots = |name: &str| manifests(&rig.dir.join("weu"), name);
     // The probes a kubelet uses, on their own port.
     let live = http_get(health, "/healthz");
     assert!(live.contains(" 200 ") && live.ends_with("ok\n"), "{live}");
@@ -1813,12 +1797,7 @@ async fn three_agents_share_a_discovered_fleet_and_survive_the_loss_of_one() {
         .expect("config");
         let (child, socket) = rig.spawn_with(&config, &format!("{name}.log"), &[]);
         wait_for(&socket, "READY=1", Duration::from_secs(15));
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                let _ = socket.recv(&mut buf);
-            }
-        });
+        keep_reading(socket);
         agents.push((child, port));
     }
     let scrape = |port: u16| samples(&http_get(port, "/metrics"));
@@ -1832,15 +1811,7 @@ async fn three_agents_share_a_discovered_fleet_and_survive_the_loss_of_one() {
             })
             .collect()
     };
-    let snapshots = |name: &str| {
-        std::fs::read_dir(rig.dir.join("weu/v1").join(name).join("snapshots"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let snapshots = |name: &str| manifests(&rig.dir.join("weu"), name);
     // Held by two agents at two polls in a row: a real overlap, not a
     // handover caught between two scrapes.
     let mut twice: BTreeSet<String> = BTreeSet::new();
@@ -2008,12 +1979,7 @@ async fn a_fleet_in_one_subscription_stays_inside_arms_budget() {
     .expect("config");
     let (mut agent, socket) = rig.spawn(&[]);
     wait_for(&socket, "READY=1", Duration::from_secs(15));
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            let _ = socket.recv(&mut buf);
-        }
-    });
+    keep_reading(socket);
     let mut metrics = Default::default();
     until(
         "all twelve are backed up",
@@ -2057,4 +2023,26 @@ async fn a_fleet_in_one_subscription_stays_inside_arms_budget() {
             0.0
         );
     }
+}
+
+/// Keeps reading an agent's notify socket, as systemd does: a full one
+/// blocks the agent's next STATUS= write.
+fn keep_reading(socket: UnixDatagram) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let _ = socket.recv(&mut buf);
+        }
+    });
+}
+
+/// Committed snapshots of `factory` in a directory location.
+fn manifests(location: &std::path::Path, factory: &str) -> usize {
+    std::fs::read_dir(location.join("v1").join(factory).join("snapshots"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+                .count()
+        })
+        .unwrap_or(0)
 }

@@ -407,7 +407,8 @@ pub fn markdown(r: &Report) -> String {
     md
 }
 
-fn esc(s: &str) -> String {
+/// HTML-escaped text (also for the history page).
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -5,12 +5,7 @@
 use adfdr_core::catalog::DrillRecord;
 use adfdr_core::plan::drill::human;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::drill::esc;
 
 const W: f64 = 640.0;
 const H: f64 = 200.0;

@@ -19,15 +19,15 @@ pub const KEPT: usize = 10_000;
 
 /// `Microsoft.DataFactory/factories/pipelines/write` for a PUT of
 /// `…/providers/Microsoft.DataFactory/factories/F/pipelines/P`;
-/// `…/triggers/start/action` for a POST of `…/triggers/T/start`.
-pub fn operation(method: &str, path: &str) -> Option<(String, &'static str)> {
+/// `…/triggers/start/action` for a POST of `…/triggers/T/start`. With the
+/// event type, and the resource it is on (`…/triggers/T` for that POST).
+pub fn operation(method: &str, path: &str) -> Option<(String, &'static str, String)> {
+    let path = path.trim_end_matches('/');
     let i = path.find("/providers/")?;
-    let parts: Vec<&str> = path[i + "/providers/".len()..]
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let parts: Vec<&str> = path[i + "/providers/".len()..].split('/').collect();
     let (namespace, rest) = parts.split_first()?;
-    if !namespace.eq_ignore_ascii_case("Microsoft.DataFactory") {
+    if !namespace.eq_ignore_ascii_case("Microsoft.DataFactory") || rest.iter().any(|p| p.is_empty())
+    {
         return None;
     }
     // Resource types are the even positions (factories, pipelines, …);
@@ -35,24 +35,30 @@ pub fn operation(method: &str, path: &str) -> Option<(String, &'static str)> {
     let mut types: Vec<&str> = rest.iter().step_by(2).copied().collect();
     let action = (rest.len() % 2 == 1).then(|| types.pop()).flatten();
     let base = format!("{namespace}/{}", types.join("/"));
-    Some(match (method, action) {
+    let resource = match action {
+        Some(_) => path.rsplit_once('/').map_or(path, |(r, _)| r),
+        None => path,
+    }
+    .to_string();
+    let (name, event_type) = match (method, action) {
         ("POST", Some(a)) => (
             format!("{base}/{a}/action"),
+            "Microsoft.Resources.ResourceActionSuccess",
+        ),
+        ("POST", None) => (
+            format!("{base}/action"),
             "Microsoft.Resources.ResourceActionSuccess",
         ),
         ("DELETE", _) => (
             format!("{base}/delete"),
             "Microsoft.Resources.ResourceDeleteSuccess",
         ),
-        ("POST", None) => (
-            format!("{base}/action"),
-            "Microsoft.Resources.ResourceActionSuccess",
-        ),
         _ => (
             format!("{base}/write"),
             "Microsoft.Resources.ResourceWriteSuccess",
         ),
-    })
+    };
+    Some((name, event_type, resource))
 }
 
 /// The event for an accepted `method` on `path` by `caller`.
@@ -67,23 +73,8 @@ pub fn event(
     time: &str,
     request: (&str, &str),
 ) -> Option<Value> {
-    let (action, event_type) = operation(method, path)?;
-    // The resource an action is on (`…/triggers/T`, not `…/triggers/T/start`).
-    let resource = if event_type.ends_with("ActionSuccess")
-        && path.rsplit('/').next().is_some_and(|l| !l.is_empty())
-    {
-        let trimmed = path.trim_end_matches('/');
-        let depth = trimmed[trimmed.find("/providers/")? + 11..]
-            .split('/')
-            .count();
-        if depth.is_multiple_of(2) {
-            trimmed.rsplit_once('/').map_or(trimmed, |(r, _)| r)
-        } else {
-            trimmed
-        }
-    } else {
-        path.trim_end_matches('/')
-    };
+    let (action, event_type, resource) = operation(method, path)?;
+    let resource = resource.as_str();
     let subscription = resource.split('/').nth(2).unwrap_or_default();
     let group = resource.split('/').nth(4).unwrap_or_default();
     let mut out = json!({
@@ -190,21 +181,21 @@ mod tests {
     fn writes_deletes_and_actions_are_named_as_arm_names_them() {
         let f = "/subscriptions/s/resourceGroups/r/providers/Microsoft.DataFactory/factories/f";
         assert_eq!(
-            operation("PUT", &format!("{f}/pipelines/p")),
+            operation("PUT", &format!("{f}/pipelines/p")).map(|o| (o.0, o.1)),
             Some((
                 "Microsoft.DataFactory/factories/pipelines/write".into(),
                 "Microsoft.Resources.ResourceWriteSuccess"
             ))
         );
         assert_eq!(
-            operation("DELETE", &format!("{f}/datasets/d")),
+            operation("DELETE", &format!("{f}/datasets/d")).map(|o| (o.0, o.1)),
             Some((
                 "Microsoft.DataFactory/factories/datasets/delete".into(),
                 "Microsoft.Resources.ResourceDeleteSuccess"
             ))
         );
         assert_eq!(
-            operation("POST", &format!("{f}/triggers/t/start")),
+            operation("POST", &format!("{f}/triggers/t/start")).map(|o| (o.0, o.1)),
             Some((
                 "Microsoft.DataFactory/factories/triggers/start/action".into(),
                 "Microsoft.Resources.ResourceActionSuccess"

@@ -232,6 +232,28 @@ pub struct Azurite {
     pub accounts: Vec<StorageAccount>,
 }
 
+/// Azurite's flags for one `service` (blob, queue) on `port`: loopback,
+/// in memory, TLS with the test CA, OAuth.
+fn azurite_args(service: &str, port: u16) -> Vec<String> {
+    let tls = tls_dir();
+    [
+        format!("--{service}Host"),
+        "127.0.0.1".into(),
+        format!("--{service}Port"),
+        port.to_string(),
+        "--inMemoryPersistence".into(),
+        "--disableTelemetry".into(),
+        "--skipApiVersionCheck".into(),
+        "--oauth".into(),
+        "basic".into(),
+        "--cert".into(),
+        tls.join("server.pem").display().to_string(),
+        "--key".into(),
+        tls.join("server.key").display().to_string(),
+    ]
+    .into()
+}
+
 pub fn azurite_bin() -> PathBuf {
     workspace_root().join("tools/azurite/node_modules/.bin/azurite-blob")
 }
@@ -288,25 +310,7 @@ impl Azurite {
             .map(|a| format!("{}:{}", a.name, a.key))
             .collect::<Vec<_>>()
             .join(";");
-        let tls = tls_dir();
-        let args: Vec<String> = [
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--oauth",
-            "basic",
-            "--cert",
-            &tls.join("server.pem").display().to_string(),
-            "--key",
-            &tls.join("server.key").display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = azurite_args("blob", port);
         let mut process = Supervised::spawn(
             "azurite",
             &bin,
@@ -423,25 +427,7 @@ impl AzuriteQueues {
             bin.display()
         );
         let port = free_port();
-        let tls = tls_dir();
-        let args: Vec<String> = [
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--oauth",
-            "basic",
-            "--cert",
-            &tls.join("server.pem").display().to_string(),
-            "--key",
-            &tls.join("server.key").display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = azurite_args("queue", port);
         use base64::Engine;
         let key = base64::engine::general_purpose::STANDARD.encode("adfdrweu-queue-key");
         let mut process = Supervised::spawn(

@@ -166,6 +166,16 @@ pub async fn discover(engine: &Engine) -> Result<Discovery, OpError> {
 /// blocks, not those an earlier discovery added), through `engine`'s
 /// clients and store.
 pub async fn discover_for(engine: &Engine, config: &Config) -> Result<Discovery, OpError> {
+    discover_against(engine, config, &stored(engine).await).await
+}
+
+/// The same, with `stored` the factories the store holds snapshots of (for
+/// a caller that has listed the store already).
+pub async fn discover_against(
+    engine: &Engine,
+    config: &Config,
+    stored: &BTreeSet<String>,
+) -> Result<Discovery, OpError> {
     let arm = engine.arm.as_ref();
     let subs = subscriptions(arm, config).await?;
     let (found, source) = match by_graph(arm, &subs).await {
@@ -193,13 +203,7 @@ pub async fn discover_for(engine: &Engine, config: &Config) -> Result<Discovery,
         .iter()
         .map(|f| f.get_ref().clone())
         .collect();
-    let coverage = decide(
-        &found,
-        &blocks,
-        &config.policies,
-        &explicit,
-        &stored(engine).await,
-    );
+    let coverage = decide(&found, &blocks, &config.policies, &explicit, stored);
     Ok(Discovery {
         source,
         subscriptions: subs,

@@ -161,26 +161,18 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
         .iter()
         .map(|f| (f.get_ref().name.clone(), (f.get_ref().clone(), None)))
         .collect();
-    let mut discovery_error = None;
-    let mut gone = Vec::new();
-    if !engine.config.discover.is_empty() {
-        match super::discover::discover(engine).await {
-            Ok(d) => {
-                for c in d.coverage.covered {
-                    configured.insert(c.name.clone(), (c.factory, Some(c.policy)));
-                }
-                gone = d.coverage.source_gone;
-            }
-            Err(e) => discovery_error = Some(e.to_string()),
-        }
-    }
-    // Newest confirmation per factory, from object names alone.
+    // Newest confirmation per factory, from object names alone (one
+    // listing, which discovery reuses).
     let mut confirmed: BTreeMap<String, time::OffsetDateTime> = BTreeMap::new();
+    let mut stored = std::collections::BTreeSet::new();
     for (_, result) in engine.replicas.list_all(layout::ROOT).await {
         let Ok(objects) = result else { continue };
         for o in objects {
             let (f, id) = match layout::parse(&o.key) {
-                Some(Parsed::Manifest { factory, snapshot }) => (factory, snapshot),
+                Some(Parsed::Manifest { factory, snapshot }) => {
+                    stored.insert(factory.clone());
+                    (factory, snapshot)
+                }
                 Some(Parsed::Checkpoint { factory, id }) => (factory, id),
                 _ => continue,
             };
@@ -188,6 +180,19 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
                 let e = confirmed.entry(f).or_insert(t);
                 *e = (*e).max(t);
             }
+        }
+    }
+    // A stored factory neither configured nor discovered is gone at the
+    // source (`known` is None below).
+    let mut discovery_error = None;
+    if !engine.config.discover.is_empty() {
+        match super::discover::discover_against(engine, &engine.config, &stored).await {
+            Ok(d) => {
+                for c in d.coverage.covered {
+                    configured.insert(c.name.clone(), (c.factory, Some(c.policy)));
+                }
+            }
+            Err(e) => discovery_error = Some(e.to_string()),
         }
     }
     let drills = super::catalog::drill_history(&engine.replicas, None, None, now).await?;
@@ -214,7 +219,7 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             .filter(|d| d.verdict == "passed")
             .map(|d| d.started.clone())
             .max();
-        let source_gone = known.is_none() || gone.contains(&name);
+        let source_gone = known.is_none();
         let mut attention = Vec::new();
         match (rpo, target) {
             (None, _) => attention.push("no backup yet".to_string()),
