@@ -175,6 +175,12 @@ async fn run(
             format!("unknown factory '{}'", body.factory),
         );
     }
+    if matches!(body.job, adfdr_core::ops::contract::Job::Capture { .. }) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "capture jobs come from the factory's event queue, not the socket; ask for a backup instead".into(),
+        );
+    }
     let id = c.register(&body.factory, body.job.kind(), Trigger::Request);
     let _ = c.requests.send(Request {
         id: id.clone(),

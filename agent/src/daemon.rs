@@ -54,6 +54,8 @@ struct Daemon {
     coverage: Option<adfdr_core::discovery::Coverage>,
     /// The last STATUS= sent to systemd.
     status: String,
+    /// Capture runs by run id: who waits to hear whether they sealed.
+    capture_acks: HashMap<String, oneshot::Sender<bool>>,
 }
 
 /// Runs `[[discover]]` at start and every `agent.discover_every` (and when
@@ -226,6 +228,12 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     tokio::spawn(posture(engine_tx.subscribe(), view.clone()));
     let (found_tx, mut found_rx) = mpsc::unbounded_channel();
     tokio::spawn(rediscover(engine_tx.subscribe(), base_rx, found_tx));
+    let (capture_tx, mut capture_rx) = mpsc::unbounded_channel();
+    tokio::spawn(crate::capture::run(
+        engine_tx.subscribe(),
+        view.clone(),
+        capture_tx,
+    ));
     let leases = tokio::spawn(crate::lease::run(
         engine_rx,
         view.clone(),
@@ -262,6 +270,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         base_tx,
         coverage: None,
         status: String::new(),
+        capture_acks: HashMap::new(),
     };
     let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
     tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
@@ -284,6 +293,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
             Some(event) = lease_rx.recv() => d.on_lease(event),
             Some(done) = done_rx.recv() => d.on_done(done),
             Some(found) = found_rx.recv() => d.on_discovered(found),
+            Some(event) = capture_rx.recv() => d.on_capture(event),
             _ = signals.hup.recv() => d.on_reload().await,
             _ = signals.term.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
             _ = signals.int.recv() => return d.shut_down(&mut signals, &mut done_rx, stop_timeout, lease_stop, leases).await,
@@ -304,6 +314,12 @@ impl Daemon {
     fn start_due(&mut self) {
         let (starts, refused) = self.scheduler.due(Utc::now(), &self.holders());
         for r in refused {
+            if let Some(ack) = self.capture_acks.remove(&r.id) {
+                // Another agent holds the factory: its events go back.
+                let _ = ack.send(false);
+                self.control.finish(&r.id, JobOutcome::failed(r.why));
+                continue;
+            }
             tracing::warn!(run = %r.id, "refused: {}", r.why);
             self.control.finish(&r.id, JobOutcome::failed(r.why));
         }
@@ -425,6 +441,9 @@ impl Daemon {
                     // Another agent may start on it: stop writing now (an
                     // abandoned upload leaves nothing that lists).
                     task.abort();
+                    if let Some(ack) = self.capture_acks.remove(&id) {
+                        let _ = ack.send(false);
+                    }
                     let why = "abandoned: the factory's lease was lost (another agent runs it now)";
                     tracing::warn!(%factory, run = %id, "{why}");
                     self.control.finish(&id, JobOutcome::failed(why));
@@ -446,8 +465,69 @@ impl Daemon {
         }
     }
 
+    /// The event queue's news: a window to seal (as a job of the factory,
+    /// only where this agent holds its lease), or the queue down or back.
+    fn on_capture(&mut self, event: crate::capture::Event) {
+        use crate::capture::Event;
+        match event {
+            Event::Ready {
+                factory,
+                changes,
+                done,
+            } => {
+                if !self.scheduler.owns(&factory) {
+                    // Another agent holds it: the messages go back to the
+                    // queue for the holder to read.
+                    let _ = done.send(false);
+                    return;
+                }
+                let id = self
+                    .control
+                    .register(&factory, JobKind::Capture, Trigger::Schedule);
+                tracing::debug!(%factory, events = changes.len(), run = %id, "sealing a window of events");
+                self.capture_acks.insert(id.clone(), done);
+                self.scheduler.request(Request {
+                    id,
+                    factory,
+                    job: adfdr_core::ops::contract::Job::Capture { changes },
+                });
+            }
+            Event::Down {
+                queue,
+                factories,
+                why,
+            } => {
+                for f in &factories {
+                    self.scheduler.events(f, false);
+                }
+                tracing::warn!(%queue, factories = %factories.join(","), %why, "capture falls back to the scheduled listing (backup = …) until the queue answers");
+            }
+            Event::Up { queue, factories } => {
+                for f in &factories {
+                    if self.scheduler.events(f, true) && self.scheduler.owns(f) {
+                        // Events may have been lost while the queue was
+                        // out of reach: one listing now settles it.
+                        let id = self.control.register(f, JobKind::Backup, Trigger::Schedule);
+                        self.scheduler.request(Request {
+                            id,
+                            factory: f.clone(),
+                            job: adfdr_core::ops::contract::Job::Backup {
+                                force: false,
+                                reconcile: false,
+                            },
+                        });
+                    }
+                }
+                tracing::info!(%queue, factories = %factories.join(","), "capturing from events");
+            }
+        }
+    }
+
     fn on_done(&mut self, done: Done) {
         self.handles.remove(&done.factory);
+        if let Some(ack) = self.capture_acks.remove(&done.id) {
+            let _ = ack.send(done.outcome.ok);
+        }
         self.scheduler
             .finished(&done.factory, done.kind, Utc::now());
         let ok = done.outcome.ok;

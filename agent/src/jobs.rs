@@ -39,7 +39,8 @@ async fn dispatch(
     job: &Job,
 ) -> JobOutcome {
     match job {
-        Job::Backup { force } => run_backup(engine, view, fc, *force).await,
+        Job::Backup { force, reconcile } => run_backup(engine, view, fc, *force, *reconcile).await,
+        Job::Capture { changes } => run_capture(engine, view, fc, changes.clone()).await,
         Job::Verify(o) => run_verify(engine, view, fc, o).await,
         Job::Prune { dry_run } => run_prune(engine, fc, *dry_run).await,
         Job::Drill(o) => run_drill(engine, fc, o).await,
@@ -51,6 +52,7 @@ async fn run_backup(
     view: &Shared,
     fc: &FactoryConfig,
     force: bool,
+    reconcile: bool,
 ) -> JobOutcome {
     repair_pending(engine, view, &fc.name).await;
     match backup::backup(engine, fc, force, system_clock).await {
@@ -68,6 +70,19 @@ async fn run_backup(
             if degraded {
                 summary.push_str("; degraded: a location missed its copy");
             }
+            if reconcile && !report.changed.is_empty() {
+                // Events should have said all of it: each change found here
+                // is an event that never came (or came and was set aside).
+                let drift = report.changed.len();
+                tracing::warn!(factory = %fc.name, drift, changed = %report.changed.join(","), "reconciliation found changes no event reported (missed events)");
+                view.lock()
+                    .expect("view")
+                    .capture
+                    .entry(fc.name.clone())
+                    .or_default()
+                    .drift += drift as u64;
+                summary.push_str(&format!("; drift: {drift} change(s) no event reported"));
+            }
             crate::audit(
                 engine,
                 AuditAction::Backup {
@@ -80,6 +95,73 @@ async fn run_backup(
                 degraded,
                 summary,
                 report: Some(JobReport::Backup(report)),
+            }
+        }
+        Err(e) => JobOutcome::failed(e.to_string()),
+    }
+}
+
+/// Seals a window of ARM's events (ops::capture) and records its lag.
+async fn run_capture(
+    engine: &Arc<Engine>,
+    view: &Shared,
+    fc: &FactoryConfig,
+    changes: Vec<adfdr_core::capture::Change>,
+) -> JobOutcome {
+    use adfdr_core::ops::capture::{self, Captured};
+    use adfdr_core::ops::contract::CaptureReport;
+    let times: Vec<time::OffsetDateTime> = changes.iter().filter_map(|c| c.at()).collect();
+    let events = changes.len() as u64;
+    match capture::capture(engine, fc, changes, system_clock).await {
+        Ok(c) => {
+            let report = CaptureReport::from_captured(&fc.name, &c);
+            let sealed = matches!(c, Captured::Sealed { .. } | Captured::Listed { .. });
+            let done = system_clock();
+            {
+                let mut v = view.lock().expect("view");
+                let stats = v.capture.entry(fc.name.clone()).or_default();
+                stats.coalesced += events;
+                stats.snapshots += u64::from(matches!(c, Captured::Sealed { .. }));
+                for t in &times {
+                    v.capture_lag
+                        .observe(&fc.name, (done - *t).as_seconds_f64().max(0.0));
+                }
+            }
+            let summary = match &c {
+                Captured::Sealed { .. } => format!(
+                    "snapshot {} from {} event(s): {} read, {} removed, {} changed",
+                    report.snapshot.as_deref().unwrap_or("?"),
+                    report.events,
+                    report.fetched,
+                    report.removed,
+                    report.changed
+                ),
+                Captured::Unchanged { snapshot, .. } => format!(
+                    "{} event(s) changed nothing {snapshot} does not hold",
+                    report.events
+                ),
+                Captured::FactoryDeleted { .. } => {
+                    "the factory was deleted: nothing sealed (its snapshots are kept)".to_string()
+                }
+                Captured::Listed { why, .. } => format!(
+                    "listed in full ({why}): snapshot {}",
+                    report.snapshot.as_deref().unwrap_or("?")
+                ),
+            };
+            if sealed {
+                crate::audit(
+                    engine,
+                    AuditAction::Capture {
+                        factory: fc.name.clone(),
+                        report: report.clone(),
+                    },
+                );
+            }
+            JobOutcome {
+                ok: true,
+                degraded: false,
+                summary,
+                report: Some(JobReport::Capture(report)),
             }
         }
         Err(e) => JobOutcome::failed(e.to_string()),

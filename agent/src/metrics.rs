@@ -60,6 +60,53 @@ pub struct View {
     /// agent is ready (config valid, store answered).
     pub alive: Option<std::time::Instant>,
     pub ready: bool,
+    /// Factory → continuous capture's counts (capture = "events").
+    pub capture: BTreeMap<String, CaptureStats>,
+    /// Queue → messages set aside in its poison queue.
+    pub poison: BTreeMap<String, u64>,
+    /// Event time to sealed snapshot, per factory.
+    pub capture_lag: CaptureLag,
+}
+
+/// One factory's capture, since the agent started.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureStats {
+    /// Events about it read from the queue (duplicates included).
+    pub received: u64,
+    /// Events sealed into snapshots (many per snapshot: coalesced).
+    pub coalesced: u64,
+    /// Snapshots sealed from events.
+    pub snapshots: u64,
+    /// Changes the reconciliation listing found that no event reported.
+    pub drift: u64,
+    /// The queue answered at the last try (None: not tried yet).
+    pub queue_up: Option<bool>,
+    /// When the queue last said nothing of the factory was waiting: its
+    /// stored state was current then.
+    pub confirmed: Option<DateTime<Utc>>,
+}
+
+/// Capture lag buckets: from a tenth of a second to ten minutes.
+#[derive(Clone)]
+pub struct CaptureLag(pub Family<Labels, Histogram, fn() -> Histogram>);
+
+impl Default for CaptureLag {
+    fn default() -> Self {
+        fn new() -> Histogram {
+            Histogram::new([
+                0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
+            ])
+        }
+        CaptureLag(Family::new_with_constructor(new))
+    }
+}
+
+impl CaptureLag {
+    pub fn observe(&self, factory: &str, seconds: f64) {
+        self.0
+            .get_or_create(&vec![("factory".to_string(), factory.to_string())])
+            .observe(seconds);
+    }
 }
 
 /// How long the scheduler loop may go without turning before `/healthz`
@@ -248,6 +295,7 @@ pub fn render(
         ]))
         .set(1.0);
     factories(&mut registry, catalog, view, now)?;
+    capture(&mut registry, view);
     jobs(&mut registry, view);
     locations(&mut registry, catalog, view)?;
     let mut out = String::new();
@@ -397,10 +445,21 @@ fn factories(
                 .map(|r| (r.payload_size + r.manifest_size) as f64)
                 .sum(),
         );
+        // Events confirm the stored state too: the queue said nothing of
+        // the factory was waiting (capture = "events").
+        let by_events = view
+            .capture
+            .get(factory)
+            .and_then(|c| c.confirmed)
+            .map(|t| t.timestamp() as f64);
         let confirmed = catalog
             .last_confirmed(factory)
             .map_err(|e| e.to_string())?
             .map(|t| t.unix_timestamp() as f64);
+        let confirmed = match (confirmed, by_events) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(t) = confirmed {
             last_backup.get_or_create(&f).set(t);
             rpo.get_or_create(&f)
@@ -411,6 +470,64 @@ fn factories(
         }
     }
     Ok(())
+}
+
+/// Continuous capture: events read and sealed, snapshots, drift, the
+/// queue's health, lag.
+fn capture(registry: &mut Registry, view: &View) {
+    let counter = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<Labels, Counter>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let received = counter(
+        registry,
+        "adfdr_capture_events_received",
+        "ARM events about the factory read from its queue (duplicates included)",
+    );
+    let coalesced = counter(
+        registry,
+        "adfdr_capture_events_coalesced",
+        "Events sealed into snapshots (a window's events make one snapshot)",
+    );
+    let snapshots = counter(
+        registry,
+        "adfdr_capture_snapshots",
+        "Snapshots sealed from events",
+    );
+    let drift = counter(
+        registry,
+        "adfdr_capture_drift",
+        "Changes the reconciliation listing found that no event reported (missed events)",
+    );
+    let poison = counter(
+        registry,
+        "adfdr_capture_poison_messages",
+        "Messages set aside in the queue's poison queue",
+    );
+    let up = gauge_family(
+        registry,
+        "adfdr_capture_queue_up",
+        "1 when the factory's event queue answered at the last try (0: it falls back to listing)",
+    );
+    registry.register(
+        "adfdr_capture_lag_seconds",
+        "Event time to sealed snapshot",
+        view.capture_lag.0.clone(),
+    );
+    for (factory, c) in &view.capture {
+        let f = label(&[("factory", factory)]);
+        received.get_or_create(&f).inc_by(c.received);
+        coalesced.get_or_create(&f).inc_by(c.coalesced);
+        snapshots.get_or_create(&f).inc_by(c.snapshots);
+        drift.get_or_create(&f).inc_by(c.drift);
+        if let Some(u) = c.queue_up {
+            up.get_or_create(&f).set(if u { 1.0 } else { 0.0 });
+        }
+    }
+    for (queue, n) in &view.poison {
+        poison.get_or_create(&label(&[("queue", queue)])).inc_by(*n);
+    }
 }
 
 /// Per factory: the last drill, its RTO against the target, the verified RPO.

@@ -23,11 +23,39 @@ pub struct Scheduled {
     pub schedule: Schedule,
     pub next: DateTime<Utc>,
     pub running: bool,
+    /// When it may run (capture = "events" has two listings).
+    pub gate: Gate,
+}
+
+/// When a scheduled job may run: always, or by the state of the factory's
+/// event capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Always,
+    /// The reconciliation listing: while events flow.
+    EventsFlowing,
+    /// The backup schedule of an event-captured factory: only while its
+    /// queue cannot be read (the fallback).
+    EventsDown,
 }
 
 impl Scheduled {
     pub fn key(&self) -> String {
-        format!("{}/{}", self.factory, self.kind.name())
+        match self.gate {
+            Gate::EventsFlowing => format!("{}/reconcile", self.factory),
+            _ => format!("{}/{}", self.factory, self.kind.name()),
+        }
+    }
+
+    /// The job it starts.
+    fn job(&self) -> Job {
+        match (self.kind, self.gate) {
+            (JobKind::Backup, Gate::EventsFlowing) => Job::Backup {
+                force: false,
+                reconcile: true,
+            },
+            (kind, _) => Job::scheduled(kind),
+        }
     }
 
     /// The next run after `t`, pushed by this job's stable jitter (at most a
@@ -56,11 +84,22 @@ pub fn plan(
 ) -> Result<Vec<Scheduled>, String> {
     let mut out = Vec::new();
     for f in config.factories.iter().map(|f| f.get_ref()) {
-        for (kind, expr) in [
-            (JobKind::Backup, &f.backup),
-            (JobKind::Verify, &f.verify),
-            (JobKind::Prune, &f.prune),
-            (JobKind::Drill, &f.drill),
+        let events = f.event_queue().is_some();
+        let reconcile = events.then(|| f.reconcile_schedule().to_string());
+        for (kind, expr, gate) in [
+            (
+                JobKind::Backup,
+                &f.backup,
+                if events {
+                    Gate::EventsDown
+                } else {
+                    Gate::Always
+                },
+            ),
+            (JobKind::Backup, &reconcile, Gate::EventsFlowing),
+            (JobKind::Verify, &f.verify, Gate::Always),
+            (JobKind::Prune, &f.prune, Gate::Always),
+            (JobKind::Drill, &f.drill, Gate::Always),
         ] {
             let Some(expr) = expr else { continue };
             let schedule = Schedule::parse(expr, f.timezone.as_deref())
@@ -71,6 +110,7 @@ pub fn plan(
                 schedule,
                 next: now,
                 running: false,
+                gate,
             };
             let previous = last(&f.name, kind);
             if job.schedule.missed(previous, now) {
@@ -118,6 +158,8 @@ pub struct Scheduler {
     busy: BTreeSet<String>,
     /// Requests waiting for their factory to be free (or its lease known).
     pending: VecDeque<Request>,
+    /// Event-captured factories whose queue cannot be read now.
+    events_down: BTreeSet<String>,
 }
 
 impl Scheduler {
@@ -140,6 +182,30 @@ impl Scheduler {
         self.pending.push_back(r);
     }
 
+    /// Whether this agent holds `factory`'s lease.
+    pub fn owns(&self, factory: &str) -> bool {
+        self.owned.contains(factory)
+    }
+
+    /// `factory`'s event queue can (or cannot) be read: its fallback
+    /// listing stops (or starts), its reconciliation the other way round.
+    /// True when that changed the factory's state.
+    pub fn events(&mut self, factory: &str, flowing: bool) -> bool {
+        if flowing {
+            self.events_down.remove(factory)
+        } else {
+            self.events_down.insert(factory.to_string())
+        }
+    }
+
+    fn open(&self, job: &Scheduled) -> bool {
+        match job.gate {
+            Gate::Always => true,
+            Gate::EventsFlowing => !self.events_down.contains(&job.factory),
+            Gate::EventsDown => self.events_down.contains(&job.factory),
+        }
+    }
+
     /// What starts at `now`: requests first, then scheduled jobs that are
     /// due. `holders` names who holds the lease of factories this agent
     /// does not own (absent: not known yet, so a request waits).
@@ -149,9 +215,14 @@ impl Scheduler {
         holders: &BTreeMap<String, String>,
     ) -> (Vec<Start>, Vec<Refused>) {
         let (mut starts, refused) = self.take_requests(holders);
-        for job in self.jobs.iter_mut() {
+        let open: Vec<bool> = self.jobs.iter().map(|j| self.open(j)).collect();
+        for (job, open) in self.jobs.iter_mut().zip(open) {
+            // A closed gate keeps the job due: it runs as soon as the gate
+            // opens (a listing at once when the queue goes down, a
+            // reconciliation at once when it comes back).
             if job.running
                 || job.next > now
+                || !open
                 || self.busy.contains(&job.factory)
                 || !self.owned.contains(&job.factory)
             {
@@ -161,7 +232,7 @@ impl Scheduler {
             self.busy.insert(job.factory.clone());
             starts.push(Start {
                 factory: job.factory.clone(),
-                job: Job::scheduled(job.kind),
+                job: job.job(),
                 trigger: Trigger::Schedule,
                 id: None,
             });
@@ -193,11 +264,18 @@ impl Scheduler {
             }
             self.busy.insert(r.factory.clone());
             let kind = r.job.kind();
-            if let Some(job) = self
-                .jobs
-                .iter_mut()
-                .find(|j| j.factory == r.factory && j.kind == kind)
-            {
+            let reconcile = matches!(
+                r.job,
+                Job::Backup {
+                    reconcile: true,
+                    ..
+                }
+            );
+            if let Some(job) = self.jobs.iter_mut().find(|j| {
+                j.factory == r.factory
+                    && j.kind == kind
+                    && (j.gate == Gate::EventsFlowing) == reconcile
+            }) {
                 job.running = true;
             }
             starts.push(Start {
@@ -216,7 +294,10 @@ impl Scheduler {
         self.jobs
             .iter()
             .filter(|j| {
-                !j.running && !self.busy.contains(&j.factory) && self.owned.contains(&j.factory)
+                !j.running
+                    && self.open(j)
+                    && !self.busy.contains(&j.factory)
+                    && self.owned.contains(&j.factory)
             })
             .map(|j| j.next)
             .min()
@@ -228,7 +309,7 @@ impl Scheduler {
         if let Some(job) = self
             .jobs
             .iter_mut()
-            .find(|j| j.factory == factory && j.kind == kind)
+            .find(|j| j.factory == factory && j.kind == kind && j.running)
         {
             job.running = false;
             job.next = job.next_after(now);
@@ -342,7 +423,63 @@ mod tests {
             schedule: Schedule::parse(expr, None).expect("cron"),
             next: at(next),
             running: false,
+            gate: Gate::Always,
         }
+    }
+
+    /// capture = "events": the backup schedule runs only while the queue
+    /// is down (at once when it goes down, if due), the reconciliation
+    /// only while it is up, and each starts the job its gate names.
+    #[test]
+    fn an_event_captured_factory_lists_on_backup_only_while_its_queue_is_down() {
+        let gated = |kind, expr: &str, gate| Scheduled {
+            gate,
+            ..job("a", kind, expr, "2026-12-01T10:00:00Z")
+        };
+        let mut s = Scheduler::new(vec![
+            gated(JobKind::Backup, "*/15 * * * *", Gate::EventsDown),
+            Scheduled {
+                next: at("2026-12-02T03:00:00Z"),
+                ..gated(JobKind::Backup, "0 3 * * *", Gate::EventsFlowing)
+            },
+        ]);
+        s.gained("a", at("2026-12-01T09:59:00Z"), &|_, _| {
+            Some(at("2026-12-01T09:59:00Z"))
+        });
+        let (starts, _) = s.due(at("2026-12-01T10:30:00Z"), &no_holders());
+        assert!(starts.is_empty(), "events flow: no listing");
+        assert_eq!(s.next_wake(), Some(at("2026-12-02T03:00:00Z")));
+        s.events("a", false);
+        let (starts, _) = s.due(at("2026-12-01T10:30:00Z"), &no_holders());
+        assert_eq!(
+            names(&starts),
+            ["a/backup"],
+            "down: the due listing at once"
+        );
+        assert_eq!(
+            starts[0].job,
+            Job::Backup {
+                force: false,
+                reconcile: false
+            }
+        );
+        s.finished("a", JobKind::Backup, at("2026-12-01T10:31:00Z"));
+        s.events("a", true);
+        let (starts, _) = s.due(at("2026-12-02T03:00:10Z"), &no_holders());
+        assert_eq!(
+            starts[0].job,
+            Job::Backup {
+                force: false,
+                reconcile: true
+            }
+        );
+        s.finished("a", JobKind::Backup, at("2026-12-02T03:01:00Z"));
+        let reconcile = s
+            .jobs()
+            .iter()
+            .find(|j| j.key() == "a/reconcile")
+            .expect("job");
+        assert!(reconcile.next > at("2026-12-03T02:59:00Z") && !reconcile.running);
     }
 
     fn names(starts: &[Start]) -> Vec<String> {
@@ -411,13 +548,34 @@ mod tests {
             factory: factory.into(),
             job,
         };
-        s.request(req("r1", "a", Job::Backup { force: true }));
+        s.request(req(
+            "r1",
+            "a",
+            Job::Backup {
+                force: true,
+                reconcile: false,
+            },
+        ));
         s.request(req("r2", "a", Job::Prune { dry_run: false }));
         // b is held by another agent: a change is refused, a check is not.
-        s.request(req("r3", "b", Job::Backup { force: false }));
+        s.request(req(
+            "r3",
+            "b",
+            Job::Backup {
+                force: false,
+                reconcile: false,
+            },
+        ));
         s.request(req("r4", "b", Job::Verify(VerifyOptions::default())));
         // c: its holder is not known yet: the request waits.
-        s.request(req("r5", "c", Job::Backup { force: false }));
+        s.request(req(
+            "r5",
+            "c",
+            Job::Backup {
+                force: false,
+                reconcile: false,
+            },
+        ));
         let holders = BTreeMap::from([("b".to_string(), "the agent on host h2".to_string())]);
         let (starts, refused) = s.due(at("2026-12-01T03:00:02Z"), &holders);
         assert_eq!(names(&starts), ["a/backup", "b/verify"]);

@@ -38,7 +38,11 @@ impl Drop for Rig {
 
 impl Rig {
     async fn start(tag: &str) -> Rig {
-        let emu = adfdr_tests::start_emulator(|_| {}).await;
+        Rig::start_with(tag, |_| {}).await
+    }
+
+    async fn start_with(tag: &str, tweak: impl FnOnce(&mut adf_emulator::Config)) -> Rig {
+        let emu = adfdr_tests::start_emulator(tweak).await;
         let dir = std::env::temp_dir().join(format!(
             "adfdr-agent-{tag}-{}",
             uuid::Uuid::new_v4().simple()
@@ -2045,4 +2049,344 @@ fn manifests(location: &std::path::Path, factory: &str) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// ARM reads the emulator has answered so far (every GET on any route).
+fn arm_reads(emu: &Emulator) -> u64 {
+    emu.counters()
+        .by_route
+        .iter()
+        .filter(|(route, _)| route.starts_with("GET "))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// One ARM write as a person or tool makes it, under `correlation` (ADF
+/// Studio sends one for every write of a publish).
+async fn arm_write(
+    emu: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    who: &str,
+    correlation: &str,
+) -> u16 {
+    let token = emu.mint_token("https://management.azure.com/", who, 3600);
+    let version = if path.contains('?') {
+        ""
+    } else {
+        "?api-version=2018-06-01"
+    };
+    let mut r = adfdr_tests::raw_client()
+        .request(method, format!("{}{path}{version}", emu.urls().arm))
+        .bearer_auth(token)
+        .header("x-ms-correlation-request-id", correlation);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.expect("ARM answers").status().as_u16()
+}
+
+async fn arm_get(emu: &Emulator, path: &str) -> (u16, serde_json::Value) {
+    let token = emu.mint_token("https://management.azure.com/", "reader", 3600);
+    let r = adfdr_tests::raw_client()
+        .get(format!("{}{path}?api-version=2018-06-01", emu.urls().arm))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("ARM answers");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+/// The Python SDK's change (tests/python/capture_change.py).
+fn python_change(rig: &Rig) -> std::process::Output {
+    let urls = rig.emu.urls();
+    Command::new(adfdr_tests::workspace_root().join("tools/venv/bin/python"))
+        .arg(adfdr_tests::workspace_root().join("tests/python/capture_change.py"))
+        .env("ADFDR_ARM", &urls.arm)
+        .env("ADFDR_AUTHORITY", &urls.authority)
+        .env("ADFDR_TENANT", rig.emu.tenant_id())
+        .env("ADFDR_SUB", SUB)
+        .env("ADFDR_RG", "rg-prod")
+        .env("ADFDR_FACTORY", "adf-sales")
+        .env("REQUESTS_CA_BUNDLE", adfdr_tests::ca_pem())
+        .env("SSL_CERT_FILE", adfdr_tests::ca_pem())
+        .output()
+        .expect("python runs")
+}
+
+/// Issue 18's proofs, on one rig: a change through Microsoft's Python SDK
+/// is sealed from its ARM event (Azurite's queue, fed by the emulator as
+/// Event Grid would) with the SDK's identity as author; an idle factory
+/// costs no ARM read; a three-write publish under one correlation id is one
+/// change set, and `restore --undo` puts exactly those resources back; a
+/// queue outage falls back to the listing and capture recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing_and_a_publish_is_undone()
+ {
+    let mut queues = adfdr_tests::AzuriteQueues::start();
+    let queue = queues.url("adf-events");
+    let rig = Rig::start_with("capture", |c| {
+        c.events_queue = Some((queue.parse().expect("url"), Some(adfdr_tests::ca_pem())));
+    })
+    .await;
+    let port = rig.write_config_with_metrics(&format!(
+        "capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"* * * * *\"\ncoalesce = \"500ms\""
+    ));
+    let cli = |args: &[&str]| {
+        Command::new(adfdr_cli())
+            .args(["--config", rig.config.to_str().expect("utf8")])
+            .args(args)
+            .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", rig.emu.identity_header())
+            .output()
+            .expect("adfdr runs")
+    };
+    // `adfdr init` makes the queue and its poison queue, and writes out
+    // the Event Grid subscription to make.
+    let out = cli(&["init", "--json"]);
+    let init: serde_json::Value = serde_json::from_slice(&out.stdout).expect("init json");
+    assert_eq!(init["queues"][0]["ready"], true, "{init}");
+    let grid = init["queues"][0]["event_grid"].to_string();
+    assert!(
+        grid.contains("Microsoft.Resources.Subscriptions")
+            && grid.contains("StringIn Microsoft.DataFactory"),
+        "{grid}"
+    );
+
+    let (_agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    keep_reading(socket);
+    let weu = rig.dir.join("weu");
+    until("the first listing", Duration::from_secs(30), async || {
+        manifests(&weu, "sales") >= 1
+    })
+    .await;
+
+    // 1. The Python SDK's change, sealed from its event.
+    let asked = Instant::now();
+    let out = tokio::task::block_in_place(|| python_change(&rig));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until(
+        "the SDK's change sealed",
+        Duration::from_secs(30),
+        async || manifests(&weu, "sales") >= 2,
+    )
+    .await;
+    eprintln!(
+        "the SDK's change was sealed {:?} after it was asked for",
+        asked.elapsed()
+    );
+    let log = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["log", "sales", "--json"];
+        all.extend_from_slice(args);
+        let out = cli(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("log json")
+    };
+    let history = log(&["--resource", "pipeline:PL_Py"]);
+    let change = &history["changes"][0];
+    assert_eq!(change["resource"], "pipeline:PL_Py", "{history}");
+    assert_eq!(change["effect"], "created");
+    assert_eq!(
+        change["event"]["author"]["app_id"], "python-sdk-app",
+        "{change}"
+    );
+    assert_eq!(
+        change["event"]["operation"],
+        "Microsoft.DataFactory/factories/pipelines/write"
+    );
+
+    // 2. Idle: the queue is read, ARM is not.
+    let before = arm_reads(&rig.emu);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        arm_reads(&rig.emu),
+        before,
+        "an idle factory costs no ARM read"
+    );
+
+    // 3. A publish: three writes under one correlation id.
+    let f = adfdr_tests::factory_path(SUB, "rg-prod", "adf-sales");
+    let (_, smoke_before) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Smoke")).await;
+    let (_, py_before) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Py")).await;
+    let mut smoke = smoke_before.clone();
+    smoke["properties"]["description"] = "published by mistake".into();
+    let wait = |s: u64| serde_json::json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": s}}]}});
+    let snapshots = manifests(&weu, "sales");
+    for (path, body) in [
+        (format!("{f}/pipelines/PL_Smoke"), smoke),
+        (format!("{f}/pipelines/PL_Py"), wait(99)),
+        (format!("{f}/pipelines/PL_New"), wait(1)),
+    ] {
+        let status = arm_write(
+            &rig.emu,
+            reqwest::Method::PUT,
+            &path,
+            Some(body),
+            "studio-user",
+            "publish-1",
+        )
+        .await;
+        assert!(status < 300, "{path}: {status}");
+    }
+    until("the publish sealed", Duration::from_secs(30), async || {
+        let sets = log(&["--sets"]);
+        sets["change_sets"].as_array().is_some_and(|s| {
+            s.iter().any(|c| {
+                c["id"] == "publish-1" && c["resources"].as_object().is_some_and(|r| r.len() == 3)
+            })
+        })
+    })
+    .await;
+    assert!(manifests(&weu, "sales") > snapshots);
+
+    // 4. Undo it: exactly those three come back as they were. The
+    // factory's CanNotDelete lock forbids deleting what the publish
+    // created, as it does in Azure: refused before anything is written,
+    // naming the lock.
+    let undo = [
+        "restore",
+        "--undo",
+        "publish-1",
+        "--factory",
+        "sales",
+        "--yes",
+        "--json",
+    ];
+    let out = cli(&undo);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lock-no-delete"));
+    let lock = format!(
+        "{f}/providers/Microsoft.Authorization/locks/lock-no-delete?api-version=2020-05-01"
+    );
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::DELETE,
+        &lock,
+        None,
+        "owner",
+        "unlock",
+    )
+    .await;
+    assert!(status < 300, "{status}");
+    let out = cli(&undo);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_New")).await;
+    assert_eq!(status, 404, "what the publish created is deleted");
+    let (_, smoke_after) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Smoke")).await;
+    assert_eq!(smoke_after["properties"], smoke_before["properties"]);
+    let (_, py_after) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Py")).await;
+    assert_eq!(py_after["properties"], py_before["properties"]);
+    let (_, others) = arm_get(&rig.emu, &format!("{f}/pipelines")).await;
+    assert_eq!(
+        others["value"].as_array().map(Vec::len),
+        Some(6),
+        "the other pipelines are untouched: {others}"
+    );
+
+    // 5. The queue goes down: the factory falls back to its listing.
+    queues.stop();
+    until(
+        "capture reported down",
+        Duration::from_secs(30),
+        async || {
+            samples(&http_get(port, "/metrics")).get("adfdr_capture_queue_up{factory=\"sales\"}")
+                == Some(&0.0)
+        },
+    )
+    .await;
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::PUT,
+        &format!("{f}/pipelines/PL_Outage"),
+        Some(wait(2)),
+        "studio-user",
+        "outage-1",
+    )
+    .await;
+    assert!(status < 300);
+    until(
+        "the fallback listing sees the change",
+        Duration::from_secs(90),
+        async || {
+            log(&["--resource", "pipeline:PL_Outage"])["changes"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        },
+    )
+    .await;
+    let found = log(&["--resource", "pipeline:PL_Outage"]);
+    assert!(
+        found["changes"][0]["event"].is_null(),
+        "found by the listing, not an event: {found}"
+    );
+    // 6. Back: capture resumes (the emulator redelivers the events it held).
+    queues.restart();
+    let out = cli(&["init", "--json"]);
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until("capture back up", Duration::from_secs(60), async || {
+        samples(&http_get(port, "/metrics")).get("adfdr_capture_queue_up{factory=\"sales\"}")
+            == Some(&1.0)
+    })
+    .await;
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::DELETE,
+        &format!("{f}/pipelines/PL_Outage"),
+        None,
+        "studio-user",
+        "after-1",
+    )
+    .await;
+    assert!(status < 300);
+    until(
+        "the delete captured from its event",
+        Duration::from_secs(30),
+        async || {
+            log(&["--resource", "pipeline:PL_Outage"])["changes"]
+                .as_array()
+                .is_some_and(|c| {
+                    c.iter().any(|x| {
+                        x["effect"] == "removed" && x["event"]["correlation_id"] == "after-1"
+                    })
+                })
+        },
+    )
+    .await;
+    let metrics = samples(&http_get(port, "/metrics"));
+    assert!(
+        metrics
+            .get("adfdr_capture_snapshots_total{factory=\"sales\"}")
+            .copied()
+            .unwrap_or(0.0)
+            >= 3.0,
+        "{metrics:?}"
+    );
+    assert!(
+        metrics
+            .get("adfdr_capture_lag_seconds_count{factory=\"sales\"}")
+            .copied()
+            .unwrap_or(0.0)
+            >= 5.0
+    );
 }

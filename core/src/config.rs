@@ -112,6 +112,90 @@ pub struct PolicyConfig {
     #[serde(default)]
     pub drill_cleanup: DrillCleanup,
     pub drill_random_within: Option<DurationSpec>,
+    /// How changes are captured: `listing` (the backup schedule lists the
+    /// factory) or `events` (ARM's events from `queue`, seconds after each
+    /// change; the listing runs at `reconcile`, and at `backup` while the
+    /// queue is unreachable).
+    #[serde(default)]
+    pub capture: CaptureMode,
+    /// The Storage Queue an Event Grid subscription fills with ARM's events
+    /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
+    pub queue: Option<String>,
+    /// The reconciliation listing while events flow [default: "0 3 * * *"].
+    pub reconcile: Option<String>,
+    /// How long a factory's events wait to be sealed as one snapshot
+    /// [default: 2s].
+    pub coalesce: Option<DurationSpec>,
+}
+
+/// How a factory's changes are captured (`capture = …`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureMode {
+    /// The backup schedule lists the factory (RPO: the schedule's period).
+    #[default]
+    Listing,
+    /// ARM's events, read from a Storage Queue (RPO: seconds).
+    Events,
+}
+
+/// The reconciliation listing of an event-captured factory, unless set.
+pub const DEFAULT_RECONCILE: &str = "0 3 * * *";
+/// How long events wait to be sealed together, unless set.
+pub const DEFAULT_COALESCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What is wrong with a factory's or policy's capture settings, if anything.
+fn capture_problem(
+    capture: CaptureMode,
+    queue: Option<&str>,
+    reconcile: Option<&str>,
+    coalesce: Option<DurationSpec>,
+    timezone: Option<&str>,
+) -> Option<String> {
+    match (capture, queue) {
+        (CaptureMode::Events, None) => {
+            return Some("capture = \"events\" needs queue = \"https://ACCOUNT.queue.core.windows.net/NAME\", the Storage Queue the Event Grid subscription fills (see `adfdr init`)".into());
+        }
+        (CaptureMode::Listing, Some(_)) => {
+            return Some("queue is read only with capture = \"events\"".into());
+        }
+        (_, Some(q)) => {
+            let named = |u: &url::Url| {
+                u.path()
+                    .trim_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| !n.is_empty())
+            };
+            match url::Url::parse(q) {
+                Ok(u) if u.scheme() == "https" && named(&u) => {}
+                _ => {
+                    return Some(format!(
+                        "queue '{}' is not an https URL naming a queue (https://ACCOUNT.queue.core.windows.net/NAME)",
+                        cut(q)
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(r) = reconcile {
+        if capture != CaptureMode::Events {
+            return Some("reconcile applies only with capture = \"events\"".into());
+        }
+        if let Err(e) = crate::plan::schedule::Schedule::parse(r, timezone) {
+            return Some(format!("reconcile = {}", cut_quoted(&e.to_string())));
+        }
+    }
+    let range = std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(300);
+    if let Some(c) = coalesce
+        && !range.contains(&c.0)
+    {
+        return Some("coalesce must be between 100ms and 5m".into());
+    }
+    None
 }
 
 /// A drill target for discovered factories, e.g. `{ resource_group =
@@ -390,6 +474,20 @@ pub struct FactoryConfig {
     /// Scheduled drills restore a random snapshot from this window instead
     /// of the latest (proves old snapshots still restore).
     pub drill_random_within: Option<DurationSpec>,
+    /// How changes are captured: `listing` (the backup schedule lists the
+    /// factory) or `events` (ARM's events from `queue`, seconds after each
+    /// change; the listing runs at `reconcile`, and at `backup` while the
+    /// queue is unreachable).
+    #[serde(default)]
+    pub capture: CaptureMode,
+    /// The Storage Queue an Event Grid subscription fills with ARM's events
+    /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
+    pub queue: Option<String>,
+    /// The reconciliation listing while events flow [default: "0 3 * * *"].
+    pub reconcile: Option<String>,
+    /// How long a factory's events wait to be sealed as one snapshot
+    /// [default: 2s].
+    pub coalesce: Option<DurationSpec>,
 }
 
 /// What a drill does with the scratch factory afterwards.
@@ -460,6 +558,28 @@ impl FactoryConfig {
             smoke_timeout: None,
             drill_cleanup: DrillCleanup::default(),
             drill_random_within: None,
+            capture: CaptureMode::Listing,
+            queue: None,
+            reconcile: None,
+            coalesce: None,
+        }
+    }
+
+    /// The reconciliation listing's schedule (capture = "events").
+    pub fn reconcile_schedule(&self) -> &str {
+        self.reconcile.as_deref().unwrap_or(DEFAULT_RECONCILE)
+    }
+
+    /// How long its events wait to be sealed together.
+    pub fn coalesce_window(&self) -> std::time::Duration {
+        self.coalesce.map_or(DEFAULT_COALESCE, |d| d.0)
+    }
+
+    /// The queue its events arrive in, when it captures events.
+    pub fn event_queue(&self) -> Option<&str> {
+        match self.capture {
+            CaptureMode::Events => self.queue.as_deref(),
+            CaptureMode::Listing => None,
         }
     }
 
@@ -556,9 +676,11 @@ impl DurationSpec {
                 cut(text)
             )
         };
+        // In milliseconds: `500ms` is a unit of its own (capture's coalesce).
         let mut total = 0u64;
         let mut digits = String::new();
-        for c in text.trim().chars() {
+        let mut chars = text.trim().chars().peekable();
+        while let Some(c) = chars.next() {
             if c.is_ascii_digit() {
                 digits.push(c);
                 continue;
@@ -566,11 +688,15 @@ impl DurationSpec {
             let n: u64 = digits.parse().map_err(|_| bad())?;
             digits.clear();
             let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                'w' => 7 * 86400,
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                'w' => 7 * 86_400_000,
                 _ => return Err(bad()),
             };
             total = total
@@ -580,7 +706,7 @@ impl DurationSpec {
         if !digits.is_empty() || total == 0 {
             return Err(bad());
         }
-        Ok(DurationSpec(std::time::Duration::from_secs(total)))
+        Ok(DurationSpec(std::time::Duration::from_millis(total)))
     }
 }
 
@@ -660,6 +786,15 @@ impl Config {
                         |e| whole(format!("[policy.{name}]: {what} = {}", cut_quoted(&e))),
                     )?;
                 }
+            }
+            if let Some(problem) = capture_problem(
+                p.capture,
+                p.queue.as_deref(),
+                p.reconcile.as_deref(),
+                p.coalesce,
+                p.timezone.as_deref(),
+            ) {
+                return Err(whole(format!("[policy.{name}]: {problem}")));
             }
             if p.drill.is_some() && p.drill_target.is_none() {
                 return Err(whole(format!(
@@ -938,6 +1073,18 @@ impl Config {
                         "factory '{}': drill_target is the source factory itself; a drill must never touch the source",
                         fc.name
                     ),
+                ));
+            }
+            if let Some(problem) = capture_problem(
+                fc.capture,
+                fc.queue.as_deref(),
+                fc.reconcile.as_deref(),
+                fc.coalesce,
+                fc.timezone.as_deref(),
+            ) {
+                return Err(invalid(
+                    f.span(),
+                    format!("factory '{}': {problem}", fc.name),
                 ));
             }
             if fc.drill.is_some() && fc.drill_target.is_none() {
@@ -1234,6 +1381,11 @@ keep = { last = 10, daily = 14 }
     #[test]
     fn durations() {
         assert_eq!(DurationSpec::parse("1h30m").expect("d").0.as_secs(), 5400);
+        assert_eq!(
+            DurationSpec::parse("1s500ms").expect("d").0.as_millis(),
+            1500
+        );
+        assert!(DurationSpec::parse("5mx").is_err());
         assert!(DurationSpec::parse("30").is_err());
         assert!(DurationSpec::parse("0s").is_err());
         assert!(DurationSpec::parse("5x").is_err());

@@ -157,6 +157,10 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig) -> FactoryConfig {
         smoke_timeout: p.smoke_timeout,
         drill_cleanup: p.drill_cleanup,
         drill_random_within: p.drill_random_within,
+        capture: p.capture,
+        queue: p.queue.clone(),
+        reconcile: p.reconcile.clone(),
+        coalesce: p.coalesce,
     }
 }
 
@@ -300,26 +304,7 @@ mod tests {
             found("s2", "other", "adf-elsewhere", &[]),
             found("s1", "rg-a", "adf-listed", &[]),
         ];
-        let explicit = FactoryConfig {
-            name: "listed".into(),
-            subscription: "s1".into(),
-            resource_group: "rg-a".into(),
-            factory: "adf-listed".into(),
-            backup: None,
-            drill: None,
-            verify: None,
-            prune: None,
-            timezone: None,
-            rpo_target: None,
-            rto_target: None,
-            keep: Default::default(),
-            drill_target: None,
-            drill_overrides: None,
-            smoke_pipeline: None,
-            smoke_timeout: None,
-            drill_cleanup: Default::default(),
-            drill_random_within: None,
-        };
+        let explicit = FactoryConfig::adhoc("listed", "s1", "rg-a", "adf-listed");
         let stored = BTreeSet::from([
             "adf-one".to_string(),
             "adf-deleted".to_string(),

@@ -7,6 +7,7 @@
 //! decides an exit code or prints: errors carry a kind (ops::error) and the
 //! front ends map and render them.
 
+pub mod capture;
 pub mod catalog;
 pub mod config;
 pub mod discovery;
@@ -19,6 +20,7 @@ pub mod notify;
 pub mod ops;
 pub mod plan;
 pub mod posture;
+pub mod queue;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

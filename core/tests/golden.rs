@@ -108,6 +108,8 @@ fn regenerate() {
         created: None,
         not_offered: Vec::new(),
         report: adfdr_core::model::restorability::report(&rs),
+        changes: Vec::new(),
+        applied: Default::default(),
     };
     let mut header = Header::new(ObjectType::Manifest, FACTORY, SNAPSHOT, created);
     header.manifest = Some(PublicManifest {

@@ -197,7 +197,15 @@ async fn through_agent(
 ) -> Result<Vec<FactoryBackup>, OpError> {
     let mut out = Vec::new();
     for name in names {
-        let done = agent.run(name, Job::Backup { force }).await?;
+        let done = agent
+            .run(
+                name,
+                Job::Backup {
+                    force,
+                    reconcile: false,
+                },
+            )
+            .await?;
         let report = match done.report {
             Some(JobReport::Backup(r)) => Some(r),
             _ => None,

@@ -101,6 +101,7 @@ Examples:
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --yes
   adfdr restore 20261201T030000Z-1a2b3c4d --include 'pipeline:PL_*' --yes
   adfdr restore --factory sales --at 2026-12-01T09:30:00Z --to SUB/rg-dr/adf-sales-dr --plan
+  adfdr restore --factory sales --undo 6f1c…e2 --plan     put back what one change set touched
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr \\
       --store https://stneu.blob.core.windows.net/adfdr --key ./bg.key --yes
 
@@ -131,6 +132,19 @@ Exit codes:
   0  listed
   1  failed
   2  bad usage or config";
+
+pub const LOG: &str = "\
+Examples:
+  adfdr log sales                                   every recorded change, who made it, its snapshot
+  adfdr log sales --resource 'pipeline:PL_*' --since 2026-12-01T00:00:00Z
+  adfdr log sales --sets                            one line per change set (a publish is one)
+  adfdr restore --undo CHANGE_SET --factory sales --plan
+
+Exit codes:
+  0  listed
+  1  failed
+  2  bad usage or config, or an unknown factory
+  3  a snapshot's manifest did not open (its changes are missing from the list)";
 
 pub const KEY: &str = "\
 Examples:

@@ -21,6 +21,15 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
                 l.location, l.url, l.detail
             );
         }
+        for q in &done.queues {
+            let state = if q.ready { "ok  " } else { "FAIL" };
+            println!(
+                "  {state}  event queue {} ({}): {}",
+                q.queue,
+                q.factories.join(", "),
+                q.detail
+            );
+        }
         if done.missing.is_empty() {
             println!("every location is ready");
         } else {
@@ -30,9 +39,11 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
             }
         }
     }
-    Ok(if done.locations.iter().all(|l| l.ready) {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
+    Ok(
+        if done.locations.iter().all(|l| l.ready) && done.queues.iter().all(|q| q.ready) {
+            exit::OK
+        } else {
+            exit::FAILED
+        },
+    )
 }

@@ -18,6 +18,7 @@ mod incident;
 mod init;
 mod json;
 mod key;
+mod log;
 mod output;
 mod prune;
 mod restore;
@@ -93,6 +94,9 @@ enum Command {
     /// Drill history: time, snapshot, RTO and RPO against targets, result.
     #[command(after_help = help::DRILLS)]
     Drills(drill::HistoryArgs),
+    /// A factory's change history: time, who, what, snapshot; --sets by change set (correlation id).
+    #[command(after_help = help::LOG)]
+    Log(log::Args),
     /// Key management.
     #[command(subcommand, after_help = help::KEY)]
     Key(key::Command),
@@ -231,6 +235,7 @@ async fn main() -> ExitCode {
         Command::Restore(args) => restore::run(&ctx, *args).await,
         Command::Drill(args) => drill::run(&ctx, args).await,
         Command::Drills(args) => drill::run_history(&ctx, args).await,
+        Command::Log(args) => log::run(&ctx, args).await,
         Command::Key(cmd) => key::run(&ctx, cmd).await,
         Command::Init(args) => init::run(&ctx, args).await,
         Command::Discover(args) => discover::run(&ctx, args).await,

@@ -31,6 +31,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ),
         ("drill", schema_of::<crate::drill::DrillOutput>("drill")),
         ("drills", schema_of::<crate::drill::DrillsOutput>("drills")),
+        ("log", schema_of::<crate::log::LogOutput>("log")),
         (
             "key-generate",
             schema_of::<crate::key::KeyOutput>("key-generate"),

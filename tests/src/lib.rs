@@ -414,19 +414,26 @@ pub fn comparable(kind: adf_emulator::kinds::Kind, body: &serde_json::Value) -> 
 /// events arrive, as an Event Grid subscription to a Storage Queue puts
 /// them): HTTPS with the test CA, OAuth, the account `adfdrweu`.
 pub struct AzuriteQueues {
-    _process: Supervised,
+    process: Supervised,
     pub port: u16,
 }
 
 impl AzuriteQueues {
     pub fn start() -> AzuriteQueues {
+        let port = free_port();
+        AzuriteQueues {
+            process: Self::spawn(port),
+            port,
+        }
+    }
+
+    fn spawn(port: u16) -> Supervised {
         let bin = workspace_root().join("tools/azurite/node_modules/.bin/azurite-queue");
         assert!(
             bin.exists(),
             "{} is missing; run scripts/setup",
             bin.display()
         );
-        let port = free_port();
         let args = azurite_args("queue", port);
         use base64::Engine;
         let key = base64::engine::general_purpose::STANDARD.encode("adfdrweu-queue-key");
@@ -442,10 +449,18 @@ impl AzuriteQueues {
             "azurite-queue",
             Duration::from_secs(30),
         );
-        AzuriteQueues {
-            _process: process,
-            port,
-        }
+        process
+    }
+
+    /// An outage: the service stops (its queues, in memory, are gone).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Back on the same port, empty.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        self.process = Self::spawn(self.port);
     }
 
     /// `https://127.0.0.1:PORT/adfdrweu/NAME`.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Engine, OpError, export, read};
+use crate::capture::{Change, ChangeRecord, Effect, Target};
 use crate::catalog::{CheckpointRecord, RepairRecord, RunRecord, SnapshotRecord};
 use crate::config::FactoryConfig;
 use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
@@ -26,6 +27,8 @@ pub enum Outcome {
         record: SnapshotRecord,
         /// Locations that missed a copy (queued for repair).
         failed: Vec<(String, String)>,
+        /// What changed since the previous snapshot (its `changes`).
+        changes: Vec<ChangeRecord>,
     },
     Unchanged {
         snapshot: String,
@@ -49,6 +52,20 @@ pub async fn backup(
     fc: &FactoryConfig,
     force: bool,
     clock: super::Clock,
+) -> Result<Outcome, OpError> {
+    backup_with(engine, fc, force, clock, &[]).await
+}
+
+/// A backup (a full listing) that ARM's `events` asked for (capture, when
+/// events alone cannot say it all): each change the listing finds that an
+/// event names is recorded with that event (its author, operation and
+/// correlation id).
+pub(super) async fn backup_with(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    force: bool,
+    clock: super::Clock,
+    events: &[(Change, Target)],
 ) -> Result<Outcome, OpError> {
     let started = clock();
     // Each resource is encoded as its page arrives and its value tree dropped:
@@ -74,59 +91,169 @@ pub async fn backup(
         clock,
         exported_at: rfc3339(started),
         targets: engine.replicas.writable_names(),
+        kind: "backup",
     };
-    if !force && let Some(unchanged) = run.confirm_unchanged(&root).await? {
+    let previous = run.previous().await;
+    if !force
+        && let Some(p) = &previous
+        && p.manifest.root == root
+        && let Some(unchanged) = run.confirm_unchanged(p, &root).await?
+    {
         return Ok(unchanged);
     }
-    let sealed = run.seal(exported, root).await?;
+    let changes = match &previous {
+        Some(p) => listing_changes(&p.manifest, &exported, &run.exported_at),
+        None => Vec::new(),
+    };
+    let mut applied = previous.map(|p| p.manifest.applied).unwrap_or_default();
+    let changes = attribute(changes, events, &mut applied);
+    let extra = Extra { applied, changes };
+    let sealed = run.seal(exported, root, extra).await?;
     run.commit(sealed).await
 }
 
-/// One backup run: what every step of it needs.
-struct Run<'a> {
-    engine: &'a Engine,
-    catalog: &'a crate::catalog::Catalog,
-    fc: &'a FactoryConfig,
-    started: time::OffsetDateTime,
-    clock: super::Clock,
-    exported_at: String,
-    targets: Vec<String>,
+/// What a snapshot records besides the state: what changed since the
+/// previous one (and who, when an event said), and the event times capture
+/// applied (docs/FORMAT.md).
+#[derive(Debug, Default)]
+pub(super) struct Extra {
+    pub changes: Vec<ChangeRecord>,
+    pub applied: std::collections::BTreeMap<String, String>,
+}
+
+/// The listing's changes, each one an event names recorded with that event
+/// (and its time applied); the rest as found by the listing.
+fn attribute(
+    changes: Vec<ChangeRecord>,
+    events: &[(Change, Target)],
+    applied: &mut std::collections::BTreeMap<String, String>,
+) -> Vec<ChangeRecord> {
+    if events.is_empty() {
+        return changes;
+    }
+    let label_of = |t: &Target| match t {
+        Target::Resource { kind, parent, name } => {
+            Some(manifest::label(*kind, parent.as_deref(), name).to_lowercase())
+        }
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        let lower = c.resource.to_lowercase();
+        let named: Vec<&Change> = events
+            .iter()
+            .filter(|(_, t)| label_of(t).as_deref() == Some(lower.as_str()))
+            .map(|(e, _)| e)
+            .collect();
+        if named.is_empty() {
+            out.push(c);
+            continue;
+        }
+        for e in &named {
+            out.push(ChangeRecord::from_event(&c.resource, c.effect, e));
+        }
+        if c.effect == Effect::Removed {
+            applied.remove(&c.resource);
+        } else if let Some(newest) = named.iter().max_by_key(|e| e.at()) {
+            applied.insert(c.resource.clone(), newest.time.clone());
+        }
+    }
+    out
+}
+
+/// What a listing found changed since the previous snapshot, resource by
+/// resource (a trigger's state counts): no event said so, so no author.
+fn listing_changes(previous: &Manifest, now: &export::Encoded, at: &str) -> Vec<ChangeRecord> {
+    use std::collections::BTreeMap;
+    let index = |entries: &[manifest::Entry]| -> BTreeMap<_, (String, String)> {
+        entries
+            .iter()
+            .map(|e| {
+                (
+                    crate::snapshot::manifest::key(e.kind, e.parent.as_deref(), &e.name),
+                    (e.label(), e.hash.clone()),
+                )
+            })
+            .collect()
+    };
+    let before = index(&previous.resources);
+    let after = index(&now.entries);
+    let state = |m: &BTreeMap<String, String>, label: &str| {
+        label
+            .strip_prefix("trigger:")
+            .and_then(|n| m.get(n).cloned())
+    };
+    let mut out = Vec::new();
+    for (k, (label, hash)) in &after {
+        let effect = match before.get(k) {
+            None => Effect::Created,
+            Some((_, h)) if h != hash => Effect::Updated,
+            Some(_)
+                if state(&previous.trigger_states, label) != state(&now.trigger_states, label) =>
+            {
+                Effect::Updated
+            }
+            Some(_) => continue,
+        };
+        out.push(ChangeRecord::listed(label, effect, at));
+    }
+    for (k, (label, _)) in &before {
+        if !after.contains_key(k) {
+            out.push(ChangeRecord::listed(label, Effect::Removed, at));
+        }
+    }
+    out
+}
+
+/// One backup run: what every step of it needs (capture seals through it too).
+pub(super) struct Run<'a> {
+    pub engine: &'a Engine,
+    pub catalog: &'a crate::catalog::Catalog,
+    pub fc: &'a FactoryConfig,
+    pub started: time::OffsetDateTime,
+    pub clock: super::Clock,
+    pub exported_at: String,
+    pub targets: Vec<String>,
+    /// The run's kind in the catalog (`backup`, `capture`).
+    pub kind: &'static str,
 }
 
 /// A new snapshot, sealed and not yet stored.
-struct Sealed {
+pub(super) struct Sealed {
     id: String,
     created: String,
     payload: Vec<u8>,
     manifest: Vec<u8>,
     public: PublicManifest,
     root: String,
+    changes: Vec<ChangeRecord>,
 }
 
 impl Run<'_> {
-    /// When the newest snapshot that opens holds this very state, writes a
-    /// checkpoint confirming it (completing its missing copies first) and
-    /// returns the outcome; None when a new snapshot is needed. A newer
-    /// name that does not open (planted, damaged everywhere, sealed for a
-    /// retired key) is passed over, and an unopenable latest does not stop
-    /// backups: a fresh snapshot is written instead.
-    async fn confirm_unchanged(&self, root: &str) -> Result<Option<Outcome>, OpError> {
+    /// The newest snapshot that opens. A newer name that does not open
+    /// (planted, damaged everywhere, sealed for a retired key) is passed
+    /// over, and an unopenable latest does not stop backups: a fresh
+    /// snapshot is written instead.
+    async fn previous(&self) -> Option<read::Opened> {
         let (engine, fc) = (self.engine, self.fc);
-        let opened = match read::open_latest(
-            &engine.replicas,
-            &engine.keys,
-            &fc.name,
-            (self.clock)(),
-        )
-        .await
-        {
-            Ok(o) if o.manifest.root == root => o,
-            Ok(_) => return Ok(None),
+        match read::open_latest(&engine.replicas, &engine.keys, &fc.name, (self.clock)()).await {
+            Ok(o) => Some(o),
             Err(e) => {
                 tracing::debug!(factory = %fc.name, error = %e, "no earlier snapshot opens; writing a new one");
-                return Ok(None);
+                None
             }
-        };
+        }
+    }
+
+    /// `opened` holds this very state: writes a checkpoint confirming it
+    /// (completing its missing copies first) and returns the outcome; None
+    /// when a new snapshot is needed after all.
+    async fn confirm_unchanged(
+        &self,
+        opened: &read::Opened,
+        root: &str,
+    ) -> Result<Option<Outcome>, OpError> {
+        let (engine, fc) = (self.engine, self.fc);
         let listed = read::list(&engine.replicas, Some(&fc.name))
             .await
             .0
@@ -140,7 +267,7 @@ impl Run<'_> {
         if self.targets.iter().any(|t| !latest.locations.contains(t)) {
             heal(engine, self.catalog, &fc.name, &latest.id).await;
         }
-        self.checkpoint(&opened, root).await.map(Some)
+        self.checkpoint(opened, root).await.map(Some)
     }
 
     async fn checkpoint(&self, opened: &read::Opened, root: &str) -> Result<Outcome, OpError> {
@@ -183,7 +310,7 @@ impl Run<'_> {
         })?;
         record_run(
             self.catalog,
-            "backup",
+            self.kind,
             &fc.name,
             self.started,
             clock,
@@ -199,7 +326,12 @@ impl Run<'_> {
 
     /// Seals the payload and the manifest under a fresh data key wrapped
     /// under every configured key.
-    async fn seal(&self, exported: export::Encoded, root: String) -> Result<Sealed, OpError> {
+    pub(super) async fn seal(
+        &self,
+        exported: export::Encoded,
+        root: String,
+        extra: Extra,
+    ) -> Result<Sealed, OpError> {
         let fc = self.fc;
         let id = snapshot_id(self.started, rand_u32());
         let created = rfc3339((self.clock)());
@@ -218,6 +350,8 @@ impl Run<'_> {
             created: exported.created,
             not_offered: exported.not_offered,
             report: exported.report,
+            changes: extra.changes.clone(),
+            applied: extra.applied,
         };
         let dek = DataKey::generate();
         let wrapped = self.engine.keys.wrap_all(&dek, &fc.name, &id).await?;
@@ -250,6 +384,7 @@ impl Run<'_> {
             manifest,
             public,
             root,
+            changes: extra.changes,
         })
     }
 
@@ -257,7 +392,7 @@ impl Run<'_> {
     /// manifests only once the payload reached min_copies locations, and
     /// only where it landed (a manifest is a promise that its payload is
     /// there). Short of that, nothing lists.
-    async fn commit(&self, sealed: Sealed) -> Result<Outcome, OpError> {
+    pub(super) async fn commit(&self, sealed: Sealed) -> Result<Outcome, OpError> {
         let (engine, fc) = (self.engine, self.fc);
         let id = sealed.id.clone();
         let payload_key = layout::payload(&fc.name, &id);
@@ -314,20 +449,24 @@ impl Run<'_> {
         };
         record_run(
             self.catalog,
-            "backup",
+            self.kind,
             &fc.name,
             self.started,
             self.clock,
             outcome,
             &id,
         )?;
-        Ok(Outcome::Created { record, failed })
+        Ok(Outcome::Created {
+            record,
+            failed,
+            changes: sealed.changes,
+        })
     }
 
     fn failed_run(&self, id: &str) -> Result<(), OpError> {
         record_run(
             self.catalog,
-            "backup",
+            self.kind,
             &self.fc.name,
             self.started,
             self.clock,

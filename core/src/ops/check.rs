@@ -343,10 +343,28 @@ pub struct InitLocation {
     pub detail: String,
 }
 
+/// One event queue as `adfdr init` left it, and its feed to make.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct InitQueue {
+    pub queue: String,
+    /// The queue and its poison queue exist and this identity may use them.
+    pub ready: bool,
+    pub detail: String,
+    pub factories: Vec<String>,
+    /// Per Azure subscription of those factories: the Azure CLI lines that
+    /// make its system topic and the event subscription into this queue.
+    pub event_grid: Vec<String>,
+}
+
 /// What `adfdr init` did, and what is still missing.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Initialized {
     pub locations: Vec<InitLocation>,
+    /// The event queues of factories with capture = "events", made, and the
+    /// Event Grid subscription that must fill each (init does not create
+    /// it: that is a change to the subscription, for its owner).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<InitQueue>,
     /// What init cannot do itself: a location it could not make or use, and
     /// each backup account's missing protection (as `config check` says).
     pub missing: Vec<String>,
@@ -380,7 +398,115 @@ pub async fn init(engine: &Engine) -> Initialized {
     for f in posture(engine).await.into_iter().filter(|f| !f.ok) {
         missing.push(format!("location {} {}: {}", f.location, f.check, f.detail));
     }
-    Initialized { locations, missing }
+    let queues = init_queues(engine).await;
+    for q in &queues {
+        if !q.ready {
+            missing.push(format!("event queue {}: {}", q.queue, q.detail));
+        }
+        missing.push(format!(
+            "the Event Grid subscription into {} (ARM's events for {}): {}",
+            q.queue,
+            q.factories.join(", "),
+            q.event_grid.join(" && ")
+        ));
+    }
+    Initialized {
+        locations,
+        queues,
+        missing,
+    }
+}
+
+/// Makes each event queue and its poison queue; writes out the Event Grid
+/// subscription each needs (ARM's events of the factories' subscriptions,
+/// filtered to Microsoft.DataFactory, into the queue).
+async fn init_queues(engine: &Engine) -> Vec<InitQueue> {
+    use crate::queue::{EventQueue, QueueClient};
+    let mut by_queue: std::collections::BTreeMap<String, Vec<&crate::config::FactoryConfig>> =
+        Default::default();
+    for f in engine.config.factories.iter().map(|f| f.get_ref()) {
+        if let Some(q) = f.event_queue() {
+            by_queue
+                .entry(q.trim_end_matches('/').to_string())
+                .or_default()
+                .push(f);
+        }
+    }
+    let mut out = Vec::new();
+    for (queue, factories) in by_queue {
+        let url: url::Url = match queue.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                out.push(InitQueue {
+                    queue,
+                    ready: false,
+                    detail: e.to_string(),
+                    factories: factories.iter().map(|f| f.name.clone()).collect(),
+                    event_grid: Vec::new(),
+                });
+                continue;
+            }
+        };
+        let client = |u: url::Url| {
+            QueueClient::new(
+                u,
+                engine.identity.credential.clone(),
+                engine.options.clone(),
+            )
+        };
+        let poison = crate::queue::poison_url(&url);
+        let made = async {
+            client(url.clone())
+                .create()
+                .await
+                .map_err(|e| e.to_string())?;
+            let p = poison.clone()?;
+            client(p).create().await.map_err(|e| e.to_string())
+        }
+        .await;
+        let (ready, detail) = match made {
+            Ok(()) => (true, "the queue and its poison queue exist".to_string()),
+            Err(e) => (
+                false,
+                format!(
+                    "{e}; grant {} 'Storage Queue Data Contributor' on the queue's storage account",
+                    engine.identity.description
+                ),
+            ),
+        };
+        out.push(InitQueue {
+            event_grid: event_grid_lines(&url, &factories),
+            queue,
+            ready,
+            detail,
+            factories: factories.iter().map(|f| f.name.clone()).collect(),
+        });
+    }
+    out
+}
+
+/// The Azure CLI lines that feed `queue` with ARM's events of each
+/// factory's subscription (a system topic of type
+/// Microsoft.Resources.Subscriptions, one event subscription into the
+/// queue, only Microsoft.DataFactory's write, delete and action successes).
+fn event_grid_lines(queue: &url::Url, factories: &[&crate::config::FactoryConfig]) -> Vec<String> {
+    let host = queue.host_str().unwrap_or_default();
+    let path = queue.path().trim_matches('/');
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let account = host.split('.').next().unwrap_or(host);
+    let subs: std::collections::BTreeSet<&str> =
+        factories.iter().map(|f| f.subscription.as_str()).collect();
+    let mut out = Vec::new();
+    for sub in subs {
+        let topic = format!("adfdr-arm-{}", &sub[..sub.len().min(8)]);
+        out.push(format!(
+            "az eventgrid system-topic create --subscription {sub} -g RG --name {topic} --location global --topic-type Microsoft.Resources.Subscriptions --source /subscriptions/{sub}"
+        ));
+        out.push(format!(
+            "az eventgrid system-topic event-subscription create --subscription {sub} -g RG --system-topic-name {topic} --name adfdr-capture --endpoint-type storagequeue --endpoint $(az storage account show -n {account} --query id -o tsv)/queueservices/default/queues/{name} --included-event-types Microsoft.Resources.ResourceWriteSuccess Microsoft.Resources.ResourceDeleteSuccess Microsoft.Resources.ResourceActionSuccess --advanced-filter data.resourceProvider StringIn Microsoft.DataFactory --event-delivery-schema eventgridschema"
+        ));
+    }
+    out
 }
 
 /// Makes and probes one location: (made it, what was done), or (made it,

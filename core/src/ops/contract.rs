@@ -20,14 +20,17 @@ pub enum JobKind {
     Verify,
     Prune,
     Drill,
+    /// A window of ARM's events sealed as a snapshot (capture = "events").
+    Capture,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Backup,
         JobKind::Verify,
         JobKind::Prune,
         JobKind::Drill,
+        JobKind::Capture,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl JobKind {
             JobKind::Verify => "verify",
             JobKind::Prune => "prune",
             JobKind::Drill => "drill",
+            JobKind::Capture => "capture",
         }
     }
 
@@ -52,6 +56,10 @@ pub enum Job {
         /// A new snapshot even when nothing changed.
         #[serde(default)]
         force: bool,
+        /// Capture's reconciliation listing: what it finds changed is
+        /// drift (events that never came).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reconcile: bool,
     },
     Verify(VerifyOptions),
     Prune {
@@ -60,6 +68,11 @@ pub enum Job {
         dry_run: bool,
     },
     Drill(DrillOptions),
+    /// ARM's events for the factory, read from its queue (the agent's own;
+    /// the control socket does not take them).
+    Capture {
+        changes: Vec<crate::capture::Change>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -97,16 +110,23 @@ impl Job {
             Job::Verify(_) => JobKind::Verify,
             Job::Prune { .. } => JobKind::Prune,
             Job::Drill(_) => JobKind::Drill,
+            Job::Capture { .. } => JobKind::Capture,
         }
     }
 
     /// The job a schedule starts: default options.
     pub fn scheduled(kind: JobKind) -> Job {
         match kind {
-            JobKind::Backup => Job::Backup { force: false },
+            JobKind::Backup => Job::Backup {
+                force: false,
+                reconcile: false,
+            },
             JobKind::Verify => Job::Verify(VerifyOptions::default()),
             JobKind::Prune => Job::Prune { dry_run: false },
             JobKind::Drill => Job::Drill(DrillOptions::default()),
+            JobKind::Capture => Job::Capture {
+                changes: Vec::new(),
+            },
         }
     }
 
@@ -115,7 +135,7 @@ impl Job {
         match self {
             Job::Verify(o) => !o.repair && !o.delete_foreign,
             Job::Prune { dry_run } => *dry_run,
-            Job::Backup { .. } | Job::Drill(_) => false,
+            Job::Backup { .. } | Job::Drill(_) | Job::Capture { .. } => false,
         }
     }
 }
@@ -203,6 +223,84 @@ pub enum JobReport {
     Verify(Box<super::verify::Report>),
     Prune(Box<super::prune::Report>),
     Drill(Box<super::drill::Report>),
+    Capture(CaptureReport),
+}
+
+/// What a capture did with a window of events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaptureReport {
+    pub factory: String,
+    pub result: CaptureResult,
+    /// The snapshot sealed (or the one still current when unchanged).
+    pub snapshot: Option<String>,
+    /// Events about the factory in the window, duplicates included.
+    pub events: usize,
+    pub duplicates: usize,
+    /// Resources read again (one GET each).
+    pub fetched: usize,
+    pub removed: usize,
+    /// Resources whose definition or state changed.
+    pub changed: usize,
+    /// Why the factory was listed in full instead (result `listed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureResult {
+    Sealed,
+    Unchanged,
+    Listed,
+    FactoryDeleted,
+}
+
+impl CaptureReport {
+    pub fn from_captured(factory: &str, c: &super::capture::Captured) -> CaptureReport {
+        use super::capture::Captured;
+        let snapshot_of = |o: &super::backup::Outcome| match o {
+            super::backup::Outcome::Created { record, .. } => record.id.clone(),
+            super::backup::Outcome::Unchanged { snapshot, .. } => snapshot.clone(),
+        };
+        let (result, snapshot, stats, why) = match c {
+            Captured::Sealed { outcome, stats } => (
+                CaptureResult::Sealed,
+                Some(snapshot_of(outcome)),
+                stats,
+                None,
+            ),
+            Captured::Unchanged { snapshot, stats } => (
+                CaptureResult::Unchanged,
+                Some(snapshot.clone()),
+                stats,
+                None,
+            ),
+            Captured::Listed {
+                outcome,
+                why,
+                stats,
+            } => (
+                CaptureResult::Listed,
+                Some(snapshot_of(outcome)),
+                stats,
+                Some(why.clone()),
+            ),
+            Captured::FactoryDeleted { stats } => {
+                (CaptureResult::FactoryDeleted, None, stats, None)
+            }
+        };
+        CaptureReport {
+            factory: factory.to_string(),
+            result,
+            snapshot,
+            events: stats.events,
+            duplicates: stats.duplicates,
+            fetched: stats.fetched,
+            removed: stats.removed,
+            changed: stats.changed,
+            why,
+        }
+    }
 }
 
 /// What a backup did.
@@ -219,6 +317,9 @@ pub struct BackupReport {
     pub locations: Vec<String>,
     /// Locations that missed their copy (queued for repair), with why.
     pub missed: Vec<Missed>,
+    /// What the listing found changed since the previous snapshot (labels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -247,7 +348,11 @@ impl BackupReport {
                 .collect()
         };
         match o {
-            Outcome::Created { record, failed } => BackupReport {
+            Outcome::Created {
+                record,
+                failed,
+                changes,
+            } => BackupReport {
                 factory: factory.to_string(),
                 result: BackupResult::Created,
                 snapshot: record.id.clone(),
@@ -255,6 +360,7 @@ impl BackupReport {
                 resources: Some(record.resources),
                 locations: record.locations.clone(),
                 missed: missed(failed),
+                changed: changes.iter().map(|c| c.resource.clone()).collect(),
             },
             Outcome::Unchanged {
                 snapshot,
@@ -268,6 +374,7 @@ impl BackupReport {
                 resources: None,
                 locations: Vec::new(),
                 missed: missed(failed),
+                changed: Vec::new(),
             },
         }
     }
@@ -360,6 +467,10 @@ pub enum AuditAction {
         cleanup: String,
     },
     Restore(Box<RestoreAudit>),
+    Capture {
+        factory: String,
+        report: CaptureReport,
+    },
     LeaseTaken {
         factory: String,
         location: String,
@@ -467,6 +578,12 @@ fn log_audit(event: &AuditEvent) {
             outcome = serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default().as_str(),
             written = r.written, deleted = r.deleted, skipped = r.skipped,
             failures = r.failures, mismatches = r.mismatches, seconds = r.seconds, "audit"
+        ),
+        AuditAction::Capture { factory, report } => tracing::info!(
+            target: "audit", action = "capture", by, factory = factory.as_str(),
+            snapshot = report.snapshot.as_deref().unwrap_or(""),
+            result = serde_json::to_value(report.result).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default().as_str(),
+            events = report.events, fetched = report.fetched, changed = report.changed, "audit"
         ),
         AuditAction::LeaseTaken { factory, location } => tracing::info!(
             target: "audit", action = "lease-taken", by, factory = factory.as_str(),

@@ -6,6 +6,7 @@
 //! results (`contract`) and fail with an `OpError` that carries a kind.
 
 pub mod backup;
+pub mod capture;
 pub mod catalog;
 pub mod check;
 pub mod contract;
@@ -13,6 +14,7 @@ pub mod discover;
 pub mod drill;
 pub mod export;
 pub mod gitlayout;
+pub mod history;
 pub mod hold;
 pub mod lease;
 pub mod prune;

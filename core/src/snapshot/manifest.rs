@@ -92,6 +92,16 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_offered: Vec<ResourceKind>,
     pub report: Vec<Finding>,
+    /// What changed since the previous snapshot, resource by resource, and
+    /// who changed it where an event said (absent before 2026-12, and in a
+    /// factory's first snapshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::capture::ChangeRecord>,
+    /// Capture's newest event time applied per resource (label → RFC 3339),
+    /// carried from snapshot to snapshot: a delete delivered after a newer
+    /// write is told stale by it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied: BTreeMap<String, String>,
 }
 
 /// What a factory's integration runtimes and change data captures were

@@ -39,8 +39,23 @@ pub enum Runtimes {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Snapshot id, or `latest` (with --factory).
-    #[arg(required_unless_present = "at")]
+    #[arg(required_unless_present_any = ["at", "undo"])]
     snapshot: Option<String>,
+    /// Put back exactly what one change set touched (its correlation id,
+    /// from `adfdr log FACTORY --sets`), as the snapshot before it held it:
+    /// resources it created are deleted (with --factory; into the source
+    /// unless --to says otherwise).
+    #[arg(
+        long,
+        value_name = "CHANGE_SET",
+        conflicts_with_all = ["snapshot", "at", "include", "exclude", "delete_extraneous"],
+        requires = "factory"
+    )]
+    undo: Option<String>,
+    /// With --undo: also put back resources changed again since by other
+    /// change sets (their later changes are undone too).
+    #[arg(long, requires = "undo")]
+    force: bool,
     /// The snapshot in force at this time (RFC 3339, e.g.
     /// 2026-12-01T09:30:00Z): the newest taken at or before it (with --factory).
     #[arg(
@@ -53,9 +68,10 @@ pub struct Args {
     /// The factory's name in the store (its [[factory]] name).
     #[arg(long)]
     factory: Option<String>,
-    /// Target factory: SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or its ARM id).
-    #[arg(long, value_name = "SUB/RG/FACTORY")]
-    to: String,
+    /// Target factory: SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or its ARM id)
+    /// [default with --undo: the snapshot's source].
+    #[arg(long, value_name = "SUB/RG/FACTORY", required_unless_present = "undo")]
+    to: Option<String>,
     /// Region of a factory that must be created [default: the snapshot's].
     #[arg(long)]
     region: Option<String>,
@@ -68,9 +84,10 @@ pub struct Args {
     /// Rules that set, remove or fill JSON Pointer paths (docs/OPERATIONS.md).
     #[arg(long, value_name = "FILE")]
     overrides: Option<PathBuf>,
-    /// Trigger state after the restore.
-    #[arg(long, value_enum, default_value = "stopped")]
-    triggers: Triggers,
+    /// Trigger state after the restore [default: stopped; with --undo:
+    /// as-backed-up, the state before the change set].
+    #[arg(long, value_enum)]
+    triggers: Option<Triggers>,
     /// Integration runtimes (an Azure-SSIS IR takes 20-30 minutes) and
     /// change data captures after the restore.
     #[arg(long, value_enum, default_value = "as-backed-up")]
@@ -110,8 +127,10 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         include: selectors(&args.include)?,
         exclude: selectors(&args.exclude)?,
         triggers: match args.triggers {
-            Triggers::Stopped => TriggerMode::Stopped,
-            Triggers::AsBackedUp => TriggerMode::AsBackedUp,
+            Some(Triggers::Stopped) => TriggerMode::Stopped,
+            Some(Triggers::AsBackedUp) => TriggerMode::AsBackedUp,
+            None if args.undo.is_some() => TriggerMode::AsBackedUp,
+            None => TriggerMode::Stopped,
         },
         runtimes: match args.runtimes {
             Runtimes::AsBackedUp => RuntimeMode::AsBackedUp,
@@ -158,9 +177,78 @@ async fn engine(
     Ok((engine, factory, known))
 }
 
+/// An undo, decided (core ops::history): the snapshot before the change
+/// set, the resources to put back as selectors, the target.
+async fn undo(
+    engine: &Engine,
+    factory: &str,
+    change_set: &str,
+    args: &Args,
+    options: &mut PlanOptions,
+) -> Result<(String, TargetFactory, Vec<String>), OpError> {
+    use adfdr_core::ops::history;
+    let h = history::history(&engine.replicas, &engine.keys, factory, None).await?;
+    let u = history::undo(&h, change_set)?;
+    for (label, other) in &u.entangled {
+        crate::warning!(
+            "{label} was also changed by change set {other}, sealed in the same snapshot: its undo puts that change back too"
+        );
+    }
+    if !u.later.is_empty() && !args.force {
+        let what: Vec<String> = u
+            .later
+            .iter()
+            .map(|(l, o)| format!("{l} (by {o})"))
+            .collect();
+        return Err(OpError::new(
+            adfdr_core::ops::Kind::Conflict,
+            format!(
+                "change set {} touched resources changed again since: {}; undoing it would put those later changes back too. Undo the later change sets first, or add --force",
+                u.change_set.id,
+                what.join(", ")
+            ),
+        ));
+    }
+    let escape = |name: &str| {
+        name.chars()
+            .map(|c| match c {
+                '*' | '?' | '[' | ']' | '{' | '}' | '\\' => format!("[{c}]"),
+                c => c.to_string(),
+            })
+            .collect::<String>()
+    };
+    let mut selectors = Vec::new();
+    for label in &u.touched {
+        let (kind, name) = label.split_once(':').unwrap_or((label, ""));
+        let text = format!("{kind}:{}", escape(name));
+        selectors.push(Selector::parse(&text).map_err(|e| OpError::failed(e.to_string()))?);
+    }
+    options.include = selectors;
+    options.delete_extraneous = true;
+    let target = match (&args.to, &u.source) {
+        (Some(to), _) => TargetFactory::parse(to).map_err(OpError::usage)?,
+        (None, Some(s)) => TargetFactory::parse(&s.path()).map_err(OpError::usage)?,
+        (None, None) => {
+            return Err(OpError::usage(
+                "the snapshot names no source factory; give --to",
+            ));
+        }
+    };
+    if !crate::output::quiet() {
+        eprintln!(
+            "adfdr: undoing change set {} by {} ({} resource(s): {}) from snapshot {}",
+            u.change_set.id,
+            u.change_set.authors.join(", "),
+            u.touched.len(),
+            u.touched.join(", "),
+            u.before
+        );
+    }
+    Ok((u.before, target, u.touched))
+}
+
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let target = TargetFactory::parse(&args.to).map_err(OpError::usage)?;
-    let options = plan_options(&args)?;
+    let mut options = plan_options(&args)?;
     let overrides = args
         .overrides
         .as_deref()
@@ -168,22 +256,20 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         .transpose()
         .map_err(|e| OpError::usage(e.to_string()))?;
     let (engine, factory, known_newest) = engine(ctx, &args).await?;
-    let snapshot = match (&args.snapshot, &args.at, &factory) {
-        (_, Some(at), Some(f)) => {
-            let when =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| {
-                        OpError::usage(format!(
-                            "--at {at:?} is not a time like 2026-12-01T09:30:00Z"
-                        ))
-                    })?;
-            adfdr_core::ops::read::in_force_at(&engine.replicas, f, when).await?
+    let mut include = args.include.clone();
+    let (snapshot, target) = match (&args.undo, &factory) {
+        (Some(set), Some(f)) => {
+            let (before, target, touched) = undo(&engine, f, set, &args, &mut options).await?;
+            include = touched;
+            (before, target)
         }
-        (Some(s), _, _) => s.clone(),
         _ => {
-            return Err(OpError::usage(
-                "give a snapshot id, `latest`, or --at TIME with --factory",
-            ));
+            let to = args
+                .to
+                .as_deref()
+                .ok_or_else(|| OpError::usage("--to SUB/RG/FACTORY is needed"))?;
+            let target = TargetFactory::parse(to).map_err(OpError::usage)?;
+            (snapshot(&engine, &args, &factory).await?, target)
         }
     };
     if snapshot == "latest" && factory.is_none() {
@@ -203,13 +289,48 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         by: format!("restore by {user}@{host}"),
         audit_dir: Some(engine.config.agent.state_dir.clone()),
         asked: Asked {
-            include: args.include.clone(),
+            include,
             exclude: args.exclude.clone(),
             overrides: args.overrides.as_ref().map(|p| p.display().to_string()),
         },
     };
+    prepare_and_apply(ctx, &engine, &args, request).await
+}
+
+/// The snapshot id, `latest` or the one in force --at a time.
+async fn snapshot(
+    engine: &Engine,
+    args: &Args,
+    factory: &Option<String>,
+) -> Result<String, OpError> {
+    Ok(match (&args.snapshot, &args.at, factory) {
+        (_, Some(at), Some(f)) => {
+            let when =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        OpError::usage(format!(
+                            "--at {at:?} is not a time like 2026-12-01T09:30:00Z"
+                        ))
+                    })?;
+            adfdr_core::ops::read::in_force_at(&engine.replicas, f, when).await?
+        }
+        (Some(s), _, _) => s.clone(),
+        _ => {
+            return Err(OpError::usage(
+                "give a snapshot id, `latest`, --at TIME or --undo CHANGE_SET with --factory",
+            ));
+        }
+    })
+}
+
+async fn prepare_and_apply(
+    ctx: &Ctx,
+    engine: &Engine,
+    args: &Args,
+    request: op::Request,
+) -> Result<i32, OpError> {
     let spinner = crate::output::spinner(ctx.json, "reading the snapshot and the target".into());
-    let prepared = op::prepare(&engine, request).await;
+    let prepared = op::prepare(engine, request).await;
     if let Some(s) = &spinner {
         s.finish_and_clear();
     }
@@ -220,7 +341,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         !args.plan && (args.yes || (interactive && !ctx.json && render::confirm(&prepared)));
     if !apply {
         render::unapplied(ctx.json, args.plan, &prepared, interactive);
-        op::release(&engine, &mut prepared).await;
+        op::release(engine, &mut prepared).await;
         // A restore that applied nothing is not a success a script may
         // mistake for one; showing the plan (--plan) is.
         return Ok(if args.plan { exit::OK } else { exit::USAGE });
@@ -228,7 +349,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     if !ctx.json && !interactive {
         render::plan(&prepared, &prepared.plan);
     }
-    execute(ctx, &engine, &mut prepared).await
+    execute(ctx, engine, &mut prepared).await
 }
 
 async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Result<i32, OpError> {

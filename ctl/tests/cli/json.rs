@@ -62,6 +62,7 @@ async fn every_command_answers_json_that_matches_its_schema() {
             .expect("snapshot id")
             .to_string();
     check("snapshots", &["snapshots", "--json"], 0);
+    check("log", &["log", "sales", "--json"], 0);
     check("show", &["show", &s2, "--json"], 0);
     check("diff", &["diff", &s1, &s2, "--json"], 0);
     check("diff", &["diff", &s2, "--live", "--json"], 0);

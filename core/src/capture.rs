@@ -1,0 +1,700 @@
+//! Continuous capture's pure decisions (issue 18): an ARM event as Event Grid
+//! delivers it (the schema of Microsoft's `Resource*Success` samples) read
+//! into the change it reports; which resource of which factory it is about;
+//! and a window's events folded into one fetch (or one removal) per
+//! resource. Nothing here does IO: ops::capture fetches and seals, the agent
+//! reads the queue. Events carry no body, so a change is only ever a reason
+//! to read that one resource again; a delete is a delete.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::ResourceKind;
+use crate::model::resource::{key, label};
+
+/// The largest queue message adfdr reads as an event (Storage Queue's own
+/// limit is 64 KiB; anything bigger is not an ARM event).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Who made a change, from the token claims ARM put in the event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Author {
+    /// A person's sign-in name (`upn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    /// The display name (`name`), when the token has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The application the token was issued to (`appid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The principal's object id (`oid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+}
+
+impl Author {
+    /// `alice@contoso.com`, `Alice Smith`, `app 1950a258-…`, or the object id.
+    pub fn display(&self) -> String {
+        if let Some(u) = &self.upn {
+            return u.clone();
+        }
+        match (&self.name, &self.app_id) {
+            (Some(n), Some(a)) => format!("{n} (app {a})"),
+            (Some(n), None) => n.clone(),
+            (None, Some(a)) => format!("app {a}"),
+            (None, None) => self
+                .object_id
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string()),
+        }
+    }
+
+    fn from_claims(claims: &Value) -> Author {
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| claims.get(*k).and_then(Value::as_str))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Author {
+            upn: text(&[
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+                "upn",
+            ]),
+            name: text(&["name"]),
+            app_id: text(&["appid", "azp"]),
+            object_id: text(&[
+                "http://schemas.microsoft.com/identity/claims/objectidentifier",
+                "oid",
+            ]),
+        }
+    }
+}
+
+/// What ARM says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Write,
+    Delete,
+    /// A POST: a trigger, IR or CDC started or stopped (others change no
+    /// definition and are ignored).
+    Action,
+}
+
+/// One ARM event, read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Change {
+    /// The event's id (a duplicate delivery carries the same).
+    pub id: String,
+    /// `eventTime`, as ARM wrote it (RFC 3339).
+    pub time: String,
+    pub resource_uri: String,
+    pub action: Action,
+    /// `operationName`, e.g. `Microsoft.DataFactory/factories/pipelines/write`.
+    pub operation: String,
+    /// Every write of one ADF Studio publish carries the same.
+    pub correlation_id: String,
+    pub author: Author,
+}
+
+impl Change {
+    pub fn at(&self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339).ok()
+    }
+}
+
+/// The event types capture reads; others (failures, cancels, a
+/// subscription's validation) are none of its business.
+const TYPES: [(&str, Action); 3] = [
+    ("Microsoft.Resources.ResourceWriteSuccess", Action::Write),
+    ("Microsoft.Resources.ResourceDeleteSuccess", Action::Delete),
+    ("Microsoft.Resources.ResourceActionSuccess", Action::Action),
+];
+
+/// A queue message's text read as events: the event's JSON (or an array of
+/// them), as is or base64-encoded (both ways a Storage Queue destination may
+/// carry it). Events of other types are left out; an error means the
+/// message is not an event at all (a poison message).
+pub fn parse_message(text: &str) -> Result<Vec<Change>, String> {
+    if text.len() > MAX_MESSAGE {
+        return Err(format!(
+            "{} bytes, more than any event ({MAX_MESSAGE})",
+            text.len()
+        ));
+    }
+    let trimmed = text.trim();
+    let decoded;
+    let json = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        trimmed
+    } else {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(trimmed)
+            .map_err(|_| "neither JSON nor base64-encoded JSON".to_string())?;
+        decoded = String::from_utf8(bytes).map_err(|_| "base64 of something not UTF-8")?;
+        decoded.as_str()
+    };
+    let value: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let events = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    let mut out = Vec::new();
+    for e in &events {
+        if let Some(change) = parse_event(e)? {
+            out.push(change);
+        }
+    }
+    Ok(out)
+}
+
+/// One event in the Event Grid schema; None for a type capture ignores.
+pub fn parse_event(e: &Value) -> Result<Option<Change>, String> {
+    let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let Some(event_type) = text(e, "/eventType") else {
+        return Err("no eventType: not an Event Grid event".into());
+    };
+    let Some((_, action)) = TYPES
+        .iter()
+        .find(|(t, _)| t.eq_ignore_ascii_case(&event_type))
+    else {
+        return Ok(None);
+    };
+    let data = e.get("data").ok_or("an event without data")?;
+    let resource_uri = text(data, "/resourceUri")
+        .or_else(|| text(e, "/subject"))
+        .ok_or("an event without resourceUri")?;
+    let time = text(e, "/eventTime").ok_or("an event without eventTime")?;
+    if time::OffsetDateTime::parse(&time, &time::format_description::well_known::Rfc3339).is_err() {
+        return Err(format!("eventTime {time:?} is not RFC 3339"));
+    }
+    Ok(Some(Change {
+        id: text(e, "/id").ok_or("an event without id")?,
+        time,
+        resource_uri,
+        action: *action,
+        operation: text(data, "/operationName").unwrap_or_default(),
+        correlation_id: text(data, "/correlationId").unwrap_or_default(),
+        author: data
+            .get("claims")
+            .map(Author::from_claims)
+            .unwrap_or_default(),
+    }))
+}
+
+/// What a snapshot's change did to one resource, compared with the
+/// previous snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    Created,
+    Updated,
+    Removed,
+    /// An event said it changed, and it reads as it was (a duplicate, a
+    /// write of the same definition, an action that left the state).
+    Unchanged,
+}
+
+impl Effect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Effect::Created => "created",
+            Effect::Updated => "updated",
+            Effect::Removed => "removed",
+            Effect::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One change a snapshot records (its manifest's `changes`): the resource,
+/// what happened to it, and the event that said so, or none when a listing
+/// found it (a backup, or capture's reconciliation: then it is a missed
+/// event).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChangeRecord {
+    /// `pipeline:PL_Load`, `factory:NAME`.
+    pub resource: String,
+    pub effect: Effect,
+    /// When: the event's time, or the listing's.
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventRecord>,
+}
+
+/// The event behind a change: who, which operation, which correlation id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventRecord {
+    pub id: String,
+    pub action: Action,
+    pub operation: String,
+    pub correlation_id: String,
+    pub author: Author,
+}
+
+impl ChangeRecord {
+    /// A change a listing found (no event, no author).
+    pub fn listed(resource: &str, effect: Effect, time: &str) -> ChangeRecord {
+        ChangeRecord {
+            resource: resource.to_string(),
+            effect,
+            time: time.to_string(),
+            event: None,
+        }
+    }
+
+    /// A change an event reported, with its effect.
+    pub fn from_event(resource: &str, effect: Effect, change: &Change) -> ChangeRecord {
+        ChangeRecord {
+            resource: resource.to_string(),
+            effect,
+            time: change.time.clone(),
+            event: Some(EventRecord {
+                id: change.id.clone(),
+                action: change.action,
+                operation: change.operation.clone(),
+                correlation_id: change.correlation_id.clone(),
+                author: change.author.clone(),
+            }),
+        }
+    }
+
+    /// Who made it, for a person to read.
+    pub fn who(&self) -> String {
+        match &self.event {
+            Some(e) => e.author.display(),
+            None => "(no event: found by a listing)".to_string(),
+        }
+    }
+}
+
+/// What an event is about, inside one factory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The factory itself.
+    Factory,
+    /// One resource of it.
+    Resource {
+        kind: ResourceKind,
+        parent: Option<String>,
+        name: String,
+    },
+    /// Something below the factory adfdr cannot read on its own (a kind it
+    /// does not know): only a listing tells what changed.
+    Unknown(String),
+    /// An action that changes no definition or state adfdr keeps (a
+    /// pipeline run, a query, a key listed).
+    Ignored,
+}
+
+/// What `change` is about in the factory at `factory_path` (its ARM id);
+/// None when it is about another factory.
+pub fn locate(change: &Change, factory_path: &str) -> Option<Target> {
+    let uri = change.resource_uri.trim_end_matches('/');
+    if uri.len() < factory_path.len()
+        || !uri.is_char_boundary(factory_path.len())
+        || !uri[..factory_path.len()].eq_ignore_ascii_case(factory_path)
+    {
+        return None;
+    }
+    let rest = &uri[factory_path.len()..];
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return None; // another factory whose name starts with this one's
+    }
+    let mut parts: Vec<String> = rest.split('/').skip(1).map(decode).collect();
+    // An action's URI may name the action too (`…/triggers/T/start`).
+    if change.action == Action::Action && parts.len() % 2 == 1 {
+        parts.pop();
+    }
+    if change.action == Action::Action && !changes_state(&change.operation) {
+        return Some(Target::Ignored);
+    }
+    Some(match parts.as_slice() {
+        [] => match change.action {
+            Action::Action => Target::Ignored,
+            _ => Target::Factory,
+        },
+        [s, vnet, m, name]
+            if s.eq_ignore_ascii_case("managedVirtualNetworks")
+                && m.eq_ignore_ascii_case("managedPrivateEndpoints") =>
+        {
+            Target::Resource {
+                kind: ResourceKind::ManagedPrivateEndpoint,
+                parent: Some(vnet.clone()),
+                name: name.clone(),
+            }
+        }
+        [segment, name] => match child_kind(segment) {
+            Some(kind) => Target::Resource {
+                kind,
+                parent: None,
+                name: name.clone(),
+            },
+            None => Target::Unknown(rest.to_string()),
+        },
+        [p, ns, t, name] if p.eq_ignore_ascii_case("providers") => {
+            let segment = format!("providers/{ns}/{t}");
+            match child_kind(&segment) {
+                Some(kind) if kind.extension().is_some() && !kind.in_resource_group() => {
+                    Target::Resource {
+                        kind,
+                        parent: None,
+                        name: name.clone(),
+                    }
+                }
+                _ => Target::Unknown(rest.to_string()),
+            }
+        }
+        _ => Target::Unknown(rest.to_string()),
+    })
+}
+
+/// The actions that change what a snapshot keeps: runtime state (a
+/// trigger's, an IR's, a CDC's) and a trigger's event subscription.
+fn changes_state(operation: &str) -> bool {
+    let op = operation.to_ascii_lowercase();
+    [
+        "/start/action",
+        "/stop/action",
+        "/subscribetoevents/action",
+        "/unsubscribefromevents/action",
+    ]
+    .iter()
+    .any(|a| op.ends_with(a))
+}
+
+fn child_kind(segment: &str) -> Option<ResourceKind> {
+    ResourceKind::CHILDREN
+        .into_iter()
+        .chain(ResourceKind::SURROUNDINGS)
+        .find(|k| k.segment().eq_ignore_ascii_case(segment))
+}
+
+/// `%20` and friends, as a path segment carries them.
+fn decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(h) = segment.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(h, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_string())
+}
+
+/// A resource to read again or to drop, with the events that asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Work {
+    pub kind: ResourceKind,
+    pub parent: Option<String>,
+    pub name: String,
+    /// Drop it (its newest event is a delete, newer than anything the
+    /// previous snapshot applied); else read it again.
+    pub remove: bool,
+}
+
+/// A window's events for one factory, folded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// One entry per resource, in key order.
+    pub work: Vec<Work>,
+    /// The factory itself was written: read it again.
+    pub factory: bool,
+    /// The factory was deleted.
+    pub factory_deleted: bool,
+    /// Something only a listing can tell (an unknown kind): what, for the log.
+    pub needs_listing: Vec<String>,
+    /// The events, each once (duplicates by id dropped), oldest first.
+    pub changes: Vec<(Change, Target)>,
+    /// Duplicates dropped.
+    pub duplicates: usize,
+}
+
+/// Folds events into work: each event once (by id); per resource only the
+/// newest event counts (by event time, then arrival). A delete removes the
+/// resource unless the previous snapshot applied an event newer than it
+/// (`applied`: label → event time): a late delete must not drop a resource
+/// re-created since, so then the resource is read again and the service
+/// decides. Writes and actions always read the resource again: the answer
+/// is the current state, whatever order events came in.
+pub fn fold(events: Vec<(Change, Target)>, applied: &BTreeMap<String, String>) -> Folded {
+    let mut out = Folded::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut events: Vec<(usize, Change, Target)> = events
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (c, t))| {
+            if seen.insert(c.id.clone()) {
+                Some((i, c, t))
+            } else {
+                out.duplicates += 1;
+                None
+            }
+        })
+        .collect();
+    events.sort_by(|a, b| a.1.at().cmp(&b.1.at()).then(a.0.cmp(&b.0)));
+    let mut newest: BTreeMap<(ResourceKind, String, String), (Work, Change)> = BTreeMap::new();
+    for (_, change, target) in &events {
+        match target {
+            Target::Factory => match change.action {
+                Action::Delete => out.factory_deleted = true,
+                _ => {
+                    out.factory = true;
+                    out.factory_deleted = false;
+                }
+            },
+            Target::Unknown(what) => out.needs_listing.push(what.clone()),
+            Target::Ignored => {}
+            Target::Resource { kind, parent, name } => {
+                let work = Work {
+                    kind: *kind,
+                    parent: parent.clone(),
+                    name: name.clone(),
+                    remove: change.action == Action::Delete,
+                };
+                newest.insert(key(*kind, parent.as_deref(), name), (work, change.clone()));
+            }
+        }
+    }
+    for (_, (mut work, change)) in newest {
+        if work.remove {
+            let l = label(work.kind, work.parent.as_deref(), &work.name);
+            let later = applied.iter().find(|(k, _)| k.eq_ignore_ascii_case(&l));
+            let stale = later.is_some_and(|(_, t)| {
+                let t =
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok();
+                t.is_some() && t >= change.at()
+            });
+            if stale {
+                work.remove = false;
+            }
+        }
+        out.work.push(work);
+    }
+    out.changes = events.into_iter().map(|(_, c, t)| (c, t)).collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: &str =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/adf";
+
+    fn event(kind: &str, uri: &str, op: &str, time: &str, id: &str) -> Value {
+        serde_json::json!({
+            "subject": uri, "eventType": kind, "eventTime": time, "id": id,
+            "data": {"resourceUri": uri, "operationName": op, "correlationId": "c1",
+                     "claims": {"appid": "app-1", "name": "Pipeline Bot",
+                                "http://schemas.microsoft.com/identity/claims/objectidentifier": "oid-1"}},
+            "dataVersion": "2", "metadataVersion": "1", "topic": "/subscriptions/s"
+        })
+    }
+
+    fn change(v: Value) -> Change {
+        parse_event(&v).expect("parses").expect("a change")
+    }
+
+    #[test]
+    fn microsofts_samples_read_as_changes_with_their_author() {
+        let Some(dir) = std::env::var_os("ADFDR_SPEC_EXAMPLES") else {
+            eprintln!("SKIPPED: ADFDR_SPEC_EXAMPLES is not set");
+            return;
+        };
+        let dir = std::path::Path::new(&dir).join("surroundings/eventgrid");
+        for (file, action) in [
+            (
+                "event-schema-resource-groups.ResourceWriteSuccess.json",
+                Action::Write,
+            ),
+            (
+                "event-schema-resource-groups.ResourceDeleteSuccess.json",
+                Action::Delete,
+            ),
+            (
+                "event-schema-resource-groups.ResourceActionSuccess.json",
+                Action::Action,
+            ),
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("sample");
+            let changes = parse_message(&text).expect(file);
+            assert_eq!(changes.len(), 1, "{file}");
+            let c = &changes[0];
+            assert_eq!(c.action, action, "{file}");
+            assert_eq!(c.author.upn.as_deref(), Some("{user-name}"), "{file}");
+            assert_eq!(c.author.display(), "{user-name}");
+            assert!(c.resource_uri.starts_with("/subscriptions/"), "{file}");
+            assert_eq!(c.correlation_id, "{ID}");
+            assert!(c.at().is_some(), "{file}: {}", c.time);
+        }
+    }
+
+    #[test]
+    fn messages_may_be_base64_and_other_types_are_left_out() {
+        let e = event(
+            "Microsoft.Resources.ResourceWriteSuccess",
+            &format!("{F}/pipelines/p"),
+            "Microsoft.DataFactory/factories/pipelines/write",
+            "2026-12-01T10:00:00.1234567Z",
+            "e1",
+        );
+        let plain = parse_message(&e.to_string()).expect("plain");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(e.to_string());
+        assert_eq!(parse_message(&b64).expect("base64"), plain);
+        assert_eq!(plain[0].author.display(), "Pipeline Bot (app app-1)");
+        let failure = event(
+            "Microsoft.Resources.ResourceWriteFailure",
+            F,
+            "x",
+            "2026-12-01T10:00:00Z",
+            "e2",
+        );
+        assert!(
+            parse_message(&failure.to_string())
+                .expect("parses")
+                .is_empty()
+        );
+        assert!(parse_message("hello").is_err());
+        assert!(parse_message("{\"no\":1}").is_err());
+        assert!(parse_message(&"x".repeat(MAX_MESSAGE + 1)).is_err());
+    }
+
+    #[test]
+    fn an_event_is_located_in_its_factory_only() {
+        let at = |uri: &str, op: &str, kind: &str| {
+            locate(
+                &change(event(kind, uri, op, "2026-12-01T10:00:00Z", "e")),
+                F,
+            )
+        };
+        let w = "Microsoft.Resources.ResourceWriteSuccess";
+        let a = "Microsoft.Resources.ResourceActionSuccess";
+        assert_eq!(
+            at(&format!("{F}/pipelines/Load%20Sales"), "x/write", w),
+            Some(Target::Resource {
+                kind: ResourceKind::Pipeline,
+                parent: None,
+                name: "Load Sales".into()
+            })
+        );
+        assert_eq!(at(&F.to_lowercase(), "x/write", w), Some(Target::Factory));
+        assert_eq!(at(&format!("{F}2/pipelines/p"), "x/write", w), None);
+        assert_eq!(
+            at(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/other",
+                "x/write",
+                w
+            ),
+            None
+        );
+        assert_eq!(
+            at(
+                &format!("{F}/managedVirtualNetworks/default/managedPrivateEndpoints/mpe1"),
+                "x/write",
+                w
+            ),
+            Some(Target::Resource {
+                kind: ResourceKind::ManagedPrivateEndpoint,
+                parent: Some("default".into()),
+                name: "mpe1".into()
+            })
+        );
+        assert_eq!(
+            at(
+                &format!("{F}/triggers/t1"),
+                "Microsoft.DataFactory/factories/triggers/start/action",
+                a
+            ),
+            Some(Target::Resource {
+                kind: ResourceKind::Trigger,
+                parent: None,
+                name: "t1".into()
+            })
+        );
+        assert_eq!(
+            at(
+                &format!("{F}/triggers/t1/stop"),
+                "Microsoft.DataFactory/factories/triggers/stop/action",
+                a
+            ),
+            Some(Target::Resource {
+                kind: ResourceKind::Trigger,
+                parent: None,
+                name: "t1".into()
+            })
+        );
+        assert_eq!(
+            at(
+                &format!("{F}/pipelines/p"),
+                "Microsoft.DataFactory/factories/pipelines/createRun/action",
+                a
+            ),
+            Some(Target::Ignored)
+        );
+        assert_eq!(
+            at(
+                &format!("{F}/providers/Microsoft.Insights/diagnosticSettings/d"),
+                "x/write",
+                w
+            ),
+            Some(Target::Resource {
+                kind: ResourceKind::DiagnosticSetting,
+                parent: None,
+                name: "d".into()
+            })
+        );
+        assert_eq!(
+            at(&format!("{F}/newKind/n"), "x/write", w),
+            Some(Target::Unknown("/newKind/n".into()))
+        );
+    }
+
+    #[test]
+    fn folding_keeps_the_newest_event_per_resource_and_drops_duplicates() {
+        let w = "Microsoft.Resources.ResourceWriteSuccess";
+        let d = "Microsoft.Resources.ResourceDeleteSuccess";
+        let p = format!("{F}/pipelines/p");
+        let ev = |kind: &str, uri: &str, time: &str, id: &str| {
+            let c = change(event(kind, uri, "x", time, id));
+            let t = locate(&c, F).expect("here");
+            (c, t)
+        };
+        // Delivered out of order: the delete (10:00:05) before the write
+        // (10:00:01), and the write twice.
+        let events = vec![
+            ev(d, &p, "2026-12-01T10:00:05Z", "e2"),
+            ev(w, &p, "2026-12-01T10:00:01Z", "e1"),
+            ev(w, &p, "2026-12-01T10:00:01Z", "e1"),
+            ev(w, &format!("{F}/datasets/ds"), "2026-12-01T10:00:02Z", "e3"),
+        ];
+        let folded = fold(events.clone(), &BTreeMap::new());
+        assert_eq!(folded.duplicates, 1);
+        assert_eq!(folded.changes.len(), 3);
+        assert_eq!(folded.changes[0].0.id, "e1", "oldest first");
+        let work: Vec<(&str, bool)> = folded
+            .work
+            .iter()
+            .map(|w| (w.name.as_str(), w.remove))
+            .collect();
+        assert_eq!(work, [("ds", false), ("p", true)]);
+        // A delete older than what the previous snapshot applied is stale:
+        // the resource is read again instead.
+        let applied =
+            BTreeMap::from([("pipeline:p".to_string(), "2026-12-01T10:00:09Z".to_string())]);
+        let folded = fold(events, &applied);
+        assert!(folded.work.iter().all(|w| !w.remove), "{:?}", folded.work);
+    }
+}

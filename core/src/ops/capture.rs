@@ -1,0 +1,473 @@
+//! One capture of one factory (issue 18): a window's ARM events turned into
+//! a new complete snapshot. The previous snapshot is opened, each changed
+//! resource read once (a delete is a delete: nothing read), and the result
+//! sealed and committed exactly as a backup's (ops::backup: payload first,
+//! manifests at min_copies). The snapshot stands alone (no chain to the
+//! previous one); its manifest records, per changed resource, the event, its
+//! author, operation and correlation id. Whatever events cannot say (no
+//! earlier snapshot opens, a kind adfdr does not know) is listed in full.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use serde_json::Value;
+
+use super::backup::{self, Extra, Run};
+use super::{Engine, OpError, export, read};
+use crate::capture::{Change, ChangeRecord, Effect, Folded, Target, fold, locate};
+use crate::config::FactoryConfig;
+use crate::factory::FactoryApi;
+use crate::model::restorability::{self, inspect};
+use crate::model::{ResourceKind, canonicalize_owned};
+use crate::snapshot::manifest::{self, Manifest, Runtimes, key, label};
+use crate::snapshot::{Resource, rfc3339};
+
+/// Beyond this many resources to read again, one listing of the factory
+/// costs fewer ARM reads than a GET each (a big publish, a burst).
+pub const LIST_ABOVE: usize = 100;
+
+/// What a capture did.
+#[derive(Debug)]
+pub enum Captured {
+    /// A new snapshot from the previous one and the changes.
+    Sealed {
+        outcome: backup::Outcome,
+        stats: Stats,
+    },
+    /// The events changed nothing the previous snapshot does not hold
+    /// (duplicates, writes of the same definition): nothing written.
+    Unchanged { snapshot: String, stats: Stats },
+    /// The factory itself was deleted: nothing to seal (a listing reports
+    /// its source gone; its snapshots are kept).
+    FactoryDeleted { stats: Stats },
+    /// Events could not say it all: the factory was listed in full.
+    Listed {
+        outcome: backup::Outcome,
+        why: String,
+        stats: Stats,
+    },
+}
+
+/// Counts of one capture.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events about this factory (ignored actions included).
+    pub events: usize,
+    /// Duplicate deliveries dropped.
+    pub duplicates: usize,
+    /// Resources read again (one GET each).
+    pub fetched: usize,
+    /// Resources dropped on a delete event, or found gone when read.
+    pub removed: usize,
+    /// Resources whose definition or state differ from the previous snapshot.
+    pub changed: usize,
+}
+
+/// Captures `changes` (all about `fc`'s factory; others are ignored) into
+/// a new snapshot.
+pub async fn capture(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    changes: Vec<Change>,
+    clock: super::Clock,
+) -> Result<Captured, OpError> {
+    let started = clock();
+    let base = fc.arm_path();
+    let located: Vec<(Change, Target)> = changes
+        .into_iter()
+        .filter_map(|c| locate(&c, &base).map(|t| (c, t)))
+        .collect();
+    let events = located.len();
+    let previous = match read::open_latest(&engine.replicas, &engine.keys, &fc.name, started).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let why = format!("no earlier snapshot opens ({e})");
+            return listed(engine, fc, clock, why, &located, events).await;
+        }
+    };
+    let folded = fold(located, &previous.manifest.applied);
+    let mut stats = Stats {
+        events,
+        duplicates: folded.duplicates,
+        ..Default::default()
+    };
+    if folded.factory_deleted {
+        return Ok(Captured::FactoryDeleted { stats });
+    }
+    if !folded.needs_listing.is_empty() {
+        let why = format!(
+            "events name what adfdr cannot read alone ({})",
+            folded.needs_listing.join(", ")
+        );
+        return listed(engine, fc, clock, why, &folded.changes, events).await;
+    }
+    let reads = folded.work.iter().filter(|w| !w.remove).count() + usize::from(folded.factory);
+    if reads > LIST_ABOVE {
+        let why =
+            format!("{reads} resources changed: one listing costs fewer ARM reads than a GET each");
+        return listed(engine, fc, clock, why, &folded.changes, events).await;
+    }
+    let (resources, _) = read::payload(&engine.replicas, &previous).await?;
+    let state = State::from(resources, &previous.manifest);
+    let fetched = fetch(
+        engine.arm.as_ref(),
+        &base,
+        &folded,
+        engine.config.backup.concurrency,
+    )
+    .await
+    .map_err(|e| OpError::failed(format!("capturing {}: {e}", fc.name)))?;
+    stats.fetched = fetched.len();
+    let (next, effects) = state.apply(&folded, fetched);
+    stats.removed = effects.values().filter(|e| **e == Effect::Removed).count();
+    stats.changed = effects
+        .values()
+        .filter(|e| **e != Effect::Unchanged)
+        .count();
+    let (encoded, mut applied) = next.encode(&previous.manifest);
+    let root = manifest::root(&encoded.entries, &encoded.trigger_states, &encoded.runtimes);
+    if root == previous.manifest.root {
+        return Ok(Captured::Unchanged {
+            snapshot: previous.id,
+            stats,
+        });
+    }
+    let records = records(&folded, &effects, &mut applied);
+    let catalog = engine.catalog()?;
+    let run = Run {
+        engine,
+        catalog: &catalog,
+        fc,
+        started,
+        clock,
+        exported_at: rfc3339(started),
+        targets: engine.replicas.writable_names(),
+        kind: "capture",
+    };
+    let extra = Extra {
+        changes: records,
+        applied,
+    };
+    let sealed = run.seal(encoded, root, extra).await?;
+    Ok(Captured::Sealed {
+        outcome: run.commit(sealed).await?,
+        stats,
+    })
+}
+
+/// The factory listed in full (a backup): each change it finds that an
+/// event names is recorded with that event's author.
+async fn listed(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    clock: super::Clock,
+    why: String,
+    changes: &[(Change, Target)],
+    events: usize,
+) -> Result<Captured, OpError> {
+    tracing::info!(factory = %fc.name, %why, "capture lists the factory in full");
+    let outcome = backup::backup_with(engine, fc, false, clock, changes).await?;
+    Ok(Captured::Listed {
+        outcome,
+        why,
+        stats: Stats {
+            events,
+            ..Default::default()
+        },
+    })
+}
+
+/// One resource as read again: its canonical resource and runtime state;
+/// None when it is gone.
+struct Fetched {
+    key: (ResourceKind, String, String),
+    resource: Option<Resource>,
+    state: Option<String>,
+    /// The factory's `location` and `createTime`, when this is the factory.
+    factory: Option<(Option<String>, Option<String>)>,
+}
+
+/// Reads each resource the events name (none for deletes), bounded.
+async fn fetch(
+    arm: &dyn FactoryApi,
+    base: &str,
+    folded: &Folded,
+    concurrency: usize,
+) -> Result<Vec<Fetched>, crate::factory::ArmError> {
+    let mut wanted: Vec<(ResourceKind, Option<String>, String)> = folded
+        .work
+        .iter()
+        .filter(|w| !w.remove)
+        .map(|w| (w.kind, w.parent.clone(), w.name.clone()))
+        .collect();
+    if folded.factory {
+        wanted.push((ResourceKind::Factory, None, String::new()));
+    }
+    stream::iter(wanted)
+        .map(|(kind, parent, name)| async move {
+            let path = path(base, kind, parent.as_deref(), &name);
+            let k = key(kind, parent.as_deref(), &name);
+            let answer = match arm.get(&path).await {
+                Ok(v) => v,
+                Err(e) if e.status() == Some(404) => {
+                    return Ok(Fetched {
+                        key: k,
+                        resource: None,
+                        state: None,
+                        factory: None,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let text = |p: &str| {
+                answer
+                    .pointer(p)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let mut state = text(crate::model::raw::state_pointer(kind));
+            let factory = (kind == ResourceKind::Factory)
+                .then(|| (text("/location"), text("/properties/createTime")));
+            let name = text("/name").unwrap_or(name);
+            if kind == ResourceKind::ChangeDataCapture {
+                let status = arm
+                    .get(&format!(
+                        "{}/status",
+                        path.split('?').next().unwrap_or(&path)
+                    ))
+                    .await?;
+                state = Some(status.as_str().unwrap_or("Unknown").to_string());
+            }
+            let k = if kind == ResourceKind::Factory {
+                key(kind, None, &name)
+            } else {
+                k
+            };
+            Ok(Fetched {
+                key: k,
+                resource: Some(Resource {
+                    kind,
+                    parent,
+                    name,
+                    definition: canonicalize_owned(kind, answer),
+                }),
+                state,
+                factory,
+            })
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// Where a resource is read.
+fn path(base: &str, kind: ResourceKind, parent: Option<&str>, name: &str) -> String {
+    let name = export::encode(name);
+    match (kind, parent, kind.extension()) {
+        (ResourceKind::Factory, _, _) => base.to_string(),
+        (ResourceKind::ManagedPrivateEndpoint, Some(vnet), _) => format!(
+            "{base}/managedVirtualNetworks/{}/managedPrivateEndpoints/{name}",
+            export::encode(vnet)
+        ),
+        (_, _, Some((provider, version))) => {
+            format!("{base}/{provider}/{name}?api-version={version}")
+        }
+        _ => format!("{base}/{}/{name}", kind.segment()),
+    }
+}
+
+/// The factory as the previous snapshot holds it, being brought up to date.
+struct State {
+    resources: BTreeMap<(ResourceKind, String, String), Resource>,
+    triggers: BTreeMap<String, String>,
+    runtimes: Runtimes,
+    region: Option<String>,
+    created: Option<String>,
+}
+
+impl State {
+    fn from(resources: Vec<Resource>, m: &Manifest) -> State {
+        State {
+            resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+            triggers: m.trigger_states.clone(),
+            runtimes: m.runtimes.clone(),
+            region: m.region.clone(),
+            created: m.created.clone(),
+        }
+    }
+
+    /// The state after the removals and the answers; each touched
+    /// resource's effect (by label).
+    fn apply(
+        mut self,
+        folded: &Folded,
+        fetched: Vec<Fetched>,
+    ) -> (State, BTreeMap<(ResourceKind, String, String), Effect>) {
+        let mut effects = BTreeMap::new();
+        let factory_key = self
+            .resources
+            .keys()
+            .find(|k| k.0 == ResourceKind::Factory)
+            .cloned();
+        for w in folded.work.iter().filter(|w| w.remove) {
+            let k = key(w.kind, w.parent.as_deref(), &w.name);
+            let effect = match self.resources.remove(&k) {
+                Some(r) => {
+                    self.forget_state(&r);
+                    Effect::Removed
+                }
+                None => Effect::Unchanged,
+            };
+            effects.insert(k, effect);
+        }
+        for f in fetched {
+            let k = match (&f.factory, &factory_key) {
+                (Some(_), Some(old)) => old.clone(),
+                _ => f.key.clone(),
+            };
+            let Some(r) = f.resource else {
+                let effect = match self.resources.remove(&k) {
+                    Some(old) => {
+                        self.forget_state(&old);
+                        Effect::Removed
+                    }
+                    None => Effect::Unchanged,
+                };
+                effects.insert(k, effect);
+                continue;
+            };
+            if let Some((region, created)) = f.factory {
+                self.region = region.or(self.region.take());
+                self.created = created.or(self.created.take());
+            }
+            let old_state = self.state_of(&r);
+            self.set_state(&r, f.state);
+            let effect = match self.resources.remove(&k) {
+                None => Effect::Created,
+                Some(old)
+                    if manifest::encode_one(&old).entry.hash
+                        != manifest::encode_one(&r).entry.hash =>
+                {
+                    Effect::Updated
+                }
+                Some(_) if old_state != self.state_of(&r) => Effect::Updated,
+                Some(_) => Effect::Unchanged,
+            };
+            effects.insert(r.key(), effect);
+            self.resources.insert(r.key(), r);
+        }
+        (self, effects)
+    }
+
+    fn state_of(&self, r: &Resource) -> Option<String> {
+        match r.kind {
+            ResourceKind::Trigger => self.triggers.get(&r.name).cloned(),
+            ResourceKind::IntegrationRuntime => {
+                self.runtimes.integration_runtimes.get(&r.name).cloned()
+            }
+            ResourceKind::ChangeDataCapture => {
+                self.runtimes.change_data_captures.get(&r.name).cloned()
+            }
+            _ => None,
+        }
+    }
+
+    fn states(&mut self, kind: ResourceKind) -> Option<&mut BTreeMap<String, String>> {
+        match kind {
+            ResourceKind::Trigger => Some(&mut self.triggers),
+            ResourceKind::IntegrationRuntime => Some(&mut self.runtimes.integration_runtimes),
+            ResourceKind::ChangeDataCapture => Some(&mut self.runtimes.change_data_captures),
+            _ => None,
+        }
+    }
+
+    fn set_state(&mut self, r: &Resource, state: Option<String>) {
+        if let Some(states) = self.states(r.kind) {
+            // Names differ in case only when the service renamed: keep one.
+            states.retain(|n, _| !n.eq_ignore_ascii_case(&r.name));
+            if let Some(s) = state {
+                states.insert(r.name.clone(), s);
+            }
+        }
+    }
+
+    fn forget_state(&mut self, r: &Resource) {
+        self.set_state(r, None);
+    }
+
+    /// The payload, entries and report of this state, as a backup would
+    /// have encoded them; the applied event times carried forward for the
+    /// resources still present.
+    fn encode(self, previous: &Manifest) -> (export::Encoded, BTreeMap<String, String>) {
+        let mut resources: Vec<Resource> = self.resources.into_values().collect();
+        let present: HashSet<_> = resources.iter().map(Resource::key).collect();
+        let partials = resources.iter().map(inspect).collect();
+        let report = restorability::resolve(partials, &present);
+        let (plain, entries) = manifest::encode_payload(&mut resources);
+        let labels: HashSet<String> = entries.iter().map(|e| e.label().to_lowercase()).collect();
+        let applied = previous
+            .applied
+            .iter()
+            .filter(|(l, _)| labels.contains(&l.to_lowercase()))
+            .map(|(l, t)| (l.clone(), t.clone()))
+            .collect();
+        let encoded = export::Encoded {
+            plain,
+            entries,
+            report,
+            trigger_states: self.triggers,
+            runtimes: self.runtimes,
+            region: self.region,
+            created: self.created,
+            not_offered: previous.not_offered.clone(),
+        };
+        (encoded, applied)
+    }
+}
+
+/// One record per event that touched a resource, with that resource's
+/// effect; the applied times advanced to each resource's newest event.
+fn records(
+    folded: &Folded,
+    effects: &BTreeMap<(ResourceKind, String, String), Effect>,
+    applied: &mut BTreeMap<String, String>,
+) -> Vec<ChangeRecord> {
+    let mut out = Vec::new();
+    let factory = effects
+        .iter()
+        .find(|(k, _)| k.0 == ResourceKind::Factory)
+        .map(|(k, e)| (k.2.clone(), *e));
+    for (change, target) in &folded.changes {
+        let (label, effect) = match target {
+            Target::Resource { kind, parent, name } => {
+                let k = key(*kind, parent.as_deref(), name);
+                (
+                    label(*kind, parent.as_deref(), name),
+                    effects.get(&k).copied().unwrap_or(Effect::Unchanged),
+                )
+            }
+            Target::Factory => match &factory {
+                Some((name, e)) => (label(ResourceKind::Factory, None, name), *e),
+                None => continue,
+            },
+            Target::Ignored | Target::Unknown(_) => continue,
+        };
+        if effect != Effect::Removed {
+            let newer = applied
+                .get(&label)
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_none_or(|t| change.at().is_some_and(|c| c > t));
+            if newer {
+                applied.insert(label.clone(), change.time.clone());
+            }
+        } else {
+            applied.remove(&label);
+        }
+        out.push(ChangeRecord::from_event(&label, effect, change));
+    }
+    out
+}
