@@ -2390,3 +2390,108 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
             >= 5.0
     );
 }
+
+/// A burst: 1,000 pipelines written as fast as ARM takes them, under ten
+/// correlation ids. Capture seals them in a bounded number of snapshots,
+/// every one with the event that made it (author and change set), and the
+/// newest snapshot is the live factory exactly (nothing lost).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_a_thousand_changes_is_coalesced_and_none_is_lost() {
+    use futures::StreamExt;
+    let queues = adfdr_tests::AzuriteQueues::start();
+    let queue = queues.url("adf-burst");
+    let rig = Rig::start_with("burst", |c| {
+        c.events_queue = Some((queue.parse().expect("url"), Some(adfdr_tests::ca_pem())));
+    })
+    .await;
+    rig.write_config(&format!(
+        "capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"0 0 1 1 *\"\ncoalesce = \"1s\""
+    ));
+    let cli = |args: &[&str]| {
+        Command::new(adfdr_cli())
+            .args(["--config", rig.config.to_str().expect("utf8")])
+            .args(args)
+            .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", rig.emu.identity_header())
+            .output()
+            .expect("adfdr runs")
+    };
+    assert!(cli(&["init"]).status.code().is_some());
+    let (_agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    keep_reading(socket);
+    let weu = rig.dir.join("weu");
+    until("the first listing", Duration::from_secs(30), async || {
+        manifests(&weu, "sales") >= 1
+    })
+    .await;
+    let first = manifests(&weu, "sales");
+    let f = adfdr_tests::factory_path(SUB, "rg-prod", "adf-sales");
+    let emu = &rig.emu;
+    let statuses: Vec<u16> = futures::stream::iter(0..1000)
+        .map(|i| {
+            let path = format!("{f}/pipelines/PL_Burst_{i:04}");
+            let body = serde_json::json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": i}}]}});
+            async move {
+                arm_write(emu, reqwest::Method::PUT, &path, Some(body), "burst-writer", &format!("burst-{}", i / 100)).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s < 300), "every write taken");
+    let recorded = || -> Vec<serde_json::Value> {
+        let out = cli(&[
+            "log",
+            "sales",
+            "--resource",
+            "pipeline:PL_Burst_*",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["changes"].as_array().cloned().unwrap_or_default()
+    };
+    until(
+        "all 1,000 recorded with their author",
+        Duration::from_secs(180),
+        async || {
+            let names: std::collections::BTreeSet<String> = recorded()
+                .iter()
+                .filter(|c| c["effect"] == "created")
+                .filter(|c| c["event"]["author"]["object_id"] == "burst-writer")
+                .filter_map(|c| c["resource"].as_str().map(str::to_string))
+                .collect();
+            names.len() == 1000
+        },
+    )
+    .await;
+    let changes = recorded();
+    // A listing may seal a change before its event comes (a window of more
+    // than a hundred reads lists instead); the event then records its
+    // author in a snapshot of its own.
+    let authored: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c["event"]["author"]["object_id"] == "burst-writer")
+        .filter_map(|c| c["resource"].as_str())
+        .collect();
+    assert_eq!(
+        authored.len(),
+        1000,
+        "every change keeps its event's author"
+    );
+    let sets: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter_map(|c| c["event"]["correlation_id"].as_str())
+        .collect();
+    assert_eq!(sets.len(), 10, "{sets:?}");
+    let sealed = manifests(&weu, "sales") - first;
+    eprintln!("1,000 changes sealed in {sealed} snapshots");
+    assert!((1..=100).contains(&sealed), "coalesced: {sealed} snapshots");
+    // Nothing lost: the newest snapshot is the live factory.
+    let out = cli(&["diff", "latest", "--factory", "sales", "--live", "--json"]);
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).expect("diff json");
+    assert_eq!(diff["diff"]["added"], serde_json::json!([]), "{diff}");
+    assert_eq!(diff["diff"]["removed"], serde_json::json!([]));
+    assert_eq!(diff["diff"]["changed"], serde_json::json!({}));
+    drop(queues);
+}

@@ -94,19 +94,39 @@ pub(super) async fn backup_with(
         kind: "backup",
     };
     let previous = run.previous().await;
+    let mut applied = previous
+        .as_ref()
+        .map(|p| p.manifest.applied.clone())
+        .unwrap_or_default();
+    let changes = match &previous {
+        Some(p) => listing_changes(&p.manifest, &exported, &run.exported_at),
+        None => Vec::new(),
+    };
+    // Events about changes an earlier listing sealed without an author
+    // (unchanged since): their authors are recorded now.
+    let late = match &previous {
+        Some(p) => {
+            let changed: std::collections::HashSet<String> =
+                changes.iter().map(|c| c.resource.to_lowercase()).collect();
+            let rest: Vec<(Change, Target)> = events
+                .iter()
+                .filter(|(_, t)| target_label(t).is_none_or(|l| !changed.contains(&l)))
+                .cloned()
+                .collect();
+            super::capture::late_authors(&rest, &p.manifest, &mut applied)
+        }
+        None => Vec::new(),
+    };
     if !force
+        && late.is_empty()
         && let Some(p) = &previous
         && p.manifest.root == root
         && let Some(unchanged) = run.confirm_unchanged(p, &root).await?
     {
         return Ok(unchanged);
     }
-    let changes = match &previous {
-        Some(p) => listing_changes(&p.manifest, &exported, &run.exported_at),
-        None => Vec::new(),
-    };
-    let mut applied = previous.map(|p| p.manifest.applied).unwrap_or_default();
-    let changes = attribute(changes, events, &mut applied);
+    let mut changes = attribute(changes, events, &mut applied);
+    changes.extend(late);
     let extra = Extra { applied, changes };
     let sealed = run.seal(exported, root, extra).await?;
     run.commit(sealed).await
@@ -121,6 +141,16 @@ pub(super) struct Extra {
     pub applied: std::collections::BTreeMap<String, String>,
 }
 
+/// The label of the resource an event is about, lowercased.
+fn target_label(t: &Target) -> Option<String> {
+    match t {
+        Target::Resource { kind, parent, name } => {
+            Some(manifest::label(*kind, parent.as_deref(), name).to_lowercase())
+        }
+        _ => None,
+    }
+}
+
 /// The listing's changes, each one an event names recorded with that event
 /// (and its time applied); the rest as found by the listing.
 fn attribute(
@@ -131,12 +161,7 @@ fn attribute(
     if events.is_empty() {
         return changes;
     }
-    let label_of = |t: &Target| match t {
-        Target::Resource { kind, parent, name } => {
-            Some(manifest::label(*kind, parent.as_deref(), name).to_lowercase())
-        }
-        _ => None,
-    };
+    let label_of = target_label;
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
         let lower = c.resource.to_lowercase();

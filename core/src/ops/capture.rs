@@ -127,13 +127,21 @@ pub async fn capture(
         .count();
     let (encoded, mut applied) = next.encode(&previous.manifest);
     let root = manifest::root(&encoded.entries, &encoded.trigger_states, &encoded.runtimes);
-    if root == previous.manifest.root {
-        return Ok(Captured::Unchanged {
-            snapshot: previous.id,
-            stats,
-        });
-    }
-    let records = records(&folded, &effects, &mut applied);
+    let records = if root == previous.manifest.root {
+        // The state is stored already; but a listing may have sealed these
+        // changes before their events came (a burst): then the events
+        // name the authors the listing could not, and that is recorded.
+        let late = late_authors(&folded.changes, &previous.manifest, &mut applied);
+        if late.is_empty() {
+            return Ok(Captured::Unchanged {
+                snapshot: previous.id,
+                stats,
+            });
+        }
+        late
+    } else {
+        records(&folded, &effects, &previous.manifest, &mut applied)
+    };
     let catalog = engine.catalog()?;
     let run = Run {
         engine,
@@ -426,13 +434,50 @@ impl State {
     }
 }
 
+/// Events about changes the previous snapshot recorded without an author
+/// (a listing found them first): those records again, with their event.
+pub(super) fn late_authors(
+    changes: &[(Change, Target)],
+    previous: &Manifest,
+    applied: &mut BTreeMap<String, String>,
+) -> Vec<ChangeRecord> {
+    let mut out = Vec::new();
+    for (change, target) in changes {
+        let Target::Resource { kind, parent, name } = target else {
+            continue;
+        };
+        let l = label(*kind, parent.as_deref(), name);
+        let found = previous
+            .changes
+            .iter()
+            .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(&l));
+        if let Some(r) = found {
+            if r.effect != Effect::Removed {
+                applied.insert(r.resource.clone(), change.time.clone());
+            }
+            out.push(ChangeRecord::from_event(&r.resource, r.effect, change));
+        }
+    }
+    out
+}
+
 /// One record per event that touched a resource, with that resource's
 /// effect; the applied times advanced to each resource's newest event.
 fn records(
     folded: &Folded,
     effects: &BTreeMap<(ResourceKind, String, String), Effect>,
+    previous: &Manifest,
     applied: &mut BTreeMap<String, String>,
 ) -> Vec<ChangeRecord> {
+    // A change a listing sealed before its event came: the event is its
+    // author (the effect is the listing's).
+    let unauthored = |label: &str| {
+        previous
+            .changes
+            .iter()
+            .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(label))
+            .map(|r| r.effect)
+    };
     let mut out = Vec::new();
     let factory = effects
         .iter()
@@ -452,6 +497,10 @@ fn records(
                 None => continue,
             },
             Target::Ignored | Target::Unknown(_) => continue,
+        };
+        let effect = match effect {
+            Effect::Unchanged => unauthored(&label).unwrap_or(Effect::Unchanged),
+            e => e,
         };
         if effect != Effect::Removed {
             let newer = applied
