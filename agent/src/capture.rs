@@ -167,6 +167,15 @@ impl Reader {
 
     async fn run(self) {
         let me = Arc::new(self);
+        // Every queue read from has a poison count and each factory its
+        // capture counts, zero until something happens.
+        {
+            let mut v = me.view.lock().expect("view");
+            v.poison.entry(me.queue.name().to_string()).or_default();
+            for w in &me.watched {
+                v.capture.entry(w.name.clone()).or_default();
+            }
+        }
         let mut up: Option<bool> = None;
         let mut backoff = Duration::from_millis(500);
         let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
@@ -456,10 +465,7 @@ mod tests {
         queue.put(&event("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/other/pipelines/x", "x")).await.expect("put");
         queue.put("not an event").await.expect("put");
         let (r, mut rx) = reader(queue.clone(), poison.clone());
-        let task = tokio::spawn({
-            let r = r.clone();
-            async move { Arc::try_unwrap(r).ok().expect("one").run().await }
-        });
+        let task = tokio::spawn(async move { Arc::try_unwrap(r).ok().expect("one").run().await });
         let mut events = Vec::new();
         let ready = loop {
             match tokio::time::timeout(Duration::from_secs(5), rx.recv())

@@ -314,6 +314,16 @@ impl Scheduler {
             job.running = false;
             job.next = job.next_after(now);
         }
+        // A listing is a listing: another schedule of the same kind that
+        // is due (an event-captured factory's fallback after its
+        // reconciliation) need not run again right after it.
+        for job in self
+            .jobs
+            .iter_mut()
+            .filter(|j| j.factory == factory && j.kind == kind && !j.running && j.next <= now)
+        {
+            job.next = job.next_after(now);
+        }
     }
 
     /// This agent took `factory`'s lease: run once what its last holder may

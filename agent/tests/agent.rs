@@ -1164,7 +1164,10 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
     let prometheus = prometheus_tool("prometheus");
     let rig = Rig::start("prometheus").await;
     let port = rig.write_config_with_metrics(
-        &format!("backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\ndrill = \"0 4 * * 0\"\nrpo_target = \"30m\"\nrto_target = \"1h\"\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}"),
+        // Captured from events whose queue is out of reach (port 1): the
+        // capture metrics are exported (queue down, no drift, no poison),
+        // and the listings run as the schedules say.
+        &format!("backup = \"0 0 1 1 *\"\nverify = \"0 0 1 1 *\"\ndrill = \"0 4 * * 0\"\nrpo_target = \"30m\"\nrto_target = \"1h\"\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}\ncapture = \"events\"\nqueue = \"https://127.0.0.1:1/adfdrweu/unreachable\""),
     );
     let (mut agent, socket) = rig.spawn(&[]);
     wait_for(&socket, "READY=1", Duration::from_secs(15));
@@ -1180,6 +1183,7 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
             let scraped = samples(&http_get(port, "/metrics"));
             scraped.get("adfdr_job_runs_total{factory=\"sales\",kind=\"backup\"}") == Some(&1.0)
                 && scraped.contains_key("adfdr_verified_rpo_seconds{factory=\"sales\"}")
+                && scraped.get("adfdr_capture_queue_up{factory=\"sales\"}") == Some(&0.0)
         },
     )
     .await;
@@ -1365,7 +1369,8 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
             )
         })
         .collect();
-    assert_eq!(loaded.len(), 10, "{loaded:?}");
+    assert_eq!(loaded.len(), 13, "{loaded:?}");
+    assert!(loaded.iter().all(|(_, h)| h == "ok"), "{loaded:?}");
     signal(&agent, "TERM");
     assert_eq!(
         wait_exit(&mut agent, Duration::from_secs(10)),

@@ -534,8 +534,14 @@ mod tests {
             assert_eq!(changes.len(), 1, "{file}");
             let c = &changes[0];
             assert_eq!(c.action, action, "{file}");
-            assert_eq!(c.author.upn.as_deref(), Some("{user-name}"), "{file}");
-            assert_eq!(c.author.display(), "{user-name}");
+            if action == Action::Action {
+                // A service principal's token: no user, the app is the author.
+                assert_eq!(c.author.upn, None, "{file}");
+                assert_eq!(c.author.display(), "app {ID}");
+            } else {
+                assert_eq!(c.author.upn.as_deref(), Some("{user-name}"), "{file}");
+                assert_eq!(c.author.display(), "{user-name}");
+            }
             assert!(c.resource_uri.starts_with("/subscriptions/"), "{file}");
             assert_eq!(c.correlation_id, "{ID}");
             assert!(c.at().is_some(), "{file}: {}", c.time);

@@ -526,15 +526,18 @@ impl DrillCleanup {
 
 impl FactoryConfig {
     /// The jobs it schedules: (backup, verify, prune or drill; the cron line).
+    /// With capture = "events", `reconcile` too (the listing while events flow).
     pub fn schedules(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let reconcile = self.event_queue().map(|_| self.reconcile_schedule());
         [
-            ("backup", &self.backup),
-            ("verify", &self.verify),
-            ("prune", &self.prune),
-            ("drill", &self.drill),
+            ("backup", self.backup.as_deref()),
+            ("reconcile", reconcile),
+            ("verify", self.verify.as_deref()),
+            ("prune", self.prune.as_deref()),
+            ("drill", self.drill.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(job, expr)| Some((job, expr.as_deref()?)))
+        .filter_map(|(job, expr)| Some((job, expr?)))
     }
 
     /// A factory named on the command line (a restore target), without schedules.
