@@ -19,12 +19,7 @@ use std::time::{Duration, Instant};
 const SUB: &str = "11111111-2222-3333-4444-555555555555";
 
 fn arm_reads(emu: &adf_emulator::Emulator) -> u64 {
-    emu.counters()
-        .by_route
-        .iter()
-        .filter(|(r, _)| r.starts_with("GET "))
-        .map(|(_, n)| n)
-        .sum()
+    emu.counters().by_op.get("reads").copied().unwrap_or(0)
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {

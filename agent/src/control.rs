@@ -111,12 +111,15 @@ impl Control {
             .iter()
             .map(|f| FactoryStatus {
                 name: f.clone(),
-                last_confirmed: self
-                    .catalog
-                    .last_confirmed(f)
-                    .ok()
-                    .flatten()
-                    .map(adfdr_core::snapshot::rfc3339),
+                // The store's evidence, or capture's (the queue said nothing
+                // of the factory was waiting), whichever is newer.
+                last_confirmed: {
+                    let stored = self.catalog.last_confirmed(f).ok().flatten();
+                    let by_events = view.capture.get(f).and_then(|c| c.confirmed).and_then(|t| {
+                        time::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
+                    });
+                    stored.max(by_events).map(adfdr_core::snapshot::rfc3339)
+                },
                 newest_snapshot: self.catalog.latest_snapshot(f).ok().flatten().map(|s| s.id),
                 rpo_target_seconds: view.rpo_targets.get(f).map(|t| *t as u64),
                 last_drill: self.catalog.drills(Some(f)).ok().and_then(|mut d| d.pop()),

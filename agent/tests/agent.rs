@@ -2056,14 +2056,10 @@ fn manifests(location: &std::path::Path, factory: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// ARM reads the emulator has answered so far (every GET on any route).
+/// ARM reads the emulator has answered so far (every GET and list, the
+/// factory and its surroundings included).
 fn arm_reads(emu: &Emulator) -> u64 {
-    emu.counters()
-        .by_route
-        .iter()
-        .filter(|(route, _)| route.starts_with("GET "))
-        .map(|(_, n)| n)
-        .sum()
+    emu.counters().by_op.get("reads").copied().unwrap_or(0)
 }
 
 /// One ARM write as a person or tool makes it, under `correlation` (ADF
@@ -2219,6 +2215,12 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
         before,
         "an idle factory costs no ARM read"
     );
+    // ...and its state is confirmed current all the same: the queue said
+    // nothing was waiting (what `status` and the RPO metric count).
+    let out = cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let rpo = status["factories"][0]["rpo_seconds"].as_i64().expect("rpo");
+    assert!(rpo < 10, "RPO by events: {status}");
 
     // 3. A publish: three writes under one correlation id.
     let f = adfdr_tests::factory_path(SUB, "rg-prod", "adf-sales");

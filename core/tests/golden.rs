@@ -110,6 +110,7 @@ fn regenerate() {
         report: adfdr_core::model::restorability::report(&rs),
         changes: Vec::new(),
         applied: Default::default(),
+        awaiting: Vec::new(),
     };
     let mut header = Header::new(ObjectType::Manifest, FACTORY, SNAPSHOT, created);
     header.manifest = Some(PublicManifest {

@@ -122,14 +122,18 @@ pub fn queue_message(event: &Value) -> String {
     format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>")
 }
 
-/// Delivers each event to `queue` (…/ACCOUNT/QUEUE), in order, retrying a
-/// refusal or an outage with backoff; an event is never dropped for the
-/// queue being down.
+/// Delivers each event to `queue` (…/ACCOUNT/QUEUE), retrying a refusal
+/// or an outage with backoff; an event is never dropped for the queue being
+/// down. With `at_least_once`, as Event Grid does (it promises neither
+/// order nor a single delivery), every fourth event is delivered twice and
+/// every seventh is held back until the next one has gone (or half a
+/// second has passed): a reader must cope with both.
 pub(crate) async fn deliver(
     shared: std::sync::Arc<crate::Shared>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     queue: url::Url,
     ca: Option<std::path::PathBuf>,
+    at_least_once: bool,
 ) {
     let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
     if let Some(pem) = ca.and_then(|p| std::fs::read(p).ok())
@@ -142,34 +146,74 @@ pub(crate) async fn deliver(
         return;
     };
     let url = format!("{}/messages", queue.as_str().trim_end_matches('/'));
-    while let Some(event) = events.recv().await {
-        let body = queue_message(&event);
-        let mut wait = std::time::Duration::from_millis(200);
-        loop {
-            let (token, _) = shared.signer.mint(
-                "https://storage.azure.com/",
-                "adf-emulator-eventgrid",
-                "eventgrid",
-                3600,
-            );
-            let sent = client
-                .post(&url)
-                .bearer_auth(token)
-                .header("x-ms-version", "2021-08-06")
-                .header("content-type", "application/xml")
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => break,
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), "events: the queue refused an event; retrying")
+    let mut n = 0u64;
+    let mut held: Option<Value> = None;
+    loop {
+        let next = match &held {
+            Some(_) => {
+                match tokio::time::timeout(std::time::Duration::from_millis(500), events.recv())
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(_) => {
+                        if let Some(h) = held.take() {
+                            put(&shared, &client, &url, &h).await;
+                        }
+                        continue;
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "events: the queue is unreachable; retrying"),
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            None => events.recv().await,
+        };
+        let Some(event) = next else {
+            if let Some(h) = held.take() {
+                put(&shared, &client, &url, &h).await;
+            }
+            return;
+        };
+        n += 1;
+        if at_least_once && n.is_multiple_of(7) && held.is_none() {
+            held = Some(event);
+            continue;
         }
+        put(&shared, &client, &url, &event).await;
+        if at_least_once && n.is_multiple_of(4) {
+            put(&shared, &client, &url, &event).await;
+        }
+        if let Some(h) = held.take() {
+            put(&shared, &client, &url, &h).await;
+        }
+    }
+}
+
+/// Puts one event on the queue, retrying until it is taken.
+async fn put(shared: &crate::Shared, client: &reqwest::Client, url: &str, event: &Value) {
+    let body = queue_message(event);
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        let (token, _) = shared.signer.mint(
+            "https://storage.azure.com/",
+            "adf-emulator-eventgrid",
+            "eventgrid",
+            3600,
+        );
+        let sent = client
+            .post(url)
+            .bearer_auth(token)
+            .header("x-ms-version", "2021-08-06")
+            .header("content-type", "application/xml")
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "events: the queue refused an event; retrying")
+            }
+            Err(e) => tracing::warn!(error = %e, "events: the queue is unreachable; retrying"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(10));
     }
 }
 

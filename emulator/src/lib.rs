@@ -98,6 +98,9 @@ pub struct Config {
     /// Queue would put them (`--events-queue`), and the CA that queue's
     /// certificate chains to.
     pub events_queue: Option<(url::Url, Option<PathBuf>)>,
+    /// Deliver events as Event Grid does, at least once and in no
+    /// promised order (some twice, some late); off: each once, in order.
+    pub events_at_least_once: bool,
 }
 
 impl Config {
@@ -114,6 +117,7 @@ impl Config {
             tenant_id: DEFAULT_TENANT.to_string(),
             identity_header: uuid::Uuid::new_v4().simple().to_string(),
             events_queue: None,
+            events_at_least_once: true,
         }
     }
 }
@@ -315,6 +319,7 @@ impl Emulator {
                 rx,
                 queue.clone(),
                 ca.clone(),
+                config.events_at_least_once,
             )));
         }
         let mut seed_warnings = Vec::new();

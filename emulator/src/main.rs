@@ -48,6 +48,10 @@ struct Args {
     /// The CA the queue's certificate chains to (PEM).
     #[arg(long, value_name = "FILE", requires = "events_queue")]
     events_ca: Option<PathBuf>,
+    /// Deliver each event once, in order (kinder than Event Grid, which
+    /// promises neither: by default some arrive twice and some late).
+    #[arg(long, requires = "events_queue")]
+    events_in_order: bool,
     #[arg(long, default_value = adf_emulator::DEFAULT_TENANT)]
     tenant: String,
     /// The secret the managed identity endpoint expects in X-IDENTITY-HEADER (default: random).
@@ -113,6 +117,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.seeds = args.seed;
     config.state_file = args.state;
     config.events_queue = args.events_queue.map(|q| (q, args.events_ca));
+    config.events_at_least_once = !args.events_in_order;
     config.tenant_id = args.tenant;
     if let Some(h) = args.identity_header {
         config.identity_header = h;

@@ -127,7 +127,17 @@ pub(super) async fn backup_with(
     }
     let mut changes = attribute(changes, events, &mut applied);
     changes.extend(late);
-    let extra = Extra { applied, changes };
+    // Capture's listings keep waiting for the authors of what they found
+    // before its events came; a plain backup expects no event.
+    let awaiting = match &previous {
+        Some(p) if !events.is_empty() => super::capture::awaiting(&p.manifest, &changes, started),
+        _ => Vec::new(),
+    };
+    let extra = Extra {
+        applied,
+        changes,
+        awaiting,
+    };
     let sealed = run.seal(exported, root, extra).await?;
     run.commit(sealed).await
 }
@@ -139,6 +149,7 @@ pub(super) async fn backup_with(
 pub(super) struct Extra {
     pub changes: Vec<ChangeRecord>,
     pub applied: std::collections::BTreeMap<String, String>,
+    pub awaiting: Vec<ChangeRecord>,
 }
 
 /// The label of the resource an event is about, lowercased.
@@ -377,6 +388,7 @@ impl Run<'_> {
             report: exported.report,
             changes: extra.changes.clone(),
             applied: extra.applied,
+            awaiting: extra.awaiting,
         };
         let dek = DataKey::generate();
         let wrapped = self.engine.keys.wrap_all(&dek, &fc.name, &id).await?;

@@ -154,6 +154,7 @@ pub async fn capture(
         kind: "capture",
     };
     let extra = Extra {
+        awaiting: awaiting(&previous.manifest, &records, started),
         changes: records,
         applied,
     };
@@ -434,6 +435,52 @@ impl State {
     }
 }
 
+/// How long an authorless change waits for its event: events come within
+/// seconds, or (when Event Grid gave up, or they were set aside) never.
+const AWAIT_AUTHOR: time::Duration = time::Duration::hours(1);
+
+/// A change of `label` the previous snapshot, or one before it, recorded
+/// without an author (a listing found it first).
+fn unauthored<'m>(previous: &'m Manifest, label: &str) -> Option<&'m ChangeRecord> {
+    previous
+        .changes
+        .iter()
+        .rev()
+        .chain(previous.awaiting.iter())
+        .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(label))
+}
+
+/// The authorless changes still waiting for their event after this
+/// snapshot: the previous snapshot's and those it carried, less what
+/// `recorded` attributes now, plus `recorded`'s own authorless ones; an
+/// hour at most, newest per resource.
+pub(super) fn awaiting(
+    previous: &Manifest,
+    recorded: &[ChangeRecord],
+    now: time::OffsetDateTime,
+) -> Vec<ChangeRecord> {
+    let attributed: std::collections::HashSet<String> = recorded
+        .iter()
+        .filter(|r| r.event.is_some())
+        .map(|r| r.resource.to_lowercase())
+        .collect();
+    let mut out: BTreeMap<String, ChangeRecord> = BTreeMap::new();
+    let candidates = previous
+        .awaiting
+        .iter()
+        .chain(previous.changes.iter())
+        .chain(recorded.iter())
+        .filter(|r| r.event.is_none());
+    for r in candidates {
+        let fresh = crate::snapshot::parse_time(&r.time).is_some_and(|t| now - t <= AWAIT_AUTHOR);
+        let lower = r.resource.to_lowercase();
+        if fresh && !attributed.contains(&lower) {
+            out.insert(lower, r.clone());
+        }
+    }
+    out.into_values().collect()
+}
+
 /// Events about changes the previous snapshot recorded without an author
 /// (a listing found them first): those records again, with their event.
 pub(super) fn late_authors(
@@ -447,11 +494,7 @@ pub(super) fn late_authors(
             continue;
         };
         let l = label(*kind, parent.as_deref(), name);
-        let found = previous
-            .changes
-            .iter()
-            .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(&l));
-        if let Some(r) = found {
+        if let Some(r) = unauthored(previous, &l) {
             if r.effect != Effect::Removed {
                 applied.insert(r.resource.clone(), change.time.clone());
             }
@@ -471,13 +514,7 @@ fn records(
 ) -> Vec<ChangeRecord> {
     // A change a listing sealed before its event came: the event is its
     // author (the effect is the listing's).
-    let unauthored = |label: &str| {
-        previous
-            .changes
-            .iter()
-            .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(label))
-            .map(|r| r.effect)
-    };
+    let unauthored = |label: &str| unauthored(previous, label).map(|r| r.effect);
     let mut out = Vec::new();
     let factory = effects
         .iter()

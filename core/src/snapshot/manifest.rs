@@ -102,6 +102,10 @@ pub struct Manifest {
     /// write is told stale by it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub applied: BTreeMap<String, String>,
+    /// Changes capture sealed from a listing before their events came,
+    /// carried (an hour at most) until an event names their author.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<crate::capture::ChangeRecord>,
 }
 
 /// What a factory's integration runtimes and change data captures were
