@@ -89,9 +89,9 @@ async fn main() {
         .args(["--config", config.to_str().expect("utf8")])
         .env("IDENTITY_ENDPOINT", &emu.urls().managed_identity)
         .env("IDENTITY_HEADER", emu.identity_header())
-        .env("ADFDR_LOG", "warn")
+        .env("ADFDR_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent.log")).expect("log"))
         .spawn()
         .expect("agent");
     let snapshots = dir.join("weu/v1/sales/snapshots");
@@ -170,6 +170,13 @@ async fn main() {
     let idle_reads = arm_reads(&emu) - idle_before;
     let _ = agent.kill();
     let _ = agent.wait();
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    let listings = log
+        .lines()
+        .filter(|l| l.contains("\"starting\"") && l.contains("\"job\":\"backup\""))
+        .count();
+    let down = log.lines().filter(|l| l.contains("cannot be read")).count();
+    println!("agent log: {listings} listings started in all, queue reported down {down} times");
     println!("changes: {changes}, one every {gap:?}, coalesce {coalesce}");
     println!(
         "capture lag: median {:.2} s, p99 {:.2} s, max {:.2} s ({} changes sealed)",

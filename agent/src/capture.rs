@@ -31,6 +31,9 @@ const VISIBLE_AFTER: Duration = Duration::from_secs(60);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Longest wait between tries while the queue cannot be read.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the queue must fail before its factories fall back to listing
+/// (a blip costs nothing: events wait in the queue).
+pub const DOWN_AFTER: Duration = Duration::from_secs(15);
 
 /// What a queue reader tells the daemon.
 #[derive(Debug)]
@@ -41,10 +44,11 @@ pub enum Event {
         factories: Vec<String>,
         why: String,
     },
-    /// It answers again.
+    /// It answers again, after failing this long (zero at the start).
     Up {
         queue: String,
         factories: Vec<String>,
+        down_for: Duration,
     },
     /// A window of one factory's events, ready to seal; `done` answers
     /// whether they were sealed (then their messages are deleted).
@@ -101,6 +105,7 @@ pub async fn run(
                     watched: watched.clone(),
                     view: view.clone(),
                     tx: tx.clone(),
+                    down_after: DOWN_AFTER,
                 };
                 readers.push((url, watched, tokio::spawn(reader.run())));
             }
@@ -158,6 +163,7 @@ pub struct Reader {
     watched: Vec<Watched>,
     view: Shared,
     tx: mpsc::UnboundedSender<Event>,
+    down_after: Duration,
 }
 
 impl Reader {
@@ -187,6 +193,7 @@ impl Reader {
             .map(|w| w.coalesce)
             .max()
             .unwrap_or_default();
+        let mut failing_since: Option<Instant> = None;
         loop {
             let got = me
                 .queue
@@ -195,7 +202,10 @@ impl Reader {
             let messages = match got {
                 Ok(m) => m,
                 Err(e) => {
-                    if up != Some(false) {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if up != Some(false) && since.elapsed() < me.down_after {
+                        tracing::debug!(queue = %me.queue.name(), error = %e, "the event queue did not answer; trying again");
+                    } else if up != Some(false) {
                         let why = e.to_string();
                         tracing::warn!(queue = %me.queue.name(), error = %why, factories = %me.names().join(","), "the event queue cannot be read: its factories fall back to their scheduled listing");
                         me.set_up(false);
@@ -212,6 +222,10 @@ impl Reader {
                 }
             };
             backoff = Duration::from_millis(500);
+            let down_for = failing_since
+                .take()
+                .map(|s| s.elapsed())
+                .unwrap_or_default();
             if up != Some(true) {
                 if up == Some(false) {
                     tracing::info!(queue = %me.queue.name(), "the event queue answers again: capture resumes");
@@ -220,6 +234,11 @@ impl Reader {
                 let _ = me.tx.send(Event::Up {
                     queue: me.queue.name().to_string(),
                     factories: me.names(),
+                    down_for: if up == Some(false) {
+                        down_for
+                    } else {
+                        Duration::ZERO
+                    },
                 });
                 up = Some(true);
             }
@@ -446,6 +465,7 @@ mod tests {
             }],
             view: Shared::default(),
             tx,
+            down_after: Duration::ZERO,
         };
         (Arc::new(r), rx)
     }

@@ -23,6 +23,9 @@ use crate::control::Control;
 use crate::metrics::Shared;
 use crate::scheduler::{Request, Scheduler, Start};
 
+/// An event queue out of reach this long gets one listing when it is back.
+const RELIST_AFTER: Duration = Duration::from_secs(300);
+
 /// A finished job: factory, kind, outcome, duration, run id.
 struct Done {
     factory: String,
@@ -502,11 +505,19 @@ impl Daemon {
                 }
                 tracing::warn!(%queue, factories = %factories.join(","), %why, "capture falls back to the scheduled listing (backup = …) until the queue answers");
             }
-            Event::Up { queue, factories } => {
+            Event::Up {
+                queue,
+                factories,
+                down_for,
+            } => {
                 for f in &factories {
-                    if self.scheduler.events(f, true) && self.scheduler.owns(f) {
-                        // Events may have been lost while the queue was
-                        // out of reach: one listing now settles it.
+                    if self.scheduler.events(f, true)
+                        && self.scheduler.owns(f)
+                        && down_for >= RELIST_AFTER
+                    {
+                        // A long outage: events may have expired on the
+                        // way (a short one only delays them): one listing
+                        // now settles it.
                         let id = self.control.register(f, JobKind::Backup, Trigger::Schedule);
                         self.scheduler.request(Request {
                             id,

@@ -2311,7 +2311,7 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
     queues.stop();
     until(
         "capture reported down",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         async || {
             samples(&http_get(port, "/metrics")).get("adfdr_capture_queue_up{factory=\"sales\"}")
                 == Some(&0.0)
