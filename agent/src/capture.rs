@@ -51,12 +51,23 @@ pub enum Event {
         down_for: Duration,
     },
     /// A window of one factory's events, ready to seal; `done` answers
-    /// whether they were sealed (then their messages are deleted).
+    /// what became of them.
     Ready {
         factory: String,
         changes: Vec<Change>,
-        done: oneshot::Sender<bool>,
+        done: oneshot::Sender<Answer>,
     },
+}
+
+/// What became of a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Sealed (or found unchanged): its messages are deleted.
+    Sealed,
+    /// Another agent holds the factory: its messages go back at once.
+    NotMine,
+    /// The capture failed: its messages come back when their time is up.
+    Failed,
 }
 
 /// A factory read from a queue.
@@ -293,6 +304,13 @@ impl Reader {
             let Some(w) = self.watched.iter().find(|w| locate(&c, &w.path).is_some()) else {
                 continue;
             };
+            // Another agent holds its lease: the message goes back at once
+            // for the holder to read.
+            let holder = self.view.lock().expect("view").leases.get(&w.name).cloned();
+            if holder.is_some_and(|h| h != crate::lease::THIS_AGENT) {
+                let _ = self.queue.release(&m).await;
+                return;
+            }
             mine = true;
             self.view
                 .lock()
@@ -393,13 +411,20 @@ impl Reader {
             }
             let (me, inflight) = (self.clone(), inflight.clone());
             tokio::spawn(async move {
-                let sealed = answer.await.unwrap_or(false);
-                if sealed {
-                    for m in p.messages.values() {
-                        if let Err(e) = me.queue.delete(m).await {
-                            tracing::debug!(message = %m.id, error = %e, "a sealed event's message could not be deleted; it comes back as a duplicate");
+                match answer.await.unwrap_or(Answer::Failed) {
+                    Answer::Sealed => {
+                        for m in p.messages.values() {
+                            if let Err(e) = me.queue.delete(m).await {
+                                tracing::debug!(message = %m.id, error = %e, "a sealed event's message could not be deleted; it comes back as a duplicate");
+                            }
                         }
                     }
+                    Answer::NotMine => {
+                        for m in p.messages.values() {
+                            let _ = me.queue.release(m).await;
+                        }
+                    }
+                    Answer::Failed => {}
                 }
                 let mut f = inflight.lock().expect("inflight");
                 for id in &ids {
@@ -513,7 +538,7 @@ mod tests {
             "{:?}",
             poison.texts()
         );
-        ready.2.send(true).expect("answer");
+        ready.2.send(Answer::Sealed).expect("answer");
         for _ in 0..100 {
             if queue.is_empty() {
                 break;

@@ -58,7 +58,7 @@ struct Daemon {
     /// The last STATUS= sent to systemd.
     status: String,
     /// Capture runs by run id: who waits to hear whether they sealed.
-    capture_acks: HashMap<String, oneshot::Sender<bool>>,
+    capture_acks: HashMap<String, oneshot::Sender<crate::capture::Answer>>,
 }
 
 /// Runs `[[discover]]` at start and every `agent.discover_every` (and when
@@ -319,7 +319,7 @@ impl Daemon {
         for r in refused {
             if let Some(ack) = self.capture_acks.remove(&r.id) {
                 // Another agent holds the factory: its events go back.
-                let _ = ack.send(false);
+                let _ = ack.send(crate::capture::Answer::NotMine);
                 self.control.finish(&r.id, JobOutcome::failed(r.why));
                 continue;
             }
@@ -445,7 +445,7 @@ impl Daemon {
                     // abandoned upload leaves nothing that lists).
                     task.abort();
                     if let Some(ack) = self.capture_acks.remove(&id) {
-                        let _ = ack.send(false);
+                        let _ = ack.send(crate::capture::Answer::NotMine);
                     }
                     let why = "abandoned: the factory's lease was lost (another agent runs it now)";
                     tracing::warn!(%factory, run = %id, "{why}");
@@ -481,7 +481,7 @@ impl Daemon {
                 if !self.scheduler.owns(&factory) {
                     // Another agent holds it: the messages go back to the
                     // queue for the holder to read.
-                    let _ = done.send(false);
+                    let _ = done.send(crate::capture::Answer::NotMine);
                     return;
                 }
                 let id = self
@@ -537,7 +537,11 @@ impl Daemon {
     fn on_done(&mut self, done: Done) {
         self.handles.remove(&done.factory);
         if let Some(ack) = self.capture_acks.remove(&done.id) {
-            let _ = ack.send(done.outcome.ok);
+            let _ = ack.send(if done.outcome.ok {
+                crate::capture::Answer::Sealed
+            } else {
+                crate::capture::Answer::Failed
+            });
         }
         self.scheduler
             .finished(&done.factory, done.kind, Utc::now());

@@ -2502,3 +2502,139 @@ async fn a_burst_of_a_thousand_changes_is_coalesced_and_none_is_lost() {
     assert_eq!(diff["diff"]["changed"], serde_json::json!({}));
     drop(queues);
 }
+
+/// Two agents read one queue: only the holder of the factory's lease
+/// captures (the other hands the messages straight back), and when the
+/// holder dies the survivor takes the lease and captures from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_lease_holder_captures_and_the_survivor_takes_over() {
+    let queues = adfdr_tests::AzuriteQueues::start();
+    let queue = queues.url("adf-ha");
+    let rig = Rig::start_with("capture-ha", |c| {
+        c.events_queue = Some((queue.parse().expect("url"), Some(adfdr_tests::ca_pem())));
+    })
+    .await;
+    let mut configs = Vec::new();
+    for name in ["a", "b"] {
+        let config = rig.dir.join(format!("{name}.toml"));
+        let text = rig.config_text(
+            &rig.dir.join(format!("state-{name}")),
+            &rig.dir.join(format!("{name}.sock")),
+            "lease_seconds = 15",
+            &format!("capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"0 0 1 1 *\"\ncoalesce = \"500ms\""),
+        );
+        std::fs::write(&config, text).expect("config");
+        configs.push(config);
+    }
+    let cli = |args: &[&str]| {
+        Command::new(adfdr_cli())
+            .args(["--config", configs[1].to_str().expect("utf8")])
+            .args(args)
+            .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+            .env("IDENTITY_HEADER", rig.emu.identity_header())
+            .output()
+            .expect("adfdr runs")
+    };
+    assert!(cli(&["init"]).status.code().is_some());
+    let (sock_a, sock_b) = (rig.dir.join("a.sock"), rig.dir.join("b.sock"));
+    let (mut a, notify_a) = rig.spawn_with(&configs[0], "a.log", &[]);
+    wait_for(&notify_a, "READY=1", Duration::from_secs(15));
+    keep_reading(notify_a);
+    until(
+        "agent a holds the lease",
+        Duration::from_secs(15),
+        async || {
+            control(&sock_a, "GET", "/status", None).1["factories"][0]["lease"] == "this agent"
+        },
+    )
+    .await;
+    let (_b, notify_b) = rig.spawn_with(&configs[1], "b.log", &[]);
+    wait_for(&notify_b, "READY=1", Duration::from_secs(15));
+    keep_reading(notify_b);
+    until(
+        "agent b sees the holder",
+        Duration::from_secs(15),
+        async || control(&sock_b, "GET", "/status", None).1["factories"][0]["lease"].is_string(),
+    )
+    .await;
+    let weu = rig.dir.join("weu");
+    until("the first listing", Duration::from_secs(30), async || {
+        manifests(&weu, "sales") >= 1
+    })
+    .await;
+    let f = adfdr_tests::factory_path(SUB, "rg-prod", "adf-sales");
+    let wait = serde_json::json!({"properties": {"activities": [{"name": "w", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}});
+    let captured = |corr: &'static str| {
+        let cli = &cli;
+        async move || {
+            let out = cli(&["log", "sales", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x["event"]["correlation_id"] == corr))
+        }
+    };
+    let captures = |sock: &std::path::Path| {
+        control(sock, "GET", "/runs", None)
+            .1
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter(|r| {
+                        r["job"] == "capture" && r["state"] == "done" && r["outcome"]["ok"] == true
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    for i in 0..3 {
+        let path = format!("{f}/pipelines/PL_HA_{i}");
+        let status = arm_write(
+            &rig.emu,
+            reqwest::Method::PUT,
+            &path,
+            Some(wait.clone()),
+            "studio-user",
+            ["ha-0", "ha-1", "ha-2"][i],
+        )
+        .await;
+        assert!(status < 300);
+    }
+    until(
+        "the holder's captures",
+        Duration::from_secs(30),
+        captured("ha-2"),
+    )
+    .await;
+    assert!(captures(&sock_a) >= 1, "a captured");
+    assert_eq!(
+        captures(&sock_b),
+        0,
+        "b holds no lease and captured nothing"
+    );
+    // The holder dies; the survivor takes over and captures.
+    let _ = a.kill();
+    let _ = a.wait();
+    until("b takes the lease", Duration::from_secs(60), async || {
+        control(&sock_b, "GET", "/status", None).1["factories"][0]["lease"] == "this agent"
+    })
+    .await;
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::PUT,
+        &format!("{f}/pipelines/PL_HA_after"),
+        Some(wait),
+        "studio-user",
+        "ha-after",
+    )
+    .await;
+    assert!(status < 300);
+    until(
+        "the survivor's capture",
+        Duration::from_secs(30),
+        captured("ha-after"),
+    )
+    .await;
+    assert!(captures(&sock_b) >= 1, "b captures once it holds the lease");
+    drop(queues);
+}

@@ -74,6 +74,8 @@ pub trait EventQueue: Send + Sync {
     ) -> Result<Vec<Message>, QueueError>;
     /// Deletes a received message; a message already gone is not an error.
     async fn delete(&self, message: &Message) -> Result<(), QueueError>;
+    /// Makes a received message visible again at once (for another reader).
+    async fn release(&self, message: &Message) -> Result<(), QueueError>;
     /// Puts a message (text as is).
     async fn put(&self, text: &str) -> Result<(), QueueError>;
     /// Creates the queue; one that exists is fine.
@@ -201,6 +203,25 @@ impl EventQueue for QueueClient {
             Ok(_) => Ok(()),
             // Gone already (another reader, or its receipt expired and it
             // comes back to be read again): nothing to do here.
+            Err(e) if matches!(e.status(), Some(404)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release(&self, message: &Message) -> Result<(), QueueError> {
+        // Update Message: the same text, visible again now.
+        let mut url = self.messages_url();
+        let path = format!("{}/{}", url.path(), message.id);
+        url.set_path(&path);
+        url.query_pairs_mut()
+            .append_pair("popreceipt", &message.pop_receipt)
+            .append_pair("visibilitytimeout", "0");
+        let body = format!(
+            "<QueueMessage><MessageText>{}</MessageText></QueueMessage>",
+            escape(&message.text)
+        );
+        match self.send(Method::Put, url, Some(body)).await {
+            Ok(_) => Ok(()),
             Err(e) if matches!(e.status(), Some(404)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -409,6 +430,17 @@ impl EventQueue for MemoryQueue {
         state
             .messages
             .retain(|m| !(m.0 == message.id && m.1 == message.pop_receipt));
+        Ok(())
+    }
+
+    async fn release(&self, message: &Message) -> Result<(), QueueError> {
+        self.check()?;
+        let mut state = self.state.lock().expect("queue");
+        for m in state.messages.iter_mut() {
+            if m.0 == message.id && m.1 == message.pop_receipt {
+                m.4 = std::time::Instant::now();
+            }
+        }
         Ok(())
     }
 
