@@ -2500,6 +2500,51 @@ async fn a_burst_of_a_thousand_changes_is_coalesced_and_none_is_lost() {
     assert_eq!(diff["diff"]["added"], serde_json::json!([]), "{diff}");
     assert_eq!(diff["diff"]["removed"], serde_json::json!([]));
     assert_eq!(diff["diff"]["changed"], serde_json::json!({}));
+    // A delete event planted in the queue (anyone who may send to it can)
+    // removes nothing the service still has: the resource is read, found,
+    // and the snapshot keeps it.
+    let planted = serde_json::json!({
+        "subject": format!("{f}/pipelines/PL_Burst_0001"),
+        "eventType": "Microsoft.Resources.ResourceDeleteSuccess",
+        "eventTime": adfdr_core::snapshot::rfc3339(time::OffsetDateTime::now_utc()),
+        "id": "planted-delete",
+        "data": {"resourceUri": format!("{f}/pipelines/PL_Burst_0001"),
+                 "operationName": "Microsoft.DataFactory/factories/pipelines/delete",
+                 "correlationId": "planted", "claims": {"appid": "intruder"}},
+        "dataVersion": "2", "metadataVersion": "1", "topic": format!("/subscriptions/{SUB}")
+    });
+    let token = rig
+        .emu
+        .mint_token("https://storage.azure.com/", "intruder", 3600);
+    let text = planted
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let put = adfdr_tests::raw_client()
+        .post(format!("{queue}/messages"))
+        .bearer_auth(token)
+        .header("x-ms-version", "2021-08-06")
+        .body(format!(
+            "<QueueMessage><MessageText>{text}</MessageText></QueueMessage>"
+        ))
+        .send()
+        .await
+        .expect("put");
+    assert!(put.status().is_success(), "{}", put.status());
+    until(
+        "the planted delete read and refuted",
+        Duration::from_secs(30),
+        async || {
+            rig.log()
+                .contains("a delete event names a resource the service still has")
+        },
+    )
+    .await;
+    let out = cli(&["diff", "latest", "--factory", "sales", "--live", "--json"]);
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).expect("diff json");
+    assert_eq!(diff["diff"]["removed"], serde_json::json!([]), "{diff}");
+    assert_eq!(diff["diff"]["added"], serde_json::json!([]), "{diff}");
     drop(queues);
 }
 

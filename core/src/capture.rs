@@ -4,7 +4,8 @@
 //! and a window's events folded into one fetch (or one removal) per
 //! resource. Nothing here does IO: ops::capture fetches and seals, the agent
 //! reads the queue. Events carry no body, so a change is only ever a reason
-//! to read that one resource again; a delete is a delete.
+//! to read that one resource again; a delete too (the service's 404 decides,
+//! never the queue's word alone: a queue can be written by others).
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! One capture of one factory (issue 18): a window's ARM events turned into
 //! a new complete snapshot. The previous snapshot is opened, each changed
-//! resource read once (a delete is a delete: nothing read), and the result
+//! resource read once (a delete too: only the service's 404 removes a
+//! resource from a snapshot, never the queue's word alone), and the result
 //! sealed and committed exactly as a backup's (ops::backup: payload first,
 //! manifests at min_copies). The snapshot stands alone (no chain to the
 //! previous one); its manifest records, per changed resource, the event, its
@@ -102,7 +103,7 @@ pub async fn capture(
         );
         return listed(engine, fc, clock, why, &folded.changes, events).await;
     }
-    let reads = folded.work.iter().filter(|w| !w.remove).count() + usize::from(folded.factory);
+    let reads = folded.work.len() + usize::from(folded.factory);
     if reads > LIST_ABOVE {
         let why =
             format!("{reads} resources changed: one listing costs fewer ARM reads than a GET each");
@@ -204,10 +205,12 @@ async fn fetch(
     folded: &Folded,
     concurrency: usize,
 ) -> Result<Vec<Fetched>, crate::factory::ArmError> {
+    // Deletes are read too: the queue is not trusted to remove a resource
+    // from a snapshot (a planted or stale delete event); the service's 404
+    // is. A delete costs one GET, as a write does.
     let mut wanted: Vec<(ResourceKind, Option<String>, String)> = folded
         .work
         .iter()
-        .filter(|w| !w.remove)
         .map(|w| (w.kind, w.parent.clone(), w.name.clone()))
         .collect();
     if folded.factory {
@@ -319,18 +322,16 @@ impl State {
             .keys()
             .find(|k| k.0 == ResourceKind::Factory)
             .cloned();
-        for w in folded.work.iter().filter(|w| w.remove) {
-            let k = key(w.kind, w.parent.as_deref(), &w.name);
-            let effect = match self.resources.remove(&k) {
-                Some(r) => {
-                    self.forget_state(&r);
-                    Effect::Removed
-                }
-                None => Effect::Unchanged,
-            };
-            effects.insert(k, effect);
-        }
+        let removes: std::collections::HashSet<_> = folded
+            .work
+            .iter()
+            .filter(|w| w.remove)
+            .map(|w| key(w.kind, w.parent.as_deref(), &w.name))
+            .collect();
         for f in fetched {
+            if f.resource.is_some() && removes.contains(&f.key) {
+                tracing::warn!(resource = %f.key.2, "a delete event names a resource the service still has: kept as the service answers it (a stale or planted event)");
+            }
             let k = match (&f.factory, &factory_key) {
                 (Some(_), Some(old)) => old.clone(),
                 _ => f.key.clone(),
