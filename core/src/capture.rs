@@ -306,6 +306,17 @@ pub fn locate(change: &Change, factory_path: &str) -> Option<Target> {
         return None; // another factory whose name starts with this one's
     }
     let mut parts: Vec<String> = rest.split('/').skip(1).map(decode).collect();
+    // A name ARM would never give (a path of its own once decoded) is not
+    // read alone: only a listing says what changed.
+    if parts.iter().any(|p| {
+        p.is_empty()
+            || p == "."
+            || p == ".."
+            || p.contains(['/', '\\', '?', '#'])
+            || p.chars().any(char::is_control)
+    }) {
+        return Some(Target::Unknown(rest.to_string()));
+    }
     // An action's URI may name the action too (`…/triggers/T/start`).
     if change.action == Action::Action && parts.len() % 2 == 1 {
         parts.pop();
@@ -667,6 +678,22 @@ mod tests {
             at(&format!("{F}/newKind/n"), "x/write", w),
             Some(Target::Unknown("/newKind/n".into()))
         );
+        // Names that would be paths of their own are never read alone.
+        for bad in [
+            "/pipelines/..",
+            "/pipelines/%2E%2E",
+            "/pipelines/a%2Fb",
+            "/pipelines/a%3Fb",
+            "/pipelines//x",
+        ] {
+            assert!(
+                matches!(
+                    at(&format!("{F}{bad}"), "x/write", w),
+                    Some(Target::Unknown(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
