@@ -517,6 +517,8 @@ fn capture(registry: &mut Registry, view: &View) {
     );
     for (factory, c) in &view.capture {
         let f = label(&[("factory", factory)]);
+        // Its lag histogram exists (empty) from the start, as its counters do.
+        drop(view.capture_lag.0.get_or_create(&f));
         received.get_or_create(&f).inc_by(c.received);
         coalesced.get_or_create(&f).inc_by(c.coalesced);
         snapshots.get_or_create(&f).inc_by(c.snapshots);
