@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use adfdr_core::capture::{Change, locate, parse_message};
 use adfdr_core::ops::Engine;
-use adfdr_core::queue::{EventQueue, Message, QueueClient};
+use adfdr_core::queue::{EventQueue, Message, QueueClient, Url};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Shared;
@@ -85,7 +85,7 @@ pub async fn run(
     view: Shared,
     tx: mpsc::UnboundedSender<Event>,
 ) {
-    let mut readers: Vec<(String, Vec<Watched>, tokio::task::JoinHandle<()>)> = Vec::new();
+    let mut readers: Vec<(Url, Vec<Watched>, tokio::task::JoinHandle<()>)> = Vec::new();
     loop {
         let current = engine.borrow_and_update().clone();
         let wanted = queues(&current);
@@ -98,20 +98,11 @@ pub async fn run(
                 task.abort();
             }
             for (url, watched) in wanted {
-                let Some(queue) = client(&current, &url) else {
-                    continue;
-                };
-                let poison = adfdr_core::queue::poison_url(&url.parse().expect("checked"))
+                let poison = adfdr_core::queue::poison_url(&url)
                     .ok()
-                    .map(|u| {
-                        Arc::new(QueueClient::new(
-                            u,
-                            current.identity.credential.clone(),
-                            current.options.clone(),
-                        )) as Arc<dyn EventQueue>
-                    });
+                    .map(|u| client(&current, u));
                 let reader = Reader {
-                    queue,
+                    queue: client(&current, url.clone()),
                     poison,
                     watched: watched.clone(),
                     view: view.clone(),
@@ -131,34 +122,31 @@ pub async fn run(
 }
 
 /// Queue URL → the factories read from it.
-fn queues(engine: &Engine) -> BTreeMap<String, Vec<Watched>> {
-    let mut out: BTreeMap<String, Vec<Watched>> = BTreeMap::new();
-    for f in engine.config.factories.iter().map(|f| f.get_ref()) {
-        if let Some(q) = f.event_queue() {
-            out.entry(q.trim_end_matches('/').to_string())
-                .or_default()
-                .push(Watched {
+fn queues(engine: &Engine) -> BTreeMap<Url, Vec<Watched>> {
+    engine
+        .config
+        .event_queues()
+        .into_iter()
+        .map(|(url, factories)| {
+            let watched = factories
+                .iter()
+                .map(|f| Watched {
                     name: f.name.clone(),
                     path: f.arm_path(),
                     coalesce: f.coalesce_window(),
-                });
-        }
-    }
-    out
+                })
+                .collect();
+            (url, watched)
+        })
+        .collect()
 }
 
-fn client(engine: &Engine, url: &str) -> Option<Arc<dyn EventQueue>> {
-    match url.parse() {
-        Ok(u) => Some(Arc::new(QueueClient::new(
-            u,
-            engine.identity.credential.clone(),
-            engine.options.clone(),
-        ))),
-        Err(e) => {
-            tracing::error!(queue = %url, error = %e, "not a queue URL; its factories are listed on schedule");
-            None
-        }
-    }
+fn client(engine: &Engine, url: Url) -> Arc<dyn EventQueue> {
+    Arc::new(QueueClient::new(
+        url,
+        engine.identity.credential.clone(),
+        engine.options.clone(),
+    ))
 }
 
 /// One factory's window: its events and the messages that carried them.

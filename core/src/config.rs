@@ -1110,6 +1110,21 @@ impl Config {
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
+    /// The event queues of factories with capture = "events", each with the
+    /// factories read from it (their URLs were checked when the config
+    /// loaded; a trailing slash names the same queue).
+    pub fn event_queues(&self) -> BTreeMap<url::Url, Vec<&FactoryConfig>> {
+        let mut out: BTreeMap<url::Url, Vec<&FactoryConfig>> = BTreeMap::new();
+        for f in self.factories.iter().map(Spanned::get_ref) {
+            if let Some(q) = f.event_queue()
+                && let Ok(url) = q.trim_end_matches('/').parse()
+            {
+                out.entry(url).or_default().push(f);
+            }
+        }
+        out
+    }
+
     pub fn factory_names(&self) -> Vec<String> {
         self.factories
             .iter()

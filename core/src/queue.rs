@@ -4,17 +4,17 @@
 //! `https://storage.azure.com/.default`: no account keys, no SAS). The REST
 //! surface is Azure Storage's Queue service (x-ms-version 2021-08-06); the
 //! SDK has no queue crate at the versions adfdr uses (docs/adr/0001).
-//! Answers are capped: a message list larger than 32 messages of 64 KiB
-//! is not a queue's answer.
+//! An answer larger than 32 messages of 64 KiB is refused as not a queue's
+//! (the transport's timeouts bound how long one is read).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
+/// Queue URLs are `url::Url`s (azure_core's re-export).
+pub use azure_core::http::Url;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
-use azure_core::http::{
-    ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, Url,
-};
+use azure_core::http::{ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request};
 
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 const VERSION: &str = "2021-08-06";
@@ -110,11 +110,6 @@ impl QueueClient {
             url,
             shown,
         }
-    }
-
-    /// The poison queue beside this one: `NAME-poison`.
-    pub fn poison(&self) -> Result<Url, String> {
-        poison_url(&self.url)
     }
 
     async fn send(

@@ -186,7 +186,18 @@ pub(crate) async fn deliver(
     }
 }
 
-/// Puts one event on the queue, retrying until it is taken.
+/// Whether Event Grid gives an event up after this answer from an Azure
+/// resource destination (a Storage Queue) instead of retrying it: 400, 403
+/// and 413 are not retried and, without a dead-letter destination, the
+/// event is dropped (Microsoft Learn, "Event Grid message delivery and
+/// retry", the table of endpoint types and error codes). Anything else
+/// (a queue not there yet, 5xx, no answer) is retried.
+pub fn gives_up(status: u16) -> bool {
+    matches!(status, 400 | 403 | 413)
+}
+
+/// Puts one event on the queue, retrying until it is taken, or dropping it
+/// where Event Grid would.
 async fn put(shared: &crate::Shared, client: &reqwest::Client, url: &str, event: &Value) {
     let body = queue_message(event);
     let mut wait = std::time::Duration::from_millis(200);
@@ -207,6 +218,10 @@ async fn put(shared: &crate::Shared, client: &reqwest::Client, url: &str, event:
             .await;
         match sent {
             Ok(r) if r.status().is_success() => return,
+            Ok(r) if gives_up(r.status().as_u16()) => {
+                tracing::warn!(status = %r.status(), "events: the queue refused an event; dropped, as Event Grid drops it without a dead-letter destination");
+                return;
+            }
             Ok(r) => {
                 tracing::warn!(status = %r.status(), "events: the queue refused an event; retrying")
             }
@@ -220,6 +235,19 @@ async fn put(shared: &crate::Shared, client: &reqwest::Client, url: &str, event:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Event Grid's table for Azure resource destinations (Microsoft Learn,
+    /// "Event Grid message delivery and retry"): 400, 403 and 413 are not
+    /// retried; a missing queue (404), throttling and server errors are.
+    #[test]
+    fn the_emulator_gives_an_event_up_where_event_grid_does() {
+        for s in [400, 403, 413] {
+            assert!(gives_up(s), "{s}");
+        }
+        for s in [404, 408, 429, 500, 503] {
+            assert!(!gives_up(s), "{s}");
+        }
+    }
 
     #[test]
     fn writes_deletes_and_actions_are_named_as_arm_names_them() {

@@ -83,16 +83,7 @@ pub(super) async fn backup_with(
         &exported.runtimes,
     );
     let catalog = engine.catalog()?;
-    let run = Run {
-        engine,
-        catalog: &catalog,
-        fc,
-        started,
-        clock,
-        exported_at: rfc3339(started),
-        targets: engine.replicas.writable_names(),
-        kind: "backup",
-    };
+    let run = Run::new(engine, &catalog, fc, started, clock, "backup");
     let previous = run.previous().await;
     let mut applied = previous
         .as_ref()
@@ -172,20 +163,21 @@ fn attribute(
     if events.is_empty() {
         return changes;
     }
-    let label_of = target_label;
+    // Labels once per event, not once per event per change: a burst's
+    // listing holds a thousand changes and a thousand events.
+    let mut by_label: std::collections::HashMap<String, Vec<&Change>> = Default::default();
+    for (e, t) in events {
+        if let Some(l) = target_label(t) {
+            by_label.entry(l).or_default().push(e);
+        }
+    }
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
-        let lower = c.resource.to_lowercase();
-        let named: Vec<&Change> = events
-            .iter()
-            .filter(|(_, t)| label_of(t).as_deref() == Some(lower.as_str()))
-            .map(|(e, _)| e)
-            .collect();
-        if named.is_empty() {
+        let Some(named) = by_label.get(&c.resource.to_lowercase()) else {
             out.push(c);
             continue;
-        }
-        for e in &named {
+        };
+        for e in named {
             out.push(ChangeRecord::from_event(&c.resource, c.effect, e));
         }
         if c.effect == Effect::Removed {
@@ -265,7 +257,29 @@ pub(super) struct Sealed {
     changes: Vec<ChangeRecord>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A run of `kind` that started at `started`, writing to every writable
+    /// location.
+    pub(super) fn new(
+        engine: &'a Engine,
+        catalog: &'a crate::catalog::Catalog,
+        fc: &'a FactoryConfig,
+        started: time::OffsetDateTime,
+        clock: super::Clock,
+        kind: &'static str,
+    ) -> Self {
+        Run {
+            engine,
+            catalog,
+            fc,
+            started,
+            clock,
+            exported_at: rfc3339(started),
+            targets: engine.replicas.writable_names(),
+            kind,
+        }
+    }
+
     /// The newest snapshot that opens. A newer name that does not open
     /// (planted, damaged everywhere, sealed for a retired key) is passed
     /// over, and an unopenable latest does not stop backups: a fresh

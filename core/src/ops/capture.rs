@@ -20,8 +20,8 @@ use crate::config::FactoryConfig;
 use crate::factory::FactoryApi;
 use crate::model::restorability::{self, inspect};
 use crate::model::{ResourceKind, canonicalize_owned};
+use crate::snapshot::Resource;
 use crate::snapshot::manifest::{self, Manifest, Runtimes, key, label};
-use crate::snapshot::{Resource, rfc3339};
 
 /// Beyond this many resources to read again, one listing of the factory
 /// costs fewer ARM reads than a GET each (a big publish, a burst).
@@ -144,16 +144,7 @@ pub async fn capture(
         records(&folded, &effects, &previous.manifest, &mut applied)
     };
     let catalog = engine.catalog()?;
-    let run = Run {
-        engine,
-        catalog: &catalog,
-        fc,
-        started,
-        clock,
-        exported_at: rfc3339(started),
-        targets: engine.replicas.writable_names(),
-        kind: "capture",
-    };
+    let run = Run::new(engine, &catalog, fc, started, clock, "capture");
     let extra = Extra {
         awaiting: awaiting(&previous.manifest, &records, started),
         changes: records,

@@ -422,31 +422,9 @@ pub async fn init(engine: &Engine) -> Initialized {
 /// filtered to Microsoft.DataFactory, into the queue).
 async fn init_queues(engine: &Engine) -> Vec<InitQueue> {
     use crate::queue::{EventQueue, QueueClient};
-    let mut by_queue: std::collections::BTreeMap<String, Vec<&crate::config::FactoryConfig>> =
-        Default::default();
-    for f in engine.config.factories.iter().map(|f| f.get_ref()) {
-        if let Some(q) = f.event_queue() {
-            by_queue
-                .entry(q.trim_end_matches('/').to_string())
-                .or_default()
-                .push(f);
-        }
-    }
     let mut out = Vec::new();
-    for (queue, factories) in by_queue {
-        let url: url::Url = match queue.parse() {
-            Ok(u) => u,
-            Err(e) => {
-                out.push(InitQueue {
-                    queue,
-                    ready: false,
-                    detail: e.to_string(),
-                    factories: factories.iter().map(|f| f.name.clone()).collect(),
-                    event_grid: Vec::new(),
-                });
-                continue;
-            }
-        };
+    for (url, factories) in engine.config.event_queues() {
+        let queue = url.to_string();
         let client = |u: url::Url| {
             QueueClient::new(
                 u,
