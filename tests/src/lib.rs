@@ -50,13 +50,17 @@ fn shared_dir(var: &str, what: &str) -> Option<PathBuf> {
     }
 }
 
-/// The real-factory corpus (`ADFDR_CORPUS`), one folder per factory.
+/// The real-factory corpus (`ADFDR_CORPUS`), one folder per factory: the
+/// folders in ADF git layout (a Fabric workspace in git-integration layout,
+/// `NAME.TYPE/` folders with `.platform` files, sits beside them and is not
+/// a factory).
 pub fn corpus_factories() -> Option<Vec<PathBuf>> {
     let root = shared_dir("ADFDR_CORPUS", "corpus")?;
+    let adf_kinds = ["factory", "pipeline", "dataset", "linkedService", "trigger", "dataflow"];
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && adf_kinds.iter().any(|k| p.join(k).is_dir()))
         .collect();
     dirs.sort();
     Some(dirs)
