@@ -598,6 +598,7 @@ impl Daemon {
         };
         let before = self.coverage.as_ref().map(names).unwrap_or_default();
         let now = names(&coverage);
+        self.tell_news(&coverage);
         {
             let mut v = self.view.lock().expect("view");
             v.source_gone = coverage.source_gone.clone();
@@ -627,6 +628,56 @@ impl Daemon {
             }
         }
         self.coverage = Some(coverage);
+    }
+
+    /// What discovery found that a person must hear of once: a factory
+    /// given a namespace of its own because its name holds another
+    /// factory's history, and one its own tag switched off.
+    fn tell_news(&self, coverage: &adfdr_core::discovery::Coverage) {
+        use adfdr_core::notify::{Event, Notice};
+        let before = self.coverage.as_ref();
+        let time = Utc::now().to_rfc3339();
+        for c in &coverage.covered {
+            let Some(why) = &c.renamed else { continue };
+            if before.is_some_and(|b| {
+                b.covered
+                    .iter()
+                    .any(|x| x.id == c.id && x.renamed.is_some())
+            }) {
+                continue;
+            }
+            tracing::warn!(factory = %c.name, id = %c.id, "{why}");
+            self.tell(Notice::new(
+                Event::SourceConflict,
+                &c.name,
+                why,
+                &self.host,
+                &time,
+            ));
+        }
+        for e in &coverage.excluded {
+            let Some(tag) = &e.by_tag else { continue };
+            if before.is_some_and(|b| {
+                b.excluded
+                    .iter()
+                    .any(|x| x.id == e.id && x.by_tag.is_some())
+            }) {
+                continue;
+            }
+            let name = e.namespace.clone().unwrap_or_else(|| e.id.clone());
+            let summary = format!(
+                "{} is excluded by tag {tag} on the factory itself: it is no longer backed up (its snapshots are kept)",
+                e.id
+            );
+            tracing::warn!(factory = %name, id = %e.id, %tag, "excluded by a tag on the factory: no longer backed up; its snapshots are kept");
+            self.tell(Notice::new(
+                Event::Excluded,
+                &name,
+                &summary,
+                &self.host,
+                &time,
+            ));
+        }
     }
 
     /// Runs on `config` from now on: a new engine, its jobs to the

@@ -12,7 +12,7 @@ use adfdr_core::ops::contract::{
     AuditAction, BackupReport, DrillOptions, Job, JobOutcome, JobReport, VerifyOptions,
 };
 use adfdr_core::ops::{Engine, backup, prune, system_clock, verify};
-use adfdr_core::plan::retention::{Policy, zone};
+use adfdr_core::plan::retention::zone;
 use adfdr_core::snapshot::rfc3339;
 use adfdr_core::store::layout;
 
@@ -221,7 +221,7 @@ async fn run_prune(engine: &Arc<Engine>, fc: &FactoryConfig, dry_run: bool) -> J
         &engine.keys,
         catalog.as_deref(),
         &fc.name,
-        &Policy::from(&fc.keep),
+        &prune::rules(&engine.config, fc),
         &zone(tz),
         system_clock(),
         dry_run,

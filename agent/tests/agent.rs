@@ -1669,10 +1669,16 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
         &format!("discover_every = \"2s\"\nhealth = \"127.0.0.1:{health}\"\n[auth]"),
         1,
     );
+    let receiver = Receiver::start(0);
+    let url = rig.dir.join("team.url");
+    std::fs::write(&url, format!("http://127.0.0.1:{}/hook\n", receiver.port)).expect("url");
+    std::fs::set_permissions(&url, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     std::fs::write(
         &rig.config,
         format!(
-            "{text}\n[[discover]]\nsubscriptions = [\"{fleet}\"]\npolicy = \"standard\"\n\n[policy.standard]\nbackup = \"0 0 1 1 *\"\n\n[policy.gold]\nbackup = \"0 0 1 1 *\"\nrpo_target = \"30m\"\n"
+            "{text}\n[[discover]]\nsubscriptions = [\"{fleet}\"]\nexclude_tags = {{ \"adfdr-exclude\" = \"true\" }}\npolicy = \"standard\"\n\n[policy.standard]\nbackup = \"0 0 1 1 *\"\nkeep = {{ last = 5 }}\n\n[policy.gold]\nbackup = \"0 0 1 1 *\"\nrpo_target = \"30m\"\n\n[policy.short]\nbackup = \"0 0 1 1 *\"\nkeep = {{ last = 1 }}\n\n[[notify]]\nname = \"team\"\nurl_file = \"{}\"\n",
+            url.display()
         ),
     )
     .expect("config");
@@ -1724,6 +1730,17 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
         async || snapshots("adf-found-c") == 1,
     )
     .await;
+    // Two more snapshots of B: the history an impostor will go after.
+    for _ in 0..2 {
+        let run = run_now(
+            &rig.socket(),
+            r#"{"factory": "adf-found-b", "job": "backup", "force": true}"#,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(run["outcome"]["ok"], true, "{run}");
+    }
+    assert_eq!(snapshots("adf-found-b"), 3);
     // Deleted at the source: reported, its snapshots kept.
     rig.emu.with_world(|w| {
         w.factories.remove(&adf_emulator::state::factory_key(
@@ -1741,7 +1758,8 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
         },
     )
     .await;
-    assert_eq!(snapshots("adf-found-b"), 1, "its snapshots are kept");
+    assert_eq!(snapshots("adf-found-b"), 3, "its snapshots are kept");
+    taken_names_and_tags_cost_no_history(&rig, fleet, &receiver, &snapshots).await;
     signal(&agent, "TERM");
     assert_eq!(
         wait_exit(&mut agent, Duration::from_secs(10)),
@@ -1750,6 +1768,160 @@ async fn the_agent_backs_up_what_discovery_finds_and_keeps_what_is_gone() {
         rig.log()
     );
     assert!(rig.log().contains("source gone"), "{}", rig.log());
+}
+
+/// Issue 25, items 1 and 2, against the running agent of the discovery
+/// test. The name of a deleted factory is taken by an impostor in another
+/// resource group with a shorter policy by tag: it is backed up under a
+/// name of its own (a notice and a log line say so) and its prune never
+/// touches the victim's history. A policy tag set on a factory shortens
+/// nothing the block's policy keeps; an exclusion tag is reported as one.
+async fn taken_names_and_tags_cost_no_history(
+    rig: &Rig,
+    fleet: &str,
+    receiver: &Receiver,
+    snapshots: &dyn Fn(&str) -> usize,
+) {
+    let set_tags = |rg: &str, name: &str, tags: serde_json::Value| {
+        rig.emu.with_world(|w| {
+            let key = adf_emulator::state::factory_key(fleet, rg, name);
+            w.factories.get_mut(&key).expect("there").body["tags"] = tags;
+        });
+    };
+    rig.emu
+        .seed(
+            &format!("{fleet}/rg-other/adf-found-b"),
+            &adfdr_tests::workspace_root().join("fixtures/sample-factory"),
+        )
+        .expect("seed");
+    set_tags(
+        "rg-other",
+        "adf-found-b",
+        serde_json::json!({"adfdr-policy": "short"}),
+    );
+    let impostor = format!(
+        "/subscriptions/{fleet}/resourceGroups/rg-other/providers/Microsoft.DataFactory/factories/adf-found-b"
+    );
+    let own = format!(
+        "adf-found-b-{}",
+        adfdr_core::plan::binding::suffix(&impostor)
+    );
+    until(
+        "the impostor is backed up under a name of its own",
+        Duration::from_secs(30),
+        async || snapshots(&own) == 1,
+    )
+    .await;
+    until("a notice says why", Duration::from_secs(20), async || {
+        receiver
+            .bodies()
+            .iter()
+            .any(|b| b["event"] == "source-conflict")
+    })
+    .await;
+    let notice = receiver
+        .bodies()
+        .into_iter()
+        .find(|b| b["event"] == "source-conflict")
+        .expect("notice");
+    assert_eq!(notice["factory"], own.as_str(), "{notice}");
+    assert!(
+        notice["summary"].as_str().is_some_and(
+            |t| t.contains("holds the history of") && t.contains("/resourcegroups/rg-data/")
+        ),
+        "{notice}"
+    );
+    let run = run_now(
+        &rig.socket(),
+        &format!(r#"{{"factory": "{own}", "job": "prune"}}"#),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(run["outcome"]["ok"], true, "{run}");
+    assert_eq!(
+        snapshots("adf-found-b"),
+        3,
+        "the victim's history is intact"
+    );
+    assert!(rig.log().contains("holds the history of"), "{}", rig.log());
+
+    // A policy tag on C asks for a shorter keep: the block's still holds.
+    for _ in 0..3 {
+        let run = run_now(
+            &rig.socket(),
+            r#"{"factory": "adf-found-c", "job": "backup", "force": true}"#,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(run["outcome"]["ok"], true, "{run}");
+    }
+    set_tags(
+        "rg-data",
+        "adf-found-c",
+        serde_json::json!({"adfdr-policy": "short"}),
+    );
+    until("the tag is seen", Duration::from_secs(20), async || {
+        let out = rig.adfdr(&rig.config, &["discover", "--plan", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["covered"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["name"] == "adf-found-c" && c["policy"] == "short")
+        })
+    })
+    .await;
+    // Two discovery intervals: the agent has applied it too.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let run = run_now(
+        &rig.socket(),
+        r#"{"factory": "adf-found-c", "job": "prune"}"#,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(run["outcome"]["ok"], true, "{run}");
+    let decided = run["outcome"]["report"]["snapshots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(decided.len(), 4, "{run}");
+    assert!(decided.iter().all(|d| d["keep"] == true), "{run}");
+    assert!(
+        decided[1]["reasons"]
+            .to_string()
+            .contains("a policy tag does not shorten it"),
+        "{run}"
+    );
+    assert_eq!(snapshots("adf-found-c"), 4);
+
+    // Its owner switches it off by tag: excluded, told, not "gone".
+    set_tags(
+        "rg-data",
+        "adf-found-c",
+        serde_json::json!({"adfdr-exclude": "true"}),
+    );
+    until(
+        "a notice says it is excluded",
+        Duration::from_secs(20),
+        async || {
+            receiver
+                .bodies()
+                .iter()
+                .any(|b| b["event"] == "excluded" && b["factory"] == "adf-found-c")
+        },
+    )
+    .await;
+    let out = rig.adfdr(&rig.config, &["status", "--fleet", "--json"]);
+    let fleet_view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let row = fleet_view["factories"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["factory"] == "adf-found-c").cloned())
+        .unwrap_or_else(|| panic!("{fleet_view:#}"));
+    assert_eq!(row["excluded_by_tag"], "adfdr-exclude=true", "{row:#}");
+    assert_eq!(row["source_gone"], false, "{row:#}");
+    let victim = fleet_view["factories"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["factory"] == "adf-found-b").cloned())
+        .unwrap_or_else(|| panic!("{fleet_view:#}"));
+    assert_eq!(victim["source_gone"], true, "{victim:#}");
 }
 
 /// The fleet proof: 60 factories in three subscriptions whose tags choose

@@ -87,6 +87,13 @@ pub struct DiscoverConfig {
     /// The `[policy.NAME]` its factories get unless their `adfdr-policy`
     /// tag names another.
     pub policy: String,
+    /// Whether a factory's `adfdr-policy` tag may shorten what is kept of
+    /// snapshots taken before it was set [default: false]. Tags are the
+    /// factory owner's, not the backup operator's: by default a snapshot is
+    /// deleted only when this block's policy, and the policy it was taken
+    /// under, would delete it too.
+    #[serde(default)]
+    pub policy_tag_may_shorten: bool,
 }
 
 /// `[policy.NAME]`: what a `[[factory]]` block says that is not about one
@@ -220,6 +227,11 @@ pub enum NotifyEvent {
     DrillFailed,
     Damage,
     LeaseLost,
+    /// A found factory's name holds another factory's history: it was given
+    /// a namespace of its own.
+    SourceConflict,
+    /// A factory's own tag switched its backups off.
+    Excluded,
 }
 
 impl NotifyEvent {
@@ -230,6 +242,8 @@ impl NotifyEvent {
             NotifyEvent::DrillFailed => "drill-failed",
             NotifyEvent::Damage => "damage",
             NotifyEvent::LeaseLost => "lease-lost",
+            NotifyEvent::SourceConflict => "source-conflict",
+            NotifyEvent::Excluded => "excluded",
         }
     }
 }
@@ -488,6 +502,50 @@ pub struct FactoryConfig {
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
     pub coalesce: Option<DurationSpec>,
+    /// Continue this name's history with whatever factory the block names,
+    /// even when the store's history is another factory's (another ARM id
+    /// and createTime): for a factory restored elsewhere that takes over
+    /// [default: false, such a backup is refused].
+    #[serde(default)]
+    pub adopt: bool,
+    /// Where the block came from (set by discovery, never by the file).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where a factory's block came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// A hand-written `[[factory]]` (or a factory named on the command line).
+    #[default]
+    Configured,
+    /// Found by a `[[discover]]` block.
+    Discovered {
+        /// The policy it runs under.
+        policy: String,
+        /// The block's own policy (the operator's choice).
+        block_policy: String,
+        /// The factory's `adfdr-policy` tag chose `policy`.
+        by_tag: bool,
+        /// The block lets a tag shorten what is kept.
+        tag_may_shorten: bool,
+    },
+}
+
+impl Origin {
+    /// The policy note a snapshot records.
+    pub fn note(&self) -> crate::snapshot::manifest::PolicyNote {
+        match self {
+            Origin::Configured => crate::snapshot::manifest::PolicyNote {
+                name: "config".into(),
+                by: "config".into(),
+            },
+            Origin::Discovered { policy, by_tag, .. } => crate::snapshot::manifest::PolicyNote {
+                name: policy.clone(),
+                by: if *by_tag { "tag" } else { "block" }.into(),
+            },
+        }
+    }
 }
 
 /// What a drill does with the scratch factory afterwards.
@@ -565,6 +623,8 @@ impl FactoryConfig {
             queue: None,
             reconcile: None,
             coalesce: None,
+            adopt: false,
+            origin: Origin::Configured,
         }
     }
 

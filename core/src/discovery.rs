@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::config::{DiscoverConfig, FactoryConfig, PolicyConfig, TargetConfig};
+use crate::config::{DiscoverConfig, FactoryConfig, Origin, PolicyConfig, TargetConfig};
+use crate::plan::binding;
 
 /// The tag that picks a factory's policy.
 pub const POLICY_TAG: &str = "adfdr-policy";
@@ -64,6 +65,10 @@ pub struct Covered {
     pub policy: String,
     /// How it was chosen: the block, and the tag that picked the policy.
     pub why: String,
+    /// Why it is not under its own name: that name holds another
+    /// factory's history (issue 25), so it has a namespace of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed: Option<String>,
     #[serde(skip)]
     pub factory: FactoryConfig,
 }
@@ -73,6 +78,25 @@ pub struct Covered {
 pub struct Excluded {
     pub id: String,
     pub why: String,
+    /// Left out by a tag on the factory itself (its owner's word, not the
+    /// operator's): the tag, as `NAME=VALUE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_tag: Option<String>,
+    /// The store's history of this factory, if it has one (reported as
+    /// excluded, not as gone at the source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl Excluded {
+    fn new(id: &str, why: String) -> Excluded {
+        Excluded {
+            id: id.to_string(),
+            why,
+            by_tag: None,
+            namespace: None,
+        }
+    }
 }
 
 /// What discovery decided.
@@ -84,6 +108,15 @@ pub struct Coverage {
     /// nor found: their snapshots are kept (an accidental delete is the main
     /// incident) and never pruned.
     pub source_gone: Vec<String>,
+}
+
+/// What the store holds under a name: the source (lower-cased ARM id) of
+/// its newest snapshot that opens, or why that could not be read. A name
+/// with no snapshot that opens (planted, damaged) holds no history at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    Bound(String),
+    Unreadable(String),
 }
 
 fn glob_match(globs: &[String], text: &str) -> bool {
@@ -129,7 +162,7 @@ fn fill(pattern: &str, f: &Found) -> String {
 }
 
 /// A `[[factory]]` block for `f` under `policy`.
-fn factory(name: &str, f: &Found, p: &PolicyConfig) -> FactoryConfig {
+fn factory(name: &str, f: &Found, p: &PolicyConfig, origin: Origin) -> FactoryConfig {
     FactoryConfig {
         name: name.to_string(),
         subscription: f.subscription.clone(),
@@ -161,18 +194,79 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig) -> FactoryConfig {
         queue: p.queue.clone(),
         reconcile: p.reconcile.clone(),
         coalesce: p.coalesce,
+        adopt: false,
+        origin,
     }
 }
 
+/// The names `f`'s history may be under: its own, the older
+/// `{name}-{subscription prefix}` spelling, and `{name}-{id hash}`.
+fn candidates(f: &Found) -> [String; 3] {
+    let plain = f.name.to_ascii_lowercase();
+    let sub = f.subscription.to_ascii_lowercase();
+    [
+        plain.clone(),
+        format!("{plain}-{}", &sub[..8.min(sub.len())]),
+        format!("{plain}-{}", binding::suffix(&f.id)),
+    ]
+}
+
+/// A namespace the store already binds to `f` (its history continues).
+fn own_history(
+    f: &Found,
+    stored: &BTreeMap<String, Stored>,
+    taken: &BTreeSet<String>,
+) -> Option<String> {
+    let id = f.id.to_ascii_lowercase();
+    candidates(f)
+        .into_iter()
+        .find(|c| !taken.contains(c) && stored.get(c) == Some(&Stored::Bound(id.clone())))
+}
+
+/// The namespace `f` is backed up under: its history's, else its own name
+/// when free, else a name of its own when its name is another factory's
+/// history (with why). Err: no name can be given safely now.
+fn namespace(
+    f: &Found,
+    stored: &BTreeMap<String, Stored>,
+    taken: &BTreeSet<String>,
+) -> Result<(String, Option<String>), String> {
+    if let Some(n) = own_history(f, stored, taken) {
+        return Ok((n, None));
+    }
+    let [plain, _, own] = candidates(f);
+    let holder = match stored.get(&plain) {
+        None if !taken.contains(&plain) => return Ok((plain, None)),
+        None => "another factory adfdr covers".to_string(),
+        Some(Stored::Bound(other)) => other.clone(),
+        Some(Stored::Unreadable(why)) => {
+            return Err(format!(
+                "the store's history '{plain}' could not be read to tell whose it is ({why}); the factory is left out until it can"
+            ));
+        }
+    };
+    if taken.contains(&own) || stored.contains_key(&own) {
+        return Err(format!(
+            "'{plain}' is {holder}'s history and '{own}' is taken too; name it in a [[factory]] block"
+        ));
+    }
+    Ok((
+        own.clone(),
+        Some(format!(
+            "'{plain}' holds the history of {holder}: this factory is another source, backed up as '{own}'"
+        )),
+    ))
+}
+
 /// What `found` comes to under `blocks` and `policies`, beside the
-/// configured `explicit` factories (which win), with `stored` the factory
-/// names the store holds snapshots of.
+/// configured `explicit` factories (which win), with `stored` what the store
+/// holds under each name.
 pub fn decide(
     found: &[Found],
     blocks: &[DiscoverConfig],
     policies: &BTreeMap<String, PolicyConfig>,
     explicit: &[FactoryConfig],
-    stored: &BTreeSet<String>,
+    stored: &BTreeMap<String, Stored>,
 ) -> Coverage {
     let mut out = Coverage::default();
     let mut names: BTreeSet<String> = explicit
@@ -182,6 +276,15 @@ pub fn decide(
     let mut found = found.to_vec();
     found.sort_by_key(|f| f.id.to_ascii_lowercase());
     found.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
+    // A factory whose history the store holds keeps that name, whatever
+    // order the factories are found in: first, so no other takes it.
+    let mut reserved = BTreeSet::new();
+    for f in &found {
+        if let Some(n) = own_history(f, stored, &names) {
+            reserved.insert(n);
+        }
+    }
+    let mut excluded_histories = BTreeSet::new();
     for f in &found {
         let same = |e: &&FactoryConfig| {
             e.subscription.eq_ignore_ascii_case(&f.subscription)
@@ -189,23 +292,32 @@ pub fn decide(
                 && e.factory.eq_ignore_ascii_case(&f.name)
         };
         if let Some(e) = explicit.iter().find(same) {
-            out.excluded.push(Excluded {
-                id: f.id.clone(),
-                why: format!("configured by [[factory]] {}", e.name),
-            });
+            out.excluded.push(Excluded::new(
+                &f.id,
+                format!("configured by [[factory]] {}", e.name),
+            ));
             continue;
         }
         let Some((i, block)) = blocks.iter().enumerate().find(|(_, b)| in_block(b, f)) else {
-            out.excluded.push(Excluded {
-                id: f.id.clone(),
-                why: "no [[discover]] block matches its subscription, resource group, name and include_tags".into(),
-            });
+            out.excluded.push(Excluded::new(
+                &f.id,
+                "no [[discover]] block matches its subscription, resource group, name and include_tags".into(),
+            ));
             continue;
         };
         if let Some((k, v)) = tag_hit(&block.exclude_tags, &f.tags) {
+            let history = own_history(f, stored, &names);
+            if let Some(h) = &history {
+                excluded_histories.insert(h.clone());
+            }
             out.excluded.push(Excluded {
                 id: f.id.clone(),
-                why: format!("tag {k}={v} (exclude_tags of [[discover]] #{})", i + 1),
+                why: format!(
+                    "tag {k}={v} on the factory (exclude_tags of [[discover]] #{}): no longer backed up",
+                    i + 1
+                ),
+                by_tag: Some(format!("{k}={v}")),
+                namespace: history,
             });
             continue;
         }
@@ -214,10 +326,11 @@ pub fn decide(
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(POLICY_TAG))
             .map(|(_, v)| v.clone());
-        let (policy, why) = match tagged {
+        let (policy, why, by_tag) = match tagged {
             Some(t) if policies.contains_key(&t) => (
                 t.clone(),
                 format!("[[discover]] #{}, tag {POLICY_TAG}={t}", i + 1),
+                t != block.policy,
             ),
             Some(t) => (
                 block.policy.clone(),
@@ -225,32 +338,54 @@ pub fn decide(
                     "[[discover]] #{}; tag {POLICY_TAG}={t} names no [policy.{t}], so the block's policy applies",
                     i + 1
                 ),
+                false,
             ),
-            None => (block.policy.clone(), format!("[[discover]] #{}", i + 1)),
+            None => (
+                block.policy.clone(),
+                format!("[[discover]] #{}", i + 1),
+                false,
+            ),
         };
         let Some(p) = policies.get(&policy) else {
             continue;
         };
-        // ADF names are unique in Azure; a configured name may still take it.
-        let mut name = f.name.to_ascii_lowercase();
-        if names.contains(&name) {
-            name = format!(
-                "{name}-{}",
-                &f.subscription.to_ascii_lowercase()[..8.min(f.subscription.len())]
-            );
-        }
+        let mut taken = names.clone();
+        let mine = own_history(f, stored, &names);
+        taken.extend(
+            reserved
+                .iter()
+                .filter(|r| Some(*r) != mine.as_ref())
+                .cloned(),
+        );
+        let (name, renamed) = match namespace(f, stored, &taken) {
+            Ok(n) => n,
+            Err(why) => {
+                out.excluded.push(Excluded::new(&f.id, why));
+                continue;
+            }
+        };
         names.insert(name.clone());
+        let origin = Origin::Discovered {
+            policy: policy.clone(),
+            block_policy: block.policy.clone(),
+            by_tag,
+            tag_may_shorten: block.policy_tag_may_shorten,
+        };
         out.covered.push(Covered {
-            factory: factory(&name, f, p),
+            factory: factory(&name, f, p, origin),
             name,
             id: f.id.clone(),
             policy,
             why,
+            renamed,
         });
     }
     out.source_gone = stored
-        .iter()
-        .filter(|s| !names.contains(&s.to_ascii_lowercase()))
+        .keys()
+        .filter(|s| {
+            let s = s.to_ascii_lowercase();
+            !names.contains(&s) && !excluded_histories.contains(&s)
+        })
         .cloned()
         .collect();
     out
@@ -267,6 +402,12 @@ mod tests {
             tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         )
         .expect("an id")
+    }
+
+    fn id(sub: &str, rg: &str, name: &str) -> String {
+        format!(
+            "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.datafactory/factories/{name}"
+        )
     }
 
     fn policy(backup: &str) -> PolicyConfig {
@@ -291,6 +432,7 @@ mod tests {
             include_tags: BTreeMap::new(),
             exclude_tags: BTreeMap::from([("adfdr-exclude".into(), "true".into())]),
             policy: "standard".into(),
+            policy_tag_may_shorten: false,
         }];
         let policies = BTreeMap::from([
             ("standard".into(), policy("0 * * * *")),
@@ -305,10 +447,19 @@ mod tests {
             found("s1", "rg-a", "adf-listed", &[]),
         ];
         let explicit = FactoryConfig::adhoc("listed", "s1", "rg-a", "adf-listed");
-        let stored = BTreeSet::from([
-            "adf-one".to_string(),
-            "adf-deleted".to_string(),
-            "listed".to_string(),
+        let stored = BTreeMap::from([
+            (
+                "adf-one".to_string(),
+                Stored::Bound(id("s1", "rg-a", "adf-one")),
+            ),
+            (
+                "adf-deleted".to_string(),
+                Stored::Bound(id("s9", "rg-a", "adf-deleted")),
+            ),
+            (
+                "listed".to_string(),
+                Stored::Bound(id("s1", "rg-a", "adf-listed")),
+            ),
         ]);
         let c = decide(&found, &blocks, &policies, &[explicit], &stored);
         let covered: Vec<(&str, &str)> = c
@@ -349,10 +500,110 @@ mod tests {
         };
         assert_eq!(
             why("adf-skip"),
-            "tag adfdr-exclude=true (exclude_tags of [[discover]] #1)"
+            "tag adfdr-exclude=true on the factory (exclude_tags of [[discover]] #1): no longer backed up"
         );
         assert!(why("adf-elsewhere").starts_with("no [[discover]] block matches"));
         assert_eq!(why("adf-listed"), "configured by [[factory]] listed");
         assert_eq!(c.source_gone, ["adf-deleted"]);
+    }
+
+    fn block() -> DiscoverConfig {
+        DiscoverConfig {
+            subscriptions: vec!["*".into()],
+            resource_groups: vec![],
+            names: vec![],
+            include_tags: BTreeMap::new(),
+            exclude_tags: BTreeMap::from([("adfdr-exclude".into(), "true".into())]),
+            policy: "standard".into(),
+            policy_tag_may_shorten: false,
+        }
+    }
+
+    /// Issue 25, item 1: a name is not an identity. The victim's factory
+    /// was deleted; an impostor with the same name in another subscription
+    /// never gets the victim's history, whatever order they are found in.
+    #[test]
+    fn another_source_with_a_used_name_gets_a_namespace_of_its_own() {
+        let policies = BTreeMap::from([("standard".into(), policy("0 * * * *"))]);
+        let victim = id("s1", "rg", "adf-x");
+        let stored = BTreeMap::from([("adf-x".to_string(), Stored::Bound(victim.clone()))]);
+        // The victim is gone; the impostor (in a subscription that sorts first).
+        let impostor = found("s0", "rg", "adf-x", &[("adfdr-policy", "standard")]);
+        let c = decide(
+            std::slice::from_ref(&impostor),
+            &[block()],
+            &policies,
+            &[],
+            &stored,
+        );
+        assert_eq!(c.covered.len(), 1);
+        let own = format!("adf-x-{}", binding::suffix(&impostor.id));
+        assert_eq!(c.covered[0].name, own);
+        let why = c.covered[0].renamed.clone().unwrap_or_default();
+        assert!(why.contains(&victim) && why.contains(&own), "{why}");
+        assert_eq!(
+            c.source_gone,
+            ["adf-x"],
+            "the victim's history is gone at its source, kept"
+        );
+        // Both found: the victim keeps its history's name.
+        let back = found("s1", "rg", "adf-x", &[]);
+        let c = decide(
+            &[impostor.clone(), back],
+            &[block()],
+            &policies,
+            &[],
+            &stored,
+        );
+        let names: Vec<(&str, &str)> = c
+            .covered
+            .iter()
+            .map(|c| (c.name.as_str(), c.id.as_str()))
+            .collect();
+        assert!(names.contains(&("adf-x", "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataFactory/factories/adf-x")), "{names:?}");
+        assert!(
+            names.iter().any(|(n, i)| *n == own && i.contains("/s0/")),
+            "{names:?}"
+        );
+        assert!(c.source_gone.is_empty());
+        // A history that cannot be read to tell whose it is: left alone.
+        let unreadable =
+            BTreeMap::from([("adf-x".to_string(), Stored::Unreadable("no key".into()))]);
+        let c = decide(&[impostor], &[block()], &policies, &[], &unreadable);
+        assert!(c.covered.is_empty());
+        assert!(
+            c.excluded[0].why.contains("could not be read"),
+            "{:?}",
+            c.excluded
+        );
+    }
+
+    /// Issue 25, item 2: a factory excluded by its own tag is reported as
+    /// excluded (with its history), not as gone at the source; a policy
+    /// tag is told apart from the block's choice.
+    #[test]
+    fn exclusion_by_tag_is_exclusion_and_a_policy_tag_is_marked() {
+        let policies = BTreeMap::from([
+            ("standard".into(), policy("0 * * * *")),
+            ("short".into(), policy("0 * * * *")),
+        ]);
+        let stored =
+            BTreeMap::from([("adf-y".to_string(), Stored::Bound(id("s1", "rg", "adf-y")))]);
+        let off = found("s1", "rg", "adf-y", &[("adfdr-exclude", "true")]);
+        let c = decide(&[off], &[block()], &policies, &[], &stored);
+        assert!(c.source_gone.is_empty(), "{:?}", c.source_gone);
+        assert_eq!(c.excluded[0].by_tag.as_deref(), Some("adfdr-exclude=true"));
+        assert_eq!(c.excluded[0].namespace.as_deref(), Some("adf-y"));
+        let short = found("s1", "rg", "adf-y", &[("adfdr-policy", "short")]);
+        let c = decide(&[short], &[block()], &policies, &[], &stored);
+        assert_eq!(
+            c.covered[0].factory.origin,
+            Origin::Discovered {
+                policy: "short".into(),
+                block_policy: "standard".into(),
+                by_tag: true,
+                tag_may_shorten: false
+            }
+        );
     }
 }

@@ -39,6 +39,8 @@ impl Notice {
             Event::DrillFailed => "recovery drill FAILED",
             Event::Damage => "damage found in the backups",
             Event::LeaseLost => "lease lost (another agent runs it now)",
+            Event::SourceConflict => "another factory took a name with a history",
+            Event::Excluded => "excluded from backups by a tag on the factory",
         };
         Notice {
             schema: "adfdr.notice.v1",

@@ -111,6 +111,7 @@ fn regenerate() {
         changes: Vec::new(),
         applied: Default::default(),
         awaiting: Vec::new(),
+        policy: None,
     };
     let mut header = Header::new(ObjectType::Manifest, FACTORY, SNAPSHOT, created);
     header.manifest = Some(PublicManifest {

@@ -47,6 +47,8 @@ pub struct FactoryBackup {
 pub struct ErrorOut {
     pub kind: String,
     pub message: String,
+    /// What to do next, where adfdr knows.
+    pub hint: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
@@ -91,6 +93,9 @@ fn print(r: &FactoryBackup) {
     };
     if let Some(e) = &r.error {
         eprintln!("adfdr: error: {}: {}{by}", r.factory, e.message);
+        if let Some(hint) = &e.hint {
+            eprintln!("adfdr: hint: {hint}");
+        }
         return;
     }
     let Some(report) = &r.report else { return };
@@ -185,6 +190,7 @@ fn failed(factory: String, through: &str, e: &OpError) -> FactoryBackup {
         error: Some(ErrorOut {
             kind: e.kind().as_str().into(),
             message: e.to_string(),
+            hint: e.hint().map(str::to_string),
         }),
     }
 }

@@ -47,6 +47,9 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<i32, OpError> {
         .collect();
     println!("\ncovered ({}):", rows.len());
     crate::output::table(&["NAME", "POLICY", "FACTORY", "WHY"], &rows);
+    for c in d.coverage.covered.iter().filter_map(|c| c.renamed.as_ref()) {
+        crate::warning!("{c}");
+    }
     if !d.coverage.excluded.is_empty() {
         println!("\nleft out ({}):", d.coverage.excluded.len());
         for e in &d.coverage.excluded {

@@ -4,7 +4,7 @@
 use crate::exit;
 use adfdr_core::ops::prune::{Report, prune};
 use adfdr_core::ops::{OpError, system_clock};
-use adfdr_core::plan::retention::{Policy, zone};
+use adfdr_core::plan::retention::zone;
 
 use crate::{Ctx, output};
 
@@ -57,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let catalog = engine.catalog()?;
     for name in &names {
         let fc = engine.config.factory(name).expect("selected");
-        let policy = Policy::from(&fc.keep);
+        let rules = adfdr_core::ops::prune::rules(&engine.config, fc);
         // Hours, days, weeks… are counted in the factory's time zone (validated
         // with the config; UTC by default).
         let tz = fc
@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             &engine.keys,
             Some(&catalog),
             name,
-            &policy,
+            &rules,
             &zone(tz),
             system_clock(),
             args.dry_run,

@@ -56,7 +56,14 @@ fn shared_dir(var: &str, what: &str) -> Option<PathBuf> {
 /// a factory).
 pub fn corpus_factories() -> Option<Vec<PathBuf>> {
     let root = shared_dir("ADFDR_CORPUS", "corpus")?;
-    let adf_kinds = ["factory", "pipeline", "dataset", "linkedService", "trigger", "dataflow"];
+    let adf_kinds = [
+        "factory",
+        "pipeline",
+        "dataset",
+        "linkedService",
+        "trigger",
+        "dataflow",
+    ];
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -9,6 +9,7 @@ use super::{Engine, OpError, export, read};
 use crate::capture::{Change, ChangeRecord, Effect, Target};
 use crate::catalog::{CheckpointRecord, RepairRecord, RunRecord, SnapshotRecord};
 use crate::config::FactoryConfig;
+use crate::plan::binding::{self, SourceId, Verdict};
 use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
 use crate::snapshot::object::{self, Header, ObjectType};
 use crate::snapshot::{DataKey, rfc3339, snapshot_id};
@@ -85,6 +86,34 @@ pub(super) async fn backup_with(
     let catalog = engine.catalog()?;
     let run = Run::new(engine, &catalog, fc, started, clock, "backup");
     let previous = run.previous().await;
+    // The namespace is bound to its source (issue 25): another factory
+    // never writes into this history, and one that continues it (moved,
+    // re-created, adopted) gets a snapshot of its own, said in the log.
+    let mut force = force;
+    if let Some(p) = &previous {
+        let live = SourceId::new(&fc.arm_path(), exported.created.as_deref());
+        match binding::verdict(&fc.name, &p.manifest.source_id(), &live, fc.adopt) {
+            Verdict::Write(None) => {}
+            Verdict::Write(Some(note)) => {
+                tracing::warn!(factory = %fc.name, "{note}");
+                force = true;
+            }
+            Verdict::Refuse(why) => {
+                let hint = match fc.origin {
+                    crate::config::Origin::Configured => format!(
+                        "give this factory its own `name` in its [[factory]] block, or, if it now carries on this history (restored elsewhere), set `adopt = true` there; the history of '{}' is kept either way",
+                        fc.name
+                    ),
+                    crate::config::Origin::Discovered { .. } => {
+                        "discovery gives it a namespace of its own at its next run".to_string()
+                    }
+                };
+                return Err(
+                    OpError::conflict(format!("{why}: not backed up into it")).with_hint(hint)
+                );
+            }
+        }
+    }
     let mut applied = previous
         .as_ref()
         .map(|p| p.manifest.applied.clone())
@@ -403,6 +432,7 @@ impl<'a> Run<'a> {
             changes: extra.changes.clone(),
             applied: extra.applied,
             awaiting: extra.awaiting,
+            policy: Some(fc.origin.note()),
         };
         let dek = DataKey::generate();
         let wrapped = self.engine.keys.wrap_all(&dek, &fc.name, &id).await?;

@@ -20,6 +20,7 @@ use crate::config::FactoryConfig;
 use crate::factory::FactoryApi;
 use crate::model::restorability::{self, inspect};
 use crate::model::{ResourceKind, canonicalize_owned};
+use crate::plan::binding::{Relation, SourceId, relate};
 use crate::snapshot::Resource;
 use crate::snapshot::manifest::{self, Manifest, Runtimes, key, label};
 
@@ -62,6 +63,8 @@ pub struct Stats {
     pub removed: usize,
     /// Resources whose definition or state differ from the previous snapshot.
     pub changed: usize,
+    /// Delete events the service refuted (the resource or factory is there).
+    pub refuted: usize,
 }
 
 /// Captures `changes` (all about `fc`'s factory; others are ignored) into
@@ -87,14 +90,41 @@ pub async fn capture(
             return listed(engine, fc, clock, why, &located, events).await;
         }
     };
-    let folded = fold(located, &previous.manifest.applied);
+    // The namespace's history is another ARM id's (the config or discovery
+    // moved the name): a listing decides, under backup's binding rules.
+    if !previous
+        .manifest
+        .source_id()
+        .same_id(&SourceId::new(&base, None))
+    {
+        let why = "the previous snapshot is of another ARM id".to_string();
+        return listed(engine, fc, clock, why, &located, events).await;
+    }
+    let mut folded = fold(located, &previous.manifest.applied);
     let mut stats = Stats {
         events,
         duplicates: folded.duplicates,
         ..Default::default()
     };
     if folded.factory_deleted {
-        return Ok(Captured::FactoryDeleted { stats });
+        // The queue's word is not enough (issue 25): one planted delete
+        // event would drop every real change of its window. The service's
+        // 404 says the factory is gone; otherwise the window is sealed.
+        match engine.arm.get(&base).await {
+            Err(e) if e.status() == Some(404) => return Ok(Captured::FactoryDeleted { stats }),
+            Ok(_) => {
+                tracing::warn!(factory = %fc.name, "an event says the factory was deleted, but the service still has it (a planted or stale event): its window is sealed as usual");
+                folded.factory_deleted = false;
+                folded.factory = true;
+                stats.refuted += 1;
+            }
+            Err(e) => {
+                return Err(OpError::failed(format!(
+                    "capturing {}: checking an event that says the factory was deleted: {e}",
+                    fc.name
+                )));
+            }
+        }
     }
     if !folded.needs_listing.is_empty() {
         let why = format!(
@@ -120,6 +150,22 @@ pub async fn capture(
     .await
     .map_err(|e| OpError::failed(format!("capturing {}: {e}", fc.name)))?;
     stats.fetched = fetched.len();
+    // The factory read again was created anew (deleted and re-created at
+    // the same id within the window): a listing, under backup's binding.
+    let recreated = fetched
+        .iter()
+        .find_map(|f| f.factory.as_ref())
+        .is_some_and(|(_, c)| {
+            let live = SourceId::new(&base, c.as_deref());
+            !matches!(
+                relate(&previous.manifest.source_id(), &live),
+                Relation::Same
+            )
+        });
+    if recreated {
+        let why = "the factory was re-created".to_string();
+        return listed(engine, fc, clock, why, &folded.changes, events).await;
+    }
     let (next, effects) = state.apply(&folded, fetched);
     stats.removed = effects.values().filter(|e| **e == Effect::Removed).count();
     stats.changed = effects

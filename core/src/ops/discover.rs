@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Engine, OpError};
 use crate::config::Config;
-use crate::discovery::{Coverage, Found, decide};
+use crate::discovery::{Coverage, Found, Stored, decide};
 use crate::factory::FactoryApi;
 
 pub const GRAPH_API: &str = "2024-04-01";
@@ -140,20 +140,54 @@ async fn by_list(arm: &dyn FactoryApi, subs: &[String]) -> Result<Vec<Found>, Op
     Ok(out)
 }
 
-/// The factories the store holds snapshots of (any location that lists).
-async fn stored(engine: &Engine) -> BTreeSet<String> {
-    for l in &engine.replicas.locations {
-        if let Ok(list) = l.store.list("v1/").await {
-            return list
-                .iter()
-                .filter_map(|o| match crate::store::layout::parse(&o.key)? {
-                    crate::store::layout::Parsed::Manifest { factory, .. } => Some(factory),
-                    _ => None,
-                })
-                .collect();
+/// Sources already read, by (namespace, snapshot id): a snapshot never
+/// changes (write-once), so its source is read once per process.
+static BOUND: std::sync::Mutex<Option<std::collections::HashMap<(String, String), String>>> =
+    std::sync::Mutex::new(None);
+
+/// What the store holds under each name: the source of the newest snapshot
+/// that opens (a name with none holds no history: planted or damaged
+/// objects only), or why it could not be read.
+pub async fn stored(engine: &Engine) -> BTreeMap<String, Stored> {
+    let (listed, _) = super::read::list(&engine.replicas, None).await;
+    let mut by_name: BTreeMap<String, Vec<super::read::Listed>> = BTreeMap::new();
+    for l in listed {
+        by_name.entry(l.factory.clone()).or_default().push(l);
+    }
+    let now = super::system_clock();
+    let mut out = BTreeMap::new();
+    for (name, snapshots) in by_name {
+        let newest = snapshots.last().map(|l| l.id.clone()).unwrap_or_default();
+        let cached = BOUND
+            .lock()
+            .expect("bound")
+            .as_ref()
+            .and_then(|m| m.get(&(name.clone(), newest.clone())).cloned());
+        if let Some(id) = cached {
+            out.insert(name, Stored::Bound(id));
+            continue;
+        }
+        match super::read::open_newest(&engine.replicas, &engine.keys, &name, &snapshots, now).await
+        {
+            Ok(opened) => {
+                let id = opened.manifest.source_id().id.to_ascii_lowercase();
+                let mut cache = BOUND.lock().expect("bound");
+                let map = cache.get_or_insert_with(Default::default);
+                if map.len() > 100_000 {
+                    map.clear();
+                }
+                map.insert((name.clone(), opened.id.clone()), id.clone());
+                out.insert(name, Stored::Bound(id));
+            }
+            Err(OpError::Key(e)) => {
+                out.insert(name, Stored::Unreadable(e.to_string()));
+            }
+            Err(e) => {
+                tracing::debug!(namespace = %name, error = %e, "a name in the store holds no snapshot that opens: no history");
+            }
         }
     }
-    BTreeSet::new()
+    out
 }
 
 /// Finds and decides: what the `[[discover]]` blocks of `engine`'s config
@@ -169,12 +203,12 @@ pub async fn discover_for(engine: &Engine, config: &Config) -> Result<Discovery,
     discover_against(engine, config, &stored(engine).await).await
 }
 
-/// The same, with `stored` the factories the store holds snapshots of (for
-/// a caller that has listed the store already).
+/// The same, with `stored` what the store holds under each name (for a
+/// caller that has read it already).
 pub async fn discover_against(
     engine: &Engine,
     config: &Config,
-    stored: &BTreeSet<String>,
+    stored: &BTreeMap<String, Stored>,
 ) -> Result<Discovery, OpError> {
     let arm = engine.arm.as_ref();
     let subs = subscriptions(arm, config).await?;

@@ -12,8 +12,10 @@ use time::{OffsetDateTime, UtcOffset};
 use super::OpError;
 use super::read;
 use crate::catalog::Catalog;
+use crate::config::{Config, FactoryConfig, Origin};
 use crate::keys::KeyRing;
-use crate::plan::retention::{Candidate, Decision, Policy, decide};
+use crate::plan::retention::{Candidate, Decision, Floor, Policy, Rules, decide_all};
+
 use crate::snapshot::{object, snapshot_time};
 use crate::store::layout::{self, Parsed};
 use crate::store::{MAX_OBJECT, Replicas};
@@ -75,6 +77,35 @@ async fn listing(replicas: &Replicas, factory: &str, report: &mut Report) -> Lis
     Listing { objects, holds }
 }
 
+/// The keep rules of `fc`: its keep, and when a tag on the factory chose
+/// its policy (and the block does not let a tag shorten), the floor a tag
+/// cannot go below: the block's policy, and each policy snapshots were
+/// taken under (issue 25).
+pub fn rules(config: &Config, fc: &FactoryConfig) -> Rules {
+    let policy = Policy::from(&fc.keep);
+    let Origin::Discovered {
+        block_policy,
+        by_tag: true,
+        tag_may_shorten: false,
+        ..
+    } = &fc.origin
+    else {
+        return Rules::plain(policy);
+    };
+    let keep = |name: &str| config.policies.get(name).map(|p| Policy::from(&p.keep));
+    Rules {
+        policy,
+        floor: Some(Floor {
+            block: (block_policy.clone(), keep(block_policy).unwrap_or_default()),
+            policies: config
+                .policies
+                .keys()
+                .filter_map(|n| Some((n.clone(), keep(n)?)))
+                .collect(),
+        }),
+    }
+}
+
 /// Decides retention for `factory` and, unless `dry_run`, deletes.
 #[allow(clippy::too_many_arguments)]
 pub async fn prune(
@@ -82,7 +113,7 @@ pub async fn prune(
     keys: &KeyRing,
     catalog: Option<&Catalog>,
     factory: &str,
-    policy: &Policy,
+    rules: &Rules,
     offset: &(dyn Fn(OffsetDateTime) -> UtcOffset + Sync),
     now: OffsetDateTime,
     dry_run: bool,
@@ -102,13 +133,13 @@ pub async fn prune(
     let snapshots = snapshots(replicas, keys, factory, now, &listed, &mut report).await;
     let held = live_holds(replicas, &listed, now).await;
     let candidates = candidates(replicas, keys, factory, &snapshots, &held, &mut report).await;
-    let decisions: Vec<Decision> = decide(&candidates, policy, offset);
+    let decisions: Vec<Decision> = decide_all(&candidates, rules, offset);
     for d in &decisions {
         let c = candidates.iter().find(|c| c.id == d.id).expect("decided");
         report.snapshots.push(Snapshot {
             id: d.id.clone(),
             time: crate::snapshot::rfc3339(c.time),
-            bytes: snapshots.get(&d.id).copied().unwrap_or(0),
+            bytes: snapshots.get(&d.id).map_or(0, |(b, _)| *b),
             keep: d.keep,
             reasons: d.reasons.clone(),
         });
@@ -149,7 +180,7 @@ async fn snapshots(
     now: OffsetDateTime,
     listed: &Listing,
     report: &mut Report,
-) -> BTreeMap<String, u64> {
+) -> BTreeMap<String, (u64, Option<read::Meta>)> {
     let inventory = read::inventory(replicas, Some(factory), Some(keys), now).await;
     for f in &inventory.foreign {
         let id = match layout::parse(&f.key) {
@@ -164,7 +195,12 @@ async fn snapshots(
             report.foreign.push(line);
         }
     }
-    let committed: BTreeSet<String> = inventory.snapshots.iter().map(|l| l.id.clone()).collect();
+    let metas: BTreeMap<String, Option<read::Meta>> = inventory
+        .snapshots
+        .iter()
+        .map(|l| (l.id.clone(), l.meta.clone()))
+        .collect();
+    let committed: BTreeSet<String> = metas.keys().cloned().collect();
     let mut per_location: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for ((location, key), size) in &listed.objects {
         let snapshot = match layout::parse(key) {
@@ -186,7 +222,8 @@ async fn snapshots(
                 .get(&id)
                 .and_then(|m| m.values().max().copied())
                 .unwrap_or(0);
-            (id, bytes)
+            let meta = metas.get(&id).cloned().flatten();
+            (id, (bytes, meta))
         })
         .collect()
 }
@@ -221,12 +258,12 @@ async fn candidates(
     replicas: &Replicas,
     keys: &KeyRing,
     factory: &str,
-    snapshots: &BTreeMap<String, u64>,
+    snapshots: &BTreeMap<String, (u64, Option<read::Meta>)>,
     held: &BTreeMap<String, String>,
     report: &mut Report,
 ) -> Vec<Candidate> {
     let mut candidates = Vec::new();
-    for id in snapshots.keys() {
+    for (id, (_, meta)) in snapshots {
         let Some(time) = snapshot_time(id) else {
             report
                 .failures
@@ -238,13 +275,18 @@ async fn candidates(
             time,
             intact: false,
             held_by: held.get(id).cloned(),
+            source: meta.as_ref().map(|m| m.source.key()).unwrap_or_default(),
+            taken_under: meta.as_ref().and_then(|m| m.policy.clone()),
         });
     }
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.time));
+    // Newest first, as retention orders them (ids break ties within a second).
+    candidates.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    // The newest intact snapshot of each source is always kept.
+    let mut found: BTreeSet<String> = BTreeSet::new();
     for c in &mut candidates {
-        if intact(replicas, keys, factory, &c.id).await {
+        if !found.contains(&c.source) && intact(replicas, keys, factory, &c.id).await {
             c.intact = true;
-            break;
+            found.insert(c.source.clone());
         }
     }
     candidates

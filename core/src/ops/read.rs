@@ -38,6 +38,25 @@ pub struct Listed {
     pub locations: Vec<String>,
     pub manifest_size: u64,
     pub payload_size: u64,
+    /// What its opened manifest says of it (an inventory with keys only).
+    pub meta: Option<Meta>,
+}
+
+/// What an opened manifest says about whose a snapshot is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub source: crate::plan::binding::SourceId,
+    /// The policy it was taken under, when recorded.
+    pub policy: Option<String>,
+}
+
+impl Meta {
+    fn of(m: &Manifest) -> Meta {
+        Meta {
+            source: m.source_id(),
+            policy: m.policy.as_ref().map(|p| p.name.clone()),
+        }
+    }
 }
 
 /// Every snapshot name (a manifest is listed somewhere), oldest first, and
@@ -76,6 +95,7 @@ pub async fn list(
                     locations: Vec::new(),
                     manifest_size: 0,
                     payload_size: 0,
+                    meta: None,
                 });
             if is_manifest {
                 entry.locations.push(location.clone());
@@ -336,6 +356,17 @@ pub async fn open_latest(
             format!("no location could be listed: {}", describe(&failed)),
         ));
     }
+    open_newest(replicas, keys, factory, &listed, now).await
+}
+
+/// `open_latest` over names already listed (oldest first).
+pub async fn open_newest(
+    replicas: &Replicas,
+    keys: &KeyRing,
+    factory: &str,
+    listed: &[Listed],
+    now: time::OffsetDateTime,
+) -> Result<Opened, OpError> {
     let mut passed_over = Vec::new();
     for l in listed.iter().rev() {
         match snapshot_time(&l.id) {
@@ -369,6 +400,50 @@ pub async fn open_latest(
         "factory {factory} has no snapshot that opens: {}",
         describe(&passed_over)
     )))
+}
+
+/// When `opened`'s state was last confirmed: the newest of `checkpoints`
+/// (ids, any order) that opens under its data key and names it, else the
+/// snapshot's own time. A checkpoint name alone proves nothing: anyone who
+/// can write to a location can plant one.
+pub async fn confirmed_at(
+    replicas: &Replicas,
+    opened: &Opened,
+    checkpoints: &[String],
+    now: time::OffsetDateTime,
+) -> Option<time::OffsetDateTime> {
+    let own = snapshot_time(&opened.id);
+    let mut ids: Vec<&String> = checkpoints
+        .iter()
+        .filter(|c| plausible_id(c, now) && snapshot_time(c) > own)
+        .collect();
+    ids.sort();
+    // A few tries: planted names are passed over, not read without end.
+    for id in ids.into_iter().rev().take(8) {
+        let key = layout::checkpoint(&opened.factory, id);
+        let opens = replicas
+            .read(&key, MAX_OBJECT, None, |bytes| {
+                let parsed = object::parse(bytes)
+                    .and_then(|p| p.expect(ObjectType::Checkpoint))
+                    .map_err(|e| e.to_string())?;
+                let h = &parsed.header;
+                if h.factory != opened.factory
+                    || h.snapshot != opened.id
+                    || h.id.as_deref() != Some(id.as_str())
+                {
+                    return Err("names another snapshot".into());
+                }
+                parsed
+                    .open(&opened.dek, DEFAULT_MAX_PLAIN)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        if opens.is_ok() {
+            return snapshot_time(id);
+        }
+    }
+    own
 }
 
 /// Resolves `reference` (an id, or `latest` with a factory) and opens it.
@@ -562,17 +637,18 @@ pub async fn inventory(
         .iter()
         .flat_map(|l| l.locations.iter().map(move |loc| (l.clone(), loc.clone())))
         .collect();
-    let results: Vec<(Listed, String, Result<(), String>)> = futures::stream::iter(checks)
-        .map(|(l, loc)| async move {
-            let result = match replicas.get(&loc) {
-                Some(location) => check_copy(replicas, location, keys, &l, now).await,
-                None => Err("unknown location".into()),
-            };
-            (l, loc, result)
-        })
-        .buffered(PARALLEL_READS)
-        .collect()
-        .await;
+    let results: Vec<(Listed, String, Result<Option<Meta>, String>)> =
+        futures::stream::iter(checks)
+            .map(|(l, loc)| async move {
+                let result = match replicas.get(&loc) {
+                    Some(location) => check_copy(replicas, location, keys, &l, now).await,
+                    None => Err("unknown location".into()),
+                };
+                (l, loc, result)
+            })
+            .buffered(PARALLEL_READS)
+            .collect()
+            .await;
     let mut inv = Inventory {
         failed,
         ..Default::default()
@@ -592,7 +668,12 @@ pub async fn inventory(
                 )
             });
         match result {
-            Ok(()) => entry.0.locations.push(location),
+            Ok(meta) => {
+                entry.0.locations.push(location);
+                if entry.0.meta.is_none() {
+                    entry.0.meta = meta.clone();
+                }
+            }
             Err(why) => entry.1.push(Rejected {
                 location,
                 key: layout::manifest(&l.factory, &l.id),
@@ -619,7 +700,7 @@ async fn check_copy(
     keys: Option<&KeyRing>,
     l: &Listed,
     now: time::OffsetDateTime,
-) -> Result<(), String> {
+) -> Result<Option<Meta>, String> {
     let key = layout::manifest(&l.factory, &l.id);
     let bytes = replicas
         .fetch(location, &key, MAX_OBJECT)
@@ -627,11 +708,11 @@ async fn check_copy(
         .ok_or("listed but gone")?;
     check_manifest(&bytes, &l.factory, &l.id, Some(now))?;
     if let Some(keys) = keys {
-        match authenticate(&bytes, keys, &l.factory, &l.id, None).await {
-            Ok(_) => {}
-            Err(AuthFailure::Damaged(why)) => return Err(why),
-            Err(AuthFailure::NoKey(e)) => return Err(e.to_string()),
-        }
+        return match authenticate(&bytes, keys, &l.factory, &l.id, None).await {
+            Ok((_, manifest, _)) => Ok(Some(Meta::of(&manifest))),
+            Err(AuthFailure::Damaged(why)) => Err(why),
+            Err(AuthFailure::NoKey(e)) => Err(e.to_string()),
+        };
     }
-    Ok(())
+    Ok(None)
 }

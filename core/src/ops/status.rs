@@ -134,6 +134,9 @@ pub struct FleetRow {
     pub last_drill_verdict: Option<String>,
     /// Snapshots in the store, neither configured nor found any more.
     pub source_gone: bool,
+    /// Found, but left out by a tag on the factory itself (`NAME=VALUE`):
+    /// its owner switched its backups off.
+    pub excluded_by_tag: Option<String>,
     /// What needs a person; empty when all is well.
     pub attention: Vec<String>,
 }
@@ -161,35 +164,42 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
         .iter()
         .map(|f| (f.get_ref().name.clone(), (f.get_ref().clone(), None)))
         .collect();
-    // Newest confirmation per factory, from object names alone (one
-    // listing, which discovery reuses).
-    let mut confirmed: BTreeMap<String, time::OffsetDateTime> = BTreeMap::new();
-    let mut stored = std::collections::BTreeSet::new();
+    // What the store holds: names with a snapshot that opens (a name with
+    // only planted or damaged objects is no factory), and when each one's
+    // state was last confirmed by objects that open, not by names alone.
+    let stored = super::discover::stored(engine).await;
+    let mut checkpoints: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (_, result) in engine.replicas.list_all(layout::ROOT).await {
         let Ok(objects) = result else { continue };
         for o in objects {
-            let (f, id) = match layout::parse(&o.key) {
-                Some(Parsed::Manifest { factory, snapshot }) => {
-                    stored.insert(factory.clone());
-                    (factory, snapshot)
-                }
-                Some(Parsed::Checkpoint { factory, id }) => (factory, id),
-                _ => continue,
-            };
-            if let Some(t) = snapshot_time(&id) {
-                let e = confirmed.entry(f).or_insert(t);
-                *e = (*e).max(t);
+            if let Some(Parsed::Checkpoint { factory, id }) = layout::parse(&o.key) {
+                checkpoints.entry(factory).or_default().push(id);
+            }
+        }
+    }
+    let mut confirmed: BTreeMap<String, time::OffsetDateTime> = BTreeMap::new();
+    for name in stored.keys() {
+        if let Ok(opened) = read::open_latest(&engine.replicas, &engine.keys, name, now).await {
+            let ids = checkpoints.get(name).map(Vec::as_slice).unwrap_or_default();
+            if let Some(t) = read::confirmed_at(&engine.replicas, &opened, ids, now).await {
+                confirmed.insert(name.clone(), t);
             }
         }
     }
     // A stored factory neither configured nor discovered is gone at the
-    // source (`known` is None below).
+    // source (`known` is None below), unless a tag on it left it out.
     let mut discovery_error = None;
+    let mut excluded: BTreeMap<String, String> = BTreeMap::new();
     if !engine.config.discover.is_empty() {
         match super::discover::discover_against(engine, &engine.config, &stored).await {
             Ok(d) => {
                 for c in d.coverage.covered {
                     configured.insert(c.name.clone(), (c.factory, Some(c.policy)));
+                }
+                for e in d.coverage.excluded {
+                    if let (Some(ns), Some(tag)) = (e.namespace, e.by_tag) {
+                        excluded.insert(ns, tag);
+                    }
                 }
             }
             Err(e) => discovery_error = Some(e.to_string()),
@@ -198,7 +208,7 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
     let drills = super::catalog::drill_history(&engine.replicas, None, None, now).await?;
     let mut names: Vec<String> = configured.keys().cloned().collect();
     names.extend(
-        confirmed
+        stored
             .keys()
             .filter(|f| !configured.contains_key(*f))
             .cloned(),
@@ -219,7 +229,8 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             .filter(|d| d.verdict == "passed")
             .map(|d| d.started.clone())
             .max();
-        let source_gone = known.is_none();
+        let by_tag = excluded.get(&name).cloned();
+        let source_gone = known.is_none() && by_tag.is_none();
         let mut attention = Vec::new();
         match (rpo, target) {
             (None, _) => attention.push("no backup yet".to_string()),
@@ -231,8 +242,13 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             }
             _ => {}
         }
-        if proven.is_none() && !source_gone {
+        if proven.is_none() && known.is_some() {
             attention.push("not proven by a drill".to_string());
+        }
+        if let Some(tag) = &by_tag {
+            attention.push(format!(
+                "excluded by tag {tag} on the factory: no longer backed up; snapshots kept"
+            ));
         }
         if source_gone {
             attention.push(
@@ -250,6 +266,7 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             last_proven: proven,
             last_drill_verdict: mine.last().map(|d| d.verdict.clone()),
             source_gone,
+            excluded_by_tag: by_tag,
             attention,
             factory: name,
         });

@@ -3,6 +3,7 @@
 //! leave, skip, delete; which triggers to stop and start). No IO: the plan is
 //! data, printed by `--plan` and then executed by `ops::restore`.
 
+pub mod binding;
 pub mod drill;
 pub mod graph;
 pub mod overrides;

@@ -36,6 +36,111 @@ pub struct Candidate {
     pub intact: bool,
     /// Held by a running restore or drill (never deleted), and by whom.
     pub held_by: Option<String>,
+    /// The source it is of (`binding::SourceId::key`): retention decides per
+    /// source, never across (empty: one source for all).
+    pub source: String,
+    /// The policy it was taken under, when it recorded one.
+    pub taken_under: Option<String>,
+}
+
+/// What a factory's snapshots are kept by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// The factory's keep now.
+    pub policy: Policy,
+    /// Set when a tag on the factory chose `policy` (the factory owner's
+    /// word, not the operator's): what it may not shorten.
+    pub floor: Option<Floor>,
+}
+
+/// Keep rules a policy tag cannot shorten: the `[[discover]]` block's own
+/// policy for every snapshot, and for each snapshot the policy it was
+/// taken under (by name, as configured now).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Floor {
+    pub block: (String, Policy),
+    pub policies: std::collections::BTreeMap<String, Policy>,
+}
+
+impl Rules {
+    pub fn plain(policy: Policy) -> Rules {
+        Rules {
+            policy,
+            floor: None,
+        }
+    }
+}
+
+/// Decides every candidate under `rules`: each source on its own (a
+/// snapshot of one factory is never pushed out by another's), and with a
+/// floor, a snapshot goes only when the floor's rules let it go too.
+pub fn decide_all(
+    candidates: &[Candidate],
+    rules: &Rules,
+    offset: &dyn Fn(OffsetDateTime) -> UtcOffset,
+) -> Vec<Decision> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<Candidate>> = Default::default();
+    for c in candidates {
+        groups.entry(c.source.as_str()).or_default().push(c.clone());
+    }
+    let several = groups.len() > 1;
+    let mut out = Vec::new();
+    for (source, group) in groups {
+        let mut decided = decide(&group, &rules.policy, offset);
+        if let Some(floor) = &rules.floor {
+            let (name, block) = &floor.block;
+            let why = format!(
+                "policy {name} (the [[discover]] block's: a policy tag does not shorten it)"
+            );
+            merge(&mut decided, decide(&group, block, offset), &why, |_| true);
+            for (name, p) in &floor.policies {
+                let under: std::collections::BTreeSet<&str> = group
+                    .iter()
+                    .filter(|c| c.taken_under.as_deref() == Some(name))
+                    .map(|c| c.id.as_str())
+                    .collect();
+                if under.is_empty() {
+                    continue;
+                }
+                let why = format!(
+                    "policy {name}, in force when it was taken (a later tag does not shorten it)"
+                );
+                merge(&mut decided, decide(&group, p, offset), &why, |id| {
+                    under.contains(id)
+                });
+            }
+        }
+        if several && !source.is_empty() {
+            let who = source.split('|').next().unwrap_or(source);
+            for d in &mut decided {
+                d.reasons
+                    .push(format!("decided among the snapshots of {who} only"));
+            }
+        }
+        out.extend(decided);
+    }
+    out
+}
+
+/// Keeps in `into` what `more` keeps (for ids `applies` accepts), with
+/// `why` before each of its reasons.
+fn merge(into: &mut [Decision], more: Vec<Decision>, why: &str, applies: impl Fn(&str) -> bool) {
+    for m in more.into_iter().filter(|m| m.keep && applies(&m.id)) {
+        let Some(d) = into.iter_mut().find(|d| d.id == m.id) else {
+            continue;
+        };
+        let extra: Vec<String> = m
+            .reasons
+            .iter()
+            .filter(|r| !d.reasons.contains(r))
+            .map(|r| format!("{why}: {r}"))
+            .collect();
+        if !d.keep {
+            d.keep = true;
+            d.reasons.clear();
+        }
+        d.reasons.extend(extra);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -172,6 +277,8 @@ mod tests {
                 time: *t,
                 intact: true,
                 held_by: None,
+                source: String::new(),
+                taken_under: None,
             })
             .collect()
     }
@@ -313,5 +420,87 @@ mod tests {
         let d = decide(&c, &Policy::default(), &|_| UtcOffset::UTC);
         assert!(d.iter().all(|d| d.keep));
         assert!(d[5].reasons[0].contains("no retention policy"));
+    }
+
+    /// Issue 25, items 1 and 2: snapshots of another source are decided on
+    /// their own, and a policy tag on the factory shortens nothing the
+    /// block's policy, or the policy a snapshot was taken under, keeps.
+    #[test]
+    fn sources_are_decided_apart_and_a_policy_tag_cannot_shorten() {
+        let mut c = every_six_hours();
+        // The first 76 are the victim's, the newest 4 an impostor's.
+        for (i, x) in c.iter_mut().enumerate() {
+            x.source = if i < 76 {
+                "victim|t0".into()
+            } else {
+                "impostor|t1".into()
+            };
+        }
+        let short = Policy {
+            last: Some(1),
+            ..Default::default()
+        };
+        let d = decide_all(&c, &Rules::plain(short.clone()), &|_| UtcOffset::UTC);
+        assert_eq!(kept(&d), ["s79", "s75"], "each source keeps its own newest");
+        let s75 = d.iter().find(|d| d.id == "s75").expect("s75");
+        assert!(
+            s75.reasons.iter().any(|r| r.contains("of victim only")),
+            "{s75:?}"
+        );
+        // One source; the tag chose `short` over the block's `standard`.
+        for x in &mut c {
+            x.source = String::new();
+            x.taken_under = Some("standard".into());
+        }
+        let standard = Policy {
+            last: Some(5),
+            ..Default::default()
+        };
+        let rules = Rules {
+            policy: short.clone(),
+            floor: Some(Floor {
+                block: ("standard".into(), standard.clone()),
+                policies: Default::default(),
+            }),
+        };
+        let d = decide_all(&c, &rules, &|_| UtcOffset::UTC);
+        assert_eq!(kept(&d), ["s79", "s78", "s77", "s76", "s75"]);
+        let s78 = d.iter().find(|d| d.id == "s78").expect("s78");
+        assert_eq!(
+            s78.reasons,
+            [
+                "policy standard (the [[discover]] block's: a policy tag does not shorten it): last 5 (#2)"
+            ]
+        );
+        // Taken under a longer `gold` (tag) and now `short` (tag): gold's
+        // rules still hold for what was taken under it, and only for that.
+        let gold = Policy {
+            last: Some(10),
+            ..Default::default()
+        };
+        for (i, x) in c.iter_mut().enumerate() {
+            x.taken_under = Some(if i < 78 { "gold" } else { "short" }.into());
+        }
+        let rules = Rules {
+            policy: short,
+            floor: Some(Floor {
+                block: (
+                    "standard".into(),
+                    Policy {
+                        last: Some(1),
+                        ..Default::default()
+                    },
+                ),
+                policies: [("gold".to_string(), gold)].into(),
+            }),
+        };
+        let d = decide_all(&c, &rules, &|_| UtcOffset::UTC);
+        // gold's last 10 over all are s79..s70; it applies to s77..s70 only.
+        assert_eq!(
+            kept(&d),
+            [
+                "s79", "s77", "s76", "s75", "s74", "s73", "s72", "s71", "s70"
+            ]
+        );
     }
 }

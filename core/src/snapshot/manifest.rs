@@ -40,6 +40,14 @@ pub struct Source {
 }
 
 impl Source {
+    /// The factory's ARM id.
+    pub fn arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
+
     pub fn path(&self) -> String {
         format!(
             "{}/{}/{}",
@@ -106,6 +114,28 @@ pub struct Manifest {
     /// carried (an hour at most) until an event names their author.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting: Vec<crate::capture::ChangeRecord>,
+    /// The keep policy the snapshot was taken under, and who chose it
+    /// (absent before 2026-12): a policy tag set later cannot shorten it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyNote>,
+}
+
+/// Which policy a snapshot was taken under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PolicyNote {
+    /// `[policy.NAME]`, or `config` for a hand-written `[[factory]]`.
+    pub name: String,
+    /// `config` (a `[[factory]]`), `block` (a `[[discover]]` block's
+    /// policy) or `tag` (the factory's `adfdr-policy` tag).
+    pub by: String,
+}
+
+impl Manifest {
+    /// The source this snapshot is of (docs/FORMAT.md: a namespace is bound
+    /// to it).
+    pub fn source_id(&self) -> crate::plan::binding::SourceId {
+        crate::plan::binding::SourceId::new(&self.source.arm_id(), self.created.as_deref())
+    }
 }
 
 /// What a factory's integration runtimes and change data captures were

@@ -27,6 +27,8 @@ pub struct RestoreOutput {
     pub audit: Option<std::path::PathBuf>,
     /// A newer snapshot the catalog saw committed that no location holds.
     pub vanished: Option<String>,
+    /// `latest` is of another factory than the snapshot before it.
+    pub other_source: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -69,6 +71,7 @@ pub fn output(p: &op::Prepared, outcome: Option<&RestoreOutcome>) -> RestoreOutp
         timings: outcome.map_or_else(|| p.timings.clone(), |o| o.timings.clone()),
         audit: outcome.and_then(|o| o.audit.clone()),
         vanished: p.vanished.clone(),
+        other_source: p.other_source.clone(),
     }
 }
 
@@ -255,6 +258,9 @@ pub(super) fn warnings(prepared: &op::Prepared) {
             "skipped location {location}: {why}; read the snapshot from {}",
             prepared.payload_location
         );
+    }
+    if let Some(other) = &prepared.other_source {
+        crate::warning!("{other}");
     }
     if let Some(known) = &prepared.vanished {
         crate::warning!(

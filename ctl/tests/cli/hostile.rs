@@ -605,3 +605,85 @@ async fn small_things_exit_codes_modes_and_offline_checks() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(json(&out)["ok"], true);
 }
+
+/// Issue 25, item 1, for a hand-written `[[factory]]`: a name pointed at
+/// another factory is refused (its history is another source's), with the
+/// way out; `adopt = true` continues it, and then retention decides per
+/// source (each keeps its own newest) and `restore latest` says the source
+/// changed instead of silently taking the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_name_keeps_its_source_unless_adopted() {
+    let rig = FileRig::start("bound").await;
+    rig.write_config("keep = { last = 1 }");
+    let s1 = rig.backup(false);
+    let s2 = rig.backup(true);
+    rig.emu
+        .seed(
+            &format!("{SUB}/rg-other/adf-impostor"),
+            &crate::common::sample_factory(),
+        )
+        .expect("seed");
+    let pointed = |extra: &str| {
+        rig.config_text(extra)
+            .replace(
+                "resource_group = \"rg-prod\"",
+                "resource_group = \"rg-other\"",
+            )
+            .replace("factory = \"adf-sales\"", "factory = \"adf-impostor\"")
+    };
+    std::fs::write(&rig.config, pointed("keep = { last = 1 }")).expect("config");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("belongs to /subscriptions/")
+            && stderr(&out).contains("/factories/adf-sales")
+            && stderr(&out).contains("adopt = true"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        names(&rig.snapshots_dir(&rig.weu)).len(),
+        4,
+        "nothing written"
+    );
+
+    std::fs::write(&rig.config, pointed("keep = { last = 1 }\nadopt = true")).expect("config");
+    let s3 = rig.backup(false);
+    let out = rig.adfdr(&["prune", "--all", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v = json(&out);
+    let kept: Vec<&str> = v["factories"][0]["snapshots"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .filter(|s| s["keep"] == true)
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(kept.len(), 2, "{v:#}");
+    assert!(
+        kept.contains(&s3.as_str()) && kept.contains(&s2.as_str()),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["factories"][0]["deleted"],
+        serde_json::json!([s1]),
+        "{v:#}"
+    );
+
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &format!("{SUB}/rg-dr/adf-dr"),
+        "--plan",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!("the snapshot before it ({s2})"))
+            && stderr(&out).contains("another factory"),
+        "{}",
+        text(&out)
+    );
+}

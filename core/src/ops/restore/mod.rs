@@ -153,6 +153,10 @@ pub struct Prepared {
     /// With `latest`: a newer snapshot the catalog saw committed that no
     /// location holds (deleted behind adfdr's back).
     pub vanished: Option<String>,
+    /// With `latest`: the snapshot before it is of another factory (another
+    /// ARM id and createTime, or the same id re-created), said so that
+    /// `latest` never silently takes a different source.
+    pub other_source: Option<String>,
     /// The hold objects written (location, key), released by `execute`.
     held: Vec<(String, String)>,
     request: Request,
@@ -241,11 +245,16 @@ pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpEr
     )
     .await?;
     let vanished = vanished(engine, &request, &factory).await;
+    let other_source = match request.snapshot.as_str() {
+        "latest" => other_source(engine, &factory, &id).await,
+        _ => None,
+    };
     let by = format!("{} to {}", request.by, request.target.describe());
     let held = super::hold::hold(&engine.replicas, &factory, &id, &by, started).await;
     match read_and_plan(engine, &request, &factory, &id).await {
         Ok(mut prepared) => {
             prepared.vanished = vanished;
+            prepared.other_source = other_source;
             prepared.held = held;
             prepared.started = started;
             prepared.clock = clock;
@@ -256,6 +265,37 @@ pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpEr
             super::hold::release(&engine.replicas, &held).await;
             Err(e)
         }
+    }
+}
+
+/// Whether the snapshot before `id` (the newest before it that opens) is of
+/// another source than `id`: then `latest` changed hands, and the restore
+/// says so (issue 25).
+async fn other_source(engine: &Engine, factory: &str, id: &str) -> Option<String> {
+    use crate::plan::binding::{Relation, relate};
+    let (listed, _) = read::list(&engine.replicas, Some(factory)).await;
+    let at = listed.iter().position(|l| l.id == id)?;
+    let latest = read::open(&engine.replicas, &engine.keys, factory, id)
+        .await
+        .ok()?;
+    let before = read::open_newest(
+        &engine.replicas,
+        &engine.keys,
+        factory,
+        &listed[..at],
+        super::system_clock(),
+    )
+    .await
+    .ok()?;
+    let (was, now) = (before.manifest.source_id(), latest.manifest.source_id());
+    match relate(&was, &now) {
+        Relation::Same | Relation::Moved { .. } => None,
+        Relation::Recreated { .. } | Relation::Other => Some(format!(
+            "`latest` ({id}) is of {}, but the snapshot before it ({}) is of {}: another factory. To restore that one, name its snapshot or use --at",
+            now.describe(),
+            before.id,
+            was.describe()
+        )),
     }
 }
 
@@ -332,6 +372,7 @@ async fn read_and_plan(
         },
         opened,
         vanished: None,
+        other_source: None,
         held: Vec::new(),
         request: Request::placeholder(),
         started: time::OffsetDateTime::now_utc(),
