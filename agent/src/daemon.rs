@@ -59,6 +59,8 @@ struct Daemon {
     status: String,
     /// Capture runs by run id: who waits to hear whether they sealed.
     capture_acks: HashMap<String, oneshot::Sender<crate::capture::Answer>>,
+    /// Factories whose last capture failed (told once, until one seals).
+    capture_failing: std::collections::HashSet<String>,
 }
 
 /// Runs `[[discover]]` at start and every `agent.discover_every` (and when
@@ -274,6 +276,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         coverage: None,
         status: String::new(),
         capture_acks: HashMap::new(),
+        capture_failing: Default::default(),
     };
     let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
     tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
@@ -390,7 +393,11 @@ impl Daemon {
             .iter()
             .map(|j| (j.factory.clone(), j.kind.name().to_string()))
             .collect();
-        v.jobs.retain(|k, _| keep.contains(k));
+        // Captures are requested, not scheduled: their counts stay while
+        // the factory is configured.
+        v.jobs.retain(|k, _| {
+            keep.contains(k) || (k.1 == "capture" && self.engine.config.factory(&k.0).is_some())
+        });
         for j in self.scheduler.jobs() {
             let stats = v
                 .jobs
@@ -399,6 +406,7 @@ impl Daemon {
             stats.next = (!j.running).then_some(j.next);
             stats.running = j.running;
         }
+        v.busy = self.scheduler.busy().clone();
     }
 
     fn on_request(&mut self, request: Request) {
@@ -476,6 +484,7 @@ impl Daemon {
             Event::Ready {
                 factory,
                 changes,
+                list,
                 done,
             } => {
                 if !self.scheduler.owns(&factory) {
@@ -492,7 +501,7 @@ impl Daemon {
                 self.scheduler.request(Request {
                     id,
                     factory,
-                    job: adfdr_core::ops::contract::Job::Capture { changes },
+                    job: adfdr_core::ops::contract::Job::Capture { changes, list },
                 });
             }
             Event::Down {
@@ -562,13 +571,24 @@ impl Daemon {
                 .observe(done.kind.name(), done.took.as_secs_f64());
         }
         let summary = done.outcome.summary.clone();
-        if let Some(notice) = adfdr_core::notify::Notice::of_job(
-            done.kind.name(),
-            &done.factory,
-            &done.outcome,
-            &self.host,
-            &Utc::now().to_rfc3339(),
-        ) {
+        // Capture runs every few seconds: its failure is told once, when
+        // it starts failing, not once per window.
+        let repeat = done.kind == JobKind::Capture
+            && if ok {
+                self.capture_failing.remove(&done.factory);
+                false
+            } else {
+                !self.capture_failing.insert(done.factory.clone())
+            };
+        if !repeat
+            && let Some(notice) = adfdr_core::notify::Notice::of_job(
+                done.kind.name(),
+                &done.factory,
+                &done.outcome,
+                &self.host,
+                &Utc::now().to_rfc3339(),
+            )
+        {
             self.tell(notice);
         }
         self.control.finish(&done.id, done.outcome);

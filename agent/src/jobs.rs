@@ -40,7 +40,9 @@ async fn dispatch(
 ) -> JobOutcome {
     match job {
         Job::Backup { force, reconcile } => run_backup(engine, view, fc, *force, *reconcile).await,
-        Job::Capture { changes } => run_capture(engine, view, fc, changes.clone()).await,
+        Job::Capture { changes, list } => {
+            run_capture(engine, view, fc, changes.clone(), *list).await
+        }
         Job::Verify(o) => run_verify(engine, view, fc, o).await,
         Job::Prune { dry_run } => run_prune(engine, fc, *dry_run).await,
         Job::Drill(o) => run_drill(engine, fc, o).await,
@@ -107,12 +109,19 @@ async fn run_capture(
     view: &Shared,
     fc: &FactoryConfig,
     changes: Vec<adfdr_core::capture::Change>,
+    list: bool,
 ) -> JobOutcome {
     use adfdr_core::ops::capture::{self, Captured};
     use adfdr_core::ops::contract::CaptureReport;
     let times: Vec<time::OffsetDateTime> = changes.iter().filter_map(|c| c.at()).collect();
     let events = changes.len() as u64;
-    match capture::capture(engine, fc, changes, system_clock).await {
+    let captured = if list {
+        let why = "its last windows failed: listed in full".to_string();
+        capture::capture_listed(engine, fc, changes, why, system_clock).await
+    } else {
+        capture::capture(engine, fc, changes, system_clock).await
+    };
+    match captured {
         Ok(c) => {
             let report = CaptureReport::from_captured(&fc.name, &c);
             let sealed = matches!(c, Captured::Sealed { .. } | Captured::Listed { .. });

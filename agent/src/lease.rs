@@ -46,8 +46,10 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let me = Holder::me("agent", &rfc3339(adfdr_core::ops::system_clock()));
+    let mut me = Holder::me("agent", &rfc3339(adfdr_core::ops::system_clock()));
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    // Agents seen holding a lease at the last tick: their heartbeats count.
+    let mut proven: std::collections::BTreeSet<String> = Default::default();
     // Factories this agent found free while over its share, since when.
     let mut free_since: BTreeMap<String, Instant> = BTreeMap::new();
     loop {
@@ -55,6 +57,7 @@ pub async fn run(
         let seconds = current.config.agent.lease_seconds;
         let tick = Duration::from_secs(u64::from(seconds / 3).max(1));
         let agent = share::agent_id(&me.host, &current.config.agent.state_dir);
+        me.agent = Some(agent.clone());
         let mut names = current.config.factory_names();
         names.sort_by_key(|f| std::cmp::Reverse(share::preference(&agent, f)));
         // Factories no longer configured: let them go.
@@ -81,7 +84,8 @@ pub async fn run(
         if let Err(e) = share::beat(&current.replicas, &beat).await {
             tracing::warn!(error = %e, "could not write this agent's heartbeat");
         }
-        let agents = share::live_agents(&current.replicas, &agent, now_ms, seconds).await;
+        let agents = share::live_agents(&current.replicas, &agent, now_ms, seconds, &proven).await;
+        proven.clear();
         // This principal's ARM budget, mirrored, divided among the agents.
         current.arm.set_share(agents);
         let cap = share::cap(names.len(), agents);
@@ -119,6 +123,9 @@ pub async fn run(
                 }
                 Ok(Attempt::Held { location, holder }) => {
                     free_since.remove(factory);
+                    if let Some(a) = holder.as_ref().and_then(|h| h.agent.clone()) {
+                        proven.insert(a);
+                    }
                     let who = holder.map_or_else(
                         || format!("another process (lease in {location})"),
                         |h| h.to_string(),
@@ -204,12 +211,15 @@ async fn hand_over_one(
     cap: usize,
     agents: usize,
 ) {
+    // A factory with any job running (a capture requested by the queue
+    // reader included) is not handed over mid-run.
     let busy: Vec<String> = {
         let v = view.lock().expect("view");
         v.jobs
             .iter()
             .filter(|(_, s)| s.running)
             .map(|((f, _), _)| f.clone())
+            .chain(v.busy.iter().cloned())
             .collect()
     };
     let Some(factory) = names

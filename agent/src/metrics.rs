@@ -29,6 +29,8 @@ use prometheus_client::registry::Registry;
 pub struct View {
     /// (factory, job) → next run, running, and run statistics.
     pub jobs: BTreeMap<(String, String), JobStats>,
+    /// Factories with a job running, requested ones (a capture) included.
+    pub busy: std::collections::BTreeSet<String>,
     /// Location → answered at the last check.
     pub locations: BTreeMap<String, bool>,
     /// Factory → RPO target in seconds.

@@ -2310,6 +2310,20 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
     let port = rig.write_config_with_metrics(&format!(
         "capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"* * * * *\"\ncoalesce = \"500ms\""
     ));
+    let receiver = Receiver::start(0);
+    let url = rig.dir.join("team.url");
+    std::fs::write(&url, format!("http://127.0.0.1:{}/hook\n", receiver.port)).expect("url");
+    std::fs::set_permissions(&url, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let text = std::fs::read_to_string(&rig.config).expect("config");
+    std::fs::write(
+        &rig.config,
+        format!(
+            "{text}\n[[notify]]\nname = \"team\"\nurl_file = \"{}\"\n",
+            url.display()
+        ),
+    )
+    .expect("config");
     let cli = |args: &[&str]| rig.adfdr(&rig.config, args);
     // `adfdr init` makes the queue and its poison queue, and writes out
     // the Event Grid subscription to make.
@@ -2563,6 +2577,80 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
             .unwrap_or(0.0)
             >= 5.0
     );
+
+    // 7. Issue 25, item 5: a location refuses writes. Every window fails:
+    // the RPO grows (nothing confirms the state while a change waits), a
+    // notice goes out once, no event is set aside as poison; once the
+    // location takes writes again the change is sealed.
+    let blocked = rig.dir.join("neu/v1/sales/snapshots");
+    let away = rig.dir.join("neu-snapshots-away");
+    std::fs::rename(&blocked, &away).expect("away");
+    std::fs::write(&blocked, b"not a directory").expect("block");
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::PUT,
+        &format!("{f}/pipelines/PL_Stuck"),
+        Some(wait(3)),
+        "studio-user",
+        "stuck-1",
+    )
+    .await;
+    assert!(status < 300);
+    until(
+        "the RPO grows while the change waits",
+        Duration::from_secs(60),
+        async || {
+            samples(&http_get(port, "/metrics"))
+                .get("adfdr_rpo_seconds{factory=\"sales\"}")
+                .is_some_and(|r| *r > 8.0)
+        },
+    )
+    .await;
+    until(
+        "a notice says capture fails",
+        Duration::from_secs(30),
+        async || {
+            receiver
+                .bodies()
+                .iter()
+                .any(|b| b["event"] == "backup-failed" && b["factory"] == "sales")
+        },
+    )
+    .await;
+    let metrics = samples(&http_get(port, "/metrics"));
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with("adfdr_capture_poison_messages_total"))
+            .map(|(_, v)| *v)
+            .sum::<f64>(),
+        0.0,
+        "{metrics:?}"
+    );
+    assert!(
+        metrics
+            .get("adfdr_job_failures_total{factory=\"sales\",kind=\"capture\"}")
+            .is_some_and(|f| *f >= 1.0),
+        "{metrics:?}"
+    );
+    std::fs::remove_file(&blocked).expect("unblock");
+    std::fs::rename(&away, &blocked).expect("back");
+    until(
+        "the waiting change is sealed once the location takes writes",
+        Duration::from_secs(90),
+        async || {
+            log(&["--resource", "pipeline:PL_Stuck"])["changes"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        },
+    )
+    .await;
+    let notices = receiver
+        .bodies()
+        .iter()
+        .filter(|b| b["event"] == "backup-failed")
+        .count();
+    assert_eq!(notices, 1, "told once, not once per window");
 }
 
 /// A burst: 1,000 pipelines written as fast as ARM takes them, under ten

@@ -65,6 +65,8 @@ impl Notice {
             // A degraded run is not ok either: it did the job, short of a copy.
             ("backup", _) if outcome.degraded => Event::BackupDegraded,
             ("backup", _) if !outcome.ok => Event::BackupFailed,
+            // A capture that fails leaves changes unsealed: a failed backup.
+            ("capture", _) if !outcome.ok => Event::BackupFailed,
             ("drill", _) if !outcome.ok => Event::DrillFailed,
             ("verify", Some(JobReport::Verify(r))) if r.failed_check() => Event::Damage,
             _ => return None,

@@ -75,7 +75,11 @@ pub trait EventQueue: Send + Sync {
     /// Deletes a received message; a message already gone is not an error.
     async fn delete(&self, message: &Message) -> Result<(), QueueError>;
     /// Makes a received message visible again at once (for another reader).
-    async fn release(&self, message: &Message) -> Result<(), QueueError>;
+    async fn release(&self, message: &Message) -> Result<(), QueueError> {
+        self.hide(message, std::time::Duration::ZERO).await
+    }
+    /// Makes a received message visible again after `for_` (Update Message).
+    async fn hide(&self, message: &Message, for_: std::time::Duration) -> Result<(), QueueError>;
     /// Puts a message (text as is).
     async fn put(&self, text: &str) -> Result<(), QueueError>;
     /// Creates the queue; one that exists is fine.
@@ -203,14 +207,16 @@ impl EventQueue for QueueClient {
         }
     }
 
-    async fn release(&self, message: &Message) -> Result<(), QueueError> {
-        // Update Message: the same text, visible again now.
+    async fn hide(&self, message: &Message, for_: std::time::Duration) -> Result<(), QueueError> {
+        // Update Message: the same text, visible again after `for_` (the
+        // service allows up to seven days).
         let mut url = self.messages_url();
         let path = format!("{}/{}", url.path(), message.id);
         url.set_path(&path);
+        let seconds = for_.as_secs().min(7 * 24 * 3600);
         url.query_pairs_mut()
             .append_pair("popreceipt", &message.pop_receipt)
-            .append_pair("visibilitytimeout", "0");
+            .append_pair("visibilitytimeout", &seconds.to_string());
         let body = format!(
             "<QueueMessage><MessageText>{}</MessageText></QueueMessage>",
             escape(&message.text)
@@ -293,6 +299,33 @@ fn tag(xml: &str, name: &str) -> Option<String> {
     Some(unescape(&xml[start..end]))
 }
 
+const HTTP_DATE: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+/// A time as the service writes `InsertionTime` (RFC 1123).
+pub fn http_date(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(HTTP_DATE)
+        .unwrap_or_default()
+}
+
+/// `InsertionTime` read back (None when it is not an RFC 1123 date).
+pub fn parse_http_date(text: &str) -> Option<time::OffsetDateTime> {
+    time::PrimitiveDateTime::parse(text.trim(), HTTP_DATE)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+/// The bytes `text` takes in a message body (XML-escaped): what the
+/// service's 64 KiB limit counts.
+pub fn message_size(text: &str) -> usize {
+    text.len() + 4 * text.matches('&').count() + 3 * text.matches(['<', '>']).count()
+}
+
+/// The most a message adfdr puts may take (the service allows 64 KiB).
+pub const MAX_PUT: usize = 48 * 1024;
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -353,8 +386,8 @@ pub struct MemoryQueue {
 #[derive(Default)]
 struct MemoryState {
     next: u64,
-    /// (id, receipt, dequeue count, text, visible again at)
-    messages: Vec<(String, String, u32, String, std::time::Instant)>,
+    /// (id, receipt, dequeue count, text, visible again at, inserted)
+    messages: Vec<(String, String, u32, String, std::time::Instant, String)>,
 }
 
 impl MemoryQueue {
@@ -369,6 +402,21 @@ impl MemoryQueue {
     pub fn texts(&self) -> Vec<String> {
         let state = self.state.lock().expect("queue");
         state.messages.iter().map(|m| m.3.clone()).collect()
+    }
+
+    /// Puts a message as if it had been put at `inserted`.
+    pub fn put_at(&self, text: &str, inserted: time::OffsetDateTime) {
+        let mut state = self.state.lock().expect("queue");
+        state.next += 1;
+        let id = format!("m{}", state.next);
+        state.messages.push((
+            id,
+            String::new(),
+            0,
+            text.to_string(),
+            std::time::Instant::now(),
+            http_date(inserted),
+        ));
     }
 
     fn check(&self) -> Result<(), QueueError> {
@@ -412,7 +460,7 @@ impl EventQueue for MemoryQueue {
                     pop_receipt: m.1.clone(),
                     dequeue_count: m.2,
                     text: m.3.clone(),
-                    inserted: String::new(),
+                    inserted: m.5.clone(),
                 });
             }
         }
@@ -428,12 +476,12 @@ impl EventQueue for MemoryQueue {
         Ok(())
     }
 
-    async fn release(&self, message: &Message) -> Result<(), QueueError> {
+    async fn hide(&self, message: &Message, for_: std::time::Duration) -> Result<(), QueueError> {
         self.check()?;
         let mut state = self.state.lock().expect("queue");
         for m in state.messages.iter_mut() {
             if m.0 == message.id && m.1 == message.pop_receipt {
-                m.4 = std::time::Instant::now();
+                m.4 = std::time::Instant::now() + for_;
             }
         }
         Ok(())
@@ -441,16 +489,7 @@ impl EventQueue for MemoryQueue {
 
     async fn put(&self, text: &str) -> Result<(), QueueError> {
         self.check()?;
-        let mut state = self.state.lock().expect("queue");
-        state.next += 1;
-        let id = format!("m{}", state.next);
-        state.messages.push((
-            id,
-            String::new(),
-            0,
-            text.to_string(),
-            std::time::Instant::now(),
-        ));
+        self.put_at(text, time::OffsetDateTime::now_utc());
         Ok(())
     }
 

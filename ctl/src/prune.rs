@@ -137,6 +137,14 @@ fn print(ctx: &Ctx, reports: &[Report]) -> i32 {
                 output::size(r.freed_bytes),
                 r.checkpoints_deleted
             );
+            if !r.leftovers.is_empty() {
+                println!(
+                    "  {} {} leftover payload(s) of backups that never committed: {}",
+                    if r.dry_run { "would delete" } else { "deleted" },
+                    r.leftovers.len(),
+                    r.leftovers.join(", ")
+                );
+            }
             for u in &r.untouched {
                 println!("  not pruned: {u}");
             }

@@ -142,14 +142,8 @@ impl azure_core::http::policies::Policy for BudgetWait {
         next: &[Arc<dyn azure_core::http::policies::Policy>],
     ) -> azure_core::http::policies::PolicyResult {
         let kind = super::budget::Kind::of(request.method().as_str());
-        let wait = self.0.wait(
-            super::budget::subscription_of(request.url().path()),
-            kind,
-            std::time::Instant::now(),
-        );
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        let subscription = super::budget::subscription_of(request.url().path()).to_string();
+        self.0.acquire(&subscription, kind).await;
         next[0].send(ctx, request, &next[1..]).await
     }
 }

@@ -81,6 +81,10 @@ pub struct Budget {
     share: AtomicUsize,
     /// Milliseconds requests waited for a token, in all.
     pub waited_ms: AtomicU64,
+    /// Bumped when the share changes: waiters take their token again under
+    /// the new share instead of sleeping out a wait reserved under the old.
+    generation: AtomicU64,
+    changed: tokio::sync::Notify,
 }
 
 impl Default for Budget {
@@ -89,6 +93,8 @@ impl Default for Budget {
             buckets: Mutex::new(HashMap::new()),
             share: AtomicUsize::new(0),
             waited_ms: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 }
@@ -96,7 +102,43 @@ impl Default for Budget {
 impl Budget {
     /// `agents` share the principal's budget from now on.
     pub fn set_share(&self, agents: usize) {
-        self.share.store(agents.max(1), Ordering::Relaxed);
+        let agents = agents.max(1);
+        if self.share.swap(agents, Ordering::Relaxed) != agents {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Gives back a token taken with `wait` (its waiter takes one again).
+    pub fn refund(&self, subscription: &str, kind: Kind) {
+        let mut buckets = self.buckets.lock().expect("budget");
+        if let Some(b) = buckets.get_mut(&(subscription.to_ascii_lowercase(), kind)) {
+            b.tokens += 1.0;
+        }
+    }
+
+    /// Waits for a token of `kind` in `subscription`; when the share changes
+    /// meanwhile (agents joined or went), the token is taken again under the
+    /// new share: a wait is never longer than the current share makes it.
+    pub async fn acquire(&self, subscription: &str, kind: Kind) {
+        loop {
+            let generation = self.generation.load(Ordering::Relaxed);
+            let wait = self.wait(subscription, kind, Instant::now());
+            if wait.is_zero() {
+                return;
+            }
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.generation.load(Ordering::Relaxed) != generation {
+                self.refund(subscription, kind);
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => return,
+                _ = &mut changed => self.refund(subscription, kind),
+            }
+        }
     }
 
     /// The wait before a `kind` request to `subscription` at `now` (none
@@ -201,5 +243,30 @@ mod tests {
             subscription_of("/providers/Microsoft.ResourceGraph/resources"),
             "tenant"
         );
+    }
+
+    /// Issue 25, item 6: a waiter whose token was reserved while a
+    /// thousand (planted) agents shared the budget does not sleep out that
+    /// wait once the share is back to one.
+    #[tokio::test]
+    async fn a_waiter_takes_its_token_again_when_the_share_changes() {
+        let budget = std::sync::Arc::new(Budget::default());
+        budget.set_share(1000);
+        // Ten requests reserved under a thousandth of the budget: the next
+        // one would wait about eight minutes.
+        for _ in 0..10 {
+            budget.wait("s1", Kind::Read, Instant::now());
+        }
+        let b = budget.clone();
+        let started = Instant::now();
+        let waiter = tokio::spawn(async move { b.acquire("s1", Kind::Read).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "it waits under a thousandth");
+        budget.set_share(1);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("done within the new share's wait")
+            .expect("joined");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

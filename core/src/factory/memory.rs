@@ -60,6 +60,11 @@ impl MemoryFactory {
             .insert(path_of(path), body);
     }
 
+    /// Removes what is stored at `path` (a test deleting behind the use case).
+    pub fn remove(&self, path: &str) {
+        self.items.lock().expect("items").remove(&path_of(path));
+    }
+
     /// Makes start/stop long-running (see `lro`).
     pub fn long_running(&self, in_progress: usize, fail: Option<&str>) {
         *self.lro.lock().expect("lro") = Some((in_progress, fail.map(str::to_string)));

@@ -203,6 +203,24 @@ pub async fn capture(
     })
 }
 
+/// A window sealed by listing the factory in full (its windows kept
+/// failing: what the events name may be what fails).
+pub async fn capture_listed(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    changes: Vec<Change>,
+    why: String,
+    clock: super::Clock,
+) -> Result<Captured, OpError> {
+    let base = fc.arm_path();
+    let located: Vec<(Change, Target)> = changes
+        .into_iter()
+        .filter_map(|c| locate(&c, &base).map(|t| (c, t)))
+        .collect();
+    let events = located.len();
+    listed(engine, fc, clock, why, &located, events).await
+}
+
 /// The factory listed in full (a backup): each change it finds that an
 /// event names is recorded with that event's author.
 async fn listed(
@@ -594,4 +612,66 @@ fn records(
         out.push(ChangeRecord::from_event(&label, effect, change));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{self, FACTORY};
+
+    fn clock() -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
+    fn factory(t: &testing::TestEngine) -> FactoryConfig {
+        t.engine.config.factory("f").expect("f").clone()
+    }
+
+    /// Issue 25, item 3: one planted "factory deleted" event in a window
+    /// used to drop every real change of it; the service is asked, the
+    /// factory is there, and the window is sealed with the real change.
+    #[tokio::test]
+    async fn a_planted_factory_delete_drops_no_real_change() {
+        let t = testing::engine(&["p1"], "");
+        let fc = factory(&t);
+        backup::backup(&t.engine, &fc, false, clock)
+            .await
+            .expect("first backup");
+        testing::put_pipeline(&t.arm, "p2", "Wait");
+        let now = crate::snapshot::rfc3339(clock());
+        let changes = vec![
+            testing::event("e1", &format!("{FACTORY}/pipelines/p2"), "write", &now),
+            testing::event("e2", FACTORY, "delete", &now),
+        ];
+        let captured = capture(&t.engine, &fc, changes, clock)
+            .await
+            .expect("capture");
+        let Captured::Sealed { stats, .. } = captured else {
+            panic!("the real change was not sealed: {captured:?}");
+        };
+        assert_eq!(stats.refuted, 1, "{stats:?}");
+        let latest = read::open_latest(&t.engine.replicas, &t.engine.keys, "f", clock())
+            .await
+            .expect("latest");
+        assert!(
+            latest.manifest.resources.iter().any(|r| r.name == "p2"),
+            "{:?}",
+            latest.manifest.resources
+        );
+        // A factory that is really gone: nothing to seal, said so.
+        let gone = testing::engine(&["p1"], "");
+        let fc = factory(&gone);
+        backup::backup(&gone.engine, &fc, false, clock)
+            .await
+            .expect("backup");
+        gone.arm.remove(FACTORY);
+        let changes = vec![testing::event("e3", FACTORY, "delete", &now)];
+        let captured = capture(&gone.engine, &fc, changes, clock)
+            .await
+            .expect("capture");
+        assert!(
+            matches!(captured, Captured::FactoryDeleted { .. }),
+            "{captured:?}"
+        );
+    }
 }

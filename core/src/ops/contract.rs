@@ -72,6 +72,10 @@ pub enum Job {
     /// the control socket does not take them).
     Capture {
         changes: Vec<crate::capture::Change>,
+        /// List the factory in full instead of reading what the events
+        /// name (its windows kept failing).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        list: bool,
     },
 }
 
@@ -126,6 +130,7 @@ impl Job {
             JobKind::Drill => Job::Drill(DrillOptions::default()),
             JobKind::Capture => Job::Capture {
                 changes: Vec::new(),
+                list: false,
             },
         }
     }

@@ -298,14 +298,25 @@ pub mod share {
         last.map_or(Ok(()), Err)
     }
 
-    /// How many agents are live (this one included), read from the first
-    /// writable location that lists; at least 1.
-    pub async fn live_agents(replicas: &Replicas, me: &str, now_ms: u64, seconds: u32) -> usize {
+    /// How many agents count (this one included), read from the first
+    /// writable location that lists; at least 1. A heartbeat is only a
+    /// claim (anyone who can write to the store can plant a thousand): an
+    /// agent counts when it is `proven`, seen holding a factory's lease;
+    /// of the live agents not proven yet (one that just started holds
+    /// nothing) at most one counts, so a newcomer still gets its share and
+    /// planted heartbeats cut this agent's share by one agent at most.
+    pub async fn live_agents(
+        replicas: &Replicas,
+        me: &str,
+        now_ms: u64,
+        seconds: u32,
+        proven: &std::collections::BTreeSet<String>,
+    ) -> usize {
         for l in replicas.locations.iter().filter(|l| !l.read_only) {
             let Ok(listed) = l.store.list(PREFIX).await else {
                 continue;
             };
-            let mut live = 1;
+            let (mut known, mut unknown) = (0, 0);
             for o in listed.iter().take(1000) {
                 if o.size > MAX_HEARTBEAT || o.key == key(me) || !o.key.ends_with(".heartbeat") {
                     continue;
@@ -316,10 +327,14 @@ pub mod share {
                     && b.agent != me
                     && self::live(&b, now_ms, seconds)
                 {
-                    live += 1;
+                    if proven.contains(&b.agent) {
+                        known += 1;
+                    } else {
+                        unknown += 1;
+                    }
                 }
             }
-            return live;
+            return 1 + known + unknown.min(1);
         }
         1
     }
@@ -361,6 +376,42 @@ pub mod share {
                 agent_id("pod/0 x", std::path::Path::new("/var/lib/adfdr")).len(),
                 "pod-0-x-".len() + 8
             );
+        }
+
+        /// Issue 25, item 6: 999 planted heartbeats cut an agent's share by
+        /// one agent at most; an agent seen holding a lease counts.
+        #[tokio::test]
+        async fn only_agents_that_hold_leases_count_beyond_one_newcomer() {
+            let dir =
+                std::env::temp_dir().join(format!("adfdr-beats-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let store: std::sync::Arc<dyn crate::store::BlobStore> =
+                std::sync::Arc::new(crate::store::fs::FsStore::new(&dir));
+            let replicas = Replicas::new(vec![crate::store::Location {
+                name: "weu".into(),
+                store: store.clone(),
+                read_only: false,
+            }]);
+            let now = 1_000_000u64;
+            for i in 0..999 {
+                let b = Heartbeat {
+                    agent: format!("ghost-{i}"),
+                    expires_ms: now + 20_000,
+                    held: 0,
+                };
+                beat(&replicas, &b).await.expect("plant");
+            }
+            let real = Heartbeat {
+                agent: "real-agent".into(),
+                expires_ms: now + 20_000,
+                held: 5,
+            };
+            beat(&replicas, &real).await.expect("beat");
+            let none = std::collections::BTreeSet::new();
+            assert_eq!(live_agents(&replicas, "me", now, 30, &none).await, 2);
+            let proven = std::collections::BTreeSet::from(["real-agent".to_string()]);
+            assert_eq!(live_agents(&replicas, "me", now, 30, &proven).await, 3);
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod prune;
 pub mod read;
 pub mod restore;
 pub mod status;
+#[cfg(test)]
+pub mod testing;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -43,6 +43,11 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Locations that were not pruned (read-only or unreachable).
     pub untouched: Vec<String>,
+    /// Payloads with no manifest in any location, older than an hour: the
+    /// leftovers of backups that did not commit (a location refusing
+    /// writes, a crash). Deleted with the rest (reported by a dry run).
+    #[serde(default)]
+    pub leftovers: Vec<String>,
     /// Snapshot names no copy of which opens with the configured keys
     /// (planted, forged, damaged everywhere, or sealed for retired keys):
     /// never counted by a keep rule, never deleted here; `adfdr verify`
@@ -149,6 +154,7 @@ pub async fn prune(
         .filter(|d| !d.keep)
         .map(|d| d.id.clone())
         .collect();
+    leftovers(replicas, &listed, now, dry_run, &mut report).await;
     if doomed.is_empty() {
         return Ok(report);
     }
@@ -226,6 +232,62 @@ async fn snapshots(
             (id, (bytes, meta))
         })
         .collect()
+}
+
+/// How old a payload without a manifest must be before it is a leftover:
+/// no backup takes this long between its payload and its manifest.
+pub const LEFTOVER_AGE: time::Duration = time::Duration::hours(1);
+
+/// Payloads no location holds a manifest for, older than `LEFTOVER_AGE`:
+/// deleted from every writable location (listed only by a dry run). Only
+/// when every location was listed: a manifest in one that did not answer
+/// would make a payload look left over.
+async fn leftovers(
+    replicas: &Replicas,
+    listed: &Listing,
+    now: OffsetDateTime,
+    dry_run: bool,
+    report: &mut Report,
+) {
+    if report
+        .untouched
+        .iter()
+        .any(|u| !u.ends_with("(pruned through its primary)"))
+    {
+        return;
+    }
+    let manifests: BTreeSet<&str> = listed
+        .objects
+        .keys()
+        .filter_map(|(_, k)| k.strip_suffix(".manifest"))
+        .collect();
+    let mut found: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (location, key) in listed.objects.keys() {
+        let Some(Parsed::Payload { snapshot, .. }) = layout::parse(key) else {
+            continue;
+        };
+        let old = snapshot_time(&snapshot).is_some_and(|t| now - t > LEFTOVER_AGE);
+        let base = key.strip_suffix(".payload").unwrap_or(key);
+        if old && !manifests.contains(base) {
+            found
+                .entry(snapshot)
+                .or_default()
+                .push((location.clone(), key.clone()));
+        }
+    }
+    for (snapshot, copies) in found {
+        if !dry_run {
+            for (location, key) in copies {
+                let Some(l) = replicas.get(&location).filter(|l| !l.read_only) else {
+                    continue;
+                };
+                if let Err(e) = l.store.delete(&key).await {
+                    report.failures.push(format!("{location}: {e}"));
+                }
+            }
+        }
+        report.leftovers.push(snapshot);
+    }
 }
 
 /// Snapshot id -> who holds it, for holds younger than `HOLD_TTL` (and not
@@ -399,4 +461,51 @@ async fn intact(replicas: &Replicas, keys: &KeyRing, factory: &str, id: &str) ->
         )
         .await
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing;
+
+    /// Issue 25, item 5: payloads a backup left without a manifest (a
+    /// location refused the rest) are cleaned by prune once old enough;
+    /// a young one (a backup may be writing it now) is left alone.
+    #[tokio::test]
+    async fn leftover_payloads_are_cleaned_once_old() {
+        let t = testing::engine(&["p1"], "keep = { last = 5 }");
+        let fc = t.engine.config.factory("f").expect("f").clone();
+        crate::ops::backup::backup(&t.engine, &fc, false, crate::ops::system_clock)
+            .await
+            .expect("backup");
+        let now = crate::ops::system_clock();
+        let old = crate::snapshot::snapshot_id(now - time::Duration::hours(2), 1);
+        let young = crate::snapshot::snapshot_id(now - time::Duration::minutes(5), 2);
+        for id in [&old, &young] {
+            for loc in ["weu", "neu"] {
+                let path = t.dir.join(loc).join(layout::payload("f", id));
+                std::fs::write(path, b"a payload whose manifest never came").expect("plant");
+            }
+        }
+        let rules = rules(&t.engine.config, &fc);
+        let report = prune(
+            &t.engine.replicas,
+            &t.engine.keys,
+            None,
+            "f",
+            &rules,
+            &|_| UtcOffset::UTC,
+            now,
+            false,
+        )
+        .await
+        .expect("prune");
+        assert_eq!(report.leftovers, [old.clone()], "{report:?}");
+        assert!(report.failures.is_empty(), "{report:?}");
+        for loc in ["weu", "neu"] {
+            assert!(!t.dir.join(loc).join(layout::payload("f", &old)).exists());
+            assert!(t.dir.join(loc).join(layout::payload("f", &young)).exists());
+        }
+        assert_eq!(report.snapshots.len(), 1, "the real snapshot is untouched");
+    }
 }

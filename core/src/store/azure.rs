@@ -207,6 +207,18 @@ fn status_code(err: &azure_core::Error) -> Option<(u16, String)> {
 }
 
 impl AzureStore {
+    /// Whether the lease on `key` is an infinite one.
+    async fn infinite_lease(&self, key: &str) -> bool {
+        use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, LeaseDuration};
+        self.container
+            .blob_client(key)
+            .get_properties(None)
+            .await
+            .ok()
+            .and_then(|p| p.duration().ok().flatten())
+            == Some(LeaseDuration::Infinite)
+    }
+
     /// Who holds the lease on `key`, from the blob's metadata.
     async fn holder(&self, key: &str) -> Option<Holder> {
         let props = self
@@ -472,6 +484,21 @@ impl AzureStore {
                     detail: "the service granted a lease without an id".into(),
                 })?,
             Err(e) if matches!(status_code(&e), Some((409, _))) => {
+                // adfdr takes leases of 15 to 60 seconds only: an infinite
+                // one was planted and would stop the factory's jobs for
+                // good. It is broken, and taken at the next try.
+                if self.infinite_lease(key).await {
+                    tracing::warn!(
+                        key,
+                        "an infinite lease (never one of adfdr's) held the factory: broken"
+                    );
+                    let _ = blob
+                        .break_lease(Some(BlobClientBreakLeaseOptions {
+                            break_period: Some(0),
+                            ..Default::default()
+                        }))
+                        .await;
+                }
                 return Ok(LeaseAttempt::Held(self.holder(key).await));
             }
             Err(e) => return Err(self.error("lease", key, e)),

@@ -548,7 +548,13 @@ impl BlobStore for FsStore {
         self.lease_blocking(key, "lease", move |current| {
             let now = now_ms();
             match current {
-                Some(r) if r.expires_ms > now => (None, LeaseAttempt::Held(Some(r.holder))),
+                Some(r)
+                    if r.expires_ms > now && r.expires_ms <= now + super::MAX_LEASE_AHEAD_MS =>
+                {
+                    (None, LeaseAttempt::Held(Some(r.holder)))
+                }
+                // Expired, or claiming to run far into the future (planted):
+                // not a lease anyone holds.
                 _ => {
                     let id = uuid::Uuid::new_v4().to_string();
                     let record = LeaseRecord {
@@ -709,6 +715,21 @@ mod tests {
             LeaseAttempt::Acquired(_)
         ));
         assert!(!store.lease_renew(&key, &short, 15).await.expect("renew"));
+        // A record that claims to run for ever (planted) holds nothing.
+        let forever = LeaseRecord {
+            id: "planted".into(),
+            expires_ms: now_ms() + 10 * 365 * 24 * 3600 * 1000,
+            holder: b.clone(),
+        };
+        std::fs::write(root.join(&key), serde_json::to_vec(&forever).expect("json"))
+            .expect("plant");
+        assert!(
+            matches!(
+                store.lease_acquire(&key, 15, &a).await.expect("a"),
+                LeaseAttempt::Acquired(_)
+            ),
+            "a lease far in the future is not one adfdr took"
+        );
         std::fs::remove_dir_all(&root).ok();
     }
 

@@ -124,6 +124,10 @@ pub struct Holder {
     pub role: String,
     /// RFC 3339, when it took the lease.
     pub since: String,
+    /// The agent's id (`lease::share::agent_id`), for an agent: what proves
+    /// its heartbeat is an agent that works, not one planted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl Holder {
@@ -142,6 +146,7 @@ impl Holder {
             uid: std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid()),
             role: role.to_string(),
             since: since.to_string(),
+            agent: None,
         }
     }
 
@@ -181,6 +186,11 @@ impl std::fmt::Display for Holder {
         )
     }
 }
+
+/// The furthest ahead a lease may claim to run: a few of the longest lease
+/// periods. adfdr never takes a longer one; a record that claims more was
+/// planted (or written by a clock far off) and does not hold a factory.
+pub const MAX_LEASE_AHEAD_MS: u128 = 3 * 60_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseAttempt {

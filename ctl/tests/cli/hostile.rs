@@ -687,3 +687,20 @@ async fn a_configured_name_keeps_its_source_unless_adopted() {
         text(&out)
     );
 }
+
+/// Issue 25, item 6: a lease record planted with an expiry years ahead used
+/// to hold a factory's jobs for good; it holds nothing now.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_planted_for_ever_holds_nothing() {
+    let rig = FileRig::start("forever").await;
+    std::fs::create_dir_all(rig.weu.join("v1/sales")).expect("dir");
+    let planted = serde_json::json!({
+        "id": "planted",
+        "expires_ms": 4_102_444_800_000u64,
+        "holder": {"host": "elsewhere", "boot": "b", "pid": 1, "uid": 0,
+                   "role": "agent", "since": "2026-01-01T00:00:00Z"}
+    });
+    std::fs::write(rig.weu.join("v1/sales/lease"), planted.to_string()).expect("plant");
+    let out = rig.adfdr(&["backup"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
