@@ -500,7 +500,7 @@ mod tests {
         )
         .await
         .expect("prune");
-        assert_eq!(report.leftovers, [old.clone()], "{report:?}");
+        assert_eq!(report.leftovers, std::slice::from_ref(&old), "{report:?}");
         assert!(report.failures.is_empty(), "{report:?}");
         for loc in ["weu", "neu"] {
             assert!(!t.dir.join(loc).join(layout::payload("f", &old)).exists());
