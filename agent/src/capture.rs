@@ -80,6 +80,8 @@ pub enum Answer {
     NotMine,
     /// The capture failed: its messages come back when their time is up.
     Failed,
+    /// A listing they ask for is deferred: their messages wait this long.
+    Later(Duration),
 }
 
 /// A factory read from a queue.
@@ -216,6 +218,10 @@ enum Holder {
 /// Consecutive failed windows per factory (shared with the answer tasks).
 type Failing = Arc<std::sync::Mutex<HashMap<String, u32>>>;
 
+/// Messages handed over and not answered yet, by id, each with its newest
+/// receipt (one received again meanwhile is not taken again).
+type Inflight = Arc<std::sync::Mutex<HashMap<String, Message>>>;
+
 impl Reader {
     fn names(&self) -> Vec<String> {
         self.watched.iter().map(|w| w.name.clone()).collect()
@@ -236,7 +242,7 @@ impl Reader {
         let mut backoff = Duration::from_millis(500);
         let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
         // Messages handed over and not answered yet: not taken again.
-        let inflight: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let inflight: Inflight = Arc::default();
         let failing: Failing = Arc::default();
         let longest = me
             .watched
@@ -295,7 +301,11 @@ impl Reader {
             }
             let full = messages.len() as u32 >= adfdr_core::queue::BATCH;
             for m in messages {
-                if inflight.lock().expect("inflight").contains(&m.id) {
+                // Received again while its window is being sealed (it came
+                // back): its newest receipt is the one that deletes or hides
+                // it when the answer comes.
+                if let Some(held) = inflight.lock().expect("inflight").get_mut(&m.id) {
+                    *held = m;
                     continue;
                 }
                 me.take(m, &mut pending).await;
@@ -436,7 +446,7 @@ impl Reader {
     fn flush(
         self: &Arc<Self>,
         pending: &mut BTreeMap<String, Pending>,
-        inflight: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        inflight: &Inflight,
         failing: &Failing,
     ) {
         let now = Instant::now();
@@ -459,7 +469,7 @@ impl Reader {
             inflight
                 .lock()
                 .expect("inflight")
-                .extend(ids.iter().cloned());
+                .extend(p.messages.clone());
             let failed = failing
                 .lock()
                 .expect("failing")
@@ -480,18 +490,36 @@ impl Reader {
             }
             let (me, inflight, failing) = (self.clone(), inflight.clone(), failing.clone());
             tokio::spawn(async move {
-                match answer.await.unwrap_or(Answer::Failed) {
+                let answer = answer.await.unwrap_or(Answer::Failed);
+                // Each message with its newest receipt, out of the inflight set.
+                let messages: Vec<Message> = {
+                    let mut f = inflight.lock().expect("inflight");
+                    ids.iter().filter_map(|id| f.remove(id)).collect()
+                };
+                match answer {
                     Answer::Sealed => {
                         failing.lock().expect("failing").remove(&name);
-                        for m in p.messages.values() {
+                        for m in &messages {
                             if let Err(e) = me.queue.delete(m).await {
                                 tracing::debug!(message = %m.id, error = %e, "a sealed event's message could not be deleted; it comes back as a duplicate");
                             }
                         }
                     }
                     Answer::NotMine => {
-                        for m in p.messages.values() {
+                        for m in &messages {
                             let _ = me.queue.release(m).await;
+                        }
+                    }
+                    // Waiting, not failed: hidden until the listing may run
+                    // (the factory is not confirmed meanwhile).
+                    Answer::Later(wait) => {
+                        failing
+                            .lock()
+                            .expect("failing")
+                            .entry(name.clone())
+                            .or_default();
+                        for m in &messages {
+                            let _ = me.queue.hide(m, wait).await;
                         }
                     }
                     // The messages come back after a backoff (5 s, doubling
@@ -504,14 +532,10 @@ impl Reader {
                             *n += 1;
                             *n
                         };
-                        for m in p.messages.values() {
+                        for m in &messages {
                             let _ = me.queue.hide(m, retry_after(me.retry_base, n)).await;
                         }
                     }
-                }
-                let mut f = inflight.lock().expect("inflight");
-                for id in &ids {
-                    f.remove(id);
                 }
             });
         }
@@ -524,7 +548,7 @@ impl Reader {
     fn confirm_idle(
         &self,
         pending: &BTreeMap<String, Pending>,
-        inflight: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        inflight: &Inflight,
         failing: &Failing,
     ) {
         if !inflight.lock().expect("inflight").is_empty() {

@@ -362,7 +362,13 @@ impl Daemon {
             let _permit = limit.acquire_owned().await;
             control.started(&id);
             let clock = std::time::Instant::now();
-            let outcome = crate::jobs::run(engine, view, factory.clone(), start.job).await;
+            let key = (factory.clone(), kind.name().to_string());
+            view.lock()
+                .expect("view")
+                .started
+                .insert(key.clone(), (clock, kind.deadline()));
+            let outcome = crate::jobs::run(engine, view.clone(), factory.clone(), start.job).await;
+            view.lock().expect("view").started.remove(&key);
             let took = clock.elapsed();
             let _ = done.send(Done {
                 factory,
@@ -459,6 +465,7 @@ impl Daemon {
                     tracing::warn!(%factory, run = %id, "{why}");
                     self.control.finish(&id, JobOutcome::failed(why));
                     let mut v = self.view.lock().expect("view");
+                    v.started.retain(|(f, _), _| *f != factory);
                     for ((f, _), stats) in v.jobs.iter_mut() {
                         if *f == factory && stats.running {
                             stats.failures += 1;
@@ -546,10 +553,20 @@ impl Daemon {
     fn on_done(&mut self, done: Done) {
         self.handles.remove(&done.factory);
         if let Some(ack) = self.capture_acks.remove(&done.id) {
-            let _ = ack.send(if done.outcome.ok {
-                crate::capture::Answer::Sealed
-            } else {
-                crate::capture::Answer::Failed
+            use adfdr_core::ops::contract::{CaptureResult, JobReport};
+            let later = match &done.outcome.report {
+                Some(JobReport::Capture(r)) if r.result == CaptureResult::Deferred => r
+                    .until
+                    .as_deref()
+                    .and_then(adfdr_core::snapshot::parse_time),
+                _ => None,
+            };
+            let _ = ack.send(match later {
+                Some(until) => crate::capture::Answer::Later(
+                    (until - adfdr_core::ops::system_clock()).unsigned_abs(),
+                ),
+                None if done.outcome.ok => crate::capture::Answer::Sealed,
+                None => crate::capture::Answer::Failed,
             });
         }
         self.scheduler

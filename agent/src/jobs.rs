@@ -23,9 +23,18 @@ pub async fn run(engine: Arc<Engine>, view: Shared, factory: String, job: Job) -
     let started = system_clock();
     // A location that was down for an earlier job may be back.
     engine.replicas.retry_unreachable();
+    let deadline = job.kind().deadline();
     let outcome = match engine.config.factory(&factory).cloned() {
         None => JobOutcome::failed("factory no longer configured"),
-        Some(fc) => dispatch(&engine, &view, &fc, &job).await,
+        Some(fc) => tokio::time::timeout(deadline, dispatch(&engine, &view, &fc, &job))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(%factory, job = job.kind().name(), "stopped at its deadline");
+                JobOutcome::failed(format!(
+                    "stopped after {} minutes, its deadline (an answer that never ends?); what it wrote is write-once and nothing half-written lists",
+                    deadline.as_secs() / 60
+                ))
+            }),
     };
     record(&engine, &factory, &job, started, &outcome);
     note_locations(&engine, &view);
@@ -129,8 +138,13 @@ async fn run_capture(
             {
                 let mut v = view.lock().expect("view");
                 let stats = v.capture.entry(fc.name.clone()).or_default();
-                stats.coalesced += events;
                 stats.snapshots += u64::from(matches!(c, Captured::Sealed { .. }));
+                stats.listings += u64::from(matches!(c, Captured::Listed { .. }));
+                if matches!(c, Captured::Deferred { .. }) {
+                    stats.deferred += 1;
+                } else {
+                    stats.coalesced += events;
+                }
                 for t in &times {
                     v.capture_lag
                         .observe(&fc.name, (done - *t).as_seconds_f64().max(0.0));
@@ -155,6 +169,10 @@ async fn run_capture(
                 Captured::Listed { why, .. } => format!(
                     "listed in full ({why}): snapshot {}",
                     report.snapshot.as_deref().unwrap_or("?")
+                ),
+                Captured::Deferred { why, .. } => format!(
+                    "a listing asked for ({why}) waits until {}: one per ten minutes",
+                    report.until.as_deref().unwrap_or("?")
                 ),
             };
             if sealed {

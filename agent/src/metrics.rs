@@ -31,6 +31,8 @@ pub struct View {
     pub jobs: BTreeMap<(String, String), JobStats>,
     /// Factories with a job running, requested ones (a capture) included.
     pub busy: std::collections::BTreeSet<String>,
+    /// Running jobs: (factory, kind) → when they started and their deadline.
+    pub started: BTreeMap<(String, String), (std::time::Instant, std::time::Duration)>,
     /// Location → answered at the last check.
     pub locations: BTreeMap<String, bool>,
     /// Factory → RPO target in seconds.
@@ -81,6 +83,9 @@ pub struct CaptureStats {
     pub snapshots: u64,
     /// Changes the reconciliation listing found that no event reported.
     pub drift: u64,
+    /// Listings events asked for, and those deferred (one per ten minutes).
+    pub listings: u64,
+    pub deferred: u64,
     /// The queue answered at the last try (None: not tried yet).
     pub queue_up: Option<bool>,
     /// When the queue last said nothing of the factory was waiting: its
@@ -115,11 +120,21 @@ impl CaptureLag {
 /// fails (it turns at least once a minute).
 pub const STALL: std::time::Duration = std::time::Duration::from_secs(180);
 
-/// `/healthz`: the scheduler loop turned lately; `/readyz`: ready.
+/// `/healthz`: the scheduler loop turned lately and no job runs past its
+/// deadline (a job that outlives it is stuck where even its deadline cannot
+/// stop it); `/readyz`: ready.
 fn health(view: &Shared, ready_only: bool) -> (StatusCode, &'static str) {
     let v = view.lock().expect("view");
     let alive = v.alive.is_some_and(|t| t.elapsed() < STALL);
+    let stuck = v
+        .started
+        .values()
+        .any(|(since, deadline)| since.elapsed() > *deadline + STALL);
     match (ready_only, alive, v.ready) {
+        (false, true, _) if stuck => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a job runs past its deadline: stuck\n",
+        ),
         (false, true, _) => (StatusCode::OK, "ok\n"),
         (false, false, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -507,6 +522,11 @@ fn capture(registry: &mut Registry, view: &View) {
         "adfdr_capture_poison_messages",
         "Messages set aside in the queue's poison queue",
     );
+    let listings = counter(
+        registry,
+        "adfdr_capture_listings",
+        "Listings events asked for: listed, or deferred (one per factory per ten minutes)",
+    );
     let up = gauge_family(
         registry,
         "adfdr_capture_queue_up",
@@ -525,6 +545,11 @@ fn capture(registry: &mut Registry, view: &View) {
         coalesced.get_or_create(&f).inc_by(c.coalesced);
         snapshots.get_or_create(&f).inc_by(c.snapshots);
         drift.get_or_create(&f).inc_by(c.drift);
+        for (result, n) in [("listed", c.listings), ("deferred", c.deferred)] {
+            listings
+                .get_or_create(&label(&[("factory", factory), ("result", result)]))
+                .inc_by(n);
+        }
         if let Some(u) = c.queue_up {
             up.get_or_create(&f).set(if u { 1.0 } else { 0.0 });
         }
@@ -817,6 +842,24 @@ pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<So
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 25, item 8: a job that outlives its deadline turns /healthz red.
+    #[test]
+    fn a_job_past_its_deadline_turns_health_red() {
+        let view = Shared::default();
+        view.lock().expect("view").alive = Some(std::time::Instant::now());
+        assert_eq!(health(&view, false).0, StatusCode::OK);
+        let long_ago = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(1000))
+            .expect("uptime");
+        view.lock().expect("view").started.insert(
+            ("sales".into(), "backup".into()),
+            (long_ago, std::time::Duration::from_secs(1)),
+        );
+        let (status, body) = health(&view, false);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("past its deadline"), "{body}");
+    }
 
     /// What prometheus-client writes (OpenMetrics 1.0) becomes what the
     /// classic parser reads: the counter family named as its samples.

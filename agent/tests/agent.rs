@@ -1372,7 +1372,13 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
             )
         })
         .collect();
-    assert_eq!(loaded.len(), 13, "{loaded:?}");
+    let rules = std::fs::read_to_string(
+        adfdr_tests::workspace_root().join("deploy/prometheus/adfdr-rules.yml"),
+    )
+    .expect("rules");
+    let written = rules.matches("- alert: ").count();
+    assert!(written >= 14, "{written} rules written");
+    assert_eq!(loaded.len(), written, "every rule loaded: {loaded:?}");
     assert!(loaded.iter().all(|(_, h)| h == "ok"), "{loaded:?}");
     signal(&agent, "TERM");
     assert_eq!(
@@ -2667,7 +2673,7 @@ async fn a_burst_of_a_thousand_changes_is_coalesced_and_none_is_lost() {
     })
     .await;
     rig.write_config(&format!(
-        "capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"0 0 1 1 *\"\ncoalesce = \"1s\""
+        "capture = \"events\"\nqueue = \"{queue}\"\nbackup = \"0 0 1 1 *\"\ncoalesce = \"1s\"\nrelist_every = \"2s\""
     ));
     let cli = |args: &[&str]| rig.adfdr(&rig.config, args);
     let init = cli(&["init"]);

@@ -133,6 +133,8 @@ pub struct PolicyConfig {
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
     pub coalesce: Option<DurationSpec>,
+    /// At most one listing that events ask for in this period [default: 10m].
+    pub relist_every: Option<DurationSpec>,
 }
 
 /// How a factory's changes are captured (`capture = …`).
@@ -152,6 +154,8 @@ pub enum CaptureMode {
 pub const DEFAULT_RECONCILE: &str = "0 3 * * *";
 /// How long events wait to be sealed together, unless set.
 pub const DEFAULT_COALESCE: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most one listing events ask for in this period, unless set.
+pub const DEFAULT_RELIST: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What is wrong with a factory's or policy's capture settings, if anything.
 fn capture_problem(
@@ -159,6 +163,7 @@ fn capture_problem(
     queue: Option<&str>,
     reconcile: Option<&str>,
     coalesce: Option<DurationSpec>,
+    relist_every: Option<DurationSpec>,
     timezone: Option<&str>,
 ) -> Option<String> {
     match (capture, queue) {
@@ -201,6 +206,12 @@ fn capture_problem(
         && !range.contains(&c.0)
     {
         return Some("coalesce must be between 100ms and 5m".into());
+    }
+    let range = std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(24 * 3600);
+    if let Some(r) = relist_every
+        && !range.contains(&r.0)
+    {
+        return Some("relist_every must be between 1s and 24h".into());
     }
     None
 }
@@ -340,6 +351,16 @@ pub struct AuthConfig {
     pub arm_endpoint: HttpsUrl,
     pub authority_host: Option<HttpsUrl>,
     pub ca_file: Option<PathBuf>,
+    /// The longest one ARM request may take, every try, every wait between
+    /// them and its answer included [default: 5m].
+    pub request_deadline: Option<DurationSpec>,
+}
+
+impl AuthConfig {
+    pub fn request_deadline(&self) -> std::time::Duration {
+        self.request_deadline
+            .map_or(crate::factory::arm::REQUEST_DEADLINE, |d| d.0)
+    }
 }
 
 fn default_arm() -> HttpsUrl {
@@ -502,6 +523,10 @@ pub struct FactoryConfig {
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
     pub coalesce: Option<DurationSpec>,
+    /// At most one listing that events ask for (an unknown kind, a name ARM
+    /// never gives, a burst) in this period; the rest wait for its end
+    /// [default: 10m]. Anyone who can send to the queue can ask for one.
+    pub relist_every: Option<DurationSpec>,
     /// Continue this name's history with whatever factory the block names,
     /// even when the store's history is another factory's (another ARM id
     /// and createTime): for a factory restored elsewhere that takes over
@@ -623,6 +648,7 @@ impl FactoryConfig {
             queue: None,
             reconcile: None,
             coalesce: None,
+            relist_every: None,
             adopt: false,
             origin: Origin::Configured,
         }
@@ -636,6 +662,11 @@ impl FactoryConfig {
     /// How long its events wait to be sealed together.
     pub fn coalesce_window(&self) -> std::time::Duration {
         self.coalesce.map_or(DEFAULT_COALESCE, |d| d.0)
+    }
+
+    /// At most one listing events ask for in this period.
+    pub fn relist_period(&self) -> std::time::Duration {
+        self.relist_every.map_or(DEFAULT_RELIST, |d| d.0)
     }
 
     /// The queue its events arrive in, when it captures events.
@@ -855,6 +886,7 @@ impl Config {
                 p.queue.as_deref(),
                 p.reconcile.as_deref(),
                 p.coalesce,
+                p.relist_every,
                 p.timezone.as_deref(),
             ) {
                 return Err(whole(format!("[policy.{name}]: {problem}")));
@@ -1143,6 +1175,7 @@ impl Config {
                 fc.queue.as_deref(),
                 fc.reconcile.as_deref(),
                 fc.coalesce,
+                fc.relist_every,
                 fc.timezone.as_deref(),
             ) {
                 return Err(invalid(

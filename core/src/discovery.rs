@@ -194,6 +194,7 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig, origin: Origin) -> FactoryCo
         queue: p.queue.clone(),
         reconcile: p.reconcile.clone(),
         coalesce: p.coalesce,
+        relist_every: p.relist_every,
         adopt: false,
         origin,
     }

@@ -67,7 +67,10 @@ pub fn client_options(auth: &AuthConfig) -> Result<ClientOptions, IdentityError>
     let mut options = ClientOptions {
         transport: Some(transport),
         retry: retry_options(),
-        per_try_policies: vec![crate::telemetry::CountThrottled::policy(&arm_host)],
+        per_try_policies: vec![
+            crate::telemetry::CountThrottled::policy(&arm_host),
+            crate::telemetry::CapRetryAfter::policy(),
+        ],
         ..Default::default()
     };
     if let Some(host) = &auth.authority_host {

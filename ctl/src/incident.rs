@@ -87,6 +87,7 @@ impl IncidentArgs {
                 .map(|a| https("--authority-host", a))
                 .transpose()?,
             ca_file: self.ca_file.clone(),
+            request_deadline: None,
         };
         Ok(Some(Incident {
             stores: self.store.clone(),

@@ -226,7 +226,8 @@ pub struct Emulator {
     seed_warnings: Vec<String>,
 }
 
-fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+/// The server TLS config of a certificate and key (PEM files).
+pub fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading TLS certificate {}", cert.display()))?
         .collect::<Result<_, _>>()

@@ -5,6 +5,7 @@
 //! Every process started here is stopped by pid when its handle drops (also on
 //! panic), and a watchdog stops it if the test process dies without unwinding.
 
+pub mod hostile_arm;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

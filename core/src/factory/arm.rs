@@ -10,11 +10,44 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::headers::HeaderName;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
-    ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, Url,
+    ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, Url,
 };
 use serde_json::Value;
 
 pub const API_VERSION: &str = "2018-06-01";
+
+/// The largest answer read. Data Factory's documented limits (Learn, "Azure
+/// Data Factory limits") put a pipeline at 200 KB and a dataset or linked
+/// service at 2 MB at most; a list page of them is a few MB, and data flows
+/// of 7 MB are seen. A bigger answer is refused, not held in memory.
+pub const MAX_ANSWER: usize = 32 << 20;
+
+/// Every try of one request, the waits between them and its answer, within
+/// this (issue 25: a `Retry-After` of years or an answer dripped a byte at a
+/// time held a job for ever).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+enum Capped {
+    Transport(azure_core::Error),
+    TooLarge,
+}
+
+/// The body, refused once it grows past `max`.
+async fn read_capped(
+    mut body: azure_core::http::response::AsyncResponseBody,
+    max: usize,
+) -> Result<Vec<u8>, Capped> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Capped::Transport)?;
+        if out.len() + chunk.len() > max {
+            return Err(Capped::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 /// An ARM call that did not succeed, with what an operator needs to act on it.
@@ -123,6 +156,7 @@ pub fn is_credential_error(error: &azure_core::Error) -> bool {
 pub struct ArmClient {
     pipeline: Pipeline,
     endpoint: Url,
+    deadline: std::time::Duration,
     throttled: Arc<std::sync::atomic::AtomicU64>,
     /// ARM's request budget, mirrored (every try, retries included, waits
     /// for its token).
@@ -194,9 +228,16 @@ impl ArmClient {
         ArmClient {
             pipeline,
             endpoint,
+            deadline: REQUEST_DEADLINE,
             throttled,
             budget,
         }
+    }
+
+    /// The same client with another per-request deadline.
+    pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// 429s the service has sent this client so far.
@@ -249,24 +290,58 @@ impl ArmClient {
             request.insert_header("content-type", "application/json");
             request.set_body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let options = PipelineSendOptions {
+        let options = PipelineStreamOptions {
             skip_checks: true,
             ..Default::default()
         };
-        let response = self
-            .pipeline
-            .send(&Context::new(), &mut request, Some(options))
-            .await
-            .map_err(|source| ArmError::Transport {
-                method: method.to_string(),
-                url: shown.clone(),
-                credential: is_credential_error(&source),
-                detail: error_chain(&source),
+        let transport = |source: azure_core::Error| ArmError::Transport {
+            method: method.to_string(),
+            url: shown.clone(),
+            credential: is_credential_error(&source),
+            detail: error_chain(&source),
+        };
+        // One deadline for the whole request: every try, every wait between
+        // them and the answer's body (a server that drips its answer, or
+        // asks to be retried for ever, does not hold a job).
+        let seen = crate::telemetry::LastAnswer::default();
+        let ctx = Context::new().with_value(seen.clone());
+        let answered = tokio::time::timeout(self.deadline, async {
+            let response = self
+                .pipeline
+                .stream(&ctx, &mut request, Some(options))
+                .await
+                .map_err(transport)?;
+            let (status, headers, body) = response.deconstruct();
+            seen.set(format!("HTTP {}, its body still arriving", u16::from(status)));
+            let bytes = read_capped(body, MAX_ANSWER).await.map_err(|e| match e {
+                Capped::Transport(e) => transport(e),
+                Capped::TooLarge => ArmError::Body {
+                    method: method.to_string(),
+                    url: shown.clone(),
+                    detail: format!(
+                        "the answer is larger than {} MiB, more than any ARM answer within Data Factory's limits: refused",
+                        MAX_ANSWER >> 20
+                    ),
+                },
             })?;
-        let status = u16::from(response.status());
+            Ok::<_, ArmError>((status, headers, bytes))
+        })
+        .await
+        .map_err(|_| ArmError::Transport {
+            method: method.to_string(),
+            url: shown.clone(),
+            credential: false,
+            detail: format!(
+                "no complete answer within {} s (tries and waits included; auth.request_deadline): {}; given up",
+                self.deadline.as_secs(),
+                seen.get()
+                    .map_or("no answer at all".to_string(), |s| format!("the last answer was {s}"))
+            ),
+        })??;
+        let (status, headers, bytes) = answered;
+        let status = u16::from(status);
         let header = |name: &'static str| {
-            response
-                .headers()
+            headers
                 .get_optional_str(&HeaderName::from_static(name))
                 .map(str::to_string)
         };
@@ -275,7 +350,6 @@ impl ArmClient {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(std::time::Duration::from_secs);
-        let bytes = response.into_body();
         if (200..300).contains(&status) || status == 304 {
             Ok(super::Answer {
                 status,

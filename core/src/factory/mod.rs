@@ -136,7 +136,8 @@ impl dyn FactoryApi + '_ {
         Ok(self.send(Method::Post, path, Some(body)).await?.1)
     }
 
-    /// Every item of a list, following nextLink to the last page.
+    /// Every item of a list, following nextLink to the last page (at most
+    /// `MAX_PAGES`, none twice).
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
         let mut items = Vec::new();
         self.list_each(path, |item| items.push(item)).await?;
@@ -158,7 +159,9 @@ impl dyn FactoryApi + '_ {
             next_link: Option<String>,
         }
         let mut next = Some(path.to_string());
+        let mut pages = Pages::default();
         while let Some(link) = next.take() {
+            pages.next(&link)?;
             let (_, bytes) = self.send_raw(Method::Get, &link, None).await?;
             let body_error = |detail: String| ArmError::Body {
                 method: "GET".into(),
@@ -184,7 +187,9 @@ impl dyn FactoryApi + '_ {
     /// memory at a time).
     pub async fn list_each(&self, path: &str, mut each: impl FnMut(Value)) -> Result<(), ArmError> {
         let mut next = Some(path.to_string());
+        let mut pages = Pages::default();
         while let Some(link) = next.take() {
+            pages.next(&link)?;
             let mut page = self.get(&link).await?;
             // A page without a `value` array is not an empty list: treating it
             // as one would back up a factory with resources silently missing.
@@ -203,6 +208,40 @@ impl dyn FactoryApi + '_ {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
+        }
+        Ok(())
+    }
+}
+
+/// The most pages a list is followed through: Data Factory allows 5,000
+/// resources in a factory; a nextLink chain longer than this is the
+/// service's bug, or a hostile answer, not a list (Azure/azure-cli#28632:
+/// ARM once answered empty pages with a new nextLink without end).
+pub const MAX_PAGES: usize = 5_000;
+
+/// The pages of one list followed so far: a nextLink that leads back to a
+/// page already read, or one page too many, is an error that names it.
+#[derive(Default)]
+pub struct Pages {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pages {
+    pub fn next(&mut self, link: &str) -> Result<(), ArmError> {
+        let body = |detail: String| ArmError::Body {
+            method: "GET".into(),
+            url: link.to_string(),
+            detail,
+        };
+        if !self.seen.insert(link.to_string()) {
+            return Err(body(
+                "the list's nextLink leads back to a page already read: a loop, not a list".into(),
+            ));
+        }
+        if self.seen.len() > MAX_PAGES {
+            return Err(body(format!(
+                "the list goes on past {MAX_PAGES} pages: more than a factory can hold; given up"
+            )));
         }
         Ok(())
     }

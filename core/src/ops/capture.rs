@@ -28,6 +28,13 @@ use crate::snapshot::manifest::{self, Manifest, Runtimes, key, label};
 /// costs fewer ARM reads than a GET each (a big publish, a burst).
 pub const LIST_ABOVE: usize = 100;
 
+// At most one listing that events ask for per factory per `relist_every`
+// (default ten minutes): anyone who can send to the queue can ask for one
+// with a single planted message (an unknown kind, a name with `..`), and a
+// listing of a big factory costs thousands of ARM reads and, when nothing
+// changed, a checkpoint (undeletable under WORM). The rest wait for the
+// period's end.
+
 /// What a capture did.
 #[derive(Debug)]
 pub enum Captured {
@@ -45,6 +52,13 @@ pub enum Captured {
     /// Events could not say it all: the factory was listed in full.
     Listed {
         outcome: backup::Outcome,
+        why: String,
+        stats: Stats,
+    },
+    /// Events asked for a listing within `relist_every` of the last one:
+    /// nothing read; the window waits until `until` (its messages hidden).
+    Deferred {
+        until: time::OffsetDateTime,
         why: String,
         stats: Stats,
     },
@@ -131,13 +145,13 @@ pub async fn capture(
             "events name what adfdr cannot read alone ({})",
             folded.needs_listing.join(", ")
         );
-        return listed(engine, fc, clock, why, &folded.changes, events).await;
+        return limited(engine, fc, clock, why, &folded.changes, events).await;
     }
     let reads = folded.work.len() + usize::from(folded.factory);
     if reads > LIST_ABOVE {
         let why =
             format!("{reads} resources changed: one listing costs fewer ARM reads than a GET each");
-        return listed(engine, fc, clock, why, &folded.changes, events).await;
+        return limited(engine, fc, clock, why, &folded.changes, events).await;
     }
     let (resources, _) = read::payload(&engine.replicas, &previous).await?;
     let state = State::from(resources, &previous.manifest);
@@ -218,7 +232,63 @@ pub async fn capture_listed(
         .filter_map(|c| locate(&c, &base).map(|t| (c, t)))
         .collect();
     let events = located.len();
-    listed(engine, fc, clock, why, &located, events).await
+    limited(engine, fc, clock, why, &located, events).await
+}
+
+/// A listing events asked for, at most one per factory per `relist_every`
+/// (counted in the catalog as `event-listing` runs): a later one is
+/// deferred to the period's end.
+async fn limited(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    clock: super::Clock,
+    why: String,
+    changes: &[(Change, Target)],
+    events: usize,
+) -> Result<Captured, OpError> {
+    let catalog = engine.catalog()?;
+    let now = clock();
+    let last = catalog
+        .last_run(EVENT_LISTING, &fc.name)?
+        .and_then(|r| crate::snapshot::parse_time(&r.started));
+    let every = time::Duration::try_from(fc.relist_period()).unwrap_or(time::Duration::minutes(10));
+    if let Some(until) = deferred_until(last, now, every) {
+        tracing::warn!(factory = %fc.name, %why, until = %crate::snapshot::rfc3339(until), "events ask for another listing within relist_every of the last: deferred");
+        return Ok(Captured::Deferred {
+            until,
+            why,
+            stats: Stats {
+                events,
+                ..Default::default()
+            },
+        });
+    }
+    let result = listed(engine, fc, clock, why, changes, events).await;
+    catalog.record_run(&crate::catalog::RunRecord {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        kind: EVENT_LISTING.into(),
+        factory: fc.name.clone(),
+        started: crate::snapshot::rfc3339(now),
+        finished: crate::snapshot::rfc3339(clock()),
+        outcome: if result.is_ok() { "ok" } else { "failed" }.into(),
+        detail: serde_json::Value::Null,
+    })?;
+    result
+}
+
+/// The catalog's run kind for listings events asked for.
+pub const EVENT_LISTING: &str = "event-listing";
+
+/// When a listing events ask for at `now` may run, if not now: the last
+/// one (`last`) plus `every` (a `last` in the future, a clock that jumped
+/// back, allows one now).
+pub fn deferred_until(
+    last: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+    every: time::Duration,
+) -> Option<time::OffsetDateTime> {
+    let until = last? + every;
+    (until > now && last? <= now).then_some(until)
 }
 
 /// The factory listed in full (a backup): each change it finds that an
@@ -672,6 +742,60 @@ mod tests {
         assert!(
             matches!(captured, Captured::FactoryDeleted { .. }),
             "{captured:?}"
+        );
+    }
+
+    /// Issue 25, item 7: a planted message naming what only a listing can
+    /// read forced a full listing per window; one runs per ten minutes, the
+    /// next is deferred (nothing read, nothing written).
+    #[tokio::test]
+    async fn events_get_one_listing_per_period_the_rest_wait() {
+        let t = testing::engine(&["p1"], "");
+        let fc = factory(&t);
+        backup::backup(&t.engine, &fc, false, clock)
+            .await
+            .expect("first backup");
+        let now = crate::snapshot::rfc3339(clock());
+        let odd = format!("{FACTORY}/pipelines/..%2F..%2Fetc");
+        let first = capture(
+            &t.engine,
+            &fc,
+            vec![testing::event("a", &odd, "write", &now)],
+            clock,
+        )
+        .await
+        .expect("capture");
+        assert!(matches!(first, Captured::Listed { .. }), "{first:?}");
+        let reads = t.arm.requests().len();
+        let second = capture(
+            &t.engine,
+            &fc,
+            vec![testing::event("b", &odd, "write", &now)],
+            clock,
+        )
+        .await
+        .expect("capture");
+        let Captured::Deferred { until, .. } = second else {
+            panic!("a second listing within ten minutes: {second:?}");
+        };
+        assert!(until > clock() + time::Duration::minutes(9), "{until}");
+        assert_eq!(
+            t.arm.requests().len(),
+            reads,
+            "a deferred window reads nothing"
+        );
+        // The rule itself, with time as data.
+        let (t0, every) = (clock(), time::Duration::minutes(10));
+        assert_eq!(deferred_until(None, t0, every), None);
+        assert_eq!(deferred_until(Some(t0 - every), t0, every), None);
+        assert_eq!(
+            deferred_until(Some(t0 - time::Duration::minutes(4)), t0, every),
+            Some(t0 + time::Duration::minutes(6))
+        );
+        assert_eq!(
+            deferred_until(Some(t0 + time::Duration::hours(1)), t0, every),
+            None,
+            "a last run from the future allows one"
         );
     }
 }

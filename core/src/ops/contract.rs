@@ -107,6 +107,22 @@ pub struct DrillOptions {
     pub concurrency: Option<usize>,
 }
 
+impl JobKind {
+    /// The longest a job of this kind may run before it is stopped (issue
+    /// 25: answers that never end held every job slot for good). A drill
+    /// starts integration runtimes (up to 45 minutes each) and runs a
+    /// pipeline; a verify with `--read-data` reads every copy.
+    pub fn deadline(self) -> std::time::Duration {
+        let minutes = match self {
+            JobKind::Capture => 30,
+            JobKind::Backup | JobKind::Prune => 60,
+            JobKind::Drill => 6 * 60,
+            JobKind::Verify => 12 * 60,
+        };
+        std::time::Duration::from_secs(minutes * 60)
+    }
+}
+
 impl Job {
     pub fn kind(&self) -> JobKind {
         match self {
@@ -246,9 +262,13 @@ pub struct CaptureReport {
     pub removed: usize,
     /// Resources whose definition or state changed.
     pub changed: usize,
-    /// Why the factory was listed in full instead (result `listed`).
+    /// Why the factory was listed in full instead (result `listed`), or
+    /// why a listing was asked for and deferred (result `deferred`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Until when the window waits (result `deferred`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -258,6 +278,8 @@ pub enum CaptureResult {
     Unchanged,
     Listed,
     FactoryDeleted,
+    /// A listing events asked for, deferred (one per factory per ten minutes).
+    Deferred,
 }
 
 impl CaptureReport {
@@ -293,6 +315,13 @@ impl CaptureReport {
             Captured::FactoryDeleted { stats } => {
                 (CaptureResult::FactoryDeleted, None, stats, None)
             }
+            Captured::Deferred { why, stats, .. } => {
+                (CaptureResult::Deferred, None, stats, Some(why.clone()))
+            }
+        };
+        let until = match c {
+            Captured::Deferred { until, .. } => Some(crate::snapshot::rfc3339(*until)),
+            _ => None,
         };
         CaptureReport {
             factory: factory.to_string(),
@@ -304,6 +333,7 @@ impl CaptureReport {
             removed: stats.removed,
             changed: stats.changed,
             why,
+            until,
         }
     }
 }

@@ -82,8 +82,18 @@ async fn by_graph(
     let url = format!("/providers/Microsoft.ResourceGraph/resources?api-version={GRAPH_API}");
     let mut out = Vec::new();
     let mut token: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
     // A page cap: a token that never ends is the service's bug, not a loop.
     for _ in 0..10_000 {
+        if let Some(t) = &token
+            && !seen.insert(t.clone())
+        {
+            return Err(crate::factory::ArmError::Body {
+                method: "POST".into(),
+                url: url.clone(),
+                detail: "Resource Graph's $skipToken leads back to a page already read".into(),
+            });
+        }
         let mut options = json!({"$top": 1000, "resultFormat": "objectArray"});
         if let Some(t) = &token {
             options["$skipToken"] = t.clone().into();
@@ -106,7 +116,11 @@ async fn by_graph(
             _ => return Ok(out),
         }
     }
-    Ok(out)
+    Err(crate::factory::ArmError::Body {
+        method: "POST".into(),
+        url,
+        detail: "Resource Graph's answer goes on past 10,000 pages: given up".into(),
+    })
 }
 
 /// Every factory in `subs`, by ARM's list per subscription.

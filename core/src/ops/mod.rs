@@ -74,11 +74,14 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, OpError> {
         let options = identity::client_options(&config.auth)?;
         let identity = identity::build(&config.auth, &options)?;
-        let arm: Arc<dyn FactoryApi> = Arc::new(ArmClient::new(
-            config.auth.arm_endpoint.0.clone(),
-            identity.credential.clone(),
-            options.clone(),
-        ));
+        let arm: Arc<dyn FactoryApi> = Arc::new(
+            ArmClient::new(
+                config.auth.arm_endpoint.0.clone(),
+                identity.credential.clone(),
+                options.clone(),
+            )
+            .with_deadline(config.auth.request_deadline()),
+        );
         let locations = config
             .locations
             .iter()

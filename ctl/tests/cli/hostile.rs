@@ -704,3 +704,45 @@ async fn a_lease_planted_for_ever_holds_nothing() {
     let out = rig.adfdr(&["backup"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
+
+/// Issue 25, item 8: a broken or hostile ARM answer (a 429 asking to wait
+/// for years, a body dripped a byte at a time, a nextLink that leads back to
+/// itself, a page of 40 MiB) used to hold a backup for ever or exhaust
+/// memory. Each backup now ends within its request deadline with an error
+/// that names the cause.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_arm_cannot_hold_a_backup() {
+    use adfdr_tests::hostile_arm::{HostileArm, Misbehaviour};
+    let rig = FileRig::start("hostile-arm").await;
+    let cases = [
+        (
+            Misbehaviour::RetryForever,
+            "HTTP 429 asking to wait 1000000000 s",
+        ),
+        (Misbehaviour::Drip, "its body still arriving"),
+        (
+            Misbehaviour::LoopingNextLink,
+            "leads back to a page already read",
+        ),
+        (Misbehaviour::Huge, "larger than 32 MiB"),
+    ];
+    for (how, cause) in cases {
+        let arm = HostileArm::start(how).await;
+        let config = rig
+            .config_text("")
+            .replace(&rig.emu.urls().arm.to_string(), &arm.url)
+            .replace(
+                rig.emu.urls().arm.trim_end_matches('/'),
+                arm.url.trim_end_matches('/'),
+            )
+            .replace("factory = \"adf-sales\"", "factory = \"adf-hostile\"")
+            .replace("[auth]\n", "[auth]\nrequest_deadline = \"3s\"\n");
+        std::fs::write(&rig.config, config).expect("config");
+        let started = std::time::Instant::now();
+        let out = rig.run_within(&["backup"], Duration::from_secs(60));
+        let took = started.elapsed();
+        assert_eq!(code(&out), 1, "{how:?}: {}", text(&out));
+        assert!(stderr(&out).contains(cause), "{how:?}: {}", text(&out));
+        assert!(took < Duration::from_secs(30), "{how:?} took {took:?}");
+    }
+}
