@@ -1,4 +1,5 @@
-//! `/metrics` and `/healthz` on the configured loopback address. A client
+//! `/metrics` and `/healthz` on the configured address (loopback unless
+//! chosen otherwise). A client
 //! that asks for OpenMetrics (`Accept: application/openmetrics-text`, as
 //! Prometheus does) gets it; any other gets the classic text format 0.0.4,
 //! where a counter's metadata is named as its `_total` samples. Values come from the catalog (snapshots, checkpoints:
@@ -785,15 +786,16 @@ fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-/// Binds the metrics address (loopback only) and serves until the process ends.
+/// Binds the metrics address and serves until the process ends.
 pub async fn serve(addr: &str, catalog: Arc<Catalog>, view: Shared) -> Result<SocketAddr, String> {
     let socket: SocketAddr = addr
         .parse()
         .map_err(|_| format!("agent.metrics = '{addr}' is not an address like 127.0.0.1:9464"))?;
     if !socket.ip().is_loopback() {
-        return Err(format!(
-            "agent.metrics = '{addr}' is not a loopback address: metrics name factories; scrape through a local proxy or agent"
-        ));
+        // Loopback is the default because the metrics name every factory,
+        // subscription and resource group: on another address, let only the
+        // scraper reach it (deploy/k8s/adfdr.yaml's NetworkPolicy does).
+        tracing::info!(%addr, "metrics served beyond loopback: only the scraper should reach this address");
     }
     let listener = tokio::net::TcpListener::bind(socket)
         .await

@@ -214,6 +214,19 @@ fn the_containerfile_ships_both_binaries_as_a_non_root_user() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(stages.len(), 2, "a build stage and a runtime stage");
+    // Issue 25, item 10: bases pinned by digest, not by a moving tag.
+    for s in &stages {
+        let digest = lines[*s]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|image| image.split_once("@sha256:"))
+            .map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{}",
+            lines[*s]
+        );
+    }
     let runtime = &lines[stages[1]..];
     assert!(runtime[0].contains("distroless"), "{}", runtime[0]);
     assert!(
@@ -315,5 +328,36 @@ fn the_kubernetes_manifests_validate_and_carry_a_valid_config() {
     assert_eq!(parsed.agent.health.as_deref(), Some("0.0.0.0:8080"));
     assert!(yaml.contains("containerPort: 8080") && yaml.contains("path: /readyz"));
     assert!(yaml.contains("readOnlyRootFilesystem: true") && yaml.contains("runAsNonRoot: true"));
+    // Issue 25, item 10: no API token in the pod, state that outlives it,
+    // ingress from Prometheus only, no 443 into private ranges or IMDS.
+    assert!(
+        !yaml.contains("automountServiceAccountToken: true"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("volumeClaimTemplates:") && !yaml.contains("name: state\n          emptyDir")
+    );
+    let policy = &yaml[yaml.find("kind: NetworkPolicy").expect("a NetworkPolicy")..];
+    assert!(
+        policy.contains("app.kubernetes.io/name: prometheus") && !policy.contains("port: 8080")
+    );
+    assert!(policy.contains("169.254.0.0/16") && policy.contains("10.0.0.0/8"));
+    // The memory limit is derived from the backup limits (50 MiB idle and
+    // 1.3 bytes per byte of definitions per backup at once).
+    let limit_mib = 512.0;
+    let derived = 50.0
+        + parsed.backup.parallel_factories as f64 * 1.3 * parsed.backup.max_definitions_mib as f64;
+    assert!(
+        yaml.contains("memory: 512Mi") && derived <= limit_mib,
+        "{derived}"
+    );
+    let metrics: std::net::SocketAddr = parsed
+        .agent
+        .metrics
+        .as_deref()
+        .expect("metrics")
+        .parse()
+        .expect("addr");
+    assert!(policy.contains(&format!("port: {}", metrics.port())));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -379,6 +379,17 @@ pub struct BackupConfig {
     /// Concurrent factories in `backup --all`.
     #[serde(default = "default_factories")]
     pub parallel_factories: usize,
+    /// The most definitions (canonical JSON, MiB) one backup holds; a
+    /// bigger factory fails its backup instead of exhausting the process's
+    /// memory [default: 512]. A backup takes about 1.3 bytes of memory per
+    /// byte of definitions (docs/PERFORMANCE.md): size the agent's memory
+    /// for parallel_factories × this.
+    #[serde(default = "default_max_definitions")]
+    pub max_definitions_mib: usize,
+}
+
+fn default_max_definitions() -> usize {
+    512
 }
 
 impl Default for BackupConfig {
@@ -387,6 +398,7 @@ impl Default for BackupConfig {
             min_copies: None,
             concurrency: default_concurrency(),
             parallel_factories: default_factories(),
+            max_definitions_mib: default_max_definitions(),
         }
     }
 }
@@ -958,6 +970,26 @@ impl Config {
         if self.locations.is_empty() {
             return Err(whole(
                 "no [[location]]: add two or more, in different regions".into(),
+            ));
+        }
+        // The agent's listening addresses are parsed here, once: what
+        // `config check` accepts is what the agent binds.
+        for (key, addr) in [
+            ("metrics", &self.agent.metrics),
+            ("health", &self.agent.health),
+        ] {
+            if let Some(a) = addr
+                && a.parse::<std::net::SocketAddr>().is_err()
+            {
+                return Err(whole(format!(
+                    "agent.{key} = '{}' is not an address like 127.0.0.1:9464 (IP:PORT; [::1]:9464 for IPv6)",
+                    cut(a)
+                )));
+            }
+        }
+        if self.backup.max_definitions_mib == 0 {
+            return Err(whole(
+                "backup.max_definitions_mib = 0 would refuse every backup: give the most MiB of definitions one backup may hold".into(),
             ));
         }
         let (lo, hi) = (LEASE_MIN_SECONDS, LEASE_MAX_SECONDS);

@@ -92,9 +92,13 @@ fn print(r: &FactoryBackup) {
         ""
     };
     if let Some(e) = &r.error {
-        eprintln!("adfdr: error: {}: {}{by}", r.factory, e.message);
+        eprintln!(
+            "adfdr: error: {}: {}{by}",
+            r.factory,
+            output::clean(&e.message)
+        );
         if let Some(hint) = &e.hint {
-            eprintln!("adfdr: hint: {hint}");
+            eprintln!("adfdr: hint: {}", output::clean(hint));
         }
         return;
     }

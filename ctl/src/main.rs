@@ -257,9 +257,9 @@ async fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("adfdr: error: {e}");
+            eprintln!("adfdr: error: {}", output::clean(&e.to_string()));
             if let Some(hint) = e.hint() {
-                eprintln!("adfdr: hint: {hint}");
+                eprintln!("adfdr: hint: {}", output::clean(hint));
             }
             if ctx.json {
                 json::error(&e);

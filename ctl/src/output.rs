@@ -36,7 +36,35 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// Prints rows with columns padded to their widest cell.
+/// `text` safe to print to a terminal: control characters (an escape
+/// sequence in a name, an author's UPN or a correlation id from an event
+/// anyone can send) and bidirectional overrides shown as `\u{..}`.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if needs_escape(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Prints a table; every cell is `clean`ed first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -135,7 +163,7 @@ pub fn quiet() -> bool {
 macro_rules! warning {
     ($($arg:tt)*) => {
         if !$crate::output::quiet() {
-            eprintln!("adfdr: warning: {}", format_args!($($arg)*));
+            eprintln!("adfdr: warning: {}", $crate::output::clean(&format!($($arg)*)));
         }
     };
 }

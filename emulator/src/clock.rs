@@ -15,3 +15,8 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn now_ms() -> i128 {
     OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
 }
+
+/// An RFC 3339 time read back (None when it is not one).
+pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}

@@ -335,7 +335,51 @@ pub fn factory(n: usize) -> Generated {
 
 /// Writes a generated factory of about `n` resources in git layout under `dir`.
 pub fn write(dir: &Path, n: usize) -> std::io::Result<usize> {
-    let generated = factory(n);
+    write_files(dir, factory(n))
+}
+
+/// A factory at Data Factory's size limits, for memory benchmarks: `n`
+/// pipelines of about `kb` KB each (40 activities, the most a pipeline may
+/// have, each with a long query; Learn, "Azure Data Factory limits": 200 KB
+/// per pipeline object) and one data flow of about `dataflow_mb` MB of
+/// script (data flows have no documented size limit; 7 MB ones are seen).
+pub fn heavy(n: usize, kb: usize, dataflow_mb: usize) -> Generated {
+    let mut files = vec![(
+        "factory/adf-heavy.json".to_string(),
+        json!({"name": "adf-heavy", "location": "westeurope", "properties": {}}),
+    )];
+    // About 8.4 bytes per word of noise, quoting included.
+    let words = (kb * 1024 * 10 / 40 / 84).max(1);
+    for i in 0..n {
+        let name = format!("PL_Heavy_{i:04}");
+        let activities: Vec<Value> = (0..40)
+            .map(|a| {
+                json!({"name": format!("Step{a:02}"), "type": "Wait",
+                       "description": noise(i * 40 + a, words),
+                       "typeProperties": {"waitTimeInSeconds": 1}})
+            })
+            .collect();
+        files.push((
+            format!("pipeline/{name}.json"),
+            json!({"name": name, "properties": {"activities": activities, "annotations": ["heavy"]}}),
+        ));
+    }
+    if dataflow_mb > 0 {
+        // About 100 bytes per script line, quoting included.
+        let lines: Vec<String> = (0..dataflow_mb * 1024 * 1024 / 100)
+            .map(|l| format!("derive(col{l} = {}) ~> step{l}", noise(l, 8)))
+            .collect();
+        files.push((
+            "dataflow/DF_Heavy.json".to_string(),
+            json!({"name": "DF_Heavy", "properties": {"type": "MappingDataFlow",
+                   "typeProperties": {"sources": [], "sinks": [], "transformations": [], "scriptLines": lines}}}),
+        ));
+    }
+    Generated { files }
+}
+
+/// Writes a generated factory in git layout; the count of resources.
+pub fn write_files(dir: &Path, generated: Generated) -> std::io::Result<usize> {
     for (rel, body) in &generated.files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {

@@ -578,6 +578,17 @@ fn other_provider(
             _ => {}
         }
     }
+    if let [sb, sub, p, ns, e, m, v] = s
+        && eq(sb, "subscriptions")
+        && eq(p, "providers")
+        && eq(ns, "Microsoft.Insights")
+        && eq(e, "eventtypes")
+        && eq(m, "management")
+        && eq(v, "values")
+        && call.method == "GET"
+    {
+        return Some(activity_log(shared, call, caller, sub));
+    }
     if let [.., p, ns, c] = s
         && eq(p, "providers")
         && eq(ns, "Microsoft.Insights")
@@ -611,6 +622,96 @@ fn other_provider(
         return Some(key_vaults(shared, call, caller, s, i));
     }
     None
+}
+
+/// The subscription's Activity Log (Microsoft.Insights eventtypes/management
+/// values, api-version 2015-04-01), from the writes the emulator accepted:
+/// each event with its caller, claims, correlation id, operation and
+/// status. The service takes only a few `$filter` shapes, every one with an
+/// `eventTimestamp ge` bound (Learn, "Activity Logs - List"): this one reads
+/// `eventTimestamp ge/le` and one of `correlationId eq`, `resourceUri eq` or
+/// `resourceGroupName eq`; anything else is refused as the service does.
+fn activity_log(
+    shared: &Shared,
+    call: &Call,
+    caller: &Caller,
+    sub: &str,
+) -> Result<Reply, ApiError> {
+    api_version(call, &["2015-04-01"])?;
+    let scope = format!("/subscriptions/{sub}");
+    let assignments = shared.world().role_assignments.clone();
+    let action = "Microsoft.Insights/eventtypes/values/read";
+    if !auth::authorize_action(
+        &assignments,
+        caller,
+        auth::Access::Read,
+        &scope,
+        Some(action),
+    ) {
+        return Err(auth::arm_forbidden(caller, action, &scope));
+    }
+    let filter = call.query.get("$filter").cloned().unwrap_or_default();
+    let clause = |name: &str, op: &str| -> Option<String> {
+        let lower = filter.to_ascii_lowercase();
+        let at = lower.find(&format!("{} {op} '", name.to_ascii_lowercase()))?;
+        let rest = &filter[at + name.len() + op.len() + 3..];
+        rest.split('\'').next().map(str::to_string)
+    };
+    let bad = |why: &str| {
+        Err(ApiError::new(
+            400,
+            "BadRequest",
+            format!("The $filter is not valid: {why}."),
+        ))
+    };
+    let Some(from) = clause("eventTimestamp", "ge").and_then(|t| crate::clock::parse_rfc3339(&t))
+    else {
+        return bad("it must bound eventTimestamp with ge");
+    };
+    let to = clause("eventTimestamp", "le").and_then(|t| crate::clock::parse_rfc3339(&t));
+    let correlation = clause("correlationId", "eq");
+    let uri = clause("resourceUri", "eq");
+    let group = clause("resourceGroupName", "eq");
+    let events = shared.world().events.clone();
+    let value: Vec<Value> = events
+        .iter()
+        .filter(|e| {
+            let at = e["eventTime"].as_str().and_then(crate::clock::parse_rfc3339);
+            let uri_of = e["data"]["resourceUri"].as_str().unwrap_or("");
+            at.is_some_and(|t| t >= from && to.is_none_or(|to| t <= to))
+                && uri_of.to_ascii_lowercase().starts_with(&scope.to_ascii_lowercase())
+                && correlation.as_deref().is_none_or(|c| e["data"]["correlationId"].as_str() == Some(c))
+                && uri.as_deref().is_none_or(|u| uri_of.eq_ignore_ascii_case(u))
+                && group.as_deref().is_none_or(|g| {
+                    uri_of.to_ascii_lowercase().contains(&format!("/resourcegroups/{}/", g.to_ascii_lowercase()))
+                })
+        })
+        .map(|e| {
+            let d = &e["data"];
+            let operation = d["operationName"].clone();
+            json!({
+                "authorization": {"action": operation, "scope": d["resourceUri"]},
+                "caller": d["claims"]["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"]
+                    .as_str().or(d["claims"]["appid"].as_str()).unwrap_or(""),
+                "claims": d["claims"],
+                "correlationId": d["correlationId"],
+                "eventDataId": e["id"],
+                "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+                "category": {"value": "Administrative", "localizedValue": "Administrative"},
+                "eventTimestamp": e["eventTime"],
+                "submissionTimestamp": e["eventTime"],
+                "id": format!("{}/events/{}/ticks/0", d["resourceUri"].as_str().unwrap_or(""), e["id"].as_str().unwrap_or("")),
+                "level": "Informational",
+                "operationName": {"value": operation, "localizedValue": operation},
+                "resourceId": d["resourceUri"],
+                "resourceProviderName": {"value": "Microsoft.DataFactory", "localizedValue": "Microsoft.DataFactory"},
+                "status": {"value": "Succeeded", "localizedValue": "Succeeded"},
+                "subStatus": {"value": "OK", "localizedValue": "OK (HTTP Status Code: 200)"},
+                "subscriptionId": sub,
+            })
+        })
+        .collect();
+    Ok(Reply::Json(200, json!({"value": value})))
 }
 
 fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Reply, ApiError> {

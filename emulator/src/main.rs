@@ -71,6 +71,11 @@ struct Args {
     /// (for benchmarks: N:DIR, e.g. 5000:/tmp/big).
     #[arg(long, value_name = "N:DIR")]
     generate: Option<String>,
+    /// Write a factory at Data Factory's size limits to DIR and exit: N
+    /// pipelines of KB kilobytes and one data flow of MB megabytes
+    /// (N:KB:MB:DIR, e.g. 1000:190:7:/tmp/heavy).
+    #[arg(long, value_name = "N:KB:MB:DIR")]
+    generate_heavy: Option<String>,
 }
 
 #[tokio::main]
@@ -90,6 +95,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(spec) = &args.generate_heavy {
+        let parts: Vec<&str> = spec.splitn(4, ':').collect();
+        let [n, kb, mb, dir] = parts.as_slice() else {
+            anyhow::bail!("--generate-heavy takes N:KB:MB:DIR, got {spec}");
+        };
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("--generate-heavy: '{v}' is not a number"))
+        };
+        let generated = adf_emulator::generate::heavy(num(n)?, num(kb)?, num(mb)?);
+        let written = adf_emulator::generate::write_files(std::path::Path::new(dir), generated)?;
+        println!("wrote {written} resources to {dir}");
+        return Ok(());
+    }
     if let Some(spec) = &args.generate {
         let (n, dir) = spec
             .split_once(':')

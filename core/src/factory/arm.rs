@@ -36,9 +36,10 @@ enum Capped {
 async fn read_capped(
     mut body: azure_core::http::response::AsyncResponseBody,
     max: usize,
+    expected: usize,
 ) -> Result<Vec<u8>, Capped> {
     use futures::StreamExt;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(expected);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(Capped::Transport)?;
         if out.len() + chunk.len() > max {
@@ -313,7 +314,14 @@ impl ArmClient {
                 .map_err(transport)?;
             let (status, headers, body) = response.deconstruct();
             seen.set(format!("HTTP {}, its body still arriving", u16::from(status)));
-            let bytes = read_capped(body, MAX_ANSWER).await.map_err(|e| match e {
+            // Sized once from Content-Length (within the cap): a big page
+            // is not copied over and over as it grows.
+            let expected = headers
+                .get_optional_str(&HeaderName::from_static("content-length"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(MAX_ANSWER);
+            let bytes = read_capped(body, MAX_ANSWER, expected).await.map_err(|e| match e {
                 Capped::Transport(e) => transport(e),
                 Capped::TooLarge => ArmError::Body {
                     method: method.to_string(),

@@ -76,6 +76,7 @@ pub(super) async fn backup_with(
         fc,
         &engine.identity.description,
         engine.config.backup.concurrency,
+        engine.config.backup.max_definitions_mib << 20,
     )
     .await?;
     let root = manifest::root(
@@ -436,9 +437,15 @@ impl<'a> Run<'a> {
         };
         let dek = DataKey::generate();
         let wrapped = self.engine.keys.wrap_all(&dek, &fc.name, &id).await?;
-        let payload = object::seal(
+        // Each line is compressed as it is written and freed: the payload's
+        // plaintext is never held whole beside its sealed copy.
+        let size = exported.lines.iter().map(|l| l.len() as u64).sum();
+        let mut writer = object::SealWriter::new(size);
+        for line in exported.lines {
+            writer.write(&line.line());
+        }
+        let payload = writer.seal(
             Header::new(ObjectType::Payload, &fc.name, &id, &created),
-            &exported.plain,
             &dek,
         );
         let public = PublicManifest {
@@ -473,15 +480,17 @@ impl<'a> Run<'a> {
     /// manifests only once the payload reached min_copies locations, and
     /// only where it landed (a manifest is a promise that its payload is
     /// there). Short of that, nothing lists.
-    pub(super) async fn commit(&self, sealed: Sealed) -> Result<Outcome, OpError> {
+    pub(super) async fn commit(&self, mut sealed: Sealed) -> Result<Outcome, OpError> {
         let (engine, fc) = (self.engine, self.fc);
         let id = sealed.id.clone();
         let payload_key = layout::payload(&fc.name, &id);
         let manifest_key = layout::manifest(&fc.name, &id);
         let min = engine.config.min_copies();
+        // Shared by every location written at once, not copied for each.
+        let payload = azure_core::Bytes::from(std::mem::take(&mut sealed.payload));
         let first = engine
             .replicas
-            .put_new(&payload_key, &sealed.payload, &self.targets)
+            .put_shared(&payload_key, payload, &self.targets)
             .await;
         let mut failed = failures(&first);
         if first.written.len() < min {
@@ -679,4 +688,38 @@ fn rand_u32() -> u32 {
             .try_into()
             .expect("4 bytes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing;
+
+    /// Issue 25, item 9: a factory grown past what a backup may hold fails
+    /// its backup, naming the limit, instead of exhausting the process's
+    /// memory (and every agent that takes its lease over after a crash).
+    #[tokio::test]
+    async fn a_factory_past_the_definitions_limit_fails_its_backup_not_the_process() {
+        let t = testing::engine(&[], "[backup]\nmax_definitions_mib = 1");
+        for i in 0..8 {
+            let name = format!("PL_Big_{i}");
+            let text = "x".repeat(200 * 1024);
+            t.arm.put(
+                &format!("{}/pipelines/{name}", testing::FACTORY),
+                serde_json::json!({"name": name, "properties": {"description": text, "activities": []}}),
+            );
+        }
+        let fc = t.engine.config.factory("f").expect("f").clone();
+        let e = backup(&t.engine, &fc, false, super::super::system_clock)
+            .await
+            .expect_err("past the limit");
+        assert!(
+            e.to_string().contains("more than 1 MiB of definitions"),
+            "{e}"
+        );
+        assert!(
+            read::list(&t.engine.replicas, Some("f")).await.0.is_empty(),
+            "nothing written"
+        );
+    }
 }

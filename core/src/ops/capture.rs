@@ -539,7 +539,7 @@ impl State {
         let present: HashSet<_> = resources.iter().map(Resource::key).collect();
         let partials = resources.iter().map(inspect).collect();
         let report = restorability::resolve(partials, &present);
-        let (plain, entries) = manifest::encode_payload(&mut resources);
+        let (lines, entries) = manifest::encode_lines(&mut resources);
         let labels: HashSet<String> = entries.iter().map(|e| e.label().to_lowercase()).collect();
         let applied = previous
             .applied
@@ -548,7 +548,7 @@ impl State {
             .map(|(l, t)| (l.clone(), t.clone()))
             .collect();
         let encoded = export::Encoded {
-            plain,
+            lines,
             entries,
             report,
             trigger_states: self.triggers,

@@ -175,7 +175,7 @@ async fn location(l: &crate::store::Location, probes: &mut Probes) {
         }
         let key = format!("v1/.probe-{}", uuid::Uuid::new_v4().simple());
         l.store
-            .put_new(&key, b"adfdr config check".to_vec())
+            .put_new(&key, azure_core::Bytes::from_static(b"adfdr config check"))
             .await
             .map_err(|e| e.to_string())?;
         l.store.delete(&key).await.map_err(|e| e.to_string())?;
@@ -508,7 +508,7 @@ async fn init_one(l: &crate::store::Location) -> Result<(bool, String), (bool, S
     let key = format!("v1/.probe-{}", uuid::Uuid::new_v4().simple());
     let body = format!("adfdr init {key}").into_bytes();
     l.store
-        .put_new(&key, body.clone())
+        .put_new(&key, body.clone().into())
         .await
         .map_err(|e| fail(e.to_string()))?;
     let read = l.store.get(&key, 1 << 10).await;

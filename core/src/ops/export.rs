@@ -55,6 +55,11 @@ pub enum ExportError {
     },
     #[error("factory {path}: {what} has no name in ARM's answer")]
     Unnamed { path: String, what: String },
+    /// More definitions than a backup may hold (backup.max_definitions_mib).
+    #[error(
+        "factory {path} holds more than {limit} MiB of definitions, more than backup.max_definitions_mib allows: not backed up (a backup holds them in memory, about 1.3 bytes per byte; docs/PERFORMANCE.md); raise the limit and the agent's memory with it"
+    )]
+    TooBig { path: String, limit: usize },
     /// One kind's list refused: a snapshot without it would be silently partial.
     #[error(
         "{identity} may not list the {kind}s of factory {path} (HTTP {status} {code}): its role lacks {action}; {grant}, then back up again"
@@ -896,7 +901,9 @@ fn note_state(
 /// value trees), so memory holds canonical bytes, not trees.
 #[derive(Debug)]
 pub struct Encoded {
-    pub plain: Vec<u8>,
+    /// The payload's lines in snapshot order (sealed one by one, never
+    /// joined: a big factory's payload is not held twice), packed.
+    pub lines: Vec<crate::snapshot::manifest::Packed>,
     pub entries: Vec<crate::snapshot::Entry>,
     pub report: Vec<crate::model::restorability::Finding>,
     pub trigger_states: BTreeMap<String, String>,
@@ -911,10 +918,22 @@ pub async fn export_encoded(
     fc: &FactoryConfig,
     identity: &str,
     concurrency: usize,
+    max_bytes: usize,
 ) -> Result<Encoded, ExportError> {
     use crate::model::restorability::{self, Partial};
     use crate::snapshot::manifest::{self, encode_answer};
-    let mut items: Vec<(manifest::Encoded, Partial)> = Vec::new();
+    // Each line is packed (compressed on its own) as its page arrives: a
+    // factory's definitions are held until the payload is written in
+    // order, and packed they take a fraction of the memory.
+    let mut items: Vec<(
+        (
+            manifest::ResourceKey,
+            manifest::Packed,
+            crate::snapshot::Entry,
+        ),
+        Partial,
+    )> = Vec::new();
+    let mut held = 0usize;
     let mut trigger_states = BTreeMap::new();
     let mut ir_states = BTreeMap::new();
     let walked = {
@@ -923,19 +942,33 @@ pub async fn export_encoded(
                 return Ok(None);
             };
             let name = encoded.entry.name.clone();
+            // Past the limit nothing more is held: the backup fails when the
+            // walk ends, instead of the process running out of memory (a
+            // factory owner can grow a factory to the service's limits).
+            held += encoded.line.len();
+            if held > max_bytes {
+                return Ok(Some(name));
+            }
             note_state(kind, &name, state, &mut trigger_states, &mut ir_states);
-            items.push((encoded, partial));
+            let packed = manifest::Packed::pack(encoded.line);
+            items.push(((encoded.key, packed, encoded.entry), partial));
             Ok(Some(name))
         });
         walk(arm, fc, identity, concurrency, &sink).await?
     };
-    items.sort_by(|a, b| a.0.key.cmp(&b.0.key));
-    let present = items.iter().map(|(e, _)| e.key.clone()).collect();
+    if held > max_bytes {
+        return Err(ExportError::TooBig {
+            path: fc.path_text(),
+            limit: max_bytes >> 20,
+        });
+    }
+    items.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+    let present = items.iter().map(|(e, _)| e.0.clone()).collect();
     let (encoded, partials): (Vec<_>, Vec<_>) = items.into_iter().unzip();
     let report = restorability::resolve(partials, &present);
-    let (plain, entries) = manifest::assemble(encoded);
+    let (lines, entries) = manifest::sorted_lines(encoded);
     Ok(Encoded {
-        plain,
+        lines,
         entries,
         report,
         trigger_states,

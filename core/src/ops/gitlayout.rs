@@ -41,6 +41,31 @@ pub fn git_body(r: &Resource) -> Value {
     Value::Object(map)
 }
 
+/// A name as a file name: ARM's names never hold control characters, `%`
+/// or bidirectional overrides, and a name that does (from a hostile answer)
+/// is percent-encoded rather than written into a file name raw (a newline
+/// or an escape sequence in `ls`, a file name that reads backwards).
+fn file_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let odd = |c: char| {
+        c.is_control() || c == '%' || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !name.chars().any(odd) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if odd(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn file_for(r: &Resource) -> Option<PathBuf> {
     // A name is one path component (ARM names never hold '/'); anything else
     // has no file in the layout rather than a path out of it.
@@ -48,7 +73,7 @@ pub fn file_for(r: &Resource) -> Option<PathBuf> {
     if !plain(&r.name) || r.parent.as_deref().is_some_and(|p| !plain(p)) {
         return None;
     }
-    let file = format!("{}.json", r.name);
+    let file = format!("{}.json", file_name(&r.name));
     match r.kind {
         ResourceKind::ManagedPrivateEndpoint => Some(
             PathBuf::from("managedVirtualNetwork")

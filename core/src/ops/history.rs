@@ -130,7 +130,22 @@ pub async fn history(
             }
         }
     }
+    out.rows = once(out.rows);
     Ok(out)
+}
+
+/// Each event's first record only: an event delivered again after its
+/// window was sealed is recorded again in a later snapshot, and counted
+/// twice it would stretch its change set past the changes made after it
+/// (and `--undo`'s guard against undoing those would not see them).
+pub fn once(rows: Vec<Row>) -> Vec<Row> {
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    rows.into_iter()
+        .filter(|r| match &r.change.event {
+            Some(e) => seen.insert((e.id.clone(), r.change.resource.to_lowercase())),
+            None => true,
+        })
+        .collect()
 }
 
 /// The rows grouped into change sets, oldest first.
@@ -253,6 +268,138 @@ pub fn undo(history: &History, change_set: &str) -> Result<Undo, OpError> {
     })
 }
 
+/// An undo, decided and checked: what `adfdr restore --undo` runs.
+#[derive(Debug)]
+pub struct UndoPlan {
+    pub undo: Undo,
+    /// The resources to put back, as restore selectors.
+    pub selectors: Vec<crate::plan::Selector>,
+    /// What the operator should know (touched resources sealed together
+    /// with another change set's).
+    pub warnings: Vec<String>,
+}
+
+/// Decides the undo of `change_set` of `factory` and checks it: refused when
+/// a later change set touched the same resources, and when its events are
+/// not confirmed by ARM's activity log (an event in the queue is anyone's
+/// word who may send to it: a planted one would make a real change look
+/// like a change set of its own), unless `force`.
+pub async fn prepare_undo(
+    engine: &super::Engine,
+    factory: &str,
+    change_set: &str,
+    force: bool,
+) -> Result<UndoPlan, OpError> {
+    let h = history(&engine.replicas, &engine.keys, factory, None).await?;
+    let u = undo(&h, change_set)?;
+    let warnings = u
+        .entangled
+        .iter()
+        .map(|(label, other)| format!("{label} was also changed by change set {other}, sealed in the same snapshot: its undo puts that change back too"))
+        .collect();
+    if !u.later.is_empty() && !force {
+        let what: Vec<String> = u
+            .later
+            .iter()
+            .map(|(l, o)| format!("{l} (by {o})"))
+            .collect();
+        return Err(OpError::conflict(format!(
+            "change set {} touched resources changed again since: {}; undoing it would put those later changes back too",
+            u.change_set.id,
+            what.join(", ")
+        ))
+        .with_hint("undo the later change sets first, or add --force"));
+    }
+    if !force && !u.change_set.id.starts_with("listing:") {
+        let source = u.source.as_ref().ok_or_else(|| {
+            OpError::usage("the snapshot names no source factory to confirm the change set against")
+        })?;
+        confirm(engine.arm.as_ref(), source, &u.change_set).await?;
+    }
+    let mut selectors = Vec::new();
+    for label in &u.touched {
+        let (kind, name) = label.split_once(':').unwrap_or((label, ""));
+        let escaped: String = name
+            .chars()
+            .map(|c| match c {
+                '*' | '?' | '[' | ']' | '{' | '}' | '\\' => format!("[{c}]"),
+                c => c.to_string(),
+            })
+            .collect();
+        selectors.push(
+            crate::plan::Selector::parse(&format!("{kind}:{escaped}"))
+                .map_err(|e| OpError::failed(e.to_string()))?,
+        );
+    }
+    Ok(UndoPlan {
+        undo: u,
+        selectors,
+        warnings,
+    })
+}
+
+/// The activity log's API version and how far around a change set's times
+/// it is read (events and the log do not stamp the same instant).
+const ACTIVITY_LOG_API: &str = "2015-04-01";
+const ACTIVITY_LOG_SLACK: time::Duration = time::Duration::hours(1);
+
+/// Whether ARM's activity log holds a write of `set` (its correlation id,
+/// around its times) on `source`'s factory: what tells a change set ARM
+/// made from one only the queue says happened.
+pub async fn confirm(
+    arm: &dyn crate::factory::FactoryApi,
+    source: &Source,
+    set: &ChangeSet,
+) -> Result<(), OpError> {
+    let time = |t: &str| crate::snapshot::parse_time(t);
+    let (Some(first), Some(last)) = (time(&set.first), time(&set.last)) else {
+        return Err(OpError::conflict(format!(
+            "change set {} has no event times to confirm it by",
+            set.id
+        )));
+    };
+    let filter = format!(
+        "eventTimestamp ge '{}' and eventTimestamp le '{}' and correlationId eq '{}'",
+        crate::snapshot::rfc3339(first - ACTIVITY_LOG_SLACK),
+        crate::snapshot::rfc3339(last + ACTIVITY_LOG_SLACK),
+        set.id.replace('\'', "")
+    );
+    let mut url = url::Url::parse("https://arm.invalid/").expect("static");
+    url.set_path(&format!(
+        "/subscriptions/{}/providers/Microsoft.Insights/eventtypes/management/values",
+        source.subscription
+    ));
+    url.query_pairs_mut()
+        .append_pair("api-version", ACTIVITY_LOG_API)
+        .append_pair("$filter", &filter);
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+    let factory = source.arm_id().to_ascii_lowercase();
+    let mut found = false;
+    arm.list_each(&path, |v| {
+        let on_factory = v["resourceId"]
+            .as_str()
+            .is_some_and(|r| r.to_ascii_lowercase().starts_with(&factory));
+        let succeeded = v["status"]["value"].as_str() == Some("Succeeded");
+        found |= on_factory && succeeded;
+    })
+    .await
+    .map_err(|e| {
+        OpError::conflict(format!(
+            "change set {} could not be confirmed in ARM's activity log: {e}",
+            set.id
+        ))
+        .with_hint("grant the identity Reader on the subscription (it reads Microsoft.Insights/eventtypes/values), or add --force to undo it unconfirmed")
+    })?;
+    if found {
+        return Ok(());
+    }
+    Err(OpError::conflict(format!(
+        "ARM's activity log holds no write with correlation id {} on {} around {} to {}: its events are the queue's word alone (planted, or a log not yet written)",
+        set.id, source.factory, set.first, set.last
+    ))
+    .with_hint("look at who may send to the event queue; if the change is real, wait a few minutes for the activity log, or add --force"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +471,62 @@ mod tests {
             &["s1"],
         );
         assert!(undo(&h, "c").is_err());
+    }
+
+    /// Issue 25, item 10: a redelivered event recorded again in a later
+    /// snapshot stretched its change set past a later change to the same
+    /// resource, and the undo guard no longer saw that later change.
+    #[test]
+    fn a_redelivered_event_does_not_hide_a_later_change_from_undo() {
+        let mut dup = row("s4", "pipeline:P", Effect::Unchanged, Some("A"));
+        dup.change.event.as_mut().expect("event").id = "s2pipeline:P".into();
+        let rows = vec![
+            row("s2", "pipeline:P", Effect::Updated, Some("A")),
+            row("s3", "pipeline:P", Effect::Updated, Some("B")),
+            dup,
+        ];
+        let bare = history(rows.clone(), &["s1", "s2", "s3", "s4"]);
+        assert!(
+            undo(&bare, "A").map_or(true, |u| u.later.is_empty()),
+            "without `once` the later change is not seen"
+        );
+        let h = history(once(rows), &["s1", "s2", "s3", "s4"]);
+        let u = undo(&h, "A").expect("undo");
+        assert_eq!(u.later, [("pipeline:P".to_string(), "B".to_string())]);
+        assert_eq!(u.change_set.snapshots, ["s2"]);
+    }
+
+    /// Issue 25, item 10: a change set is confirmed by ARM's activity log
+    /// (its correlation id, a succeeded write on the factory) or refused.
+    #[tokio::test]
+    async fn a_change_set_the_activity_log_does_not_hold_is_refused() {
+        use crate::factory::memory::MemoryFactory;
+        let source = Source {
+            subscription: "s".into(),
+            resource_group: "rg".into(),
+            factory: "adf".into(),
+        };
+        let set = change_sets(&[row("s2", "pipeline:P", Effect::Updated, Some("pub-1"))])
+            .pop()
+            .expect("set");
+        let log = "/subscriptions/s/providers/Microsoft.Insights/eventtypes/management/values";
+        let arm = MemoryFactory::new();
+        arm.put(log, serde_json::json!({"value": []}));
+        let refused = confirm(&arm, &source, &set).await.expect_err("planted");
+        assert!(
+            refused
+                .to_string()
+                .contains("holds no write with correlation id pub-1"),
+            "{refused}"
+        );
+        arm.put(
+            log,
+            serde_json::json!({"value": [{
+                "resourceId": format!("{}/pipelines/P", source.arm_id()),
+                "correlationId": "pub-1",
+                "status": {"value": "Succeeded"}
+            }]}),
+        );
+        confirm(&arm, &source, &set).await.expect("confirmed");
     }
 }

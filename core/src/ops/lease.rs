@@ -290,7 +290,11 @@ pub mod share {
         let bytes = serde_json::to_vec(beat).expect("a heartbeat serializes");
         let mut last = None;
         for l in replicas.locations.iter().filter(|l| !l.read_only) {
-            match l.store.put_replace(&key(&beat.agent), bytes.clone()).await {
+            match l
+                .store
+                .put_replace(&key(&beat.agent), bytes.clone().into())
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }

@@ -964,9 +964,9 @@ async fn copy_one(
         return Err(format!("the copy in {from} changed since it was checked"));
     }
     let write = if replace {
-        target.store.put_replace(key, bytes).await
+        target.store.put_replace(key, bytes.into()).await
     } else {
-        target.store.put_new(key, bytes).await
+        target.store.put_new(key, bytes.into()).await
     };
     write.map_err(|e| e.to_string())
 }

@@ -345,6 +345,87 @@ pub fn assemble(mut items: Vec<Encoded>) -> (Vec<u8>, Vec<Entry>) {
     (out, entries)
 }
 
+/// A payload line kept until it is sealed: compressed on its own when that
+/// saves memory (a backup holds every line of a factory until the payload
+/// is written in order; definitions compress several times over).
+#[derive(Clone, Debug)]
+pub struct Packed {
+    bytes: Vec<u8>,
+    /// The line's length; `bytes` is zstd of it when it differs.
+    raw: usize,
+}
+
+impl Packed {
+    /// Lines shorter than this are kept as they are (compressing them
+    /// saves little and costs a frame each).
+    const SMALL: usize = 4096;
+
+    pub fn raw(line: Vec<u8>) -> Packed {
+        Packed {
+            raw: line.len(),
+            bytes: line,
+        }
+    }
+
+    pub fn pack(line: Vec<u8>) -> Packed {
+        if line.len() < Self::SMALL {
+            return Packed::raw(line);
+        }
+        match zstd::bulk::compress(&line, 1) {
+            Ok(mut small) if small.len() < line.len() => {
+                // zstd reserves the worst case: what is not used goes back.
+                small.shrink_to_fit();
+                Packed {
+                    raw: line.len(),
+                    bytes: small,
+                }
+            }
+            _ => Packed::raw(line),
+        }
+    }
+
+    /// The line's length.
+    pub fn len(&self) -> usize {
+        self.raw
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw == 0
+    }
+
+    /// The line itself.
+    pub fn line(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.bytes.len() == self.raw {
+            return std::borrow::Cow::Borrowed(&self.bytes);
+        }
+        std::borrow::Cow::Owned(
+            zstd::bulk::decompress(&self.bytes, self.raw).expect("packed here, read back here"),
+        )
+    }
+}
+
+/// The payload's lines in snapshot order, not joined (each is handed to the
+/// sealer and freed in turn), and the manifest entries.
+pub fn sorted_lines(mut items: Vec<(ResourceKey, Packed, Entry)>) -> (Vec<Packed>, Vec<Entry>) {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.into_iter().map(|(_, p, e)| (p, e)).unzip()
+}
+
+/// A resource's place in snapshot order.
+pub type ResourceKey = (ResourceKind, String, String);
+
+/// `encode_payload`, its lines not joined.
+pub fn encode_lines(resources: &mut [Resource]) -> (Vec<Packed>, Vec<Entry>) {
+    resources.sort_by_cached_key(Resource::key);
+    resources
+        .iter()
+        .map(|r| {
+            let e = encode_one(r);
+            (Packed::raw(e.line), e.entry)
+        })
+        .unzip()
+}
+
 /// Sorts resources into snapshot order and encodes the payload:
 /// one line per resource, `{"kind":..,"parent":..,"name":..,"definition":<canonical>}`.
 /// Returns the payload plaintext and the manifest entries.

@@ -172,6 +172,81 @@ pub fn seal(mut header: Header, plaintext: &[u8], key: &DataKey) -> Vec<u8> {
     out
 }
 
+/// Room kept before the compressed body for the header, so that sealing
+/// never copies the body (a payload of a big factory is tens of MB).
+const RESERVED: usize = 16 * 1024;
+
+/// A payload sealed as its plaintext is written: each part is compressed as
+/// it comes (the plaintext is never held whole), then encrypted in place and
+/// framed as `seal` frames it. The same bytes `seal` would write for the
+/// same plaintext, nonce aside.
+pub struct SealWriter {
+    encoder: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    plain: u64,
+}
+
+impl SealWriter {
+    /// `size` is the plaintext's length (recorded in the zstd frame, as
+    /// `seal`'s one-shot compression records it).
+    pub fn new(size: u64) -> SealWriter {
+        let mut room = Vec::with_capacity(RESERVED + (size as usize / 4).min(1 << 26));
+        room.resize(RESERVED, 0);
+        let mut encoder =
+            zstd::stream::write::Encoder::new(room, 1).expect("in-memory zstd cannot fail");
+        encoder
+            .set_pledged_src_size(Some(size))
+            .expect("a fresh encoder takes a size");
+        encoder
+            .include_contentsize(true)
+            .expect("in-memory zstd cannot fail");
+        SealWriter { encoder, plain: 0 }
+    }
+
+    pub fn write(&mut self, part: &[u8]) {
+        use std::io::Write;
+        self.encoder
+            .write_all(part)
+            .expect("in-memory zstd cannot fail");
+        self.plain += part.len() as u64;
+    }
+
+    /// The sealed object. Panics when fewer or more bytes were written than
+    /// the size given to `new` (a caller's bug, not input).
+    pub fn seal(self, mut header: Header, key: &DataKey) -> Vec<u8> {
+        let mut buf = self.encoder.finish().expect("the pledged size was written");
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        header.nonce = B64.encode(nonce);
+        header.plain_size = self.plain;
+        header.format = FORMAT_VERSION;
+        let header_bytes = serde_json::to_vec(&header).expect("headers serialize");
+        let prefix = 12 + header_bytes.len();
+        let start = match RESERVED.checked_sub(prefix) {
+            Some(start) => start,
+            None => {
+                // A header larger than the room (never for a payload): room made.
+                buf.splice(0..0, std::iter::repeat_n(0, prefix - RESERVED));
+                0
+            }
+        };
+        let frame = &mut buf[start..start + prefix];
+        frame[..6].copy_from_slice(MAGIC_PREFIX);
+        frame[6] = header.object.byte();
+        frame[7] = FORMAT_VERSION;
+        frame[8..12].copy_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        frame[12..].copy_from_slice(&header_bytes);
+        let (aad, body) = buf[start..].split_at_mut(prefix);
+        let cipher = Aes256Gcm::new_from_slice(key.bytes()).expect("32-byte key");
+        let tag = cipher
+            .encrypt_in_place_detached(&nonce, aad, body)
+            .expect("AES-GCM encrypts any size we produce");
+        buf.drain(..start);
+        buf.extend_from_slice(&tag);
+        let digest = Sha256::digest(&buf);
+        buf.extend_from_slice(&digest);
+        buf
+    }
+}
+
 /// An object split into its parts after the digest and header were checked.
 #[derive(Debug)]
 pub struct Parsed<'a> {
@@ -298,6 +373,30 @@ mod tests {
         let parsed = parse(&sealed).expect("parse");
         assert_eq!(parsed.header.plain_size, text.len() as u64);
         assert_eq!(parsed.open(&key, DEFAULT_MAX_PLAIN).expect("open"), text);
+    }
+
+    /// A payload sealed as it is written opens as one sealed whole, and
+    /// its frame records the size as the one-shot compression does.
+    #[test]
+    fn a_payload_sealed_in_parts_opens_as_one_sealed_whole() {
+        let key = DataKey::generate();
+        let parts: Vec<Vec<u8>> = (0..500)
+            .map(|i| format!("{{\"name\":\"PL_{i}\",\"x\":{}}}\n", "7".repeat(i)).into_bytes())
+            .collect();
+        let whole: Vec<u8> = parts.concat();
+        let mut w = SealWriter::new(whole.len() as u64);
+        for p in &parts {
+            w.write(p);
+        }
+        let sealed = w.seal(header(), &key);
+        let parsed = parse(&sealed).expect("parse");
+        assert_eq!(parsed.header.plain_size, whole.len() as u64);
+        assert_eq!(parsed.open(&key, DEFAULT_MAX_PLAIN).expect("open"), whole);
+        let one = seal(header(), &whole, &key);
+        assert_eq!(
+            parse(&one).expect("parse").header.plain_size,
+            parsed.header.plain_size
+        );
     }
 
     #[test]

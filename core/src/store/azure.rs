@@ -176,7 +176,12 @@ impl AzureStore {
         }
     }
 
-    async fn upload(&self, key: &str, bytes: Vec<u8>, new: bool) -> Result<(), StoreError> {
+    async fn upload(
+        &self,
+        key: &str,
+        bytes: azure_core::Bytes,
+        new: bool,
+    ) -> Result<(), StoreError> {
         let mut options = BlobClientUploadOptions::default();
         if new {
             options = options.if_not_exists();
@@ -188,7 +193,13 @@ impl AzureStore {
         }
         self.container
             .blob_client(key)
-            .upload(RequestContent::from(bytes), Some(options))
+            .upload(
+                // Shared, not copied: the inherent `from` takes a Vec.
+                <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<
+                    azure_core::Bytes,
+                >>::from(bytes),
+                Some(options),
+            )
             .await
             .map(|_| ())
             .map_err(|e| self.error("write", key, e))
@@ -272,12 +283,12 @@ impl BlobStore for AzureStore {
             .await
     }
 
-    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_new(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError> {
         self.timed("write", key, DATA_TIMEOUT, self.upload(key, bytes, true))
             .await
     }
 
-    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_replace(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError> {
         self.timed("write", key, DATA_TIMEOUT, self.upload(key, bytes, false))
             .await
     }

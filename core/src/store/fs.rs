@@ -162,18 +162,34 @@ impl FsStore {
 
     /// Opens directory `name` in `dir` without following a link; None when
     /// absent (and not created).
+    /// A directory made here gets the root's permissions (`mode`), not
+    /// the process umask's: a location made 0700 stays 0700 all the way
+    /// down.
     fn open_dir(
         dir: &OwnedFd,
         name: &str,
         create: bool,
         shown: &str,
+        mode: u32,
     ) -> Result<Option<OwnedFd>, Refusal> {
+        let mut made = false;
         for attempt in 0..2 {
             match rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => return Ok(Some(fd)),
+                Ok(fd) => {
+                    if made {
+                        // On the descriptor: never through a path a link
+                        // could have replaced meanwhile.
+                        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+                    }
+                    return Ok(Some(fd));
+                }
                 Err(Errno::NOENT) if create && attempt == 0 => {
-                    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777)) {
-                        Ok(()) | Err(Errno::EXIST) => {
+                    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode)) {
+                        Ok(()) => {
+                            made = true;
+                            rustix::fs::fsync(dir)?;
+                        }
+                        Err(Errno::EXIST) => {
                             rustix::fs::fsync(dir)?;
                         }
                         Err(e) => return Err(e.into()),
@@ -204,10 +220,11 @@ impl FsStore {
         let parts = Self::components(key)?;
         let (file, dirs) = parts.split_last().ok_or(Refusal::BadKey)?;
         let mut dir = self.open_root()?;
+        let mode = rustix::fs::fstat(&dir)?.st_mode & 0o777;
         let mut shown = String::new();
         for d in dirs {
             shown.push_str(d);
-            match Self::open_dir(&dir, d, create, &shown)? {
+            match Self::open_dir(&dir, d, create, &shown, mode)? {
                 Some(next) => dir = next,
                 None => return Ok(None),
             }
@@ -285,14 +302,15 @@ impl FsStore {
                 &dir,
                 tmp.as_str(),
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
+                Mode::from_raw_mode(0o600),
             )?;
-            let mode = rustix::fs::fstat(&fd)?.st_mode;
+            // The directory's permissions, read-only (a stored object is
+            // never written again), whatever the umask.
+            let mode = rustix::fs::fstat(&dir)?.st_mode & 0o444;
             let mut file = std::fs::File::from(fd);
             file.write_all(bytes)?;
             file.sync_all()?;
-            // Read-only: a stored object is never written again.
-            rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(mode & 0o555))?;
+            rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(mode))?;
             if replace {
                 rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
             } else {
@@ -436,7 +454,7 @@ impl FsStore {
             };
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory if depth + 1 < MAX_DEPTH => {
-                    if let Some(sub) = Self::open_dir(&dir, name, false, &key)? {
+                    if let Some(sub) = Self::open_dir(&dir, name, false, &key, 0o700)? {
                         Self::walk(sub, &format!("{key}/"), depth + 1, out)?;
                     }
                 }
@@ -460,7 +478,7 @@ impl FsStore {
         if !dir_part.is_empty() {
             for d in Self::components(dir_part).map_err(fail)? {
                 base.push_str(d);
-                match Self::open_dir(&dir, d, false, &base).map_err(fail)? {
+                match Self::open_dir(&dir, d, false, &base, 0o700).map_err(fail)? {
                     Some(next) => dir = next,
                     None => return Ok(Vec::new()),
                 }
@@ -481,13 +499,13 @@ impl BlobStore for FsStore {
         format!("file://{}", self.root.display())
     }
 
-    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_new(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError> {
         let owned = key.to_string();
         self.blocking("write", key, move |me| me.write(&owned, &bytes, false))
             .await
     }
 
-    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_replace(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError> {
         let owned = key.to_string();
         self.blocking("write", key, move |me| me.write(&owned, &bytes, true))
             .await
@@ -612,11 +630,11 @@ mod tests {
         let root = scratch();
         let store = FsStore::new(&root);
         store
-            .put_new("v1/f/snapshots/a.payload", b"one".to_vec())
+            .put_new("v1/f/snapshots/a.payload", b"one".to_vec().into())
             .await
             .expect("put");
         let err = store
-            .put_new("v1/f/snapshots/a.payload", b"two".to_vec())
+            .put_new("v1/f/snapshots/a.payload", b"two".to_vec().into())
             .await
             .unwrap_err();
         assert!(err.is_exists(), "{err}");
@@ -629,7 +647,7 @@ mod tests {
             Some(&b"one"[..])
         );
         store
-            .put_new("v1/g/checkpoints/c.checkpoint", b"c".to_vec())
+            .put_new("v1/g/checkpoints/c.checkpoint", b"c".to_vec().into())
             .await
             .expect("put");
         let all = store.list("v1/").await.expect("list");
@@ -647,7 +665,7 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         store
-            .put_replace("v1/f/snapshots/a.payload", b"fixed".to_vec())
+            .put_replace("v1/f/snapshots/a.payload", b"fixed".to_vec().into())
             .await
             .expect("replace");
         assert_eq!(
@@ -672,6 +690,36 @@ mod tests {
         );
         assert!(store.get("../etc/passwd", 100).await.is_err());
         std::fs::remove_dir_all(&root).ok();
+    }
+
+    /// Issue 25, item 10: folders and objects made under a location take
+    /// the root's permissions, not the umask's (0755 folders of a 0700 root
+    /// let anyone on the host list the factories' names).
+    #[tokio::test]
+    async fn what_is_made_below_the_root_keeps_the_roots_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        for root_mode in [0o700, 0o750] {
+            let root = scratch();
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(root_mode))
+                .expect("chmod");
+            let store = FsStore::new(&root);
+            store
+                .put_new("v1/f/snapshots/a.payload", b"one".to_vec().into())
+                .await
+                .expect("write");
+            let mode = |p: &str| {
+                std::fs::metadata(root.join(p))
+                    .expect("stat")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            for dir in ["v1", "v1/f", "v1/f/snapshots"] {
+                assert_eq!(mode(dir), root_mode, "{dir} of a {root_mode:o} root");
+            }
+            assert_eq!(mode("v1/f/snapshots/a.payload"), root_mode & 0o444);
+            std::fs::remove_dir_all(&root).ok();
+        }
     }
 
     #[tokio::test]
@@ -798,7 +846,7 @@ mod tests {
         assert!(store.get("v1/g/x.manifest", 100).await.is_err());
         assert!(
             store
-                .put_new("v1/g/y.manifest", b"in?".to_vec())
+                .put_new("v1/g/y.manifest", b"in?".to_vec().into())
                 .await
                 .is_err()
         );
@@ -828,7 +876,7 @@ mod tests {
 
         // Repair may replace a planted FIFO with a real object.
         store
-            .put_replace("v1/f/snapshots/b.payload", b"good".to_vec())
+            .put_replace("v1/f/snapshots/b.payload", b"good".to_vec().into())
             .await
             .expect("replace");
         assert_eq!(

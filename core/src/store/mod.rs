@@ -73,10 +73,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn create(&self) -> Result<bool, StoreError>;
 
     /// Writes a new object; `Exists` if the key is taken.
-    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    async fn put_new(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError>;
 
     /// Replaces a damaged object (repair only).
-    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    async fn put_replace(&self, key: &str, bytes: azure_core::Bytes) -> Result<(), StoreError>;
 
     /// Reads an object of at most `max` bytes; None when absent. A larger
     /// object (or anything but a plain object: a link, a FIFO) is an error,

@@ -111,7 +111,20 @@ impl Replicas {
     /// Writes a new object to each of `targets` (writable location names) at once.
     /// An object that already exists with identical bytes counts as written
     /// (a retried backup); with different bytes it is a failure.
+    /// `bytes` is shared, not copied, by the locations written at once.
     pub async fn put_new(&self, key: &str, bytes: &[u8], targets: &[String]) -> PutReport {
+        self.put_shared(key, azure_core::Bytes::copy_from_slice(bytes), targets)
+            .await
+    }
+
+    /// `put_new` of bytes already owned (a sealed payload: no copy made).
+    pub async fn put_shared(
+        &self,
+        key: &str,
+        bytes: azure_core::Bytes,
+        targets: &[String],
+    ) -> PutReport {
+        let bytes = &bytes;
         let writes = self
             .writable()
             .filter(|l| targets.iter().any(|t| t == &l.name))
@@ -129,9 +142,9 @@ impl Replicas {
                         }),
                     );
                 }
-                let result = match l.store.put_new(key, bytes.to_vec()).await {
+                let result = match l.store.put_new(key, bytes.clone()).await {
                     Err(e) if e.is_exists() => match l.store.get(key, bytes.len() as u64).await {
-                        Ok(Some(existing)) if existing == bytes => Ok(()),
+                        Ok(Some(existing)) if existing.as_slice() == bytes.as_ref() => Ok(()),
                         _ => Err(e),
                     },
                     other => other,

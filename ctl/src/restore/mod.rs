@@ -177,8 +177,8 @@ async fn engine(
     Ok((engine, factory, known))
 }
 
-/// An undo, decided (core ops::history): the snapshot before the change
-/// set, the resources to put back as selectors, the target.
+/// An undo, decided and checked by core (ops::history::prepare_undo): the
+/// snapshot before the change set, its resources as selectors, the target.
 async fn undo(
     engine: &Engine,
     factory: &str,
@@ -187,43 +187,12 @@ async fn undo(
     options: &mut PlanOptions,
 ) -> Result<(String, TargetFactory, Vec<String>), OpError> {
     use adfdr_core::ops::history;
-    let h = history::history(&engine.replicas, &engine.keys, factory, None).await?;
-    let u = history::undo(&h, change_set)?;
-    for (label, other) in &u.entangled {
-        crate::warning!(
-            "{label} was also changed by change set {other}, sealed in the same snapshot: its undo puts that change back too"
-        );
+    let plan = history::prepare_undo(engine, factory, change_set, args.force).await?;
+    for w in &plan.warnings {
+        crate::warning!("{w}");
     }
-    if !u.later.is_empty() && !args.force {
-        let what: Vec<String> = u
-            .later
-            .iter()
-            .map(|(l, o)| format!("{l} (by {o})"))
-            .collect();
-        return Err(OpError::new(
-            adfdr_core::ops::Kind::Conflict,
-            format!(
-                "change set {} touched resources changed again since: {}; undoing it would put those later changes back too. Undo the later change sets first, or add --force",
-                u.change_set.id,
-                what.join(", ")
-            ),
-        ));
-    }
-    let escape = |name: &str| {
-        name.chars()
-            .map(|c| match c {
-                '*' | '?' | '[' | ']' | '{' | '}' | '\\' => format!("[{c}]"),
-                c => c.to_string(),
-            })
-            .collect::<String>()
-    };
-    let mut selectors = Vec::new();
-    for label in &u.touched {
-        let (kind, name) = label.split_once(':').unwrap_or((label, ""));
-        let text = format!("{kind}:{}", escape(name));
-        selectors.push(Selector::parse(&text).map_err(|e| OpError::failed(e.to_string()))?);
-    }
-    options.include = selectors;
+    let u = plan.undo;
+    options.include = plan.selectors;
     options.delete_extraneous = true;
     let target = match (&args.to, &u.source) {
         (Some(to), _) => TargetFactory::parse(to).map_err(OpError::usage)?,
@@ -237,10 +206,10 @@ async fn undo(
     if !crate::output::quiet() {
         eprintln!(
             "adfdr: undoing change set {} by {} ({} resource(s): {}) from snapshot {}",
-            u.change_set.id,
-            u.change_set.authors.join(", "),
+            crate::output::clean(&u.change_set.id),
+            crate::output::clean(&u.change_set.authors.join(", ")),
             u.touched.len(),
-            u.touched.join(", "),
+            crate::output::clean(&u.touched.join(", ")),
             u.before
         );
     }

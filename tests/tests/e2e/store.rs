@@ -82,7 +82,7 @@ async fn uploads_carry_if_none_match_and_the_immutability_policy_on_the_wire() {
     )
     .expect("store");
     store
-        .put_new("v1/f/snapshots/a.payload", b"one".to_vec())
+        .put_new("v1/f/snapshots/a.payload", b"one".to_vec().into())
         .await
         .expect("put");
     let heads = seen.lock().expect("lock").clone();
@@ -142,11 +142,11 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
 
     // Write-once: a second write of the same key is refused.
     stores[0]
-        .put_new("v1/f/snapshots/a.payload", b"one".to_vec())
+        .put_new("v1/f/snapshots/a.payload", b"one".to_vec().into())
         .await
         .expect("put");
     let again = stores[0]
-        .put_new("v1/f/snapshots/a.payload", b"two".to_vec())
+        .put_new("v1/f/snapshots/a.payload", b"two".to_vec().into())
         .await
         .unwrap_err();
     assert!(again.is_exists(), "{again}");
@@ -163,7 +163,7 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
     // one byte past the cap (a ranged download), never fetched whole.
     let big = vec![7u8; 3 << 20];
     stores[0]
-        .put_new("v1/f/snapshots/big.manifest", big)
+        .put_new("v1/f/snapshots/big.manifest", big.into())
         .await
         .expect("put");
     let err = stores[0]
@@ -172,7 +172,7 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
         .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
     stores[0]
-        .put_new("v1/f/snapshots/empty.manifest", Vec::new())
+        .put_new("v1/f/snapshots/empty.manifest", azure_core::Bytes::new())
         .await
         .expect("put");
     assert_eq!(
