@@ -19,7 +19,7 @@ if [ "$PROFILE" = release ]; then
 else
   cargo build -q -p adfdr -p adf-emulator --manifest-path "$ROOT/Cargo.toml"
 fi
-BIN="$ROOT/target/$PROFILE"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
 "$BIN/adf-emulator" --tls-cert "$ROOT/fixtures/tls/server.pem" --tls-key "$ROOT/fixtures/tls/server.key" \
   --generate-heavy "$N:$KB:$MB:$WORK/factory" >/dev/null
 "$BIN/adf-emulator" --tls-cert "$ROOT/fixtures/tls/server.pem" --tls-key "$ROOT/fixtures/tls/server.key" \

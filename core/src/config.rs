@@ -1400,6 +1400,21 @@ rpo_target = "30m"
 keep = { last = 10, daily = 14 }
 "#;
 
+    /// Issue 25, item 10: the agent's addresses are checked with the
+    /// config, so `config check` refuses what the agent would not bind.
+    #[test]
+    fn listening_addresses_are_parsed_with_the_config() {
+        let with = |agent: &str| {
+            let text = GOOD.replacen("[agent]\n", &format!("[agent]\n{agent}\n"), 1);
+            Config::parse(&text, Path::new("t.toml"))
+        };
+        assert!(with("metrics = \"0.0.0.0:9464\"").is_ok());
+        assert!(with("health = \"[::1]:8080\"").is_ok());
+        let e = with("metrics = \"localhost:9464\"").expect_err("not an address");
+        assert!(e.to_string().contains("agent.metrics"), "{e}");
+        assert!(with("health = \"8080\"").is_err());
+    }
+
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/adfdr/adfdr.toml"))
     }

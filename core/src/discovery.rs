@@ -279,107 +279,25 @@ pub fn decide(
     found.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
     // A factory whose history the store holds keeps that name, whatever
     // order the factories are found in: first, so no other takes it.
-    let mut reserved = BTreeSet::new();
-    for f in &found {
-        if let Some(n) = own_history(f, stored, &names) {
-            reserved.insert(n);
-        }
-    }
+    let reserved: BTreeSet<String> = found
+        .iter()
+        .filter_map(|f| own_history(f, stored, &names))
+        .collect();
     let mut excluded_histories = BTreeSet::new();
     for f in &found {
-        let same = |e: &&FactoryConfig| {
-            e.subscription.eq_ignore_ascii_case(&f.subscription)
-                && e.resource_group.eq_ignore_ascii_case(&f.resource_group)
-                && e.factory.eq_ignore_ascii_case(&f.name)
-        };
-        if let Some(e) = explicit.iter().find(same) {
-            out.excluded.push(Excluded::new(
-                &f.id,
-                format!("configured by [[factory]] {}", e.name),
-            ));
-            continue;
-        }
-        let Some((i, block)) = blocks.iter().enumerate().find(|(_, b)| in_block(b, f)) else {
-            out.excluded.push(Excluded::new(
-                &f.id,
-                "no [[discover]] block matches its subscription, resource group, name and include_tags".into(),
-            ));
-            continue;
-        };
-        if let Some((k, v)) = tag_hit(&block.exclude_tags, &f.tags) {
-            let history = own_history(f, stored, &names);
-            if let Some(h) = &history {
-                excluded_histories.insert(h.clone());
+        match decide_one(f, blocks, policies, explicit, stored, &names, &reserved) {
+            Decided::Covered(c) => {
+                names.insert(c.name.clone());
+                out.covered.push(*c);
             }
-            out.excluded.push(Excluded {
-                id: f.id.clone(),
-                why: format!(
-                    "tag {k}={v} on the factory (exclude_tags of [[discover]] #{}): no longer backed up",
-                    i + 1
-                ),
-                by_tag: Some(format!("{k}={v}")),
-                namespace: history,
-            });
-            continue;
-        }
-        let tagged = f
-            .tags
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(POLICY_TAG))
-            .map(|(_, v)| v.clone());
-        let (policy, why, by_tag) = match tagged {
-            Some(t) if policies.contains_key(&t) => (
-                t.clone(),
-                format!("[[discover]] #{}, tag {POLICY_TAG}={t}", i + 1),
-                t != block.policy,
-            ),
-            Some(t) => (
-                block.policy.clone(),
-                format!(
-                    "[[discover]] #{}; tag {POLICY_TAG}={t} names no [policy.{t}], so the block's policy applies",
-                    i + 1
-                ),
-                false,
-            ),
-            None => (
-                block.policy.clone(),
-                format!("[[discover]] #{}", i + 1),
-                false,
-            ),
-        };
-        let Some(p) = policies.get(&policy) else {
-            continue;
-        };
-        let mut taken = names.clone();
-        let mine = own_history(f, stored, &names);
-        taken.extend(
-            reserved
-                .iter()
-                .filter(|r| Some(*r) != mine.as_ref())
-                .cloned(),
-        );
-        let (name, renamed) = match namespace(f, stored, &taken) {
-            Ok(n) => n,
-            Err(why) => {
-                out.excluded.push(Excluded::new(&f.id, why));
-                continue;
+            Decided::Excluded(e) => {
+                if let (Some(h), Some(_)) = (&e.namespace, &e.by_tag) {
+                    excluded_histories.insert(h.clone());
+                }
+                out.excluded.push(e);
             }
-        };
-        names.insert(name.clone());
-        let origin = Origin::Discovered {
-            policy: policy.clone(),
-            block_policy: block.policy.clone(),
-            by_tag,
-            tag_may_shorten: block.policy_tag_may_shorten,
-        };
-        out.covered.push(Covered {
-            factory: factory(&name, f, p, origin),
-            name,
-            id: f.id.clone(),
-            policy,
-            why,
-            renamed,
-        });
+            Decided::NoPolicy => {}
+        }
     }
     out.source_gone = stored
         .keys()
@@ -390,6 +308,119 @@ pub fn decide(
         .cloned()
         .collect();
     out
+}
+
+enum Decided {
+    Covered(Box<Covered>),
+    Excluded(Excluded),
+    /// Its policy names no `[policy.NAME]` (config validation prevents it).
+    NoPolicy,
+}
+
+/// What one found factory comes to; `names` are those given so far.
+fn decide_one(
+    f: &Found,
+    blocks: &[DiscoverConfig],
+    policies: &BTreeMap<String, PolicyConfig>,
+    explicit: &[FactoryConfig],
+    stored: &BTreeMap<String, Stored>,
+    names: &BTreeSet<String>,
+    reserved: &BTreeSet<String>,
+) -> Decided {
+    let same = |e: &&FactoryConfig| {
+        e.subscription.eq_ignore_ascii_case(&f.subscription)
+            && e.resource_group.eq_ignore_ascii_case(&f.resource_group)
+            && e.factory.eq_ignore_ascii_case(&f.name)
+    };
+    if let Some(e) = explicit.iter().find(same) {
+        return Decided::Excluded(Excluded::new(
+            &f.id,
+            format!("configured by [[factory]] {}", e.name),
+        ));
+    }
+    let Some((i, block)) = blocks.iter().enumerate().find(|(_, b)| in_block(b, f)) else {
+        return Decided::Excluded(Excluded::new(
+            &f.id,
+            "no [[discover]] block matches its subscription, resource group, name and include_tags"
+                .into(),
+        ));
+    };
+    if let Some((k, v)) = tag_hit(&block.exclude_tags, &f.tags) {
+        return Decided::Excluded(Excluded {
+            id: f.id.clone(),
+            why: format!(
+                "tag {k}={v} on the factory (exclude_tags of [[discover]] #{}): no longer backed up",
+                i + 1
+            ),
+            by_tag: Some(format!("{k}={v}")),
+            namespace: own_history(f, stored, names),
+        });
+    }
+    let (policy, why, by_tag) = policy_of(f, block, i, policies);
+    let Some(p) = policies.get(&policy) else {
+        return Decided::NoPolicy;
+    };
+    let mine = own_history(f, stored, names);
+    let mut taken = names.clone();
+    taken.extend(
+        reserved
+            .iter()
+            .filter(|r| Some(*r) != mine.as_ref())
+            .cloned(),
+    );
+    let (name, renamed) = match namespace(f, stored, &taken) {
+        Ok(n) => n,
+        Err(why) => return Decided::Excluded(Excluded::new(&f.id, why)),
+    };
+    let origin = Origin::Discovered {
+        policy: policy.clone(),
+        block_policy: block.policy.clone(),
+        by_tag,
+        tag_may_shorten: block.policy_tag_may_shorten,
+    };
+    Decided::Covered(Box::new(Covered {
+        factory: factory(&name, f, p, origin),
+        name,
+        id: f.id.clone(),
+        policy,
+        why,
+        renamed,
+    }))
+}
+
+/// The policy block `i` gives `f`: its `adfdr-policy` tag's when that names
+/// one, else the block's; why; and whether the tag chose it.
+fn policy_of(
+    f: &Found,
+    block: &DiscoverConfig,
+    i: usize,
+    policies: &BTreeMap<String, PolicyConfig>,
+) -> (String, String, bool) {
+    let tagged = f
+        .tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(POLICY_TAG))
+        .map(|(_, v)| v.clone());
+    match tagged {
+        Some(t) if policies.contains_key(&t) => (
+            t.clone(),
+            format!("[[discover]] #{}, tag {POLICY_TAG}={t}", i + 1),
+            t != block.policy,
+        ),
+        Some(t) => (
+            block.policy.clone(),
+            format!(
+                "[[discover]] #{}; tag {POLICY_TAG}={t} names no [policy.{t}], so the block's policy applies",
+                i + 1
+            ),
+            false,
+        ),
+        None => (
+            block.policy.clone(),
+            format!("[[discover]] #{}", i + 1),
+            false,
+        ),
+    }
 }
 
 #[cfg(test)]

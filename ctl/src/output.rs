@@ -55,7 +55,7 @@ pub fn clean(text: &str) -> String {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    adfdr_core::model::names::unprintable(c)
 }
 
 /// Prints a table; every cell is `clean`ed first.
@@ -166,4 +166,19 @@ macro_rules! warning {
             eprintln!("adfdr: warning: {}", $crate::output::clean(&format!($($arg)*)));
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25, item 10: an escape sequence in an author's UPN or a
+    /// correlation id (anyone who may send to the queue writes those) is
+    /// shown, not played, by the terminal.
+    #[test]
+    fn control_characters_are_shown_not_played() {
+        assert_eq!(clean("alice@contoso.com"), "alice@contoso.com");
+        assert_eq!(clean("a\u{1b}]0;pwned\u{7}b"), "a\\u{1b}]0;pwned\\u{7}b");
+        assert_eq!(clean("x\u{202e}y"), "x\\u{202e}y");
+    }
 }

@@ -5,6 +5,14 @@
 //! (Microsoft.Resources/resourcegroups, Microsoft.DataFactory/factories) and
 //! the subscription id, a GUID.
 
+/// A character that must not reach a terminal or a file name raw: a
+/// control character (an escape sequence, a newline) or a bidirectional
+/// override (text that reads backwards). ARM's names never hold them; a
+/// hostile answer or a planted event may.
+pub fn unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Is `name` usable as a store namespace (configured factory names, ids)?
 pub fn safe_name(name: &str) -> bool {
     !name.is_empty()

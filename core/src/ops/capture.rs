@@ -120,25 +120,9 @@ pub async fn capture(
         duplicates: folded.duplicates,
         ..Default::default()
     };
-    if folded.factory_deleted {
-        // The queue's word is not enough (issue 25): one planted delete
-        // event would drop every real change of its window. The service's
-        // 404 says the factory is gone; otherwise the window is sealed.
-        match engine.arm.get(&base).await {
-            Err(e) if e.status() == Some(404) => return Ok(Captured::FactoryDeleted { stats }),
-            Ok(_) => {
-                tracing::warn!(factory = %fc.name, "an event says the factory was deleted, but the service still has it (a planted or stale event): its window is sealed as usual");
-                folded.factory_deleted = false;
-                folded.factory = true;
-                stats.refuted += 1;
-            }
-            Err(e) => {
-                return Err(OpError::failed(format!(
-                    "capturing {}: checking an event that says the factory was deleted: {e}",
-                    fc.name
-                )));
-            }
-        }
+    if folded.factory_deleted && !refute_factory_delete(engine, fc, &mut folded, &mut stats).await?
+    {
+        return Ok(Captured::FactoryDeleted { stats });
     }
     if !folded.needs_listing.is_empty() {
         let why = format!(
@@ -164,19 +148,7 @@ pub async fn capture(
     .await
     .map_err(|e| OpError::failed(format!("capturing {}: {e}", fc.name)))?;
     stats.fetched = fetched.len();
-    // The factory read again was created anew (deleted and re-created at
-    // the same id within the window): a listing, under backup's binding.
-    let recreated = fetched
-        .iter()
-        .find_map(|f| f.factory.as_ref())
-        .is_some_and(|(_, c)| {
-            let live = SourceId::new(&base, c.as_deref());
-            !matches!(
-                relate(&previous.manifest.source_id(), &live),
-                Relation::Same
-            )
-        });
-    if recreated {
+    if recreated(&fetched, &base, &previous.manifest) {
         let why = "the factory was re-created".to_string();
         return listed(engine, fc, clock, why, &folded.changes, events).await;
     }
@@ -186,6 +158,26 @@ pub async fn capture(
         .values()
         .filter(|e| **e != Effect::Unchanged)
         .count();
+    seal_window(
+        engine, fc, clock, started, previous, &folded, next, &effects, stats,
+    )
+    .await
+}
+
+/// The state after a window, sealed (or found the same as the previous
+/// snapshot's, with late authors recorded if any).
+#[allow(clippy::too_many_arguments)]
+async fn seal_window(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    clock: super::Clock,
+    started: time::OffsetDateTime,
+    previous: read::Opened,
+    folded: &Folded,
+    next: State,
+    effects: &BTreeMap<(ResourceKind, String, String), Effect>,
+    stats: Stats,
+) -> Result<Captured, OpError> {
     let (encoded, mut applied) = next.encode(&previous.manifest);
     let root = manifest::root(&encoded.entries, &encoded.trigger_states, &encoded.runtimes);
     let records = if root == previous.manifest.root {
@@ -201,7 +193,7 @@ pub async fn capture(
         }
         late
     } else {
-        records(&folded, &effects, &previous.manifest, &mut applied)
+        records(folded, effects, &previous.manifest, &mut applied)
     };
     let catalog = engine.catalog()?;
     let run = Run::new(engine, &catalog, fc, started, clock, "capture");
@@ -215,6 +207,45 @@ pub async fn capture(
         outcome: run.commit(sealed).await?,
         stats,
     })
+}
+
+/// The queue's word is not enough (issue 25): one planted "factory
+/// deleted" event would drop every real change of its window. The
+/// service's 404 says the factory is gone (false: nothing to seal);
+/// otherwise the delete is refuted and the window goes on, the factory read
+/// again (true).
+async fn refute_factory_delete(
+    engine: &Engine,
+    fc: &FactoryConfig,
+    folded: &mut Folded,
+    stats: &mut Stats,
+) -> Result<bool, OpError> {
+    match engine.arm.get(&fc.arm_path()).await {
+        Err(e) if e.status() == Some(404) => Ok(false),
+        Ok(_) => {
+            tracing::warn!(factory = %fc.name, "an event says the factory was deleted, but the service still has it (a planted or stale event): its window is sealed as usual");
+            folded.factory_deleted = false;
+            folded.factory = true;
+            stats.refuted += 1;
+            Ok(true)
+        }
+        Err(e) => Err(OpError::failed(format!(
+            "capturing {}: checking an event that says the factory was deleted: {e}",
+            fc.name
+        ))),
+    }
+}
+
+/// The factory read again was created anew (deleted and re-created at the
+/// same id within the window): a listing decides, under backup's binding.
+fn recreated(fetched: &[Fetched], base: &str, previous: &Manifest) -> bool {
+    fetched
+        .iter()
+        .find_map(|f| f.factory.as_ref())
+        .is_some_and(|(_, c)| {
+            let live = SourceId::new(base, c.as_deref());
+            !matches!(relate(&previous.source_id(), &live), Relation::Same)
+        })
 }
 
 /// A window sealed by listing the factory in full (its windows kept

@@ -46,9 +46,7 @@ pub fn git_body(r: &Resource) -> Value {
 /// is percent-encoded rather than written into a file name raw (a newline
 /// or an escape sequence in `ls`, a file name that reads backwards).
 fn file_name(name: &str) -> std::borrow::Cow<'_, str> {
-    let odd = |c: char| {
-        c.is_control() || c == '%' || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let odd = |c: char| c == '%' || crate::model::names::unprintable(c);
     if !name.chars().any(odd) {
         return std::borrow::Cow::Borrowed(name);
     }
@@ -137,4 +135,20 @@ pub fn write(out: &Path, resources: &[Resource]) -> Result<Written, GitLayoutErr
         written.files += 1;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25, item 10: a name with a control character or a
+    /// bidirectional override (from a hostile answer) is percent-encoded in
+    /// its file name, never written raw; ordinary names are as ADF writes them.
+    #[test]
+    fn hostile_names_are_encoded_in_file_names() {
+        assert_eq!(file_name("PL Load 2"), "PL Load 2");
+        assert_eq!(file_name("PL\u{1b}[31mred"), "PL%1B[31mred");
+        assert_eq!(file_name("a\nb%"), "a%0Ab%25");
+        assert_eq!(file_name("x\u{202e}gnp.exe"), "x%E2%80%AEgnp.exe");
+    }
 }

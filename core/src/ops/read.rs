@@ -45,7 +45,7 @@ pub struct Listed {
 /// What an opened manifest says about whose a snapshot is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
-    pub source: crate::plan::binding::SourceId,
+    pub source: crate::snapshot::manifest::SourceId,
     /// The policy it was taken under, when recorded.
     pub policy: Option<String>,
 }

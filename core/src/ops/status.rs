@@ -154,20 +154,15 @@ pub struct Fleet {
 /// Without an RPO target, a factory is flagged when its state is older than this.
 pub const STALE_WITHOUT_TARGET: i64 = 24 * 3600;
 
-/// Reads the store (the truth, whichever agent wrote it), the configured
-/// factories and, with `[[discover]]`, discovery's coverage.
-pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, OpError> {
+/// What the store holds: names with a snapshot that opens (a name with
+/// only planted or damaged objects is no factory), and when each one's
+/// state was last confirmed by objects that open, not by names alone.
+async fn confirmations(
+    engine: &Engine,
+    stored: &BTreeMap<String, crate::discovery::Stored>,
+    now: time::OffsetDateTime,
+) -> BTreeMap<String, time::OffsetDateTime> {
     use crate::store::layout::{self, Parsed};
-    let mut configured: BTreeMap<String, (crate::config::FactoryConfig, Option<String>)> = engine
-        .config
-        .factories
-        .iter()
-        .map(|f| (f.get_ref().name.clone(), (f.get_ref().clone(), None)))
-        .collect();
-    // What the store holds: names with a snapshot that opens (a name with
-    // only planted or damaged objects is no factory), and when each one's
-    // state was last confirmed by objects that open, not by names alone.
-    let stored = super::discover::stored(engine).await;
     let mut checkpoints: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (_, result) in engine.replicas.list_all(layout::ROOT).await {
         let Ok(objects) = result else { continue };
@@ -177,7 +172,7 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             }
         }
     }
-    let mut confirmed: BTreeMap<String, time::OffsetDateTime> = BTreeMap::new();
+    let mut confirmed = BTreeMap::new();
     for name in stored.keys() {
         if let Ok(opened) = read::open_latest(&engine.replicas, &engine.keys, name, now).await {
             let ids = checkpoints.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -186,6 +181,20 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             }
         }
     }
+    confirmed
+}
+
+/// Reads the store (the truth, whichever agent wrote it), the configured
+/// factories and, with `[[discover]]`, discovery's coverage.
+pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, OpError> {
+    let mut configured: BTreeMap<String, (crate::config::FactoryConfig, Option<String>)> = engine
+        .config
+        .factories
+        .iter()
+        .map(|f| (f.get_ref().name.clone(), (f.get_ref().clone(), None)))
+        .collect();
+    let stored = super::discover::stored(engine).await;
+    let confirmed = confirmations(engine, &stored, now).await;
     // A stored factory neither configured nor discovered is gone at the
     // source (`known` is None below), unless a tag on it left it out.
     let mut discovery_error = None;

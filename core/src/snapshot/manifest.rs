@@ -132,9 +132,52 @@ pub struct PolicyNote {
 
 impl Manifest {
     /// The source this snapshot is of (docs/FORMAT.md: a namespace is bound
-    /// to it).
-    pub fn source_id(&self) -> crate::plan::binding::SourceId {
-        crate::plan::binding::SourceId::new(&self.source.arm_id(), self.created.as_deref())
+    /// to it; `plan::binding` decides what another source may do).
+    pub fn source_id(&self) -> SourceId {
+        SourceId::new(&self.source.arm_id(), self.created.as_deref())
+    }
+}
+
+/// A factory as a manifest records it: its ARM id (compared
+/// case-insensitively, as ARM compares them) and its `createTime` (absent
+/// in snapshots before 2026-12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceId {
+    pub id: String,
+    pub created: Option<String>,
+}
+
+impl SourceId {
+    pub fn new(id: &str, created: Option<&str>) -> SourceId {
+        SourceId {
+            id: id.trim_end_matches('/').to_string(),
+            created: created.map(str::to_string).filter(|c| !c.is_empty()),
+        }
+    }
+
+    /// One line for people: the id, and when it was created.
+    pub fn describe(&self) -> String {
+        match &self.created {
+            Some(c) => format!("{} (created {c})", self.id),
+            None => self.id.clone(),
+        }
+    }
+
+    /// A key retention groups snapshots by: one per source.
+    pub fn key(&self) -> String {
+        let created = self
+            .created
+            .as_deref()
+            .and_then(crate::snapshot::parse_time)
+            .map(crate::snapshot::rfc3339)
+            .or_else(|| self.created.clone())
+            .unwrap_or_default();
+        format!("{}|{created}", self.id.to_ascii_lowercase())
+    }
+
+    /// The same ARM id (ARM ids compare case-insensitively).
+    pub fn same_id(&self, other: &SourceId) -> bool {
+        self.id.eq_ignore_ascii_case(&other.id)
     }
 }
 

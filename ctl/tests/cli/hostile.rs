@@ -746,3 +746,38 @@ async fn a_hostile_arm_cannot_hold_a_backup() {
         assert!(took < Duration::from_secs(30), "{how:?} took {took:?}");
     }
 }
+
+/// Issue 25, item 10: a name in the store with nothing under it that opens
+/// (a planted manifest, a checkpoint name) is no factory in the fleet view,
+/// and a planted checkpoint name does not make an RPO look fresh.
+#[tokio::test(flavor = "multi_thread")]
+async fn planted_names_are_no_factory_and_no_confirmation_in_the_fleet() {
+    let rig = FileRig::start("junk").await;
+    let s1 = rig.backup(false);
+    let ghost = rig.weu.join("v1/ghost/snapshots");
+    std::fs::create_dir_all(&ghost).expect("dir");
+    let manifest = std::fs::read(rig.manifest(&rig.weu, &s1)).expect("s1");
+    let id = adfdr_core::snapshot::snapshot_id(time::OffsetDateTime::now_utc(), 0x123);
+    std::fs::write(ghost.join(format!("{id}.manifest")), &manifest).expect("plant");
+    let checkpoints = rig.weu.join("v1/sales/checkpoints");
+    std::fs::create_dir_all(&checkpoints).expect("dir");
+    let later = adfdr_core::snapshot::snapshot_id(
+        time::OffsetDateTime::now_utc() + time::Duration::minutes(2),
+        0x456,
+    );
+    std::fs::write(checkpoints.join(format!("{later}.checkpoint")), b"planted").expect("plant");
+    let out = rig.adfdr(&["status", "--fleet", "--json"]);
+    let v = json(&out);
+    let rows = v["factories"].as_array().expect("rows");
+    assert!(rows.iter().all(|r| r["factory"] != "ghost"), "{v:#}");
+    let sales = rows
+        .iter()
+        .find(|r| r["factory"] == "sales")
+        .expect("sales");
+    let confirmed = sales["last_confirmed"].as_str().unwrap_or_default();
+    assert_eq!(
+        confirmed,
+        adfdr_core::snapshot::rfc3339(adfdr_core::snapshot::snapshot_time(&s1).expect("time")),
+        "{v:#}"
+    );
+}
