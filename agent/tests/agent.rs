@@ -2459,7 +2459,16 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
     ];
     let out = cli(&undo);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("lock-no-delete"));
+    let refusal = String::from_utf8_lossy(&out.stdout).to_string();
+    // Issue 26, item 1: the refusal is the undo's, with the exact command.
+    assert!(
+        refusal.contains("lock-no-delete")
+            && refusal.contains("undoing change set publish-1")
+            && refusal.contains("--resource-group rg-prod")
+            && refusal.contains("--resource adf-sales")
+            && !refusal.contains("--delete-extraneous"),
+        "{refusal}"
+    );
     let lock = format!(
         "{f}/providers/Microsoft.Authorization/locks/lock-no-delete?api-version=2020-05-01"
     );
@@ -2483,6 +2492,30 @@ async fn arm_events_are_captured_with_their_author_an_idle_factory_costs_nothing
     );
     let (status, _) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_New")).await;
     assert_eq!(status, 404, "what the publish created is deleted");
+    // ...and the lock taken off for it is back: production is locked again.
+    let token = rig
+        .emu
+        .mint_token("https://management.azure.com/", "reader", 3600);
+    let lock_status = adfdr_tests::raw_client()
+        .get(format!("{}{lock}", rig.emu.urls().arm))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("ARM answers")
+        .status()
+        .as_u16();
+    assert_eq!(lock_status, 200, "the undo put the factory's lock back");
+    // Off again for the rest of this test, which deletes a pipeline.
+    let status = arm_write(
+        &rig.emu,
+        reqwest::Method::DELETE,
+        &lock,
+        None,
+        "owner",
+        "unlock-again",
+    )
+    .await;
+    assert!(status < 300, "{status}");
     let (_, smoke_after) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Smoke")).await;
     assert_eq!(smoke_after["properties"], smoke_before["properties"]);
     let (_, py_after) = arm_get(&rig.emu, &format!("{f}/pipelines/PL_Py")).await;

@@ -316,9 +316,20 @@ pub async fn prepare_undo(
         })?;
         confirm(engine.arm.as_ref(), source, &u.change_set).await?;
     }
+    // The factory's own locks as the snapshot before held them come back
+    // too, last, as a full restore puts them back: an undo that needed one
+    // out of the way (a CanNotDelete lock forbids its deletes) leaves the
+    // factory locked again, and one that did not changes nothing there.
+    let before = read::open(&engine.replicas, &engine.keys, factory, &u.before).await?;
+    let locks = before
+        .manifest
+        .resources
+        .iter()
+        .filter(|e| e.kind == crate::model::ResourceKind::Lock && e.parent.is_none())
+        .map(|e| e.label());
     let mut selectors = Vec::new();
-    for label in &u.touched {
-        let (kind, name) = label.split_once(':').unwrap_or((label, ""));
+    for label in u.touched.iter().cloned().chain(locks) {
+        let (kind, name) = label.split_once(':').unwrap_or((&label, ""));
         let escaped: String = name
             .chars()
             .map(|c| match c {

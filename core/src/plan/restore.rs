@@ -65,6 +65,12 @@ pub struct PlanOptions {
     /// Grant again the roles others (people, groups) held on the factory.
     /// Drills do not: nobody works in a scratch factory.
     pub others_access: bool,
+    /// The target's resource group and name, for the commands the plan's
+    /// refusals print (None: placeholders).
+    pub target_path: Option<(String, String)>,
+    /// The change set an undo puts back: its deletes are the undo's, not
+    /// `--delete-extraneous`'s.
+    pub undo: Option<String>,
 }
 
 /// Where a linked service keeps credentials encrypted for its own factory.
@@ -83,6 +89,8 @@ impl Default for PlanOptions {
             locks: true,
             alerts: true,
             others_access: true,
+            target_path: None,
+            undo: None,
             delete_extraneous: false,
             strict: false,
             with_git: false,
@@ -335,7 +343,7 @@ pub fn plan(
     let (delete, extraneous_kept) = p.extraneous(&staged.expected);
     let triggers = p.triggers(snapshot_triggers, &steps, &delete, &staged.expected);
     let factory = p.factory(source_factory, snapshot_region)?;
-    target_locks(target, &steps, &delete)?;
+    target_locks(target, &steps, &delete, options)?;
     Ok(Plan {
         factory: factory.plan,
         steps,
@@ -359,8 +367,28 @@ pub fn plan(
 
 /// A lock already on the target blocks the restore's writes (ReadOnly) or
 /// deletes (CanNotDelete): refused before anything is written.
-fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Result<(), PlanError> {
+fn target_locks(
+    target: &TargetState,
+    steps: &[Step],
+    delete: &[Delete],
+    options: &PlanOptions,
+) -> Result<(), PlanError> {
     let writes = steps.iter().any(|s| s.kind != ResourceKind::Lock);
+    let deletes = match &options.undo {
+        Some(set) => format!(
+            "the deletes undoing change set {set} needs ({})",
+            delete
+                .iter()
+                .map(|d| d.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "the deletes --delete-extraneous asks for".to_string(),
+    };
+    let (rg, factory) = options
+        .target_path
+        .clone()
+        .unwrap_or_else(|| ("RG".into(), "FACTORY".into()));
     for lock in target
         .resources
         .iter()
@@ -372,8 +400,8 @@ fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Resu
             .and_then(Value::as_str)
             .unwrap_or_default();
         let what = match level {
-            "ReadOnly" if writes || !delete.is_empty() => "every write",
-            "CanNotDelete" if !delete.is_empty() => "the deletes --delete-extraneous asks for",
+            "ReadOnly" if writes || !delete.is_empty() => "every write".to_string(),
+            "CanNotDelete" if !delete.is_empty() => deletes.clone(),
             _ => continue,
         };
         let from = lock
@@ -386,7 +414,7 @@ fn target_locks(target: &TargetState, steps: &[Step], delete: &[Delete]) -> Resu
                 lock.name
             ),
             None => format!(
-                "az lock delete --name {} --resource-group RG --resource-type Microsoft.DataFactory/factories --resource FACTORY",
+                "az lock delete --name {} --resource-group {rg} --resource-type Microsoft.DataFactory/factories --resource {factory}",
                 lock.name
             ),
         };

@@ -144,6 +144,8 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         locks: true,
         alerts: true,
         others_access: true,
+        target_path: None,
+        undo: args.undo.clone(),
     })
 }
 

@@ -340,13 +340,18 @@ async fn read_and_plan(
         && state.created == opened.manifest.created;
     let target_existed = state.factory.is_some();
     let target_triggers = state.trigger_states.clone();
+    let mut options = request.options.clone();
+    options.target_path = Some((
+        request.target.resource_group.clone(),
+        request.target.factory.clone(),
+    ));
     let mut plan = plan(
         &resources,
         &opened.manifest.trigger_states,
         opened.manifest.region.as_deref(),
         &state,
         request.overrides.as_ref(),
-        &request.options,
+        &options,
     )
     .map_err(plan_error)?;
     crate::plan::restore::plan_runtimes(
