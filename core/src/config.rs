@@ -732,8 +732,23 @@ pub enum LocationUrl {
 }
 
 impl LocationUrl {
+    /// An https container URL, a `file://` URL, or a directory path (what
+    /// people type first; a relative one is taken from the current
+    /// directory).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = Url::parse(text).map_err(|e| format!("'{}' is not a URL: {e}", cut(text)))?;
+        if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") || text == "."
+        {
+            let path = std::path::absolute(text)
+                .map_err(|e| format!("'{}' is not a directory path: {e}", cut(text)))?;
+            return Ok(LocationUrl::Dir(path));
+        }
+        let url = Url::parse(text).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => format!(
+                "'{}' is neither a URL nor a directory path: give https://ACCOUNT.blob.core.windows.net/CONTAINER, file:///PATH or a path starting with / or ./",
+                cut(text)
+            ),
+            e => format!("'{}' is not a URL: {e}", cut(text)),
+        })?;
         match url.scheme() {
             "https" => {
                 if url.query().is_some() {

@@ -50,6 +50,9 @@ pub enum IdentityError {
 pub struct Identity {
     pub credential: Arc<dyn TokenCredential>,
     pub description: String,
+    /// Where to fix a failed sign-in (the config's [auth], or incident
+    /// mode's flags).
+    pub fix: String,
 }
 
 impl std::fmt::Debug for Identity {
@@ -129,6 +132,7 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
             Ok(Identity {
                 credential,
                 description,
+                fix: "fix the credential in [auth]".into(),
             })
         }
         AuthMethod::WorkloadIdentity => {
@@ -148,6 +152,7 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
                     "workload identity (client id {})",
                     auth.client_id.as_deref().unwrap_or("from AZURE_CLIENT_ID")
                 ),
+                fix: "fix the credential in [auth]".into(),
             })
         }
         AuthMethod::ClientSecret => {
@@ -186,6 +191,7 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
             Ok(Identity {
                 credential,
                 description: format!("app {client_id} (tenant {tenant})"),
+                fix: "fix the credential in [auth]".into(),
             })
         }
         AuthMethod::AzureCli => {
@@ -197,6 +203,7 @@ pub fn build(auth: &AuthConfig, options: &ClientOptions) -> Result<Identity, Ide
             Ok(Identity {
                 credential,
                 description: "the Azure CLI login (az account show)".into(),
+                fix: "fix the credential in [auth]".into(),
             })
         }
     }

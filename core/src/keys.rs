@@ -258,6 +258,13 @@ pub struct KeyRing {
     pub vaults: Vec<VaultKey>,
 }
 
+impl KeyRing {
+    /// No key at all (incident mode listing a store without one).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.vaults.is_empty()
+    }
+}
+
 /// Loads a key file: exactly 32 bytes, mode 0600 or stricter.
 pub fn load_key_file(id: &str, path: &Path) -> Result<FileKey, KeyError> {
     let shown = path.display().to_string();

@@ -7,3 +7,7 @@ pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 pub const DEGRADED: i32 = 3;
 pub const CHECK_FAILED: i32 = 4;
+/// The snapshots are there, but none of the keys given opens them.
+pub const NO_KEY: i32 = 5;
+/// Interrupted (Ctrl-C, SIGTERM): 128 + the signal, as shells report it.
+pub const INTERRUPTED: i32 = 130;

@@ -18,13 +18,15 @@ Examples:
   adfdr snapshots
   adfdr snapshots sales --location neu
   adfdr snapshots --store https://stneu.blob.core.windows.net/adfdr --key ./bg.key
+  adfdr snapshots --store /mnt/backup          no key: what the store holds, from the headers
 
 Exit codes:
   0  listed from every location
   1  failed
   2  bad usage or config
   3  a location could not be listed (the rest are shown)
-  4  an object that is not a snapshot was found (see `adfdr verify`)";
+  4  an object that is not a snapshot was found (see `adfdr verify`)
+  5  snapshots are there, but none of the keys given opens them (it says which keys do)";
 
 pub const SHOW: &str = "\
 Examples:

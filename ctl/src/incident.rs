@@ -16,11 +16,14 @@ pub enum Auth {
 
 #[derive(clap::Args, Debug)]
 pub struct IncidentArgs {
-    /// Incident mode: read snapshots from this location (repeatable; https
-    /// container URL or file://), without a config file.
+    /// Incident mode: read snapshots from this location (repeatable; an
+    /// https container URL, file:// or a directory path), without a config
+    /// file [env: ADFDR_STORE, comma-separated; ADFDR_STORE_FILE: a file of
+    /// them, one per line].
     #[arg(long, value_name = "URL", help_heading = "Incident mode")]
     pub store: Vec<String>,
-    /// Incident mode: a key file or a Key Vault key URL (repeatable).
+    /// Incident mode: a key file or a Key Vault key URL (repeatable) [env:
+    /// ADFDR_KEY; ADFDR_KEY_FILE: a file naming them, one per line].
     #[arg(long, value_name = "FILE|URL", help_heading = "Incident mode")]
     pub key: Vec<String>,
     /// Incident mode: how to sign in.
@@ -57,11 +60,44 @@ fn https(flag: &str, text: &str) -> Result<HttpsUrl, OpError> {
     Ok(HttpsUrl(url))
 }
 
+/// Values from the flag, else from `VAR` (comma-separated), else from the
+/// file `VAR_FILE` names (one per line), as restic reads its repository.
+fn from_env(flag: &[String], var: &str) -> Result<Vec<String>, OpError> {
+    if !flag.is_empty() {
+        return Ok(flag.to_vec());
+    }
+    let split = |text: &str, sep: char| -> Vec<String> {
+        text.split(sep)
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !v.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    if let Ok(v) = std::env::var(var) {
+        return Ok(split(&v, ','));
+    }
+    match std::env::var_os(format!("{var}_FILE")) {
+        Some(path) => {
+            let bytes = adfdr_core::localfile::read_capped(std::path::Path::new(&path), 64 << 10)
+                .map_err(|e| OpError::usage(format!("{var}_FILE: {e}")))?;
+            Ok(split(&String::from_utf8_lossy(&bytes), '\n'))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
 impl IncidentArgs {
-    /// Incident mode when `--store` is given; `--key` without it is a
-    /// usage error (with a config, keys come from [[key]]).
+    /// The stores given (flags or environment).
+    pub fn stores(&self) -> Result<Vec<String>, OpError> {
+        from_env(&self.store, "ADFDR_STORE")
+    }
+
+    /// Incident mode when `--store` (or ADFDR_STORE) is given; `--key`
+    /// without it is a usage error (with a config, keys come from [[key]]).
     pub fn incident(&self) -> Result<Option<Incident>, OpError> {
-        if self.store.is_empty() {
+        let stores = self.stores()?;
+        let keys = from_env(&self.key, "ADFDR_KEY")?;
+        if stores.is_empty() {
             if !self.key.is_empty() {
                 return Err(OpError::usage(
                     "--key is for incident mode (with --store); with a config, keys come from [[key]]",
@@ -89,17 +125,29 @@ impl IncidentArgs {
             ca_file: self.ca_file.clone(),
             request_deadline: None,
         };
-        Ok(Some(Incident {
-            stores: self.store.clone(),
-            keys: self.key.clone(),
-            auth,
-        }))
+        Ok(Some(Incident { stores, keys, auth }))
     }
 }
 
 /// The engine a read command works with: incident mode's when `--store`
-/// is given (no config file is read), else the config's.
+/// is given (no config file is read), else the config's. Incident mode
+/// without a key can only list what the store holds.
 pub fn engine(ctx: &crate::Ctx, args: &IncidentArgs) -> Result<adfdr_core::ops::Engine, OpError> {
+    let engine = engine_keyless(ctx, args)?;
+    if engine.incident && engine.keys.is_empty() {
+        return Err(OpError::usage(
+            "incident mode needs --key FILE or --key https://VAULT.vault.azure.net/keys/NAME to open snapshots (or ADFDR_KEY); `adfdr snapshots --store URL` lists what the store holds without one",
+        ));
+    }
+    Ok(engine)
+}
+
+/// `engine`, where incident mode may go without a key (`snapshots` lists
+/// what the store holds from the public headers).
+pub fn engine_keyless(
+    ctx: &crate::Ctx,
+    args: &IncidentArgs,
+) -> Result<adfdr_core::ops::Engine, OpError> {
     match args.incident()? {
         Some(incident) => adfdr_core::ops::Engine::incident(incident),
         None => ctx.engine(),

@@ -168,7 +168,21 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn load_config(&self) -> Result<Config, OpError> {
-        Ok(Config::load(&self.config_path)?)
+        Config::load(&self.config_path).map_err(|e| {
+            let missing = matches!(&e, adfdr_core::config::ConfigError::Read { source, .. }
+                if source.to_string().contains("No such file"));
+            let e = OpError::from(e);
+            if missing {
+                // An incident on a machine that was never set up: the flags
+                // that work without a config file.
+                e.with_hint(format!(
+                    "no config at {} (-c PATH or ADFDR_CONFIG name another); in an incident, no config is needed: --store URL|PATH --key FILE|KEYVAULT-KEY-URL (or ADFDR_STORE, ADFDR_KEY), e.g. adfdr snapshots --store /mnt/backup",
+                    self.config_path.display()
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     pub fn engine(&self) -> Result<Engine, OpError> {

@@ -20,6 +20,10 @@ pub struct SnapshotsOutput {
     pub not_counted: Vec<read::Rejected>,
     /// Locations that could not be listed.
     pub unlisted: Vec<String>,
+    /// Snapshots there, intact, that none of the keys given opens.
+    pub locked: Vec<read::Locked>,
+    /// Listed from the public headers only (incident mode without a key).
+    pub headers_only: bool,
 }
 
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -46,7 +50,10 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = crate::incident::engine(ctx, &args.incident)?;
+    // Listing needs no key: without one, what the store holds is listed
+    // from the public headers (ids, times, sizes, key fingerprints).
+    let engine = crate::incident::engine_keyless(ctx, &args.incident)?;
+    let headers_only = engine.keys.is_empty();
     let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
     let replicas = match &args.location {
         None => engine.replicas.clone(),
@@ -111,8 +118,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                     .collect(),
                 not_counted: listing.not_counted.clone(),
                 unlisted: listing.unlisted.iter().map(|(l, _)| l.clone()).collect(),
+                locked: listing.locked.clone(),
+                headers_only,
             },
         );
+    } else if records.is_empty() && !listing.locked.is_empty() {
+        // Told once, not once per copy: the backups are not gone.
     } else if records.is_empty() {
         println!(
             "no snapshots{}",
@@ -120,6 +131,30 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         );
     } else {
         table(records, engine.replicas.locations.len());
+    }
+    if headers_only && !records.is_empty() {
+        crate::warning!(
+            "no key given: listed from the public headers (not checked to open); add --key FILE|URL to check they open with it"
+        );
+    }
+    if !listing.locked.is_empty() {
+        let mut keys: Vec<&str> = listing
+            .locked
+            .iter()
+            .flat_map(|l| l.opens_with.iter().map(String::as_str))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let message = format!(
+            "{} snapshot(s) found that none of the keys given opens; they open with: {}",
+            listing.locked.len(),
+            keys.join(", ")
+        );
+        if records.is_empty() {
+            eprintln!("adfdr: {}", output::clean(&message));
+            return Ok(exit::NO_KEY);
+        }
+        crate::warning!("{message}");
     }
     Ok(if !listing.not_counted.is_empty() {
         exit::CHECK_FAILED

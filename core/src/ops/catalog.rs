@@ -199,6 +199,8 @@ pub struct Listing {
     pub not_counted: Vec<read::Rejected>,
     /// Locations that could not be listed (location, error).
     pub unlisted: Vec<(String, String)>,
+    /// Snapshots intact but sealed for none of the keys at hand.
+    pub locked: Vec<read::Locked>,
 }
 
 /// The snapshots the store holds: every manifest copy checked (with the
@@ -212,7 +214,10 @@ pub async fn list(
     factory: Option<&str>,
     now: time::OffsetDateTime,
 ) -> Result<Listing, OpError> {
-    let inventory = read::inventory(replicas, factory, Some(keys), now).await;
+    // Without any key (incident mode listing a store) the public headers
+    // alone are checked: what the store holds, not what opens.
+    let inventory =
+        read::inventory(replicas, factory, Some(keys).filter(|k| !k.is_empty()), now).await;
     if !inventory.failed.is_empty() && inventory.failed.len() == replicas.locations.len() {
         return Err(OpError::new(
             super::Kind::Unreachable,
@@ -230,6 +235,7 @@ pub async fn list(
             .cloned()
             .collect(),
         unlisted: inventory.failed.clone(),
+        locked: inventory.locked.clone(),
         ..Default::default()
     };
     for l in &inventory.snapshots {

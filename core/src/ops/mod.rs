@@ -72,8 +72,15 @@ pub struct Incident {
 impl Engine {
     /// Builds clients (no network yet) and loads key files.
     pub fn new(config: Config) -> Result<Engine, OpError> {
+        Engine::build(config, false)
+    }
+
+    fn build(config: Config, incident: bool) -> Result<Engine, OpError> {
         let options = identity::client_options(&config.auth)?;
-        let identity = identity::build(&config.auth, &options)?;
+        let mut identity = identity::build(&config.auth, &options)?;
+        if incident {
+            identity.fix = "sign in again (`az login`), or choose how with --auth".into();
+        }
         let arm: Arc<dyn FactoryApi> = Arc::new(
             ArmClient::new(
                 config.auth.arm_endpoint.0.clone(),
@@ -117,11 +124,6 @@ impl Engine {
     /// under `$XDG_STATE_HOME/adfdr` (or `~/.local/state/adfdr`).
     pub fn incident(incident: Incident) -> Result<Engine, OpError> {
         use crate::config::{AgentConfig, BackupConfig, HttpsUrl, KeyConfig, Spanned};
-        if incident.keys.is_empty() {
-            return Err(OpError::usage(
-                "incident mode (--store) needs --key FILE or --key https://VAULT/keys/NAME",
-            ));
-        }
         let mut locations = Vec::new();
         for (i, url) in incident.stores.iter().enumerate() {
             let url =
@@ -178,7 +180,7 @@ impl Engine {
             policies: Default::default(),
             path: PathBuf::from("(incident mode: --store and --key)"),
         };
-        let mut engine = Engine::new(config)?;
+        let mut engine = Engine::build(config, true)?;
         engine.incident = true;
         Ok(engine)
     }
@@ -230,6 +232,7 @@ pub fn location(
                 None => AzureAuth::Entra {
                     credential: identity.credential.clone(),
                     identity: identity.description.clone(),
+                    fix: identity.fix.clone(),
                 },
             };
             Arc::new(AzureStore::new(

@@ -188,6 +188,14 @@ async fn snapshots(
     report: &mut Report,
 ) -> BTreeMap<String, (u64, Option<read::Meta>)> {
     let inventory = read::inventory(replicas, Some(factory), Some(keys), now).await;
+    for l in &inventory.locked {
+        let line = format!(
+            "{} opens only with keys this config does not hold ({}): never counted, never deleted here",
+            l.id,
+            l.opens_with.join(", ")
+        );
+        report.foreign.push(line);
+    }
     for f in &inventory.foreign {
         let id = match layout::parse(&f.key) {
             Some(Parsed::Manifest { snapshot, .. }) => snapshot,

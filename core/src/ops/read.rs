@@ -606,6 +606,24 @@ pub struct Rejected {
     pub why: String,
 }
 
+/// A snapshot no key at hand opens, and the keys it was sealed for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Locked {
+    pub factory: String,
+    pub id: String,
+    /// The keys that open it (`kv (Key Vault key …)`, `breakglass (key file 9c1f…)`).
+    pub opens_with: Vec<String>,
+}
+
+/// Why a copy did not count: damage, or only that no key at hand opens it.
+enum Fault {
+    Damaged(String),
+    NoKey {
+        why: String,
+        opens_with: Vec<String>,
+    },
+}
+
 /// What the store holds for a factory (or all), every manifest copy checked.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -616,6 +634,9 @@ pub struct Inventory {
     pub damaged: Vec<Rejected>,
     /// Names no copy of which checks out: not snapshots at all.
     pub foreign: Vec<Rejected>,
+    /// Snapshots whose copies are intact but sealed for none of the keys
+    /// at hand (a wrong key, a retired one): not gone, closed to these keys.
+    pub locked: Vec<Locked>,
     /// Locations that could not be listed.
     pub failed: Vec<(String, String)>,
 }
@@ -637,25 +658,26 @@ pub async fn inventory(
         .iter()
         .flat_map(|l| l.locations.iter().map(move |loc| (l.clone(), loc.clone())))
         .collect();
-    let results: Vec<(Listed, String, Result<Option<Meta>, String>)> =
-        futures::stream::iter(checks)
-            .map(|(l, loc)| async move {
-                let result = match replicas.get(&loc) {
-                    Some(location) => check_copy(replicas, location, keys, &l, now).await,
-                    None => Err("unknown location".into()),
-                };
-                (l, loc, result)
-            })
-            .buffered(PARALLEL_READS)
-            .collect()
-            .await;
+    let results: Vec<(Listed, String, Result<Option<Meta>, Fault>)> = futures::stream::iter(checks)
+        .map(|(l, loc)| async move {
+            let result = match replicas.get(&loc) {
+                Some(location) => check_copy(replicas, location, keys, &l, now).await,
+                None => Err(Fault::Damaged("unknown location".into())),
+            };
+            (l, loc, result)
+        })
+        .buffered(PARALLEL_READS)
+        .collect()
+        .await;
     let mut inv = Inventory {
         failed,
         ..Default::default()
     };
-    let mut by_name: BTreeMap<(String, String), (Listed, Vec<Rejected>)> = BTreeMap::new();
-    for (l, location, result) in &results {
-        let location = location.clone();
+    // Per name: what checked out, and each copy that did not (with the keys
+    // it opens with, when only the key was missing).
+    type Copies = (Listed, Vec<(Rejected, Option<Vec<String>>)>);
+    let mut by_name: BTreeMap<(String, String), Copies> = BTreeMap::new();
+    for (l, location, result) in results {
         let entry = by_name
             .entry((l.factory.clone(), l.id.clone()))
             .or_insert_with(|| {
@@ -667,26 +689,36 @@ pub async fn inventory(
                     Vec::new(),
                 )
             });
+        let key = layout::manifest(&l.factory, &l.id);
         match result {
             Ok(meta) => {
                 entry.0.locations.push(location);
                 if entry.0.meta.is_none() {
-                    entry.0.meta = meta.clone();
+                    entry.0.meta = meta;
                 }
             }
-            Err(why) => entry.1.push(Rejected {
-                location,
-                key: layout::manifest(&l.factory, &l.id),
-                why: why.clone(),
-            }),
+            Err(Fault::Damaged(why)) => entry.1.push((Rejected { location, key, why }, None)),
+            Err(Fault::NoKey { why, opens_with }) => entry
+                .1
+                .push((Rejected { location, key, why }, Some(opens_with))),
         }
     }
     for (_, (listed, rejected)) in by_name {
-        if listed.locations.is_empty() {
-            inv.foreign.extend(rejected);
-        } else {
-            inv.damaged.extend(rejected);
+        if !listed.locations.is_empty() {
+            inv.damaged.extend(rejected.into_iter().map(|(r, _)| r));
             inv.snapshots.push(listed);
+        } else if !rejected.is_empty() && rejected.iter().all(|(_, k)| k.is_some()) {
+            let opens_with = rejected
+                .into_iter()
+                .find_map(|(_, k)| k)
+                .unwrap_or_default();
+            inv.locked.push(Locked {
+                factory: listed.factory,
+                id: listed.id,
+                opens_with,
+            });
+        } else {
+            inv.foreign.extend(rejected.into_iter().map(|(r, _)| r));
         }
     }
     inv.snapshots
@@ -700,18 +732,25 @@ async fn check_copy(
     keys: Option<&KeyRing>,
     l: &Listed,
     now: time::OffsetDateTime,
-) -> Result<Option<Meta>, String> {
+) -> Result<Option<Meta>, Fault> {
     let key = layout::manifest(&l.factory, &l.id);
     let bytes = replicas
         .fetch(location, &key, MAX_OBJECT)
-        .await?
-        .ok_or("listed but gone")?;
-    check_manifest(&bytes, &l.factory, &l.id, Some(now))?;
+        .await
+        .map_err(Fault::Damaged)?
+        .ok_or(Fault::Damaged("listed but gone".into()))?;
+    let header = check_manifest(&bytes, &l.factory, &l.id, Some(now)).map_err(Fault::Damaged)?;
     if let Some(keys) = keys {
         return match authenticate(&bytes, keys, &l.factory, &l.id, None).await {
             Ok((_, manifest, _)) => Ok(Some(Meta::of(&manifest))),
-            Err(AuthFailure::Damaged(why)) => Err(why),
-            Err(AuthFailure::NoKey(e)) => Err(e.to_string()),
+            Err(AuthFailure::Damaged(why)) => Err(Fault::Damaged(why)),
+            Err(AuthFailure::NoKey(e)) => Err(Fault::NoKey {
+                why: format!("sealed for other keys: {e}"),
+                opens_with: header
+                    .manifest
+                    .map(|m| m.keys.iter().map(|k| k.describe()).collect())
+                    .unwrap_or_default(),
+            }),
         };
     }
     Ok(None)

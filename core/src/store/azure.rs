@@ -28,10 +28,13 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How a container is reached.
 pub enum AzureAuth {
-    /// Entra ID; `identity` describes who it is for error messages.
+    /// Entra ID; `identity` describes who it is for error messages, `fix`
+    /// says where its sign-in is set (the config's [auth], or incident
+    /// mode's flags).
     Entra {
         credential: Arc<dyn TokenCredential>,
         identity: String,
+        fix: String,
     },
     /// A SAS query string (secret: never printed); `source` names the file.
     Sas { query: String, source: String },
@@ -42,6 +45,8 @@ pub struct AzureStore {
     container: BlobContainerClient,
     immutability_days: Option<u32>,
     who: String,
+    /// Where the Entra sign-in is set, for a failed sign-in's hint.
+    fix: String,
     sas: bool,
 }
 
@@ -64,14 +69,15 @@ impl AzureStore {
             client_options,
             ..Default::default()
         };
-        let (container, who, sas) = match auth {
+        let (container, who, fix) = match auth {
             AzureAuth::Entra {
                 credential,
                 identity,
+                fix,
             } => (
                 BlobContainerClient::new(url.clone(), Some(credential), Some(options)),
                 identity,
-                false,
+                Some(fix),
             ),
             AzureAuth::Sas { query, source } => {
                 let mut with_sas = url.clone();
@@ -79,7 +85,7 @@ impl AzureStore {
                 (
                     BlobContainerClient::new(with_sas, None, Some(options)),
                     format!("the SAS from {source}"),
-                    true,
+                    None,
                 )
             }
         };
@@ -94,7 +100,8 @@ impl AzureStore {
             container,
             immutability_days,
             who,
-            sas,
+            sas: fix.is_none(),
+            fix: fix.unwrap_or_default(),
         })
     }
 
@@ -110,10 +117,7 @@ impl AzureStore {
                 key: key.to_string(),
                 status: 401,
                 detail: chain(&err),
-                hint: format!(
-                    "signing in as {} failed: fix the credential in [auth]",
-                    self.who
-                ),
+                hint: format!("signing in as {} failed: {}", self.who, self.fix),
             };
         }
         if transport {
@@ -121,7 +125,7 @@ impl AzureStore {
                 location: self.shown.clone(),
                 op,
                 key: key.to_string(),
-                detail: chain(&err),
+                detail: transport_detail(&self.shown, &chain(&err)),
             };
         }
         let sdk = SdkError::try_from(err);
@@ -203,6 +207,33 @@ impl AzureStore {
             .await
             .map(|_| ())
             .map_err(|e| self.error("write", key, e))
+    }
+}
+
+/// What a connection failure was, told apart for the person at the
+/// keyboard: a host that does not resolve is a typo in the account name, a
+/// TLS failure a proxy or a CA, anything else the network.
+fn transport_detail(shown: &str, chain: &str) -> String {
+    let lower = chain.to_ascii_lowercase();
+    let host = url::Url::parse(shown)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no such host")
+    {
+        format!(
+            "the host {host} does not resolve: check the storage account name in the URL ({chain})"
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        format!(
+            "TLS with {host} failed: behind a TLS-inspecting proxy, trust its CA (auth.ca_file, --ca-file) ({chain})"
+        )
+    } else {
+        chain.to_string()
     }
 }
 

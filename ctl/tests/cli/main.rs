@@ -14,6 +14,7 @@ mod fleet;
 mod hostile;
 mod integrity;
 mod json;
+mod oncall;
 mod posture;
 mod prune;
 mod restore;

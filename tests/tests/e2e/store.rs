@@ -132,6 +132,7 @@ async fn azure_locations_are_write_once_and_read_only_ones_are_never_written() {
             AzureAuth::Entra {
                 credential: credential.clone(),
                 identity: "test identity".into(),
+                fix: "fix the test's credential".into(),
             },
             client_options_for(&emu),
             Some(30),
