@@ -311,11 +311,18 @@ async fn run_drill(engine: &Arc<Engine>, fc: &FactoryConfig, o: &DrillOptions) -
         Ok(o) => o,
         Err(e) => return JobOutcome::failed(e),
     };
-    let report =
-        match adfdr_core::ops::drill::drill(engine, fc, &options, system_clock, &|_| {}).await {
-            Ok(r) => r,
-            Err(e) => return JobOutcome::failed(e.to_string()),
-        };
+    let report = match adfdr_core::ops::drill::drill(
+        engine,
+        fc,
+        &options,
+        system_clock,
+        adfdr_core::ops::restore::Progress::silent(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return JobOutcome::failed(e.to_string()),
+    };
     let ok = report.passed();
     let verdict = if ok { "passed" } else { "failed" };
     crate::audit(

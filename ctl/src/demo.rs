@@ -407,7 +407,14 @@ async fn drill(
         "\n== drill: restore {second} into {SUBSCRIPTION}/{RESOURCE_GROUP}-drills/{FACTORY}-drill, prove it, measure RTO and RPO"
     );
     let options = adfdr_core::ops::drill::Options::from_config(fc, 16);
-    let report = adfdr_core::ops::drill::drill(engine, fc, &options, system_clock, &|_| {}).await?;
+    let report = adfdr_core::ops::drill::drill(
+        engine,
+        fc,
+        &options,
+        system_clock,
+        adfdr_core::ops::restore::Progress::silent(),
+    )
+    .await?;
     say_raw!("{}", crate::drill::text(&report));
     let (md, html) = (dir.join("drill-report.md"), dir.join("drill-report.html"));
     std::fs::write(&md, crate::drill::markdown(&report))?;

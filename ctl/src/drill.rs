@@ -153,7 +153,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                             .unwrap_or_default()
                     );
                 }
-                let result = drill::drill(&engine, &fc, &options, system_clock, &progress).await;
+                let done = std::sync::atomic::AtomicUsize::new(0);
+                let progress = adfdr_core::ops::restore::Progress::new(&progress, &done);
+                let result = drill::drill(&engine, &fc, &options, system_clock, progress).await;
                 guard.release().await;
                 result?
             }

@@ -112,7 +112,8 @@ Exit codes:
   1  failed
   2  bad usage or config, or nothing applied (no --yes off a terminal, the prompt declined)
   3  restored, with skips or access to grant by hand (the report says what)
-  4  restored, but the read-back differs from the snapshot";
+  4  restored, but the read-back differs from the snapshot
+  130  interrupted (Ctrl-C, SIGTERM): says how far it got; the same command finishes it";
 
 pub const DRILL: &str = "\
 Examples:

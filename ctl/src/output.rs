@@ -58,6 +58,30 @@ fn needs_escape(c: char) -> bool {
     adfdr_core::model::names::unprintable(c)
 }
 
+/// Progress off a terminal: a line at most every `every` (a journal or a
+/// CI log does not need one per write), and the last one always.
+pub struct Periodic {
+    every: std::time::Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Periodic {
+    pub fn new(every: std::time::Duration) -> Periodic {
+        Periodic {
+            every,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn say(&self, line: &str) {
+        let mut last = self.last.lock().expect("periodic");
+        if last.is_none_or(|t| t.elapsed() >= self.every) {
+            eprintln!("{line}");
+            *last = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Prints a table; every cell is `clean`ed first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let rows: Vec<Vec<String>> = rows

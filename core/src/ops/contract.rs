@@ -541,6 +541,9 @@ pub struct RestoreAudit {
     pub mismatches: usize,
     pub read_back_error: Option<String>,
     pub seconds: f64,
+    /// Stopped part way: the plan's writes done, and of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<(usize, usize)>,
 }
 
 /// How a restore ended.
@@ -551,6 +554,8 @@ pub enum RestoreResult {
     RestoredWithSkips,
     VerifyFailed,
     Failed,
+    /// Stopped by a signal (Ctrl-C, SIGTERM) part way: run it again.
+    Interrupted,
 }
 
 impl AuditEvent {

@@ -976,7 +976,7 @@ async fn delete_resources(
                 target,
                 &plan,
                 options.concurrency,
-                &|_| {},
+                op::Progress::silent(),
             )
             .await;
             Cleanup {

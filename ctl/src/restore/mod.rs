@@ -308,10 +308,11 @@ async fn prepare_and_apply(
     let mut prepared = prepared?;
     render::warnings(&prepared);
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let apply =
-        !args.plan && (args.yes || (interactive && !ctx.json && render::confirm(&prepared)));
+    // The prompt shows the plan itself: a "no" does not print it again.
+    let asked = !args.plan && !args.yes && interactive && !ctx.json;
+    let apply = !args.plan && (args.yes || (asked && render::confirm(&prepared)));
     if !apply {
-        render::unapplied(ctx.json, args.plan, &prepared, interactive);
+        render::unapplied(ctx.json, args.plan, &prepared, interactive, asked);
         op::release(engine, &mut prepared).await;
         // A restore that applied nothing is not a success a script may
         // mistake for one; showing the plan (--plan) is.
@@ -325,23 +326,47 @@ async fn prepare_and_apply(
 
 async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Result<i32, OpError> {
     let quiet = ctx.json || crate::output::quiet();
+    let total = prepared.plan.writes() as u64;
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(prepared.plan.writes() as u64);
+        let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
-                .expect("template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} writes  {per_sec:.0}  eta {eta}  {wide_msg}",
+            )
+            .expect("template"),
         );
         bar
     });
-    let progress = |line: &str| match &bar {
-        Some(b) => {
-            b.inc(1);
-            b.set_message(line.to_string());
+    // The bar's position is the plan's writes done (not every line said:
+    // a runtime started is news, not a write), so it never passes its total.
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let lines = crate::output::Periodic::new(std::time::Duration::from_secs(5));
+    let say = |line: &str| {
+        let n = done.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        match &bar {
+            Some(b) => {
+                b.set_position(n.min(total));
+                b.set_message(crate::output::clean(line));
+            }
+            None if !quiet => lines.say(&format!(
+                "{n}/{total} writes: {}",
+                crate::output::clean(line)
+            )),
+            None => {}
         }
-        None if !quiet => eprintln!("{line}"),
-        None => {}
     };
-    let outcome = op::execute(engine, prepared, &progress).await;
+    let progress = op::Progress::new(&say, &done);
+    // Ctrl-C or SIGTERM stop the restore where it is: recorded, the hold
+    // given back, and the same command finishes it.
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+        }
+    };
+    let outcome = op::execute_until(engine, prepared, progress, stop).await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -356,5 +381,6 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
         RestoreResult::VerifyFailed => exit::CHECK_FAILED,
         RestoreResult::RestoredWithSkips => exit::DEGRADED,
         RestoreResult::Restored => exit::OK,
+        RestoreResult::Interrupted => exit::INTERRUPTED,
     })
 }

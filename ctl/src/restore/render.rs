@@ -77,6 +77,17 @@ pub fn output(p: &op::Prepared, outcome: Option<&RestoreOutcome>) -> RestoreOutp
 
 /// The outcome for people: failures, mismatches, the summary line, phases.
 pub fn outcome(p: &op::Prepared, o: &RestoreOutcome) {
+    if let Some((done, of)) = o.interrupted {
+        eprintln!(
+            "adfdr: interrupted after {done} of {of} writes into {}; nothing is half-written that a rerun does not fix: run the same command again to finish (the plan compares with what is there now){}",
+            p.target.describe(),
+            o.audit
+                .as_ref()
+                .map(|a| format!("; recorded in {}", a.display()))
+                .unwrap_or_default()
+        );
+        return;
+    }
     for f in &o.applied.failures {
         println!("FAILED {}: {}", f.what, f.error);
     }
@@ -274,10 +285,16 @@ pub(super) fn warnings(prepared: &op::Prepared) {
 /// The plan, when it is not applied (--plan, no --yes, or no answer); for
 /// the last two, why nothing was restored (on stderr: the exit code, 2, is
 /// what a script reads).
-pub(super) fn unapplied(json: bool, plan_only: bool, prepared: &op::Prepared, interactive: bool) {
+pub(super) fn unapplied(
+    json: bool,
+    plan_only: bool,
+    prepared: &op::Prepared,
+    interactive: bool,
+    shown: bool,
+) {
     if json {
         crate::json::emit("restore", &output(prepared, None));
-    } else {
+    } else if !shown {
         plan(prepared, &prepared.plan);
     }
     if !plan_only {

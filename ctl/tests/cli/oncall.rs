@@ -162,3 +162,84 @@ async fn a_typo_in_the_host_and_a_failed_sign_in_are_told_apart() {
         "{err}"
     );
 }
+
+/// Item 3: Ctrl-C in the middle of a restore's writes stops it with exit
+/// 130, says how far it got and what to do, records the interruption in the
+/// audit trail and gives the snapshot's hold back; the same command then
+/// finishes the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_mid_restore_says_how_far_records_it_and_releases_the_hold() {
+    let rig = FileRig::start("ctrlc").await;
+    rig.backup(false);
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 250})).await;
+    let to = format!("{}/rg-dr/adf-interrupted", crate::common::SUB);
+    let args = [
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        to.as_str(),
+        "--yes",
+    ];
+    let child = rig
+        .command()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Into the writes: the factory is created first, then the rest.
+    let f = adfdr_tests::factory_path(crate::common::SUB, "rg-dr", "adf-interrupted");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let exists = rig.emu.with_world(|w| {
+            w.factories.contains_key(&adf_emulator::state::factory_key(
+                crate::common::SUB,
+                "rg-dr",
+                "adf-interrupted",
+            ))
+        });
+        if exists || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).expect("exits");
+    assert_eq!(code(&out), 130, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("interrupted after") && err.contains("run the same command again"),
+        "{err} ({f})"
+    );
+    let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit trail");
+    let last: serde_json::Value =
+        serde_json::from_str(audit.lines().last().expect("a record")).expect("json");
+    assert_eq!(last["action"], "restore", "{last:#}");
+    assert_eq!(last["outcome"], "interrupted", "{last:#}");
+    assert!(last["interrupted"].is_array(), "{last:#}");
+    for loc in [&rig.weu, &rig.neu] {
+        let holds = loc.join("v1/sales/holds");
+        let left = std::fs::read_dir(&holds).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "no hold left in {}", holds.display());
+    }
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 0})).await;
+    let out = rig.adfdr(&args);
+    // Restored, with the sample factory's usual skips (masked secrets): 3.
+    assert_eq!(
+        code(&out),
+        3,
+        "the same command finishes it: {}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("restored-with-skips"),
+        "{}",
+        text(&out)
+    );
+}

@@ -118,7 +118,41 @@ pub struct RuntimeStarted {
 }
 
 /// Progress lines (`created pipeline:PL_Load`).
-pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+#[derive(Clone, Copy)]
+pub struct Progress<'a> {
+    /// A line for people, as each step ends.
+    pub say: &'a (dyn Fn(&str) + Sync),
+    /// Writes done so far, of the plan's `writes()`: what a progress bar
+    /// shows, and what an interrupted restore reports.
+    pub done: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new(say: &'a (dyn Fn(&str) + Sync), done: &'a std::sync::atomic::AtomicUsize) -> Self {
+        Progress { say, done }
+    }
+
+    /// One of the plan's writes done (`Plan::writes` counts these).
+    pub fn wrote(&self, text: &str) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.say)(text);
+    }
+
+    /// Nothing said, nothing counted that anyone reads (tests, a drill's
+    /// cleanup).
+    pub fn silent() -> Progress<'static> {
+        static NOTHING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        Progress {
+            say: &|_| {},
+            done: &NOTHING,
+        }
+    }
+
+    /// News that is not one of the plan's writes (a runtime, an endpoint).
+    pub fn note(&self, text: &str) {
+        (self.say)(text);
+    }
+}
 
 /// Throttling seen by any request pauses every new request until the
 /// service's Retry-After has passed: the whole restore backs off together.
@@ -584,7 +618,8 @@ impl Applier<'_> {
                 } else {
                     "updated"
                 };
-                (self.progress)(&format!("{verb} factory {}", self.target.describe()));
+                self.progress
+                    .wrote(&format!("{verb} factory {}", self.target.describe()));
                 Ok(1)
             }
             Err(e) => {
@@ -623,7 +658,13 @@ impl Applier<'_> {
             match write(self.arm, &self.throttle, Method::Post, &path, None, true).await {
                 Ok(_) => {
                     done += 1;
-                    (self.progress)(&format!("{done_word} {label}:{name}"));
+                    let text = format!("{done_word} {label}:{name}");
+                    // Trigger stops are the plan's writes; CDC starts are not.
+                    if label == "trigger" {
+                        self.progress.wrote(&text);
+                    } else {
+                        self.progress.note(&text);
+                    }
                 }
                 Err(e) => self.fail(format!("{action} {label}:{name}"), self.explain(&e)),
             }
@@ -674,7 +715,7 @@ impl Applier<'_> {
                     } else {
                         "updated"
                     };
-                    (self.progress)(&format!("{verb} {}", step.label));
+                    self.progress.wrote(&format!("{verb} {}", step.label));
                     if let Some(name) = self
                         .start_runtimes
                         .iter()
@@ -745,11 +786,12 @@ impl Applier<'_> {
             match answer {
                 Ok(()) => {
                     granted += 1;
-                    (self.progress)(&format!("granted {}", step.label));
+                    self.progress.wrote(&format!("granted {}", step.label));
                 }
                 Err(e) if e.code() == Some("RoleAssignmentExists") => {
                     granted += 1;
-                    (self.progress)(&format!("already held: {}", step.label));
+                    self.progress
+                        .wrote(&format!("already held: {}", step.label));
                 }
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
                     self.ungranted.lock().expect("grants").push(Failure {
@@ -964,7 +1006,7 @@ impl Applier<'_> {
             {
                 Ok(_) => {
                     written += 1;
-                    (self.progress)(&format!("locked: {}", step.label));
+                    self.progress.wrote(&format!("locked: {}", step.label));
                 }
                 Err(e) => self.fail(step.label.clone(), self.explain(&e)),
             }
@@ -985,7 +1027,7 @@ impl Applier<'_> {
                 async move {
                     write(self.arm, &self.throttle, Method::Delete, &path, None, false)
                         .await
-                        .map(|_| (self.progress)(&format!("deleted {}", d.label)))
+                        .map(|_| self.progress.wrote(&format!("deleted {}", d.label)))
                         .map_err(|e| self.explain(&e))
                 }
             },
@@ -1017,7 +1059,8 @@ impl Applier<'_> {
         .await
         {
             Ok(_) => {
-                (self.progress)("set the factory's default staging linked service");
+                self.progress
+                    .wrote("set the factory's default staging linked service");
                 1
             }
             Err(e) => {
@@ -1055,7 +1098,7 @@ impl Applier<'_> {
     async fn start_runtime(&self, name: String) -> Option<RuntimeStarted> {
         use azure_core::http::Method;
         let label = format!("integrationRuntime:{name}");
-        (self.progress)(&format!("starting {label}"));
+        self.progress.note(&format!("starting {label}"));
         let path = format!("{}/integrationRuntimes/{}/start", self.base, encode(&name));
         let call = Call {
             method: Method::Post,
@@ -1072,7 +1115,7 @@ impl Applier<'_> {
                     .unwrap_or("Started")
                     .to_string();
                 let ready_ms = crate::ops::millis(self.began.elapsed());
-                (self.progress)(&format!("started {label} ({state})"));
+                self.progress.note(&format!("started {label} ({state})"));
                 Some(RuntimeStarted {
                     name,
                     state,
@@ -1141,8 +1184,10 @@ impl Applier<'_> {
             );
             if settled || Instant::now() >= deadline {
                 match state.blocker() {
-                    None => (self.progress)(&format!("{} provisioned and approved", e.label)),
-                    Some(why) => (self.progress)(&why),
+                    None => self
+                        .progress
+                        .note(&format!("{} provisioned and approved", e.label)),
+                    Some(why) => self.progress.note(&why),
                 }
                 return Some(state);
             }
@@ -1202,7 +1247,7 @@ impl Applier<'_> {
             match write(self.arm, &self.throttle, Method::Post, &start, None, true).await {
                 Ok(_) => {
                     started += 1;
-                    (self.progress)(&format!("started trigger:{name}"));
+                    self.progress.wrote(&format!("started trigger:{name}"));
                 }
                 Err(e) => self.fail(format!("start trigger:{name}"), self.explain(&e)),
             }
@@ -1332,7 +1377,7 @@ mod tests {
         )
         .expect("plan");
         let memory = MemoryFactory::new();
-        let applied = apply(&memory, "test", &target(), &plan, 4, &|_| {}).await;
+        let applied = apply(&memory, "test", &target(), &plan, 4, Progress::silent()).await;
         assert!(applied.failures.is_empty(), "{:?}", applied.failures);
         assert_eq!(applied.written, 4);
         let puts: Vec<String> = memory
@@ -1358,7 +1403,7 @@ mod tests {
             .lock()
             .expect("refuse")
             .push("/datasets/".into());
-        let applied = apply(&refusing, "test", &target(), &plan, 4, &|_| {}).await;
+        let applied = apply(&refusing, "test", &target(), &plan, 4, Progress::silent()).await;
         let failed: Vec<&str> = applied.failures.iter().map(|f| f.what.as_str()).collect();
         assert_eq!(
             failed,
@@ -1415,7 +1460,7 @@ mod tests {
         assert_eq!(plan.start_runtimes, ["ir-ssis"]);
         let memory = MemoryFactory::new();
         memory.long_running(1, None);
-        let applied = apply(&memory, "test", &target(), &plan, 1, &|_| {}).await;
+        let applied = apply(&memory, "test", &target(), &plan, 1, Progress::silent()).await;
         assert!(applied.failures.is_empty(), "{:?}", applied.failures);
         assert_eq!(applied.runtimes.len(), 1, "{:?}", applied.runtimes);
         assert_eq!(applied.runtimes[0].state, "Started");

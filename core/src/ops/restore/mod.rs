@@ -432,6 +432,9 @@ pub struct RestoreOutcome {
     /// The audit trail it was recorded in (or why it could not be).
     pub audit: Option<PathBuf>,
     pub audit_error: Option<String>,
+    /// Stopped by a signal part way: the plan's writes done, of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<(usize, usize)>,
     /// The target as read back (drills prove more from it).
     #[serde(skip)]
     #[schemars(skip)]
@@ -445,6 +448,7 @@ impl RestoreOutcome {
             RestoreResult::RestoredWithSkips => "restored-with-skips",
             RestoreResult::VerifyFailed => "verify-failed",
             RestoreResult::Failed => "failed",
+            RestoreResult::Interrupted => "interrupted",
         }
     }
 }
@@ -463,18 +467,48 @@ pub async fn execute(
     prepared: &mut Prepared,
     progress: Progress<'_>,
 ) -> RestoreOutcome {
+    execute_until(engine, prepared, progress, std::future::pending()).await
+}
+
+/// `execute`, stopped when `stop` completes (Ctrl-C, SIGTERM): what was in
+/// flight is abandoned (the plan is idempotent: running it again finishes
+/// the job), the interruption is recorded in the audit trail with the
+/// writes done of the plan's, and the hold is given back.
+pub async fn execute_until(
+    engine: &Engine,
+    prepared: &mut Prepared,
+    progress: Progress<'_>,
+    stop: impl std::future::Future<Output = ()>,
+) -> RestoreOutcome {
     let identity = engine.identity.description.clone();
     let concurrency = prepared.request.concurrency;
     let applying = Instant::now();
-    let applied = apply(
-        engine.arm.as_ref(),
-        &identity,
-        &prepared.target,
-        &prepared.plan,
-        concurrency,
-        progress,
-    )
-    .await;
+    let applied = tokio::select! {
+        applied = apply(
+            engine.arm.as_ref(),
+            &identity,
+            &prepared.target,
+            &prepared.plan,
+            concurrency,
+            progress,
+        ) => applied,
+        () = stop => {
+            prepared.timings.apply_ms = super::millis(applying.elapsed());
+            let done = progress.done.load(std::sync::atomic::Ordering::Relaxed);
+            let outcome = RestoreOutcome {
+                result: RestoreResult::Interrupted,
+                applied: Applied::default(),
+                mismatches: Vec::new(),
+                read_back_error: None,
+                timings: prepared.timings.clone(),
+                audit: None,
+                audit_error: None,
+                interrupted: Some((done, prepared.plan.writes())),
+                state: None,
+            };
+            return finish(engine, prepared, outcome).await;
+        }
+    };
     prepared.timings.apply_ms = super::millis(applying.elapsed());
     prepared.timings.runtimes_ms = applied
         .runtimes
@@ -510,7 +544,7 @@ pub async fn execute(
         read_back_error.is_some(),
         &prepared.plan,
     );
-    let mut outcome = RestoreOutcome {
+    let outcome = RestoreOutcome {
         result,
         applied,
         mismatches,
@@ -518,8 +552,19 @@ pub async fn execute(
         timings: prepared.timings.clone(),
         audit: None,
         audit_error: None,
+        interrupted: None,
         state,
     };
+    finish(engine, prepared, outcome).await
+}
+
+/// Every restore's tail, however it ended: the audit record, and the hold
+/// given back.
+async fn finish(
+    engine: &Engine,
+    prepared: &mut Prepared,
+    mut outcome: RestoreOutcome,
+) -> RestoreOutcome {
     if let Some(dir) = prepared.request.audit_dir.clone() {
         let event = audit_event(engine, prepared, &outcome);
         match super::contract::audit(&dir, &event) {
@@ -575,6 +620,7 @@ fn audit_event(engine: &Engine, p: &Prepared, o: &RestoreOutcome) -> AuditEvent 
         mismatches: o.mismatches.len(),
         read_back_error: o.read_back_error.clone(),
         seconds: p.clock.elapsed().as_secs_f64(),
+        interrupted: o.interrupted,
     };
     let mut event = AuditEvent::now("adfdr", AuditAction::Restore(Box::new(record)));
     event.time = crate::snapshot::rfc3339(p.started);
