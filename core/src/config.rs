@@ -1314,6 +1314,41 @@ pub fn cut(value: &str) -> String {
     }
 }
 
+/// serde's "unknown field `X`, expected one of `a`, `b`, …" (or "unknown
+/// variant"), told as a person would: the nearest known name first, then
+/// every name it takes, whole.
+fn suggest(message: &str) -> Option<String> {
+    let (what, rest) = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p).map(|r| (*p, r)))?;
+    let (given, rest) = rest.split_once('`')?;
+    let list = rest.split_once("expected").map(|(_, l)| l)?;
+    // The names are the back-quoted words after "expected".
+    let known: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    if known.is_empty() {
+        return None;
+    }
+    let nearest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(given, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    let noun = if what.contains("field") {
+        "key"
+    } else {
+        "value"
+    };
+    let mut out = format!("unknown {noun} `{given}`");
+    if let Some((_, k)) = nearest {
+        out.push_str(&format!(": did you mean `{k}`?"));
+    }
+    let mut known = known;
+    known.sort_unstable();
+    known.dedup();
+    out.push_str(&format!(" (it takes: {})", known.join(", ")));
+    Some(out)
+}
+
 /// A naming-rule message with any long quoted value cut short.
 fn cut_quoted(message: &str) -> String {
     if message.len() <= 200 {
@@ -1359,7 +1394,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// toml's message with its line. The offending source line is not echoed:
 /// it might hold something secret.
 fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
-    let message = cut_quoted(e.message().trim());
+    let message = e.message().trim();
+    let message = match suggest(message) {
+        Some(better) => better,
+        None => cut_quoted(message),
+    };
     match e.span() {
         Some(span) => format!("line {}: {message}", line_of(text, span.start)),
         None => message,
@@ -1414,6 +1453,36 @@ backup = "*/15 * * * *"
 rpo_target = "30m"
 keep = { last = 10, daily = 14 }
 "#;
+
+    /// Issue 26, item 4: a typo gets the nearest key and the whole list,
+    /// not a message cut inside it.
+    #[test]
+    fn a_typo_gets_the_nearest_key_and_every_key_it_takes() {
+        let text = GOOD.replace("rpo_target = \"30m\"", "rpo_taget = \"30m\"");
+        let e = Config::parse(&text, Path::new("t.toml")).expect_err("typo");
+        let m = e.to_string();
+        assert!(
+            m.contains("unknown key `rpo_taget`: did you mean `rpo_target`?"),
+            "{m}"
+        );
+        assert!(
+            m.contains("smoke_pipeline") && m.contains("drill_cleanup") && !m.contains("bytes)"),
+            "{m}"
+        );
+        let text = GOOD.replace(
+            "method = \"managed-identity\"",
+            "method = \"managed-identiy\"",
+        );
+        let m = Config::parse(&text, Path::new("t.toml"))
+            .expect_err("typo")
+            .to_string();
+        assert!(m.contains("did you mean `managed-identity`?"), "{m}");
+        let text = GOOD.replace("rpo_target = \"30m\"", "zzzzzz = 1");
+        let m = Config::parse(&text, Path::new("t.toml"))
+            .expect_err("unknown")
+            .to_string();
+        assert!(m.contains("unknown key `zzzzzz` (it takes:"), "{m}");
+    }
 
     /// Issue 25, item 10: the agent's addresses are checked with the
     /// config, so `config check` refuses what the agent would not bind.
