@@ -33,7 +33,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
+    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), &args.from)?;
     if args.to.is_none() && !args.live {
         return Err(OpError::usage("give a second snapshot or --live"));
     }

@@ -41,7 +41,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = crate::incident::engine(ctx, &args.incident)?;
     let factory = crate::incident::factory(&engine, Some(&args.factory))?
         .unwrap_or_else(|| args.factory.clone());
-    let since = args.since.as_deref().map(parse_time).transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_time("--since", t))
+        .transpose()?;
     let selector = args
         .resource
         .as_deref()
@@ -135,7 +139,25 @@ fn summary(s: &ChangeSet) -> String {
         .join(", ")
 }
 
-pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, OpError> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| OpError::usage(format!("{text:?} is not a time like 2026-12-01T09:30:00Z")))
+/// A time as typed (RFC 3339, or shorter, or local: `snapshot::parse_when`);
+/// how it was read is said on stderr when it was not RFC 3339 already.
+pub fn parse_time(flag: &str, text: &str) -> Result<time::OffsetDateTime, OpError> {
+    let (at, how) = adfdr_core::snapshot::parse_when(text, &local_offset)
+        .map_err(|e| OpError::usage(format!("{flag} {e}")))?;
+    if adfdr_core::snapshot::parse_time(text.trim()).is_none() {
+        crate::warning!("reading {flag} {how}");
+    }
+    Ok(at)
+}
+
+/// This machine's UTC offset at a local time (daylight saving included).
+pub fn local_offset(t: time::PrimitiveDateTime) -> time::UtcOffset {
+    use chrono::{Offset, TimeZone};
+    let naive =
+        chrono::NaiveDate::from_ymd_opt(t.year(), u8::from(t.month()).into(), t.day().into())
+            .and_then(|d| d.and_hms_opt(t.hour().into(), t.minute().into(), t.second().into()));
+    let seconds = naive
+        .and_then(|n| chrono::Local.offset_from_local_datetime(&n).earliest())
+        .map_or(0, |o| o.fix().local_minus_utc());
+    time::UtcOffset::from_whole_seconds(seconds).unwrap_or(time::UtcOffset::UTC)
 }

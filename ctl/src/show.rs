@@ -46,7 +46,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
+    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), &args.snapshot)?;
     let opened = read::open_reference(
         &engine.replicas,
         &engine.keys,

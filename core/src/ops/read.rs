@@ -454,12 +454,10 @@ pub async fn open_reference(
     factory: Option<&str>,
 ) -> Result<Opened, OpError> {
     if reference == "latest" {
-        let Some(f) = factory else {
-            return Err(OpError::usage(
-                "'latest' needs a factory: name one (--factory NAME)",
-            ));
+        let f = match factory {
+            Some(f) => find_factory(replicas, f).await,
+            None => only_factory(replicas).await?,
         };
-        let f = find_factory(replicas, f).await;
         return open_latest(replicas, keys, &f, super::system_clock()).await;
     }
     let (factory, id) = resolve_id(replicas, reference, factory).await?;
@@ -510,6 +508,23 @@ pub async fn resolve(
     resolve_id(replicas, reference, factory).await
 }
 
+/// The one factory the store holds snapshots of, for `latest` without
+/// `--factory`; with several, a usage error naming them.
+async fn only_factory(replicas: &Replicas) -> Result<String, OpError> {
+    let (listed, _) = list(replicas, None).await;
+    let mut names: Vec<String> = listed.into_iter().map(|l| l.factory).collect();
+    names.sort();
+    names.dedup();
+    match names.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(OpError::not_found("the store holds no snapshots")),
+        many => Err(OpError::usage(format!(
+            "'latest' of which factory? the store holds {}: add --factory NAME",
+            many.join(", ")
+        ))),
+    }
+}
+
 /// The store's spelling of a configured factory name (names compare
 /// case-insensitively; the store keeps the configured spelling).
 async fn find_factory(replicas: &Replicas, factory: &str) -> String {
@@ -533,14 +548,42 @@ pub async fn resolve_id(
             format!("no location could be listed: {}", describe(&failed)),
         ));
     }
-    all.into_iter()
-        .find(|l| l.id == id)
-        .map(|l| (l.factory, l.id))
-        .ok_or_else(|| {
-            OpError::not_found(format!(
-                "snapshot {id} is not in any location; list them with `adfdr snapshots`"
-            ))
-        })
+    if let Some(l) = all.iter().find(|l| l.id == id) {
+        return Ok((l.factory.clone(), l.id.clone()));
+    }
+    // As restic takes a unique prefix: of the id, or of the part after its
+    // time (the eight hex digits people copy).
+    let matches: Vec<&Listed> = if id.len() >= 4 {
+        all.iter()
+            .filter(|l| {
+                l.id.starts_with(id)
+                    || l.id
+                        .split_once('-')
+                        .is_some_and(|(_, tail)| tail.starts_with(id))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match matches.as_slice() {
+        [one] => Ok((one.factory.clone(), one.id.clone())),
+        [] => Err(OpError::not_found(format!(
+            "snapshot {id} is not in any location; list them with `adfdr snapshots`"
+        ))),
+        many => {
+            let shown: Vec<String> = many
+                .iter()
+                .take(10)
+                .map(|l| format!("{} ({})", l.id, l.factory))
+                .collect();
+            Err(OpError::usage(format!(
+                "{id} names {} snapshots: {}{}; give more of the id",
+                many.len(),
+                shown.join(", "),
+                if many.len() > 10 { ", …" } else { "" }
+            )))
+        }
+    }
 }
 
 /// The payload of an opened snapshot, every resource hash-checked, read from

@@ -55,9 +55,88 @@ pub fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
 
 pub use crate::model::names::safe_name;
 
+/// A time as people type it at 2 a.m.: RFC 3339 (`2026-12-07T19:14:00Z`),
+/// or without seconds, without a zone, with a space for the `T`, or a date
+/// alone (midnight). A time without a zone is read in `local` (this
+/// machine's offset then). Returns the instant and how it was read, to say
+/// so.
+pub fn parse_when(
+    text: &str,
+    local: &dyn Fn(time::PrimitiveDateTime) -> time::UtcOffset,
+) -> Result<(time::OffsetDateTime, String), String> {
+    use time::macros::format_description;
+    let t = text.trim();
+    if let Some(at) = parse_time(t) {
+        return Ok((at, format!("{t} as {}", rfc3339(at))));
+    }
+    let normal = t.replacen(' ', "T", 1);
+    let zoned = [
+        format_description!("[year]-[month]-[day]T[hour]:[minute][offset_hour]:[offset_minute]"),
+        format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour]:[offset_minute]"
+        ),
+    ];
+    let with_z = normal.strip_suffix('Z').map(|n| format!("{n}+00:00"));
+    for f in zoned {
+        if let Ok(at) = time::OffsetDateTime::parse(with_z.as_deref().unwrap_or(&normal), f) {
+            return Ok((at, format!("{t} as {}", rfc3339(at))));
+        }
+    }
+    let plain = [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ];
+    let date_only = time::Date::parse(&normal, format_description!("[year]-[month]-[day]"))
+        .ok()
+        .map(|d| d.midnight());
+    let local_time = plain
+        .iter()
+        .find_map(|f| time::PrimitiveDateTime::parse(&normal, f).ok())
+        .or(date_only);
+    match local_time {
+        Some(p) => {
+            let offset = local(p);
+            let at = p.assume_offset(offset);
+            Ok((
+                at,
+                format!(
+                    "{t} as {} (this machine's local time)",
+                    rfc3339(at.to_offset(offset))
+                ),
+            ))
+        }
+        None => Err(format!(
+            "{t:?} is not a time: give 2026-12-07T19:14:00Z, 2026-12-07T19:14 or 2026-12-07 19:14 (local time), or 2026-12-07 (midnight)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26, item 5: times as people type them, read as they mean them.
+    #[test]
+    fn times_are_read_as_typed() {
+        let plus_one =
+            |_: time::PrimitiveDateTime| time::UtcOffset::from_hms(1, 0, 0).expect("offset");
+        let cases = [
+            ("2026-12-07T19:14:00Z", "2026-12-07T19:14:00Z"),
+            ("2026-12-07T19:14Z", "2026-12-07T19:14:00Z"),
+            ("2026-12-07T19:14", "2026-12-07T18:14:00Z"),
+            ("2026-12-07 19:14:30", "2026-12-07T18:14:30Z"),
+            ("2026-12-07", "2026-12-06T23:00:00Z"),
+            ("2026-12-07T19:14+02:00", "2026-12-07T17:14:00Z"),
+        ];
+        for (typed, want) in cases {
+            let (at, how) = parse_when(typed, &plus_one).expect(typed);
+            assert_eq!(rfc3339(at), want, "{typed}");
+            assert!(how.starts_with(typed), "{how}");
+        }
+        let (_, how) = parse_when("2026-12-07T19:14", &plus_one).expect("local");
+        assert!(how.contains("local time"), "{how}");
+        assert!(parse_when("yesterday", &plus_one).is_err());
+    }
 
     #[test]
     fn ids_sort_by_time() {

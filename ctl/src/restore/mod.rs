@@ -48,8 +48,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "CHANGE_SET",
-        conflicts_with_all = ["snapshot", "at", "include", "exclude", "delete_extraneous"],
-        requires = "factory"
+        conflicts_with_all = ["snapshot", "at", "include", "exclude", "delete_extraneous"]
     )]
     undo: Option<String>,
     /// With --undo: also put back resources changed again since by other
@@ -58,12 +57,7 @@ pub struct Args {
     force: bool,
     /// The snapshot in force at this time (RFC 3339, e.g.
     /// 2026-12-01T09:30:00Z): the newest taken at or before it (with --factory).
-    #[arg(
-        long,
-        value_name = "TIME",
-        conflicts_with = "snapshot",
-        requires = "factory"
-    )]
+    #[arg(long, value_name = "TIME", conflicts_with = "snapshot")]
     at: Option<String>,
     /// The factory's name in the store (its [[factory]] name).
     #[arg(long)]
@@ -159,7 +153,8 @@ async fn engine(
         return Ok((Engine::incident(incident)?, args.factory.clone(), None));
     }
     let engine = ctx.engine()?;
-    let factory = crate::output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let reference = args.snapshot.as_deref().unwrap_or("latest");
+    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), reference)?;
     let known = match &factory {
         None => None,
         Some(f) => match crate::agent::Agent::find(&engine.config) {
@@ -234,6 +229,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             include = touched;
             (before, target)
         }
+        (Some(_), None) => {
+            return Err(OpError::usage(
+                "--undo needs --factory NAME: the config has several factories",
+            ));
+        }
         _ => {
             let to = args
                 .to
@@ -243,11 +243,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             (snapshot(&engine, &args, &factory).await?, target)
         }
     };
-    if snapshot == "latest" && factory.is_none() {
-        return Err(OpError::usage(
-            "`latest` needs --factory NAME (the factory's name in the store)",
-        ));
-    }
     let (user, host) = adfdr_core::ops::hold::who();
     let request = op::Request {
         snapshot,
@@ -276,19 +271,13 @@ async fn snapshot(
 ) -> Result<String, OpError> {
     Ok(match (&args.snapshot, &args.at, factory) {
         (_, Some(at), Some(f)) => {
-            let when =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| {
-                        OpError::usage(format!(
-                            "--at {at:?} is not a time like 2026-12-01T09:30:00Z"
-                        ))
-                    })?;
+            let when = crate::log::parse_time("--at", at)?;
             adfdr_core::ops::read::in_force_at(&engine.replicas, f, when).await?
         }
         (Some(s), _, _) => s.clone(),
         _ => {
             return Err(OpError::usage(
-                "give a snapshot id, `latest`, --at TIME or --undo CHANGE_SET with --factory",
+                "give a snapshot id, `latest`, --at TIME or --undo CHANGE_SET (with --factory NAME when the config has several)",
             ));
         }
     })

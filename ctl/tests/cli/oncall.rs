@@ -243,3 +243,55 @@ async fn ctrl_c_mid_restore_says_how_far_records_it_and_releases_the_hold() {
         text(&out)
     );
 }
+
+/// Item 5: snapshot ids as people copy them (a unique prefix, or the hex
+/// after the time; an ambiguous one lists the candidates), `latest` without
+/// --factory when there is one, and --at as people type times.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_references_take_prefixes_latest_alone_and_short_times() {
+    let rig = FileRig::start("refs").await;
+    let s1 = rig.backup(false);
+    let s2 = rig.backup(true);
+    let hex = s2.split_once('-').expect("id").1;
+    let out = rig.adfdr(&["show", hex, "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json(&out)["id"], s2.as_str(), "{}", text(&out));
+    let out = rig.adfdr(&["show", &s1[..s1.len() - 2], "--json"]);
+    assert_eq!(json(&out)["id"], s1.as_str(), "{}", text(&out));
+    // The date prefix both share: ambiguous, the candidates named.
+    let out = rig.adfdr(&["show", &s1[..8]]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("names 2 snapshots") && stderr(&out).contains(&s2),
+        "{}",
+        text(&out)
+    );
+    // `latest` with one configured factory needs no --factory.
+    let out = rig.adfdr(&["show", "latest", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json(&out)["id"], s2.as_str());
+    // --at in this machine's local time, without seconds.
+    // This machine's local time is the child's TZ: three hours east here.
+    let local =
+        time::OffsetDateTime::now_utc() + time::Duration::minutes(1) + time::Duration::hours(3);
+    let typed = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute()
+    );
+    let to = format!("{}/rg-dr/adf-at", crate::common::SUB);
+    let mut cmd = rig.command();
+    cmd.env("TZ", "Etc/GMT-3")
+        .args(["restore", "--at", &typed, "--to", &to, "--plan"]);
+    let out = crate::common::files::run_within(&mut cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!("reading --at {typed} as")),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains(&s2), "{}", text(&out));
+}
