@@ -13,9 +13,9 @@ use crate::{Ctx, output};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Factories to back up (configured names).
-    factories: Vec<String>,
-    /// Every configured factory.
+    #[command(flatten)]
+    factories: crate::factories::Many,
+    /// Every factory, configured or discovered.
     #[arg(long)]
     all: bool,
     /// Write a new snapshot even when nothing changed.
@@ -52,8 +52,8 @@ pub struct ErrorOut {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let names = output::select_factories(&engine.config, &args.factories, args.all)?;
+    let mut engine = ctx.engine()?;
+    let names = crate::factories::select(&mut engine, &args.factories.names(), args.all).await?;
     let results = match crate::agent::Agent::find(&engine.config) {
         Some(agent) => through_agent(&agent, &names, args.force).await?,
         None => in_process(ctx, &engine, names, args.force).await,

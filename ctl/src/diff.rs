@@ -25,15 +25,16 @@ pub struct Args {
     /// Compare with the live factory instead.
     #[arg(long, conflicts_with = "to")]
     live: bool,
-    #[arg(long)]
+    #[arg(long, short = 'f', value_name = "FACTORY")]
     factory: Option<String>,
     #[command(flatten)]
     incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), &args.from)?;
+    let mut engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory =
+        crate::factories::for_reference(&mut engine, args.factory.as_deref(), &args.from).await?;
     if args.to.is_none() && !args.live {
         return Err(OpError::usage("give a second snapshot or --live"));
     }

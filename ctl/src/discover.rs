@@ -1,4 +1,4 @@
-//! `adfdr discover --plan`: what the `[[discover]]` blocks cover now, by
+//! `adfdr discover --dry-run`: what the `[[discover]]` blocks cover now, by
 //! which policy, what they leave out and why, and which stored factories
 //! are gone at the source (core's `ops::discover`). It changes nothing:
 //! the agent applies discovery on its interval.
@@ -10,7 +10,7 @@ use adfdr_core::ops::OpError;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print what would be covered (discover never changes anything).
-    #[arg(long)]
+    #[arg(long = "dry-run", short = 'n', visible_alias = "plan")]
     plan: bool,
 }
 

@@ -32,8 +32,9 @@ pub struct DrillsOutput {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Factories to drill (configured names; default: every one with a drill_target).
-    factories: Vec<String>,
+    /// Default: every factory with a drill_target.
+    #[command(flatten)]
+    factories: crate::factories::Many,
     /// Drill this snapshot instead of the latest.
     #[arg(long, conflicts_with = "random_within")]
     snapshot: Option<String>,
@@ -57,8 +58,8 @@ pub struct Args {
 
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
-    /// Only this factory.
-    factory: Option<String>,
+    #[command(flatten)]
+    factory: crate::factories::One,
     /// Also write the history as a standalone HTML page with charts of RTO
     /// and RPO against their targets over time.
     #[arg(long, value_name = "FILE")]
@@ -66,8 +67,12 @@ pub struct HistoryArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let names: Vec<String> = if args.factories.is_empty() {
+    let mut engine = ctx.engine()?;
+    let named = args.factories.names();
+    if let Some(warning) = adfdr_core::ops::discover::include_named(&mut engine, &named).await? {
+        crate::warning!("{warning}");
+    }
+    let names: Vec<String> = if named.is_empty() {
         let with_target: Vec<String> = engine
             .config
             .factories
@@ -83,7 +88,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         }
         with_target
     } else {
-        output::select_factories(&engine.config, &args.factories, false)?
+        output::select_factories(&engine.config, &named, false)?
     };
     let pick = match (&args.snapshot, &args.random_within) {
         (Some(id), _) => Some(Pick::Id(id.clone())),
@@ -136,7 +141,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 .await?;
                 let verbose =
                     !ctx.json && !crate::output::quiet() && std::io::stderr().is_terminal();
-                let progress = |line: &str| {
+                let progress = |line: &str, _: adfdr_core::ops::restore::Said| {
                     if verbose {
                         eprintln!("{line}");
                     }
@@ -497,8 +502,8 @@ pub fn html(r: &Report) -> String {
 }
 
 pub async fn run_history(ctx: &Ctx, args: HistoryArgs) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let factory = output::factory_filter(&engine.config, args.factory.as_deref())?;
+    let mut engine = ctx.engine()?;
+    let factory = crate::factories::filter(&mut engine, args.factory.name()?).await?;
     let records = adfdr_core::ops::catalog::drill_history(
         &engine.replicas,
         Some(&engine.keys),

@@ -99,16 +99,16 @@ Exit codes:
 
 pub const RESTORE: &str = "\
 Examples:
-  adfdr restore latest --factory sales --plan
+  adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --dry-run
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --yes
-  adfdr restore 20261201T030000Z-1a2b3c4d --include 'pipeline:PL_*' --yes
-  adfdr restore --factory sales --at 2026-12-01T09:30:00Z --to SUB/rg-dr/adf-sales-dr --plan
-  adfdr restore --factory sales --undo 6f1c…e2 --plan     put back what one change set touched
+  adfdr restore 20261201T030000Z-1a2b3c4d --to SUB/rg-dr/adf-sales-dr --include 'pipeline:PL_*' -y
+  adfdr restore --factory sales --at 2026-12-01T09:30:00Z --to SUB/rg-dr/adf-sales-dr --dry-run
+  adfdr restore --factory sales --undo 6f1c…e2 --dry-run     put back what one change set touched
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr \\
       --store https://stneu.blob.core.windows.net/adfdr --key ./bg.key --yes
 
 Exit codes:
-  0  restored and read back as planned (or --plan: the plan shown)
+  0  restored and read back as planned (or --dry-run: the plan shown; --plan is the same)
   1  failed
   2  bad usage or config, or nothing applied (no --yes off a terminal, the prompt declined)
   3  restored, with skips or access to grant by hand (the report says what)
@@ -141,7 +141,7 @@ Examples:
   adfdr log sales                                   every recorded change, who made it, its snapshot
   adfdr log sales --resource 'pipeline:PL_*' --since 2026-12-01T00:00:00Z
   adfdr log sales --sets                            one line per change set (a publish is one)
-  adfdr restore --undo CHANGE_SET --factory sales --plan
+  adfdr restore --undo CHANGE_SET --factory sales --dry-run
 
 Exit codes:
   0  listed
@@ -219,15 +219,15 @@ pub const TOP: &str = "\
 Examples:
   adfdr config check                   is the config right, and may the identity do its job?
   adfdr backup && adfdr snapshots
-  adfdr restore latest --factory sales --plan
+  adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --dry-run
 
 Exit codes (every command): 0 ok · 1 failed · 2 bad usage or config, or a restore that applied
 nothing · 3 done but degraded · 4 a check failed. `adfdr COMMAND --help` lists a command's own.";
 
 pub const DISCOVER: &str = "\
 Examples:
-  adfdr discover --plan                what is covered, by which policy, what is left out and why
-  adfdr discover --plan --json | jq '.covered[] | {name, policy}'
+  adfdr discover --dry-run                what is covered, by which policy, what is left out and why
+  adfdr discover --dry-run --json | jq '.covered[] | {name, policy}'
 
 Exit codes:
   0  discovered (left-out and gone factories are output, not failure)

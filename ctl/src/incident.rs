@@ -166,25 +166,6 @@ pub fn factory(
     crate::output::factory_filter(&engine.config, name)
 }
 
-/// The factory a snapshot reference is read in: `--factory` when given;
-/// for `latest` without it, the configured factory when there is only one
-/// (else the store's only one, which core finds).
-pub fn factory_for(
-    engine: &adfdr_core::ops::Engine,
-    name: Option<&str>,
-    reference: &str,
-) -> Result<Option<String>, OpError> {
-    let named = factory(engine, name)?;
-    if named.is_some() || reference != "latest" || engine.incident {
-        return Ok(named);
-    }
-    let configured = engine.config.factory_names();
-    Ok(match configured.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    })
-}
-
 /// The running agent, when there is one to go through (never in incident
 /// mode: that reads the given store, not the host's).
 pub fn agent(engine: &adfdr_core::ops::Engine) -> Option<crate::agent::Agent> {

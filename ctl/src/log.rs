@@ -22,12 +22,15 @@ pub struct LogOutput {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The factory (its [[factory]] name, or any stored name with --store).
-    factory: String,
+    /// The factory: configured or discovered, or any stored name with
+    /// --store; may be left out when there is only one.
+    #[command(flatten)]
+    factory: crate::factories::One,
     /// Only changes to this resource (KIND:GLOB, e.g. pipeline:PL_Load*).
     #[arg(long, value_name = "KIND:GLOB")]
     resource: Option<String>,
-    /// Only snapshots taken at or after this time (RFC 3339).
+    /// Only snapshots taken at or after this time (RFC 3339, or shorter and
+    /// local: `2026-12-01 09:30`).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
     /// One line per change set (correlation id) instead of per change.
@@ -38,9 +41,14 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory(&engine, Some(&args.factory))?
-        .unwrap_or_else(|| args.factory.clone());
+    let mut engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = match crate::factories::filter(&mut engine, args.factory.name()?).await? {
+        Some(f) => f,
+        None => match crate::factories::for_reference(&mut engine, None, "latest").await? {
+            Some(only) => only,
+            None => adfdr_core::ops::read::only_factory(&engine.replicas).await?,
+        },
+    };
     let since = args
         .since
         .as_deref()

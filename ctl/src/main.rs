@@ -12,6 +12,7 @@ mod discover;
 mod drill;
 mod exit;
 mod export;
+mod factories;
 mod help;
 mod history_page;
 mod incident;

@@ -82,6 +82,21 @@ impl Periodic {
     }
 }
 
+/// `1200/3000 writes · 40/s · eta 45.0s`: where a long job is, off a
+/// terminal (indicatif's bar says the same on one).
+pub fn progress_line(done: u64, total: u64, elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if done == 0 || secs < 0.001 {
+        return format!("{done}/{total} writes");
+    }
+    let rate = done as f64 / secs;
+    let left = total.saturating_sub(done) as f64 / rate;
+    format!(
+        "{done}/{total} writes · {rate:.0}/s · eta {}",
+        adfdr_core::plan::drill::human(left.ceil())
+    )
+}
+
 /// Prints a table; every cell is `clean`ed first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let rows: Vec<Vec<String>> = rows
@@ -132,12 +147,17 @@ pub fn select_factories(
             configured.join(", ")
         )));
     }
+    let known = if config.discover.is_empty() {
+        "configured"
+    } else {
+        "configured or discovered"
+    };
     names
         .iter()
         .map(|n| {
             config.factory(n).map(|f| f.name.clone()).ok_or_else(|| {
                 OpError::usage(format!(
-                    "unknown factory '{n}'; configured: {}",
+                    "unknown factory '{n}'; {known}: {}",
                     if configured.is_empty() {
                         "none".to_string()
                     } else {
@@ -195,6 +215,22 @@ macro_rules! warning {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26, item 9: off a terminal a long restore says where it is,
+    /// how fast it goes and what is left.
+    #[test]
+    fn progress_lines_give_rate_and_eta() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(progress_line(0, 3000, d(0)), "0/3000 writes");
+        assert_eq!(
+            progress_line(1200, 3000, d(30)),
+            "1200/3000 writes · 40/s · eta 45.0s"
+        );
+        assert_eq!(
+            progress_line(300, 3000, d(60)),
+            "300/3000 writes · 5/s · eta 9m"
+        );
+    }
 
     /// Issue 25, item 10: an escape sequence in an author's UPN or a
     /// correlation id (anyone who may send to the queue writes those) is

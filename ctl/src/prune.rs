@@ -16,19 +16,19 @@ pub struct PruneOutput {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Factories to prune (configured names).
-    factories: Vec<String>,
-    /// Every configured factory.
+    #[command(flatten)]
+    factories: crate::factories::Many,
+    /// Every factory, configured or discovered.
     #[arg(long)]
     all: bool,
     /// Show each decision and what would be freed; delete nothing.
-    #[arg(long)]
+    #[arg(long, short = 'n', visible_alias = "plan")]
     dry_run: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = ctx.engine()?;
-    let names = output::select_factories(&engine.config, &args.factories, args.all)?;
+    let mut engine = ctx.engine()?;
+    let names = crate::factories::select(&mut engine, &args.factories.names(), args.all).await?;
     let mut reports: Vec<Report> = Vec::new();
     if let Some(agent) = crate::agent::Agent::find(&engine.config) {
         // The agent owns the catalog and the factories' leases: it prunes.

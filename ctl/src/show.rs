@@ -38,15 +38,17 @@ pub struct Args {
     /// Snapshot id, or `latest` with --factory.
     snapshot: String,
     /// The factory (needed for `latest`).
-    #[arg(long)]
+    #[arg(long, short = 'f', value_name = "FACTORY")]
     factory: Option<String>,
     #[command(flatten)]
     incident: crate::incident::IncidentArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), &args.snapshot)?;
+    let mut engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory =
+        crate::factories::for_reference(&mut engine, args.factory.as_deref(), &args.snapshot)
+            .await?;
     let opened = read::open_reference(
         &engine.replicas,
         &engine.keys,

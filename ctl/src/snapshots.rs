@@ -40,8 +40,8 @@ pub struct SnapshotRow {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only this factory (configured name).
-    factory: Option<String>,
+    #[command(flatten)]
+    factory: crate::factories::One,
     /// Only what this location holds.
     #[arg(long)]
     location: Option<String>,
@@ -52,9 +52,9 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     // Listing needs no key: without one, what the store holds is listed
     // from the public headers (ids, times, sizes, key fingerprints).
-    let engine = crate::incident::engine_keyless(ctx, &args.incident)?;
+    let mut engine = crate::incident::engine_keyless(ctx, &args.incident)?;
     let headers_only = engine.keys.is_empty();
-    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
+    let factory = crate::factories::filter(&mut engine, args.factory.name()?).await?;
     let replicas = match &args.location {
         None => engine.replicas.clone(),
         Some(name) => {
@@ -145,10 +145,25 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
             .collect();
         keys.sort();
         keys.dedup();
+        let mut ids: Vec<String> = listing
+            .locked
+            .iter()
+            .take(5)
+            .map(|l| format!("{}/{}", l.factory, l.id))
+            .collect();
+        if listing.locked.len() > ids.len() {
+            ids.push(format!("and {} more", listing.locked.len() - ids.len()));
+        }
         let message = format!(
-            "{} snapshot(s) found that none of the keys given opens; they open with: {}",
+            "{} snapshot(s) found that none of the keys given opens ({}); they open with: {}{}",
             listing.locked.len(),
-            keys.join(", ")
+            ids.join(", "),
+            keys.join(", "),
+            if records.is_empty() {
+                ""
+            } else {
+                " (beside snapshots these keys open: if no key of yours is named, they were not written by you; see `adfdr verify`)"
+            }
         );
         if records.is_empty() {
             eprintln!("adfdr: {}", output::clean(&message));

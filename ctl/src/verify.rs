@@ -20,7 +20,8 @@ pub struct VerifyOutput<'a> {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    factory: Option<String>,
+    #[command(flatten)]
+    factory: crate::factories::One,
     /// Only this snapshot.
     #[arg(long)]
     snapshot: Option<String>,
@@ -42,8 +43,8 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let engine = crate::incident::engine(ctx, &args.incident)?;
-    let factory = crate::incident::factory(&engine, args.factory.as_deref())?;
+    let mut engine = crate::incident::engine(ctx, &args.incident)?;
+    let factory = crate::factories::filter(&mut engine, args.factory.name()?).await?;
     if let Some(l) = &args.location
         && engine.replicas.get(l).is_none()
     {

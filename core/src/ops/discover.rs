@@ -269,3 +269,38 @@ pub fn with_discovered(config: &Config, coverage: &Coverage) -> Config {
     }
     out
 }
+
+/// What a command that names factories works with (issue 26): `engine`'s
+/// config, plus the factories the `[[discover]]` blocks cover now when a
+/// name is not configured or none is named (every factory), so `adfdr
+/// backup adf-x` reaches a factory the agent protects without a
+/// `[[factory]]` block. Nothing is queried when every name is configured,
+/// or there is no `[[discover]]` block to ask. Discovery failing is an
+/// error naming the factory that needed it; for "every factory" it is a
+/// warning (returned) and the configured ones go on.
+pub async fn include_named(
+    engine: &mut Engine,
+    names: &[String],
+) -> Result<Option<String>, OpError> {
+    let unknown = names.iter().find(|n| engine.config.factory(n).is_none());
+    if engine.config.discover.is_empty()
+        || engine.incident
+        || (!names.is_empty() && unknown.is_none())
+    {
+        return Ok(None);
+    }
+    match discover(engine).await {
+        Ok(found) => {
+            engine.config = with_discovered(&engine.config, &found.coverage);
+            Ok(None)
+        }
+        Err(e) => match unknown {
+            Some(name) => Err(OpError::failed(format!(
+                "'{name}' is not a configured factory, and discovery (to find it among the [[discover]] blocks' factories) failed: {e}"
+            ))),
+            None => Ok(Some(format!(
+                "discovery failed, so only the configured factories are included: {e}"
+            ))),
+        },
+    }
+}

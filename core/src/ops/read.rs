@@ -508,9 +508,9 @@ pub async fn resolve(
     resolve_id(replicas, reference, factory).await
 }
 
-/// The one factory the store holds snapshots of, for `latest` without
-/// `--factory`; with several, a usage error naming them.
-async fn only_factory(replicas: &Replicas) -> Result<String, OpError> {
+/// The one factory the store holds snapshots of, for `latest` (or `adfdr
+/// log`) without `--factory`; with several, a usage error naming them.
+pub async fn only_factory(replicas: &Replicas) -> Result<String, OpError> {
     let (listed, _) = list(replicas, None).await;
     let mut names: Vec<String> = listed.into_iter().map(|l| l.factory).collect();
     names.sort();
@@ -519,7 +519,7 @@ async fn only_factory(replicas: &Replicas) -> Result<String, OpError> {
         [one] => Ok(one.clone()),
         [] => Err(OpError::not_found("the store holds no snapshots")),
         many => Err(OpError::usage(format!(
-            "'latest' of which factory? the store holds {}: add --factory NAME",
+            "which factory? the store holds snapshots of {}: name one with --factory NAME",
             many.join(", ")
         ))),
     }

@@ -55,12 +55,13 @@ pub struct Args {
     /// change sets (their later changes are undone too).
     #[arg(long, requires = "undo")]
     force: bool,
-    /// The snapshot in force at this time (RFC 3339, e.g.
-    /// 2026-12-01T09:30:00Z): the newest taken at or before it (with --factory).
+    /// The snapshot in force at this time (RFC 3339, or shorter and local:
+    /// `2026-12-01 09:30`): the newest taken at or before it.
     #[arg(long, value_name = "TIME", conflicts_with = "snapshot")]
     at: Option<String>,
-    /// The factory's name in the store (its [[factory]] name).
-    #[arg(long)]
+    /// The factory: configured or discovered name, or the store's name in
+    /// incident mode [default: the only one].
+    #[arg(long, short = 'f', value_name = "FACTORY")]
     factory: Option<String>,
     /// Target factory: SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or its ARM id)
     /// [default with --undo: the snapshot's source].
@@ -89,11 +90,11 @@ pub struct Args {
     /// Delete target resources that are not in the snapshot.
     #[arg(long)]
     delete_extraneous: bool,
-    /// Print the plan and change nothing.
-    #[arg(long)]
+    /// Print the plan and change nothing (also --plan).
+    #[arg(long = "dry-run", short = 'n', visible_alias = "plan")]
     plan: bool,
     /// Apply without asking.
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     yes: bool,
     /// Override paths that match nothing, and secrets nobody fills, are errors.
     #[arg(long)]
@@ -152,9 +153,10 @@ async fn engine(
     if let Some(incident) = args.incident.incident()? {
         return Ok((Engine::incident(incident)?, args.factory.clone(), None));
     }
-    let engine = ctx.engine()?;
+    let mut engine = ctx.engine()?;
     let reference = args.snapshot.as_deref().unwrap_or("latest");
-    let factory = crate::incident::factory_for(&engine, args.factory.as_deref(), reference)?;
+    let factory =
+        crate::factories::for_reference(&mut engine, args.factory.as_deref(), reference).await?;
     let known = match &factory {
         None => None,
         Some(f) => match crate::agent::Agent::find(&engine.config) {
@@ -329,19 +331,26 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
     // The bar's position is the plan's writes done (not every line said:
     // a runtime started is news, not a write), so it never passes its total.
     let done = std::sync::atomic::AtomicUsize::new(0);
+    // Off a terminal (a log, a pipe): each piece of news, and the routine
+    // writes summed up every 5 s with their rate and what is left.
     let lines = crate::output::Periodic::new(std::time::Duration::from_secs(5));
-    let say = |line: &str| {
+    let started = std::time::Instant::now();
+    let say = |line: &str, said: op::Said| {
         let n = done.load(std::sync::atomic::Ordering::Relaxed) as u64;
         match &bar {
             Some(b) => {
                 b.set_position(n.min(total));
                 b.set_message(crate::output::clean(line));
             }
-            None if !quiet => lines.say(&format!(
-                "{n}/{total} writes: {}",
+            None if quiet => {}
+            None if said == op::Said::News => {
+                eprintln!("{n}/{total} writes: {}", crate::output::clean(line));
+            }
+            None => lines.say(&format!(
+                "{}: {}",
+                crate::output::progress_line(n, total, started.elapsed()),
                 crate::output::clean(line)
             )),
-            None => {}
         }
     };
     let progress = op::Progress::new(&say, &done);

@@ -282,7 +282,7 @@ pub(super) fn warnings(prepared: &op::Prepared) {
     }
 }
 
-/// The plan, when it is not applied (--plan, no --yes, or no answer); for
+/// The plan, when it is not applied (--dry-run, no --yes, or no answer); for
 /// the last two, why nothing was restored (on stderr: the exit code, 2, is
 /// what a script reads).
 pub(super) fn unapplied(
@@ -303,7 +303,7 @@ pub(super) fn unapplied(
             if interactive {
                 "the prompt was not answered yes; run again and answer yes, or pass --yes"
             } else {
-                "no --yes, and stdin is not a terminal to ask on; pass --yes to apply (or --plan to only show the plan)"
+                "no --yes, and stdin is not a terminal to ask on; pass --yes to apply (or --dry-run to only show the plan)"
             }
         );
     }

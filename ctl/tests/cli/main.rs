@@ -11,6 +11,7 @@ mod demo;
 mod drill;
 mod failures;
 mod fleet;
+mod grammar;
 mod hostile;
 mod integrity;
 mod json;

@@ -117,25 +117,43 @@ pub struct RuntimeStarted {
     pub ready_ms: u64,
 }
 
+/// What a progress line is: one of many routine writes (a person off a
+/// terminal gets these as periodic summaries), or news they must see each
+/// of (a lock put back, a grant, a delete, a runtime started).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Said {
+    Routine,
+    News,
+}
+
 /// Progress lines (`created pipeline:PL_Load`).
 #[derive(Clone, Copy)]
 pub struct Progress<'a> {
     /// A line for people, as each step ends.
-    pub say: &'a (dyn Fn(&str) + Sync),
+    pub say: &'a (dyn Fn(&str, Said) + Sync),
     /// Writes done so far, of the plan's `writes()`: what a progress bar
     /// shows, and what an interrupted restore reports.
     pub done: &'a std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Progress<'a> {
-    pub fn new(say: &'a (dyn Fn(&str) + Sync), done: &'a std::sync::atomic::AtomicUsize) -> Self {
+    pub fn new(
+        say: &'a (dyn Fn(&str, Said) + Sync),
+        done: &'a std::sync::atomic::AtomicUsize,
+    ) -> Self {
         Progress { say, done }
     }
 
     /// One of the plan's writes done (`Plan::writes` counts these).
     pub fn wrote(&self, text: &str) {
         self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (self.say)(text);
+        (self.say)(text, Said::Routine);
+    }
+
+    /// One of the plan's writes that is news: each is said.
+    pub fn wrote_news(&self, text: &str) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.say)(text, Said::News);
     }
 
     /// Nothing said, nothing counted that anyone reads (tests, a drill's
@@ -143,14 +161,14 @@ impl<'a> Progress<'a> {
     pub fn silent() -> Progress<'static> {
         static NOTHING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Progress {
-            say: &|_| {},
+            say: &|_, _| {},
             done: &NOTHING,
         }
     }
 
     /// News that is not one of the plan's writes (a runtime, an endpoint).
     pub fn note(&self, text: &str) {
-        (self.say)(text);
+        (self.say)(text, Said::News);
     }
 }
 
@@ -619,7 +637,7 @@ impl Applier<'_> {
                     "updated"
                 };
                 self.progress
-                    .wrote(&format!("{verb} factory {}", self.target.describe()));
+                    .wrote_news(&format!("{verb} factory {}", self.target.describe()));
                 Ok(1)
             }
             Err(e) => {
@@ -786,12 +804,12 @@ impl Applier<'_> {
             match answer {
                 Ok(()) => {
                     granted += 1;
-                    self.progress.wrote(&format!("granted {}", step.label));
+                    self.progress.wrote_news(&format!("granted {}", step.label));
                 }
                 Err(e) if e.code() == Some("RoleAssignmentExists") => {
                     granted += 1;
                     self.progress
-                        .wrote(&format!("already held: {}", step.label));
+                        .wrote_news(&format!("already held: {}", step.label));
                 }
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
                     self.ungranted.lock().expect("grants").push(Failure {
@@ -1006,7 +1024,7 @@ impl Applier<'_> {
             {
                 Ok(_) => {
                     written += 1;
-                    self.progress.wrote(&format!("locked: {}", step.label));
+                    self.progress.wrote_news(&format!("locked: {}", step.label));
                 }
                 Err(e) => self.fail(step.label.clone(), self.explain(&e)),
             }
@@ -1027,7 +1045,7 @@ impl Applier<'_> {
                 async move {
                     write(self.arm, &self.throttle, Method::Delete, &path, None, false)
                         .await
-                        .map(|_| self.progress.wrote(&format!("deleted {}", d.label)))
+                        .map(|_| self.progress.wrote_news(&format!("deleted {}", d.label)))
                         .map_err(|e| self.explain(&e))
                 }
             },
@@ -1060,7 +1078,7 @@ impl Applier<'_> {
         {
             Ok(_) => {
                 self.progress
-                    .wrote("set the factory's default staging linked service");
+                    .wrote_news("set the factory's default staging linked service");
                 1
             }
             Err(e) => {

@@ -19,7 +19,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use apply::{
-    Applied, ENDPOINT_LIMIT, EndpointState, Failure, Progress, RUNTIME_LIMIT, RuntimeStarted, apply,
+    Applied, ENDPOINT_LIMIT, EndpointState, Failure, Progress, RUNTIME_LIMIT, RuntimeStarted, Said,
+    apply,
 };
 pub use readback::{Mismatch, TargetStateTriggers, started_after, verify};
 

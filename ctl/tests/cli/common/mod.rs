@@ -164,29 +164,9 @@ file = "{bg}"
         text
     }
 
-    /// A stand-in `az` (returned: its directory, to put first on PATH) that
-    /// answers `az account get-access-token --scope S` with a token the
-    /// emulator signed for S's audience, and logs each scope to `calls`.
+    /// A stand-in `az` (`fake_az`).
     pub fn fake_az(&self) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let bin = self.dir.join("fakebin");
-        std::fs::create_dir_all(&bin).expect("dir");
-        let mut script = String::from(
-            "#!/bin/sh\nscope=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\necho \"$scope\" >> \"$(dirname \"$0\")/calls\"\ncase \"$scope\" in\n",
-        );
-        for audience in [
-            "https://management.azure.com",
-            "https://storage.azure.com",
-            "https://vault.azure.net",
-        ] {
-            let token = self.emu.mint_token(audience, "az-cli-user", 3600);
-            script.push_str(&format!("  {audience}*) t={token} ;;\n"));
-        }
-        script.push_str("  *) echo \"unknown scope $scope\" >&2; exit 1 ;;\nesac\nexp=$(( $(date +%s) + 3600 ))\nprintf '{\"accessToken\":\"%s\",\"expires_on\":%s,\"tokenType\":\"Bearer\"}\\n' \"$t\" \"$exp\"\n");
-        let az = bin.join("az");
-        std::fs::write(&az, script).expect("az");
-        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        bin
+        fake_az(&self.emu, &self.dir)
     }
 
     pub fn write_config(&self, text: &str) {
@@ -264,6 +244,31 @@ file = "{bg}"
 }
 
 /// PATH with `bin` first.
+/// A stand-in `az` (returned: its directory, to put first on PATH) that
+/// answers `az account get-access-token --scope S` with a token the
+/// emulator signed for S's audience, and logs each scope to `calls`.
+pub fn fake_az(emu: &adf_emulator::Emulator, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("fakebin");
+    std::fs::create_dir_all(&bin).expect("dir");
+    let mut script = String::from(
+        "#!/bin/sh\nscope=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\necho \"$scope\" >> \"$(dirname \"$0\")/calls\"\ncase \"$scope\" in\n",
+    );
+    for audience in [
+        "https://management.azure.com",
+        "https://storage.azure.com",
+        "https://vault.azure.net",
+    ] {
+        let token = emu.mint_token(audience, "az-cli-user", 3600);
+        script.push_str(&format!("  {audience}*) t={token} ;;\n"));
+    }
+    script.push_str("  *) echo \"unknown scope $scope\" >&2; exit 1 ;;\nesac\nexp=$(( $(date +%s) + 3600 ))\nprintf '{\"accessToken\":\"%s\",\"expires_on\":%s,\"tokenType\":\"Bearer\"}\\n' \"$t\" \"$exp\"\n");
+    let az = bin.join("az");
+    std::fs::write(&az, script).expect("az");
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
 pub fn path_with(bin: &Path) -> String {
     format!(
         "{}:{}",
