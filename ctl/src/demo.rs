@@ -188,7 +188,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
             names.join(", ")
         );
     }
-    say!("{total} resources, read with nextLink paging (5 per page)");
+    say!(
+        "{total} resources in the factory, read with nextLink paging (5 per page); a backup also keeps the factory itself, its global parameters and what surrounds it"
+    );
 
     // The service's rules hold: a referenced linked service cannot be deleted.
     match arm
@@ -305,10 +307,12 @@ async fn backups(
     say!("\n== backup: sealed into {}/{{weu,neu}}", store.display());
     let first = match adfdr_core::ops::backup::backup(&engine, &fc, false, system_clock).await? {
         Outcome::Created { record, .. } => {
+            let opened = read::open(&engine.replicas, &engine.keys, "sample", &record.id).await?;
             say!(
-                "snapshot {} : {} resources, {} bytes, in {}",
+                "snapshot {}: {} resources ({}), {} bytes, in {}",
                 record.id,
                 record.resources,
+                which_resources(&opened.public.counts),
                 record.payload_size + record.manifest_size,
                 record.locations.join(" and ")
             );
@@ -350,8 +354,8 @@ async fn backups(
         &b.manifest.trigger_states,
     );
     say!("snapshot {second}; diff against {first}:");
-    for (resource, paths) in &d.changed {
-        say!("  ~ {resource}: {}", paths.join(", "));
+    for line in crate::diff::changed_lines(&d, false) {
+        say!("  {line}");
     }
 
     let report = adfdr_core::ops::verify::verify(
@@ -472,4 +476,31 @@ fn client(emulator: &Emulator, ca: &std::path::Path) -> anyhow::Result<Arc<dyn F
         credential,
         options,
     )))
+}
+
+/// What a snapshot's resource count is made of, in the words the listing
+/// above it used: `25 in the factory, the factory and its global
+/// parameters, 7 around it: 1 lock, 2 alerts, ...` (the demo listed 25, then
+/// the snapshot said 34, and nobody said which).
+fn which_resources(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    use adfdr_core::model::ResourceKind;
+    let of = |k: ResourceKind| counts.get(k.label()).copied().unwrap_or(0);
+    let own = of(ResourceKind::Factory) + of(ResourceKind::GlobalParameters);
+    let around: Vec<(ResourceKind, usize)> = ResourceKind::SURROUNDINGS
+        .into_iter()
+        .chain(ResourceKind::GRANTS)
+        .map(|k| (k, of(k)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let around_total: usize = around.iter().map(|(_, n)| n).sum();
+    let total: usize = counts.values().sum();
+    let inside = total - own - around_total;
+    format!(
+        "{inside} in the factory, {own} for the factory itself and its global parameters, {around_total} around it: {}",
+        around
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }

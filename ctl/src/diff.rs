@@ -25,6 +25,10 @@ pub struct Args {
     /// Compare with the live factory instead.
     #[arg(long, conflicts_with = "to")]
     live: bool,
+    /// Each value in full (by default long ones are cut at 60 characters;
+    /// secrets are never shown).
+    #[arg(long)]
+    values: bool,
     #[arg(long, short = 'f', value_name = "FACTORY")]
     factory: Option<String>,
     #[command(flatten)]
@@ -89,12 +93,68 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         for r in &d.removed {
             println!("- {r}");
         }
-        for (r, paths) in &d.changed {
-            println!("~ {r}: {}", paths.join(", "));
+        for line in changed_lines(&d, args.values) {
+            println!("{line}");
         }
         for (t, (x, y)) in &d.trigger_states {
             println!("~ trigger {t}: {x} -> {y}");
         }
     }
     Ok(exit::OK)
+}
+
+/// `~ pipeline:X` and under it each member `path: old → new`.
+pub fn changed_lines(d: &adfdr_core::model::diff::Diff, full: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for (r, changes) in &d.values {
+        out.push(format!("~ {r}"));
+        for c in changes {
+            out.push(format!(
+                "    {}: {} → {}",
+                c.path,
+                shown(c.old.as_ref(), full),
+                shown(c.new.as_ref(), full)
+            ));
+        }
+    }
+    out
+}
+
+/// A value as `diff` prints it: compact JSON, cut at 60 characters unless
+/// `full`; `(absent)` where the member is not there.
+fn shown(v: Option<&serde_json::Value>, full: bool) -> String {
+    let Some(v) = v else {
+        return "(absent)".into();
+    };
+    let text = match v {
+        serde_json::Value::String(s) if s == adfdr_core::model::diff::MASKED => s.clone(),
+        _ => v.to_string(),
+    };
+    let text = crate::output::clean(&text);
+    if full || text.chars().count() <= 60 {
+        text
+    } else {
+        format!("{}…", text.chars().take(59).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_cut_unless_asked_in_full() {
+        let long = serde_json::json!("x".repeat(100));
+        assert_eq!(super::shown(None, false), "(absent)");
+        assert_eq!(super::shown(Some(&serde_json::json!(3)), false), "3");
+        let cut = super::shown(Some(&long), false);
+        assert_eq!(cut.chars().count(), 60);
+        assert!(cut.ends_with('…'));
+        assert_eq!(super::shown(Some(&long), true).len(), 102);
+        assert_eq!(
+            super::shown(
+                Some(&serde_json::json!(adfdr_core::model::diff::MASKED)),
+                false
+            ),
+            adfdr_core::model::diff::MASKED
+        );
+    }
 }

@@ -66,30 +66,37 @@ pub struct HistoryArgs {
     html: Option<PathBuf>,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
-    let mut engine = ctx.engine()?;
-    let named = args.factories.names();
-    if let Some(warning) = adfdr_core::ops::discover::include_named(&mut engine, &named).await? {
+/// The factories to drill: those named (configured or discovered), or
+/// every one with a drill_target.
+async fn drill_names(
+    engine: &mut adfdr_core::ops::Engine,
+    named: &[String],
+) -> Result<Vec<String>, OpError> {
+    if let Some(warning) = adfdr_core::ops::discover::include_named(engine, named).await? {
         crate::warning!("{warning}");
     }
-    let names: Vec<String> = if named.is_empty() {
-        let with_target: Vec<String> = engine
-            .config
-            .factories
-            .iter()
-            .map(|f| f.get_ref())
-            .filter(|f| f.drill_target.is_some())
-            .map(|f| f.name.clone())
-            .collect();
-        if with_target.is_empty() {
-            return Err(OpError::usage(
-                "no factory has a drill_target: add drill_target = { subscription = \"…\", resource_group = \"…\", factory = \"…\" } to a [[factory]]",
-            ));
-        }
-        with_target
-    } else {
-        output::select_factories(&engine.config, &named, false)?
-    };
+    if !named.is_empty() {
+        return output::select_factories(&engine.config, named, false);
+    }
+    let with_target: Vec<String> = engine
+        .config
+        .factories
+        .iter()
+        .map(|f| f.get_ref())
+        .filter(|f| f.drill_target.is_some())
+        .map(|f| f.name.clone())
+        .collect();
+    if with_target.is_empty() {
+        return Err(OpError::usage(
+            "no factory has a drill_target: add drill_target = { subscription = \"…\", resource_group = \"…\", factory = \"…\" } to a [[factory]]",
+        ));
+    }
+    Ok(with_target)
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
+    let mut engine = ctx.engine()?;
+    let names = drill_names(&mut engine, &args.factories.names()).await?;
     let pick = match (&args.snapshot, &args.random_within) {
         (Some(id), _) => Some(Pick::Id(id.clone())),
         (None, Some(window)) => Some(Pick::RandomWithin(
@@ -241,6 +248,10 @@ pub fn text(r: &Report) -> String {
         &mut out,
         format!("drill {} of {}: {}", r.id, r.factory, verdict(r)),
     );
+    // Why it failed comes first: it is what the reader came for.
+    for reason in &r.judgement.reasons {
+        line(&mut out, format!("  reason     {reason}"));
+    }
     line(
         &mut out,
         format!(
@@ -317,9 +328,6 @@ pub fn text(r: &Report) -> String {
             if r.cleanup.ok { "" } else { ": FAILED" }
         ),
     );
-    for reason in &r.judgement.reasons {
-        line(&mut out, format!("  reason     {reason}"));
-    }
     for note in &r.judgement.notes {
         line(&mut out, format!("  by hand    {note}"));
     }
@@ -337,6 +345,13 @@ pub fn markdown(r: &Report) -> String {
         r.id,
         verdict(r)
     );
+    if !r.judgement.reasons.is_empty() {
+        md.push_str("## Why it failed\n\n");
+        for reason in &r.judgement.reasons {
+            md.push_str(&format!("- {reason}\n"));
+        }
+        md.push('\n');
+    }
     let rows = [
         ("Factory", format!("{} (`{}`)", r.factory, r.source)),
         ("Restored into", format!("`{}`", r.target)),
@@ -388,12 +403,6 @@ pub fn markdown(r: &Report) -> String {
             p.name,
             human(p.ms as f64 / 1000.0)
         ));
-    }
-    if !r.judgement.reasons.is_empty() {
-        md.push_str("\n## Why it failed\n\n");
-        for reason in &r.judgement.reasons {
-            md.push_str(&format!("- {reason}\n"));
-        }
     }
     if !r.judgement.notes.is_empty() {
         md.push_str("\n## Still to do by hand\n\n");
@@ -460,13 +469,13 @@ pub fn html(r: &Report) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Recovery drill {id}</title>\
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}.ok{{color:#060}}.fail{{color:#a00;font-weight:bold}}</style></head><body>\
-<h1>Recovery drill {id}: <span class=\"{cls}\">{verdict}</span></h1>\
+<h1>Recovery drill {id}: <span class=\"{cls}\">{verdict}</span></h1>{why}\
 <table><tr><th>Factory</th><td>{factory} ({source})</td></tr><tr><th>Restored into</th><td>{target}</td></tr>\
 <tr><th>Snapshot</th><td>{snapshot} ({pick})</td></tr><tr><th>State last confirmed</th><td>{confirmed}</td></tr>\
 <tr><th>Started / finished</th><td>{started} / {finished}</td></tr><tr><th>RTO</th><td>{rto}</td></tr><tr><th>RPO</th><td>{rpo}</td></tr>\
 <tr><th>Cleanup</th><td>{cleanup}</td></tr></table>\
 <h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Detail</th></tr>{rows}</table>\
-<h2>Phases</h2><table><tr><th>Phase</th><th>Time</th></tr>{phases}</table>{why}\
+<h2>Phases</h2><table><tr><th>Phase</th><th>Time</th></tr>{phases}</table>{by_hand}\
 <p>The sealed report is stored in: {locations}.</p></body></html>\n",
         id = esc(&r.id),
         cls = if r.passed() { "ok" } else { "fail" },
@@ -492,7 +501,8 @@ pub fn html(r: &Report) -> String {
             String::new()
         } else {
             format!("<h2>Why it failed</h2><ul>{reasons}</ul>")
-        } + &if notes.is_empty() {
+        },
+        by_hand = if notes.is_empty() {
             String::new()
         } else {
             format!("<h2>Still to do by hand</h2><ul>{notes}</ul>")

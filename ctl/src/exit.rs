@@ -11,3 +11,6 @@ pub const CHECK_FAILED: i32 = 4;
 pub const NO_KEY: i32 = 5;
 /// Interrupted (Ctrl-C, SIGTERM): 128 + the signal, as shells report it.
 pub const INTERRUPTED: i32 = 130;
+/// Whoever read stdout went away (`adfdr show … | head`): 128 + SIGPIPE,
+/// as a program the signal stopped reports it, without a panic message.
+pub const BROKEN_PIPE: i32 = 141;

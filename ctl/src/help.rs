@@ -115,6 +115,17 @@ Exit codes:
   4  restored, but the read-back differs from the snapshot
   130  interrupted (Ctrl-C, SIGTERM): says how far it got; the same command finishes it";
 
+pub const RESTORES: &str = "\
+Examples:
+  adfdr restores                       every restore this host ran, newest first
+  adfdr restores sales --last 5
+  adfdr restores --incident            the ones run in incident mode (no config)
+
+Exit codes:
+  0  listed
+  1  the audit trail could not be read
+  2  bad usage or config";
+
 pub const DRILL: &str = "\
 Examples:
   adfdr drill sales                    restore into the scratch factory, prove it, measure
@@ -152,11 +163,15 @@ Exit codes:
 pub const KEY: &str = "\
 Examples:
   adfdr key generate --out /etc/adfdr/credentials/breakglass.key
+  adfdr key list                       each key's fingerprint, and which snapshots it opens
+  adfdr key list --store /mnt/backup --key ./bg.key
 
 Exit codes:
   0  done
   1  failed
-  2  bad usage (the file exists, the directory is not private)";
+  2  bad usage (the file exists, the directory is not private)
+  3  list: a location could not be listed, or a manifest did not read
+  5  list: snapshots that no key at hand opens (it says which keys do)";
 
 pub const CONFIG: &str = "\
 Examples:
@@ -222,7 +237,9 @@ Examples:
   adfdr restore latest --factory sales --to SUB/rg-dr/adf-sales-dr --dry-run
 
 Exit codes (every command): 0 ok · 1 failed · 2 bad usage or config, or a restore that applied
-nothing · 3 done but degraded · 4 a check failed. `adfdr COMMAND --help` lists a command's own.";
+nothing · 3 done but degraded · 4 a check failed · 5 snapshots there that no key given opens ·
+130 interrupted (Ctrl-C, SIGTERM) · 141 the reader of stdout went away (| head).
+`adfdr COMMAND --help` lists a command's own.";
 
 pub const DISCOVER: &str = "\
 Examples:

@@ -23,6 +23,7 @@ mod log;
 mod output;
 mod prune;
 mod restore;
+mod restores;
 mod schema;
 mod show;
 mod snapshots;
@@ -89,6 +90,10 @@ enum Command {
     /// Restore a snapshot into a factory: plan, apply in dependency order, verify.
     #[command(after_help = help::RESTORE)]
     Restore(Box<restore::Args>),
+    /// Past restores from the audit trail: when, who, which snapshot into
+    /// where, how it ended.
+    #[command(after_help = help::RESTORES)]
+    Restores(restores::Args),
     /// Run a recovery drill now: restore into the scratch factory, prove it, measure RTO and RPO.
     #[command(after_help = help::DRILL)]
     Drill(drill::Args),
@@ -223,8 +228,29 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// `adfdr show … | head`: when the reader of stdout goes away, a print
+/// fails with EPIPE and Rust's `println!` panics (exit 101 and a panic
+/// message). That ends here quietly, with the code a program SIGPIPE
+/// stopped has (141); any other panic is reported as before.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.contains("Broken pipe") || text.contains("os error 32") {
+            std::process::exit(exit::BROKEN_PIPE);
+        }
+        default(info)
+    }));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     output::set_quiet(cli.quiet);
@@ -248,6 +274,7 @@ async fn main() -> ExitCode {
         Command::Prune(args) => prune::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, *args).await,
+        Command::Restores(args) => restores::run(&ctx, args).await,
         Command::Drill(args) => drill::run(&ctx, args).await,
         Command::Drills(args) => drill::run_history(&ctx, args).await,
         Command::Log(args) => log::run(&ctx, args).await,

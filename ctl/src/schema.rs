@@ -37,6 +37,14 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema_of::<crate::key::KeyOutput>("key-generate"),
         ),
         (
+            "key-list",
+            schema_of::<adfdr_core::ops::keyuse::KeyList>("key-list"),
+        ),
+        (
+            "restores",
+            schema_of::<crate::restores::RestoresOutput>("restores"),
+        ),
+        (
             "config-check",
             schema_of::<crate::check::CheckOutput>("config-check"),
         ),

@@ -138,33 +138,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         );
     }
     if !listing.locked.is_empty() {
-        let mut keys: Vec<&str> = listing
-            .locked
-            .iter()
-            .flat_map(|l| l.opens_with.iter().map(String::as_str))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        let mut ids: Vec<String> = listing
-            .locked
-            .iter()
-            .take(5)
-            .map(|l| format!("{}/{}", l.factory, l.id))
-            .collect();
-        if listing.locked.len() > ids.len() {
-            ids.push(format!("and {} more", listing.locked.len() - ids.len()));
-        }
-        let message = format!(
-            "{} snapshot(s) found that none of the keys given opens ({}); they open with: {}{}",
-            listing.locked.len(),
-            ids.join(", "),
-            keys.join(", "),
-            if records.is_empty() {
-                ""
-            } else {
-                " (beside snapshots these keys open: if no key of yours is named, they were not written by you; see `adfdr verify`)"
-            }
-        );
+        let message = locked_message(&listing.locked, !records.is_empty());
         if records.is_empty() {
             eprintln!("adfdr: {}", output::clean(&message));
             return Ok(exit::NO_KEY);
@@ -178,6 +152,37 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     } else {
         exit::DEGRADED
     })
+}
+
+/// Snapshots none of the keys given opens, told once: how many, which
+/// (the first five), and the keys they open with; beside snapshots that
+/// do open, a hint that they may not be the reader's own.
+fn locked_message(locked: &[adfdr_core::ops::read::Locked], others_open: bool) -> String {
+    let mut keys: Vec<&str> = locked
+        .iter()
+        .flat_map(|l| l.opens_with.iter().map(String::as_str))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut ids: Vec<String> = locked
+        .iter()
+        .take(5)
+        .map(|l| format!("{}/{}", l.factory, l.id))
+        .collect();
+    if locked.len() > ids.len() {
+        ids.push(format!("and {} more", locked.len() - ids.len()));
+    }
+    format!(
+        "{} snapshot(s) found that none of the keys given opens ({}); they open with: {}{}",
+        locked.len(),
+        ids.join(", "),
+        keys.join(", "),
+        if others_open {
+            " (beside snapshots these keys open: if no key of yours is named, they were not written by you; see `adfdr verify`)"
+        } else {
+            ""
+        }
+    )
 }
 
 fn table(records: &[adfdr_core::catalog::SnapshotRecord], total: usize) {

@@ -43,7 +43,10 @@ pub fn schedules(
                 next: s
                     .next_runs(now, 5)
                     .into_iter()
-                    .map(|t| t.with_timezone(&s.tz).to_rfc3339())
+                    .map(|t| {
+                        t.with_timezone(&s.tz)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
                     .collect(),
             });
         }

@@ -658,6 +658,41 @@ pub fn audit(dir: &std::path::Path, event: &AuditEvent) -> std::io::Result<std::
     Ok(path)
 }
 
+/// The restores `dir/audit.jsonl` records, oldest first (`adfdr
+/// restores`, as velero's `restore get`), optionally of one factory; and
+/// how many lines did not read as audit events (said, not fatal: a trail
+/// cut by a full disk still lists what it holds). No trail yet is none.
+pub fn restores(
+    dir: &std::path::Path,
+    factory: Option<&str>,
+) -> std::io::Result<(Vec<AuditEvent>, usize)> {
+    use std::io::BufRead;
+    let path = dir.join("audit.jsonl");
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let (mut out, mut unreadable) = (Vec::new(), 0);
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<AuditEvent>(&line) {
+            Ok(e) => {
+                if let AuditAction::Restore(r) = &e.action
+                    && factory.is_none_or(|f| r.factory.eq_ignore_ascii_case(f))
+                {
+                    out.push(e);
+                }
+            }
+            Err(_) => unreadable += 1,
+        }
+    }
+    Ok((out, unreadable))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod export;
 pub mod gitlayout;
 pub mod history;
 pub mod hold;
+pub mod keyuse;
 pub mod lease;
 pub mod prune;
 pub mod read;
@@ -67,6 +68,16 @@ pub struct Incident {
     /// Key files, or Key Vault key URLs (`https://VAULT/keys/NAME`).
     pub keys: Vec<String>,
     pub auth: crate::config::AuthConfig,
+}
+
+/// Where incident mode keeps what it records (the audit trail of its
+/// restores): the user's state directory, as XDG says.
+pub fn incident_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("adfdr")
 }
 
 impl Engine {
@@ -160,11 +171,7 @@ impl Engine {
             };
             keys.push(Spanned::new(0..0, key));
         }
-        let state_dir = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("adfdr");
+        let state_dir = incident_state_dir();
         let config = Config {
             agent: AgentConfig {
                 state_dir,

@@ -75,6 +75,10 @@ impl Schedule {
 
     /// The first scheduled time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // croner keeps the sub-second part of `t` (a run at 03:00:00.221):
+        // schedules are on whole seconds.
+        use chrono::Timelike;
+        let t = t.with_nanosecond(0).unwrap_or(t);
         self.cron
             .find_next_occurrence(&t.with_timezone(&self.tz), false)
             .ok()
@@ -113,6 +117,20 @@ pub fn jitter(key: &str, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26, item 10: next runs fall on whole seconds, whatever the
+    /// clock's sub-second part when asked (croner keeps it).
+    #[test]
+    fn next_runs_are_on_whole_seconds() {
+        use chrono::Timelike;
+        let s = Schedule::parse("*/15 * * * *", Some("Europe/Berlin")).expect("parse");
+        let now = DateTime::parse_from_rfc3339("2026-12-07T23:41:21.221123776Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let next = s.next_runs(now, 3);
+        assert_eq!(next[0].to_rfc3339(), "2026-12-07T23:45:00+00:00");
+        assert!(next.iter().all(|t| t.nanosecond() == 0), "{next:?}");
+    }
     use chrono::TimeZone;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {

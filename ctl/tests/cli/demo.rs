@@ -25,7 +25,10 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
         stdout.contains(&format!("the demo's files go into {}", dir.display())),
         "{stdout}"
     );
-    assert!(stdout.contains("25 resources"), "{stdout}");
+    assert!(
+        stdout.contains("25 resources in the factory, read with nextLink paging"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("TR_Daily (Started)"),
         "trigger state is shown: {stdout}"
@@ -41,12 +44,14 @@ fn demo_runs_offline_and_reads_the_whole_sample_factory() {
     // Backups: a snapshot in both locations, a checkpoint when unchanged, the
     // hot-fix found by diff, everything verified.
     assert!(
-        stdout.contains("34 resources") && stdout.contains("in weu and neu"),
+        stdout.contains("34 resources (25 in the factory, 2 for the factory itself and its global parameters, 7 around it: 1 diagnosticSetting, 1 lock, 1 metricAlert, 1 activityLogAlert, 2 roleAssignment, 1 accessPolicy)")
+            && stdout.contains("in weu and neu"),
         "{stdout}"
     );
     assert!(stdout.contains("wrote only checkpoint"), "{stdout}");
     assert!(
-        stdout.contains("~ pipeline:PL_Smoke: /properties/description"),
+        stdout.contains("~ pipeline:PL_Smoke\n")
+            && stdout.contains("/properties/description: \"Cheap end-to-end check run by recovery drills\" → \"hot-fixed in the portal at 2 a.m.\""),
         "{stdout}"
     );
     assert!(stdout.contains("healthy"), "{stdout}");

@@ -218,6 +218,19 @@ async fn drills_fail_with_their_reason_and_write_reports_for_auditors() {
         "{}",
         text(&out)
     );
+    // Issue 26, item 10: why it failed is the line under the verdict, not
+    // twenty lines down.
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    let verdict = lines
+        .iter()
+        .position(|l| l.ends_with(": FAILED"))
+        .expect("a verdict line");
+    assert!(
+        lines[verdict + 1].starts_with("  reason "),
+        "{}",
+        text(&out)
+    );
     adfdr_tests::admin_delete(&rig.emu, "pipeline-failures").await;
 
     // The Azure-SSIS IR that ran at backup does not start: not runnable.

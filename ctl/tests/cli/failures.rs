@@ -104,7 +104,7 @@ async fn bad_input_gets_a_clear_error_and_the_usage_exit_code() {
     let out = rig.adfdr(&["diff", &s1, "--live"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
-        stdout(&out).contains("~ pipeline:PL_Load_Dw: /properties/activities"),
+        stdout(&out).contains("~ pipeline:PL_Load_Dw\n    /properties/activities: ["),
         "{}",
         text(&out)
     );

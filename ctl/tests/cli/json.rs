@@ -102,6 +102,13 @@ async fn every_command_answers_json_that_matches_its_schema() {
         3,
     );
     assert_eq!(done["outcome"], "restored-with-skips", "{done:#}");
+    let past = check("restores", &["restores", "--json"], 0);
+    assert_eq!(past["restores"][0]["snapshot"], s2.as_str(), "{past:#}");
+    let keys = check("key-list", &["key", "list", "--json"], 0);
+    assert!(
+        keys["snapshots"].as_u64().is_some_and(|n| n >= 2),
+        "{keys:#}"
+    );
     check("drill", &["drill", "--json"], 0);
     check("drills", &["drills", "--json"], 0);
     check("prune", &["prune", "--all", "--dry-run", "--json"], 0);

@@ -295,3 +295,180 @@ async fn snapshot_references_take_prefixes_latest_alone_and_short_times() {
     );
     assert!(stdout(&out).contains(&s2), "{}", text(&out));
 }
+
+/// Item 10: `adfdr show … | head` and the like: the reader going away is
+/// not a crash (exit 101 and a panic message before); the code is a
+/// SIGPIPE'd program's, and nothing is said.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_goes_away_is_not_a_crash() {
+    let rig = FileRig::start("epipe").await;
+    let id = rig.backup(false);
+    for args in [
+        vec!["show", "latest"],
+        vec!["show", id.as_str(), "--json"],
+        vec!["schema", "snapshots"],
+        vec!["completions", "bash"],
+        vec!["snapshots"],
+        vec!["log", "sales"],
+        vec!["status", "--json"],
+    ] {
+        // The read end is closed before adfdr starts: its first print
+        // meets EPIPE, every time.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = rig
+            .command()
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .expect("adfdr runs");
+        assert_eq!(code(&out), 141, "{args:?}: {}", text(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}
+
+/// Item 10: `adfdr restores` lists past restores from the audit trail
+/// (who, when, what, into where, outcome), as velero's `restore get`.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_restores_are_listed_from_the_audit_trail() {
+    let rig = FileRig::start("restores").await;
+    let out = rig.adfdr(&["restores"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("no restores recorded"),
+        "{}",
+        text(&out)
+    );
+    let s1 = rig.backup(false);
+    let to = format!("{}/rg-dr/adf-sales-dr", crate::common::SUB);
+    let out = rig.adfdr(&["restore", &s1, "--to", &to, "-y"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let out = rig.adfdr(&[
+        "restore",
+        &s1,
+        "--to",
+        &to,
+        "--include",
+        "pipeline:PL_Smoke",
+        "-y",
+    ]);
+    assert!(code(&out) == 0 || code(&out) == 3, "{}", text(&out));
+
+    let out = rig.adfdr(&["restores", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v = json(&out);
+    let rows = v["restores"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{v:#}");
+    // Newest first: the second asked for one pipeline.
+    assert_eq!(
+        rows[0]["include"],
+        serde_json::json!(["pipeline:PL_Smoke"]),
+        "{v:#}"
+    );
+    assert_eq!(rows[1]["snapshot"], s1.as_str());
+    assert_eq!(rows[1]["factory"], "sales");
+    assert!(
+        rows[1]["to"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("adf-sales-dr")),
+        "{v:#}"
+    );
+    assert_eq!(rows[1]["outcome"], "restored-with-skips");
+    assert!(
+        rows[1]["by"].as_str().is_some_and(|b| b.contains('@')),
+        "{v:#}"
+    );
+    let out = rig.adfdr(&["restores", "--last", "1"]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("STARTED") && table.contains(&format!("sales@{s1}")),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 2, "one row: {table}");
+    let out = rig.adfdr(&["restores", "other", "--json"]);
+    assert_eq!(json(&out)["restores"], serde_json::json!([]));
+}
+
+/// Item 10: `key list`: each key's fingerprint and which snapshots it
+/// opens (a key file's claim proven by unwrapping), a retired key still
+/// named by the snapshots it sealed, and snapshots no key at hand opens.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_listed_with_what_each_opens() {
+    let rig = FileRig::start("keylist").await;
+    let s1 = rig.backup(false);
+    let second = rig.dir.join("second.key");
+    let fp2 = adfdr_core::keys::generate_key_file(&second).expect("key");
+    let with_second = format!(
+        "{}\n[[key]]\nid = \"second\"\nfile = \"{}\"\n",
+        rig.config_text(""),
+        second.display()
+    );
+    std::fs::write(&rig.config, &with_second).expect("config");
+    let s2 = rig.backup(true);
+
+    let out = rig.adfdr(&["key", "list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v = json(&out);
+    let key = |v: &serde_json::Value, id: &str| {
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no key {id}: {v:#}"))
+    };
+    let bg = key(&v, "breakglass");
+    assert_eq!(bg["snapshots"], 2, "{v:#}");
+    assert_eq!(bg["proof"], "unwrapped");
+    assert_eq!(bg["oldest"], s1.as_str());
+    assert_eq!(bg["newest"], s2.as_str());
+    let k2 = key(&v, "second");
+    assert_eq!(k2["fingerprint"], fp2.as_str());
+    assert_eq!(k2["snapshots"], 1, "only the snapshot taken since: {v:#}");
+    assert_eq!(v["none_at_hand"], serde_json::json!([]));
+
+    // "second" retired from the config: still named by the snapshot it
+    // sealed, not at hand.
+    rig.write_config("");
+    let v = json(&rig.adfdr(&["key", "list", "--json"]));
+    let k2 = key(&v, "second");
+    assert_eq!(k2["at_hand"], false, "{v:#}");
+    assert_eq!(k2["proof"], "header");
+    assert_eq!(k2["snapshots"], 1);
+
+    // A wrong key in incident mode: every snapshot named, with its code.
+    let wrong = rig.dir.join("wrong.key");
+    adfdr_core::keys::generate_key_file(&wrong).expect("key");
+    let weu = rig.weu.display().to_string();
+    let out = bare(
+        &rig,
+        &[
+            "key",
+            "list",
+            "--store",
+            &weu,
+            "--key",
+            &wrong.display().to_string(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["none_at_hand"],
+        serde_json::json!([format!("sales/{s1}"), format!("sales/{s2}")]),
+        "{v:#}"
+    );
+    assert_eq!(
+        key(&v, "key1")["snapshots"],
+        0,
+        "the wrong key opens nothing"
+    );
+}

@@ -205,9 +205,11 @@ async fn backup_is_sealed_geo_redundant_change_aware_and_exports_back_to_the_sou
     let out = rig.adfdr(&["diff", &s1, "--live"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
-        stdout(&out).contains("~ pipeline:PL_Smoke: /properties/description")
+        stdout(&out).contains("~ pipeline:PL_Smoke\n")
+            && stdout(&out).contains("/properties/description: ")
+            && stdout(&out).contains(" → \"hot-fixed in the portal\"")
             && stdout(&out)
-                .contains("~ diagnosticSetting:diag-to-workspace: /properties/workspaceId"),
+                .contains("~ diagnosticSetting:diag-to-workspace\n    /properties/workspaceId: "),
         "{}",
         text(&out)
     );
