@@ -72,11 +72,16 @@ impl Rig {
 
     /// `write_config` with the metrics endpoint on a free loopback port.
     fn write_config_with_metrics(&self, factory_extra: &str) -> u16 {
+        self.write_config_with_metrics_on("127.0.0.1", factory_extra)
+    }
+
+    /// The same, the metrics bound to `host` (`0.0.0.0`: every address).
+    fn write_config_with_metrics_on(&self, host: &str, factory_extra: &str) -> u16 {
         let port = adfdr_tests::free_port();
         let text = self.config_text(
             &self.dir.join("state"),
             &self.socket(),
-            &format!("metrics = \"127.0.0.1:{port}\""),
+            &format!("metrics = \"{host}:{port}\""),
             factory_extra,
         );
         std::fs::write(&self.config, text).expect("config");
@@ -1166,7 +1171,11 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
     let promtool = prometheus_tool("promtool");
     let prometheus = prometheus_tool("prometheus");
     let rig = Rig::start("prometheus").await;
-    let port = rig.write_config_with_metrics(
+    // Issue 26, item 8: bound to every address, as where the scraper is
+    // another machine or pod (scraped here through loopback, which every
+    // address includes).
+    let port = rig.write_config_with_metrics_on(
+        "0.0.0.0",
         // Captured from events whose queue is out of reach (port 1): the
         // capture metrics are exported (queue down, no drift, no poison),
         // and the listings run as the schedules say.
@@ -1285,7 +1294,7 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: adfdr\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: adfdr-agent\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
             rules = root.join("deploy/prometheus/adfdr-rules.yml").display()
         ),
     )
@@ -1336,18 +1345,19 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
         prom_log()
     );
     assert_eq!(
-        first["metric"]["job"], "adfdr",
+        first["metric"]["job"], "adfdr-agent",
         "the scrape job's label is its own"
     );
     assert_eq!(first["value"][1], "1", "{runs}");
-    let up = query("up{job=\"adfdr\"}");
+    // The rules' selector finds the job under kube-prometheus's name too.
+    let up = query("up{job=~\"adfdr.*\"}");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
     let target = query("adfdr_rpo_target_seconds");
     assert_eq!(target["data"]["result"][0]["value"][1], "1800", "{target}");
     // The counter's metadata agrees with its samples.
     let (_, meta) = http_get_accepting(
         web,
-        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22adfdr%22%7D",
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22adfdr-agent%22%7D",
         "application/json",
     );
     let meta: serde_json::Value = serde_json::from_str(&meta).expect("metadata");
@@ -1380,6 +1390,9 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
     assert!(written >= 14, "{written} rules written");
     assert_eq!(loaded.len(), written, "every rule loaded: {loaded:?}");
     assert!(loaded.iter().all(|(_, h)| h == "ok"), "{loaded:?}");
+    // Every query of the dashboard runs, as Grafana sends it with its
+    // variables at their defaults; the fleet row counts this agent.
+    dashboard_queries_run(&query);
     signal(&agent, "TERM");
     assert_eq!(
         wait_exit(&mut agent, Duration::from_secs(10)),
@@ -1387,6 +1400,44 @@ async fn a_real_prometheus_scrapes_the_agent_and_the_rules_and_dashboard_name_wh
         "{}",
         rig.log()
     );
+}
+
+/// Runs each expression of deploy/grafana/adfdr.json through `query` with
+/// the dashboard's variables as Grafana fills them (`$job` the "All"
+/// value, `$factory` the rig's): each must be valid PromQL the server
+/// answers, and the fleet row must count the one agent and its factory.
+fn dashboard_queries_run(query: &dyn Fn(&str) -> serde_json::Value) {
+    let text =
+        std::fs::read_to_string(adfdr_tests::workspace_root().join("deploy/grafana/adfdr.json"))
+            .expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let all = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "job")
+        .and_then(|v| v["allValue"].as_str())
+        .expect("a job variable with an All value")
+        .to_string();
+    let mut ran = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            let filled = expr.replace("$job", &all).replace("$factory", "sales");
+            let answer = query(&filled);
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            let value = |a: &serde_json::Value| a["data"]["result"][0]["value"][1].clone();
+            match panel["title"].as_str() {
+                Some("Factories") | Some("Agents up") => {
+                    assert_eq!(value(&answer), "1", "{expr}: {answer}")
+                }
+                Some("Last drill failed") => assert_eq!(value(&answer), "0", "{expr}: {answer}"),
+                _ => {}
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 20, "{ran} dashboard queries");
 }
 
 /// Logs a shipper and journalctl can use: under systemd each line carries

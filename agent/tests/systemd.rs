@@ -147,6 +147,7 @@ fn the_debian_package_installs_what_the_unit_and_docs_point_to() {
         "usr/share/fish/vendor_completions.d/adfdr.fish",
         "usr/share/doc/adfdr/adfdr.toml.example",
         "usr/share/adfdr/deploy/prometheus/adfdr-rules.yml",
+        "usr/share/adfdr/deploy/prometheus/render-rules",
         "usr/share/adfdr/deploy/grafana/adfdr.json",
     ] {
         assert!(tree.join(path).exists(), "the package lacks /{path}");
@@ -359,5 +360,160 @@ fn the_kubernetes_manifests_validate_and_carry_a_valid_config() {
         .parse()
         .expect("addr");
     assert!(policy.contains(&format!("port: {}", metrics.port())));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 26, item 8: the kube-prometheus objects (deploy/k8s/
+/// adfdr-monitoring.yaml) pass the Prometheus Operator's CRD schemas,
+/// strictly (a misspelt field fails, shown by a broken copy); its
+/// ServiceMonitor selects the Service adfdr.yaml labels, on the port the
+/// NetworkPolicy opens; its PrometheusRule is exactly what render-rules
+/// writes from the shipped rules; any job selector renders rules promtool
+/// accepts; and every alert's runbook link names a heading of
+/// docs/OPERATIONS.md.
+#[test]
+fn the_kube_prometheus_objects_validate_and_carry_the_shipped_rules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("tools/venv/bin/python");
+    assert!(python.exists(), "scripts/setup installs tools/venv");
+    let manifest = root.join("deploy/k8s/adfdr-monitoring.yaml");
+    let validate = |path: &Path| {
+        let out = Command::new(&python)
+            .arg(root.join("tools/dev/validate-crd.py"))
+            .arg("--crd")
+            .arg(root.join("fixtures/crds/monitoring.coreos.com_servicemonitors.yaml"))
+            .arg("--crd")
+            .arg(root.join("fixtures/crds/monitoring.coreos.com_prometheusrules.yaml"))
+            .arg(path)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = validate(&manifest);
+    assert!(ok, "{text}");
+    for kind in ["servicemonitor/adfdr-agent", "prometheusrule/adfdr"] {
+        assert!(
+            text.contains(&format!("passed for resource {kind}")),
+            "{text}"
+        );
+    }
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest");
+    let dir = std::env::temp_dir().join(format!("adfdr-kp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (from, to) in [
+        ("scrapeTimeout:", "scrapeTimout:"),
+        ("          for: 5m", "          for: 5 minutes"),
+    ] {
+        let broken = dir.join("broken.yaml");
+        std::fs::write(&broken, yaml.replacen(from, to, 1)).expect("write");
+        let (ok, text) = validate(&broken);
+        assert!(!ok, "{to} must fail the check: {text}");
+    }
+
+    // What it selects is there: the Service's label, the metrics port the
+    // NetworkPolicy admits Prometheus to.
+    let app = std::fs::read_to_string(root.join("deploy/k8s/adfdr.yaml")).expect("manifest");
+    let service = &app[app.find("kind: Service\n").expect("a Service")..];
+    let service = &service[..service.find("---").unwrap_or(service.len())];
+    assert!(
+        service.contains("  labels:\n    app.kubernetes.io/name: adfdr-agent")
+            && service.contains("- name: metrics\n      port: 9464"),
+        "{service}"
+    );
+    assert!(yaml.contains("- port: metrics"), "{yaml}");
+
+    // The PrometheusRule is render-rules --kube's output, byte for byte.
+    let render = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(root.join("deploy/prometheus/render-rules"))
+            .args(args)
+            .output()
+            .expect("render-rules runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let rule = &yaml[yaml
+        .find("# adfdr's alert rules for kube-prometheus")
+        .expect("the rules")..];
+    assert_eq!(
+        rule,
+        render(&["--kube"]),
+        "re-render: deploy/prometheus/render-rules --kube"
+    );
+
+    // Another job selector and runbook address: rules promtool accepts,
+    // with them in.
+    let rules = dir.join("rules.yml");
+    std::fs::write(
+        &rules,
+        render(&[
+            "--job-selector",
+            "job=\"adfdr-prod\",cluster=\"weu\"",
+            "--runbook-base",
+            "https://wiki.example/adfdr",
+        ]),
+    )
+    .expect("write");
+    let out = Command::new("/usr/bin/promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rendered = std::fs::read_to_string(&rules).expect("rules");
+    assert!(
+        rendered.contains("up{job=\"adfdr-prod\",cluster=\"weu\"} == 0"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("example.invalid"), "{rendered}");
+
+    // Every alert links a runbook heading that exists.
+    let shipped =
+        std::fs::read_to_string(root.join("deploy/prometheus/adfdr-rules.yml")).expect("rules");
+    let operations = std::fs::read_to_string(root.join("docs/OPERATIONS.md")).expect("docs");
+    let anchors: Vec<String> = operations
+        .lines()
+        .filter(|l| l.starts_with("##"))
+        .map(|l| l.trim_start_matches('#').trim())
+        .map(|h| {
+            h.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect();
+    let alerts: Vec<&str> = shipped
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    let links: Vec<&str> = shipped
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
+        .collect();
+    assert_eq!(alerts.len(), links.len(), "every alert has a runbook_url");
+    for (alert, link) in alerts.iter().zip(&links) {
+        let anchor = link
+            .split_once("OPERATIONS.md#")
+            .expect("into OPERATIONS.md")
+            .1;
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "docs/OPERATIONS.md has no #### {alert}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
