@@ -48,7 +48,7 @@ struct Daemon {
     /// Running jobs by factory: abort handle and run id.
     handles: HashMap<String, (tokio::task::AbortHandle, String)>,
     /// The `[[notify]]` webhooks; `notified` hears how each send went.
-    notifier: adfdr_core::notify::Notifier,
+    notifier: crate::notify::Notifier,
     notified: mpsc::UnboundedSender<(String, bool)>,
     host: String,
     /// The config file as written (no discovered factories), for the
@@ -203,7 +203,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     // Scheduled jobs stay inside ARM's budget (the lease task divides it
     // among the agents it sees).
     engine.arm.set_share(1);
-    let notifier = adfdr_core::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
+    let notifier = crate::notify::Notifier::new(&engine.config).map_err(OpError::usage)?;
     let catalog = engine.catalog()?;
     let view: Shared = Arc::default();
     let (notified, results) = mpsc::unbounded_channel();
@@ -271,7 +271,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         handles: HashMap::new(),
         notifier,
         notified,
-        host: adfdr_core::notify::host_name(),
+        host: crate::notify::host_name(),
         base_tx,
         coverage: None,
         status: String::new(),
@@ -445,8 +445,8 @@ impl Daemon {
                 self.scheduler.lost(&factory, Utc::now());
             }
             crate::lease::Event::Lost(factory) => {
-                self.tell(adfdr_core::notify::Notice::new(
-                    adfdr_core::notify::Event::LeaseLost,
+                self.tell(crate::notify::Notice::new(
+                    crate::notify::Event::LeaseLost,
                     &factory,
                     "this agent no longer holds the factory's lease; another agent runs its jobs",
                     &self.host,
@@ -477,7 +477,7 @@ impl Daemon {
     }
 
     /// Hands a notice to the webhooks (never waits for them).
-    fn tell(&self, notice: adfdr_core::notify::Notice) {
+    fn tell(&self, notice: crate::notify::Notice) {
         if !self.notifier.is_empty() {
             self.notifier.send(notice, Some(self.notified.clone()));
         }
@@ -598,7 +598,7 @@ impl Daemon {
                 !self.capture_failing.insert(done.factory.clone())
             };
         if !repeat
-            && let Some(notice) = adfdr_core::notify::Notice::of_job(
+            && let Some(notice) = crate::notify::Notice::of_job(
                 done.kind.name(),
                 &done.factory,
                 &done.outcome,
@@ -671,7 +671,7 @@ impl Daemon {
     /// given a namespace of its own because its name holds another
     /// factory's history, and one its own tag switched off.
     fn tell_news(&self, coverage: &adfdr_core::discovery::Coverage) {
-        use adfdr_core::notify::{Event, Notice};
+        use crate::notify::{Event, Notice};
         let before = self.coverage.as_ref();
         let time = Utc::now().to_rfc3339();
         for c in &coverage.covered {
@@ -756,7 +756,7 @@ impl Daemon {
     /// (rediscovery runs again on the new file at once), adopted.
     fn reloaded(&mut self) -> Result<(), OpError> {
         let config = Config::load(&self.path)?;
-        let notifier = adfdr_core::notify::Notifier::new(&config).map_err(OpError::usage)?;
+        let notifier = crate::notify::Notifier::new(&config).map_err(OpError::usage)?;
         if config.agent.state_dir != self.engine.config.agent.state_dir {
             tracing::warn!("agent.state_dir changed: it takes effect at the next restart");
         }

@@ -11,6 +11,7 @@ mod daemon;
 mod jobs;
 mod lease;
 mod metrics;
+mod notify;
 mod scheduler;
 
 use std::path::PathBuf;

@@ -3022,3 +3022,135 @@ async fn only_the_lease_holder_captures_and_the_survivor_takes_over() {
     assert!(captures(&sock_b) >= 1, "b captures once it holds the lease");
     drop(queues);
 }
+
+/// The audit trail's records, parsed.
+fn audit_records(rig: &Rig) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(rig.dir.join("state/audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit record is JSON"))
+        .collect()
+}
+
+/// Runs `args` and returns the audit records it added.
+fn audited(rig: &Rig, args: &[&str], want_code: i32) -> Vec<serde_json::Value> {
+    let before = audit_records(rig).len();
+    let out = rig.adfdr(&rig.config, args);
+    assert_eq!(
+        out.status.code(),
+        Some(want_code),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    audit_records(rig).split_off(before)
+}
+
+/// Issue 27: every privileged act leaves exactly one audit record, whether
+/// the CLI runs it in its own process or the agent runs it (core's job
+/// runner writes it, not the front end): backup, verify --repair, prune,
+/// drill and restore; a refused one (the lease held) and one stopped by
+/// SIGINT too, and the interrupted job gives its lease back.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_privileged_act_leaves_one_audit_record_from_either_front_end() {
+    let rig = Rig::start("audit").await;
+    rig.write_config(&format!(
+        "backup = \"0 0 1 1 *\"\ndrill = \"0 0 1 1 *\"\nsmoke_pipeline = \"PL_Smoke\"\nkeep = {{ last = 1 }}\ndrill_target = {{ subscription = \"{SUB}\", resource_group = \"rg-drills\", factory = \"adf-sales-drill\" }}"
+    ));
+    let to = format!("{SUB}/rg-dr/adf-sales-dr");
+    let acts: [(&[&str], i32, &str); 6] = [
+        (&["backup", "--force"], 0, "backup"),
+        (&["backup", "--force"], 0, "backup"),
+        (&["verify", "--repair"], 0, "repair"),
+        (&["prune", "--all"], 0, "prune"),
+        (&["drill", "sales"], 0, "drill"),
+        (
+            &[
+                "restore",
+                "latest",
+                "--factory",
+                "sales",
+                "--to",
+                &to,
+                "--yes",
+            ],
+            3,
+            "restore",
+        ),
+    ];
+    for (args, code, action) in &acts {
+        let added = audited(&rig, args, *code);
+        assert_eq!(added.len(), 1, "in-process {args:?}: {added:#?}");
+        assert_eq!(added[0]["action"], *action, "{:#}", added[0]);
+        assert_eq!(added[0]["by"], "adfdr", "{:#}", added[0]);
+        assert!(added[0]["user"].is_string() && added[0]["host"].is_string());
+    }
+
+    // SIGINT in the middle of an in-process backup: one "interrupted"
+    // record, exit 130, and the lease given back (the next backup runs).
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 300})).await;
+    let before = audit_records(&rig).len();
+    let child = Command::new(adfdr_cli())
+        .args([
+            "--config",
+            rig.config.to_str().expect("utf8"),
+            "backup",
+            "--force",
+        ])
+        .env("IDENTITY_ENDPOINT", &rig.emu.urls().managed_identity)
+        .env("IDENTITY_HEADER", rig.emu.identity_header())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("adfdr runs");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "INT");
+    let out = child.wait_with_output().expect("exits");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added = audit_records(&rig).split_off(before);
+    assert_eq!(added.len(), 1, "{added:#?}");
+    assert_eq!(added[0]["action"], "interrupted", "{:#}", added[0]);
+    assert_eq!(added[0]["job"], "backup", "{:#}", added[0]);
+    adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 0})).await;
+    let added = audited(&rig, &["backup", "--force"], 0);
+    assert_eq!(added.len(), 1, "the lease was given back: {added:#?}");
+
+    // The same acts through the agent: one record each, by the agent.
+    let (mut agent, socket) = rig.spawn(&[]);
+    wait_for(&socket, "READY=1", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(1));
+    for (args, code, action) in &acts[..5] {
+        let added = audited(&rig, args, *code);
+        assert_eq!(added.len(), 1, "through the agent {args:?}: {added:#?}");
+        assert_eq!(added[0]["action"], *action, "{:#}", added[0]);
+        assert_eq!(added[0]["by"], "adfdr-agent", "{:#}", added[0]);
+    }
+    signal(&agent, "TERM");
+    assert_eq!(wait_exit(&mut agent, Duration::from_secs(15)), Some(0));
+
+    // Refused: another holds the lease. Recorded as failed, with why.
+    let replicas = Replicas::new(
+        ["weu", "neu"]
+            .iter()
+            .map(|n| Location {
+                name: n.to_string(),
+                store: std::sync::Arc::new(FsStore::new(rig.dir.join(n)))
+                    as std::sync::Arc<dyn BlobStore>,
+                read_only: false,
+            })
+            .collect(),
+    );
+    let held = adfdr_core::ops::lease::exclusive(&replicas, "sales", 60, "test")
+        .await
+        .expect("the lease");
+    let added = audited(&rig, &["backup", "--force"], 1);
+    assert_eq!(added.len(), 1, "{added:#?}");
+    assert_eq!(added[0]["action"], "failed", "{:#}", added[0]);
+    assert_eq!(added[0]["job"], "backup", "{:#}", added[0]);
+    held.release().await;
+}

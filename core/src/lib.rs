@@ -16,7 +16,6 @@ pub mod identity;
 pub mod keys;
 pub mod localfile;
 pub mod model;
-pub mod notify;
 pub mod ops;
 pub mod plan;
 pub mod posture;

@@ -3,8 +3,8 @@
 //! under the factory's lease. Both paths print the same `BackupOutput`.
 
 use crate::exit;
+use adfdr_core::ops::OpError;
 use adfdr_core::ops::contract::{BackupReport, BackupResult, Job, JobReport};
-use adfdr_core::ops::{OpError, system_clock};
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -54,10 +54,7 @@ pub struct ErrorOut {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let mut engine = ctx.engine()?;
     let names = crate::factories::select(&mut engine, &args.factories.names(), args.all).await?;
-    let results = match crate::agent::Agent::find(&engine.config) {
-        Some(agent) => through_agent(&agent, &names, args.force).await?,
-        None => in_process(ctx, &engine, names, args.force).await,
-    };
+    let results = backups(ctx, &engine, names, args.force).await;
     let code = exit_code(&results);
     if ctx.json {
         crate::json::emit("backup", &BackupOutput { factories: results });
@@ -69,9 +66,17 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     Ok(code)
 }
 
-/// Usage errors win (2), then failures (1), then degraded (3).
+/// Interrupted wins (130), then usage errors (2), then failures (1), then
+/// degraded (3).
 fn exit_code(results: &[FactoryBackup]) -> i32 {
-    if results
+    let kind = |k: &str| {
+        results
+            .iter()
+            .any(|r| r.error.as_ref().is_some_and(|e| e.kind == k))
+    };
+    if kind("interrupted") {
+        exit::INTERRUPTED
+    } else if results
         .iter()
         .any(|r| r.error.as_ref().is_some_and(|e| e.kind == "usage"))
     {
@@ -132,7 +137,9 @@ fn print(r: &FactoryBackup) {
     }
 }
 
-async fn in_process(
+/// Each factory's backup, as many at once as `parallel_factories` allows
+/// (through the agent when it runs, else here: crate::jobs).
+async fn backups(
     ctx: &Ctx,
     engine: &adfdr_core::ops::Engine,
     names: Vec<String>,
@@ -144,19 +151,16 @@ async fn in_process(
         .map(|name| async move {
             let fc = engine.config.factory(&name).expect("selected").clone();
             let spinner = output::spinner(json_out, format!("backing up {name} ({})…", fc.factory));
-            let result = backup_one(engine, &fc, force).await;
+            let job = Job::Backup {
+                force,
+                reconcile: false,
+            };
+            let result = crate::jobs::run(engine, &name, job, false).await;
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
             match result {
-                Ok(report) => FactoryBackup {
-                    degraded: !report.missed.is_empty(),
-                    ok: report.missed.is_empty(),
-                    factory: name,
-                    through: "process".into(),
-                    report: Some(report),
-                    error: None,
-                },
+                Ok((done, through)) => from_outcome(name, through.as_str(), done),
                 Err(e) => failed(name, "process", &e),
             }
         })
@@ -165,23 +169,22 @@ async fn in_process(
         .await
 }
 
-/// One backup under the factory's lease: another agent or command may be
-/// working on it, and the lease in the store says who may.
-async fn backup_one(
-    engine: &adfdr_core::ops::Engine,
-    fc: &adfdr_core::config::FactoryConfig,
-    force: bool,
-) -> Result<BackupReport, OpError> {
-    let guard = adfdr_core::ops::lease::exclusive(
-        &engine.replicas,
-        &fc.name,
-        engine.config.agent.lease_seconds,
-        "cli",
-    )
-    .await?;
-    let result = adfdr_core::ops::backup::backup(engine, fc, force, system_clock).await;
-    guard.release().await;
-    result.map(|o| BackupReport::from_outcome(&fc.name, &o))
+fn from_outcome(
+    factory: String,
+    through: &str,
+    done: adfdr_core::ops::contract::JobOutcome,
+) -> FactoryBackup {
+    match done.report {
+        Some(JobReport::Backup(report)) => FactoryBackup {
+            factory,
+            ok: done.ok,
+            degraded: done.degraded,
+            through: through.into(),
+            report: Some(report),
+            error: None,
+        },
+        _ => failed(factory, through, &done.to_error()),
+    }
 }
 
 fn failed(factory: String, through: &str, e: &OpError) -> FactoryBackup {
@@ -197,40 +200,4 @@ fn failed(factory: String, through: &str, e: &OpError) -> FactoryBackup {
             hint: e.hint().map(str::to_string),
         }),
     }
-}
-
-/// The agent owns the catalog while it runs: it does the backups.
-async fn through_agent(
-    agent: &crate::agent::Agent,
-    names: &[String],
-    force: bool,
-) -> Result<Vec<FactoryBackup>, OpError> {
-    let mut out = Vec::new();
-    for name in names {
-        let done = agent
-            .run(
-                name,
-                Job::Backup {
-                    force,
-                    reconcile: false,
-                },
-            )
-            .await?;
-        let report = match done.report {
-            Some(JobReport::Backup(r)) => Some(r),
-            _ => None,
-        };
-        out.push(match report {
-            Some(report) => FactoryBackup {
-                factory: name.clone(),
-                ok: done.ok,
-                degraded: done.degraded,
-                through: "agent".into(),
-                report: Some(report),
-                error: None,
-            },
-            None => failed(name.clone(), "agent", &OpError::failed(done.summary)),
-        });
-    }
-    Ok(out)
 }

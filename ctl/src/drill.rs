@@ -7,13 +7,12 @@
 //! HTML for auditors. `drills` reads the reports' plaintext summaries from
 //! the store (the truth), so it works with or without the agent.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::exit;
 use adfdr_core::config::DrillCleanup;
-use adfdr_core::ops::drill::{self, Options, Pick, Report};
-use adfdr_core::ops::{OpError, system_clock};
+use adfdr_core::ops::OpError;
+use adfdr_core::ops::drill::Report;
 use adfdr_core::plan::drill::human;
 
 use crate::{Ctx, output};
@@ -97,80 +96,35 @@ async fn drill_names(
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let mut engine = ctx.engine()?;
     let names = drill_names(&mut engine, &args.factories.names()).await?;
-    let pick = match (&args.snapshot, &args.random_within) {
-        (Some(id), _) => Some(Pick::Id(id.clone())),
-        (None, Some(window)) => Some(Pick::RandomWithin(
-            adfdr_core::config::DurationSpec::parse(window)
-                .map_err(|e| OpError::usage(format!("--random-within {e}")))?
-                .0,
-        )),
-        (None, None) => None,
-    };
-    let agent = crate::agent::Agent::find(&engine.config);
+    if let Some(w) = &args.random_within {
+        adfdr_core::config::DurationSpec::parse(w)
+            .map_err(|e| OpError::usage(format!("--random-within {e}")))?;
+    }
     let mut reports = Vec::new();
     for name in &names {
+        use adfdr_core::ops::contract::{DrillOptions, Job, JobReport};
         let fc = engine.config.factory(name).expect("selected").clone();
-        let mut options = Options::from_config(&fc, args.concurrency);
-        if let Some(p) = &pick {
-            options.pick = p.clone();
+        if !ctx.json && !crate::output::quiet() {
+            eprintln!(
+                "drilling {name}: restoring into {}…",
+                fc.drill_target
+                    .as_ref()
+                    .map(|t| format!("{}/{}/{}", t.subscription, t.resource_group, t.factory))
+                    .unwrap_or_default()
+            );
         }
-        if let Some(c) = args.cleanup.as_deref().and_then(DrillCleanup::parse) {
-            options.cleanup = c;
-        }
-        let report = match &agent {
-            // The agent owns the catalog and the factory's lease: it drills.
-            Some(agent) => {
-                use adfdr_core::ops::contract::{DrillOptions, Job, JobReport};
-                let job = Job::Drill(DrillOptions {
-                    snapshot: args.snapshot.clone(),
-                    random_within: args.random_within.clone(),
-                    cleanup: args.cleanup.as_deref().and_then(DrillCleanup::parse),
-                    concurrency: Some(args.concurrency),
-                });
-                let done = agent.run(name, job).await?;
-                match done.report {
-                    Some(JobReport::Drill(r)) => *r,
-                    _ => {
-                        return Err(OpError::failed(format!(
-                            "the agent's drill of {name} ended without a report: {}",
-                            done.summary
-                        )));
-                    }
-                }
-            }
-            None => {
-                let guard = adfdr_core::ops::lease::exclusive(
-                    &engine.replicas,
-                    name,
-                    engine.config.agent.lease_seconds,
-                    "cli",
-                )
-                .await?;
-                let verbose =
-                    !ctx.json && !crate::output::quiet() && std::io::stderr().is_terminal();
-                let progress = |line: &str, _: adfdr_core::ops::restore::Said| {
-                    if verbose {
-                        eprintln!("{line}");
-                    }
-                };
-                if !ctx.json && !crate::output::quiet() {
-                    eprintln!(
-                        "drilling {name}: restoring into {}…",
-                        fc.drill_target
-                            .as_ref()
-                            .map(|t| format!(
-                                "{}/{}/{}",
-                                t.subscription, t.resource_group, t.factory
-                            ))
-                            .unwrap_or_default()
-                    );
-                }
-                let done = std::sync::atomic::AtomicUsize::new(0);
-                let progress = adfdr_core::ops::restore::Progress::new(&progress, &done);
-                let result = drill::drill(&engine, &fc, &options, system_clock, progress).await;
-                guard.release().await;
-                result?
-            }
+        // Through the agent when it runs (it owns the catalog and the
+        // factory's lease), else here; audited either way.
+        let job = Job::Drill(DrillOptions {
+            snapshot: args.snapshot.clone(),
+            random_within: args.random_within.clone(),
+            cleanup: args.cleanup.as_deref().and_then(DrillCleanup::parse),
+            concurrency: Some(args.concurrency),
+        });
+        let (done, _) = crate::jobs::run(&engine, name, job, !ctx.json).await?;
+        let report = match done.report {
+            Some(JobReport::Drill(r)) => *r,
+            _ => return Err(done.to_error()),
         };
         if let Some(path) = &args.markdown {
             write(path, &markdown(&report), names.len() > 1, &report)?;

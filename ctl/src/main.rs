@@ -17,6 +17,7 @@ mod help;
 mod history_page;
 mod incident;
 mod init;
+mod jobs;
 mod json;
 mod key;
 mod log;

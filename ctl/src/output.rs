@@ -11,6 +11,7 @@ pub fn exit_code(e: &OpError) -> i32 {
     use adfdr_core::ops::Kind;
     match e.kind() {
         Kind::Usage | Kind::NotFound => exit::USAGE,
+        Kind::Interrupted => exit::INTERRUPTED,
         Kind::Denied
         | Kind::Unreachable
         | Kind::Damaged
@@ -79,6 +80,16 @@ impl Periodic {
             eprintln!("{line}");
             *last = Some(std::time::Instant::now());
         }
+    }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or
+/// SIGTERM. A job or restore racing it ends where it is, recorded.
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
     }
 }
 

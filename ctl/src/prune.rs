@@ -2,9 +2,8 @@
 //! policy; every decision is shown with its reason.
 
 use crate::exit;
-use adfdr_core::ops::prune::{Report, prune};
-use adfdr_core::ops::{OpError, system_clock};
-use adfdr_core::plan::retention::zone;
+use adfdr_core::ops::OpError;
+use adfdr_core::ops::prune::Report;
 
 use crate::{Ctx, output};
 
@@ -30,70 +29,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let mut engine = ctx.engine()?;
     let names = crate::factories::select(&mut engine, &args.factories.names(), args.all).await?;
     let mut reports: Vec<Report> = Vec::new();
-    if let Some(agent) = crate::agent::Agent::find(&engine.config) {
-        // The agent owns the catalog and the factories' leases: it prunes.
-        for name in &names {
-            use adfdr_core::ops::contract::{Job, JobReport};
-            let done = agent
-                .run(
-                    name,
-                    Job::Prune {
-                        dry_run: args.dry_run,
-                    },
-                )
-                .await?;
-            match done.report {
-                Some(JobReport::Prune(r)) => reports.push(*r),
-                _ => {
-                    return Err(OpError::failed(format!(
-                        "the agent's prune of {name} failed: {}",
-                        done.summary
-                    )));
-                }
-            }
-        }
-        return Ok(print(ctx, &reports));
-    }
-    let catalog = engine.catalog()?;
     for name in &names {
-        let fc = engine.config.factory(name).expect("selected");
-        let rules = adfdr_core::ops::prune::rules(&engine.config, fc);
-        // Hours, days, weeks… are counted in the factory's time zone (validated
-        // with the config; UTC by default).
-        let tz = fc
-            .timezone
-            .as_deref()
-            .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(chrono_tz::UTC);
-        // A dry run changes nothing; a real one must not race an agent's run.
-        let guard = if args.dry_run {
-            None
-        } else {
-            Some(
-                adfdr_core::ops::lease::exclusive(
-                    &engine.replicas,
-                    name,
-                    engine.config.agent.lease_seconds,
-                    "cli",
-                )
-                .await?,
-            )
+        use adfdr_core::ops::contract::{Job, JobReport};
+        // Through the agent when it runs (it owns the catalog and the
+        // leases), else here under the factory's lease; audited either way.
+        let job = Job::Prune {
+            dry_run: args.dry_run,
         };
-        let report = prune(
-            &engine.replicas,
-            &engine.keys,
-            Some(&catalog),
-            name,
-            &rules,
-            &zone(tz),
-            system_clock(),
-            args.dry_run,
-        )
-        .await;
-        if let Some(g) = guard {
-            g.release().await;
+        let (done, _) = crate::jobs::run(&engine, name, job, false).await?;
+        match done.report {
+            Some(JobReport::Prune(r)) => reports.push(*r),
+            _ => return Err(done.to_error()),
         }
-        reports.push(report?);
     }
     Ok(print(ctx, &reports))
 }

@@ -5,7 +5,7 @@
 //! or a location is unreachable; 2 for an unknown snapshot or location.
 
 use crate::exit;
-use adfdr_core::ops::verify::{Repair, Report, Scope, check};
+use adfdr_core::ops::verify::{Repair, Report, Scope};
 use adfdr_core::ops::{OpError, system_clock};
 
 use crate::{Ctx, output};
@@ -66,11 +66,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let report = match crate::incident::agent(&engine) {
         // The agent owns the catalog (and the factories' leases): it checks.
         Some(agent) => through_agent(&agent, &engine.config, factory.as_deref(), &args).await?,
-        // Incident mode keeps no catalog: the store alone answers.
-        None if engine.incident => check(&engine.replicas, &scope, repair, None).await?,
+        // Here: the whole store (incident mode keeps no catalog), what it
+        // copies or deletes audited as one record.
         None => {
-            let catalog = engine.catalog()?;
-            check(&engine.replicas, &scope, repair, Some(&catalog)).await?
+            let actor = adfdr_core::ops::job::Actor::person();
+            adfdr_core::ops::job::verify_store(&engine, &scope, repair, &actor).await?
         }
     };
     if let Some(s) = spinner {
@@ -192,15 +192,8 @@ async fn through_agent(
         let done = agent.run(&name, job.clone()).await?;
         let part = match done.report {
             Some(JobReport::Verify(r)) => *r,
-            _ if done.summary.contains("not in any location") => {
-                return Err(OpError::not_found(done.summary));
-            }
-            _ => {
-                return Err(OpError::failed(format!(
-                    "the agent's verify of {name} ended without a report: {}",
-                    done.summary
-                )));
-            }
+            // The error's kind came along as data (not-found: exit 2).
+            _ => return Err(done.to_error()),
         };
         report.merge(part);
     }

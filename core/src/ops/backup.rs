@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Engine, OpError, export, read};
 use crate::capture::{Change, ChangeRecord, Effect, Target};
-use crate::catalog::{CheckpointRecord, RepairRecord, RunRecord, SnapshotRecord};
+use crate::catalog::{CheckpointRecord, RepairRecord, SnapshotRecord};
 use crate::config::FactoryConfig;
 use crate::plan::binding::{self, SourceId, Verdict};
 use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
@@ -85,7 +85,7 @@ pub(super) async fn backup_with(
         &exported.runtimes,
     );
     let catalog = engine.catalog()?;
-    let run = Run::new(engine, &catalog, fc, started, clock, "backup");
+    let run = Run::new(engine, &catalog, fc, started, clock);
     let previous = run.previous().await;
     // The namespace is bound to its source (issue 25): another factory
     // never writes into this history, and one that continues it (moved,
@@ -272,8 +272,6 @@ pub(super) struct Run<'a> {
     pub clock: super::Clock,
     pub exported_at: String,
     pub targets: Vec<String>,
-    /// The run's kind in the catalog (`backup`, `capture`).
-    pub kind: &'static str,
 }
 
 /// A new snapshot, sealed and not yet stored.
@@ -288,15 +286,14 @@ pub(super) struct Sealed {
 }
 
 impl<'a> Run<'a> {
-    /// A run of `kind` that started at `started`, writing to every writable
-    /// location.
+    /// A run that started at `started`, writing to every writable
+    /// location. (Its run record is the job runner's: ops::job.)
     pub(super) fn new(
         engine: &'a Engine,
         catalog: &'a crate::catalog::Catalog,
         fc: &'a FactoryConfig,
         started: time::OffsetDateTime,
         clock: super::Clock,
-        kind: &'static str,
     ) -> Self {
         Run {
             engine,
@@ -306,7 +303,6 @@ impl<'a> Run<'a> {
             clock,
             exported_at: rfc3339(started),
             targets: engine.replicas.writable_names(),
-            kind,
         }
     }
 
@@ -388,15 +384,6 @@ impl<'a> Run<'a> {
             created: rfc3339(clock()),
             locations: report.written.clone(),
         })?;
-        record_run(
-            self.catalog,
-            self.kind,
-            &fc.name,
-            self.started,
-            clock,
-            "unchanged",
-            &id,
-        )?;
         Ok(Outcome::Unchanged {
             snapshot: opened.id.clone(),
             checkpoint: id,
@@ -494,7 +481,6 @@ impl<'a> Run<'a> {
             .await;
         let mut failed = failures(&first);
         if first.written.len() < min {
-            self.failed_run(&id)?;
             return Err(OpError::failed(format!(
                 "snapshot {id} of {} reached {} of the {min} locations needed to commit ({}); nothing was committed (the payload copies written are leftovers that `adfdr verify` lists as incomplete)",
                 fc.name,
@@ -532,37 +518,11 @@ impl<'a> Run<'a> {
             exported_at: Some(self.exported_at.clone()),
         };
         self.catalog.put_snapshot(&record)?;
-        let outcome = if failed.is_empty() {
-            "created"
-        } else {
-            "degraded"
-        };
-        record_run(
-            self.catalog,
-            self.kind,
-            &fc.name,
-            self.started,
-            self.clock,
-            outcome,
-            &id,
-        )?;
         Ok(Outcome::Created {
             record,
             failed,
             changes: sealed.changes,
         })
-    }
-
-    fn failed_run(&self, id: &str) -> Result<(), OpError> {
-        record_run(
-            self.catalog,
-            self.kind,
-            &self.fc.name,
-            self.started,
-            self.clock,
-            "failed",
-            id,
-        )
     }
 
     /// Takes back the manifests that did land short of min_copies, so the
@@ -583,9 +543,6 @@ impl<'a> Run<'a> {
             {
                 kept.push(format!("{name}: {e}"));
             }
-        }
-        if let Err(e) = self.failed_run(id) {
-            return e;
         }
         OpError::failed(format!(
             "snapshot {id} of {}: its manifest reached {} of the {min} locations needed to commit ({}); {}",
@@ -658,27 +615,6 @@ fn queue_repairs(
             })?;
         }
     }
-    Ok(())
-}
-
-fn record_run(
-    catalog: &crate::catalog::Catalog,
-    kind: &str,
-    factory: &str,
-    started: time::OffsetDateTime,
-    clock: super::Clock,
-    outcome: &str,
-    id: &str,
-) -> Result<(), OpError> {
-    catalog.record_run(&RunRecord {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        kind: kind.into(),
-        factory: factory.into(),
-        started: rfc3339(started),
-        finished: rfc3339(clock()),
-        outcome: outcome.into(),
-        detail: serde_json::json!({ "snapshot": id }),
-    })?;
     Ok(())
 }
 

@@ -196,7 +196,7 @@ async fn seal_window(
         records(folded, effects, &previous.manifest, &mut applied)
     };
     let catalog = engine.catalog()?;
-    let run = Run::new(engine, &catalog, fc, started, clock, "capture");
+    let run = Run::new(engine, &catalog, fc, started, clock);
     let extra = Extra {
         awaiting: awaiting(&previous.manifest, &records, started),
         changes: records,

@@ -223,6 +223,23 @@ pub struct JobOutcome {
     pub summary: String,
     /// The job's own report; None when it failed before it had one.
     pub report: Option<JobReport>,
+    /// The audit trail could not be written (where, and why): the job ran,
+    /// but its record is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
+    /// Why it failed before it had a report, as data: the error's kind
+    /// (`forbidden`, `not-found`, `usage`, ...) and what to do, where known.
+    /// The message is `summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+/// A failed job's error, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JobError {
+    pub kind: super::Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl JobOutcome {
@@ -232,6 +249,32 @@ impl JobOutcome {
             degraded: false,
             summary: summary.into(),
             report: None,
+            audit_error: None,
+            error: None,
+        }
+    }
+
+    /// A job that failed with `e` before it had a report.
+    pub fn from_error(e: &super::OpError) -> JobOutcome {
+        JobOutcome {
+            error: Some(JobError {
+                kind: e.kind(),
+                hint: e.hint().map(str::to_string),
+            }),
+            ..JobOutcome::failed(e.to_string())
+        }
+    }
+
+    /// A failed job's error again, kind and hint kept (for a front end
+    /// that reports errors as `OpError`s).
+    pub fn to_error(&self) -> super::OpError {
+        let e = super::OpError::new(
+            self.error.as_ref().map_or(super::Kind::Failed, |e| e.kind),
+            self.summary.clone(),
+        );
+        match self.error.as_ref().and_then(|e| e.hint.clone()) {
+            Some(h) => e.with_hint(h),
+            None => e,
         }
     }
 }
@@ -492,6 +535,9 @@ pub enum AuditAction {
     Repair {
         factory: String,
         objects: Vec<super::verify::Repaired>,
+        /// Foreign objects deleted on request (location, key).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deleted_foreign: Vec<(String, String)>,
     },
     Drill {
         factory: String,
@@ -512,6 +558,18 @@ pub enum AuditAction {
     },
     LeaseLost {
         factory: String,
+    },
+    /// A job that may write failed before it had a report (the use case's
+    /// error).
+    Failed {
+        factory: String,
+        job: String,
+        error: String,
+    },
+    /// A job stopped by Ctrl-C or SIGTERM where it was.
+    Interrupted {
+        factory: String,
+        job: String,
     },
 }
 
@@ -592,9 +650,13 @@ fn log_audit(event: &AuditEvent) {
             target: "audit", action = "prune", by, factory = factory.as_str(),
             deleted = deleted.len(), freed_bytes, failures = failures.len(), "audit"
         ),
-        AuditAction::Repair { factory, objects } => tracing::info!(
+        AuditAction::Repair {
+            factory,
+            objects,
+            deleted_foreign,
+        } => tracing::info!(
             target: "audit", action = "repair", by, factory = factory.as_str(),
-            objects = objects.len(), "audit"
+            objects = objects.len(), deleted_foreign = deleted_foreign.len(), "audit"
         ),
         AuditAction::Drill {
             factory,
@@ -631,6 +693,18 @@ fn log_audit(event: &AuditEvent) {
         ),
         AuditAction::LeaseLost { factory } => tracing::info!(
             target: "audit", action = "lease-lost", by, factory = factory.as_str(), "audit"
+        ),
+        AuditAction::Failed {
+            factory,
+            job,
+            error,
+        } => tracing::info!(
+            target: "audit", action = "failed", by, factory = factory.as_str(),
+            job = job.as_str(), error = error.as_str(), "audit"
+        ),
+        AuditAction::Interrupted { factory, job } => tracing::info!(
+            target: "audit", action = "interrupted", by, factory = factory.as_str(),
+            job = job.as_str(), "audit"
         ),
     }
 }

@@ -29,6 +29,8 @@ pub enum Kind {
     Conflict,
     /// A service said: not so fast.
     Throttled,
+    /// Stopped by Ctrl-C or SIGTERM where it was (run it again).
+    Interrupted,
     /// Anything else.
     Failed,
 }
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Damaged => "damaged",
             Kind::Conflict => "conflict",
             Kind::Throttled => "throttled",
+            Kind::Interrupted => "interrupted",
             Kind::Failed => "failed",
         }
     }

@@ -16,6 +16,7 @@ pub mod export;
 pub mod gitlayout;
 pub mod history;
 pub mod hold;
+pub mod job;
 pub mod keyuse;
 pub mod lease;
 pub mod prune;

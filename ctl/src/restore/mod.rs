@@ -356,14 +356,7 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
     let progress = op::Progress::new(&say, &done);
     // Ctrl-C or SIGTERM stop the restore where it is: recorded, the hold
     // given back, and the same command finishes it.
-    let stop = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
-        }
-    };
+    let stop = crate::output::stop_signal();
     let outcome = op::execute_until(engine, prepared, progress, stop).await;
     if let Some(b) = &bar {
         b.finish_and_clear();

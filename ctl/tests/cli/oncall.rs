@@ -172,6 +172,10 @@ async fn ctrl_c_mid_restore_says_how_far_records_it_and_releases_the_hold() {
     let rig = FileRig::start("ctrlc").await;
     rig.backup(false);
     adfdr_tests::admin(&rig.emu, "settings", serde_json::json!({"latency_ms": 250})).await;
+    let before = std::fs::read_to_string(rig.dir.join("state/audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .count();
     let to = format!("{}/rg-dr/adf-interrupted", crate::common::SUB);
     let args = [
         "restore",
@@ -218,6 +222,8 @@ async fn ctrl_c_mid_restore_says_how_far_records_it_and_releases_the_hold() {
         "{err} ({f})"
     );
     let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit trail");
+    // Exactly one record of the restore (issue 27): the backup's and this one.
+    assert_eq!(audit.lines().count(), before + 1, "{audit}");
     let last: serde_json::Value =
         serde_json::from_str(audit.lines().last().expect("a record")).expect("json");
     assert_eq!(last["action"], "restore", "{last:#}");

@@ -407,7 +407,25 @@ async fn masked_secrets_are_never_written_and_an_override_fills_them() {
     assert!(!text(&out).contains("from-the-vault"), "{}", text(&out));
     let audit = std::fs::read_to_string(rig.dir.join("state/audit.jsonl")).expect("audit trail");
     assert!(!audit.contains("from-the-vault"));
-    assert_eq!(audit.lines().count(), 2, "{audit}");
+    // The backup, the restore with skips, the --strict refusal (issue 27:
+    // a refused restore is recorded too) and the filled restore.
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .map(|v| {
+            format!(
+                "{}:{}",
+                v["action"].as_str().unwrap_or("?"),
+                v["job"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["backup:", "restore:", "failed:restore", "restore:"],
+        "{audit}"
+    );
+    assert!(audit.contains("--strict"), "the refusal says why: {audit}");
     let ls = stored(
         &rig,
         DR_RG,

@@ -236,6 +236,35 @@ fn alerts_beside(
 /// Resolves and holds the snapshot, reads it and the target, and plans.
 /// The hold is released again when anything fails.
 pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpError> {
+    let factory = request.factory.clone();
+    let (target, audit_dir) = (request.target.describe(), request.audit_dir.clone());
+    let prepared = prepare_inner(engine, request).await;
+    if let (Err(e), Some(dir)) = (&prepared, audit_dir) {
+        refused(&dir, factory.as_deref(), &target, e);
+    }
+    prepared
+}
+
+/// A restore refused before its first write (no such snapshot, --strict,
+/// a denied read) is a privileged act too: one record says so.
+fn refused(dir: &std::path::Path, factory: Option<&str>, target: &str, e: &OpError) {
+    let (user, host) = super::hold::who();
+    let mut event = AuditEvent::now(
+        "adfdr",
+        AuditAction::Failed {
+            factory: factory.unwrap_or("-").to_string(),
+            job: "restore".into(),
+            error: format!("to {target}: {e}"),
+        },
+    );
+    event.user = Some(user);
+    event.host = Some(host);
+    if let Err(w) = super::contract::audit(dir, &event) {
+        tracing::warn!("the audit trail in {} is not writable: {w}", dir.display());
+    }
+}
+
+async fn prepare_inner(engine: &Engine, request: Request) -> Result<Prepared, OpError> {
     let started = time::OffsetDateTime::now_utc();
     let clock = Instant::now();
     let (factory, id) = read::resolve(

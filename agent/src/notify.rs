@@ -11,10 +11,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::ops::contract::{JobOutcome, JobReport};
+use adfdr_core::ops::contract::{JobOutcome, JobReport};
 
 /// What a notice is about (the `events` a `[[notify]]` takes).
-pub use crate::config::NotifyEvent as Event;
+pub use adfdr_core::config::NotifyEvent as Event;
 
 /// One notice, as sent (schema `adfdr.notice.v1`).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -111,11 +111,11 @@ pub struct Notifier {
 
 impl Notifier {
     /// Reads each `[[notify]]` URL file: https, or http to a loopback host.
-    pub fn new(config: &crate::config::Config) -> Result<Notifier, String> {
+    pub fn new(config: &adfdr_core::config::Config) -> Result<Notifier, String> {
         let mut targets = Vec::new();
         for n in &config.notify {
             let c = n.get_ref();
-            let bytes = crate::identity::read_secret_file(&c.url_file)
+            let bytes = adfdr_core::identity::read_secret_file(&c.url_file)
                 .map_err(|e| format!("notify '{}': url_file: {e}", c.name))?;
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
             let url = url::Url::parse(&text).map_err(|_| {
@@ -224,8 +224,7 @@ mod tests {
         JobOutcome {
             ok,
             degraded,
-            summary: "s".into(),
-            report: None,
+            ..JobOutcome::failed("s")
         }
     }
 
