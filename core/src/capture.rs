@@ -20,92 +20,27 @@ use crate::model::resource::{key, label};
 /// limit is 64 KiB; anything bigger is not an ARM event).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+pub use adfdr_contract::events::{Action, Author, Change};
+
 /// Who made a change, from the token claims ARM put in the event.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Author {
-    /// A person's sign-in name (`upn`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upn: Option<String>,
-    /// The display name (`name`), when the token has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The application the token was issued to (`appid`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<String>,
-    /// The principal's object id (`oid`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_id: Option<String>,
-}
-
-impl Author {
-    /// `alice@contoso.com`, `Alice Smith`, `app 1950a258-…`, or the object id.
-    pub fn display(&self) -> String {
-        if let Some(u) = &self.upn {
-            return u.clone();
-        }
-        match (&self.name, &self.app_id) {
-            (Some(n), Some(a)) => format!("{n} (app {a})"),
-            (Some(n), None) => n.clone(),
-            (None, Some(a)) => format!("app {a}"),
-            (None, None) => self
-                .object_id
-                .clone()
-                .unwrap_or_else(|| "unknown".to_string()),
-        }
-    }
-
-    fn from_claims(claims: &Value) -> Author {
-        let text = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| claims.get(*k).and_then(Value::as_str))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        Author {
-            upn: text(&[
-                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
-                "upn",
-            ]),
-            name: text(&["name"]),
-            app_id: text(&["appid", "azp"]),
-            object_id: text(&[
-                "http://schemas.microsoft.com/identity/claims/objectidentifier",
-                "oid",
-            ]),
-        }
-    }
-}
-
-/// What ARM says happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Write,
-    Delete,
-    /// A POST: a trigger, IR or CDC started or stopped (others change no
-    /// definition and are ignored).
-    Action,
-}
-
-/// One ARM event, read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Change {
-    /// The event's id (a duplicate delivery carries the same).
-    pub id: String,
-    /// `eventTime`, as ARM wrote it (RFC 3339).
-    pub time: String,
-    pub resource_uri: String,
-    pub action: Action,
-    /// `operationName`, e.g. `Microsoft.DataFactory/factories/pipelines/write`.
-    pub operation: String,
-    /// Every write of one ADF Studio publish carries the same.
-    pub correlation_id: String,
-    pub author: Author,
-}
-
-impl Change {
-    pub fn at(&self) -> Option<time::OffsetDateTime> {
-        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339).ok()
+fn author_from_claims(claims: &Value) -> Author {
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| claims.get(*k).and_then(Value::as_str))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    Author {
+        upn: text(&[
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+            "upn",
+        ]),
+        name: text(&["name"]),
+        app_id: text(&["appid", "azp"]),
+        object_id: text(&[
+            "http://schemas.microsoft.com/identity/claims/objectidentifier",
+            "oid",
+        ]),
     }
 }
 
@@ -182,7 +117,7 @@ pub fn parse_event(e: &Value) -> Result<Option<Change>, String> {
         correlation_id: text(data, "/correlationId").unwrap_or_default(),
         author: data
             .get("claims")
-            .map(Author::from_claims)
+            .map(author_from_claims)
             .unwrap_or_default(),
     }))
 }
@@ -499,6 +434,140 @@ pub fn fold(events: Vec<(Change, Target)>, applied: &BTreeMap<String, String>) -
     out
 }
 
+/// What the previous snapshot recorded of changes: its own, and the
+/// authorless ones it carried (a manifest's `changes` and `awaiting`).
+#[derive(Clone, Copy, Debug)]
+pub struct Before<'m> {
+    pub changes: &'m [ChangeRecord],
+    pub awaiting: &'m [ChangeRecord],
+}
+
+/// How long an authorless change waits for its event: events come within
+/// seconds, or (when Event Grid gave up, or they were set aside) never.
+const AWAIT_AUTHOR: time::Duration = time::Duration::hours(1);
+
+/// A change of `label` the previous snapshot, or one before it, recorded
+/// without an author (a listing found it first).
+fn unauthored<'m>(previous: Before<'m>, label: &str) -> Option<&'m ChangeRecord> {
+    previous
+        .changes
+        .iter()
+        .rev()
+        .chain(previous.awaiting.iter())
+        .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(label))
+}
+
+/// The authorless changes still waiting for their event after this
+/// snapshot: the previous snapshot's and those it carried, less what
+/// `recorded` attributes now, plus `recorded`'s own authorless ones; an
+/// hour at most, newest per resource.
+pub fn awaiting(
+    previous: Before<'_>,
+    recorded: &[ChangeRecord],
+    now: time::OffsetDateTime,
+) -> Vec<ChangeRecord> {
+    let attributed: std::collections::HashSet<String> = recorded
+        .iter()
+        .filter(|r| r.event.is_some())
+        .map(|r| r.resource.to_lowercase())
+        .collect();
+    let mut out: BTreeMap<String, ChangeRecord> = BTreeMap::new();
+    let candidates = previous
+        .awaiting
+        .iter()
+        .chain(previous.changes.iter())
+        .chain(recorded.iter())
+        .filter(|r| r.event.is_none());
+    for r in candidates {
+        let fresh =
+            time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .is_some_and(|t| now - t <= AWAIT_AUTHOR);
+        let lower = r.resource.to_lowercase();
+        if fresh && !attributed.contains(&lower) {
+            out.insert(lower, r.clone());
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Events about changes the previous snapshot recorded without an author
+/// (a listing found them first): those records again, with their event.
+pub fn late_authors(
+    changes: &[(Change, Target)],
+    previous: Before<'_>,
+    applied: &mut BTreeMap<String, String>,
+) -> Vec<ChangeRecord> {
+    let mut out = Vec::new();
+    for (change, target) in changes {
+        let Target::Resource { kind, parent, name } = target else {
+            continue;
+        };
+        let l = label(*kind, parent.as_deref(), name);
+        if let Some(r) = unauthored(previous, &l) {
+            if r.effect != Effect::Removed {
+                applied.insert(r.resource.clone(), change.time.clone());
+            }
+            out.push(ChangeRecord::from_event(&r.resource, r.effect, change));
+        }
+    }
+    out
+}
+
+/// One record per event that touched a resource, with that resource's
+/// effect; the applied times advanced to each resource's newest event.
+pub fn records(
+    folded: &Folded,
+    effects: &BTreeMap<(ResourceKind, String, String), Effect>,
+    previous: Before<'_>,
+    applied: &mut BTreeMap<String, String>,
+) -> Vec<ChangeRecord> {
+    // A change a listing sealed before its event came: the event is its
+    // author (the effect is the listing's).
+    let unauthored = |label: &str| unauthored(previous, label).map(|r| r.effect);
+    let mut out = Vec::new();
+    let factory = effects
+        .iter()
+        .find(|(k, _)| k.0 == ResourceKind::Factory)
+        .map(|(k, e)| (k.2.clone(), *e));
+    for (change, target) in &folded.changes {
+        let (label, effect) = match target {
+            Target::Resource { kind, parent, name } => {
+                let k = key(*kind, parent.as_deref(), name);
+                (
+                    label(*kind, parent.as_deref(), name),
+                    effects.get(&k).copied().unwrap_or(Effect::Unchanged),
+                )
+            }
+            Target::Factory => match &factory {
+                Some((name, e)) => (label(ResourceKind::Factory, None, name), *e),
+                None => continue,
+            },
+            Target::Ignored | Target::Unknown(_) => continue,
+        };
+        let effect = match effect {
+            Effect::Unchanged => unauthored(&label).unwrap_or(Effect::Unchanged),
+            e => e,
+        };
+        if effect != Effect::Removed {
+            let newer = applied
+                .get(&label)
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_none_or(|t| change.at().is_some_and(|c| c > t));
+            if newer {
+                applied.insert(label.clone(), change.time.clone());
+            }
+        } else {
+            applied.remove(&label);
+        }
+        out.push(ChangeRecord::from_event(&label, effect, change));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +587,195 @@ mod tests {
 
     fn change(v: Value) -> Change {
         parse_event(&v).expect("parses").expect("a change")
+    }
+
+    /// A pipeline write event of `name` at `time`, located.
+    fn write_of(name: &str, time: &str, id: &str) -> (Change, Target) {
+        let uri = format!("{F}/pipelines/{name}");
+        let c = change(event(
+            "Microsoft.Resources.ResourceWriteSuccess",
+            &uri,
+            "Microsoft.DataFactory/factories/pipelines/write",
+            time,
+            id,
+        ));
+        let target = Target::Resource {
+            kind: ResourceKind::Pipeline,
+            parent: None,
+            name: name.to_string(),
+        };
+        (c, target)
+    }
+
+    /// Issue 27: the author folding that used to live untested in
+    /// ops::capture. Which authorless changes keep waiting for their event
+    /// (an hour at most, newest per resource, less what is attributed now).
+    #[test]
+    fn authorless_changes_wait_an_hour_for_their_event() {
+        let now = parse_time("2026-12-08T12:00:00Z");
+        let listed = |r: &str, at: &str| ChangeRecord::listed(r, Effect::Updated, at);
+        let (c, _) = write_of("PL_B", "2026-12-08T11:59:00Z", "e1");
+        let attributed = ChangeRecord::from_event("pipeline:PL_B", Effect::Updated, &c);
+        // (previous changes, carried, recorded now) -> still waiting
+        type Case<'a> = (
+            Vec<ChangeRecord>,
+            Vec<ChangeRecord>,
+            Vec<ChangeRecord>,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            // fresh and unattributed: waits
+            (
+                vec![listed("pipeline:PL_A", "2026-12-08T11:30:00Z")],
+                vec![],
+                vec![],
+                vec!["pipeline:PL_A"],
+            ),
+            // older than an hour: given up
+            (
+                vec![listed("pipeline:PL_A", "2026-12-08T10:59:00Z")],
+                vec![],
+                vec![],
+                vec![],
+            ),
+            // attributed now (case-insensitively): no longer waits
+            (
+                vec![listed("Pipeline:pl_b", "2026-12-08T11:58:00Z")],
+                vec![],
+                vec![attributed.clone()],
+                vec![],
+            ),
+            // carried from before and still fresh: waits; this snapshot's own authorless change too
+            (
+                vec![],
+                vec![listed("pipeline:PL_C", "2026-12-08T11:10:00Z")],
+                vec![listed("pipeline:PL_D", "2026-12-08T12:00:00Z")],
+                vec!["pipeline:PL_C", "pipeline:PL_D"],
+            ),
+            // a time that does not parse never waits
+            (
+                vec![listed("pipeline:PL_E", "yesterday")],
+                vec![],
+                vec![],
+                vec![],
+            ),
+        ];
+        for (changes, carried, recorded, want) in cases {
+            let before = Before {
+                changes: &changes,
+                awaiting: &carried,
+            };
+            let got: Vec<String> = awaiting(before, &recorded, now)
+                .into_iter()
+                .map(|r| r.resource)
+                .collect();
+            assert_eq!(got, want, "{changes:?} {carried:?} {recorded:?}");
+        }
+    }
+
+    /// An event about a change a listing sealed first is recorded as its
+    /// author, with the listing's effect; its time advances `applied`
+    /// unless the change was a removal; events about other resources add
+    /// nothing.
+    #[test]
+    fn late_events_author_what_a_listing_found_first() {
+        let changes = vec![
+            ChangeRecord::listed("pipeline:PL_A", Effect::Updated, "2026-12-08T11:00:00Z"),
+            ChangeRecord::listed("pipeline:PL_GONE", Effect::Removed, "2026-12-08T11:00:00Z"),
+        ];
+        let before = Before {
+            changes: &changes,
+            awaiting: &[],
+        };
+        let events = vec![
+            write_of("PL_A", "2026-12-08T10:59:59Z", "e1"),
+            write_of("PL_GONE", "2026-12-08T10:59:00Z", "e2"),
+            write_of("PL_OTHER", "2026-12-08T10:59:00Z", "e3"),
+        ];
+        let mut applied = BTreeMap::new();
+        let got = late_authors(&events, before, &mut applied);
+        let got: Vec<(String, Effect, bool)> = got
+            .into_iter()
+            .map(|r| (r.resource, r.effect, r.event.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pipeline:PL_A".to_string(), Effect::Updated, true),
+                ("pipeline:PL_GONE".to_string(), Effect::Removed, true)
+            ]
+        );
+        assert_eq!(
+            applied.get("pipeline:PL_A").map(String::as_str),
+            Some("2026-12-08T10:59:59Z")
+        );
+        assert!(!applied.contains_key("pipeline:PL_GONE"));
+    }
+
+    /// One record per event with its resource's effect: an older event
+    /// does not move `applied` back, a removal takes the resource out, an
+    /// unchanged one a listing found first keeps the listing's effect.
+    #[test]
+    fn records_carry_each_resources_effect_and_applied_only_moves_forward() {
+        let changes = vec![ChangeRecord::listed(
+            "pipeline:PL_L",
+            Effect::Created,
+            "2026-12-08T11:00:00Z",
+        )];
+        let before = Before {
+            changes: &changes,
+            awaiting: &[],
+        };
+        let folded = Folded {
+            changes: vec![
+                write_of("PL_A", "2026-12-08T11:00:00Z", "e1"),
+                write_of("PL_OLD", "2026-12-08T09:00:00Z", "e2"),
+                write_of("PL_X", "2026-12-08T11:00:00Z", "e3"),
+                write_of("PL_L", "2026-12-08T11:00:01Z", "e4"),
+            ],
+            ..Folded::default()
+        };
+        let effects: BTreeMap<(ResourceKind, String, String), Effect> = [
+            ("PL_A", Effect::Updated),
+            ("PL_OLD", Effect::Updated),
+            ("PL_X", Effect::Removed),
+            ("PL_L", Effect::Unchanged),
+        ]
+        .into_iter()
+        .map(|(n, e)| (key(ResourceKind::Pipeline, None, n), e))
+        .collect();
+        let mut applied: BTreeMap<String, String> = [
+            ("pipeline:PL_OLD", "2026-12-08T10:00:00Z"),
+            ("pipeline:PL_X", "2026-12-08T10:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let got: Vec<(String, Effect)> = records(&folded, &effects, before, &mut applied)
+            .into_iter()
+            .map(|r| (r.resource, r.effect))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pipeline:PL_A".to_string(), Effect::Updated),
+                ("pipeline:PL_OLD".to_string(), Effect::Updated),
+                ("pipeline:PL_X".to_string(), Effect::Removed),
+                ("pipeline:PL_L".to_string(), Effect::Created),
+            ]
+        );
+        assert_eq!(applied["pipeline:PL_A"], "2026-12-08T11:00:00Z");
+        assert_eq!(
+            applied["pipeline:PL_OLD"], "2026-12-08T10:00:00Z",
+            "never moved back"
+        );
+        assert!(!applied.contains_key("pipeline:PL_X"));
+        assert_eq!(applied["pipeline:PL_L"], "2026-12-08T11:00:01Z");
+    }
+
+    fn parse_time(t: &str) -> time::OffsetDateTime {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .expect("time")
     }
 
     #[test]

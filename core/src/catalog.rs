@@ -77,25 +77,7 @@ pub struct RunRecord {
     pub detail: serde_json::Value,
 }
 
-/// A drill's verdict and measurements (the report's plaintext summary).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DrillRecord {
-    pub factory: String,
-    pub id: String,
-    pub started: String,
-    pub snapshot: String,
-    pub target: String,
-    /// passed | failed
-    pub verdict: String,
-    pub rto_seconds: Option<f64>,
-    pub rto_target_seconds: Option<f64>,
-    pub rpo_seconds: f64,
-    pub rpo_target_seconds: Option<f64>,
-    /// When the snapshot's state was last confirmed (the verified RPO evidence).
-    pub confirmed: String,
-    pub reasons: usize,
-    pub locations: Vec<String>,
-}
+pub use adfdr_contract::drill::DrillRecord;
 
 pub struct Catalog {
     db: Database,

@@ -585,39 +585,7 @@ impl Origin {
     }
 }
 
-/// What a drill does with the scratch factory afterwards.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DrillCleanup {
-    /// Delete what the drill restored; keep the (empty) factory.
-    #[default]
-    DeleteResources,
-    /// Delete the whole scratch factory.
-    DeleteFactory,
-    /// Leave everything for inspection.
-    Keep,
-}
-
-impl DrillCleanup {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "delete-resources" => Some(DrillCleanup::DeleteResources),
-            "delete-factory" => Some(DrillCleanup::DeleteFactory),
-            "keep" => Some(DrillCleanup::Keep),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DrillCleanup::DeleteResources => "delete-resources",
-            DrillCleanup::DeleteFactory => "delete-factory",
-            DrillCleanup::Keep => "keep",
-        }
-    }
-}
+pub use adfdr_contract::drill::DrillCleanup;
 
 impl FactoryConfig {
     /// The jobs it schedules: (backup, verify, prune or drill; the cron line).

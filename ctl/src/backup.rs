@@ -183,7 +183,7 @@ fn from_outcome(
             report: Some(report),
             error: None,
         },
-        _ => failed(factory, through, &done.to_error()),
+        _ => failed(factory, through, &OpError::from(&done)),
     }
 }
 

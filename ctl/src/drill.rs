@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::output::esc;
 use adfdr_core::config::DrillCleanup;
 use adfdr_core::ops::OpError;
 use adfdr_core::ops::drill::Report;
@@ -124,7 +125,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         let (done, _) = crate::jobs::run(&engine, name, job, !ctx.json).await?;
         let report = match done.report {
             Some(JobReport::Drill(r)) => *r,
-            _ => return Err(done.to_error()),
+            _ => return Err(OpError::from(&done)),
         };
         if let Some(path) = &args.markdown {
             write(path, &markdown(&report), names.len() > 1, &report)?;
@@ -375,14 +376,6 @@ pub fn markdown(r: &Report) -> String {
         r.locations.join(", ")
     ));
     md
-}
-
-/// HTML-escaped text (also for the history page).
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A standalone HTML page (no scripts, no external resources).

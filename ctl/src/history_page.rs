@@ -5,7 +5,7 @@
 use adfdr_core::catalog::DrillRecord;
 use adfdr_core::plan::drill::human;
 
-use crate::drill::esc;
+use crate::output::esc;
 
 const W: f64 = 640.0;
 const H: f64 = 200.0;

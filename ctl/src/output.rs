@@ -223,6 +223,14 @@ macro_rules! warning {
     };
 }
 
+/// HTML-escaped text (drill reports, the history page).
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

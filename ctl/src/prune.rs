@@ -39,7 +39,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
         let (done, _) = crate::jobs::run(&engine, name, job, false).await?;
         match done.report {
             Some(JobReport::Prune(r)) => reports.push(*r),
-            _ => return Err(done.to_error()),
+            _ => return Err(OpError::from(&done)),
         }
     }
     Ok(print(ctx, &reports))

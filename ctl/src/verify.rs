@@ -193,7 +193,7 @@ async fn through_agent(
         let part = match done.report {
             Some(JobReport::Verify(r)) => *r,
             // The error's kind came along as data (not-found: exit 2).
-            _ => return Err(done.to_error()),
+            _ => return Err(OpError::from(&done)),
         };
         report.merge(part);
     }

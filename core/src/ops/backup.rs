@@ -134,7 +134,7 @@ pub(super) async fn backup_with(
                 .filter(|(_, t)| target_label(t).is_none_or(|l| !changed.contains(&l)))
                 .cloned()
                 .collect();
-            super::capture::late_authors(&rest, &p.manifest, &mut applied)
+            crate::capture::late_authors(&rest, p.manifest.before(), &mut applied)
         }
         None => Vec::new(),
     };
@@ -151,7 +151,9 @@ pub(super) async fn backup_with(
     // Capture's listings keep waiting for the authors of what they found
     // before its events came; a plain backup expects no event.
     let awaiting = match &previous {
-        Some(p) if !events.is_empty() => super::capture::awaiting(&p.manifest, &changes, started),
+        Some(p) if !events.is_empty() => {
+            crate::capture::awaiting(p.manifest.before(), &changes, started)
+        }
         _ => Vec::new(),
     };
     let extra = Extra {
@@ -624,6 +626,53 @@ fn rand_u32() -> u32 {
             .try_into()
             .expect("4 bytes"),
     )
+}
+
+impl Outcome {
+    /// What the backup did, as the contract reports it.
+    pub fn report(&self, factory: &str) -> super::contract::BackupReport {
+        use super::contract::{BackupReport, BackupResult, Missed};
+        let o = self;
+        let missed = |failed: &[(String, String)]| {
+            failed
+                .iter()
+                .map(|(l, e)| Missed {
+                    location: l.clone(),
+                    error: e.clone(),
+                })
+                .collect()
+        };
+        match o {
+            Outcome::Created {
+                record,
+                failed,
+                changes,
+            } => BackupReport {
+                factory: factory.to_string(),
+                result: BackupResult::Created,
+                snapshot: record.id.clone(),
+                checkpoint: None,
+                resources: Some(record.resources),
+                locations: record.locations.clone(),
+                missed: missed(failed),
+                changed: changes.iter().map(|c| c.resource.clone()).collect(),
+            },
+            Outcome::Unchanged {
+                snapshot,
+                checkpoint,
+                failed,
+            } => BackupReport {
+                factory: factory.to_string(),
+                result: BackupResult::Unchanged,
+                snapshot: snapshot.clone(),
+                checkpoint: Some(checkpoint.clone()),
+                resources: None,
+                locations: Vec::new(),
+                missed: missed(failed),
+                changed: Vec::new(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

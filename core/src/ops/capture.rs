@@ -15,14 +15,16 @@ use serde_json::Value;
 
 use super::backup::{self, Extra, Run};
 use super::{Engine, OpError, export, read};
-use crate::capture::{Change, ChangeRecord, Effect, Folded, Target, fold, locate};
+use crate::capture::{
+    Change, Effect, Folded, Target, awaiting, fold, late_authors, locate, records,
+};
 use crate::config::FactoryConfig;
 use crate::factory::FactoryApi;
 use crate::model::restorability::{self, inspect};
 use crate::model::{ResourceKind, canonicalize_owned};
 use crate::plan::binding::{Relation, SourceId, relate};
 use crate::snapshot::Resource;
-use crate::snapshot::manifest::{self, Manifest, Runtimes, key, label};
+use crate::snapshot::manifest::{self, Manifest, Runtimes, key};
 
 /// Beyond this many resources to read again, one listing of the factory
 /// costs fewer ARM reads than a GET each (a big publish, a burst).
@@ -184,7 +186,7 @@ async fn seal_window(
         // The state is stored already; but a listing may have sealed these
         // changes before their events came (a burst): then the events
         // name the authors the listing could not, and that is recorded.
-        let late = late_authors(&folded.changes, &previous.manifest, &mut applied);
+        let late = late_authors(&folded.changes, previous.manifest.before(), &mut applied);
         if late.is_empty() {
             return Ok(Captured::Unchanged {
                 snapshot: previous.id,
@@ -193,12 +195,12 @@ async fn seal_window(
         }
         late
     } else {
-        records(folded, effects, &previous.manifest, &mut applied)
+        records(folded, effects, previous.manifest.before(), &mut applied)
     };
     let catalog = engine.catalog()?;
     let run = Run::new(engine, &catalog, fc, started, clock);
     let extra = Extra {
-        awaiting: awaiting(&previous.manifest, &records, started),
+        awaiting: awaiting(previous.manifest.before(), &records, started),
         changes: records,
         applied,
     };
@@ -592,127 +594,62 @@ impl State {
     }
 }
 
-/// How long an authorless change waits for its event: events come within
-/// seconds, or (when Event Grid gave up, or they were set aside) never.
-const AWAIT_AUTHOR: time::Duration = time::Duration::hours(1);
-
-/// A change of `label` the previous snapshot, or one before it, recorded
-/// without an author (a listing found it first).
-fn unauthored<'m>(previous: &'m Manifest, label: &str) -> Option<&'m ChangeRecord> {
-    previous
-        .changes
-        .iter()
-        .rev()
-        .chain(previous.awaiting.iter())
-        .find(|r| r.event.is_none() && r.resource.eq_ignore_ascii_case(label))
-}
-
-/// The authorless changes still waiting for their event after this
-/// snapshot: the previous snapshot's and those it carried, less what
-/// `recorded` attributes now, plus `recorded`'s own authorless ones; an
-/// hour at most, newest per resource.
-pub(super) fn awaiting(
-    previous: &Manifest,
-    recorded: &[ChangeRecord],
-    now: time::OffsetDateTime,
-) -> Vec<ChangeRecord> {
-    let attributed: std::collections::HashSet<String> = recorded
-        .iter()
-        .filter(|r| r.event.is_some())
-        .map(|r| r.resource.to_lowercase())
-        .collect();
-    let mut out: BTreeMap<String, ChangeRecord> = BTreeMap::new();
-    let candidates = previous
-        .awaiting
-        .iter()
-        .chain(previous.changes.iter())
-        .chain(recorded.iter())
-        .filter(|r| r.event.is_none());
-    for r in candidates {
-        let fresh = crate::snapshot::parse_time(&r.time).is_some_and(|t| now - t <= AWAIT_AUTHOR);
-        let lower = r.resource.to_lowercase();
-        if fresh && !attributed.contains(&lower) {
-            out.insert(lower, r.clone());
+impl Captured {
+    /// What the capture did, as the contract reports it.
+    pub fn report(&self, factory: &str) -> super::contract::CaptureReport {
+        use super::contract::{CaptureReport, CaptureResult};
+        let c = self;
+        let snapshot_of = |o: &super::backup::Outcome| match o {
+            super::backup::Outcome::Created { record, .. } => record.id.clone(),
+            super::backup::Outcome::Unchanged { snapshot, .. } => snapshot.clone(),
+        };
+        let (result, snapshot, stats, why) = match c {
+            Captured::Sealed { outcome, stats } => (
+                CaptureResult::Sealed,
+                Some(snapshot_of(outcome)),
+                stats,
+                None,
+            ),
+            Captured::Unchanged { snapshot, stats } => (
+                CaptureResult::Unchanged,
+                Some(snapshot.clone()),
+                stats,
+                None,
+            ),
+            Captured::Listed {
+                outcome,
+                why,
+                stats,
+            } => (
+                CaptureResult::Listed,
+                Some(snapshot_of(outcome)),
+                stats,
+                Some(why.clone()),
+            ),
+            Captured::FactoryDeleted { stats } => {
+                (CaptureResult::FactoryDeleted, None, stats, None)
+            }
+            Captured::Deferred { why, stats, .. } => {
+                (CaptureResult::Deferred, None, stats, Some(why.clone()))
+            }
+        };
+        let until = match c {
+            Captured::Deferred { until, .. } => Some(crate::snapshot::rfc3339(*until)),
+            _ => None,
+        };
+        CaptureReport {
+            factory: factory.to_string(),
+            result,
+            snapshot,
+            events: stats.events,
+            duplicates: stats.duplicates,
+            fetched: stats.fetched,
+            removed: stats.removed,
+            changed: stats.changed,
+            why,
+            until,
         }
     }
-    out.into_values().collect()
-}
-
-/// Events about changes the previous snapshot recorded without an author
-/// (a listing found them first): those records again, with their event.
-pub(super) fn late_authors(
-    changes: &[(Change, Target)],
-    previous: &Manifest,
-    applied: &mut BTreeMap<String, String>,
-) -> Vec<ChangeRecord> {
-    let mut out = Vec::new();
-    for (change, target) in changes {
-        let Target::Resource { kind, parent, name } = target else {
-            continue;
-        };
-        let l = label(*kind, parent.as_deref(), name);
-        if let Some(r) = unauthored(previous, &l) {
-            if r.effect != Effect::Removed {
-                applied.insert(r.resource.clone(), change.time.clone());
-            }
-            out.push(ChangeRecord::from_event(&r.resource, r.effect, change));
-        }
-    }
-    out
-}
-
-/// One record per event that touched a resource, with that resource's
-/// effect; the applied times advanced to each resource's newest event.
-fn records(
-    folded: &Folded,
-    effects: &BTreeMap<(ResourceKind, String, String), Effect>,
-    previous: &Manifest,
-    applied: &mut BTreeMap<String, String>,
-) -> Vec<ChangeRecord> {
-    // A change a listing sealed before its event came: the event is its
-    // author (the effect is the listing's).
-    let unauthored = |label: &str| unauthored(previous, label).map(|r| r.effect);
-    let mut out = Vec::new();
-    let factory = effects
-        .iter()
-        .find(|(k, _)| k.0 == ResourceKind::Factory)
-        .map(|(k, e)| (k.2.clone(), *e));
-    for (change, target) in &folded.changes {
-        let (label, effect) = match target {
-            Target::Resource { kind, parent, name } => {
-                let k = key(*kind, parent.as_deref(), name);
-                (
-                    label(*kind, parent.as_deref(), name),
-                    effects.get(&k).copied().unwrap_or(Effect::Unchanged),
-                )
-            }
-            Target::Factory => match &factory {
-                Some((name, e)) => (label(ResourceKind::Factory, None, name), *e),
-                None => continue,
-            },
-            Target::Ignored | Target::Unknown(_) => continue,
-        };
-        let effect = match effect {
-            Effect::Unchanged => unauthored(&label).unwrap_or(Effect::Unchanged),
-            e => e,
-        };
-        if effect != Effect::Removed {
-            let newer = applied
-                .get(&label)
-                .and_then(|t| {
-                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .is_none_or(|t| change.at().is_some_and(|c| c > t));
-            if newer {
-                applied.insert(label.clone(), change.time.clone());
-            }
-        } else {
-            applied.remove(&label);
-        }
-        out.push(ChangeRecord::from_event(&label, effect, change));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,15 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::restore::{self as op, TargetFactory};
 use super::{Clock, Engine, OpError};
-use crate::catalog::DrillRecord;
+
 use crate::config::{DrillCleanup, FactoryConfig};
 use crate::model::{ResourceKind, canonical_bytes};
-use crate::plan::drill::{Facts, Judgement, Phase, Smoke, Verdict, judge};
+use crate::plan::drill::{Facts, Phase, Smoke, judge};
 use crate::plan::{Graph, Overrides, PlanOptions, TargetState, TriggerMode};
 use crate::snapshot::keys::DataKey;
 use crate::snapshot::manifest::Resource;
@@ -61,81 +60,7 @@ impl Options {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Cleanup {
-    pub mode: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-/// Everything a drill found: the evidence auditors ask for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Report {
-    pub id: String,
-    pub factory: String,
-    pub source: String,
-    pub target: String,
-    pub snapshot: String,
-    /// How the snapshot was chosen.
-    pub pick: String,
-    /// When the snapshot's state was last confirmed in the store.
-    pub confirmed: String,
-    pub started: String,
-    pub finished: String,
-    pub judgement: Judgement,
-    pub phases: Vec<Phase>,
-    /// Resources in the snapshot, restored, and left alone as already equal.
-    pub resources: usize,
-    pub written: usize,
-    pub unchanged: usize,
-    /// Masked secrets given a placeholder in the scratch factory.
-    pub placeholder_secrets: usize,
-    /// Resources not restored, with why (by design: PE connections, ...).
-    pub skipped: Vec<String>,
-    pub warnings: Vec<String>,
-    pub checks: Vec<Check>,
-    pub cleanup: Cleanup,
-    pub facts: Facts,
-    /// Where the report was stored.
-    #[serde(default)]
-    pub locations: Vec<String>,
-}
-
-/// One line of the proof: what was checked and how it came out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-impl Report {
-    pub fn passed(&self) -> bool {
-        self.judgement.verdict == Verdict::Passed
-    }
-
-    /// What the catalog and the report's plaintext header keep (no resource names).
-    pub fn record(&self) -> DrillRecord {
-        DrillRecord {
-            factory: self.factory.clone(),
-            id: self.id.clone(),
-            started: self.started.clone(),
-            snapshot: self.snapshot.clone(),
-            target: self.target.clone(),
-            verdict: match self.judgement.verdict {
-                Verdict::Passed => "passed".into(),
-                Verdict::Failed => "failed".into(),
-            },
-            rto_seconds: self.judgement.rto_seconds,
-            rto_target_seconds: self.judgement.rto_target_seconds,
-            rpo_seconds: self.judgement.rpo_seconds,
-            rpo_target_seconds: self.judgement.rpo_target_seconds,
-            confirmed: self.confirmed.clone(),
-            reasons: self.judgement.reasons.len(),
-            locations: self.locations.clone(),
-        }
-    }
-}
+pub use adfdr_contract::drill::{Check, Cleanup, Report};
 
 fn ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

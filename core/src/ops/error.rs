@@ -4,57 +4,12 @@
 //! whether retrying can help. Front ends decide what a kind means to them
 //! (the CLI's exit codes: ctl/src/output.rs); core decides no exit code.
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::ConfigError;
 use crate::identity::IdentityError;
 use crate::keys::KeyError;
 use crate::store::StoreError;
 
-/// What sort of failure an error is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// Bad input: a flag, a config value, a name that does not exist here.
-    Usage,
-    /// An identity or key was refused (a missing role, the wrong key).
-    Denied,
-    /// Something named does not exist (a snapshot, a factory, a location).
-    NotFound,
-    /// A service or location did not answer.
-    Unreachable,
-    /// Stored data does not check out.
-    Damaged,
-    /// Someone else holds it (a lease, a name taken, a catalog in use).
-    Conflict,
-    /// A service said: not so fast.
-    Throttled,
-    /// Stopped by Ctrl-C or SIGTERM where it was (run it again).
-    Interrupted,
-    /// Anything else.
-    Failed,
-}
-
-impl Kind {
-    /// Can the same call, tried again later, succeed?
-    pub fn retryable(self) -> bool {
-        matches!(self, Kind::Unreachable | Kind::Conflict | Kind::Throttled)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Usage => "usage",
-            Kind::Denied => "denied",
-            Kind::NotFound => "not-found",
-            Kind::Unreachable => "unreachable",
-            Kind::Damaged => "damaged",
-            Kind::Conflict => "conflict",
-            Kind::Throttled => "throttled",
-            Kind::Interrupted => "interrupted",
-            Kind::Failed => "failed",
-        }
-    }
-}
+pub use adfdr_contract::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

@@ -9,8 +9,7 @@
 use std::collections::HashSet;
 
 use super::contract::{
-    AuditAction, AuditEvent, BackupReport, CaptureReport, DrillOptions, Job, JobOutcome, JobReport,
-    VerifyOptions,
+    AuditAction, AuditEvent, CaptureReport, DrillOptions, Job, JobOutcome, JobReport, VerifyOptions,
 };
 use super::{Engine, backup, prune, system_clock, verify};
 use crate::catalog::RunRecord;
@@ -139,7 +138,7 @@ pub async fn run_exclusive(
             Ok(guard) => Some(guard),
             // Refused (another holds the lease): recorded too.
             Err(e) => {
-                let o = JobOutcome::from_error(&e);
+                let o = JobOutcome::from(&e);
                 finish(engine, factory, job, actor, system_clock(), o, None);
                 return Err(e);
             }
@@ -149,7 +148,7 @@ pub async fn run_exclusive(
         o = run(engine, factory, job, actor, observer) => o,
         () = stop => {
             let started = system_clock();
-            let o = JobOutcome::from_error(&super::OpError::new(
+            let o = JobOutcome::from(&super::OpError::new(
                 super::Kind::Interrupted,
                 format!("{} of {factory} interrupted (Ctrl-C or SIGTERM): what it wrote is write-once and nothing half-written lists; run the same command again", job.kind().name()),
             ));
@@ -229,9 +228,9 @@ async fn run_backup(
     repair_pending(engine, observer, &fc.name, actor).await;
     let o = match backup::backup(engine, fc, force, system_clock).await {
         Ok(o) => o,
-        Err(e) => return (JobOutcome::from_error(&e), None),
+        Err(e) => return (JobOutcome::from(&e), None),
     };
-    let report = BackupReport::from_outcome(&fc.name, &o);
+    let report = o.report(&fc.name);
     let degraded = o.degraded();
     let mut summary = match &o {
         backup::Outcome::Created { record, .. } => {
@@ -318,9 +317,9 @@ async fn run_capture(
     };
     let c = match captured {
         Ok(c) => c,
-        Err(e) => return (JobOutcome::from_error(&e), None),
+        Err(e) => return (JobOutcome::from(&e), None),
     };
-    let report = CaptureReport::from_captured(&fc.name, &c);
+    let report = c.report(&fc.name);
     let done = system_clock();
     let lags: Vec<f64> = times
         .iter()
@@ -367,7 +366,7 @@ async fn run_verify(
     let catalog = engine.catalog().ok();
     let report = match verify::check(&engine.replicas, &scope, repair, catalog.as_deref()).await {
         Ok(r) => r,
-        Err(e) => return (JobOutcome::from_error(&e), None),
+        Err(e) => return (JobOutcome::from(&e), None),
     };
     observer.repaired(&fc.name, &report.repaired);
     for r in &report.repaired {
@@ -423,7 +422,7 @@ async fn run_prune(
     .await;
     let r = match result {
         Ok(r) => r,
-        Err(e) => return (JobOutcome::from_error(&e), None),
+        Err(e) => return (JobOutcome::from(&e), None),
     };
     let action = (!dry_run).then(|| AuditAction::Prune {
         factory: fc.name.clone(),
@@ -528,7 +527,7 @@ async fn run_drill(
     let progress = super::restore::Progress::new(&say, &done);
     let report = match super::drill::drill(engine, fc, &options, system_clock, progress).await {
         Ok(r) => r,
-        Err(e) => return (JobOutcome::from_error(&e), None),
+        Err(e) => return (JobOutcome::from(&e), None),
     };
     let ok = report.passed();
     let verdict = if ok { "passed" } else { "failed" };

@@ -131,6 +131,15 @@ pub struct PolicyNote {
 }
 
 impl Manifest {
+    /// The changes it recorded and the authorless ones it carried, as
+    /// capture's author folding reads them.
+    pub fn before(&self) -> crate::capture::Before<'_> {
+        crate::capture::Before {
+            changes: &self.changes,
+            awaiting: &self.awaiting,
+        }
+    }
+
     /// The source this snapshot is of (docs/FORMAT.md: a namespace is bound
     /// to it; `plan::binding` decides what another source may do).
     pub fn source_id(&self) -> SourceId {

@@ -1,0 +1,49 @@
+//! What sort of failure an error is: the one classification every front
+//! end reads (the CLI's exit codes, `adfdr.error.v1`, a job's outcome).
+
+use serde::{Deserialize, Serialize};
+
+/// What sort of failure an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Bad input: a flag, a config value, a name that does not exist here.
+    Usage,
+    /// An identity or key was refused (a missing role, the wrong key).
+    Denied,
+    /// Something named does not exist (a snapshot, a factory, a location).
+    NotFound,
+    /// A service or location did not answer.
+    Unreachable,
+    /// Stored data does not check out.
+    Damaged,
+    /// Someone else holds it (a lease, a name taken, a catalog in use).
+    Conflict,
+    /// A service said: not so fast.
+    Throttled,
+    /// Stopped by Ctrl-C or SIGTERM where it was (run it again).
+    Interrupted,
+    /// Anything else.
+    Failed,
+}
+
+impl Kind {
+    /// Can the same call, tried again later, succeed?
+    pub fn retryable(self) -> bool {
+        matches!(self, Kind::Unreachable | Kind::Conflict | Kind::Throttled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Usage => "usage",
+            Kind::Denied => "denied",
+            Kind::NotFound => "not-found",
+            Kind::Unreachable => "unreachable",
+            Kind::Damaged => "damaged",
+            Kind::Conflict => "conflict",
+            Kind::Throttled => "throttled",
+            Kind::Interrupted => "interrupted",
+            Kind::Failed => "failed",
+        }
+    }
+}
