@@ -58,7 +58,7 @@ struct Daemon {
     /// The last STATUS= sent to systemd.
     status: String,
     /// Capture runs by run id: who waits to hear whether they sealed.
-    capture_acks: HashMap<String, oneshot::Sender<crate::capture::Answer>>,
+    capture_acks: HashMap<String, oneshot::Sender<crate::events::Answer>>,
     /// Factories whose last capture failed (told once, until one seals).
     capture_failing: std::collections::HashSet<String>,
 }
@@ -234,7 +234,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     let (found_tx, mut found_rx) = mpsc::unbounded_channel();
     tokio::spawn(rediscover(engine_tx.subscribe(), base_rx, found_tx));
     let (capture_tx, mut capture_rx) = mpsc::unbounded_channel();
-    tokio::spawn(crate::capture::run(
+    tokio::spawn(crate::events::run(
         engine_tx.subscribe(),
         view.clone(),
         capture_tx,
@@ -322,7 +322,7 @@ impl Daemon {
         for r in refused {
             if let Some(ack) = self.capture_acks.remove(&r.id) {
                 // Another agent holds the factory: its events go back.
-                let _ = ack.send(crate::capture::Answer::NotMine);
+                let _ = ack.send(crate::events::Answer::NotMine);
                 self.control.finish(&r.id, JobOutcome::failed(r.why));
                 continue;
             }
@@ -459,7 +459,7 @@ impl Daemon {
                     // abandoned upload leaves nothing that lists).
                     task.abort();
                     if let Some(ack) = self.capture_acks.remove(&id) {
-                        let _ = ack.send(crate::capture::Answer::NotMine);
+                        let _ = ack.send(crate::events::Answer::NotMine);
                     }
                     let why = "abandoned: the factory's lease was lost (another agent runs it now)";
                     tracing::warn!(%factory, run = %id, "{why}");
@@ -485,8 +485,8 @@ impl Daemon {
 
     /// The event queue's news: a window to seal (as a job of the factory,
     /// only where this agent holds its lease), or the queue down or back.
-    fn on_capture(&mut self, event: crate::capture::Event) {
-        use crate::capture::Event;
+    fn on_capture(&mut self, event: crate::events::Event) {
+        use crate::events::Event;
         match event {
             Event::Ready {
                 factory,
@@ -497,7 +497,7 @@ impl Daemon {
                 if !self.scheduler.owns(&factory) {
                     // Another agent holds it: the messages go back to the
                     // queue for the holder to read.
-                    let _ = done.send(crate::capture::Answer::NotMine);
+                    let _ = done.send(crate::events::Answer::NotMine);
                     return;
                 }
                 let id = self
@@ -562,11 +562,11 @@ impl Daemon {
                 _ => None,
             };
             let _ = ack.send(match later {
-                Some(until) => crate::capture::Answer::Later(
+                Some(until) => crate::events::Answer::Later(
                     (until - adfdr_core::ops::system_clock()).unsigned_abs(),
                 ),
-                None if done.outcome.ok => crate::capture::Answer::Sealed,
-                None => crate::capture::Answer::Failed,
+                None if done.outcome.ok => crate::events::Answer::Sealed,
+                None => crate::events::Answer::Failed,
             });
         }
         self.scheduler

@@ -5,9 +5,9 @@
 //! stops scheduling and waits for running jobs up to a deadline (a second
 //! signal quits at once: backups are crash-safe, nothing half-written lists).
 
-mod capture;
 mod control;
 mod daemon;
+mod events;
 mod jobs;
 mod lease;
 mod metrics;

@@ -7,7 +7,6 @@
 //! decides an exit code or prints: errors carry a kind (ops::error) and the
 //! front ends map and render them.
 
-pub mod capture;
 pub mod catalog;
 pub mod config;
 pub mod discovery;
@@ -18,7 +17,6 @@ pub mod localfile;
 pub mod model;
 pub mod ops;
 pub mod plan;
-pub mod posture;
 pub mod queue;
 pub mod snapshot;
 pub mod store;

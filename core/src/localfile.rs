@@ -102,6 +102,30 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, LocalFileError> {
     Ok(out)
 }
 
+/// Reads an overrides file (`restore --overrides`, a drill's
+/// `drill_overrides`), its fill values from the environment and from
+/// private secret files (`read_private`).
+pub fn overrides(
+    path: &std::path::Path,
+) -> Result<crate::plan::overrides::Overrides, crate::plan::overrides::OverridesError> {
+    use crate::plan::overrides::{Overrides, OverridesError, Sources};
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| OverridesError::File {
+        path: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    let file = |p: &std::path::Path| read_private(p).map_err(|e| e.to_string());
+    Overrides::parse_with(
+        &text,
+        &shown,
+        &Sources {
+            env: &env,
+            file: &file,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

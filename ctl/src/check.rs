@@ -33,7 +33,7 @@ pub struct CheckOutput {
     /// Without --offline: how well each location's storage account protects
     /// the backups. Warnings, never a failure of the check.
     #[serde(default)]
-    pub posture: Vec<adfdr_core::posture::Finding>,
+    pub posture: Vec<adfdr_core::plan::posture::Finding>,
     /// Each factory's scheduled jobs and their next five runs.
     #[serde(default)]
     pub schedules: Vec<adfdr_core::ops::check::JobSchedule>,

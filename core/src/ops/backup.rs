@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Engine, OpError, export, read};
-use crate::capture::{Change, ChangeRecord, Effect, Target};
 use crate::catalog::{CheckpointRecord, RepairRecord, SnapshotRecord};
 use crate::config::FactoryConfig;
 use crate::plan::binding::{self, SourceId, Verdict};
+use crate::plan::events::{Change, ChangeRecord, Effect, Target};
 use crate::snapshot::manifest::{self, Manifest, ObjectRef, PublicManifest, Source, hex};
 use crate::snapshot::object::{self, Header, ObjectType};
 use crate::snapshot::{DataKey, rfc3339, snapshot_id};
@@ -134,7 +134,7 @@ pub(super) async fn backup_with(
                 .filter(|(_, t)| target_label(t).is_none_or(|l| !changed.contains(&l)))
                 .cloned()
                 .collect();
-            crate::capture::late_authors(&rest, p.manifest.before(), &mut applied)
+            crate::plan::events::late_authors(&rest, p.manifest.before(), &mut applied)
         }
         None => Vec::new(),
     };
@@ -152,7 +152,7 @@ pub(super) async fn backup_with(
     // before its events came; a plain backup expects no event.
     let awaiting = match &previous {
         Some(p) if !events.is_empty() => {
-            crate::capture::awaiting(p.manifest.before(), &changes, started)
+            crate::plan::events::awaiting(p.manifest.before(), &changes, started)
         }
         _ => Vec::new(),
     };

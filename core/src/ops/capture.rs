@@ -15,14 +15,14 @@ use serde_json::Value;
 
 use super::backup::{self, Extra, Run};
 use super::{Engine, OpError, export, read};
-use crate::capture::{
-    Change, Effect, Folded, Target, awaiting, fold, late_authors, locate, records,
-};
 use crate::config::FactoryConfig;
 use crate::factory::FactoryApi;
 use crate::model::restorability::{self, inspect};
 use crate::model::{ResourceKind, canonicalize_owned};
 use crate::plan::binding::{Relation, SourceId, relate};
+use crate::plan::events::{
+    Change, Effect, Folded, Target, awaiting, fold, late_authors, locate, records,
+};
 use crate::snapshot::Resource;
 use crate::snapshot::manifest::{self, Manifest, Runtimes, key};
 

@@ -266,9 +266,9 @@ const STORAGE_API: &str = "2025-08-01";
 /// on the account suffices): every finding of [`crate::posture`], a
 /// warning per location whose account is not configured or not readable,
 /// and the checks across locations.
-pub async fn posture(engine: &Engine) -> Vec<crate::posture::Finding> {
+pub async fn posture(engine: &Engine) -> Vec<crate::plan::posture::Finding> {
     use crate::config::LocationUrl;
-    use crate::posture::{Finding, across, assess};
+    use crate::plan::posture::{Finding, across, assess};
     let keep_days = engine
         .config
         .factories

@@ -215,7 +215,7 @@ pub async fn drill(
     let overrides = fc
         .drill_overrides
         .as_deref()
-        .map(Overrides::load)
+        .map(crate::localfile::overrides)
         .transpose()
         .map_err(|e| OpError::usage(format!("factory '{}': drill_overrides: {e}", fc.name)))?;
     let started = clock();

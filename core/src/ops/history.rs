@@ -11,8 +11,8 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 
 use super::{OpError, read};
-use crate::capture::{ChangeRecord, Effect};
 use crate::keys::KeyRing;
+use crate::plan::events::{ChangeRecord, Effect};
 use crate::snapshot::Source;
 use crate::store::Replicas;
 
@@ -414,7 +414,7 @@ pub async fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Action, Author, EventRecord};
+    use crate::plan::events::{Action, Author, EventRecord};
 
     fn row(snapshot: &str, resource: &str, effect: Effect, corr: Option<&str>) -> Row {
         Row {

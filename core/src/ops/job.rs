@@ -303,7 +303,7 @@ async fn run_capture(
     engine: &Engine,
     observer: &dyn Observer,
     fc: &FactoryConfig,
-    changes: Vec<crate::capture::Change>,
+    changes: Vec<crate::plan::events::Change>,
     list: bool,
 ) -> (JobOutcome, Option<AuditAction>) {
     use super::capture;

@@ -88,7 +88,7 @@ pub fn put_pipeline(arm: &MemoryFactory, name: &str, activity: &str) {
 }
 
 /// An ARM event about `path` (`write` or `delete`), as Event Grid delivers it.
-pub fn event(id: &str, path: &str, action: &str, time: &str) -> crate::capture::Change {
+pub fn event(id: &str, path: &str, action: &str, time: &str) -> crate::plan::events::Change {
     let kind = if action == "delete" {
         "Microsoft.Resources.ResourceDeleteSuccess"
     } else {
@@ -109,7 +109,7 @@ pub fn event(id: &str, path: &str, action: &str, time: &str) -> crate::capture::
                  "correlationId": format!("c-{id}"), "claims": {"appid": "tester"}}
     })
     .to_string();
-    crate::capture::parse_message(&text)
+    crate::plan::events::parse_message(&text)
         .expect("an event")
         .pop()
         .expect("one change")

@@ -5,8 +5,10 @@
 
 pub mod binding;
 pub mod drill;
+pub mod events;
 pub mod graph;
 pub mod overrides;
+pub mod posture;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

@@ -107,22 +107,43 @@ pub struct Applied {
     pub filled: Vec<String>,
 }
 
-impl Overrides {
-    pub fn load(path: &Path) -> Result<Overrides, OverridesError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| OverridesError::File {
-            path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        Self::parse(&text, &shown, &|name| std::env::var(name).ok())
-    }
+/// Reads a secret file's bytes (or says why not).
+pub type SecretFile = dyn Fn(&Path) -> Result<Zeroizing<Vec<u8>>, String>;
 
-    /// Parses rules; `env` looks up environment variables (injectable for tests).
+/// Where fill values come from: environment variables and secret files.
+/// Pure planning reads neither; the caller passes its readers.
+pub struct Sources<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub file: &'a SecretFile,
+}
+
+impl Overrides {
+    /// Parses rules; `env` looks up environment variables (injectable for
+    /// tests). Secret files are not read: `parse_with` takes a reader.
     pub fn parse(
         text: &str,
         path: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Overrides, OverridesError> {
+        let no_files = |_: &Path| Err("secret files are not read here".to_string());
+        Self::parse_with(
+            text,
+            path,
+            &Sources {
+                env,
+                file: &no_files,
+            },
+        )
+    }
+
+    /// Parses rules, fill values looked up in `sources` (the caller's IO:
+    /// `localfile::overrides` reads the environment and private files).
+    pub fn parse_with(
+        text: &str,
+        path: &str,
+        sources: &Sources<'_>,
+    ) -> Result<Overrides, OverridesError> {
+        let env = sources.env;
         let shape: FileShape = toml::from_str(text).map_err(|e| OverridesError::File {
             path: path.into(),
             // toml's message names the line and the key, never a fill value
@@ -179,7 +200,7 @@ impl Overrides {
                         (Zeroizing::new(value), format!("environment variable {var}"))
                     }
                     (None, Some(file)) => {
-                        let bytes = crate::localfile::read_private(&file).map_err(|e| {
+                        let bytes = (sources.file)(&file).map_err(|e| {
                             err(format!(
                                 "fill {pointer}: secret file {}: {e}",
                                 file.display()

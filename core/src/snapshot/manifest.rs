@@ -104,7 +104,7 @@ pub struct Manifest {
     /// who changed it where an event said (absent before 2026-12, and in a
     /// factory's first snapshot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<crate::capture::ChangeRecord>,
+    pub changes: Vec<crate::snapshot::changes::ChangeRecord>,
     /// Capture's newest event time applied per resource (label → RFC 3339),
     /// carried from snapshot to snapshot: a delete delivered after a newer
     /// write is told stale by it.
@@ -113,7 +113,7 @@ pub struct Manifest {
     /// Changes capture sealed from a listing before their events came,
     /// carried (an hour at most) until an event names their author.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub awaiting: Vec<crate::capture::ChangeRecord>,
+    pub awaiting: Vec<crate::snapshot::changes::ChangeRecord>,
     /// The keep policy the snapshot was taken under, and who chose it
     /// (absent before 2026-12): a policy tag set later cannot shorten it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,8 +133,8 @@ pub struct PolicyNote {
 impl Manifest {
     /// The changes it recorded and the authorless ones it carried, as
     /// capture's author folding reads them.
-    pub fn before(&self) -> crate::capture::Before<'_> {
-        crate::capture::Before {
+    pub fn before(&self) -> crate::snapshot::changes::Before<'_> {
+        crate::snapshot::changes::Before {
             changes: &self.changes,
             awaiting: &self.awaiting,
         }

@@ -1,6 +1,7 @@
 //! The snapshot format, pure (no IO): sealed objects, envelope keys, the
 //! manifest and payload. The byte layouts are documented in docs/FORMAT.md.
 
+pub mod changes;
 pub mod keys;
 pub mod manifest;
 pub mod object;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use crate::exit;
 use adfdr_core::ops::restore::{self as op, Asked, TargetFactory};
 use adfdr_core::ops::{Engine, OpError};
+use adfdr_core::plan::Selector;
 use adfdr_core::plan::restore::{PlanOptions, RuntimeMode, TriggerMode};
-use adfdr_core::plan::{Overrides, Selector};
 
 pub use render::RestoreOutput;
 
@@ -220,7 +220,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let overrides = args
         .overrides
         .as_deref()
-        .map(Overrides::load)
+        .map(adfdr_core::localfile::overrides)
         .transpose()
         .map_err(|e| OpError::usage(e.to_string()))?;
     let (engine, factory, known_newest) = engine(ctx, &args).await?;

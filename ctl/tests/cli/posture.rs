@@ -97,7 +97,7 @@ async fn config_check_judges_each_backup_account_and_the_locations_together() {
             })
             .collect()
     };
-    let checks = adfdr_core::posture::CHECKS;
+    let checks = adfdr_core::plan::posture::CHECKS;
     let weu = of("weu");
     assert_eq!(
         weu.iter().map(|(c, ..)| c.as_str()).collect::<Vec<_>>(),

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adfdr_core::capture::{Change, locate, parse_message};
 use adfdr_core::ops::Engine;
+use adfdr_core::plan::events::{Change, locate, parse_message};
 use adfdr_core::queue::{EventQueue, Message, QueueClient, Url};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -584,7 +584,7 @@ fn about_a_factory(c: &Change) -> bool {
 /// The poison queue's copy of `m`: why, and as much of its text as a
 /// message may hold once JSON- and XML-escaped (a text of quotes doubles).
 fn poison_text(m: &Message, why: &str) -> String {
-    let mut keep = adfdr_core::capture::MAX_MESSAGE;
+    let mut keep = adfdr_core::plan::events::MAX_MESSAGE;
     loop {
         let text = serde_json::json!({
             "reason": why,

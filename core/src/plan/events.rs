@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::ResourceKind;
 use crate::model::resource::{key, label};
+pub use crate::snapshot::changes::{Before, ChangeRecord, Effect, EventRecord};
 
 /// The largest queue message adfdr reads as an event (Storage Queue's own
 /// limit is 64 KiB; anything bigger is not an ARM event).
@@ -120,91 +120,6 @@ pub fn parse_event(e: &Value) -> Result<Option<Change>, String> {
             .map(author_from_claims)
             .unwrap_or_default(),
     }))
-}
-
-/// What a snapshot's change did to one resource, compared with the
-/// previous snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Effect {
-    Created,
-    Updated,
-    Removed,
-    /// An event said it changed, and it reads as it was (a duplicate, a
-    /// write of the same definition, an action that left the state).
-    Unchanged,
-}
-
-impl Effect {
-    pub fn name(self) -> &'static str {
-        match self {
-            Effect::Created => "created",
-            Effect::Updated => "updated",
-            Effect::Removed => "removed",
-            Effect::Unchanged => "unchanged",
-        }
-    }
-}
-
-/// One change a snapshot records (its manifest's `changes`): the resource,
-/// what happened to it, and the event that said so, or none when a listing
-/// found it (a backup, or capture's reconciliation: then it is a missed
-/// event).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ChangeRecord {
-    /// `pipeline:PL_Load`, `factory:NAME`.
-    pub resource: String,
-    pub effect: Effect,
-    /// When: the event's time, or the listing's.
-    pub time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<EventRecord>,
-}
-
-/// The event behind a change: who, which operation, which correlation id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EventRecord {
-    pub id: String,
-    pub action: Action,
-    pub operation: String,
-    pub correlation_id: String,
-    pub author: Author,
-}
-
-impl ChangeRecord {
-    /// A change a listing found (no event, no author).
-    pub fn listed(resource: &str, effect: Effect, time: &str) -> ChangeRecord {
-        ChangeRecord {
-            resource: resource.to_string(),
-            effect,
-            time: time.to_string(),
-            event: None,
-        }
-    }
-
-    /// A change an event reported, with its effect.
-    pub fn from_event(resource: &str, effect: Effect, change: &Change) -> ChangeRecord {
-        ChangeRecord {
-            resource: resource.to_string(),
-            effect,
-            time: change.time.clone(),
-            event: Some(EventRecord {
-                id: change.id.clone(),
-                action: change.action,
-                operation: change.operation.clone(),
-                correlation_id: change.correlation_id.clone(),
-                author: change.author.clone(),
-            }),
-        }
-    }
-
-    /// Who made it, for a person to read.
-    pub fn who(&self) -> String {
-        match &self.event {
-            Some(e) => e.author.display(),
-            None => "(no event: found by a listing)".to_string(),
-        }
-    }
 }
 
 /// What an event is about, inside one factory.
@@ -432,14 +347,6 @@ pub fn fold(events: Vec<(Change, Target)>, applied: &BTreeMap<String, String>) -
     }
     out.changes = events.into_iter().map(|(_, c, t)| (c, t)).collect();
     out
-}
-
-/// What the previous snapshot recorded of changes: its own, and the
-/// authorless ones it carried (a manifest's `changes` and `awaiting`).
-#[derive(Clone, Copy, Debug)]
-pub struct Before<'m> {
-    pub changes: &'m [ChangeRecord],
-    pub awaiting: &'m [ChangeRecord],
 }
 
 /// How long an authorless change waits for its event: events come within
