@@ -47,3 +47,20 @@ impl Kind {
         }
     }
 }
+
+/// The access a refused call needed, as data: which role (or action) the
+/// principal lacks, on which scope. `adfdr.error.v1` and a job's outcome
+/// carry it, so a script can grant it without reading the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Grant {
+    /// The identity that was refused (as adfdr describes it).
+    pub principal: String,
+    /// The built-in role that allows the call.
+    pub role: String,
+    /// Where to grant it: an ARM resource id, a resource's path, or a
+    /// container's address.
+    pub scope: String,
+    /// The permission the call needs, when known (for a custom role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}

@@ -239,6 +239,9 @@ pub struct JobError {
     pub kind: crate::Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// For a refusal: the role the principal lacks, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::Grant>,
 }
 
 impl JobOutcome {

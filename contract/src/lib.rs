@@ -17,7 +17,7 @@ pub mod prune;
 pub mod verify;
 
 pub use audit::*;
-pub use error::Kind;
+pub use error::{Grant, Kind};
 pub use job::*;
 
 #[cfg(test)]

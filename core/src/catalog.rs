@@ -25,6 +25,8 @@ const PRUNED: TableDefinition<&str, &[u8]> = TableDefinition::new("pruned");
 pub struct CatalogError {
     pub path: String,
     pub detail: String,
+    /// Another process has it open (redb's lock): a conflict, not damage.
+    pub in_use: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -100,6 +102,7 @@ impl Catalog {
 
     pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
         let err = |detail: String| CatalogError {
+            in_use: false,
             path: path.display().to_string(),
             detail,
         };
@@ -128,9 +131,10 @@ impl Catalog {
         }
         drop(file);
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => err(
-                "in use by another adfdr process (the agent?); try again when it is done".into(),
-            ),
+            redb::DatabaseError::DatabaseAlreadyOpen => CatalogError {
+                in_use: true,
+                ..err("in use by another adfdr process (the agent?); try again when it is done".into())
+            },
             e => err(format!(
                 "{e}; if it is damaged, delete it and run `adfdr catalog rebuild` (the store is the truth)"
             )),
@@ -154,6 +158,7 @@ impl Catalog {
 
     fn err(&self, e: impl std::fmt::Display) -> CatalogError {
         CatalogError {
+            in_use: false,
             path: self.path.display().to_string(),
             detail: e.to_string(),
         }

@@ -49,6 +49,9 @@ pub struct ErrorOut {
     pub message: String,
     /// What to do next, where adfdr knows.
     pub hint: Option<String>,
+    /// For a refusal: the role the principal lacks, and on which scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<adfdr_core::ops::Grant>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
@@ -102,6 +105,14 @@ fn print(r: &FactoryBackup) {
             r.factory,
             output::clean(&e.message)
         );
+        if let Some(g) = &e.grant {
+            eprintln!(
+                "adfdr: needs: the role '{}' for {} on {}",
+                output::clean(&g.role),
+                output::clean(&g.principal),
+                output::clean(&g.scope)
+            );
+        }
         if let Some(hint) = &e.hint {
             eprintln!("adfdr: hint: {}", output::clean(hint));
         }
@@ -197,7 +208,8 @@ fn failed(factory: String, through: &str, e: &OpError) -> FactoryBackup {
         error: Some(ErrorOut {
             kind: e.kind().as_str().into(),
             message: e.to_string(),
-            hint: e.hint().map(str::to_string),
+            hint: e.hint(),
+            grant: e.grant(),
         }),
     }
 }

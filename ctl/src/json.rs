@@ -57,6 +57,9 @@ pub struct ErrorBody {
     pub message: String,
     /// What to do next, where the message does not say it.
     pub hint: Option<String>,
+    /// For a refusal: the role the principal lacks, and on which scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<adfdr_core::ops::Grant>,
     /// The same command, later, may succeed.
     pub retryable: bool,
 }
@@ -68,7 +71,8 @@ pub fn error(e: &adfdr_core::ops::OpError) {
             error: ErrorBody {
                 kind: e.kind(),
                 message: e.to_string(),
-                hint: e.hint().map(str::to_string),
+                hint: e.hint(),
+                grant: e.grant(),
                 retryable: e.retryable(),
             },
         },

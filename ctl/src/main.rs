@@ -301,8 +301,16 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("adfdr: error: {}", output::clean(&e.to_string()));
+            if let Some(g) = e.grant() {
+                eprintln!(
+                    "adfdr: needs: the role '{}' for {} on {}",
+                    output::clean(&g.role),
+                    output::clean(&g.principal),
+                    output::clean(&g.scope)
+                );
+            }
             if let Some(hint) = e.hint() {
-                eprintln!("adfdr: hint: {}", output::clean(hint));
+                eprintln!("adfdr: hint: {}", output::clean(&hint));
             }
             if ctx.json {
                 json::error(&e);

@@ -11,12 +11,14 @@ pub use adfdr_contract::job::*;
 use super::{Kind, OpError};
 
 impl From<&OpError> for JobOutcome {
-    /// A job that failed with `e` before it had a report: kind and hint kept.
+    /// A job that failed with `e` before it had a report: kind, hint and
+    /// grant kept.
     fn from(e: &OpError) -> JobOutcome {
         JobOutcome {
             error: Some(JobError {
                 kind: e.kind(),
-                hint: e.hint().map(str::to_string),
+                hint: e.hint(),
+                grant: e.grant(),
             }),
             ..JobOutcome::failed(e.to_string())
         }
@@ -24,16 +26,14 @@ impl From<&OpError> for JobOutcome {
 }
 
 impl From<&JobOutcome> for OpError {
-    /// A failed job's error again, kind and hint kept (for a front end
+    /// A failed job's error again, kind, hint and grant kept (for a front end
     /// that reports errors as `OpError`s).
     fn from(o: &JobOutcome) -> OpError {
-        let e = OpError::new(
-            o.error.as_ref().map_or(Kind::Failed, |e| e.kind),
-            o.summary.clone(),
-        );
-        match o.error.as_ref().and_then(|e| e.hint.clone()) {
-            Some(h) => e.with_hint(h),
-            None => e,
+        OpError::Op {
+            kind: o.error.as_ref().map_or(Kind::Failed, |e| e.kind),
+            message: o.summary.clone(),
+            hint: o.error.as_ref().and_then(|e| e.hint.clone()),
+            grant: o.error.as_ref().and_then(|e| e.grant.clone()).map(Box::new),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::identity::IdentityError;
 use crate::keys::KeyError;
 use crate::store::StoreError;
 
-pub use adfdr_contract::Kind;
+pub use adfdr_contract::{Grant, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -20,7 +20,7 @@ pub enum OpError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]
@@ -33,7 +33,15 @@ pub enum OpError {
         kind: Kind,
         message: String,
         hint: Option<String>,
+        /// For a refusal: the role the principal lacks, and where.
+        grant: Option<Box<Grant>>,
     },
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(Box::new(e))
+    }
 }
 
 impl From<crate::ops::export::ExportError> for OpError {
@@ -48,6 +56,7 @@ impl OpError {
             kind,
             message: message.into(),
             hint: None,
+            grant: None,
         }
     }
 
@@ -78,17 +87,37 @@ impl OpError {
 
     /// Adds what the operator should do next.
     pub fn with_hint(self, text: impl Into<String>) -> Self {
+        let grant = self.grant();
         match self {
-            OpError::Op { kind, message, .. } => OpError::Op {
+            OpError::Op {
+                kind,
+                message,
+                grant,
+                ..
+            } => OpError::Op {
                 kind,
                 message,
                 hint: Some(text.into()),
+                grant,
             },
             other => OpError::Op {
                 kind: other.kind(),
                 message: other.to_string(),
                 hint: Some(text.into()),
+                grant: grant.map(Box::new),
             },
+        }
+    }
+
+    /// Adds the access a refused call needed.
+    pub fn with_grant(self, grant: Option<Grant>) -> Self {
+        let hint = self.hint();
+        let kind = self.kind();
+        OpError::Op {
+            kind,
+            message: self.to_string(),
+            hint,
+            grant: grant.map(Box::new),
         }
     }
 
@@ -108,13 +137,13 @@ impl OpError {
                 KeyError::NoKey { .. } => Kind::Denied,
                 KeyError::Vault { .. } | KeyError::Write { .. } => Kind::Failed,
             },
-            OpError::Store(e) => match e {
+            OpError::Store(e) => match e.as_ref() {
                 StoreError::Exists { .. } => Kind::Conflict,
                 StoreError::Denied { .. } => Kind::Denied,
                 StoreError::Unreachable { .. } => Kind::Unreachable,
                 StoreError::Failed { .. } => Kind::Failed,
             },
-            OpError::Catalog(e) if e.detail.contains("in use by another") => Kind::Conflict,
+            OpError::Catalog(e) if e.in_use => Kind::Conflict,
             OpError::Catalog(_) => Kind::Failed,
             OpError::Export(e) => match e.as_ref() {
                 crate::ops::export::ExportError::NotFound { .. } => Kind::NotFound,
@@ -130,10 +159,71 @@ impl OpError {
         }
     }
 
-    /// What to do next, when the message does not already say it.
-    pub fn hint(&self) -> Option<&str> {
+    /// What to do next, when the message does not already say it: the
+    /// use case's own, else what helps with the typed source's failure.
+    pub fn hint(&self) -> Option<String> {
+        use crate::ops::export::ExportError;
+        let text = match self {
+            OpError::Op { hint, .. } => return hint.clone(),
+            OpError::Catalog(e) if e.in_use => {
+                "while the agent runs, commands go through its socket; stop it for `catalog rebuild`"
+            }
+            OpError::Catalog(_) => {
+                "the store is the truth: `adfdr catalog rebuild` makes the catalog again"
+            }
+            OpError::Key(KeyError::NoKey { .. }) => {
+                "`adfdr key list` shows which configured keys open which snapshots"
+            }
+            OpError::Store(e) if e.is_unreachable() => {
+                "the other locations still serve reads; `adfdr verify --repair` completes the copies when it is back"
+            }
+            OpError::Identity(_) => {
+                "`adfdr config check` signs in as each identity and says what fails"
+            }
+            OpError::Store(_) | OpError::Export(_) if self.kind() == Kind::Denied => {
+                "`adfdr config check` signs in as each identity and probes every permission adfdr needs"
+            }
+            OpError::Export(e) if matches!(e.as_ref(), ExportError::Arm { source, .. } if source.is_throttled()) => {
+                "ARM throttles per principal and subscription; the same command in a minute succeeds"
+            }
+            _ => return None,
+        };
+        Some(text.to_string())
+    }
+
+    /// For a refusal: the role the principal lacks, and where, as data.
+    pub fn grant(&self) -> Option<Grant> {
+        use crate::ops::export::ExportError;
         match self {
-            OpError::Op { hint, .. } => hint.as_deref(),
+            OpError::Op { grant, .. } => grant.as_deref().cloned(),
+            OpError::Store(e) => match e.as_ref() {
+                StoreError::Denied { grant, .. } => grant.as_deref().cloned(),
+                _ => None,
+            },
+            OpError::Export(e) => match e.as_ref() {
+                ExportError::Denied { identity, path, .. } => Some(Grant {
+                    principal: identity.clone(),
+                    role: "Reader".into(),
+                    scope: path.clone(),
+                    action: None,
+                }),
+                ExportError::DeniedKind {
+                    identity,
+                    path,
+                    action,
+                    ..
+                } => Some(Grant {
+                    principal: identity.clone(),
+                    role: if action.starts_with("Microsoft.DataFactory/") {
+                        "Data Factory Contributor".into()
+                    } else {
+                        "Reader".into()
+                    },
+                    scope: path.clone(),
+                    action: Some(action.clone()),
+                }),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -159,7 +249,10 @@ mod tests {
         assert_eq!(e.kind(), Kind::Unreachable);
         assert!(e.retryable());
         let e = OpError::usage("bad flag").with_hint("see --help");
-        assert_eq!((e.kind(), e.hint()), (Kind::Usage, Some("see --help")));
+        assert_eq!(
+            (e.kind(), e.hint().as_deref()),
+            (Kind::Usage, Some("see --help"))
+        );
         assert!(!e.retryable());
         assert_eq!(e.to_string(), "bad flag");
         let e: OpError = KeyError::Length {
@@ -173,5 +266,54 @@ mod tests {
             serde_json::to_value(Kind::NotFound).expect("json"),
             "not-found"
         );
+    }
+
+    /// Issue 27: kinds and grants come from the typed source's data, never
+    /// from its message text; typed sources carry a hint where one helps.
+    #[test]
+    fn kind_grant_and_hint_are_data() {
+        let busy: OpError = crate::catalog::CatalogError {
+            path: "/c".into(),
+            detail: "some other words".into(),
+            in_use: true,
+        }
+        .into();
+        assert_eq!(busy.kind(), Kind::Conflict);
+        assert!(busy.hint().is_some_and(|h| h.contains("socket")));
+        let damaged: OpError = crate::catalog::CatalogError {
+            path: "/c".into(),
+            detail: "in use by another adfdr process".into(),
+            in_use: false,
+        }
+        .into();
+        assert_eq!(damaged.kind(), Kind::Failed, "the text decides nothing");
+        let denied: OpError = crate::ops::export::ExportError::Denied {
+            identity: "mi".into(),
+            path: "s/rg/f".into(),
+            status: 403,
+            code: "AuthorizationFailed".into(),
+        }
+        .into();
+        assert_eq!(denied.kind(), Kind::Denied);
+        let grant = denied.grant().expect("a grant");
+        assert_eq!(
+            (grant.role.as_str(), grant.scope.as_str()),
+            ("Reader", "s/rg/f")
+        );
+        // Kept when a hint is added and through a job's outcome.
+        let hinted = denied.with_hint("ask the owner");
+        assert_eq!(hinted.grant(), Some(grant.clone()));
+        let back = OpError::from(&crate::ops::contract::JobOutcome::from(&hinted));
+        assert_eq!((back.kind(), back.grant()), (Kind::Denied, Some(grant)));
+        assert_eq!(back.hint().as_deref(), Some("ask the owner"));
+        let down: OpError = StoreError::Unreachable {
+            location: "weu".into(),
+            op: "read",
+            key: "k".into(),
+            detail: "down".into(),
+        }
+        .into();
+        assert!(down.hint().is_some_and(|h| h.contains("verify --repair")));
+        assert_eq!(down.grant(), None);
     }
 }

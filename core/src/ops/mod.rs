@@ -44,7 +44,7 @@ use crate::store::{BlobStore, Location, Replicas};
 
 pub mod error;
 
-pub use error::{Kind, OpError};
+pub use error::{Grant, Kind, OpError};
 
 /// Everything a use case needs, built once from the config.
 pub struct Engine {

@@ -118,6 +118,7 @@ impl AzureStore {
                 status: 401,
                 detail: chain(&err),
                 hint: format!("signing in as {} failed: {}", self.who, self.fix),
+                grant: None,
             };
         }
         if transport {
@@ -170,6 +171,14 @@ impl AzureStore {
                 status,
                 detail: format!("{code} {}", first_line(&message)),
                 hint,
+                grant: (!self.sas).then(|| {
+                    Box::new(adfdr_contract::Grant {
+                        principal: self.who.clone(),
+                        role: role.split(" (").next().unwrap_or(role).to_string(),
+                        scope: self.shown.clone(),
+                        action: None,
+                    })
+                }),
             };
         }
         StoreError::Failed {

@@ -35,6 +35,8 @@ pub enum StoreError {
         status: u16,
         detail: String,
         hint: String,
+        /// The role the identity lacks, and where (Entra sign-in, not a SAS).
+        grant: Option<Box<adfdr_contract::Grant>>,
     },
     #[error("location {location}: {op} {key} failed: {detail}")]
     Failed {

@@ -132,6 +132,21 @@ async fn refused_access_names_the_identity_the_resource_and_the_role() {
         err.contains(&format!("{SUB}/{RG}/adf-sales")) && err.contains("'Reader'"),
         "{err}"
     );
+    // Issue 27: the role and the scope as data, not only in the message,
+    // with what to do next.
+    let out = rig.adfdr(&["backup", "--json"]);
+    let error = &json(&out)["factories"][0]["error"];
+    assert_eq!(
+        error["grant"],
+        json!({"principal": "the system-assigned managed identity", "role": "Reader", "scope": format!("{SUB}/{RG}/adf-sales")}),
+        "{error:#}"
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("adfdr config check")),
+        "{error:#}"
+    );
 
     // Reader on the factory, but no role on the key.
     admin(&rig.emu, "role-assignments", json!({"principal_id": mi, "role": "Reader", "scope": format!("/subscriptions/{SUB}/resourceGroups/{RG}")})).await;
@@ -244,6 +259,13 @@ async fn a_backup_is_complete_or_names_the_missing_permission() {
         "{}",
         text(&out)
     );
+    let out = rig.adfdr(&["backup", "--json"]);
+    let grant = &json(&out)["factories"][0]["error"]["grant"];
+    assert_eq!(
+        grant["action"], "Microsoft.Authorization/locks/read",
+        "{grant:#}"
+    );
+    assert_eq!(grant["role"], "Reader", "{grant:#}");
 
     // A kind this cloud does not offer (its list: 400 "not supported"):
     // recorded in the snapshot, which is complete for what exists.
