@@ -212,18 +212,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     view.lock().expect("view").alive = Some(std::time::Instant::now());
     store_answers(&engine, &view).await?;
     let scheduler = Scheduler::new(schedule(&engine.config, &catalog)?);
-    if let Some(addr) = &engine.config.agent.metrics {
-        let bound = crate::metrics::serve(addr, catalog.clone(), view.clone())
-            .await
-            .map_err(OpError::usage)?;
-        tracing::info!(address = %bound, "metrics at /metrics, health at /healthz");
-    }
-    if let Some(addr) = &engine.config.agent.health {
-        let bound = crate::metrics::serve_health(addr, view.clone())
-            .await
-            .map_err(OpError::usage)?;
-        tracing::info!(address = %bound, "probes at /healthz and /readyz");
-    }
+    endpoints(&engine, &catalog, &view).await?;
     let mut signals = Signals::new()?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     // Leases: which factories this agent runs (several agents share a store).
@@ -279,12 +268,7 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
         capture_failing: Default::default(),
     };
     let watchdog = sd_notify::watchdog_enabled().map(|w| w / 2);
-    tracing::info!(jobs = d.scheduler.jobs().len(), config = %d.path.display(), "ready");
-    notify(&[
-        NotifyState::Ready,
-        NotifyState::Status(&d.scheduler.status_line()),
-    ]);
-    d.view.lock().expect("view").ready = true;
+    d.ready();
     loop {
         d.view.lock().expect("view").alive = Some(std::time::Instant::now());
         d.start_due();
@@ -310,7 +294,34 @@ pub async fn run(path: PathBuf, config: Config, stop_timeout: Duration) -> Resul
     }
 }
 
+/// The metrics endpoint and the health probes, where configured.
+async fn endpoints(engine: &Engine, catalog: &Arc<Catalog>, view: &Shared) -> Result<(), OpError> {
+    if let Some(addr) = &engine.config.agent.metrics {
+        let bound = crate::metrics::serve(addr, catalog.clone(), view.clone())
+            .await
+            .map_err(OpError::usage)?;
+        tracing::info!(address = %bound, "metrics at /metrics, health at /healthz");
+    }
+    if let Some(addr) = &engine.config.agent.health {
+        let bound = crate::metrics::serve_health(addr, view.clone())
+            .await
+            .map_err(OpError::usage)?;
+        tracing::info!(address = %bound, "probes at /healthz and /readyz");
+    }
+    Ok(())
+}
+
 impl Daemon {
+    /// Tells systemd (and /readyz) the agent is ready.
+    fn ready(&self) {
+        tracing::info!(jobs = self.scheduler.jobs().len(), config = %self.path.display(), "ready");
+        notify(&[
+            NotifyState::Ready,
+            NotifyState::Status(&self.scheduler.status_line()),
+        ]);
+        self.view.lock().expect("view").ready = true;
+    }
+
     /// Who holds the leases of factories this agent does not run.
     fn holders(&self) -> BTreeMap<String, String> {
         self.view.lock().expect("view").leases.clone()

@@ -60,32 +60,9 @@ pub async fn run(
         me.agent = Some(agent.clone());
         let mut names = current.config.factory_names();
         names.sort_by_key(|f| std::cmp::Reverse(share::preference(&agent, f)));
-        // Factories no longer configured: let them go.
-        let gone: Vec<String> = held
-            .keys()
-            .filter(|f| !names.contains(f))
-            .cloned()
-            .collect();
-        for f in gone {
-            if let Some(h) = held.remove(&f) {
-                h.lease.release().await;
-                let _ = events.send(Event::HandedOver(f));
-            }
-        }
+        let_go(&names, &mut held, &events).await;
         renew_all(&current, &me, &mut held, &view, &events, tick, seconds).await;
-        let now_ms =
-            u64::try_from(adfdr_core::ops::system_clock().unix_timestamp_nanos() / 1_000_000)
-                .unwrap_or(0);
-        let beat = share::Heartbeat {
-            agent: agent.clone(),
-            expires_ms: now_ms + u64::from(seconds) * 1000,
-            held: held.len(),
-        };
-        if let Err(e) = share::beat(&current.replicas, &beat).await {
-            tracing::warn!(error = %e, "could not write this agent's heartbeat");
-        }
-        let agents = share::live_agents(&current.replicas, &agent, now_ms, seconds, &proven).await;
-        proven.clear();
+        let agents = heartbeat(&current, &agent, held.len(), seconds, &mut proven).await;
         // This principal's ARM budget, mirrored, divided among the agents.
         current.arm.set_share(agents);
         let cap = share::cap(names.len(), agents);
@@ -152,6 +129,50 @@ pub async fn run(
         h.lease.release().await;
         tracing::info!(%factory, "lease released");
     }
+}
+
+/// Factories no longer configured: their leases are let go.
+async fn let_go(
+    names: &[String],
+    held: &mut BTreeMap<String, Held>,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    let gone: Vec<String> = held
+        .keys()
+        .filter(|f| !names.contains(f))
+        .cloned()
+        .collect();
+    for f in gone {
+        if let Some(h) = held.remove(&f) {
+            h.lease.release().await;
+            let _ = events.send(Event::HandedOver(f));
+        }
+    }
+}
+
+/// Writes this agent's heartbeat and counts the live agents (those whose
+/// heartbeats count: seen holding a lease at the last tick, `proven`, which
+/// starts over).
+async fn heartbeat(
+    current: &Engine,
+    agent: &str,
+    held: usize,
+    seconds: u32,
+    proven: &mut std::collections::BTreeSet<String>,
+) -> usize {
+    let now_ms = u64::try_from(adfdr_core::ops::system_clock().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(0);
+    let beat = share::Heartbeat {
+        agent: agent.to_string(),
+        expires_ms: now_ms + u64::from(seconds) * 1000,
+        held,
+    };
+    if let Err(e) = share::beat(&current.replicas, &beat).await {
+        tracing::warn!(error = %e, "could not write this agent's heartbeat");
+    }
+    let agents = share::live_agents(&current.replicas, agent, now_ms, seconds, proven).await;
+    proven.clear();
+    agents
 }
 
 /// Renews every lease held; one that is lost (or unsure past the safe

@@ -411,36 +411,7 @@ fn factories(
         lease_changes.clone(),
     );
     drills(registry, catalog, view, now)?;
-    let agents = gauge_family(
-        registry,
-        "adfdr_agents",
-        "Live agents sharing the store (their heartbeats), this one included",
-    );
-    agents
-        .get_or_create(&Vec::new())
-        .set(view.agents.max(1) as f64);
-    let info = gauge_family(
-        registry,
-        "adfdr_factory_info",
-        "Where each factory is (always 1): join on factory for its subscription and resource group, e.g. adfdr_rpo_seconds * on(factory) group_left(subscription) adfdr_factory_info",
-    );
-    for (name, (sub, rg, arm)) in &view.sources {
-        info.get_or_create(&label(&[
-            ("factory", name),
-            ("subscription", sub),
-            ("resource_group", rg),
-            ("arm_name", arm),
-        ]))
-        .set(1.0);
-    }
-    let gone = gauge_family(
-        registry,
-        "adfdr_source_gone",
-        "1 for a factory the store holds snapshots of that is neither configured nor found by discovery (its snapshots are kept)",
-    );
-    for g in &view.source_gone {
-        gone.get_or_create(&label(&[("factory", g)])).set(1.0);
-    }
+    fleet(registry, view);
     for factory in &view.factories {
         let f = label(&[("factory", factory)]);
         lease_changes
@@ -488,6 +459,40 @@ fn factories(
         }
     }
     Ok(())
+}
+
+/// The fleet: live agents, where each factory is, and sources gone.
+fn fleet(registry: &mut Registry, view: &View) {
+    let agents = gauge_family(
+        registry,
+        "adfdr_agents",
+        "Live agents sharing the store (their heartbeats), this one included",
+    );
+    agents
+        .get_or_create(&Vec::new())
+        .set(view.agents.max(1) as f64);
+    let info = gauge_family(
+        registry,
+        "adfdr_factory_info",
+        "Where each factory is (always 1): join on factory for its subscription and resource group, e.g. adfdr_rpo_seconds * on(factory) group_left(subscription) adfdr_factory_info",
+    );
+    for (name, (sub, rg, arm)) in &view.sources {
+        info.get_or_create(&label(&[
+            ("factory", name),
+            ("subscription", sub),
+            ("resource_group", rg),
+            ("arm_name", arm),
+        ]))
+        .set(1.0);
+    }
+    let gone = gauge_family(
+        registry,
+        "adfdr_source_gone",
+        "1 for a factory the store holds snapshots of that is neither configured nor found by discovery (its snapshots are kept)",
+    );
+    for g in &view.source_gone {
+        gone.get_or_create(&label(&[("factory", g)])).set(1.0);
+    }
 }
 
 /// Continuous capture: events read and sealed, snapshots, drift, the

@@ -955,33 +955,7 @@ impl Config {
                 "no [[location]]: add two or more, in different regions".into(),
             ));
         }
-        // The agent's listening addresses are parsed here, once: what
-        // `config check` accepts is what the agent binds.
-        for (key, addr) in [
-            ("metrics", &self.agent.metrics),
-            ("health", &self.agent.health),
-        ] {
-            if let Some(a) = addr
-                && a.parse::<std::net::SocketAddr>().is_err()
-            {
-                return Err(whole(format!(
-                    "agent.{key} = '{}' is not an address like 127.0.0.1:9464 (IP:PORT; [::1]:9464 for IPv6)",
-                    cut(a)
-                )));
-            }
-        }
-        if self.backup.max_definitions_mib == 0 {
-            return Err(whole(
-                "backup.max_definitions_mib = 0 would refuse every backup: give the most MiB of definitions one backup may hold".into(),
-            ));
-        }
-        let (lo, hi) = (LEASE_MIN_SECONDS, LEASE_MAX_SECONDS);
-        if !(lo..=hi).contains(&self.agent.lease_seconds) {
-            return Err(whole(format!(
-                "agent.lease_seconds = {}: Azure blob leases last {lo} to {hi} seconds; pick one in that range",
-                self.agent.lease_seconds
-            )));
-        }
+        validate_agent(self, whole)?;
         let mut names = BTreeMap::new();
         let mut places: BTreeMap<String, String> = BTreeMap::new();
         for l in &self.locations {
@@ -1146,32 +1120,9 @@ impl Config {
                     )
                 })?;
             }
-            if let Some(tz) = &fc.timezone {
-                crate::plan::schedule::Schedule::parse("0 0 * * *", Some(tz)).map_err(|e| {
-                    invalid(
-                        f.span(),
-                        format!(
-                            "factory '{}': timezone: {}",
-                            fc.name,
-                            cut_quoted(&e.to_string())
-                        ),
-                    )
-                })?;
-            }
-            for (what, expr) in fc.schedules() {
-                crate::plan::schedule::Schedule::parse(expr, fc.timezone.as_deref()).map_err(
-                    |e| {
-                        invalid(
-                            f.span(),
-                            format!(
-                                "factory '{}': {what} = {}",
-                                fc.name,
-                                cut_quoted(&e.to_string())
-                            ),
-                        )
-                    },
-                )?;
-            }
+            schedules_problem(fc).map_or(Ok(()), |p| {
+                Err(invalid(f.span(), format!("factory '{}': {p}", fc.name)))
+            })?;
             if let Some(t) = &fc.drill_target
                 && t.subscription.eq_ignore_ascii_case(&fc.subscription)
                 && t.resource_group.eq_ignore_ascii_case(&fc.resource_group)
@@ -1252,6 +1203,58 @@ impl Config {
 }
 
 /// `https://vault/keys/NAME[/VERSION]` -> (vault URL, name, version).
+/// The agent's and the backup's own settings: listening addresses (parsed
+/// here, once: what `config check` accepts is what the agent binds), the
+/// definitions cap and the lease period.
+fn validate_agent(
+    config: &Config,
+    whole: &dyn Fn(String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    // The agent's listening addresses are parsed here, once: what
+    // `config check` accepts is what the agent binds.
+    for (key, addr) in [
+        ("metrics", &config.agent.metrics),
+        ("health", &config.agent.health),
+    ] {
+        if let Some(a) = addr
+            && a.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(whole(format!(
+                "agent.{key} = '{}' is not an address like 127.0.0.1:9464 (IP:PORT; [::1]:9464 for IPv6)",
+                cut(a)
+            )));
+        }
+    }
+    if config.backup.max_definitions_mib == 0 {
+        return Err(whole(
+            "backup.max_definitions_mib = 0 would refuse every backup: give the most MiB of definitions one backup may hold".into(),
+        ));
+    }
+    let (lo, hi) = (LEASE_MIN_SECONDS, LEASE_MAX_SECONDS);
+    if !(lo..=hi).contains(&config.agent.lease_seconds) {
+        return Err(whole(format!(
+            "agent.lease_seconds = {}: Azure blob leases last {lo} to {hi} seconds; pick one in that range",
+            config.agent.lease_seconds
+        )));
+    }
+    Ok(())
+}
+
+/// Why the factory's time zone or one of its schedules does not parse.
+fn schedules_problem(fc: &FactoryConfig) -> Option<String> {
+    use crate::plan::schedule::Schedule;
+    if let Some(tz) = &fc.timezone
+        && let Err(e) = Schedule::parse("0 0 * * *", Some(tz))
+    {
+        return Some(format!("timezone: {}", cut_quoted(&e.to_string())));
+    }
+    fc.schedules().find_map(|(what, expr)| {
+        Schedule::parse(expr, fc.timezone.as_deref())
+            .err()
+            .map(|e| format!("{what} = {}", cut_quoted(&e.to_string())))
+    })
+}
+
 pub fn parse_key_url(url: &Url) -> Option<(String, String, Option<String>)> {
     let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {

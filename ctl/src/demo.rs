@@ -149,6 +149,35 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
             .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     );
+    tour(arm.as_ref(), &factory_path).await?;
+
+    // The service's rules hold: a referenced linked service cannot be deleted.
+    match arm
+        .delete(&format!("{factory_path}/linkedservices/LS_KeyVault"))
+        .await
+    {
+        Err(e) => say!(
+            "\nas in Azure, deleting LS_KeyVault is refused: {}",
+            e.code().unwrap_or("?")
+        ),
+        Ok(_) => anyhow::bail!("the emulator let a referenced linked service be deleted"),
+    }
+    let mut out = backups(&dir, &emulator, &tls.ca, arm.as_ref(), &factory_path).await?;
+    say!("\ndemo files: {}", dir.display());
+    let passed = out.passed;
+    if json {
+        out.dir = dir.clone();
+        crate::json::emit("demo", &out);
+    }
+    if !passed {
+        anyhow::bail!("the demo's drill failed (see its report above)");
+    }
+    Ok(())
+}
+
+/// Each kind the factory holds, counted and named, as read with nextLink
+/// paging.
+async fn tour(arm: &dyn adfdr_core::factory::FactoryApi, factory_path: &str) -> anyhow::Result<()> {
     say!("\n{:<28} {:>5}  names", "kind", "count");
     let mut total = 0;
     for kind in Kind::ALL
@@ -191,28 +220,6 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     say!(
         "{total} resources in the factory, read with nextLink paging (5 per page); a backup also keeps the factory itself, its global parameters and what surrounds it"
     );
-
-    // The service's rules hold: a referenced linked service cannot be deleted.
-    match arm
-        .delete(&format!("{factory_path}/linkedservices/LS_KeyVault"))
-        .await
-    {
-        Err(e) => say!(
-            "\nas in Azure, deleting LS_KeyVault is refused: {}",
-            e.code().unwrap_or("?")
-        ),
-        Ok(_) => anyhow::bail!("the emulator let a referenced linked service be deleted"),
-    }
-    let mut out = backups(&dir, &emulator, &tls.ca, arm.as_ref(), &factory_path).await?;
-    say!("\ndemo files: {}", dir.display());
-    let passed = out.passed;
-    if json {
-        out.dir = dir.clone();
-        crate::json::emit("demo", &out);
-    }
-    if !passed {
-        anyhow::bail!("the demo's drill failed (see its report above)");
-    }
     Ok(())
 }
 
@@ -358,6 +365,18 @@ async fn backups(
         say!("  {line}");
     }
 
+    verify_all(&engine).await?;
+    say!("\nrestorability report of {second} (what needs a human after a restore):");
+    for finding in b.manifest.report.iter().take(6) {
+        say!("  {}: {}", finding.resource, finding.detail);
+    }
+
+    drill(&engine, &fc, dir, &config_path, first, second).await
+}
+
+/// `verify --read-data` over the demo's store: every object digest and
+/// resource hash.
+async fn verify_all(engine: &adfdr_core::ops::Engine) -> anyhow::Result<()> {
     let report = adfdr_core::ops::verify::verify(
         &engine.replicas,
         &adfdr_core::ops::verify::Scope {
@@ -388,12 +407,7 @@ async fn backups(
     if !report.healthy() {
         anyhow::bail!("the demo's own backups did not verify");
     }
-    say!("\nrestorability report of {second} (what needs a human after a restore):");
-    for finding in b.manifest.report.iter().take(6) {
-        say!("  {}: {}", finding.resource, finding.detail);
-    }
-
-    drill(&engine, &fc, dir, &config_path, first, second).await
+    Ok(())
 }
 
 /// The drill into the scratch factory, its report for auditors, and the

@@ -55,24 +55,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     let mut engine = crate::incident::engine_keyless(ctx, &args.incident)?;
     let headers_only = engine.keys.is_empty();
     let factory = crate::factories::filter(&mut engine, args.factory.name()?).await?;
-    let replicas = match &args.location {
-        None => engine.replicas.clone(),
-        Some(name) => {
-            let location = engine.replicas.get(name).cloned().ok_or_else(|| {
-                OpError::usage(format!(
-                    "unknown location '{name}'; configured: {}",
-                    engine
-                        .replicas
-                        .locations
-                        .iter()
-                        .map(|l| l.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            Replicas::new(vec![location])
-        }
-    };
+    let replicas = only(&engine, args.location.as_deref())?;
     // The agent holds the catalog while it runs: then the store alone
     // answers. A listing of one location does not update it.
     let catalog = if args.location.is_some() || crate::incident::agent(&engine).is_some() {
@@ -152,6 +135,26 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
     } else {
         exit::DEGRADED
     })
+}
+
+/// Every location, or only the one named (`--location`).
+fn only(engine: &adfdr_core::ops::Engine, location: Option<&str>) -> Result<Replicas, OpError> {
+    let Some(name) = location else {
+        return Ok(engine.replicas.clone());
+    };
+    let location = engine.replicas.get(name).cloned().ok_or_else(|| {
+        let names: Vec<String> = engine
+            .replicas
+            .locations
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        OpError::usage(format!(
+            "unknown location '{name}'; configured: {}",
+            names.join(", ")
+        ))
+    })?;
+    Ok(Replicas::new(vec![location]))
 }
 
 /// Snapshots none of the keys given opens, told once: how many, which

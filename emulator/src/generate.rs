@@ -143,10 +143,27 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
                 "privateLinkResourceId": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k:02}")}}),
         ));
     }
+    files.extend(surroundings());
+    for k in 0..(n / 1000).clamp(1, 4) {
+        let name = format!("LS_Files_{k:02}");
+        files.push((
+            format!("linkedService/{name}.json"),
+            json!({"name": name, "properties": {"type": "FileServer",
+                "connectVia": {"referenceName": "ir-selfhosted", "type": "IntegrationRuntimeReference"},
+                "typeProperties": {"host": format!("\\\\files{k:02}\\exports"), "userId": "corp\\svc-adf",
+                    "encryptedCredential": encrypted_credential(k)}}}),
+        ));
+    }
+    files
+}
+
+/// Its surroundings: diagnostics to a workspace, a lock, and the alerts
+/// that watch it (in its resource group, naming it as `{factory}`).
+fn surroundings() -> Vec<(String, Value)> {
     // Its surroundings: diagnostics to a workspace, a lock, and the alerts
     // that watch it (in its resource group, naming it as `{factory}`).
     let action_group = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-oncall";
-    files.extend([
+    vec![
         (
             "surroundings/diagnosticSetting/diag-all.json".to_string(),
             json!({"name": "diag-all", "properties": {
@@ -197,18 +214,7 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
                 "scope": "/subscriptions/{subscription}/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/kv-generated",
                 "principal": "systemAssigned"}}),
         ),
-    ]);
-    for k in 0..(n / 1000).clamp(1, 4) {
-        let name = format!("LS_Files_{k:02}");
-        files.push((
-            format!("linkedService/{name}.json"),
-            json!({"name": name, "properties": {"type": "FileServer",
-                "connectVia": {"referenceName": "ir-selfhosted", "type": "IntegrationRuntimeReference"},
-                "typeProperties": {"host": format!("\\\\files{k:02}\\exports"), "userId": "corp\\svc-adf",
-                    "encryptedCredential": encrypted_credential(k)}}}),
-        ));
-    }
-    files
+    ]
 }
 
 /// A factory of about `n` resources (plus the factory file).
@@ -275,41 +281,8 @@ pub fn factory(n: usize) -> Generated {
                 "scriptLines": ["source(allowSchemaDrift: true) ~> source1", "source1 derive(loaded = currentTimestamp()) ~> derived", "derived filter(!isNull(id)) ~> filtered", "filtered sink(allowSchemaDrift: true) ~> sink1"]}}}),
         ));
     }
-    // Pipelines: chains of CHAIN_DEPTH, each calling the next one down.
     for i in 0..pl {
-        let name = format!("PL_Step_{i:05}");
-        let depth = i % CHAIN_DEPTH;
-        let mut activities = vec![
-            json!({"name": "Lookup watermark", "type": "Lookup", "dependsOn": [],
-                   "policy": {"timeout": "0.12:00:00", "retry": 2, "retryIntervalInSeconds": 30},
-                   "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": "SELECT MAX(modified) AS wm FROM etl.watermark"},
-                                      "dataset": {"referenceName": ds_name(i), "type": "DatasetReference"}}}),
-            json!({"name": "Copy rows", "type": "Copy", "dependsOn": [{"activity": "Lookup watermark", "dependencyConditions": ["Succeeded"]}],
-                   "description": noise(i * 7 + 2, 16),
-                   "userProperties": [{"name": "Source", "value": noise(i * 7 + 3, 3)}, {"name": "Destination", "value": noise(i * 7 + 4, 3)}],
-                   "inputs": [{"referenceName": ds_name(i), "type": "DatasetReference", "parameters": {"schema": "staging"}}],
-                   "outputs": [{"referenceName": ds_name(i + 3), "type": "DatasetReference"}],
-                   "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": {"value": "@concat('SELECT * FROM t WHERE modified > ''', activity('Lookup watermark').output.firstRow.wm, '''')", "type": "Expression"}},
-                                      "sink": {"type": "AzureSqlSink", "writeBatchSize": {"value": "@pipeline().globalParameters.batchSize", "type": "Expression"}},
-                                      "enableStaging": false}}),
-            json!({"name": "For each partition", "type": "ForEach", "dependsOn": [{"activity": "Copy rows", "dependencyConditions": ["Succeeded"]}],
-                   "typeProperties": {"items": {"value": "@pipeline().parameters.partitions", "type": "Expression"}, "isSequential": false, "batchCount": 8,
-                                      "activities": [{"name": "Wait a bit", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}}),
-        ];
-        if depth + 1 < CHAIN_DEPTH && i + 1 < pl {
-            activities.push(json!({"name": "Run next step", "type": "ExecutePipeline",
-                "dependsOn": [{"activity": "For each partition", "dependencyConditions": ["Succeeded"]}],
-                "typeProperties": {"pipeline": {"referenceName": format!("PL_Step_{:05}", i + 1), "type": "PipelineReference"}, "waitOnCompletion": true}}));
-        }
-        files.push((
-            format!("pipeline/{name}.json"),
-            json!({"name": name, "properties": {"activities": activities,
-                "description": noise(i * 7 + 1, 24),
-                "parameters": {"partitions": {"type": "array", "defaultValue": [1, 2, 3, 4]}, "runDate": {"type": "string"}},
-                "variables": {"rows": {"type": "String"}},
-                "folder": {"name": format!("chain{:03}", i / CHAIN_DEPTH)},
-                "annotations": ["generated"]}}),
-        ));
+        files.push(pipeline(i, pl, ds));
     }
     // Triggers start chain heads; every fourth is a tumbling window depending on the previous one.
     for i in 0..tr {
@@ -331,6 +304,45 @@ pub fn factory(n: usize) -> Generated {
         files.push((format!("trigger/{name}.json"), body));
     }
     Generated { files }
+}
+
+/// Pipeline `i` of `pl`: chains of CHAIN_DEPTH, each calling the next one
+/// down, reading and writing datasets of `ds`.
+fn pipeline(i: usize, pl: usize, ds: usize) -> (String, Value) {
+    let ds_name = |i: usize| format!("DS_Table_{:05}", i % ds);
+    let name = format!("PL_Step_{i:05}");
+    let depth = i % CHAIN_DEPTH;
+    let mut activities = vec![
+        json!({"name": "Lookup watermark", "type": "Lookup", "dependsOn": [],
+               "policy": {"timeout": "0.12:00:00", "retry": 2, "retryIntervalInSeconds": 30},
+               "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": "SELECT MAX(modified) AS wm FROM etl.watermark"},
+                                  "dataset": {"referenceName": ds_name(i), "type": "DatasetReference"}}}),
+        json!({"name": "Copy rows", "type": "Copy", "dependsOn": [{"activity": "Lookup watermark", "dependencyConditions": ["Succeeded"]}],
+               "description": noise(i * 7 + 2, 16),
+               "userProperties": [{"name": "Source", "value": noise(i * 7 + 3, 3)}, {"name": "Destination", "value": noise(i * 7 + 4, 3)}],
+               "inputs": [{"referenceName": ds_name(i), "type": "DatasetReference", "parameters": {"schema": "staging"}}],
+               "outputs": [{"referenceName": ds_name(i + 3), "type": "DatasetReference"}],
+               "typeProperties": {"source": {"type": "AzureSqlSource", "sqlReaderQuery": {"value": "@concat('SELECT * FROM t WHERE modified > ''', activity('Lookup watermark').output.firstRow.wm, '''')", "type": "Expression"}},
+                                  "sink": {"type": "AzureSqlSink", "writeBatchSize": {"value": "@pipeline().globalParameters.batchSize", "type": "Expression"}},
+                                  "enableStaging": false}}),
+        json!({"name": "For each partition", "type": "ForEach", "dependsOn": [{"activity": "Copy rows", "dependencyConditions": ["Succeeded"]}],
+               "typeProperties": {"items": {"value": "@pipeline().parameters.partitions", "type": "Expression"}, "isSequential": false, "batchCount": 8,
+                                  "activities": [{"name": "Wait a bit", "type": "Wait", "typeProperties": {"waitTimeInSeconds": 1}}]}}),
+    ];
+    if depth + 1 < CHAIN_DEPTH && i + 1 < pl {
+        activities.push(json!({"name": "Run next step", "type": "ExecutePipeline",
+            "dependsOn": [{"activity": "For each partition", "dependencyConditions": ["Succeeded"]}],
+            "typeProperties": {"pipeline": {"referenceName": format!("PL_Step_{:05}", i + 1), "type": "PipelineReference"}, "waitOnCompletion": true}}));
+    }
+    (
+        format!("pipeline/{name}.json"),
+        json!({"name": name, "properties": {"activities": activities,
+            "description": noise(i * 7 + 1, 24),
+            "parameters": {"partitions": {"type": "array", "defaultValue": [1, 2, 3, 4]}, "runDate": {"type": "string"}},
+            "variables": {"rows": {"type": "String"}},
+            "folder": {"name": format!("chain{:03}", i / CHAIN_DEPTH)},
+            "annotations": ["generated"]}}),
+    )
 }
 
 /// Writes a generated factory of about `n` resources in git layout under `dir`.

@@ -718,25 +718,7 @@ fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Repl
     if let Some(answer) = other_provider(shared, call, caller, s) {
         return answer;
     }
-    match call.query.get("api-version").map(String::as_str) {
-        None => {
-            return Err(ApiError::new(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            ));
-        }
-        Some(API_VERSION) => {}
-        Some(other) => {
-            return Err(ApiError::new(
-                400,
-                "InvalidResourceType",
-                format!(
-                    "The resource type could not be found in the namespace 'Microsoft.DataFactory' for api version '{other}'. The supported api-versions are '{API_VERSION}'."
-                ),
-            ));
-        }
-    }
+    factory_api_version(call)?;
     if s.len() < 2 || !eq(s[0], "subscriptions") {
         return Err(ApiError::not_found(
             "InvalidResourceType",
@@ -817,6 +799,30 @@ fn arm(shared: &Shared, call: &Call, caller: &Caller, s: &[&str]) -> Result<Repl
         },
         [segment, name, action @ ..] => ctx.action(segment, name, action),
     }
+}
+
+/// Data Factory's one api-version, as the service insists on it.
+fn factory_api_version(call: &Call) -> Result<(), ApiError> {
+    match call.query.get("api-version").map(String::as_str) {
+        None => {
+            return Err(ApiError::new(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            ));
+        }
+        Some(API_VERSION) => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "InvalidResourceType",
+                format!(
+                    "The resource type could not be found in the namespace 'Microsoft.DataFactory' for api version '{other}'. The supported api-versions are '{API_VERSION}'."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unknown_type(segment: &str) -> ApiError {

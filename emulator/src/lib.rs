@@ -262,33 +262,7 @@ impl Emulator {
             vault: base.clone(),
             managed_identity: format!("http://{mi_addr}/msi/token"),
         };
-        let persisted = match &config.state_file {
-            Some(path) if path.exists() => {
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("reading emulator state {}", path.display()))?;
-                Some(
-                    serde_json::from_slice::<Persisted>(&bytes).with_context(|| {
-                        format!(
-                            "emulator state {} is not valid; delete it to start empty",
-                            path.display()
-                        )
-                    })?,
-                )
-            }
-            _ => None,
-        };
-        let (tenant_id, key_b64, world) = match persisted {
-            Some(p) => (p.tenant_id, p.signing_key, p.world),
-            None => {
-                let mut key = [0u8; 32];
-                rand::Rng::fill(&mut rand::rng(), &mut key);
-                (
-                    config.tenant_id.clone(),
-                    base64::engine::general_purpose::STANDARD.encode(key),
-                    World::default(),
-                )
-            }
-        };
+        let (tenant_id, key_b64, world) = restored(&config)?;
         let key = base64::engine::general_purpose::STANDARD
             .decode(&key_b64)
             .context("emulator state has a corrupt signing key")?;
@@ -449,4 +423,34 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, sh
             }
         });
     }
+}
+/// The tenant, signing key and world saved in `state_file`, or new ones.
+fn restored(config: &Config) -> anyhow::Result<(String, String, World)> {
+    let persisted = match &config.state_file {
+        Some(path) if path.exists() => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading emulator state {}", path.display()))?;
+            Some(
+                serde_json::from_slice::<Persisted>(&bytes).with_context(|| {
+                    format!(
+                        "emulator state {} is not valid; delete it to start empty",
+                        path.display()
+                    )
+                })?,
+            )
+        }
+        _ => None,
+    };
+    Ok(match persisted {
+        Some(p) => (p.tenant_id, p.signing_key, p.world),
+        None => {
+            let mut key = [0u8; 32];
+            rand::Rng::fill(&mut rand::rng(), &mut key);
+            (
+                config.tenant_id.clone(),
+                base64::engine::general_purpose::STANDARD.encode(key),
+                World::default(),
+            )
+        }
+    })
 }

@@ -173,6 +173,21 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
             }
         }
     }
+    load_surroundings(root, &mut seed)?;
+    if seed.factory.is_none() && seed.resources.is_empty() {
+        return Err(SeedError::Empty {
+            path: root.to_path_buf(),
+        });
+    }
+    // Managed VNets go before their endpoints, whatever order the folders came in.
+    seed.resources
+        .sort_by_key(|r| r.kind != Kind::ManagedVirtualNetwork);
+    Ok(seed)
+}
+
+/// What surrounds the factory (`surroundings/`): diagnostics, locks,
+/// alerts, role assignments and access policies.
+fn load_surroundings(root: &Path, seed: &mut SeedFactory) -> Result<(), SeedError> {
     for (folder, ext) in [
         (
             "diagnosticSetting",
@@ -197,13 +212,5 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
     for path in json_files(&root.join("surroundings").join("accessPolicy"))? {
         seed.access_policies.push(read_json(&path)?);
     }
-    if seed.factory.is_none() && seed.resources.is_empty() {
-        return Err(SeedError::Empty {
-            path: root.to_path_buf(),
-        });
-    }
-    // Managed VNets go before their endpoints, whatever order the folders came in.
-    seed.resources
-        .sort_by_key(|r| r.kind != Kind::ManagedVirtualNetwork);
-    Ok(seed)
+    Ok(())
 }

@@ -410,30 +410,7 @@ impl World {
                 )
             }
             None => {
-                if location.is_none() {
-                    return Err(ApiError::new(
-                        400,
-                        "LocationRequired",
-                        "The location property is required for this definition.",
-                    ));
-                }
-                // Factory names are global: the same name in any other
-                // subscription or resource group is taken (the service's
-                // answer, quoted in Microsoft's incremental-copy tutorial).
-                if let Some(taken) = self
-                    .factories
-                    .values()
-                    .find(|f| f.name.eq_ignore_ascii_case(name))
-                {
-                    return Err(ApiError::new(
-                        409,
-                        "DataFactoryNameInUse",
-                        format!(
-                            "The specified resource name '{}' is already in use. Resource names must be globally unique.",
-                            taken.name
-                        ),
-                    ));
-                }
+                self.may_create(name, location.is_some())?;
                 (now_rfc3339(), None, name.to_string())
             }
         };
@@ -459,6 +436,35 @@ impl World {
         let view = factory_view(&factory, tenant_id);
         self.factories.insert(key, factory);
         Ok(view)
+    }
+
+    /// A new factory needs a location, and its name must be free anywhere.
+    fn may_create(&self, name: &str, located: bool) -> ApiResult<()> {
+        if !located {
+            return Err(ApiError::new(
+                400,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            ));
+        }
+        // Factory names are global: the same name in any other
+        // subscription or resource group is taken (the service's
+        // answer, quoted in Microsoft's incremental-copy tutorial).
+        if let Some(taken) = self
+            .factories
+            .values()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+        {
+            return Err(ApiError::new(
+                409,
+                "DataFactoryNameInUse",
+                format!(
+                    "The specified resource name '{}' is already in use. Resource names must be globally unique.",
+                    taken.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn patch_factory(

@@ -71,39 +71,7 @@ pub fn put_account(
         }
     }
     let region = location.to_ascii_lowercase().replace(' ', "");
-    props.insert("provisioningState".into(), "Succeeded".into());
-    props.insert("primaryLocation".into(), region.clone().into());
-    props.insert("statusOfPrimary".into(), "available".into());
-    props
-        .entry("creationTime")
-        .or_insert_with(|| crate::clock::now_rfc3339().into());
-    props.entry("minimumTlsVersion").or_insert("TLS1_0".into());
-    let now = crate::clock::now_rfc3339();
-    props
-        .entry("keyCreationTime")
-        .or_insert_with(|| json!({"key1": now, "key2": now}));
-    if let Some(services) = props
-        .get_mut("encryption")
-        .and_then(|e| e.get_mut("services"))
-        .and_then(Value::as_object_mut)
-    {
-        for service in services.values_mut() {
-            if service["enabled"] == json!(true) && service.get("lastEnabledTime").is_none() {
-                service["lastEnabledTime"] = now.clone().into();
-            }
-        }
-    }
-    props.entry("allowBlobPublicAccess").or_insert(false.into());
-    props
-        .entry("supportsHttpsTrafficOnly")
-        .or_insert(true.into());
-    let geo = ["GRS", "RAGRS", "GZRS", "RAGZRS"]
-        .iter()
-        .any(|g| sku.ends_with(&format!("_{g}")));
-    if geo {
-        props.insert("secondaryLocation".into(), format!("{region}-pair").into());
-        props.insert("statusOfSecondary".into(), "available".into());
-    }
+    server_owned(&mut props, &region, &sku);
     let endpoint = |svc: &str| format!("https://{name}.{svc}.core.windows.net/");
     props.insert(
         "primaryEndpoints".into(),
@@ -139,6 +107,44 @@ pub fn put_account(
         },
     );
     Ok(stored)
+}
+
+/// What the service sets on an account itself: state, locations (a
+/// geo-redundant SKU's pair too), times, and its defaults.
+fn server_owned(props: &mut Map<String, Value>, region: &str, sku: &str) {
+    props.insert("provisioningState".into(), "Succeeded".into());
+    props.insert("primaryLocation".into(), region.to_string().into());
+    props.insert("statusOfPrimary".into(), "available".into());
+    props
+        .entry("creationTime")
+        .or_insert_with(|| crate::clock::now_rfc3339().into());
+    props.entry("minimumTlsVersion").or_insert("TLS1_0".into());
+    let now = crate::clock::now_rfc3339();
+    props
+        .entry("keyCreationTime")
+        .or_insert_with(|| json!({"key1": now, "key2": now}));
+    if let Some(services) = props
+        .get_mut("encryption")
+        .and_then(|e| e.get_mut("services"))
+        .and_then(Value::as_object_mut)
+    {
+        for service in services.values_mut() {
+            if service["enabled"] == json!(true) && service.get("lastEnabledTime").is_none() {
+                service["lastEnabledTime"] = now.clone().into();
+            }
+        }
+    }
+    props.entry("allowBlobPublicAccess").or_insert(false.into());
+    props
+        .entry("supportsHttpsTrafficOnly")
+        .or_insert(true.into());
+    let geo = ["GRS", "RAGRS", "GZRS", "RAGZRS"]
+        .iter()
+        .any(|g| sku.ends_with(&format!("_{g}")));
+    if geo {
+        props.insert("secondaryLocation".into(), format!("{region}-pair").into());
+        props.insert("statusOfSecondary".into(), "available".into());
+    }
 }
 
 /// A new account's blob service: no soft delete, no versioning (the

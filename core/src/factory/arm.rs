@@ -367,32 +367,37 @@ impl ArmClient {
                 retry_after,
             })
         } else {
-            // A proxy's HTML page is still an HTTP error, not a JSON error.
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let code = value
-                .pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("Unknown")
-                .to_string();
-            let message = value
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    let text = String::from_utf8_lossy(&bytes);
-                    match text.trim() {
-                        "" => "(no message)".to_string(),
-                        t => t.chars().take(200).collect(),
-                    }
-                });
-            Err(ArmError::Status {
-                method: method.to_string(),
-                url: shown,
-                status,
-                code,
-                message,
-            })
+            Err(status_error(&method, shown, status, &bytes))
         }
+    }
+}
+
+/// ARM's error answer: its code and message, or the start of a body that is
+/// not ARM's JSON (a proxy's HTML page is still an HTTP error).
+fn status_error(method: &Method, url: String, status: u16, bytes: &[u8]) -> ArmError {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let code = value
+        .pointer("/error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+        .to_string();
+    let message = value
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(bytes);
+            match text.trim() {
+                "" => "(no message)".to_string(),
+                t => t.chars().take(200).collect(),
+            }
+        });
+    ArmError::Status {
+        method: method.to_string(),
+        url,
+        status,
+        code,
+        message,
     }
 }
 

@@ -90,31 +90,10 @@ pub(super) async fn backup_with(
     // The namespace is bound to its source (issue 25): another factory
     // never writes into this history, and one that continues it (moved,
     // re-created, adopted) gets a snapshot of its own, said in the log.
-    let mut force = force;
-    if let Some(p) = &previous {
-        let live = SourceId::new(&fc.arm_path(), exported.created.as_deref());
-        match binding::verdict(&fc.name, &p.manifest.source_id(), &live, fc.adopt) {
-            Verdict::Write(None) => {}
-            Verdict::Write(Some(note)) => {
-                tracing::warn!(factory = %fc.name, "{note}");
-                force = true;
-            }
-            Verdict::Refuse(why) => {
-                let hint = match fc.origin {
-                    crate::config::Origin::Configured => format!(
-                        "give this factory its own `name` in its [[factory]] block, or, if it now carries on this history (restored elsewhere), set `adopt = true` there; the history of '{}' is kept either way",
-                        fc.name
-                    ),
-                    crate::config::Origin::Discovered { .. } => {
-                        "discovery gives it a namespace of its own at its next run".to_string()
-                    }
-                };
-                return Err(
-                    OpError::conflict(format!("{why}: not backed up into it")).with_hint(hint)
-                );
-            }
-        }
-    }
+    let force = match &previous {
+        Some(p) => bound(fc, p, exported.created.as_deref())? || force,
+        None => force,
+    };
     let mut applied = previous
         .as_ref()
         .map(|p| p.manifest.applied.clone())
@@ -163,6 +142,37 @@ pub(super) async fn backup_with(
     };
     let sealed = run.seal(exported, root, extra).await?;
     run.commit(sealed).await
+}
+
+/// The namespace is bound to its source (issue 25): another factory never
+/// writes into this history (refused, with what to do), and one that
+/// continues it (moved, re-created, adopted) gets a snapshot of its own,
+/// said in the log (true: force one).
+fn bound(
+    fc: &FactoryConfig,
+    previous: &read::Opened,
+    created: Option<&str>,
+) -> Result<bool, OpError> {
+    let live = SourceId::new(&fc.arm_path(), created);
+    match binding::verdict(&fc.name, &previous.manifest.source_id(), &live, fc.adopt) {
+        Verdict::Write(None) => Ok(false),
+        Verdict::Write(Some(note)) => {
+            tracing::warn!(factory = %fc.name, "{note}");
+            Ok(true)
+        }
+        Verdict::Refuse(why) => {
+            let hint = match fc.origin {
+                crate::config::Origin::Configured => format!(
+                    "give this factory its own `name` in its [[factory]] block, or, if it now carries on this history (restored elsewhere), set `adopt = true` there; the history of '{}' is kept either way",
+                    fc.name
+                ),
+                crate::config::Origin::Discovered { .. } => {
+                    "discovery gives it a namespace of its own at its next run".to_string()
+                }
+            };
+            Err(OpError::conflict(format!("{why}: not backed up into it")).with_hint(hint))
+        }
+    }
 }
 
 /// What a snapshot records besides the state: what changed since the

@@ -235,17 +235,7 @@ pub async fn drill(
     // The smoke pipeline runs in the restored factory (not part of the RTO).
     if let Some(pipeline) = &fc.smoke_pipeline {
         let smoking = Instant::now();
-        let smoke = if state_after.is_some() {
-            smoke(engine, &target, pipeline, options.smoke_timeout).await
-        } else {
-            Smoke {
-                pipeline: pipeline.clone(),
-                run_id: None,
-                status: "NotStarted".into(),
-                message: Some("the restore did not complete".into()),
-                seconds: 0.0,
-            }
-        };
+        let smoke = smoke_after(engine, &target, pipeline, state_after.is_some(), options).await;
         checks.push(Check {
             name: "smoke pipeline".into(),
             ok: smoke.status == "Succeeded",
@@ -269,20 +259,15 @@ pub async fn drill(
     let judgement = judge(&facts, fc.rto_target.as_ref().map(|d| d.0), rpo_target);
 
     let cleaning = Instant::now();
-    // Runtimes the drill started are stopped whatever the cleanup keeps: a
-    // running Azure-SSIS IR is billed by the hour.
-    let stopped = stop_runtimes(engine, &target, &restored.runtimes).await;
-    let mut cleanup = clean(engine, &target, state_after, region, options).await;
-    if let Err(failed) = stopped {
-        cleanup.ok = false;
-        cleanup.detail = format!("{failed}; {}", cleanup.detail);
-    } else if !restored.runtimes.is_empty() {
-        cleanup.detail = format!(
-            "stopped {}; {}",
-            restored.runtimes.join(", "),
-            cleanup.detail
-        );
-    }
+    let cleanup = cleanup(
+        engine,
+        &target,
+        state_after,
+        region,
+        options,
+        &restored.runtimes,
+    )
+    .await;
     phases.push(Phase {
         name: "cleanup".into(),
         ms: super::millis(cleaning.elapsed()),
@@ -317,6 +302,48 @@ pub async fn drill(
         catalog.put_drill(&report.record())?;
     }
     Ok(report)
+}
+
+/// The smoke pipeline's run in the restored factory, or why it did not start.
+async fn smoke_after(
+    engine: &Engine,
+    target: &TargetFactory,
+    pipeline: &str,
+    restored: bool,
+    options: &Options,
+) -> Smoke {
+    if restored {
+        return smoke(engine, target, pipeline, options.smoke_timeout).await;
+    }
+    Smoke {
+        pipeline: pipeline.to_string(),
+        run_id: None,
+        status: "NotStarted".into(),
+        message: Some("the restore did not complete".into()),
+        seconds: 0.0,
+    }
+}
+
+/// Runtimes the drill started are stopped whatever the cleanup keeps (a
+/// running Azure-SSIS IR is billed by the hour), then the scratch factory
+/// is cleaned as configured.
+async fn cleanup(
+    engine: &Engine,
+    target: &TargetFactory,
+    state_after: Option<TargetState>,
+    region: Option<String>,
+    options: &Options,
+    runtimes: &[String],
+) -> Cleanup {
+    let stopped = stop_runtimes(engine, target, runtimes).await;
+    let mut cleanup = clean(engine, target, state_after, region, options).await;
+    if let Err(failed) = stopped {
+        cleanup.ok = false;
+        cleanup.detail = format!("{failed}; {}", cleanup.detail);
+    } else if !runtimes.is_empty() {
+        cleanup.detail = format!("stopped {}; {}", runtimes.join(", "), cleanup.detail);
+    }
+    cleanup
 }
 
 /// What the restore part of a drill found.
@@ -666,6 +693,27 @@ fn prove(
         },
     });
 
+    prove_triggers(plan, state, facts, checks);
+    checks.push(Check {
+        name: "resources".into(),
+        ok: facts.mismatches.is_empty() && facts.apply_failures.is_empty(),
+        detail: format!(
+            "{} read back with the snapshot's canonical hash, {} differ, {} writes failed",
+            plan.expected.len() - facts.mismatches.len().min(plan.expected.len()),
+            facts.mismatches.len(),
+            facts.apply_failures.len()
+        ),
+    });
+}
+
+/// The trigger set equals the snapshot's, and none runs in the scratch
+/// factory.
+fn prove_triggers(
+    plan: &crate::plan::Plan,
+    state: &TargetState,
+    facts: &mut Facts,
+    checks: &mut Vec<Check>,
+) {
     let want: BTreeMap<String, String> = plan
         .expected
         .iter()
@@ -704,16 +752,6 @@ fn prove(
             want.len() - facts.triggers_missing.len(),
             want.len(),
             facts.triggers_started.len()
-        ),
-    });
-    checks.push(Check {
-        name: "resources".into(),
-        ok: facts.mismatches.is_empty() && facts.apply_failures.is_empty(),
-        detail: format!(
-            "{} read back with the snapshot's canonical hash, {} differ, {} writes failed",
-            plan.expected.len() - facts.mismatches.len().min(plan.expected.len()),
-            facts.mismatches.len(),
-            facts.apply_failures.len()
         ),
     });
 }

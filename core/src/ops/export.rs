@@ -301,35 +301,10 @@ async fn walk(
     let vault_urls = Mutex::new(Vec::<String>::new());
     let own = format!("{}/", base.to_ascii_lowercase());
     let take = |kind: ResourceKind, parent: Option<String>, url: &str, item: &[u8]| {
-        // A factory's lock list holds the locks its resource group and
-        // subscription pass down too: kept as context (`inherited/`), never
-        // put back (they are the group's, not the factory's).
-        let inherited;
-        let (parent, item) = if kind == ResourceKind::Lock && !on_factory(item, &own) {
-            match inherited_lock(item).and_then(|v| serde_json::to_vec(&v).ok()) {
-                Some(bytes) => {
-                    inherited = bytes;
-                    (Some(INHERITED.to_string()), &inherited[..])
-                }
-                None => return,
-            }
-        } else {
-            (parent, item)
+        let Some((parent, item)) = scoped(kind, parent, item, &own, &base) else {
+            return;
         };
-        // Alerts of the resource group: only those watching this factory,
-        // its id written as FACTORY_ID (a restore puts the target's there).
-        let relative;
-        let item = if kind.in_resource_group() {
-            match watching(item, &base) {
-                Some(bytes) => {
-                    relative = bytes;
-                    &relative[..]
-                }
-                None => return,
-            }
-        } else {
-            item
-        };
+        let item = &item[..];
         let named = (sink.lock().expect("sink"))(kind, parent, item);
         let failed = match named {
             Ok(Some(name)) => {
@@ -397,6 +372,31 @@ async fn walk(
         not_offered,
         cdc_status,
     })
+}
+
+/// What of an answer is the factory's: a lock its resource group or
+/// subscription passes down is kept as context (`inherited/`), never put
+/// back; an alert of the resource group only when it watches this factory,
+/// its id written as FACTORY_ID (a restore puts the target's there). None:
+/// not the factory's.
+fn scoped<'i>(
+    kind: ResourceKind,
+    parent: Option<String>,
+    item: &'i [u8],
+    own: &str,
+    base: &str,
+) -> Option<(Option<String>, std::borrow::Cow<'i, [u8]>)> {
+    use std::borrow::Cow;
+    let (parent, item) = if kind == ResourceKind::Lock && !on_factory(item, own) {
+        let bytes = inherited_lock(item).and_then(|v| serde_json::to_vec(&v).ok())?;
+        (Some(INHERITED.to_string()), Cow::Owned(bytes))
+    } else {
+        (parent, Cow::Borrowed(item))
+    };
+    if kind.in_resource_group() {
+        return Some((parent, Cow::Owned(watching(&item, base)?)));
+    }
+    Some((parent, item))
 }
 
 /// The managed private endpoints of each managed VNet, listed per VNet.

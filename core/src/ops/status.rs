@@ -240,30 +240,13 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             .max();
         let by_tag = excluded.get(&name).cloned();
         let source_gone = known.is_none() && by_tag.is_none();
-        let mut attention = Vec::new();
-        match (rpo, target) {
-            (None, _) => attention.push("no backup yet".to_string()),
-            (Some(r), Some(t)) if r > t => {
-                attention.push(format!("RPO breach: {}s over a {}s target", r, t))
-            }
-            (Some(r), None) if r > STALE_WITHOUT_TARGET => {
-                attention.push(format!("no recent backup: the last is {} h old", r / 3600))
-            }
-            _ => {}
-        }
-        if proven.is_none() && known.is_some() {
-            attention.push("not proven by a drill".to_string());
-        }
-        if let Some(tag) = &by_tag {
-            attention.push(format!(
-                "excluded by tag {tag} on the factory: no longer backed up; snapshots kept"
-            ));
-        }
-        if source_gone {
-            attention.push(
-                "source gone: snapshots kept; restore it or remove them on purpose".to_string(),
-            );
-        }
+        let attention = attention(
+            rpo,
+            target,
+            proven.is_some() || known.is_none(),
+            by_tag.as_deref(),
+            source_gone,
+        );
         rows.push(FleetRow {
             source: known
                 .map(|(f, _)| format!("{}/{}/{}", f.subscription, f.resource_group, f.factory)),
@@ -286,4 +269,39 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
         needs_attention,
         discovery_error,
     })
+}
+
+/// What needs a person's attention about one factory: no backup or an RPO
+/// breach, no drill proving it, excluded by a tag, its source gone.
+fn attention(
+    rpo: Option<i64>,
+    target: Option<i64>,
+    proven_or_unknown: bool,
+    by_tag: Option<&str>,
+    source_gone: bool,
+) -> Vec<String> {
+    let mut attention = Vec::new();
+    match (rpo, target) {
+        (None, _) => attention.push("no backup yet".to_string()),
+        (Some(r), Some(t)) if r > t => {
+            attention.push(format!("RPO breach: {}s over a {}s target", r, t))
+        }
+        (Some(r), None) if r > STALE_WITHOUT_TARGET => {
+            attention.push(format!("no recent backup: the last is {} h old", r / 3600))
+        }
+        _ => {}
+    }
+    if !proven_or_unknown {
+        attention.push("not proven by a drill".to_string());
+    }
+    if let Some(tag) = by_tag {
+        attention.push(format!(
+            "excluded by tag {tag} on the factory: no longer backed up; snapshots kept"
+        ));
+    }
+    if source_gone {
+        attention
+            .push("source gone: snapshots kept; restore it or remove them on purpose".to_string());
+    }
+    attention
 }

@@ -67,41 +67,7 @@ pub fn judge(
     if facts.restore_error.is_none() && !facts.global_parameters_equal {
         reasons.push("global parameters differ from the snapshot".into());
     }
-    if !facts.triggers_missing.is_empty() {
-        reasons.push(format!(
-            "triggers missing: {}",
-            list(&facts.triggers_missing)
-        ));
-    }
-    if !facts.triggers_extra.is_empty() {
-        reasons.push(format!(
-            "triggers not in the snapshot: {}",
-            list(&facts.triggers_extra)
-        ));
-    }
-    if !facts.triggers_started.is_empty() {
-        reasons.push(format!(
-            "triggers started in the scratch factory (drills keep them stopped): {}",
-            list(&facts.triggers_started)
-        ));
-    }
-    if let Some(s) = &facts.smoke
-        && s.status != "Succeeded"
-    {
-        reasons.push(format!(
-            "smoke pipeline {} {}{}",
-            s.pipeline,
-            match s.status.as_str() {
-                "TimedOut" => "did not finish in time".to_string(),
-                "NotStarted" => "could not be started".to_string(),
-                other => format!("ended {other}"),
-            },
-            s.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ));
-    }
+    trigger_and_smoke_reasons(facts, &mut reasons);
     let rto_seconds = facts
         .verified_ms
         .map(|v| ((v - facts.started_ms).max(0) as f64) / 1000.0);
@@ -142,6 +108,46 @@ pub fn judge(
         rto_target_seconds,
         rpo_seconds,
         rpo_target_seconds,
+    }
+}
+
+/// Triggers not as the snapshot has them, or started; a smoke run that
+/// did not succeed.
+fn trigger_and_smoke_reasons(facts: &Facts, reasons: &mut Vec<String>) {
+    if !facts.triggers_missing.is_empty() {
+        reasons.push(format!(
+            "triggers missing: {}",
+            list(&facts.triggers_missing)
+        ));
+    }
+    if !facts.triggers_extra.is_empty() {
+        reasons.push(format!(
+            "triggers not in the snapshot: {}",
+            list(&facts.triggers_extra)
+        ));
+    }
+    if !facts.triggers_started.is_empty() {
+        reasons.push(format!(
+            "triggers started in the scratch factory (drills keep them stopped): {}",
+            list(&facts.triggers_started)
+        ));
+    }
+    if let Some(s) = &facts.smoke
+        && s.status != "Succeeded"
+    {
+        reasons.push(format!(
+            "smoke pipeline {} {}{}",
+            s.pipeline,
+            match s.status.as_str() {
+                "TimedOut" => "did not finish in time".to_string(),
+                "NotStarted" => "could not be started".to_string(),
+                other => format!("ended {other}"),
+            },
+            s.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ));
     }
 }
 

@@ -143,7 +143,6 @@ impl Overrides {
         path: &str,
         sources: &Sources<'_>,
     ) -> Result<Overrides, OverridesError> {
-        let env = sources.env;
         let shape: FileShape = toml::from_str(text).map_err(|e| OverridesError::File {
             path: path.into(),
             // toml's message names the line and the key, never a fill value
@@ -190,39 +189,7 @@ impl Overrides {
             let mut fill = Vec::new();
             for (pointer, source) in r.fill {
                 check(&pointer)?;
-                let (value, from) = match (source.env, source.file) {
-                    (Some(var), None) => {
-                        let value = env(&var).ok_or_else(|| {
-                            err(format!(
-                                "fill {pointer}: environment variable {var} is not set"
-                            ))
-                        })?;
-                        (Zeroizing::new(value), format!("environment variable {var}"))
-                    }
-                    (None, Some(file)) => {
-                        let bytes = (sources.file)(&file).map_err(|e| {
-                            err(format!(
-                                "fill {pointer}: secret file {}: {e}",
-                                file.display()
-                            ))
-                        })?;
-                        let text = std::str::from_utf8(&bytes).map_err(|_| {
-                            err(format!(
-                                "fill {pointer}: {} is not UTF-8 text",
-                                file.display()
-                            ))
-                        })?;
-                        (
-                            Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string()),
-                            format!("file {}", file.display()),
-                        )
-                    }
-                    _ => {
-                        return Err(err(format!(
-                            "fill {pointer}: give exactly one of env = \"VAR\" or file = \"PATH\""
-                        )));
-                    }
-                };
+                let (value, from) = fill_value(&pointer, source, sources).map_err(err)?;
                 fill.push((pointer, Secret(value), from));
             }
             rules.push(Rule {
@@ -295,6 +262,35 @@ impl Overrides {
             }
         }
         out
+    }
+}
+
+/// A fill value from exactly one of an environment variable or a secret
+/// file (its last line break dropped), and where it came from; or why not.
+fn fill_value(
+    pointer: &str,
+    source: SourceShape,
+    sources: &Sources<'_>,
+) -> Result<(Zeroizing<String>, String), String> {
+    match (source.env, source.file) {
+        (Some(var), None) => {
+            let value = (sources.env)(&var)
+                .ok_or_else(|| format!("fill {pointer}: environment variable {var} is not set"))?;
+            Ok((Zeroizing::new(value), format!("environment variable {var}")))
+        }
+        (None, Some(file)) => {
+            let bytes = (sources.file)(&file)
+                .map_err(|e| format!("fill {pointer}: secret file {}: {e}", file.display()))?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| format!("fill {pointer}: {} is not UTF-8 text", file.display()))?;
+            Ok((
+                Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string()),
+                format!("file {}", file.display()),
+            ))
+        }
+        _ => Err(format!(
+            "fill {pointer}: give exactly one of env = \"VAR\" or file = \"PATH\""
+        )),
     }
 }
 
