@@ -49,14 +49,58 @@ impl Extension {
         }
     }
 
-    fn provider_path(self) -> &'static str {
+    /// Every extension type, in seeding order.
+    pub const ALL: [Extension; 5] = [
+        Extension::DiagnosticSetting,
+        Extension::Lock,
+        Extension::MetricAlert,
+        Extension::ActivityLogAlert,
+        Extension::ActionGroup,
+    ];
+
+    /// `Microsoft.Insights/metricAlerts`: the ARM type as RBAC names it.
+    fn resource_type(self) -> &'static str {
         match self {
-            Extension::DiagnosticSetting => "providers/Microsoft.Insights/diagnosticSettings",
-            Extension::Lock => "providers/Microsoft.Authorization/locks",
-            Extension::MetricAlert => "providers/Microsoft.Insights/metricAlerts",
-            Extension::ActivityLogAlert => "providers/Microsoft.Insights/activityLogAlerts",
-            Extension::ActionGroup => "providers/Microsoft.Insights/actionGroups",
+            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings",
+            Extension::Lock => "Microsoft.Authorization/locks",
+            Extension::MetricAlert => "Microsoft.Insights/metricAlerts",
+            Extension::ActivityLogAlert => "Microsoft.Insights/activityLogAlerts",
+            Extension::ActionGroup => "Microsoft.Insights/actionGroups",
         }
+    }
+
+    fn provider_path(self) -> String {
+        format!("providers/{}", self.resource_type())
+    }
+
+    /// The RBAC action a read (`read`) or a write (`write`) needs.
+    pub fn action(self, verb: &str) -> String {
+        format!("{}/{verb}", self.resource_type())
+    }
+
+    /// The built-in roles that may write it (locks: owners only).
+    pub fn writers(self) -> &'static [&'static str] {
+        match self {
+            Extension::Lock => &["Owner", "User Access Administrator"],
+            _ => &["Owner", "Contributor", "Monitoring Contributor"],
+        }
+    }
+
+    /// Its folder under a seed's `surroundings/` (adfdr's export layout).
+    pub fn seed_folder(self) -> Option<&'static str> {
+        match self {
+            Extension::DiagnosticSetting => Some("diagnosticSetting"),
+            Extension::Lock => Some("lock"),
+            Extension::MetricAlert => Some("metricAlert"),
+            Extension::ActivityLogAlert => Some("activityLogAlert"),
+            Extension::ActionGroup => None,
+        }
+    }
+
+    /// Lives in the factory's resource group and names the factory by id
+    /// (`{factory}` in a seed), rather than on the factory itself.
+    pub fn in_resource_group(self) -> bool {
+        matches!(self, Extension::MetricAlert | Extension::ActivityLogAlert)
     }
 
     /// Tracked resources (location, tags) rather than proxies on a scope.

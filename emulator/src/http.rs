@@ -1022,32 +1022,16 @@ fn extension(
         shared.world().factory(s[1], s[3], s[7])?;
     }
     if call.method != "GET" {
-        let roles: &[&str] = match kind {
-            Extension::Lock => &["Owner", "User Access Administrator"],
-            _ => &["Owner", "Contributor", "Monitoring Contributor"],
-        };
-        let action = match kind {
-            Extension::Lock => "Microsoft.Authorization/locks/write",
-            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings/write",
-            Extension::MetricAlert => "Microsoft.Insights/metricAlerts/write",
-            Extension::ActivityLogAlert => "Microsoft.Insights/activityLogAlerts/write",
-            Extension::ActionGroup => "Microsoft.Insights/actionGroups/write",
-        };
+        let (roles, action) = (kind.writers(), kind.action("write"));
         let assignments = shared.world().role_assignments.clone();
         if !auth::holds_role(&assignments, caller, &scope, roles) {
-            return Err(auth::arm_forbidden(caller, action, &scope));
+            return Err(auth::arm_forbidden(caller, &action, &scope));
         }
     } else {
         let assignments = shared.world().role_assignments.clone();
-        let action = match kind {
-            Extension::Lock => "Microsoft.Authorization/locks/read",
-            Extension::DiagnosticSetting => "Microsoft.Insights/diagnosticSettings/read",
-            Extension::MetricAlert => "Microsoft.Insights/metricAlerts/read",
-            Extension::ActivityLogAlert => "Microsoft.Insights/activityLogAlerts/read",
-            Extension::ActionGroup => "Microsoft.Insights/actionGroups/read",
-        };
-        if !auth::authorize_action(&assignments, caller, Access::Read, &scope, Some(action)) {
-            return Err(auth::arm_forbidden(caller, action, &scope));
+        let action = kind.action("read");
+        if !auth::authorize_action(&assignments, caller, Access::Read, &scope, Some(&action)) {
+            return Err(auth::arm_forbidden(caller, &action, &scope));
         }
     }
     let mut world = shared.world();

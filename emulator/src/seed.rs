@@ -188,18 +188,10 @@ pub fn load_git_layout(root: &Path) -> Result<SeedFactory, SeedError> {
 /// What surrounds the factory (`surroundings/`): diagnostics, locks,
 /// alerts, role assignments and access policies.
 fn load_surroundings(root: &Path, seed: &mut SeedFactory) -> Result<(), SeedError> {
-    for (folder, ext) in [
-        (
-            "diagnosticSetting",
-            crate::extension::Extension::DiagnosticSetting,
-        ),
-        ("lock", crate::extension::Extension::Lock),
-        ("metricAlert", crate::extension::Extension::MetricAlert),
-        (
-            "activityLogAlert",
-            crate::extension::Extension::ActivityLogAlert,
-        ),
-    ] {
+    for ext in crate::extension::Extension::ALL {
+        let Some(folder) = ext.seed_folder() else {
+            continue;
+        };
         for path in json_files(&root.join("surroundings").join(folder))? {
             let body = read_json(&path)?;
             let name = named(&path, &body)?;

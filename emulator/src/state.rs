@@ -1234,16 +1234,16 @@ impl World {
             "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}"
         );
         for (ext, ext_name, body) in seed.surroundings {
-            use crate::extension::Extension;
             // Alerts live in the resource group and name the factory by id
             // (`{factory}` in a seed, as adfdr's export writes it).
-            let (at, body) = match ext {
-                Extension::MetricAlert | Extension::ActivityLogAlert => (
+            let (at, body) = if ext.in_resource_group() {
+                (
                     format!("/subscriptions/{sub}/resourceGroups/{rg}"),
                     serde_json::from_str(&body.to_string().replace("{factory}", &scope))
                         .unwrap_or(body),
-                ),
-                _ => (scope.clone(), body),
+                )
+            } else {
+                (scope.clone(), body)
             };
             crate::extension::put(&mut self.extensions, &at, ext, &ext_name, body)?;
         }
