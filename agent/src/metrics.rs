@@ -260,10 +260,7 @@ impl View {
             .iter()
             .flat_map(|f| {
                 let f = f.get_ref();
-                f.schedules().filter_map(move |(job, expr)| {
-                    let s =
-                        adfdr_core::plan::schedule::Schedule::parse(expr, f.timezone.as_deref())
-                            .ok()?;
+                f.schedules().filter_map(move |(job, s)| {
                     let period = s.period_after(now)?.as_secs_f64();
                     Some(((f.name.clone(), job.to_string()), period))
                 })

@@ -85,7 +85,7 @@ pub fn plan(
     let mut out = Vec::new();
     for f in config.factories.iter().map(|f| f.get_ref()) {
         let events = f.event_queue().is_some();
-        let reconcile = events.then(|| f.reconcile_schedule().to_string());
+        let reconcile = events.then(|| f.reconcile_schedule().clone());
         for (kind, expr, gate) in [
             (
                 JobKind::Backup,
@@ -101,9 +101,9 @@ pub fn plan(
             (JobKind::Prune, &f.prune, Gate::Always),
             (JobKind::Drill, &f.drill, Gate::Always),
         ] {
-            let Some(expr) = expr else { continue };
-            let schedule = Schedule::parse(expr, f.timezone.as_deref())
-                .map_err(|e| format!("factory '{}': {} = {e}", f.name, kind.name()))?;
+            // Parsed when the config was read: here only put in its zone.
+            let Some(cron) = expr else { continue };
+            let schedule = cron.in_zone(f.zone());
             let mut job = Scheduled {
                 factory: f.name.clone(),
                 kind,

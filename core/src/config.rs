@@ -10,6 +10,7 @@ pub use toml::Spanned;
 use url::Url;
 
 use crate::model::names::safe_name;
+use crate::plan::schedule::{Cron, Schedule, Zone};
 
 pub const DEFAULT_PATH: &str = "/etc/adfdr/adfdr.toml";
 pub const DEFAULT_ARM: &str = "https://management.azure.com";
@@ -101,15 +102,15 @@ pub struct DiscoverConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    pub backup: Option<String>,
-    pub drill: Option<String>,
-    pub verify: Option<String>,
-    pub prune: Option<String>,
-    pub timezone: Option<String>,
+    pub backup: Option<Cron>,
+    pub drill: Option<Cron>,
+    pub verify: Option<Cron>,
+    pub prune: Option<Cron>,
+    pub timezone: Option<Zone>,
     pub rpo_target: Option<DurationSpec>,
     pub rto_target: Option<DurationSpec>,
     #[serde(default)]
-    pub keep: Keep,
+    pub keep: crate::plan::retention::Policy,
     /// `{factory}`, `{resource_group}` and `{subscription}` are the found
     /// factory's (subscription defaults to the factory's own).
     pub drill_target: Option<TargetPattern>,
@@ -129,7 +130,7 @@ pub struct PolicyConfig {
     /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
     pub queue: Option<String>,
     /// The reconciliation listing while events flow [default: "0 3 * * *"].
-    pub reconcile: Option<String>,
+    pub reconcile: Option<Cron>,
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
     pub coalesce: Option<DurationSpec>,
@@ -161,10 +162,9 @@ pub const DEFAULT_RELIST: std::time::Duration = std::time::Duration::from_secs(6
 fn capture_problem(
     capture: CaptureMode,
     queue: Option<&str>,
-    reconcile: Option<&str>,
+    reconcile: bool,
     coalesce: Option<DurationSpec>,
     relist_every: Option<DurationSpec>,
-    timezone: Option<&str>,
 ) -> Option<String> {
     match (capture, queue) {
         (CaptureMode::Events, None) => {
@@ -193,13 +193,8 @@ fn capture_problem(
         }
         _ => {}
     }
-    if let Some(r) = reconcile {
-        if capture != CaptureMode::Events {
-            return Some("reconcile applies only with capture = \"events\"".into());
-        }
-        if let Err(e) = crate::plan::schedule::Schedule::parse(r, timezone) {
-            return Some(format!("reconcile = {}", cut_quoted(&e.to_string())));
-        }
+    if reconcile && capture != CaptureMode::Events {
+        return Some("reconcile applies only with capture = \"events\"".into());
     }
     let range = std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(300);
     if let Some(c) = coalesce
@@ -462,37 +457,6 @@ pub struct TargetConfig {
     pub region: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Keep {
-    pub last: Option<u32>,
-    pub hourly: Option<u32>,
-    pub daily: Option<u32>,
-    pub weekly: Option<u32>,
-    pub monthly: Option<u32>,
-    pub yearly: Option<u32>,
-    pub within: Option<DurationSpec>,
-}
-
-impl Keep {
-    /// How many days the longest of these rules holds a snapshot (`last`
-    /// depends on how often backups run, so it does not count).
-    pub fn span_days(&self) -> Option<u64> {
-        let n = |v: Option<u32>, days: u64| v.map(|v| u64::from(v) * days);
-        [
-            self.hourly.map(|h| u64::from(h).div_ceil(24)),
-            n(self.daily, 1),
-            n(self.weekly, 7),
-            n(self.monthly, 31),
-            n(self.yearly, 366),
-            self.within.as_ref().map(|d| d.0.as_secs().div_ceil(86_400)),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-    }
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactoryConfig {
@@ -501,15 +465,15 @@ pub struct FactoryConfig {
     pub subscription: String,
     pub resource_group: String,
     pub factory: String,
-    pub backup: Option<String>,
-    pub drill: Option<String>,
-    pub verify: Option<String>,
-    pub prune: Option<String>,
-    pub timezone: Option<String>,
+    pub backup: Option<Cron>,
+    pub drill: Option<Cron>,
+    pub verify: Option<Cron>,
+    pub prune: Option<Cron>,
+    pub timezone: Option<Zone>,
     pub rpo_target: Option<DurationSpec>,
     pub rto_target: Option<DurationSpec>,
     #[serde(default)]
-    pub keep: Keep,
+    pub keep: crate::plan::retention::Policy,
     pub drill_target: Option<TargetConfig>,
     pub drill_overrides: Option<PathBuf>,
     pub smoke_pipeline: Option<String>,
@@ -531,7 +495,7 @@ pub struct FactoryConfig {
     /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
     pub queue: Option<String>,
     /// The reconciliation listing while events flow [default: "0 3 * * *"].
-    pub reconcile: Option<String>,
+    pub reconcile: Option<Cron>,
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
     pub coalesce: Option<DurationSpec>,
@@ -590,17 +554,23 @@ pub use adfdr_contract::drill::DrillCleanup;
 impl FactoryConfig {
     /// The jobs it schedules: (backup, verify, prune or drill; the cron line).
     /// With capture = "events", `reconcile` too (the listing while events flow).
-    pub fn schedules(&self) -> impl Iterator<Item = (&'static str, &str)> {
+    pub fn schedules(&self) -> impl Iterator<Item = (&'static str, Schedule)> + '_ {
+        let zone = self.zone();
         let reconcile = self.event_queue().map(|_| self.reconcile_schedule());
         [
-            ("backup", self.backup.as_deref()),
+            ("backup", self.backup.as_ref()),
             ("reconcile", reconcile),
-            ("verify", self.verify.as_deref()),
-            ("prune", self.prune.as_deref()),
-            ("drill", self.drill.as_deref()),
+            ("verify", self.verify.as_ref()),
+            ("prune", self.prune.as_ref()),
+            ("drill", self.drill.as_ref()),
         ]
         .into_iter()
-        .filter_map(|(job, expr)| Some((job, expr?)))
+        .filter_map(move |(job, cron)| Some((job, cron?.in_zone(zone))))
+    }
+
+    /// The time zone its schedules and keep rules are read in (UTC unless set).
+    pub fn zone(&self) -> Zone {
+        self.timezone.unwrap_or_default()
     }
 
     /// A factory named on the command line (a restore target), without schedules.
@@ -617,7 +587,7 @@ impl FactoryConfig {
             timezone: None,
             rpo_target: None,
             rto_target: None,
-            keep: Keep::default(),
+            keep: Default::default(),
             drill_target: None,
             drill_overrides: None,
             smoke_pipeline: None,
@@ -635,8 +605,11 @@ impl FactoryConfig {
     }
 
     /// The reconciliation listing's schedule (capture = "events").
-    pub fn reconcile_schedule(&self) -> &str {
-        self.reconcile.as_deref().unwrap_or(DEFAULT_RECONCILE)
+    pub fn reconcile_schedule(&self) -> &Cron {
+        static DEFAULT: std::sync::LazyLock<Cron> = std::sync::LazyLock::new(|| {
+            Cron::parse(DEFAULT_RECONCILE).expect("the default parses")
+        });
+        self.reconcile.as_ref().unwrap_or(&DEFAULT)
     }
 
     /// How long its events wait to be sealed together.
@@ -753,58 +726,7 @@ impl<'de> Deserialize<'de> for LocationUrl {
     }
 }
 
-/// `90s`, `30m`, `4h`, `7d`, or combinations (`1h30m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DurationSpec(pub std::time::Duration);
-
-impl DurationSpec {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "'{}' is not a duration; write it like 90s, 30m, 4h, 7d or 1h30m",
-                cut(text)
-            )
-        };
-        // In milliseconds: `500ms` is a unit of its own (capture's coalesce).
-        let mut total = 0u64;
-        let mut digits = String::new();
-        let mut chars = text.trim().chars().peekable();
-        while let Some(c) = chars.next() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
-            }
-            let n: u64 = digits.parse().map_err(|_| bad())?;
-            digits.clear();
-            let unit = match c {
-                'm' if chars.peek() == Some(&'s') => {
-                    chars.next();
-                    1
-                }
-                's' => 1000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                'w' => 7 * 86_400_000,
-                _ => return Err(bad()),
-            };
-            total = total
-                .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
-                .ok_or_else(bad)?;
-        }
-        if !digits.is_empty() || total == 0 {
-            return Err(bad());
-        }
-        Ok(DurationSpec(std::time::Duration::from_millis(total)))
-    }
-}
-
-impl<'de> Deserialize<'de> for DurationSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        DurationSpec::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::plan::duration::DurationSpec;
 
 impl Config {
     /// Reads and validates a config file.
@@ -864,25 +786,13 @@ impl Config {
                     cut(name)
                 )));
             }
-            for (what, expr) in [
-                ("backup", &p.backup),
-                ("drill", &p.drill),
-                ("verify", &p.verify),
-                ("prune", &p.prune),
-            ] {
-                if let Some(expr) = expr {
-                    crate::plan::schedule::Schedule::parse(expr, p.timezone.as_deref()).map_err(
-                        |e| whole(format!("[policy.{name}]: {what} = {}", cut_quoted(&e))),
-                    )?;
-                }
-            }
+            // Schedules and the time zone were checked as they were read.
             if let Some(problem) = capture_problem(
                 p.capture,
                 p.queue.as_deref(),
-                p.reconcile.as_deref(),
+                p.reconcile.is_some(),
                 p.coalesce,
                 p.relist_every,
-                p.timezone.as_deref(),
             ) {
                 return Err(whole(format!("[policy.{name}]: {problem}")));
             }
@@ -1120,9 +1030,7 @@ impl Config {
                     )
                 })?;
             }
-            schedules_problem(fc).map_or(Ok(()), |p| {
-                Err(invalid(f.span(), format!("factory '{}': {p}", fc.name)))
-            })?;
+
             if let Some(t) = &fc.drill_target
                 && t.subscription.eq_ignore_ascii_case(&fc.subscription)
                 && t.resource_group.eq_ignore_ascii_case(&fc.resource_group)
@@ -1139,10 +1047,9 @@ impl Config {
             if let Some(problem) = capture_problem(
                 fc.capture,
                 fc.queue.as_deref(),
-                fc.reconcile.as_deref(),
+                fc.reconcile.is_some(),
                 fc.coalesce,
                 fc.relist_every,
-                fc.timezone.as_deref(),
             ) {
                 return Err(invalid(
                     f.span(),
@@ -1240,21 +1147,6 @@ fn validate_agent(
     Ok(())
 }
 
-/// Why the factory's time zone or one of its schedules does not parse.
-fn schedules_problem(fc: &FactoryConfig) -> Option<String> {
-    use crate::plan::schedule::Schedule;
-    if let Some(tz) = &fc.timezone
-        && let Err(e) = Schedule::parse("0 0 * * *", Some(tz))
-    {
-        return Some(format!("timezone: {}", cut_quoted(&e.to_string())));
-    }
-    fc.schedules().find_map(|(what, expr)| {
-        Schedule::parse(expr, fc.timezone.as_deref())
-            .err()
-            .map(|e| format!("{what} = {}", cut_quoted(&e.to_string())))
-    })
-}
-
 pub fn parse_key_url(url: &Url) -> Option<(String, String, Option<String>)> {
     let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
@@ -1273,17 +1165,7 @@ fn vault_of(url: &Url) -> String {
     vault.to_string()
 }
 
-/// A value as error messages show it: cut short, so that a pasted secret
-/// or a runaway value never floods a log (the line number says where).
-pub fn cut(value: &str) -> String {
-    const MAX: usize = 64;
-    if value.chars().count() <= MAX {
-        value.to_string()
-    } else {
-        let head: String = value.chars().take(MAX - 16).collect();
-        format!("{head}… ({} bytes)", value.len())
-    }
-}
+pub use crate::plan::duration::cut;
 
 /// serde's "unknown field `X`, expected one of `a`, `b`, …" (or "unknown
 /// variant"), told as a person would: the nearest known name first, then
@@ -1371,23 +1253,27 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
         None => cut_quoted(message),
     };
     match e.span() {
-        Some(span) => format!("line {}: {message}", line_of(text, span.start)),
+        Some(span) => match key_before(text, span.start) {
+            // A value refused as it was read (a schedule, a time zone):
+            // the key it was given to, as people wrote it.
+            Some(key) if !message.starts_with(key) => {
+                format!("line {}: {key} = {message}", line_of(text, span.start))
+            }
+            _ => format!("line {}: {message}", line_of(text, span.start)),
+        },
         None => message,
     }
 }
 
-impl From<&Keep> for crate::plan::retention::Policy {
-    fn from(k: &Keep) -> Self {
-        crate::plan::retention::Policy {
-            last: k.last,
-            hourly: k.hourly,
-            daily: k.daily,
-            weekly: k.weekly,
-            monthly: k.monthly,
-            yearly: k.yearly,
-            within: k.within.as_ref().map(|d| d.0),
-        }
-    }
+/// The key a value at `offset` is given to (`backup` in `backup = "…"`).
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let start = key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    Some(&key[start..]).filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]
@@ -1549,17 +1435,27 @@ keep = { last = 10, daily = 14 }
     }
 
     #[test]
-    fn bad_schedules_and_time_zones_are_named_with_their_factory_and_line() {
+    fn bad_schedules_and_time_zones_are_named_with_their_key_and_line() {
+        // Issue 27: parsed once, as the config is read (a Cron, a Zone),
+        // so the error points at the very line of the value.
         let cron = GOOD.replace("\"*/15 * * * *\"", "\"*/15 * * *\"");
         let e = parse(&cron).unwrap_err().to_string();
         assert!(
-            e.contains("line 22")
-                && e.contains("factory 'sales-prod': backup = '*/15 * * *' has 4 fields"),
+            e.contains("line 27: backup = '*/15 * * *' has 4 fields"),
             "{e}"
         );
         let tz = format!("{GOOD}timezone = \"Europe/Atlantis\"\n");
         let e = parse(&tz).unwrap_err().to_string();
-        assert!(e.contains("unknown time zone 'Europe/Atlantis'"), "{e}");
+        assert!(
+            e.contains("line 30: timezone = unknown time zone 'Europe/Atlantis'"),
+            "{e}"
+        );
+        let policy = format!("{GOOD}\n[policy.gold]\nbackup = \"@reboot\"\n");
+        let e = parse(&policy).unwrap_err().to_string();
+        assert!(
+            e.contains("line 32: backup = '@reboot': @reboot has no time"),
+            "{e}"
+        );
         let ok = format!(
             "{GOOD}timezone = \"Europe/Amsterdam\"\ndrill = \"0 3 * * SUN\"\ndrill_target = {{ subscription = \"00000000-0000-0000-0000-000000000000\", resource_group = \"rg-dr\", factory = \"adf-drill\" }}\n"
         );

@@ -172,7 +172,7 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig, origin: Origin) -> FactoryCo
         drill: p.drill.clone(),
         verify: p.verify.clone(),
         prune: p.prune.clone(),
-        timezone: p.timezone.clone(),
+        timezone: p.timezone,
         rpo_target: p.rpo_target,
         rto_target: p.rto_target,
         keep: p.keep.clone(),
@@ -444,7 +444,7 @@ mod tests {
 
     fn policy(backup: &str) -> PolicyConfig {
         PolicyConfig {
-            backup: Some(backup.into()),
+            backup: Some(crate::plan::schedule::Cron::parse(backup).expect("cron")),
             drill_target: Some(crate::config::TargetPattern {
                 subscription: None,
                 resource_group: "rg-dr-drills".into(),
@@ -508,7 +508,10 @@ mod tests {
             ]
         );
         let gold = &c.covered[0];
-        assert_eq!(gold.factory.backup.as_deref(), Some("*/15 * * * *"));
+        assert_eq!(
+            gold.factory.backup.as_ref().map(|c| c.expr.as_str()),
+            Some("*/15 * * * *")
+        );
         let t = gold.factory.drill_target.as_ref().expect("drill target");
         assert_eq!(
             (

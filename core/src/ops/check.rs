@@ -31,14 +31,11 @@ pub fn schedules(
 ) -> Vec<JobSchedule> {
     let mut out = Vec::new();
     for f in config.factories.iter().map(|f| f.get_ref()) {
-        for (job, expr) in f.schedules() {
-            let Ok(s) = crate::plan::schedule::Schedule::parse(expr, f.timezone.as_deref()) else {
-                continue;
-            };
+        for (job, s) in f.schedules() {
             out.push(JobSchedule {
                 factory: f.name.clone(),
                 job: job.to_string(),
-                schedule: expr.to_string(),
+                schedule: s.expr.clone(),
                 timezone: s.tz.name().to_string(),
                 next: s
                     .next_runs(now, 5)

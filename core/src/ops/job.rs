@@ -403,11 +403,7 @@ async fn run_prune(
     fc: &FactoryConfig,
     dry_run: bool,
 ) -> (JobOutcome, Option<AuditAction>) {
-    let tz = fc
-        .timezone
-        .as_deref()
-        .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
-        .unwrap_or(chrono_tz::UTC);
+    let tz = fc.zone().0;
     let catalog = engine.catalog().ok();
     let result = prune::prune(
         &engine.replicas,

@@ -13,7 +13,7 @@ use super::read;
 use crate::catalog::Catalog;
 use crate::config::{Config, FactoryConfig, Origin};
 use crate::keys::KeyRing;
-use crate::plan::retention::{Candidate, Decision, Floor, Policy, Rules, decide_all};
+use crate::plan::retention::{Candidate, Decision, Floor, Rules, decide_all};
 
 use crate::snapshot::{object, snapshot_time};
 use crate::store::layout::{self, Parsed};
@@ -54,7 +54,7 @@ async fn listing(replicas: &Replicas, factory: &str, report: &mut Report) -> Lis
 /// cannot go below: the block's policy, and each policy snapshots were
 /// taken under (issue 25).
 pub fn rules(config: &Config, fc: &FactoryConfig) -> Rules {
-    let policy = Policy::from(&fc.keep);
+    let policy = fc.keep.clone();
     let Origin::Discovered {
         block_policy,
         by_tag: true,
@@ -64,7 +64,7 @@ pub fn rules(config: &Config, fc: &FactoryConfig) -> Rules {
     else {
         return Rules::plain(policy);
     };
-    let keep = |name: &str| config.policies.get(name).map(|p| Policy::from(&p.keep));
+    let keep = |name: &str| config.policies.get(name).map(|p| p.keep.clone());
     Rules {
         policy,
         floor: Some(Floor {

@@ -5,6 +5,7 @@
 
 pub mod binding;
 pub mod drill;
+pub mod duration;
 pub mod events;
 pub mod graph;
 pub mod overrides;

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
 
-/// The `keep = {…}` of a factory.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The `keep = {…}` of a factory or policy, as the config reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Policy {
     pub last: Option<u32>,
     pub hourly: Option<u32>,
@@ -19,10 +20,28 @@ pub struct Policy {
     pub weekly: Option<u32>,
     pub monthly: Option<u32>,
     pub yearly: Option<u32>,
+    #[serde(default, deserialize_with = "super::duration::optional")]
     pub within: Option<Duration>,
 }
 
 impl Policy {
+    /// How many days the longest of these rules holds a snapshot (`last`
+    /// depends on how often backups run, so it does not count).
+    pub fn span_days(&self) -> Option<u64> {
+        let n = |v: Option<u32>, days: u64| v.map(|v| u64::from(v) * days);
+        [
+            self.hourly.map(|h| u64::from(h).div_ceil(24)),
+            n(self.daily, 1),
+            n(self.weekly, 7),
+            n(self.monthly, 31),
+            n(self.yearly, 366),
+            self.within.map(|d| d.as_secs().div_ceil(86_400)),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
     pub fn is_empty(&self) -> bool {
         self == &Policy::default()
     }

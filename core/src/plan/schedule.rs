@@ -20,18 +20,18 @@ pub struct Schedule {
     cron: croner::Cron,
 }
 
-impl Schedule {
-    /// `expr`: 5 fields, 6 with seconds first, or an `@` nickname; `tz`: an
-    /// IANA name.
-    pub fn parse(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
-        let tz = match tz {
-            None => Tz::UTC,
-            Some(name) => Tz::from_str(name).map_err(|_| {
-                format!(
-                    "unknown time zone '{name}': use an IANA name such as Europe/Amsterdam or UTC"
-                )
-            })?,
-        };
+/// A cron line, checked once when the config is read (`backup = "…"`): a
+/// config holds this, never the text alone; a `Schedule` is it in a zone.
+#[derive(Clone, Debug)]
+pub struct Cron {
+    /// As written in the config.
+    pub expr: String,
+    cron: croner::Cron,
+}
+
+impl Cron {
+    /// 5 fields, 6 with seconds first, or an `@` nickname (not `@reboot`).
+    pub fn parse(expr: &str) -> Result<Cron, String> {
         let text = expr.trim();
         let n = text.split_whitespace().count();
         if !text.starts_with('@') && !(5..=6).contains(&n) {
@@ -50,11 +50,72 @@ impl Schedule {
             .build()
             .parse(text)
             .map_err(|e| format!("'{expr}' is not a cron expression: {e}"))?;
-        Ok(Schedule {
+        Ok(Cron {
             expr: expr.into(),
-            tz,
             cron,
         })
+    }
+
+    /// This line evaluated in `zone`.
+    pub fn in_zone(&self, zone: Zone) -> Schedule {
+        Schedule {
+            expr: self.expr.clone(),
+            tz: zone.0,
+            cron: self.cron.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Cron {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.expr)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cron {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Cron::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IANA time zone, checked once when the config is read; UTC unless set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Zone(pub Tz);
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone(Tz::UTC)
+    }
+}
+
+impl Zone {
+    pub fn parse(name: &str) -> Result<Zone, String> {
+        Tz::from_str(name).map(Zone).map_err(|_| {
+            format!("unknown time zone '{name}': use an IANA name such as Europe/Amsterdam or UTC")
+        })
+    }
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Zone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Zone::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Schedule {
+    /// `expr`: 5 fields, 6 with seconds first, or an `@` nickname; `tz`: an
+    /// IANA name. (A config holds `Cron` and `Zone`, parsed when read.)
+    pub fn parse(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
+        let zone = tz.map(Zone::parse).transpose()?.unwrap_or_default();
+        Ok(Cron::parse(expr)?.in_zone(zone))
     }
 
     /// The next `n` scheduled times after `t` (for people to check a line).
