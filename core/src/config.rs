@@ -9,6 +9,7 @@ use serde::Deserialize;
 pub use toml::Spanned;
 use url::Url;
 
+use crate::model::names::FactoryId;
 use crate::model::names::safe_name;
 use crate::plan::schedule::{Cron, Schedule, Zone};
 
@@ -630,19 +631,33 @@ impl FactoryConfig {
         }
     }
 
+    /// Its address (checked when the config was read).
+    pub fn id(&self) -> FactoryId {
+        FactoryId {
+            subscription: self.subscription.clone(),
+            resource_group: self.resource_group.clone(),
+            factory: self.factory.clone(),
+        }
+    }
+
     pub fn arm_path(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
-            self.subscription, self.resource_group, self.factory
-        )
+        self.id().arm_path()
     }
 
     /// `SUBSCRIPTION/GROUP/FACTORY`, as errors name the factory.
     pub fn path_text(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.subscription, self.resource_group, self.factory
-        )
+        self.id().to_string()
+    }
+}
+
+impl TargetConfig {
+    /// The drill target's address.
+    pub fn id(&self) -> FactoryId {
+        FactoryId {
+            subscription: self.subscription.clone(),
+            resource_group: self.resource_group.clone(),
+            factory: self.factory.clone(),
+        }
     }
 }
 

@@ -27,6 +27,15 @@ pub struct Found {
 }
 
 impl Found {
+    /// Its address.
+    pub fn address(&self) -> crate::model::names::FactoryId {
+        crate::model::names::FactoryId {
+            subscription: self.subscription.clone(),
+            resource_group: self.resource_group.clone(),
+            factory: self.name.clone(),
+        }
+    }
+
     /// From an ARM id (`/subscriptions/S/resourceGroups/R/providers/Microsoft.DataFactory/factories/F`).
     pub fn from_id(
         id: &str,
@@ -327,11 +336,8 @@ fn decide_one(
     names: &BTreeSet<String>,
     reserved: &BTreeSet<String>,
 ) -> Decided {
-    let same = |e: &&FactoryConfig| {
-        e.subscription.eq_ignore_ascii_case(&f.subscription)
-            && e.resource_group.eq_ignore_ascii_case(&f.resource_group)
-            && e.factory.eq_ignore_ascii_case(&f.name)
-    };
+    let address = f.address();
+    let same = |e: &&FactoryConfig| e.id().same(&address);
     if let Some(e) = explicit.iter().find(same) {
         return Decided::Excluded(Excluded::new(
             &f.id,

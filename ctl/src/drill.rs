@@ -110,7 +110,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 "drilling {name}: restoring into {}…",
                 fc.drill_target
                     .as_ref()
-                    .map(|t| format!("{}/{}/{}", t.subscription, t.resource_group, t.factory))
+                    .map(|t| t.id().to_string())
                     .unwrap_or_default()
             );
         }

@@ -84,6 +84,85 @@ pub fn factory_path(subscription_id: &str, group: &str, name: &str) -> Result<()
     factory(name)
 }
 
+/// A factory's address: subscription, resource group and name. The one
+/// type every place that names a factory uses for it (a restore target, a
+/// configured or discovered factory, a manifest's source, a drill target):
+/// parsed and checked once, shown as `SUB/RG/FACTORY`, and made into its
+/// ARM path here only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
+pub struct FactoryId {
+    pub subscription: String,
+    pub resource_group: String,
+    pub factory: String,
+}
+
+impl FactoryId {
+    /// Checked against Data Factory's and ARM's naming rules.
+    pub fn new(
+        subscription: &str,
+        resource_group: &str,
+        factory: &str,
+    ) -> Result<FactoryId, String> {
+        factory_path(subscription, resource_group, factory)?;
+        Ok(FactoryId {
+            subscription: subscription.to_string(),
+            resource_group: resource_group.to_string(),
+            factory: factory.to_string(),
+        })
+    }
+
+    /// `SUB/RG/FACTORY`, or the factory's ARM id.
+    pub fn parse(text: &str) -> Result<FactoryId, String> {
+        let trimmed = text.trim_start_matches("/subscriptions/");
+        let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
+        let parts: &[&str] = match parts.as_slice() {
+            [sub, rg_seg, rg, p, ns, f_seg, f]
+                if rg_seg.eq_ignore_ascii_case("resourceGroups")
+                    && p.eq_ignore_ascii_case("providers")
+                    && ns.eq_ignore_ascii_case("Microsoft.DataFactory")
+                    && f_seg.eq_ignore_ascii_case("factories") =>
+            {
+                &[sub, rg, f]
+            }
+            other => other,
+        };
+        match parts {
+            [sub, rg, f] => FactoryId::new(sub, rg, f),
+            _ => Err(format!(
+                "{trimmed:?}: expected SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or the factory's ARM id)"
+            )),
+        }
+    }
+
+    /// `/subscriptions/…/resourceGroups/…/providers/Microsoft.DataFactory/factories/…`.
+    pub fn arm_path(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
+
+    /// `SUB/RG/FACTORY`, as people and errors name it.
+    pub fn describe(&self) -> String {
+        self.to_string()
+    }
+
+    /// The same factory, whatever the case ARM's names are written in.
+    pub fn same(&self, other: &FactoryId) -> bool {
+        self.arm_path().eq_ignore_ascii_case(&other.arm_path())
+    }
+}
+
+impl std::fmt::Display for FactoryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.subscription, self.resource_group, self.factory
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +196,23 @@ mod tests {
         }
         assert!(factory(&"a".repeat(64)).is_err());
         assert!(resource_group(&"r".repeat(91)).is_err());
+    }
+
+    /// Issue 27: one address type, parsed from either form, one ARM path.
+    #[test]
+    fn a_factory_id_parses_either_form_and_makes_one_path() {
+        let sub = "11111111-2222-3333-4444-555555555555";
+        let short = FactoryId::parse(&format!("{sub}/rg-dr/adf-dr")).expect("short");
+        let long = FactoryId::parse(&format!(
+            "/subscriptions/{sub}/resourceGroups/rg-dr/providers/Microsoft.DataFactory/factories/adf-dr"
+        ))
+        .expect("ARM id");
+        assert_eq!(short, long);
+        assert_eq!(short.to_string(), format!("{sub}/rg-dr/adf-dr"));
+        assert!(short.arm_path().ends_with("/factories/adf-dr"));
+        let upper = FactoryId::parse(&format!("{sub}/RG-DR/ADF-DR")).expect("case");
+        assert!(short.same(&upper) && short != upper);
+        assert!(FactoryId::parse("adf-dr").is_err());
+        assert!(FactoryId::parse(&format!("{sub}/rg/f?x=1")).is_err());
     }
 }

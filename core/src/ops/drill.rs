@@ -73,12 +73,8 @@ fn target_of(fc: &FactoryConfig) -> Result<(TargetFactory, Option<String>), OpEr
             fc.name
         ))
     })?;
-    let target = TargetFactory {
-        subscription: t.subscription.clone(),
-        resource_group: t.resource_group.clone(),
-        factory: t.factory.clone(),
-    };
-    if target.arm_path().eq_ignore_ascii_case(&fc.arm_path()) {
+    let target = t.id();
+    if target.same(&fc.id()) {
         return Err(OpError::usage(format!(
             "factory '{}': drill_target is the source factory itself; a drill must never touch the source",
             fc.name

@@ -248,8 +248,7 @@ pub async fn fleet(engine: &Engine, now: time::OffsetDateTime) -> Result<Fleet, 
             source_gone,
         );
         rows.push(FleetRow {
-            source: known
-                .map(|(f, _)| format!("{}/{}/{}", f.subscription, f.resource_group, f.factory)),
+            source: known.map(|(f, _)| f.path_text()),
             subscription: known.map(|(f, _)| f.subscription.clone()),
             policy: known.and_then(|(_, p)| p.clone()),
             last_confirmed: last.map(rfc3339),

@@ -42,17 +42,20 @@ pub struct Source {
 impl Source {
     /// The factory's ARM id.
     pub fn arm_id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
-            self.subscription, self.resource_group, self.factory
-        )
+        self.id().arm_path()
     }
 
     pub fn path(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.subscription, self.resource_group, self.factory
-        )
+        self.id().to_string()
+    }
+
+    /// Its address.
+    pub fn id(&self) -> crate::model::names::FactoryId {
+        crate::model::names::FactoryId {
+            subscription: self.subscription.clone(),
+            resource_group: self.resource_group.clone(),
+            factory: self.factory.clone(),
+        }
     }
 }
 

@@ -194,7 +194,7 @@ async fn undo(
     options.include = plan.selectors;
     options.delete_extraneous = true;
     let target = match (&args.to, &u.source) {
-        (Some(to), _) => TargetFactory::parse(to).map_err(OpError::usage)?,
+        (Some(to), _) => target(to)?,
         (None, Some(s)) => TargetFactory::parse(&s.path()).map_err(OpError::usage)?,
         (None, None) => {
             return Err(OpError::usage(
@@ -241,7 +241,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<i32, OpError> {
                 .to
                 .as_deref()
                 .ok_or_else(|| OpError::usage("--to SUB/RG/FACTORY is needed"))?;
-            let target = TargetFactory::parse(to).map_err(OpError::usage)?;
+            let target = target(to)?;
             (snapshot(&engine, &args, &factory).await?, target)
         }
     };
@@ -374,4 +374,9 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
         RestoreResult::Restored => exit::OK,
         RestoreResult::Interrupted => exit::INTERRUPTED,
     })
+}
+
+/// `--to SUB/RG/FACTORY` (or the factory's ARM id).
+fn target(to: &str) -> Result<TargetFactory, OpError> {
+    TargetFactory::parse(to).map_err(|e| OpError::usage(format!("--to {e}")))
 }

@@ -34,66 +34,13 @@ use crate::model::ResourceKind;
 use crate::plan::overrides::Overrides;
 use crate::plan::restore::{Plan, PlanOptions, TargetState, plan};
 
-/// `SUB/RG/FACTORY`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct TargetFactory {
-    pub subscription: String,
-    pub resource_group: String,
-    pub factory: String,
-}
+/// Where a restore writes: a factory's address (one type for every
+/// factory address, model::names::FactoryId).
+pub type TargetFactory = crate::model::names::FactoryId;
 
-impl TargetFactory {
-    pub fn parse(text: &str) -> Result<TargetFactory, String> {
-        let text = text.trim_start_matches("/subscriptions/");
-        let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
-        let parts: Vec<&str> = match parts.as_slice() {
-            [
-                sub,
-                "resourceGroups",
-                rg,
-                "providers",
-                "Microsoft.DataFactory",
-                "factories",
-                f,
-            ] => {
-                vec![sub, rg, f]
-            }
-            _ => parts,
-        };
-        match parts.as_slice() {
-            [sub, rg, f] => {
-                crate::model::names::factory_path(sub, rg, f).map_err(|e| format!("--to: {e}"))?;
-                Ok(TargetFactory {
-                    subscription: sub.to_string(),
-                    resource_group: rg.to_string(),
-                    factory: f.to_string(),
-                })
-            }
-            _ => Err(format!(
-                "--to {text:?}: expected SUBSCRIPTION/RESOURCE_GROUP/FACTORY (or the factory's ARM id)"
-            )),
-        }
-    }
-
-    pub fn config(&self) -> FactoryConfig {
-        FactoryConfig::adhoc(
-            &self.factory,
-            &self.subscription,
-            &self.resource_group,
-            &self.factory,
-        )
-    }
-
-    pub fn arm_path(&self) -> String {
-        self.config().arm_path()
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.subscription, self.resource_group, self.factory
-        )
-    }
+/// The target as export reads it (its name is its namespace).
+fn target_config(t: &TargetFactory) -> FactoryConfig {
+    FactoryConfig::adhoc(&t.factory, &t.subscription, &t.resource_group, &t.factory)
 }
 
 /// Wall time per phase.
@@ -172,7 +119,7 @@ pub async fn read_target(
     identity: &str,
     concurrency: usize,
 ) -> Result<TargetState, OpError> {
-    match export::export(arm, &target.config(), identity, concurrency).await {
+    match export::export(arm, &target_config(target), identity, concurrency).await {
         Ok(exported) => {
             let mut resources = exported.resources;
             let factory = resources
@@ -191,12 +138,9 @@ pub async fn read_target(
         // before the first write (a group nobody may read locks of: the
         // writes say so).
         Err(ExportError::NotFound { .. }) => Ok(TargetState {
-            resources: export::group_locks(
-                arm,
-                export::resource_group_of(&target.config().arm_path()),
-            )
-            .await
-            .unwrap_or_default(),
+            resources: export::group_locks(arm, export::resource_group_of(&target.arm_path()))
+                .await
+                .unwrap_or_default(),
             ..TargetState::default()
         }),
         Err(ExportError::Denied {
