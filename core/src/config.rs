@@ -98,45 +98,119 @@ pub struct DiscoverConfig {
     pub policy_tag_may_shorten: bool,
 }
 
-/// `[policy.NAME]`: what a `[[factory]]` block says that is not about one
-/// factory, for discovered factories; the drill target is a pattern.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    pub backup: Option<Cron>,
-    pub drill: Option<Cron>,
-    pub verify: Option<Cron>,
-    pub prune: Option<Cron>,
-    pub timezone: Option<Zone>,
-    pub rpo_target: Option<DurationSpec>,
-    pub rto_target: Option<DurationSpec>,
+/// Declares, once, what a `[[factory]]` block and a `[policy.NAME]` table
+/// share (`Settings`: schedules, zone, targets, keep rules, drills,
+/// capture), and the flat shapes serde reads each in: every key at the top
+/// of its table, unknown keys refused (a typo is named with the nearest
+/// key), each block's own keys beside the shared ones.
+macro_rules! settings {
+    (
+        shared $shared:tt
+        $( $shape:ident => $config:ident $own:tt )*
+    ) => {
+        settings!(@settings $shared);
+        $( settings!(@shape $shared $shape $config $own); )*
+    };
+    (@settings { $( $(#[$m:meta])* $f:ident : $t:ty, )* }) => {
+        /// What a factory's block and a policy share: a policy is the same
+        /// settings, given to the factories it covers.
+        #[derive(Clone, Debug, Default, Deserialize)]
+        pub struct Settings {
+            $( $(#[$m])* pub $f: $t, )*
+        }
+    };
+    (@shape { $( $(#[$m:meta])* $f:ident : $t:ty, )* } $shape:ident $config:ident
+        { $( $(#[$om:meta])* $o:ident : $ot:ty, )* }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $shape {
+            $( $(#[$om])* $o: $ot, )*
+            $( $(#[$m])* $f: $t, )*
+        }
+        impl From<$shape> for $config {
+            #[allow(clippy::needless_update)]
+            fn from(s: $shape) -> $config {
+                $config {
+                    $( $o: s.$o, )*
+                    settings: Settings { $( $f: s.$f, )* },
+                    ..Default::default()
+                }
+            }
+        }
+    };
+}
+
+settings! {
+    shared {
+    backup: Option<Cron>,
+    drill: Option<Cron>,
+    verify: Option<Cron>,
+    prune: Option<Cron>,
+    /// The IANA zone the schedules and keep rules are read in [default: UTC].
+    timezone: Option<Zone>,
+    rpo_target: Option<DurationSpec>,
+    rto_target: Option<DurationSpec>,
     #[serde(default)]
-    pub keep: crate::plan::retention::Policy,
-    /// `{factory}`, `{resource_group}` and `{subscription}` are the found
-    /// factory's (subscription defaults to the factory's own).
-    pub drill_target: Option<TargetPattern>,
-    pub drill_overrides: Option<PathBuf>,
-    pub smoke_pipeline: Option<String>,
-    pub smoke_timeout: Option<DurationSpec>,
+    keep: crate::plan::retention::Policy,
+    drill_overrides: Option<PathBuf>,
+    smoke_pipeline: Option<String>,
+    /// How long the smoke pipeline may run (default 10m).
+    smoke_timeout: Option<DurationSpec>,
+    /// What a drill leaves behind (default: delete the restored resources).
     #[serde(default)]
-    pub drill_cleanup: DrillCleanup,
-    pub drill_random_within: Option<DurationSpec>,
+    drill_cleanup: DrillCleanup,
+    /// Scheduled drills restore a random snapshot from this window instead
+    /// of the latest (proves old snapshots still restore).
+    drill_random_within: Option<DurationSpec>,
     /// How changes are captured: `listing` (the backup schedule lists the
     /// factory) or `events` (ARM's events from `queue`, seconds after each
     /// change; the listing runs at `reconcile`, and at `backup` while the
     /// queue is unreachable).
     #[serde(default)]
-    pub capture: CaptureMode,
+    capture: CaptureMode,
     /// The Storage Queue an Event Grid subscription fills with ARM's events
     /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
-    pub queue: Option<String>,
+    queue: Option<String>,
     /// The reconciliation listing while events flow [default: "0 3 * * *"].
-    pub reconcile: Option<Cron>,
+    reconcile: Option<Cron>,
     /// How long a factory's events wait to be sealed as one snapshot
     /// [default: 2s].
-    pub coalesce: Option<DurationSpec>,
-    /// At most one listing that events ask for in this period [default: 10m].
-    pub relist_every: Option<DurationSpec>,
+    coalesce: Option<DurationSpec>,
+    /// At most one listing that events ask for (an unknown kind, a name ARM
+    /// never gives, a burst) in this period; the rest wait for its end
+    /// [default: 10m]. Anyone who can send to the queue can ask for one.
+    relist_every: Option<DurationSpec>,
+    }
+    FactoryShape => FactoryConfig {
+        name: String,
+        subscription: String,
+        resource_group: String,
+        factory: String,
+        drill_target: Option<TargetConfig>,
+        #[serde(default)]
+        adopt: bool,
+    }
+    PolicyShape => PolicyConfig {
+        drill_target: Option<TargetPattern>,
+    }
+}
+
+/// `[policy.NAME]`: the settings of a `[[factory]]` block, for discovered
+/// factories; the drill target is a pattern.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "PolicyShape")]
+pub struct PolicyConfig {
+    /// `{factory}`, `{resource_group}` and `{subscription}` are the found
+    /// factory's (subscription defaults to the factory's own).
+    pub drill_target: Option<TargetPattern>,
+    pub settings: Settings,
+}
+
+impl std::ops::Deref for PolicyConfig {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
 }
 
 /// How a factory's changes are captured (`capture = …`).
@@ -458,61 +532,39 @@ pub struct TargetConfig {
     pub region: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `[[factory]]` block: which factory, and its settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "FactoryShape")]
 pub struct FactoryConfig {
     /// adfdr's name for it: the store namespace and the CLI argument.
     pub name: String,
     pub subscription: String,
     pub resource_group: String,
     pub factory: String,
-    pub backup: Option<Cron>,
-    pub drill: Option<Cron>,
-    pub verify: Option<Cron>,
-    pub prune: Option<Cron>,
-    pub timezone: Option<Zone>,
-    pub rpo_target: Option<DurationSpec>,
-    pub rto_target: Option<DurationSpec>,
-    #[serde(default)]
-    pub keep: crate::plan::retention::Policy,
     pub drill_target: Option<TargetConfig>,
-    pub drill_overrides: Option<PathBuf>,
-    pub smoke_pipeline: Option<String>,
-    /// How long the smoke pipeline may run (default 10m).
-    pub smoke_timeout: Option<DurationSpec>,
-    /// What a drill leaves behind (default: delete the restored resources).
-    #[serde(default)]
-    pub drill_cleanup: DrillCleanup,
-    /// Scheduled drills restore a random snapshot from this window instead
-    /// of the latest (proves old snapshots still restore).
-    pub drill_random_within: Option<DurationSpec>,
-    /// How changes are captured: `listing` (the backup schedule lists the
-    /// factory) or `events` (ARM's events from `queue`, seconds after each
-    /// change; the listing runs at `reconcile`, and at `backup` while the
-    /// queue is unreachable).
-    #[serde(default)]
-    pub capture: CaptureMode,
-    /// The Storage Queue an Event Grid subscription fills with ARM's events
-    /// (`https://ACCOUNT.queue.core.windows.net/NAME`).
-    pub queue: Option<String>,
-    /// The reconciliation listing while events flow [default: "0 3 * * *"].
-    pub reconcile: Option<Cron>,
-    /// How long a factory's events wait to be sealed as one snapshot
-    /// [default: 2s].
-    pub coalesce: Option<DurationSpec>,
-    /// At most one listing that events ask for (an unknown kind, a name ARM
-    /// never gives, a burst) in this period; the rest wait for its end
-    /// [default: 10m]. Anyone who can send to the queue can ask for one.
-    pub relist_every: Option<DurationSpec>,
     /// Continue this name's history with whatever factory the block names,
     /// even when the store's history is another factory's (another ARM id
     /// and createTime): for a factory restored elsewhere that takes over
     /// [default: false, such a backup is refused].
-    #[serde(default)]
     pub adopt: bool,
     /// Where the block came from (set by discovery, never by the file).
-    #[serde(skip)]
     pub origin: Origin,
+    /// Its schedules, targets, keep rules, drills and capture (a policy's,
+    /// for a discovered factory).
+    pub settings: Settings,
+}
+
+impl std::ops::Deref for FactoryConfig {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for FactoryConfig {
+    fn deref_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
 }
 
 /// Where a factory's block came from.
@@ -581,27 +633,7 @@ impl FactoryConfig {
             subscription: subscription.into(),
             resource_group: resource_group.into(),
             factory: factory.into(),
-            backup: None,
-            drill: None,
-            verify: None,
-            prune: None,
-            timezone: None,
-            rpo_target: None,
-            rto_target: None,
-            keep: Default::default(),
-            drill_target: None,
-            drill_overrides: None,
-            smoke_pipeline: None,
-            smoke_timeout: None,
-            drill_cleanup: DrillCleanup::default(),
-            drill_random_within: None,
-            capture: CaptureMode::Listing,
-            queue: None,
-            reconcile: None,
-            coalesce: None,
-            relist_every: None,
-            adopt: false,
-            origin: Origin::Configured,
+            ..Default::default()
         }
     }
 

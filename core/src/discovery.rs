@@ -177,14 +177,6 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig, origin: Origin) -> FactoryCo
         subscription: f.subscription.clone(),
         resource_group: f.resource_group.clone(),
         factory: f.name.clone(),
-        backup: p.backup.clone(),
-        drill: p.drill.clone(),
-        verify: p.verify.clone(),
-        prune: p.prune.clone(),
-        timezone: p.timezone,
-        rpo_target: p.rpo_target,
-        rto_target: p.rto_target,
-        keep: p.keep.clone(),
         drill_target: p.drill_target.as_ref().map(|t| TargetConfig {
             subscription: t
                 .subscription
@@ -194,18 +186,10 @@ fn factory(name: &str, f: &Found, p: &PolicyConfig, origin: Origin) -> FactoryCo
             factory: fill(&t.factory, f),
             region: t.region.clone(),
         }),
-        drill_overrides: p.drill_overrides.clone(),
-        smoke_pipeline: p.smoke_pipeline.clone(),
-        smoke_timeout: p.smoke_timeout,
-        drill_cleanup: p.drill_cleanup,
-        drill_random_within: p.drill_random_within,
-        capture: p.capture,
-        queue: p.queue.clone(),
-        reconcile: p.reconcile.clone(),
-        coalesce: p.coalesce,
-        relist_every: p.relist_every,
         adopt: false,
         origin,
+        // A policy is a factory's settings: given as they are.
+        settings: p.settings.clone(),
     }
 }
 
@@ -450,14 +434,16 @@ mod tests {
 
     fn policy(backup: &str) -> PolicyConfig {
         PolicyConfig {
-            backup: Some(crate::plan::schedule::Cron::parse(backup).expect("cron")),
+            settings: crate::config::Settings {
+                backup: Some(crate::plan::schedule::Cron::parse(backup).expect("cron")),
+                ..Default::default()
+            },
             drill_target: Some(crate::config::TargetPattern {
                 subscription: None,
                 resource_group: "rg-dr-drills".into(),
                 factory: "{factory}-drill".into(),
                 region: None,
             }),
-            ..Default::default()
         }
     }
 
