@@ -384,11 +384,15 @@ pub struct Counters {
     pub throttled: u64,
     pub injected_faults: u64,
     pub tokens_issued: u64,
+    /// ARM requests per region of the resource they address (emulator::regions).
+    pub by_region: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
 pub struct Control {
     pub settings: Settings,
+    /// Regions down, and resources declared outside factories.
+    pub regions: crate::regions::Regions,
     pub faults: Vec<ScriptedFault>,
     pub mutations: Vec<Mutation>,
     pub counters: Counters,

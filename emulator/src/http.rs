@@ -218,6 +218,9 @@ async fn service(
         }
         Err(e) => return Ok(respond(Err(e), &[])),
     };
+    if !is_vault && let Some(outage) = region_gate(shared, call) {
+        return Ok(respond(Err(outage), &[("Retry-After".into(), "30".into())]));
+    }
     let op = Op::of_method(&call.method);
     let mut extra = Vec::new();
     if !is_vault {
@@ -242,6 +245,39 @@ async fn service(
         publish(shared, call, &caller, &reply);
     }
     Ok(respond(reply, &extra))
+}
+
+/// Counts an ARM request by the region of what it addresses, and refuses
+/// it as the service does in an outage when that region is down.
+fn region_gate(shared: &Shared, call: &Call) -> Option<ApiError> {
+    let regions = shared.control().regions.clone();
+    let known = crate::regions::region_of(&shared.world(), &regions, &call.path);
+    // A resource being created is where its body says.
+    let region = known.or_else(|| {
+        (call.method == "PUT")
+            .then(|| serde_json::from_slice::<Value>(&call.body).ok())
+            .flatten()
+            .and_then(|b| {
+                b.get("location")
+                    .and_then(Value::as_str)
+                    .map(crate::regions::normalize)
+            })
+    })?;
+    *shared
+        .control()
+        .counters
+        .by_region
+        .entry(region.clone())
+        .or_default() += 1;
+    regions.is_down(&region).then(|| {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!(
+                "The service is unavailable in region '{region}' (adf-emulator: the region is down). Retry the request later."
+            ),
+        )
+    })
 }
 
 /// ARM's event for a write it accepted (2xx) on Microsoft.DataFactory.
@@ -1730,6 +1766,47 @@ fn bad_body(e: serde_json::Error) -> ApiError {
     ApiError::bad_request(format!("admin request body: {e}"))
 }
 
+/// Regions taken away and brought back, and resources declared in them
+/// (emulator::regions); None: not a regions call.
+fn admin_regions(
+    shared: &Shared,
+    method: &str,
+    s: &[&str],
+    body: &Value,
+) -> Option<Result<Reply, ApiError>> {
+    Some(match (method, s) {
+        ("GET", ["regions"]) => Ok(Reply::Json(
+            200,
+            serde_json::to_value(&shared.control().regions).unwrap_or_default(),
+        )),
+        ("POST", ["regions", region]) => {
+            let state = body.get("state").and_then(Value::as_str);
+            match state {
+                Some(s @ ("down" | "up")) => {
+                    shared.control().regions.set(region, s == "down");
+                    Ok(Reply::Json(
+                        200,
+                        json!({"region": crate::regions::normalize(region), "state": s}),
+                    ))
+                }
+                _ => Err(ApiError::bad_request(
+                    "give {\"state\": \"down\"} or {\"state\": \"up\"}",
+                )),
+            }
+        }
+        ("POST", ["resources"]) => {
+            match serde_json::from_value::<Vec<crate::regions::Declared>>(body.clone()) {
+                Ok(list) => {
+                    shared.control().regions.declare(&list);
+                    Ok(Reply::Json(200, json!({"declared": list.len()})))
+                }
+                Err(e) => Err(bad_body(e)),
+            }
+        }
+        _ => return None,
+    })
+}
+
 /// The emulator's own state: health, counters, settings, scripted faults and mutations.
 fn admin_control(
     shared: &Shared,
@@ -1737,6 +1814,9 @@ fn admin_control(
     s: &[&str],
     body: Value,
 ) -> Result<Option<Reply>, ApiError> {
+    if let Some(reply) = admin_regions(shared, method, s, &body) {
+        return reply.map(Some);
+    }
     let bad = bad_body;
     let reply: Result<Reply, ApiError> = match (method, s) {
         ("GET", ["health"]) => Ok(Reply::Json(200, json!({"status": "ok"}))),

@@ -25,6 +25,7 @@ mod http;
 pub mod keyvault;
 pub mod kinds;
 pub mod rbac;
+pub mod regions;
 pub mod sample;
 pub mod seed;
 pub mod state;

@@ -10,6 +10,7 @@ mod format_by_hand;
 mod keyvault;
 mod python_sdk;
 mod recorded;
+mod regions;
 mod service_rules;
 mod store;
 mod surroundings;
