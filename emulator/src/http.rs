@@ -269,15 +269,29 @@ fn region_gate(shared: &Shared, call: &Call) -> Option<ApiError> {
         .by_region
         .entry(region.clone())
         .or_default() += 1;
-    regions.is_down(&region).then(|| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!(
-                "The service is unavailable in region '{region}' (adf-emulator: the region is down). Retry the request later."
-            ),
-        )
-    })
+    if !regions.is_down(&region) {
+        return None;
+    }
+    // A vault in a lost region is failed over to its pair, read-only: reads
+    // work, writes (its access policies among them) do not.
+    if crate::regions::is_vault(&call.path) {
+        return (call.method != "GET").then(|| {
+            ApiError::new(
+                409,
+                "VaultReadOnly",
+                format!(
+                    "The vault is failed over from region '{region}' to its pair and is read-only: its properties and access policies cannot change until the region is back (adf-emulator)."
+                ),
+            )
+        });
+    }
+    Some(ApiError::new(
+        503,
+        "ServiceUnavailable",
+        format!(
+            "The service is unavailable in region '{region}' (adf-emulator: the region is down). Retry the request later."
+        ),
+    ))
 }
 
 /// ARM's event for a write it accepted (2xx) on Microsoft.DataFactory.
@@ -1069,6 +1083,10 @@ fn extension(
         if !auth::authorize_action(&assignments, caller, Access::Read, &scope, Some(&action)) {
             return Err(auth::arm_forbidden(caller, &action, &scope));
         }
+    }
+    if kind == Extension::DiagnosticSetting && call.method == "PUT" {
+        let regions = shared.control().regions.clone();
+        crate::regions::same_region_destinations(&shared.world(), &regions, &scope, &call.json()?)?;
     }
     let mut world = shared.world();
     let store = &mut world.extensions;

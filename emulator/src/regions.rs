@@ -99,12 +99,60 @@ pub fn region_of(world: &World, regions: &Regions, path: &str) -> Option<String>
                 .map(normalize);
         }
     }
+    if s.len() >= 8 && s[5] == "microsoft.keyvault" && s[6] == "vaults" {
+        let id = format!("/{}", s[..8].join("/"));
+        if let Some(v) = world.key_vaults.get(&id) {
+            return v.get("location").and_then(|l| l.as_str()).map(normalize);
+        }
+    }
     regions
         .declared
         .iter()
         .filter(|(id, _)| lower == **id || lower.starts_with(&format!("{id}/")))
         .max_by_key(|(id, _)| id.len())
         .map(|(_, region)| region.clone())
+}
+
+/// A Key Vault (or what is below it: its access policies).
+pub fn is_vault(path: &str) -> bool {
+    path.to_ascii_lowercase()
+        .contains("/providers/microsoft.keyvault/vaults/")
+}
+
+/// Azure Monitor sends a resource's logs to a storage account or an Event
+/// Hub in the resource's own region only (MicrosoftDocs azure-monitor-docs,
+/// diagnostic-settings.md, "Destination limitations"); a Log Analytics
+/// workspace may be anywhere. Checked where both regions are known, in
+/// every state of the region.
+pub fn same_region_destinations(
+    world: &World,
+    regions: &Regions,
+    scope: &str,
+    body: &serde_json::Value,
+) -> Result<(), crate::error::ApiError> {
+    let Some(home) = region_of(world, regions, scope) else {
+        return Ok(());
+    };
+    for field in ["storageAccountId", "eventHubAuthorizationRuleId"] {
+        let Some(id) = body
+            .pointer(&format!("/properties/{field}"))
+            .and_then(|v| v.as_str())
+        else {
+            continue;
+        };
+        if let Some(there) = region_of(world, regions, id)
+            && there != home
+        {
+            return Err(crate::error::ApiError::new(
+                400,
+                "BadRequest",
+                format!(
+                    "The {field} '{id}' is in region '{there}', but the resource is in '{home}': a diagnostic setting's storage account and event hub must be in the resource's region."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
