@@ -1364,6 +1364,19 @@ struct Action<'a> {
 }
 
 impl FactoryCtx<'_> {
+    /// An endpoint's target (`privateLinkResourceId`) is in a region that is down.
+    fn target_region_down(&self, body: &Value) -> bool {
+        let Some(target) = body
+            .pointer("/properties/privateLinkResourceId")
+            .and_then(Value::as_str)
+        else {
+            return false;
+        };
+        let regions = self.shared.control().regions.clone();
+        crate::regions::region_of(&self.shared.world(), &regions, target)
+            .is_some_and(|r| regions.is_down(&r))
+    }
+
     fn tenant(&self) -> &str {
         &self.shared.signer.tenant_id
     }
@@ -1531,7 +1544,9 @@ impl FactoryCtx<'_> {
                     .shared
                     .settings()
                     .scaled(std::time::Duration::from_secs(60));
-                let view = self.shared.world().put_child(
+                let target_lost =
+                    kind == Kind::ManagedPrivateEndpoint && self.target_region_down(&body);
+                let mut view = self.shared.world().put_child(
                     sub,
                     rg,
                     f,
@@ -1542,6 +1557,12 @@ impl FactoryCtx<'_> {
                     if_match,
                     provisioning,
                 )?;
+                if target_lost {
+                    // Its target's region is down: it never provisions.
+                    let mut world = self.shared.world();
+                    world.fail_provisioning(sub, rg, f, parent, name)?;
+                    view = world.get_child(sub, rg, f, kind, parent, name)?.0;
+                }
                 Ok(Reply::Json(200, view))
             }
             // The REST spec has no DELETE for managed virtual networks

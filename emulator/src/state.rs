@@ -716,6 +716,27 @@ impl World {
         Ok(view)
     }
 
+    /// A managed private endpoint whose target is in a region that is down
+    /// never provisions: it reads `Failed` (emulator::regions).
+    pub fn fail_provisioning(
+        &mut self,
+        sub: &str,
+        rg: &str,
+        factory: &str,
+        vnet: Option<&str>,
+        name: &str,
+    ) -> ApiResult<()> {
+        let f = self.factory_mut(sub, rg, factory)?;
+        if let Some(c) = f
+            .children
+            .get_mut(&Kind::ManagedPrivateEndpoint)
+            .and_then(|m| m.get_mut(&child_key(vnet, name)))
+        {
+            c.settling = Some(("Failed".into(), i128::MAX));
+        }
+        Ok(())
+    }
+
     pub fn get_child(
         &self,
         sub: &str,

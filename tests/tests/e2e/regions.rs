@@ -80,6 +80,18 @@ async fn a_region_taken_away_answers_as_an_outage_and_requests_are_counted_by_re
     let (status, _, body) = call("GET", sql.clone(), "2021-11-01", None).await;
     assert_eq!(status, 503, "{body}");
 
+    // A private endpoint to it from the factory that is left never
+    // provisions (it reads Failed), whatever the answer to its PUT.
+    let vnet = format!("{neu}/managedVirtualNetworks/default");
+    let (status, _, body) = call("PUT", vnet.clone(), ADF, Some(json!({"properties": {}}))).await;
+    assert_eq!(status, 200, "{body}");
+    let mpe = format!("{vnet}/managedPrivateEndpoints/mpe-sql");
+    let endpoint = json!({"properties": {"groupId": "sqlServer", "privateLinkResourceId": sql}});
+    let (status, _, body) = call("PUT", mpe.clone(), ADF, Some(endpoint)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = call("GET", mpe, ADF, None).await;
+    assert_eq!(body["properties"]["provisioningState"], "Failed", "{body}");
+
     // Its vault is failed over read-only: read, but its policies stay as they are.
     let (status, _, body) = call("GET", vault.clone(), KV, None).await;
     assert_eq!(status, 200, "a failed-over vault reads: {body}");
@@ -101,10 +113,9 @@ async fn a_region_taken_away_answers_as_an_outage_and_requests_are_counted_by_re
     let by_region = &counters["by_region"];
     // The vault's create, two factory reads, the SQL read, the vault's read and write.
     assert_eq!(by_region["westeurope"], 6, "{counters:#}");
-    assert_eq!(
-        by_region["northeurope"], 2,
-        "the create counts where its body puts it: {counters:#}"
-    );
+    // The factory's create (where its body puts it) and read, the VNet,
+    // the endpoint's PUT and read.
+    assert_eq!(by_region["northeurope"], 5, "{counters:#}");
 
     // It comes back.
     admin(&emu, "regions/westeurope", json!({"state": "up"})).await;
