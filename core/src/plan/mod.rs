@@ -10,6 +10,7 @@ pub mod events;
 pub mod graph;
 pub mod overrides;
 pub mod posture;
+pub mod region_map;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

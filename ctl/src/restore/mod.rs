@@ -67,9 +67,15 @@ pub struct Args {
     /// [default with --undo: the snapshot's source].
     #[arg(long, value_name = "SUB/RG/FACTORY", required_unless_present = "undo")]
     to: Option<String>,
-    /// Region of a factory that must be created [default: the snapshot's].
+    /// Region of a factory that must be created [default: the snapshot's,
+    /// or what --map puts in its place].
     #[arg(long)]
     region: Option<String>,
+    /// A region map (TOML: [regions], [ids], [hosts]): what stands in for
+    /// what in another region; applied to every definition before
+    /// --overrides, each rewrite shown in the plan (docs/OPERATIONS.md).
+    #[arg(long, value_name = "FILE")]
+    map: Option<PathBuf>,
     /// Restore only these (KIND:GLOB, repeatable); what they need comes along.
     #[arg(long, value_name = "KIND:GLOB")]
     include: Vec<String>,
@@ -135,6 +141,7 @@ fn plan_options(args: &Args) -> Result<PlanOptions, OpError> {
         strict: args.strict,
         with_git: args.with_git,
         region: args.region.clone(),
+        region_map: args.map.as_deref().map(region_map).transpose()?,
         placeholder_secrets: false,
         locks: true,
         alerts: true,
@@ -379,4 +386,14 @@ async fn execute(ctx: &Ctx, engine: &Engine, prepared: &mut op::Prepared) -> Res
 /// `--to SUB/RG/FACTORY` (or the factory's ARM id).
 fn target(to: &str) -> Result<TargetFactory, OpError> {
     TargetFactory::parse(to).map_err(|e| OpError::usage(format!("--to {e}")))
+}
+
+/// `--map FILE`, read and checked.
+fn region_map(path: &std::path::Path) -> Result<adfdr_core::plan::region_map::RegionMap, OpError> {
+    let bytes = adfdr_core::localfile::read_capped(path, 1 << 20)
+        .map_err(|e| OpError::usage(format!("--map {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| OpError::usage(format!("--map {}: not UTF-8 text", path.display())))?;
+    adfdr_core::plan::region_map::RegionMap::parse(&text, &path.display().to_string())
+        .map_err(OpError::usage)
 }

@@ -2038,3 +2038,70 @@ async fn inherited_locks_are_context_and_a_locked_target_group_is_named() {
         "nothing was written"
     );
 }
+
+/// Issue 28, item 2 (first part): `--map` says what stands in for what in
+/// another region. The SSIS runtime's "West Europe" (a display name) takes
+/// the mapped region, the new factory is created there, and the plan shows
+/// each rewrite before anything is written; a map that is not one is a
+/// usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_map_moves_what_is_bound_to_the_lost_region() {
+    let rig = Rig::start("region-map", &[("sales", "adf-sales", &sample_factory())]).await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let map = rig.dir.join("dr-map.toml");
+    std::fs::write(&map, "[regions]\nwesteurope = \"northeurope\"\n").expect("map");
+    let to = format!("{SUB}/{DR_RG}/adf-sales-neu");
+    let args = |extra: &str| {
+        vec![
+            "restore".to_string(),
+            "latest".into(),
+            "--factory".into(),
+            "sales".into(),
+            "--to".into(),
+            to.clone(),
+            "--map".into(),
+            map.display().to_string(),
+            extra.into(),
+        ]
+    };
+    let plan_args = args("--plan");
+    let out = rig.adfdr(&plan_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains(
+            "region map: /properties/typeProperties/computeProperties/location West Europe -> northeurope"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        contents(&rig, DR_RG, "adf-sales-neu").is_none(),
+        "a plan writes nothing"
+    );
+    let yes = args("--yes");
+    let out = rig.adfdr(&yes.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        code(&out),
+        3,
+        "restored with the sample's usual skips: {}",
+        text(&out)
+    );
+    let (location, ir) = rig.emu.with_world(|w| {
+        let f = w.factory(SUB, DR_RG, "adf-sales-neu").expect("created");
+        let ir = f
+            .children(Kind::IntegrationRuntime)
+            .get("ir-ssis")
+            .map(|c| c.body.clone())
+            .expect("the SSIS runtime");
+        (f.body["location"].clone(), ir)
+    });
+    assert_eq!(location, "northeurope", "created in the mapped region");
+    assert_eq!(
+        ir.pointer("/properties/typeProperties/computeProperties/location"),
+        Some(&Value::String("northeurope".into()))
+    );
+    std::fs::write(&map, "[ids]\n\"rg-a\" = \"rg-b\"\n").expect("map");
+    let out = rig.adfdr(&plan_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("not an ARM id"), "{}", text(&out));
+}

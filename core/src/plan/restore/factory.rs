@@ -211,7 +211,14 @@ impl<'a> Planner<'a> {
                 .options
                 .region
                 .clone()
-                .or_else(|| snapshot_region.map(str::to_string))
+                .or_else(|| {
+                    // The snapshot's region, or what the region map puts
+                    // in its place.
+                    snapshot_region.map(|r| {
+                        let map = self.options.region_map.as_ref();
+                        map.and_then(|m| m.region_for(r)).unwrap_or(r).to_string()
+                    })
+                })
                 .or_else(|| {
                     body.get("location")
                         .and_then(Value::as_str)

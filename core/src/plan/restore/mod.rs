@@ -84,6 +84,9 @@ pub struct PlanOptions {
     /// The change set an undo puts back: its deletes are the undo's, not
     /// `--delete-extraneous`'s.
     pub undo: Option<String>,
+    /// What stands in for what in another region (`--map`): applied to
+    /// every definition before overrides, each rewrite in the plan.
+    pub region_map: Option<super::region_map::RegionMap>,
 }
 
 /// Where a linked service keeps credentials encrypted for its own factory.
@@ -109,6 +112,7 @@ impl Default for PlanOptions {
             with_git: false,
             region: None,
             placeholder_secrets: false,
+            region_map: None,
         }
     }
 }

@@ -130,6 +130,11 @@ impl<'a> Planner<'a> {
             map.insert("properties".into(), Value::Object(Default::default()));
         }
         let (mut changes, mut filled) = (Vec::new(), Vec::new());
+        if let Some(map) = &self.options.region_map {
+            for m in map.apply(r.kind, &mut definition) {
+                changes.push(format!("region map: {} {} -> {}", m.pointer, m.from, m.to));
+            }
+        }
         if let Some(o) = self.overrides {
             for rule in &o.rules {
                 if Overrides::rule_matches(rule, r.kind, r.parent.as_deref(), &r.name) {

@@ -1,0 +1,284 @@
+//! A region map (issue 28): what stands in for what when a factory is
+//! restored into another region. Pure: read from the TOML an operator
+//! writes (`--map FILE`), applied to each definition before overrides.
+//!
+//! ```toml
+//! [regions]
+//! westeurope = "northeurope"          # display names ("West Europe") match too
+//! [ids]                               # ARM id prefixes, case-insensitive
+//! "/subscriptions/S/resourceGroups/rg-data-weu" = "/subscriptions/S/resourceGroups/rg-data-neu"
+//! [hosts]                             # endpoints inside definitions
+//! "salesweu.dfs.core.windows.net" = "salesneu.dfs.core.windows.net"
+//! ```
+//!
+//! Every string of a definition is looked at: an ARM id under a mapped
+//! prefix takes the new prefix (the longest prefix wins), a mapped host
+//! inside a URL or a connection string is replaced where it stands as a
+//! whole host name, and an integration runtime's compute location in a
+//! mapped region takes the new region. Each replacement is reported (the
+//! pointer, from, to), so the plan shows it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::ResourceKind;
+
+/// `West Europe`, `westeurope` and `WESTEUROPE` are one region.
+pub fn normalize_region(region: &str) -> String {
+    region
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shape {
+    #[serde(default)]
+    regions: BTreeMap<String, String>,
+    #[serde(default)]
+    ids: BTreeMap<String, String>,
+    #[serde(default)]
+    hosts: BTreeMap<String, String>,
+}
+
+/// A parsed region map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegionMap {
+    /// Normalized lost region → the region standing in for it.
+    pub regions: BTreeMap<String, String>,
+    /// Lower-cased ARM id prefix (no trailing `/`) → its replacement.
+    ids: Vec<(String, String)>,
+    /// Lower-cased host → its replacement.
+    hosts: Vec<(String, String)>,
+}
+
+/// One place a map rewrote: where, and from what to what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapped {
+    pub pointer: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl RegionMap {
+    /// Reads a map; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<RegionMap, String> {
+        let shape: Shape = toml::from_str(text).map_err(|e| format!("region map {path}: {e}"))?;
+        let mut ids: Vec<(String, String)> = Vec::new();
+        for (from, to) in shape.ids {
+            for id in [&from, &to] {
+                if !id.starts_with("/subscriptions/") {
+                    return Err(format!(
+                        "region map {path}: [ids] \"{id}\" is not an ARM id (they start with /subscriptions/)"
+                    ));
+                }
+            }
+            ids.push((
+                from.trim_end_matches('/').to_ascii_lowercase(),
+                to.trim_end_matches('/').to_string(),
+            ));
+        }
+        // The longest prefix first: a VNet's own line wins over its group's.
+        ids.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        let mut hosts = Vec::new();
+        for (from, to) in shape.hosts {
+            for h in [&from, &to] {
+                if h.is_empty() || h.contains(['/', ':', ' ']) {
+                    return Err(format!(
+                        "region map {path}: [hosts] \"{h}\" is not a host name (like salesweu.dfs.core.windows.net)"
+                    ));
+                }
+            }
+            hosts.push((from.to_ascii_lowercase(), to));
+        }
+        hosts.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        let regions = shape
+            .regions
+            .into_iter()
+            .map(|(from, to)| (normalize_region(&from), to))
+            .collect();
+        Ok(RegionMap {
+            regions,
+            ids,
+            hosts,
+        })
+    }
+
+    /// The region standing in for `region`, if the map moves it.
+    pub fn region_for(&self, region: &str) -> Option<&str> {
+        self.regions
+            .get(&normalize_region(region))
+            .map(String::as_str)
+    }
+
+    /// Rewrites `definition` (of a resource of `kind`) and says what it did.
+    pub fn apply(&self, kind: ResourceKind, definition: &mut Value) -> Vec<Mapped> {
+        let mut out = Vec::new();
+        if kind == ResourceKind::IntegrationRuntime {
+            let pointer = "/properties/typeProperties/computeProperties/location";
+            if let Some(Value::String(location)) = definition.pointer_mut(pointer)
+                && let Some(to) = self.region_for(location)
+            {
+                out.push(Mapped {
+                    pointer: pointer.into(),
+                    from: location.clone(),
+                    to: to.to_string(),
+                });
+                *location = to.to_string();
+            }
+        }
+        self.walk(definition, &mut String::new(), &mut out);
+        out
+    }
+
+    fn walk(&self, v: &mut Value, at: &mut String, out: &mut Vec<Mapped>) {
+        match v {
+            Value::String(s) => {
+                if let Some(new) = self.rewrite(s)
+                    && new != *s
+                {
+                    out.push(Mapped {
+                        pointer: at.clone(),
+                        from: std::mem::replace(s, new.clone()),
+                        to: new,
+                    });
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("/{i}"));
+                    self.walk(item, at, out);
+                    at.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    self.walk(item, at, out);
+                    at.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A string with its mapped id prefix and hosts replaced.
+    fn rewrite(&self, s: &str) -> Option<String> {
+        let lower = s.to_ascii_lowercase();
+        let mut text = match self
+            .ids
+            .iter()
+            .find(|(from, _)| lower == *from || lower.starts_with(&format!("{from}/")))
+        {
+            Some((from, to)) => format!("{to}{}", &s[from.len()..]),
+            None => s.to_string(),
+        };
+        for (from, to) in &self.hosts {
+            text = replace_host(&text, from, to);
+        }
+        (text != s).then_some(text)
+    }
+}
+
+/// `text` with every occurrence of the host `from` that stands as a whole
+/// host name (not inside a longer one: `xsalesweu…` or `salesweu….evil`)
+/// replaced, case-insensitively.
+fn replace_host(text: &str, from: &str, to: &str) -> String {
+    let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(from) {
+        let start = search + found;
+        let end = start + from.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        if before.is_none_or(|c| !host_char(c)) && after.is_none_or(|c| !host_char(c)) {
+            out.push_str(&text[last..start]);
+            out.push_str(to);
+            last = end;
+        }
+        search = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MAP: &str = r#"
+[regions]
+"West Europe" = "northeurope"
+[ids]
+"/subscriptions/s/resourceGroups/rg-data-weu" = "/subscriptions/s/resourceGroups/rg-data-neu"
+"/subscriptions/s/resourceGroups/rg-data-weu/providers/Microsoft.Network/virtualNetworks/vnet-weu" = "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet-neu"
+[hosts]
+"salesweu.dfs.core.windows.net" = "salesneu.dfs.core.windows.net"
+"#;
+
+    #[test]
+    fn ids_hosts_and_runtime_locations_are_mapped_and_reported() {
+        let map = RegionMap::parse(MAP, "dr.toml").expect("map");
+        assert_eq!(map.region_for("westeurope"), Some("northeurope"));
+        assert_eq!(map.region_for("North Europe"), None);
+        let mut ir = json!({"properties": {"type": "Managed", "typeProperties": {
+            "computeProperties": {"location": "westeurope"},
+            "vNetProperties": {"subnetId": "/subscriptions/S/resourceGroups/RG-DATA-WEU/providers/Microsoft.Network/virtualNetworks/vnet-weu/subnets/ssis"}}}});
+        let mapped = map.apply(ResourceKind::IntegrationRuntime, &mut ir);
+        assert_eq!(
+            ir.pointer("/properties/typeProperties/computeProperties/location"),
+            Some(&json!("northeurope"))
+        );
+        assert_eq!(
+            ir.pointer("/properties/typeProperties/vNetProperties/subnetId"),
+            Some(&json!(
+                "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet-neu/subnets/ssis"
+            )),
+            "the longest prefix wins, case-insensitively, the rest of the id kept"
+        );
+        assert_eq!(mapped.len(), 2, "{mapped:?}");
+
+        let mut ls = json!({"properties": {"typeProperties": {
+            "url": "https://SalesWeu.dfs.core.windows.net/raw",
+            "note": "xsalesweu.dfs.core.windows.net and salesweu.dfs.core.windows.net.evil stay"}}});
+        let mapped = map.apply(ResourceKind::LinkedService, &mut ls);
+        assert_eq!(
+            ls.pointer("/properties/typeProperties/url"),
+            Some(&json!("https://salesneu.dfs.core.windows.net/raw"))
+        );
+        assert_eq!(
+            mapped.len(),
+            1,
+            "a host inside a longer one is not it: {mapped:?}"
+        );
+        assert_eq!(mapped[0].pointer, "/properties/typeProperties/url");
+
+        // A runtime's location in a region the map does not move is left.
+        let mut other = json!({"properties": {"typeProperties": {"computeProperties": {"location": "UK South"}}}});
+        assert!(
+            map.apply(ResourceKind::IntegrationRuntime, &mut other)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_bad_map_is_refused_naming_the_line() {
+        let e = RegionMap::parse("[ids]\n\"rg-a\" = \"rg-b\"\n", "dr.toml").expect_err("not an id");
+        assert!(e.contains("dr.toml") && e.contains("not an ARM id"), "{e}");
+        let e = RegionMap::parse("[hosts]\n\"https://a\" = \"b\"\n", "dr.toml").expect_err("url");
+        assert!(e.contains("not a host name"), "{e}");
+        let e = RegionMap::parse("[region]\nx = \"y\"\n", "dr.toml").expect_err("typo");
+        assert!(e.contains("region"), "{e}");
+    }
+}
