@@ -100,6 +100,45 @@ pub fn own_identity(principal: &str) -> bool {
     principal.is_empty() || principal == SYSTEM_ASSIGNED || principal.starts_with(USER_ASSIGNED)
 }
 
+/// The name adfdr keeps a grant under, from its definition: a role
+/// assignment by role and scope (and the identity, for a user-assigned
+/// one), an access policy by its vault (and the identity). Export names
+/// what it reads so, and a restore that moves a grant's scope (a region
+/// map) expects it back under the name its new scope gives.
+pub fn grant_name(kind: ResourceKind, definition: &serde_json::Value) -> Option<String> {
+    use sha2::Digest;
+    let text = |p: &str| definition.pointer(p).and_then(serde_json::Value::as_str);
+    let principal = text("/properties/principal").unwrap_or(SYSTEM_ASSIGNED);
+    match kind {
+        ResourceKind::RoleAssignment => {
+            let role = text("/properties/roleDefinitionId")?
+                .rsplit('/')
+                .next()?
+                .to_ascii_lowercase();
+            let mut named = text("/properties/scope")?
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if principal != SYSTEM_ASSIGNED {
+                named = format!("{named}|{principal}");
+            }
+            let digest = sha2::Sha256::digest(named.as_bytes());
+            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            Some(format!("{role}-{hex}"))
+        }
+        ResourceKind::AccessPolicy => {
+            let mut name = text("/properties/vault")?
+                .rsplit('/')
+                .next()?
+                .to_ascii_lowercase();
+            if let Some(uami) = principal.strip_prefix(USER_ASSIGNED) {
+                name = format!("{name}-{}", uami.rsplit('/').next().unwrap_or_default());
+            }
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
 impl ResourceKind {
     /// Child kinds, listed through `…/factories/{f}/{segment}`.
     pub const CHILDREN: [ResourceKind; 12] = [

@@ -699,7 +699,6 @@ fn policy_held(item: &[u8], names: &[String], own: &Own) -> Option<Vec<u8>> {
 /// where it is a user-assigned one; the factory's id in its scope written
 /// FACTORY_ID.
 fn role_held(item: &[u8], factory: &str, principal: &str) -> Option<Value> {
-    use sha2::Digest;
     let v: Value = serde_json::from_slice(item).ok()?;
     let props = v.get("properties")?;
     let role = props
@@ -716,16 +715,12 @@ fn role_held(item: &[u8], factory: &str, principal: &str) -> Option<Value> {
     if scope.eq_ignore_ascii_case(factory.trim_end_matches('/')) {
         scope = crate::model::kind::FACTORY_ID.to_string();
     }
-    let mut named = scope.to_ascii_lowercase();
-    if principal != crate::model::kind::SYSTEM_ASSIGNED {
-        named = format!("{named}|{principal}");
-    }
-    let digest = sha2::Sha256::digest(named.as_bytes());
-    let name = format!("{role}-{}", &crate::snapshot::manifest::hex(&digest)[..12]);
-    Some(serde_json::json!({
-        "name": name,
+    let mut kept = serde_json::json!({
         "properties": {"roleDefinitionId": role, "scope": scope, "principal": principal}
-    }))
+    });
+    let name = crate::model::kind::grant_name(ResourceKind::RoleAssignment, &kept)?;
+    kept["name"] = Value::String(name);
+    Some(kept)
 }
 
 /// `/subscriptions/S/resourceGroups/R` of a factory's path.

@@ -2105,3 +2105,137 @@ async fn a_region_map_moves_what_is_bound_to_the_lost_region() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(stderr(&out).contains("not an ARM id"), "{}", text(&out));
 }
+
+/// Issue 28's proof, the emulator as referee: West Europe is down (the
+/// factory, its vault and its lake are there); a restore with a complete
+/// region map into North Europe sends nothing to West Europe (the
+/// emulator's per-region counter does not move), the SSIS runtime runs in
+/// the new region, and nothing in the restored factory names the lost
+/// region or its resources.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_region_down_a_mapped_restore_sends_nothing_there() {
+    let rig = Rig::start("region-down", &[("sales", "adf-sales", &sample_factory())]).await;
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let rg = |name: &str| format!("/subscriptions/{SUB}/resourceGroups/{name}");
+    // The sample's lake, its private endpoint and its event trigger are in
+    // another subscription's rg-data.
+    let lake = |name: &str| {
+        format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{name}")
+    };
+    adfdr_tests::admin(
+        &rig.emu,
+        "resources",
+        serde_json::json!([
+            {"id": rg("rg-sec"), "location": "westeurope"},
+            {"id": rg("rg-data"), "location": "westeurope"},
+            {"id": rg("rg-sec-neu"), "location": "northeurope"},
+            {"id": rg("rg-data-neu"), "location": "northeurope"},
+            {"id": lake("rg-data"), "location": "westeurope"},
+            {"id": lake("rg-data-neu"), "location": "northeurope"},
+        ]),
+    )
+    .await;
+    // The vault standing in for contoso-kv, in North Europe.
+    let token = rig
+        .emu
+        .mint_token("https://management.azure.com/", "setup", 3600);
+    let vault_of = |group: &str, name: &str| {
+        format!("{}/providers/Microsoft.KeyVault/vaults/{name}", rg(group))
+    };
+    let vault = vault_of("rg-sec-neu", "contoso-kv-neu");
+    let resp = adfdr_tests::raw_client()
+        .put(format!("{}{vault}?api-version=2023-07-01", rig.emu.urls().arm))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"location": "northeurope", "properties": {
+            "tenantId": "00000000-0000-0000-0000-000000000001", "sku": {"family": "A", "name": "standard"}}}))
+        .send()
+        .await
+        .expect("vault");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let map = rig.dir.join("dr-map.toml");
+    std::fs::write(
+        &map,
+        format!(
+            "[regions]\n\"West Europe\" = \"northeurope\"\n[ids]\n\"{}\" = \"{}\"\n\"{}\" = \"{}\"\n\"{}\" = \"{}\"\n\"{}\" = \"{}\"\n[hosts]\n\"contoso-kv.vault.azure.net\" = \"contoso-kv-neu.vault.azure.net\"\n\"sales.database.windows.net\" = \"sales-fog.database.windows.net\"\n",
+            vault_of("rg-sec", "contoso-kv"),
+            vault,
+            rg("rg-sec"),
+            rg("rg-sec-neu"),
+            rg("rg-data"),
+            rg("rg-data-neu"),
+            lake("rg-data"),
+            lake("rg-data-neu")
+        ),
+    )
+    .expect("map");
+    adfdr_tests::admin(
+        &rig.emu,
+        "regions/westeurope",
+        serde_json::json!({"state": "down"}),
+    )
+    .await;
+    let west = || async {
+        adfdr_tests::raw_client()
+            .get(format!("{}/_emulator/counters", rig.emu.urls().arm))
+            .send()
+            .await
+            .expect("counters")
+            .json::<Value>()
+            .await
+            .expect("json")["by_region"]["westeurope"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = west().await;
+    let to = format!("{SUB}/{DR_RG}/adf-sales-neu");
+    let map_arg = map.display().to_string();
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--map",
+        &map_arg,
+        "--yes",
+    ]);
+    assert_eq!(
+        code(&out),
+        3,
+        "restored, with the sample's usual skips: {}",
+        text(&out)
+    );
+    assert_eq!(
+        west().await,
+        before,
+        "nothing was sent to the lost region: {}",
+        text(&out)
+    );
+    let everything = rig.emu.with_world(|w| {
+        let f = w.factory(SUB, DR_RG, "adf-sales-neu").expect("restored");
+        let mut all = f.body.to_string();
+        for kind in Kind::ALL {
+            for c in f.children(kind).values() {
+                all.push_str(&c.body.to_string());
+            }
+        }
+        all.to_ascii_lowercase()
+    });
+    for lost in [
+        "westeurope",
+        "west europe",
+        "/resourcegroups/rg-sec/",
+        "/resourcegroups/rg-data/",
+        "contoso-kv.vault",
+    ] {
+        assert!(
+            !everything.contains(lost),
+            "the restored factory still names {lost}"
+        );
+    }
+    assert!(
+        everything.contains("northeurope"),
+        "its runtime runs in the new region"
+    );
+}

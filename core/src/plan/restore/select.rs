@@ -321,13 +321,7 @@ impl<'a> Planner<'a> {
             for pointer in &filled {
                 set_pointer(&mut masked, pointer, Value::String(MASK.into()));
             }
-            staged.expected.push(Expected {
-                key: graph.keys[i].clone(),
-                label: graph.labels[i].clone(),
-                parent: self.children[i].parent.clone(),
-                name: self.children[i].name.clone(),
-                definition: masked.clone(),
-            });
+            staged.expected.push(self.expected(i, masked.clone()));
             let action = match self.in_target.get(&graph.keys[i]) {
                 None => Action::Create,
                 Some(t) if canon(&t.definition) == canon(&masked) => {
@@ -339,6 +333,31 @@ impl<'a> Planner<'a> {
             staged.writes.push((i, action, definition, changes));
         }
         staged
+    }
+
+    /// What resource `i` must read back as. A grant whose scope the region
+    /// map moved is another grant in the target, under the name its new
+    /// scope gives (model::kind::grant_name, as export names it).
+    fn expected(&self, i: usize, definition: Value) -> Expected {
+        let r = self.children[i];
+        let moved = crate::model::kind::grant_name(r.kind, &definition)
+            .filter(|n| self.options.region_map.is_some() && !n.eq_ignore_ascii_case(&r.name));
+        match moved {
+            Some(name) => Expected {
+                key: key(r.kind, r.parent.as_deref(), &name),
+                label: crate::model::resource::label(r.kind, r.parent.as_deref(), &name),
+                parent: r.parent.clone(),
+                name,
+                definition,
+            },
+            None => Expected {
+                key: self.graph.keys[i].clone(),
+                label: self.graph.labels[i].clone(),
+                parent: r.parent.clone(),
+                name: r.name.clone(),
+                definition,
+            },
+        }
     }
 
     /// The writes in dependency order, each with the positions of the writes
