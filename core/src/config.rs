@@ -153,6 +153,9 @@ settings! {
     #[serde(default)]
     keep: crate::plan::retention::Policy,
     drill_overrides: Option<PathBuf>,
+    /// A region map (issue 28): drills restore with it into the mapped
+    /// region (a region-loss drill), as `restore --map` does.
+    region_map: Option<PathBuf>,
     smoke_pipeline: Option<String>,
     /// How long the smoke pipeline may run (default 10m).
     smoke_timeout: Option<DurationSpec>,

@@ -126,6 +126,14 @@ pub fn overrides(
     )
 }
 
+/// Reads a region map (`restore --map`, a factory's `region_map`).
+pub fn region_map(path: &Path) -> Result<crate::plan::region_map::RegionMap, String> {
+    let bytes = read_capped(path, 1 << 20).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    crate::plan::region_map::RegionMap::parse(&text, &path.display().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,32 @@ fn drill_request(
     }
 }
 
+/// The factory's `drill_overrides` and `region_map` (a region map makes it
+/// a region-loss drill: into the mapped region), read and checked.
+fn drill_files(
+    fc: &FactoryConfig,
+) -> Result<
+    (
+        Option<Overrides>,
+        Option<crate::plan::region_map::RegionMap>,
+    ),
+    OpError,
+> {
+    let overrides = fc
+        .drill_overrides
+        .as_deref()
+        .map(crate::localfile::overrides)
+        .transpose()
+        .map_err(|e| OpError::usage(format!("factory '{}': drill_overrides: {e}", fc.name)))?;
+    let region_map = fc
+        .region_map
+        .as_deref()
+        .map(crate::localfile::region_map)
+        .transpose()
+        .map_err(|e| OpError::usage(format!("factory '{}': region_map {e}", fc.name)))?;
+    Ok((overrides, region_map))
+}
+
 pub async fn drill(
     engine: &Engine,
     fc: &FactoryConfig,
@@ -208,12 +234,7 @@ pub async fn drill(
     progress: op::Progress<'_>,
 ) -> Result<Report, OpError> {
     let (target, region) = target_of(fc)?;
-    let overrides = fc
-        .drill_overrides
-        .as_deref()
-        .map(crate::localfile::overrides)
-        .transpose()
-        .map_err(|e| OpError::usage(format!("factory '{}': drill_overrides: {e}", fc.name)))?;
+    let (overrides, region_map) = drill_files(fc)?;
     let started = clock();
     let wall = Instant::now();
     let (snapshot, pick) = choose(engine, fc, &options.pick, started).await?;
@@ -223,7 +244,8 @@ pub async fn drill(
         confirmed_ms: ms(confirmed_at),
         ..Default::default()
     };
-    let request = drill_request(fc, &snapshot, &target, region.clone(), overrides, options);
+    let mut request = drill_request(fc, &snapshot, &target, region.clone(), overrides, options);
+    request.options.region_map = region_map;
     let restored = restore(engine, request, &mut facts, wall, progress).await;
     let mut phases = restored.phases;
     let mut checks = restored.checks;

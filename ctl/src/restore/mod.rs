@@ -390,10 +390,5 @@ fn target(to: &str) -> Result<TargetFactory, OpError> {
 
 /// `--map FILE`, read and checked.
 fn region_map(path: &std::path::Path) -> Result<adfdr_core::plan::region_map::RegionMap, OpError> {
-    let bytes = adfdr_core::localfile::read_capped(path, 1 << 20)
-        .map_err(|e| OpError::usage(format!("--map {}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| OpError::usage(format!("--map {}: not UTF-8 text", path.display())))?;
-    adfdr_core::plan::region_map::RegionMap::parse(&text, &path.display().to_string())
-        .map_err(OpError::usage)
+    adfdr_core::localfile::region_map(path).map_err(|e| OpError::usage(format!("--map {e}")))
 }

@@ -455,3 +455,49 @@ async fn a_drill_proves_the_restored_identity_can_reach_its_secrets() {
 fn started(c: &crate::restore::Contents) -> Vec<String> {
     crate::restore::started(c)
 }
+
+/// Issue 28: a factory's `region_map` makes its drill a region-loss drill:
+/// the scratch factory is created in the mapped region, the SSIS runtime's
+/// "West Europe" becomes that region, and the drill proves it as any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_map_makes_a_drill_restore_into_the_mapped_region() {
+    let rig = Rig::start("drill-region", &[("sales", "adf-sales", &sample_factory())]).await;
+    let map = rig.dir.join("dr-map.toml");
+    std::fs::write(&map, "[regions]\n\"West Europe\" = \"northeurope\"\n").expect("map");
+    rig.write_config(&with_factory_lines(
+        &rig,
+        &[(
+            "sales",
+            format!(
+                "{}rto_target = \"10m\"\nregion_map = \"{}\"\n",
+                drill_target("adf-sales"),
+                map.display()
+            ),
+        )],
+    ));
+    assert_eq!(code(&rig.adfdr(&["backup"])), 0);
+    let out = rig.adfdr(&["drill", "sales", "--cleanup", "keep"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains(": PASSED"), "{}", text(&out));
+    let (location, ir) = rig.emu.with_world(|w| {
+        let f = w
+            .factory(SUB, DRILL_RG, "adf-sales-drill")
+            .expect("the scratch factory");
+        let ir = f
+            .children(adf_emulator::kinds::Kind::IntegrationRuntime)
+            .get("ir-ssis")
+            .map(|c| c.body.clone())
+            .expect("the SSIS runtime");
+        (f.body["location"].clone(), ir)
+    });
+    assert_eq!(location, "northeurope");
+    assert_eq!(
+        ir.pointer("/properties/typeProperties/computeProperties/location"),
+        Some(&serde_json::json!("northeurope"))
+    );
+    // A map that does not read is the drill's usage error, named.
+    std::fs::write(&map, "[hosts]\n\"https://x\" = \"y\"\n").expect("map");
+    let out = rig.adfdr(&["drill", "sales"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("region_map"), "{}", text(&out));
+}
