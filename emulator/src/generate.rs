@@ -117,8 +117,10 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
             "integrationRuntime/ir-ssis.json".to_string(),
             json!({"name": "ir-ssis", "properties": {"type": "Managed", "state": "Started",
                 "description": "Azure-SSIS IR (starts take 20-30 minutes)",
-                "typeProperties": {"computeProperties": {"location": "West Europe", "nodeSize": "Standard_D2_v3", "numberOfNodes": 2, "maxParallelExecutionsPerNode": 2},
-                    "ssisProperties": {"edition": "Standard", "licenseType": "LicenseIncluded"}}}}),
+                "typeProperties": {"computeProperties": {"location": "West Europe", "nodeSize": "Standard_D2_v3", "numberOfNodes": 2, "maxParallelExecutionsPerNode": 2,
+                        "vNetProperties": {"subnetId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net-weu/providers/Microsoft.Network/virtualNetworks/vnet-weu/subnets/ssis"}},
+                    "ssisProperties": {"edition": "Standard", "licenseType": "LicenseIncluded",
+                        "catalogInfo": {"catalogServerEndpoint": "sql-ssis-weu.database.windows.net", "catalogAdminUserName": "ssisadmin", "catalogPricingTier": "Basic"}}}}}),
         ),
         (
             "credential/cred-uami.json".to_string(),
@@ -144,6 +146,14 @@ fn runnable(n: usize) -> Vec<(String, Value)> {
         ));
     }
     files.extend(surroundings());
+    // New files in a lake of the factory's region start a pipeline.
+    files.push((
+        "trigger/TR_NewFiles.json".to_string(),
+        json!({"name": "TR_NewFiles", "properties": {"type": "BlobEventsTrigger", "runtimeState": "Stopped",
+            "pipelines": [{"pipelineReference": {"referenceName": "PL_Step_00000", "type": "PipelineReference"}}],
+            "typeProperties": {"blobPathBeginsWith": "/raw/blobs/", "ignoreEmptyBlobs": true, "events": ["Microsoft.Storage.BlobCreated"],
+                "scope": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-data-weu/providers/Microsoft.Storage/storageAccounts/lakeweu"}}}),
+    ));
     for k in 0..(n / 1000).clamp(1, 4) {
         let name = format!("LS_Files_{k:02}");
         files.push((
@@ -168,6 +178,7 @@ fn surroundings() -> Vec<(String, Value)> {
             "surroundings/diagnosticSetting/diag-all.json".to_string(),
             json!({"name": "diag-all", "properties": {
                 "workspaceId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.OperationalInsights/workspaces/law-generated",
+                "storageAccountId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Storage/storageAccounts/stlogsweu",
                 "logs": [{"categoryGroup": "allLogs", "enabled": true}], "metrics": [{"category": "AllMetrics", "enabled": true}]}}),
         ),
         (
@@ -455,6 +466,32 @@ mod tests {
             8
         );
         assert_eq!(count("credential/"), 1);
+        // Issue 28: what is bound to the factory's region, for the region
+        // map to move: an SSIS IR in a VNet with a catalog server (and a
+        // display-name location), a blob event trigger's storage scope, a
+        // diagnostic setting to a storage account.
+        let ssis = "integrationRuntime/ir-ssis.json";
+        let ssis_at = |p: &str| state(ssis, &format!("/properties/typeProperties/{p}"));
+        assert_eq!(
+            ssis_at("computeProperties/location"),
+            Some(json!("West Europe"))
+        );
+        assert!(ssis_at("computeProperties/vNetProperties/subnetId").is_some());
+        assert!(ssis_at("ssisProperties/catalogInfo/catalogServerEndpoint").is_some());
+        assert!(
+            state(
+                "trigger/TR_NewFiles.json",
+                "/properties/typeProperties/scope"
+            )
+            .is_some()
+        );
+        assert!(
+            state(
+                "surroundings/diagnosticSetting/diag-all.json",
+                "/properties/storageAccountId"
+            )
+            .is_some()
+        );
         let encrypted = g
             .files
             .iter()
