@@ -187,6 +187,158 @@ impl RegionMap {
     }
 }
 
+/// What kind of region-bound place a reference is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundKind {
+    /// An integration runtime's compute location.
+    Location,
+    /// An ARM id outside the factory (a subnet, an endpoint's target, a
+    /// trigger's storage scope, a diagnostic destination, a grant's scope).
+    Id,
+    /// An Azure service's host inside a URL or connection string.
+    Host,
+}
+
+/// One region-bound place of a definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub pointer: String,
+    pub value: String,
+    pub kind: BoundKind,
+}
+
+/// Host names of regional Azure services (a lake, a database, a vault,
+/// Event Hubs, Cosmos DB, Synapse).
+const REGIONAL_HOSTS: [&str; 6] = [
+    ".core.windows.net",
+    ".database.windows.net",
+    ".vault.azure.net",
+    ".servicebus.windows.net",
+    ".documents.azure.com",
+    ".azuresynapse.net",
+];
+
+/// The region-bound places of `definition`: an integration runtime's
+/// compute location (not AutoResolve), every ARM id that is not the
+/// factory's own, every regional service host. What a map has to say
+/// something about before the region is lost.
+pub fn bound(kind: ResourceKind, definition: &Value) -> Vec<Bound> {
+    let mut out = Vec::new();
+    if kind == ResourceKind::IntegrationRuntime {
+        let pointer = "/properties/typeProperties/computeProperties/location";
+        if let Some(location) = definition.pointer(pointer).and_then(Value::as_str)
+            && !location.eq_ignore_ascii_case("AutoResolve")
+        {
+            out.push(Bound {
+                pointer: pointer.into(),
+                value: location.to_string(),
+                kind: BoundKind::Location,
+            });
+        }
+    }
+    strings(definition, &mut String::new(), &mut |pointer, s| {
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("/subscriptions/")
+            && !lower.contains("/providers/microsoft.datafactory/factories/")
+        {
+            out.push(Bound {
+                pointer: pointer.to_string(),
+                value: s.to_string(),
+                kind: BoundKind::Id,
+            });
+        }
+        for host in hosts_in(s) {
+            out.push(Bound {
+                pointer: pointer.to_string(),
+                value: host,
+                kind: BoundKind::Host,
+            });
+        }
+    });
+    out
+}
+
+fn strings(v: &Value, at: &mut String, f: &mut dyn FnMut(&str, &str)) {
+    match v {
+        Value::String(s) => f(at, s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                strings(item, at, f);
+                at.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                strings(item, at, f);
+                at.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The regional service hosts written out in `s` (an expression that
+/// builds one, `'.dfs.core.windows.net'`, names none).
+fn hosts_in(s: &str) -> Vec<String> {
+    let lower = s.to_ascii_lowercase();
+    let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    let mut out = Vec::new();
+    for suffix in REGIONAL_HOSTS {
+        let mut from = 0;
+        while let Some(found) = lower[from..].find(suffix) {
+            let end = from + found + suffix.len();
+            let start = lower[..from + found]
+                .rfind(|c: char| !host_char(c))
+                .map_or(0, |i| i + 1);
+            let host = &lower[start..end];
+            if !host.starts_with('.') && lower[end..].chars().next().is_none_or(|c| !host_char(c)) {
+                out.push(host.to_string());
+            }
+            from = end;
+        }
+    }
+    out
+}
+
+impl RegionMap {
+    /// Whether the map says what happens to `b`: a location is a lost
+    /// region's only if [regions] names it (else it needs nothing); an id
+    /// needs an [ids] prefix, a host a [hosts] line (map one to itself to
+    /// keep it where it is).
+    pub fn covers(&self, b: &Bound) -> bool {
+        match b.kind {
+            BoundKind::Location => true,
+            BoundKind::Id => {
+                let lower = b.value.to_ascii_lowercase();
+                self.ids
+                    .iter()
+                    .any(|(from, _)| lower == *from || lower.starts_with(&format!("{from}/")))
+            }
+            BoundKind::Host => self
+                .hosts
+                .iter()
+                .any(|(from, _)| b.value.eq_ignore_ascii_case(from)),
+        }
+    }
+
+    /// The line that would cover `b`, to add to the map.
+    pub fn line_for(b: &Bound) -> String {
+        match b.kind {
+            BoundKind::Location => format!("[regions] \"{}\" = \"…\"", b.value),
+            BoundKind::Id => {
+                let group: Vec<&str> = b.value.split('/').take(5).collect();
+                format!("[ids] \"{}\" = \"…\"", group.join("/"))
+            }
+            BoundKind::Host => format!("[hosts] \"{}\" = \"…\"", b.value),
+        }
+    }
+}
+
 /// `text` with every occurrence of the host `from` that stands as a whole
 /// host name (not inside a longer one: `xsalesweu…` or `salesweu….evil`)
 /// replaced, case-insensitively.
@@ -280,5 +432,45 @@ mod tests {
         assert!(e.contains("not a host name"), "{e}");
         let e = RegionMap::parse("[region]\nx = \"y\"\n", "dr.toml").expect_err("typo");
         assert!(e.contains("region"), "{e}");
+    }
+
+    #[test]
+    fn region_bound_places_are_found_and_the_map_says_which_it_covers() {
+        let map = RegionMap::parse(MAP, "dr.toml").expect("map");
+        let ls = json!({"properties": {"typeProperties": {
+            "url": "https://salesweu.dfs.core.windows.net/raw",
+            "connectionString": "Server=tcp:sql-weu.database.windows.net,1433;Database=dw",
+            "built": "@{concat('https://', linkedService().account, '.dfs.core.windows.net/')}",
+            "factory": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f",
+            "vault": "/subscriptions/s/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/kv"}}});
+        let found = bound(ResourceKind::LinkedService, &ls);
+        let values: Vec<(&str, BoundKind)> =
+            found.iter().map(|b| (b.value.as_str(), b.kind)).collect();
+        assert_eq!(
+            values,
+            [
+                ("salesweu.dfs.core.windows.net", BoundKind::Host),
+                ("sql-weu.database.windows.net", BoundKind::Host),
+                (
+                    "/subscriptions/s/resourceGroups/rg-sec/providers/Microsoft.KeyVault/vaults/kv",
+                    BoundKind::Id
+                ),
+            ],
+            "the factory's own id and a host an expression builds are not bound"
+        );
+        let uncovered: Vec<String> = found
+            .iter()
+            .filter(|b| !map.covers(b))
+            .map(RegionMap::line_for)
+            .collect();
+        assert_eq!(
+            uncovered,
+            [
+                "[hosts] \"sql-weu.database.windows.net\" = \"…\"",
+                "[ids] \"/subscriptions/s/resourceGroups/rg-sec\" = \"…\""
+            ]
+        );
+        let ir = json!({"properties": {"typeProperties": {"computeProperties": {"location": "AutoResolve"}}}});
+        assert!(bound(ResourceKind::IntegrationRuntime, &ir).is_empty());
     }
 }

@@ -2100,6 +2100,22 @@ async fn a_region_map_moves_what_is_bound_to_the_lost_region() {
         ir.pointer("/properties/typeProperties/computeProperties/location"),
         Some(&Value::String("northeurope".into()))
     );
+    // What the map says nothing of is named in the plan with the line that
+    // would cover it; --strict refuses it.
+    assert!(
+        stderr(&out).contains("is not in the region map: add [ids] \"/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-sec\"")
+            || stdout(&out).contains("is not in the region map: add [ids] \"/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-sec\""),
+        "{}",
+        text(&out)
+    );
+    let strict = args("--strict");
+    let out = rig.adfdr(&strict.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("region-bound") && stderr(&out).contains("rg-sec"),
+        "{}",
+        text(&out)
+    );
     std::fs::write(&map, "[ids]\n\"rg-a\" = \"rg-b\"\n").expect("map");
     let out = rig.adfdr(&plan_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code(&out), 2, "{}", text(&out));

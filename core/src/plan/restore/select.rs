@@ -130,11 +130,7 @@ impl<'a> Planner<'a> {
             map.insert("properties".into(), Value::Object(Default::default()));
         }
         let (mut changes, mut filled) = (Vec::new(), Vec::new());
-        if let Some(map) = &self.options.region_map {
-            for m in map.apply(r.kind, &mut definition) {
-                changes.push(format!("region map: {} {} -> {}", m.pointer, m.from, m.to));
-            }
-        }
+        self.map_region(i, &label, &mut definition, &mut changes);
         if let Some(o) = self.overrides {
             for rule in &o.rules {
                 if Overrides::rule_matches(rule, r.kind, r.parent.as_deref(), &r.name) {
@@ -203,6 +199,36 @@ impl<'a> Planner<'a> {
             skip = Some(reason);
         }
         (definition, changes, filled, skip)
+    }
+
+    /// The region map on resource `i`: every region-bound place it says
+    /// nothing of is named with the line that would (--strict refuses),
+    /// and each rewrite it makes is a change the plan shows.
+    pub(super) fn map_region(
+        &mut self,
+        i: usize,
+        label: &str,
+        definition: &mut Value,
+        changes: &mut Vec<String>,
+    ) {
+        let kind = self.children[i].kind;
+        let Some(map) = &self.options.region_map else {
+            return;
+        };
+        // Every region-bound place the map says nothing of, with the
+        // line that would (--strict refuses).
+        for b in crate::plan::region_map::bound(kind, definition) {
+            if !map.covers(&b) {
+                let line = crate::plan::region_map::RegionMap::line_for(&b);
+                self.warn_or_refuse(format!(
+                    "{label}: region-bound {} at {} is not in the region map: add {line} (map it to itself to keep it)",
+                    b.value, b.pointer
+                ));
+            }
+        }
+        for m in map.apply(kind, definition) {
+            changes.push(format!("region map: {} {} -> {}", m.pointer, m.from, m.to));
+        }
     }
 
     /// A linked service's encryptedCredential, restored anywhere but its own
