@@ -72,6 +72,11 @@ impl Regions {
 /// the path starts with.
 pub fn region_of(world: &World, regions: &Regions, path: &str) -> Option<String> {
     let lower = path.trim_end_matches('/').to_ascii_lowercase();
+    // Role assignments and locks are Microsoft.Authorization's, a global
+    // service: they answer for a resource whose region is down.
+    if lower.contains("/providers/microsoft.authorization/") {
+        return None;
+    }
     let s: Vec<&str> = lower.split('/').filter(|p| !p.is_empty()).collect();
     if s.len() >= 8
         && s[0] == "subscriptions"

@@ -2254,4 +2254,40 @@ async fn with_the_region_down_a_mapped_restore_sends_nothing_there() {
         everything.contains("northeurope"),
         "its runtime runs in the new region"
     );
+
+    // Without the vault's lines, its access policy goes to the vault in the
+    // lost region, failed over read-only: reported with the command that
+    // gives it once the vault takes changes (exit 3), not a failed write.
+    let partial = rig.dir.join("partial-map.toml");
+    std::fs::write(
+        &partial,
+        format!(
+            "[regions]\nwesteurope = \"northeurope\"\n[ids]\n\"{}\" = \"{}\"\n\"{}\" = \"{}\"\n",
+            rg("rg-data"),
+            rg("rg-data-neu"),
+            lake("rg-data"),
+            lake("rg-data-neu")
+        ),
+    )
+    .expect("map");
+    let to = format!("{SUB}/{DR_RG}/adf-sales-neu2");
+    let partial_arg = partial.display().to_string();
+    let out = rig.adfdr(&[
+        "restore",
+        "latest",
+        "--factory",
+        "sales",
+        "--to",
+        &to,
+        "--map",
+        &partial_arg,
+        "--yes",
+    ]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("takes no changes now")
+            && text(&out).contains("az keyvault set-policy"),
+        "{}",
+        text(&out)
+    );
 }

@@ -54,6 +54,17 @@ impl Applier<'_> {
                     self.progress
                         .wrote_news(&format!("already held: {}", step.label));
                 }
+                // A vault that refuses changes (failed over read-only in a
+                // regional outage) is a grant to give later, not a write
+                // that failed: reported with the command, as a refusal is.
+                Err(e) if step.kind == ResourceKind::AccessPolicy && e.status() == Some(409) => {
+                    self.ungranted.lock().expect("grants").push(Failure {
+                        what: step.label.clone(),
+                        error: format!(
+                            "{e}; the vault takes no changes now (failed over read-only?): once it does, {command}; or map it to a vault in the new region (--map)"
+                        ),
+                    })
+                }
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
                     self.ungranted.lock().expect("grants").push(Failure {
                         what: step.label.clone(),
