@@ -79,10 +79,7 @@ fn exit_code(results: &[FactoryBackup]) -> i32 {
     };
     if kind("interrupted") {
         exit::INTERRUPTED
-    } else if results
-        .iter()
-        .any(|r| r.error.as_ref().is_some_and(|e| e.kind == "usage"))
-    {
+    } else if kind("usage") {
         exit::USAGE
     } else if results.iter().any(|r| r.error.is_some()) {
         exit::FAILED

@@ -219,7 +219,14 @@ async fn service(
         Err(e) => return Ok(respond(Err(e), &[])),
     };
     if !is_vault && let Some(outage) = region_gate(shared, call) {
-        return Ok(respond(Err(outage), &[("Retry-After".into(), "30".into())]));
+        // An outage asks to be retried later; a read-only vault does not.
+        let retry = outage.status == 503;
+        let headers = if retry {
+            vec![("Retry-After".into(), "30".into())]
+        } else {
+            Vec::new()
+        };
+        return Ok(respond(Err(outage), &headers));
     }
     let op = Op::of_method(&call.method);
     let mut extra = Vec::new();

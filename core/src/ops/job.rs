@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use super::contract::{
-    AuditAction, AuditEvent, CaptureReport, DrillOptions, Job, JobOutcome, JobReport, VerifyOptions,
+    AuditAction, CaptureReport, DrillOptions, Job, JobOutcome, JobReport, VerifyOptions,
 };
 use super::{Engine, backup, prune, system_clock, verify};
 use crate::catalog::RunRecord;
@@ -18,43 +18,7 @@ use crate::plan::retention::zone;
 use crate::snapshot::rfc3339;
 use crate::store::layout;
 
-/// Who runs jobs: the name on each audit record, and for a person the
-/// user and host.
-#[derive(Clone, Debug)]
-pub struct Actor {
-    /// `adfdr-agent` or `adfdr`.
-    pub by: String,
-    pub user: Option<String>,
-    pub host: Option<String>,
-}
-
-impl Actor {
-    /// The agent, on its own schedule or asked through its socket.
-    pub fn agent() -> Actor {
-        Actor {
-            by: "adfdr-agent".into(),
-            user: None,
-            host: None,
-        }
-    }
-
-    /// A person running `adfdr` (user and host from the environment).
-    pub fn person() -> Actor {
-        let (user, host) = super::hold::who();
-        Actor {
-            by: "adfdr".into(),
-            user: Some(user),
-            host: Some(host),
-        }
-    }
-
-    fn event(&self, action: AuditAction) -> AuditEvent {
-        let mut e = AuditEvent::now(&self.by, action);
-        e.user.clone_from(&self.user);
-        e.host.clone_from(&self.host);
-        e
-    }
-}
+pub use super::actor::Actor;
 
 /// What a job found on the way, for whoever runs it. Every method does
 /// nothing unless the front end cares.

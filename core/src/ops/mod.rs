@@ -5,6 +5,7 @@
 //! adapters (ARM, stores, keys, catalog) held by an `Engine`, answer typed
 //! results (`contract`) and fail with an `OpError` that carries a kind.
 
+pub mod actor;
 pub mod backup;
 pub mod capture;
 pub mod catalog;

@@ -131,42 +131,23 @@ impl RegionMap {
                 *location = to.to_string();
             }
         }
-        self.walk(definition, &mut String::new(), &mut out);
-        out
-    }
-
-    fn walk(&self, v: &mut Value, at: &mut String, out: &mut Vec<Mapped>) {
-        match v {
-            Value::String(s) => {
-                if let Some(new) = self.rewrite(s)
-                    && new != *s
-                {
-                    out.push(Mapped {
-                        pointer: at.clone(),
-                        from: std::mem::replace(s, new.clone()),
-                        to: new,
-                    });
-                }
+        let mut edits = Vec::new();
+        strings(definition, &mut String::new(), &mut |pointer, s| {
+            if let Some(new) = self.rewrite(s) {
+                edits.push(Mapped {
+                    pointer: pointer.to_string(),
+                    from: s.to_string(),
+                    to: new,
+                });
             }
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    let len = at.len();
-                    at.push_str(&format!("/{i}"));
-                    self.walk(item, at, out);
-                    at.truncate(len);
-                }
+        });
+        for m in edits {
+            if let Some(v) = definition.pointer_mut(&m.pointer) {
+                *v = Value::String(m.to.clone());
             }
-            Value::Object(map) => {
-                for (k, item) in map.iter_mut() {
-                    let len = at.len();
-                    at.push('/');
-                    at.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                    self.walk(item, at, out);
-                    at.truncate(len);
-                }
-            }
-            _ => {}
+            out.push(m);
         }
+        out
     }
 
     /// A string with its mapped id prefix and hosts replaced.

@@ -192,17 +192,11 @@ pub async fn prepare(engine: &Engine, request: Request) -> Result<Prepared, OpEr
 /// A restore refused before its first write (no such snapshot, --strict,
 /// a denied read) is a privileged act too: one record says so.
 fn refused(dir: &std::path::Path, factory: Option<&str>, target: &str, e: &OpError) {
-    let (user, host) = super::hold::who();
-    let mut event = AuditEvent::now(
-        "adfdr",
-        AuditAction::Failed {
-            factory: factory.unwrap_or("-").to_string(),
-            job: "restore".into(),
-            error: format!("to {target}: {e}"),
-        },
-    );
-    event.user = Some(user);
-    event.host = Some(host);
+    let event = super::actor::Actor::person().event(AuditAction::Failed {
+        factory: factory.unwrap_or("-").to_string(),
+        job: "restore".into(),
+        error: format!("to {target}: {e}"),
+    });
     if let Err(w) = super::contract::audit(dir, &event) {
         tracing::warn!("the audit trail in {} is not writable: {w}", dir.display());
     }
